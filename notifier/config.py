@@ -1,0 +1,197 @@
+"""Configuration: one TOML file validated by pydantic, every key overridable from the environment.
+
+Lookup: ``--config FILE``, else ``$NOTIFIER_CONFIG``, else ``./config.toml``, else built-in defaults
+(the ones ``config.example.toml`` documents). ``NOTIFIER_<SECTION>__<KEY>=value`` overrides a key;
+``NOTIFIER_CHANNELS__<ALIAS>__<KEY>`` reaches into a channel table. Values from the environment are
+parsed as TOML values when they parse (``8081``, ``true``, ``["a","b"]``), else taken as strings.
+
+A wrong key or value raises ConfigError naming the key, where it came from (file and line, or the
+environment variable) and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from notifier.domain.enums import ChannelKind
+from notifier.domain.errors import ConfigError
+
+ENV_PREFIX = "NOTIFIER_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = Field("http://127.0.0.1:8080", description="base of links in messages")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    timezone: str = "Asia/Shanghai"
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite:///notifier.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://"))):
+            raise ValueError("expected sqlite:///path.db or postgresql://user@host/db")
+        return value
+
+
+class EngineConfig(Section):
+    workers: int = Field(2, ge=0, le=64, description="delivery worker tasks per process")
+    batch_size: int = Field(100, ge=1, le=5000)
+    fanout_batch_size: int = Field(2000, ge=100, le=50000)
+    lease_seconds: float = Field(60, gt=0)
+    poll_interval: float = Field(0.5, gt=0)
+    max_attempts: int = Field(5, ge=1, le=50)
+    backoff_base: float = Field(2.0, gt=0)
+    backoff_max: float = Field(900, gt=0)
+    confirm_window: float = Field(0, ge=0, description="seconds to wait for a receipt before fallback; 0 off")
+
+
+class SecurityConfig(Section):
+    signing_secret: SecretStr = Field(
+        SecretStr("change-me-in-production"), description="HMAC key for signed links"
+    )
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ChannelConfig(BaseModel):
+    """One ``[channels.<alias>]`` table; adapter options are validated by the adapter's own model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: ChannelKind
+    type: str = Field(description="adapter name registered under the notifier.channels entry points")
+    order: int = Field(0, description="aliases of one kind are tried in ascending order")
+    rate_per_second: float | None = Field(None, gt=0)
+    rate_per_minute: float | None = Field(None, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Settings(Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    engine: EngineConfig = EngineConfig()
+    security: SecurityConfig = SecurityConfig()
+    logging: LoggingConfig = LoggingConfig()
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+
+    @field_validator("channels")
+    @classmethod
+    def _aliases(cls, value: dict[str, ChannelConfig]) -> dict[str, ChannelConfig]:
+        for alias in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", alias):
+                raise ValueError(f"channel alias {alias!r}: use lower-case letters, digits, - and _")
+        return value
+
+    @property
+    def sqlite_path(self) -> str | None:
+        url = self.database.url
+        return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("NOTIFIER_CONFIG"):
+        return Path(os.environ["NOTIFIER_CONFIG"])
+    local = Path("config.toml")
+    return local if local.exists() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError on any problem."""
+    environ = os.environ if environ is None else environ
+    file = config_path(path)
+    text = ""
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    sources: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "NOTIFIER_CONFIG":
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        _set_path(data, keys, _parse_env_value(raw))
+        sources[keys] = f"environment variable {name}"
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, text, sources)) from None
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_path(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(exc: ValidationError, file: Path | None, text: str, sources: dict[tuple[str, ...], str]) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc)
+        where = sources.get(loc) or _locate(file, text, loc)
+        expected = error["msg"]
+        if error["type"] == "extra_forbidden":
+            expected = "unknown key (see config.example.toml for the keys there are)"
+        lines.append(f"  {key} ({where}): {expected}")
+    return "\n".join(lines)
+
+
+def _locate(file: Path | None, text: str, loc: tuple[str, ...]) -> str:
+    """Best-effort 'file:line' of a key: the key's line inside its [table], else the table's line."""
+    if file is None:
+        return "built-in default"
+    table, key = loc[:-1], loc[-1]
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table) + r"\s*\]\s*$")
+    key_line = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    in_table = not table
+    table_line = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(r"^\s*\[", line):
+            in_table = bool(table) and bool(header.match(line))
+            if in_table:
+                table_line = number
+            continue
+        if in_table and key_line.match(line):
+            return f"{file}:{number}"
+    return f"{file}:{table_line}" if table_line else str(file)

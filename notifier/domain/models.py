@@ -1,0 +1,294 @@
+"""Pydantic models: what the API accepts and returns, and what the store hands back.
+
+Input models forbid unknown fields, so a typo is an error and never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from notifier.domain.contacts import area_level, normalise_email, normalise_phone
+from notifier.domain.enums import ChannelKind, ChannelMode, NoticeState, Role, Severity
+
+CODE_PATTERN = r"^[a-z][a-z0-9-]{1,47}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case slug, e.g. air-quality")]
+
+
+def _check_area(code: str) -> str:
+    area_level(code)
+    return code
+
+
+AreaCode = Annotated[str, AfterValidator(_check_area), Field(examples=["370725001"])]
+Phone = Annotated[str, AfterValidator(normalise_phone), Field(examples=["+8613800138000"])]
+Email = Annotated[str, AfterValidator(normalise_email), Field(examples=["li.ming@example.com"])]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- areas, topics, groups, departments -------------------------------------------------------
+
+
+class AreaIn(Strict):
+    code: AreaCode
+    name: Name
+
+
+class Area(BaseModel):
+    code: str
+    name: str
+    level: str
+    parent: str | None
+
+
+class AreaNode(Area):
+    children: list[AreaNode] = []
+
+
+class TopicIn(Strict):
+    code: Code
+    name: Name
+    description: str = Field("", max_length=1000)
+
+
+class Topic(BaseModel):
+    id: int
+    code: str
+    name: str
+    description: str
+
+
+class GroupIn(TopicIn):
+    pass
+
+
+class Group(Topic):
+    pass
+
+
+class Department(BaseModel):
+    code: str
+    name: str
+    topics: list[str]
+
+
+# --- subscribers -------------------------------------------------------------------------------
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class QuietHours(Strict):
+    """Local hours in which non-urgent notices wait; may wrap midnight (22:00-07:00)."""
+
+    start: str = Field(examples=["22:00"])
+    end: str = Field(examples=["07:00"])
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("use 24-hour HH:MM")
+        return value
+
+    def contains(self, moment: time) -> bool:
+        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        if start <= end:
+            return start <= moment < end
+        return moment >= start or moment < end
+
+
+PersonalChannel = Literal["sms", "wechat", "wecom", "email"]
+
+
+class SubscriberFields(Strict):
+    name: Name | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    wechat_openid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{6,64}$")] | None = None
+    wecom_userid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] | None = None
+    area_code: AreaCode | None = None
+    groups: list[Code] | None = None
+    topics: list[Code] | None = None
+    channels: list[PersonalChannel] | None = Field(
+        None, description="channel preference order; the first one with an address is tried first"
+    )
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] | None = None
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("channels", "groups", "topics")
+    @classmethod
+    def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("list has duplicates")
+        return value
+
+
+class SubscriberIn(SubscriberFields):
+    name: Name
+    area_code: AreaCode
+    groups: list[Code] = []
+    topics: list[Code] = []
+    channels: list[PersonalChannel] = ["wechat", "sms", "wecom", "email"]
+    language: str = "zh"
+    consent_source: str = Field(
+        "api", max_length=200, description="where consent was given (paper form, web page, import file)"
+    )
+    external_id: str | None = Field(None, max_length=64, description="id in the department's own roster")
+
+
+class SubscriberPatch(SubscriberFields):
+    consent_withdrawn: bool | None = Field(None, description="true withdraws consent: nothing is sent")
+    opt_out_topics: list[Code] | None = None
+    opt_out_channels: list[PersonalChannel] | None = None
+
+
+class Consent(BaseModel):
+    source: str
+    at: datetime
+    withdrawn_at: datetime | None = None
+
+
+class Subscriber(BaseModel):
+    id: int
+    external_id: str | None
+    name: str
+    phone: str | None
+    email: str | None
+    wechat_openid: str | None
+    wecom_userid: str | None
+    area_code: str
+    groups: list[str]
+    topics: list[str]
+    channels: list[str]
+    language: str
+    quiet_hours: QuietHours | None
+    consent: Consent
+    opt_out_topics: list[str]
+    opt_out_channels: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- notices -----------------------------------------------------------------------------------
+
+
+class Target(Strict):
+    """Who a notice concerns.
+
+    The rule: residents in ``areas`` (a town covers its villages; empty means the whole county)
+    AND in any of ``groups`` OR subscribed to any of ``topics`` (with ``combine="all"``: in one of
+    the groups AND subscribed to one of the topics; with neither given, everyone in the areas),
+    plus every resident listed in ``subscribers``.
+    """
+
+    areas: list[AreaCode] = []
+    groups: list[Code] = []
+    topics: list[Code] = []
+    subscribers: list[int] = Field([], max_length=10000)
+    combine: Literal["any", "all"] = "any"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Target:
+        if not (self.areas or self.groups or self.topics or self.subscribers):
+            raise ValueError("target needs at least one of areas, groups, topics, subscribers")
+        return self
+
+
+class NoticeIn(Strict):
+    topic: Code
+    title: str = Field(min_length=1, max_length=200)
+    body: str | None = Field(None, min_length=1, max_length=10000)
+    template: Code | None = None
+    data: dict[str, Any] = {}
+    severity: Severity = Severity.INFO
+    target: Target
+    channels: list[ChannelKind] = Field(
+        default_factory=lambda: [ChannelKind.WECHAT, ChannelKind.SMS, ChannelKind.WECOM, ChannelKind.EMAIL],
+        min_length=1,
+    )
+    channel_mode: ChannelMode = ChannelMode.FIRST_AVAILABLE
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    references: int | None = Field(None, description="id of an earlier notice this one updates or lifts")
+
+    @model_validator(mode="after")
+    def _content(self) -> NoticeIn:
+        if (self.body is None) == (self.template is None):
+            raise ValueError("give exactly one of body or template")
+        if self.send_at and self.expires_at and self.expires_at <= self.send_at:
+            raise ValueError("expires_at must be after send_at")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels has duplicates")
+        return self
+
+
+class Decision(Strict):
+    reason: str | None = Field(None, max_length=1000)
+
+
+class Notice(BaseModel):
+    id: int
+    department: str
+    topic: str
+    title: str
+    body: str | None
+    template: str | None
+    data: dict[str, Any]
+    severity: Severity
+    target: Target
+    channels: list[ChannelKind]
+    channel_mode: ChannelMode
+    send_at: datetime | None
+    expires_at: datetime | None
+    references: int | None
+    state: NoticeState
+    created_by: int | None
+    approved_by: int | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="deliveries per channel and delivery state"
+    )
+    reach: float | None = Field(None, description="share of targeted residents sent or delivered a message")
+
+
+class Delivery(BaseModel):
+    id: int
+    notice_id: int
+    subscriber_id: int
+    channel: str
+    alias: str | None
+    state: str
+    attempts: int
+    provider_message_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyInfo(BaseModel):
+    id: int
+    name: str
+    department: str
+    role: Role
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_cursor: str | None

@@ -1,0 +1,53 @@
+"""Small helpers shared by the repository modules."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from notifier.domain.errors import FieldError, InvalidInput
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "id":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise InvalidInput("invalid cursor", [FieldError("query.cursor", "not a cursor this API returned")]) from None
+
+
+def page(rows: list[Any], limit: int, key: str = "id") -> tuple[list[Any], str | None]:
+    """Cut a list fetched with limit+1 rows into (items, next cursor)."""
+    if len(rows) > limit:
+        items = rows[:limit]
+        last = items[-1]
+        return items, encode_cursor(last[key] if isinstance(last, dict) else getattr(last, key))
+    return rows, None
+
+
+def area_range(code: str) -> tuple[str, str]:
+    """Bounds matching a code and every code under it (codes are prefix-hierarchical)."""
+    return code, code + ":"  # ':' sorts right after '9'

@@ -1,0 +1,55 @@
+"""The narrow interface repositories run their named queries through.
+
+A Database executes named blocks from its dialect's query file. Writes happen inside
+``transaction()``; a read outside one may use a separate connection and so never waits for a writer.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+Row = dict[str, Any]
+
+
+class Database(abc.ABC):
+    dialect: str
+
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied (empty when up to date)."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """One atomic unit of work; nested use joins the outer transaction."""
+
+    @abc.abstractmethod
+    async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def execute(self, query: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a named write; return the number of rows changed."""
+
+    @abc.abstractmethod
+    async def execute_many(self, query: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def stream(
+        self, query: str, params: Mapping[str, Any] | None = None, chunk: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """Rows of a named read in chunks, without loading them all."""
+
+    async def fetch_value(self, query: str, params: Mapping[str, Any] | None = None) -> Any:
+        row = await self.fetch_one(query, params)
+        return None if row is None else next(iter(row.values()))

@@ -1,0 +1,149 @@
+"""Notices and their deliveries as the API sees them: create, read, move through the life cycle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from notifier.domain.enums import NoticeState
+from notifier.domain.errors import Conflict, NotFound
+from notifier.domain.models import Delivery, Notice, NoticeIn
+from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
+from notifier.store.subscribers import SubscriberRepository
+
+
+def request_fingerprint(notice: NoticeIn) -> str:
+    return hashlib.sha256(dumps(notice.model_dump(mode="json")).encode()).hexdigest()
+
+
+class NoticeRepository(SubscriberRepository):
+    async def create_notice(
+        self,
+        notice: NoticeIn,
+        *,
+        department: str,
+        created_by: int | None,
+        actor: str,
+        idempotency_key: str | None = None,
+    ) -> tuple[Notice, bool]:
+        """Store a draft; with an idempotency key seen before, return the first notice and False."""
+        fingerprint = request_fingerprint(notice)
+        async with self.db.transaction():
+            if idempotency_key:
+                row = await self.db.fetch_one(
+                    "find_notice_by_idempotency_key", {"department": department, "idempotency_key": idempotency_key}
+                )
+                if row is not None:
+                    if row["request_hash"] != fingerprint:
+                        raise Conflict("Idempotency-Key was already used for a different notice")
+                    return await self._notice_from_row(row), False
+            row = await self.db.fetch_one(
+                "insert_notice",
+                {
+                    "department": department,
+                    "topic": notice.topic,
+                    "title": notice.title,
+                    "body": notice.body,
+                    "template": notice.template,
+                    "data": dumps(notice.data),
+                    "severity": notice.severity.value,
+                    "target": dumps(notice.target.model_dump(mode="json")),
+                    "channels": dumps([c.value for c in notice.channels]),
+                    "channel_mode": notice.channel_mode.value,
+                    "send_at": iso(notice.send_at),
+                    "expires_at": iso(notice.expires_at),
+                    "references_id": notice.references,
+                    "state": NoticeState.DRAFT.value,
+                    "created_by": created_by,
+                    "idempotency_key": idempotency_key,
+                    "request_hash": fingerprint,
+                    "now": now_iso(),
+                },
+            )
+            assert row is not None
+            notice_id = int(row["id"])
+            await self.audit(actor, "notice.create", "notice", notice_id, {"topic": notice.topic})
+        return await self.get_notice(notice_id), True
+
+    async def get_notice(self, notice_id: int) -> Notice:
+        row = await self.db.fetch_one("get_notice", {"id": notice_id})
+        if row is None:
+            raise NotFound(f"no notice {notice_id}")
+        return await self._notice_from_row(row)
+
+    async def list_notices(
+        self, *, department: str | None, state: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Notice], str | None]:
+        before = decode_cursor(cursor) or 2**62
+        rows = await self.db.fetch_all(
+            "list_notices", {"before": before, "department": department, "state": state, "limit": limit + 1}
+        )
+        items, next_cursor = page(rows, limit)
+        return [await self._notice_from_row(r, with_counts=False) for r in items], next_cursor
+
+    async def transition_notice(
+        self,
+        notice_id: int,
+        from_states: Iterable[NoticeState],
+        to_state: NoticeState,
+        *,
+        actor: str,
+        approved_by: int | None = None,
+        reason: str | None = None,
+    ) -> Notice:
+        allowed = [s.value for s in from_states]
+        async with self.db.transaction():
+            changed = await self.db.fetch_one(
+                "transition_notice",
+                {
+                    "id": notice_id,
+                    "from_states": dumps(allowed),
+                    "to_state": to_state.value,
+                    "approved_by": approved_by,
+                    "reason": reason,
+                    "now": now_iso(),
+                },
+            )
+            if changed is None:
+                current = await self.get_notice(notice_id)
+                raise Conflict(
+                    f"notice {notice_id} is {current.state.value}; it can become {to_state.value} only from "
+                    + ", ".join(allowed)
+                )
+            await self.audit(actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {})
+        return await self.get_notice(notice_id)
+
+    async def list_deliveries(self, notice_id: int, cursor: str | None, limit: int) -> tuple[list[Delivery], str | None]:
+        await self.get_notice(notice_id)
+        rows = await self.db.fetch_all(
+            "list_deliveries", {"notice_id": notice_id, "after": decode_cursor(cursor) or 0, "limit": limit + 1}
+        )
+        items, next_cursor = page(rows, limit)
+        return [Delivery(**r) for r in items], next_cursor
+
+    async def delivery_counts(self, notice_id: int) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in await self.db.fetch_all("delivery_counts", {"notice_id": notice_id}):
+            counts[row["channel"]][row["state"]] = int(row["n"])
+        return dict(counts)
+
+    async def _notice_from_row(self, row: dict[str, Any], with_counts: bool = True) -> Notice:
+        counts = await self.delivery_counts(row["id"]) if with_counts else {}
+        reach = None
+        if with_counts and row["targeted"]:
+            reached = await self.db.fetch_value("notice_reached", {"notice_id": row["id"]})
+            reach = round(int(reached or 0) / int(row["targeted"]), 4)
+        return Notice(
+            **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
+            **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
+            **{k: row[k] for k in ("reason", "created_at", "updated_at")},
+            data=json.loads(row["data"]),
+            target=json.loads(row["target"]),
+            channels=json.loads(row["channels"]),
+            references=row["references_id"],
+            counts=counts,
+            reach=reach,
+        )

@@ -1,0 +1,43 @@
+"""Named SQL blocks: every statement a store runs lives in ``sql/<dialect>_queries.sql``."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+
+_BLOCK = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def parse_blocks(text: str) -> dict[str, str]:
+    parts = _BLOCK.split(text)
+    blocks: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in blocks:
+            raise ValueError(f"query {name} is defined twice")
+        blocks[name] = body.strip().rstrip(";")
+    return blocks
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, str]:
+    """Merge every ``sql/<dialect>_*queries.sql`` file; a name defined twice is an error."""
+    merged: dict[str, str] = {}
+    folder = files("notifier.store").joinpath("sql")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.startswith(f"{dialect}_") and entry.name.endswith("queries.sql"):
+            for name, sql in parse_blocks(entry.read_text(encoding="utf-8")).items():
+                if name in merged:
+                    raise ValueError(f"query {name} is defined twice ({entry.name})")
+                merged[name] = sql
+    return merged
+
+
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration of a dialect, in order."""
+    found = []
+    for entry in files("notifier.store").joinpath("sql").iterdir():
+        match = re.fullmatch(rf"{dialect}_(\d{{3}})_(\w+)\.sql", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)

@@ -1,0 +1,167 @@
+"""SQLite database on aiosqlite: WAL, foreign keys on, one writer connection and one reader."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from notifier.store.database import Database, Row
+from notifier.store.queries import load_queries, migrations
+
+_in_transaction: contextvars.ContextVar[SqliteDatabase | None] = contextvars.ContextVar(
+    "sqlite_transaction", default=None
+)
+
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 10000",
+)
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.queries = load_queries(self.dialect)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._open()
+        self._reader = await self._open() if self.path != ":memory:" else self._writer
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        return conn
+
+    async def close(self) -> None:
+        for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
+            await conn.close()
+        self._writer = self._reader = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("database is not connected")
+        return self._writer
+
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self.transaction():
+            await self.writer.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL)"
+            )
+            cursor = await self.writer.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            row = await cursor.fetchone()
+            current = row[0] if row else 0
+            for version, name, sql in migrations(self.dialect):
+                if version <= current:
+                    continue
+                for statement in _split_statements(sql):
+                    await self.writer.execute(statement)
+                await self.writer.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(name)
+        return applied
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if _in_transaction.get() is self:
+            yield
+            return
+        async with self._write_lock:
+            token = _in_transaction.set(self)
+            await self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await asyncio.shield(self.writer.execute("ROLLBACK"))
+                raise
+            else:
+                await asyncio.shield(self.writer.execute("COMMIT"))
+            finally:
+                _in_transaction.reset(token)
+
+    def _read_conn(self) -> aiosqlite.Connection:
+        if _in_transaction.get() is self:
+            return self.writer
+        if self._reader is None:
+            raise RuntimeError("database is not connected")
+        return self._reader
+
+    async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        sql = self.queries[query]
+        if _is_write(sql):
+            async with self.transaction():
+                cursor = await self.writer.execute(sql, params or {})
+                return [dict(r) for r in await cursor.fetchall()]
+        cursor = await self._read_conn().execute(sql, params or {})
+        return [dict(r) for r in await cursor.fetchall()]
+
+    async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        rows = await self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+    async def execute(self, query: str, params: Mapping[str, Any] | None = None) -> int:
+        async with self.transaction():
+            cursor = await self.writer.execute(self.queries[query], params or {})
+            return cursor.rowcount
+
+    async def execute_many(self, query: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        async with self.transaction():
+            await self.writer.executemany(self.queries[query], rows)
+
+    async def stream(
+        self, query: str, params: Mapping[str, Any] | None = None, chunk: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        cursor = await self._read_conn().execute(self.queries[query], params or {})
+        try:
+            while True:
+                rows = await cursor.fetchmany(chunk)
+                if not rows:
+                    return
+                yield [dict(r) for r in rows]
+        finally:
+            await cursor.close()
+
+
+def _is_write(sql: str) -> bool:
+    head = sql.lstrip().split(None, 1)[0].upper()
+    return head in {"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"} and "RETURNING" in sql.upper()
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (BEGIN ... END;) whole."""
+    statements: list[str] = []
+    buffer: list[str] = []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") and not buffer:
+            continue
+        buffer.append(line)
+        candidate = "\n".join(buffer)
+        if sqlite3.complete_statement(candidate):
+            statements.append(candidate.strip())
+            buffer = []
+    if "\n".join(buffer).strip():
+        statements.append("\n".join(buffer).strip())
+    return statements

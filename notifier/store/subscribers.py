@@ -1,0 +1,186 @@
+"""Residents: contact points, area, groups, topics, preferences, consent and opt-outs."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from notifier.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from notifier.domain.models import QuietHours, Subscriber, SubscriberIn, SubscriberPatch
+from notifier.store.catalog import CatalogRepository
+from notifier.store.common import area_range, decode_cursor, dumps, now_iso, page
+
+_CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid", "wecom_userid", "area_code", "language")
+
+
+class SubscriberRepository(CatalogRepository):
+    async def create_subscriber(self, data: SubscriberIn, actor: str) -> Subscriber:
+        async with self.db.transaction():
+            await self._check_references(data.area_code, data.groups, data.topics)
+            await self._check_unique(data.phone, data.external_id, None)
+            now = now_iso()
+            row = await self.db.fetch_one(
+                "insert_subscriber",
+                {
+                    **{f: getattr(data, f) for f in _CONTACT_FIELDS},
+                    "external_id": data.external_id,
+                    "channels": dumps(list(data.channels)),
+                    "quiet_start": data.quiet_hours.start if data.quiet_hours else None,
+                    "quiet_end": data.quiet_hours.end if data.quiet_hours else None,
+                    "consent_source": data.consent_source,
+                    "consent_at": now,
+                    "now": now,
+                },
+            )
+            assert row is not None
+            subscriber_id = int(row["id"])
+            await self._set_memberships(subscriber_id, data.groups, data.topics)
+            await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, {"area": data.area_code})
+        return await self.get_subscriber(subscriber_id)
+
+    async def update_subscriber(self, subscriber_id: int, patch: SubscriberPatch, actor: str) -> Subscriber:
+        async with self.db.transaction():
+            current = await self.get_subscriber(subscriber_id)
+            changes = patch.model_dump(exclude_unset=True)
+            for field in ("name", "area_code", "channels", "language"):
+                if field in changes and changes[field] is None:
+                    raise InvalidInput("field cannot be null", [FieldError(field, "may not be null")])
+            await self._check_references(
+                changes.get("area_code") or current.area_code, changes.get("groups") or [], changes.get("topics") or []
+            )
+            await self._check_unique(changes.get("phone"), None, subscriber_id)
+            merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
+            quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
+            withdrawn = current.consent.withdrawn_at.isoformat() if current.consent.withdrawn_at else None
+            if "consent_withdrawn" in changes:
+                withdrawn = now_iso() if patch.consent_withdrawn else None
+            await self.db.execute(
+                "update_subscriber",
+                {
+                    **merged,
+                    "id": subscriber_id,
+                    "channels": dumps(changes.get("channels", current.channels)),
+                    "quiet_start": quiet.start if quiet else None,
+                    "quiet_end": quiet.end if quiet else None,
+                    "consent_withdrawn_at": withdrawn,
+                    "now": now_iso(),
+                },
+            )
+            await self._set_memberships(subscriber_id, changes.get("groups"), changes.get("topics"))
+            for kind in ("topic", "channel"):
+                values = changes.get(f"opt_out_{kind}s")
+                if values is not None:
+                    await self.set_optouts(subscriber_id, kind, values, f"api:{actor}")
+            await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, {"fields": sorted(changes)})
+        return await self.get_subscriber(subscriber_id)
+
+    async def set_optouts(self, subscriber_id: int, kind: str, values: list[str], source: str) -> None:
+        async with self.db.transaction():
+            await self.db.execute("clear_subscriber_optouts", {"id": subscriber_id, "kind": kind})
+            for value in values:
+                await self.add_optout(subscriber_id, kind, value, source)
+
+    async def add_optout(self, subscriber_id: int, kind: str, value: str, source: str) -> None:
+        await self.db.execute(
+            "add_subscriber_optout",
+            {"id": subscriber_id, "kind": kind, "value": value, "now": now_iso(), "source": source},
+        )
+
+    async def delete_subscriber(self, subscriber_id: int, actor: str) -> None:
+        """Erase the resident's personal data; delivery statistics keep an anonymous row."""
+        async with self.db.transaction():
+            if not await self.db.execute("erase_subscriber", {"id": subscriber_id, "now": now_iso()}):
+                raise NotFound(f"no subscriber {subscriber_id}")
+            for query in ("clear_subscriber_groups", "clear_subscriber_topics"):
+                await self.db.execute(query, {"id": subscriber_id})
+            await self.audit(actor, "subscriber.delete", "subscriber", subscriber_id)
+
+    async def get_subscriber(self, subscriber_id: int) -> Subscriber:
+        row = await self.db.fetch_one("get_subscriber", {"id": subscriber_id})
+        if row is None:
+            raise NotFound(f"no subscriber {subscriber_id}")
+        return (await self._hydrate([row]))[0]
+
+    async def find_subscriber_by_phone(self, phone: str) -> int | None:
+        value = await self.db.fetch_value("find_subscriber_by_phone", {"phone": phone})
+        return None if value is None else int(value)
+
+    async def list_subscribers(
+        self, *, area: str | None, group: str | None, topic: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Subscriber], str | None]:
+        lo, hi = area_range(area) if area else (None, None)
+        rows = await self.db.fetch_all(
+            "list_subscribers",
+            {
+                "after": decode_cursor(cursor) or 0,
+                "area_lo": lo,
+                "area_hi": hi,
+                "group": group,
+                "topic": topic,
+                "limit": limit + 1,
+            },
+        )
+        items, next_cursor = page(rows, limit)
+        return await self._hydrate(items), next_cursor
+
+    async def _hydrate(self, rows: list[dict[str, Any]]) -> list[Subscriber]:
+        ids = dumps([r["id"] for r in rows])
+        groups: dict[int, list[str]] = defaultdict(list)
+        topics: dict[int, list[str]] = defaultdict(list)
+        optouts: dict[tuple[int, str], list[str]] = defaultdict(list)
+        for r in await self.db.fetch_all("subscriber_group_codes", {"ids": ids}):
+            groups[r["subscriber_id"]].append(r["code"])
+        for r in await self.db.fetch_all("subscriber_topic_codes", {"ids": ids}):
+            topics[r["subscriber_id"]].append(r["code"])
+        for r in await self.db.fetch_all("subscriber_optout_values", {"ids": ids}):
+            optouts[(r["subscriber_id"], r["kind"])].append(r["value"])
+        return [
+            Subscriber(
+                **{k: r[k] for k in ("id", "external_id", "name", "phone", "email", "wechat_openid")},
+                **{k: r[k] for k in ("wecom_userid", "area_code", "language", "created_at", "updated_at")},
+                groups=groups[r["id"]],
+                topics=topics[r["id"]],
+                channels=json.loads(r["channels"]),
+                quiet_hours=QuietHours(start=r["quiet_start"], end=r["quiet_end"]) if r["quiet_start"] else None,
+                consent={"source": r["consent_source"], "at": r["consent_at"], "withdrawn_at": r["consent_withdrawn_at"]},
+                opt_out_topics=optouts[(r["id"], "topic")],
+                opt_out_channels=optouts[(r["id"], "channel")],
+            )
+            for r in rows
+        ]
+
+    async def _check_references(self, area_code: str, groups: list[str], topics: list[str]) -> None:
+        errors: list[FieldError] = []
+        for check in (
+            self.check_areas([area_code], "area_code"),
+            self.check_codes("group", groups, "groups"),
+            self.check_codes("topic", topics, "topics"),
+        ):
+            try:
+                await check
+            except InvalidInput as exc:
+                errors += exc.errors
+        for error in errors:
+            if error.loc == "area_code.0":
+                errors[errors.index(error)] = FieldError("area_code", error.msg, error.type)
+        if errors:
+            raise InvalidInput("unknown reference", errors)
+
+    async def _check_unique(self, phone: str | None, external_id: str | None, own_id: int | None) -> None:
+        if phone:
+            other = await self.db.fetch_value("find_subscriber_by_phone", {"phone": phone})
+            if other is not None and other != own_id:
+                raise Conflict(f"another subscriber (id {other}) has this phone number")
+        if external_id:
+            other = await self.db.fetch_value("find_subscriber_by_external_id", {"external_id": external_id})
+            if other is not None:
+                raise Conflict(f"another subscriber (id {other}) has external_id {external_id}")
+
+    async def _set_memberships(self, subscriber_id: int, groups: list[str] | None, topics: list[str] | None) -> None:
+        for kind, codes in (("group", groups), ("topic", topics)):
+            if codes is None:
+                continue
+            await self.db.execute(f"clear_subscriber_{kind}s", {"id": subscriber_id})
+            for code in codes:
+                await self.db.execute(f"add_subscriber_{kind}", {"id": subscriber_id, "code": code})
