@@ -62,9 +62,7 @@ class EngineConfig(Section):
 
 
 class SecurityConfig(Section):
-    signing_secret: SecretStr = Field(
-        SecretStr("change-me-in-production"), description="HMAC key for signed links"
-    )
+    signing_secret: SecretStr = Field(SecretStr("change-me-in-production"), description="HMAC key for signed links")
 
 
 class LoggingConfig(Section):
@@ -118,9 +116,7 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
     return local if local.exists() else None
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate the configuration; raise ConfigError on any problem."""
     environ = os.environ if environ is None else environ
     file = config_path(path)

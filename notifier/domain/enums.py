@@ -36,9 +36,7 @@ class NoticeState(StrEnum):
         return self in TERMINAL_NOTICE_STATES
 
 
-TERMINAL_NOTICE_STATES = frozenset(
-    {NoticeState.DONE, NoticeState.REJECTED, NoticeState.CANCELLED, NoticeState.EXPIRED}
-)
+TERMINAL_NOTICE_STATES = frozenset({NoticeState.DONE, NoticeState.REJECTED, NoticeState.CANCELLED, NoticeState.EXPIRED})
 
 
 class DeliveryState(StrEnum):

@@ -23,9 +23,7 @@ class CatalogRepository:
             if await self.db.fetch_one("get_area", {"code": area.code}):
                 raise Conflict(f"area {area.code} exists")
             if parent is not None and not await self.db.fetch_one("get_area", {"code": parent}):
-                raise InvalidInput(
-                    "parent area unknown", [FieldError("code", f"no area {parent} above {area.code}")]
-                )
+                raise InvalidInput("parent area unknown", [FieldError("code", f"no area {parent} above {area.code}")])
             await self.db.execute(
                 "insert_area", {"code": area.code, "name": area.name, "level": level.value, "parent": parent}
             )

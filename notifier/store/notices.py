@@ -113,10 +113,14 @@ class NoticeRepository(SubscriberRepository):
                     f"notice {notice_id} is {current.state.value}; it can become {to_state.value} only from "
                     + ", ".join(allowed)
                 )
-            await self.audit(actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {})
+            await self.audit(
+                actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {}
+            )
         return await self.get_notice(notice_id)
 
-    async def list_deliveries(self, notice_id: int, cursor: str | None, limit: int) -> tuple[list[Delivery], str | None]:
+    async def list_deliveries(
+        self, notice_id: int, cursor: str | None, limit: int
+    ) -> tuple[list[Delivery], str | None]:
         await self.get_notice(notice_id)
         rows = await self.db.fetch_all(
             "list_deliveries", {"notice_id": notice_id, "after": decode_cursor(cursor) or 0, "limit": limit + 1}

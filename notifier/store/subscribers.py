@@ -143,7 +143,11 @@ class SubscriberRepository(CatalogRepository):
                 topics=topics[r["id"]],
                 channels=json.loads(r["channels"]),
                 quiet_hours=QuietHours(start=r["quiet_start"], end=r["quiet_end"]) if r["quiet_start"] else None,
-                consent={"source": r["consent_source"], "at": r["consent_at"], "withdrawn_at": r["consent_withdrawn_at"]},
+                consent={
+                    "source": r["consent_source"],
+                    "at": r["consent_at"],
+                    "withdrawn_at": r["consent_withdrawn_at"],
+                },
                 opt_out_topics=optouts[(r["id"], "topic")],
                 opt_out_channels=optouts[(r["id"], "channel")],
             )

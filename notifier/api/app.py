@@ -1,0 +1,76 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from notifier.api import catalog, notices, subscribers, system
+from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.openapi import build_openapi
+from notifier.api.problems import problem_middleware
+from notifier.api.routing import Route
+from notifier.config import Settings
+from notifier.store import Store, open_database
+
+ALL_ROUTES: list[Route] = [*system.ROUTES, *catalog.ROUTES, *subscribers.ROUTES, *notices.ROUTES]
+EngineFactory = Callable[[web.Application], Awaitable[object | None]]
+
+
+def _metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[web.StreamResponse]]:
+    requests = Counter("notifier_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram("notifier_http_request_seconds", "HTTP request latency", ["route"], registry=registry)
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        requests.labels(request.method, route, str(response.status)).inc()
+        latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    return middleware
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, engine_factory: EngineFactory | None = None
+) -> web.Application:
+    """Build the app. Without ``store``, the database named in settings is opened (and migrated) on start-up."""
+    registry = CollectorRegistry()
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[_metrics_middleware(registry), problem_middleware],
+    )
+    app[SETTINGS] = settings
+    app[system.METRICS] = registry
+    app[system.OPENAPI] = build_openapi(ALL_ROUTES)
+    for route in ALL_ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        if store is not None:
+            app[STORE] = store
+            yield
+            return
+        db = await open_database(settings.database.url)
+        await db.migrate()
+        app[STORE] = Store(db)
+        try:
+            yield
+        finally:
+            await db.close()
+
+    async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = await engine_factory(app) if engine_factory else None
+        app[ENGINE] = engine
+        yield
+
+    app.cleanup_ctx.extend([database_ctx, engine_ctx])
+    return app

@@ -1,0 +1,76 @@
+"""RFC 9457 problem details: the one place errors become HTTP responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from notifier.domain.errors import FieldError, InvalidInput, NotifierError
+
+log = logging.getLogger("notifier.api")
+
+PROBLEM_JSON = "application/problem+json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(
+    status: int, title: str, detail: str, *, slug: str, instance: str | None = None, **extra: Any
+) -> web.Response:
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return web.Response(
+        status=status, text=json.dumps(body, ensure_ascii=False), content_type=PROBLEM_JSON, charset="utf-8"
+    )
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown field"
+        errors.append(FieldError(f"{prefix}{loc}" if loc else prefix.rstrip("."), msg, error["type"]))
+    return errors
+
+
+def invalid_from_validation(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    errors = field_errors(exc, prefix)
+    return InvalidInput(f"{len(errors)} invalid field(s): " + "; ".join(f"{e.loc}: {e.msg}" for e in errors), errors)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except InvalidInput as exc:
+        return problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            slug=exc.slug,
+            instance=request.path,
+            errors=[e.as_dict() for e in exc.errors],
+        )
+    except NotifierError as exc:
+        return problem(exc.status, exc.title, exc.detail, slug=exc.slug, instance=request.path, **exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem(
+            413, "Payload too large", exc.text or "request body too large", slug="too-large", instance=request.path
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}", instance=request.path)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(
+            500, "Internal error", "the server failed; the error was logged", slug="internal", instance=request.path
+        )

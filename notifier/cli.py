@@ -1,0 +1,249 @@
+"""The ``notifier`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from notifier.config import Settings, load_settings
+from notifier.domain.enums import NoticeState, Role
+from notifier.domain.errors import ConfigError, InvalidInput, NotifierError
+from notifier.store import Store, open_database
+
+log = logging.getLogger("notifier")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config (default: $NOTIFIER_CONFIG, else ./config.toml, else defaults)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notifier", description="Multi-channel public-welfare notification service")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="API, pages, scheduler and delivery workers in one process")
+    _add_config(serve)
+    serve.add_argument("--demo", action="store_true", help="load the demo county (idempotent) before serving")
+    serve.add_argument("--host", help="override [server] host")
+    serve.add_argument("--port", type=int, help="override [server] port")
+
+    worker = commands.add_parser("worker", help="delivery workers only (scale out on PostgreSQL)")
+    _add_config(worker)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema; safe to run twice")
+    _add_config(migrate)
+
+    subscribers = commands.add_parser("subscribers", help="residents")
+    sub_commands = subscribers.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    imp = sub_commands.add_parser("import", help="bulk import residents from CSV or XLSX")
+    _add_config(imp)
+    imp.add_argument("file", type=Path, help="a .csv or .xlsx roster with a header row")
+    imp.add_argument("--report", type=Path, help="where to write the per-row error report (default: FILE.errors.csv)")
+
+    apikey = commands.add_parser("apikey", help="API keys")
+    key_commands = apikey.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    create = key_commands.add_parser("create", help="create a key; it is printed once, alone on the last line")
+    _add_config(create)
+    create.add_argument("--department", required=True, help="department code, e.g. environment")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", help="who or what uses the key")
+
+    notices = commands.add_parser("notices", help="notices")
+    notice_commands = notices.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    send = notice_commands.add_parser(
+        "send", help="draft a notice and submit it for approval (same rules as the API)"
+    )
+    _add_config(send)
+    send.add_argument("--api-key", required=True, help="an issuer key of the department (or $NOTIFIER_API_KEY)")
+    send.add_argument("--json", type=Path, help="a JSON file with the notice as POST /notices takes it")
+    send.add_argument("--topic")
+    send.add_argument("--title")
+    send.add_argument("--body")
+    send.add_argument("--severity", default="info")
+    send.add_argument("--area", action="append", default=[], help="area code; repeat for several")
+    send.add_argument("--group", action="append", default=[], help="group code; repeat for several")
+    send.add_argument("--target-topic", action="append", default=[], help="subscribed topic; repeat for several")
+    send.add_argument("--channel", action="append", default=[], help="channel kind; repeat (default: all personal)")
+    send.add_argument("--send-at", help="RFC 3339 time to start sending")
+    send.add_argument("--draft", action="store_true", help="keep it a draft instead of submitting it")
+    approve = notice_commands.add_parser("approve", help="approve a pending notice (not by its author)")
+    _add_config(approve)
+    approve.add_argument("id", type=int)
+    approve.add_argument("--api-key", required=True, help="an approver key of the department")
+    show = notice_commands.add_parser("show", help="print a notice with its delivery counts")
+    _add_config(show)
+    show.add_argument("id", type=int)
+    show.add_argument("--api-key", required=True)
+    return parser
+
+
+async def _with_store(settings: Settings, action: Callable[[Store], Awaitable[int]]) -> int:
+    db = await open_database(settings.database.url)
+    try:
+        await db.migrate()
+        return await action(Store(db))
+    finally:
+        await db.close()
+
+
+async def _migrate(settings: Settings) -> int:
+    db = await open_database(settings.database.url)
+    try:
+        applied = await db.migrate()
+    finally:
+        await db.close()
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+async def _apikey_create(store: Store, args: argparse.Namespace) -> int:
+    info, plain = await store.create_api_key(
+        department=args.department, role=Role(args.role), name=args.name or f"{args.department}-{args.role}",
+        actor="cli",
+    )
+    print(f"created API key {info.id} for {info.department} ({info.role.value}); it is shown only this once:")
+    print(plain)
+    return 0
+
+
+async def _import(store: Store, args: argparse.Namespace) -> int:
+    from subscribers.importer import import_file, rich_progress
+
+    report = args.report or args.file.with_name(args.file.name + ".errors.csv")
+    with rich_progress() as progress:
+        result = await import_file(store, args.file, actor="cli", report_path=report, progress=progress)
+    print(f"rows: {result.total}, imported: {result.imported}, failed: {result.failed}")
+    if result.failed:
+        print(f"error report: {result.report_path}")
+    return 0 if result.failed == 0 else 3
+
+
+def _notice_payload(args: argparse.Namespace) -> dict[str, Any]:
+    if args.json:
+        return dict(json.loads(args.json.read_text(encoding="utf-8")))
+    payload: dict[str, Any] = {
+        "topic": args.topic,
+        "title": args.title,
+        "body": args.body,
+        "severity": args.severity,
+        "target": {"areas": args.area, "groups": args.group, "topics": args.target_topic},
+    }
+    if args.channel:
+        payload["channels"] = args.channel
+    if args.send_at:
+        payload["send_at"] = datetime.fromisoformat(args.send_at).isoformat()
+    return payload
+
+
+async def _key(store: Store, plain: str, *roles: Role) -> Any:
+    from notifier.domain.errors import Forbidden, Unauthenticated
+
+    key = await store.authenticate(plain)
+    if key is None:
+        raise Unauthenticated("the API key is unknown or revoked")
+    if roles and key.role not in roles and key.role is not Role.ADMIN:
+        raise Forbidden(f"this needs the role {', '.join(r.value for r in roles)}; the key has {key.role.value}")
+    return key
+
+
+async def _notices_send(store: Store, args: argparse.Namespace) -> int:
+    from notifier.api.problems import invalid_from_validation
+    from notifier.domain.models import NoticeIn
+    from notifier.policy import check_new_notice
+
+    key = await _key(store, args.api_key, Role.ISSUER)
+    try:
+        notice = NoticeIn.model_validate(_notice_payload(args))
+    except ValidationError as exc:
+        raise invalid_from_validation(exc) from None
+    await check_new_notice(store, key, notice)
+    created, _ = await store.create_notice(notice, department=key.department, created_by=key.id, actor=f"apikey:{key.id}")
+    if not args.draft:
+        created = await store.transition_notice(
+            created.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor=f"apikey:{key.id}"
+        )
+    print(f"notice {created.id}: {created.state.value}")
+    return 0
+
+
+async def _notices_approve(store: Store, args: argparse.Namespace) -> int:
+    from notifier.policy import check_approver, notice_for_key
+
+    key = await _key(store, args.api_key, Role.APPROVER)
+    notice = await notice_for_key(store, key, args.id)
+    check_approver(key, notice)
+    notice = await store.transition_notice(
+        notice.id, [NoticeState.PENDING_APPROVAL], NoticeState.APPROVED, actor=f"apikey:{key.id}", approved_by=key.id
+    )
+    print(f"notice {notice.id}: {notice.state.value}")
+    return 0
+
+
+async def _notices_show(store: Store, args: argparse.Namespace) -> int:
+    from notifier.policy import notice_for_key
+
+    key = await _key(store, args.api_key)
+    print((await notice_for_key(store, key, args.id)).model_dump_json(indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        from notifier.server import serve
+
+        if args.host:
+            settings.server.host = args.host
+        if args.port is not None:
+            settings.server.port = args.port
+        return serve(settings, demo=args.demo)
+    if args.command == "worker":
+        from notifier.server import run_worker
+
+        return run_worker(settings)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
+        ("subscribers", "import"): _import,
+        ("apikey", "create"): _apikey_create,
+        ("notices", "send"): _notices_send,
+        ("notices", "approve"): _notices_approve,
+        ("notices", "show"): _notices_show,
+    }
+    handler = handlers[(args.command, args.subcommand)]
+    return asyncio.run(_with_store(settings, lambda store: handler(store, args)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return _run(args, settings)
+    except ConfigError as exc:
+        print(f"notifier: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInput as exc:
+        print(f"notifier: {exc.detail}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error.loc}: {error.msg}", file=sys.stderr)
+        return 2
+    except NotifierError as exc:
+        print(f"notifier: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Who may issue what: the rules the API and the command line apply alike."""
+
+from __future__ import annotations
+
+from notifier.domain.errors import FieldError, Forbidden, InvalidInput, NotFound
+from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn
+from notifier.store import Store
+
+
+async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> None:
+    """The key's department must hold the topic; every code in the target must exist."""
+    department = await store.get_department(key.department)
+    if notice.topic not in department.topics:
+        raise Forbidden(
+            f"department {key.department} may not issue on topic {notice.topic}; "
+            f"its topics are {', '.join(department.topics) or 'none'}"
+        )
+    await store.check_codes("topic", [notice.topic], "topic")
+    await store.check_areas(notice.target.areas, "target.areas")
+    await store.check_codes("group", notice.target.groups, "target.groups")
+    await store.check_codes("topic", notice.target.topics, "target.topics")
+    if notice.references is not None:
+        try:
+            earlier = await store.get_notice(notice.references)
+        except NotFound:
+            earlier = None
+        if earlier is None or earlier.department != key.department:
+            raise InvalidInput("unknown notice", [FieldError("references", "no such notice of this department")])
+
+
+def check_approver(key: ApiKeyInfo, notice: Notice) -> None:
+    if notice.created_by == key.id:
+        raise Forbidden("a notice must be approved by someone other than its author")
+
+
+async def notice_for_key(store: Store, key: ApiKeyInfo, notice_id: int) -> Notice:
+    """The notice if it belongs to the key's department; other departments' notices are not disclosed."""
+    notice = await store.get_notice(notice_id)
+    if notice.department != key.department:
+        raise NotFound(f"no notice {notice_id}")
+    return notice

@@ -1,0 +1,106 @@
+"""Shared fixtures: a migrated SQLite store with a small real catalog, and the API on a real port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from notifier.api import create_app
+from notifier.config import Settings
+from notifier.domain.enums import Role
+from notifier.store import Store, open_database
+
+pytest_plugins = ["tests.peers"]
+
+COUNTY = "370725"
+TOWN_A, TOWN_B = "370725001", "370725002"
+VILLAGE_A1, VILLAGE_A2, VILLAGE_B1 = "370725001036", "370725001037", "370725002020"
+
+SMALL_CATALOG: dict[str, Any] = {
+    "areas": [
+        (COUNTY, "昌乐县"),
+        (TOWN_A, "宝都街道"),
+        (TOWN_B, "宝城街道"),
+        (VILLAGE_A1, "恒盛社区居民委员会"),
+        (VILLAGE_A2, "昌盛社区居民委员会"),
+        (VILLAGE_B1, "昌明社区居民委员会"),
+    ],
+    "topics": [("air-quality", "空气质量"), ("social-assistance", "社会救助"), ("disaster-relief", "灾害救助")],
+    "groups": [("dibao", "低保户"), ("elderly-alone", "独居老人"), ("disabled", "残疾人")],
+    "departments": [
+        ("environment", "生态环境分局", ["air-quality"]),
+        ("civil-affairs", "民政局", ["social-assistance", "disaster-relief"]),
+    ],
+}
+
+
+async def seed_catalog(store: Store) -> None:
+    await store.upsert_areas(SMALL_CATALOG["areas"])
+    for code, name in SMALL_CATALOG["topics"]:
+        await store.upsert_topic(code, name)
+    for code, name in SMALL_CATALOG["groups"]:
+        await store.upsert_group(code, name)
+    for code, name, topics in SMALL_CATALOG["departments"]:
+        await store.upsert_department(code, name, topics)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/notifier.db"}})
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    db = await open_database(settings.database.url)
+    await db.migrate()
+    store = Store(db)
+    await seed_catalog(store)
+    try:
+        yield store
+    finally:
+        await db.close()
+
+
+@dataclass
+class Api:
+    """A client for the running server, with one key per role and department."""
+
+    base: str
+    session: aiohttp.ClientSession
+    keys: dict[str, str]
+    store: Store
+
+    async def call(
+        self, method: str, path: str, *, key: str | None = "env-issuer", json: Any = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = dict(kwargs.pop("headers", {}))
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.keys.get(key, key)}"
+        async with self.session.request(method, self.base + path, json=json, headers=headers, **kwargs) as resp:
+            if resp.content_type in ("application/json", "application/problem+json"):
+                return resp.status, await resp.json()
+            return resp.status, await resp.text()
+
+
+@pytest.fixture
+async def api(store: Store, settings: Settings) -> AsyncIterator[Api]:
+    keys = {}
+    for department, short in (("environment", "env"), ("civil-affairs", "civ")):
+        for role in Role:
+            _, plain = await store.create_api_key(department=department, role=role, name=f"{short}-{role}", actor="test")
+            keys[f"{short}-{role.value}"] = plain
+        _, plain = await store.create_api_key(department=department, role=Role.APPROVER, name="second", actor="test")
+        keys[f"{short}-approver2"] = plain
+    server = TestServer(create_app(settings, store=store), host="127.0.0.1", port=0)
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        try:
+            yield Api(str(server.make_url("")).rstrip("/"), session, keys, store)
+        finally:
+            await server.close()

@@ -1,0 +1,26 @@
+"""Tests that need a real third-party peer (Kannel, CUPS, PostgreSQL, Chromium, ...).
+
+Mark them ``@pytest.mark.peer("kannel")`` and skip with ``pytest.skip(...)`` when the peer is absent.
+With ``NOTIFIER_REQUIRE_PEERS=1`` (set by CI, which installs every peer) such a skip becomes a failure,
+so a missing peer can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+
+import pytest
+
+REQUIRE_PEERS = os.environ.get("NOTIFIER_REQUIRE_PEERS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("peer")
+    if REQUIRE_PEERS and marker is not None and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"peer {marker.args[0] if marker.args else '?'} is required (NOTIFIER_REQUIRE_PEERS=1) but the test skipped: {reason}"
