@@ -16,7 +16,7 @@ from notifier.config import Settings
 from notifier.domain.enums import Role
 from notifier.store import Store, open_database
 
-pytest_plugins = ["tests.peers"]
+pytest_plugins = ["tests.peers", "pytester"]
 
 COUNTY = "370725"
 TOWN_A, TOWN_B = "370725001", "370725002"
@@ -93,7 +93,9 @@ async def api(store: Store, settings: Settings) -> AsyncIterator[Api]:
     keys = {}
     for department, short in (("environment", "env"), ("civil-affairs", "civ")):
         for role in Role:
-            _, plain = await store.create_api_key(department=department, role=role, name=f"{short}-{role}", actor="test")
+            _, plain = await store.create_api_key(
+                department=department, role=role, name=f"{short}-{role}", actor="test"
+            )
             keys[f"{short}-{role.value}"] = plain
         _, plain = await store.create_api_key(department=department, role=Role.APPROVER, name="second", actor="test")
         keys[f"{short}-approver2"] = plain

@@ -12,7 +12,10 @@ from collections.abc import Generator
 
 import pytest
 
-REQUIRE_PEERS = os.environ.get("NOTIFIER_REQUIRE_PEERS") == "1"
+
+
+def peers_required() -> bool:
+    return os.environ.get("NOTIFIER_REQUIRE_PEERS") == "1"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -20,7 +23,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     marker = item.get_closest_marker("peer")
-    if REQUIRE_PEERS and marker is not None and report.skipped:
+    if peers_required() and marker is not None and report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"peer {marker.args[0] if marker.args else '?'} is required (NOTIFIER_REQUIRE_PEERS=1) but the test skipped: {reason}"
+        peer = marker.args[0] if marker.args else "?"
+        report.longrepr = f"peer {peer} is required (NOTIFIER_REQUIRE_PEERS=1) but the test skipped: {reason}"

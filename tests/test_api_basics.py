@@ -84,7 +84,10 @@ async def test_topics_and_groups(api: Api) -> None:
     assert len(page["items"]) == 2 and page["next_cursor"]
     status, rest = await api.call("GET", f"/api/v1/topics?limit=10&cursor={page['next_cursor']}")
     assert [t["code"] for t in page["items"] + rest["items"]] == [
-        "air-quality", "social-assistance", "disaster-relief", "water"
+        "air-quality",
+        "social-assistance",
+        "disaster-relief",
+        "water",
     ]
     assert rest["next_cursor"] is None
     status, groups = await api.call("GET", "/api/v1/groups")

@@ -1,0 +1,91 @@
+"""The SQLite store: migrations, append-only audit, contact normalisation."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from notifier.domain.contacts import area_level, mask_phone, normalise_phone, parent_code
+from notifier.store import Store, open_database
+from notifier.store.queries import parse_blocks
+
+
+async def test_migrations_run_from_empty_and_rerun_harmlessly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    db = await open_database(url)
+    applied = await db.migrate()
+    assert applied[0] == "sqlite_001_initial.sql"
+    assert applied == sorted(applied)
+    assert await db.migrate() == []
+    await db.close()
+    db = await open_database(url)
+    assert await db.migrate() == []
+    await db.close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+
+
+async def test_audit_log_is_append_only(store: Store) -> None:
+    await store.audit("test", "thing.happen", "thing", 1, {"k": "v"})
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        async with store.db.transaction():
+            await store.db.writer.execute("UPDATE audit_log SET action = 'forged'")  # type: ignore[attr-defined]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        async with store.db.transaction():
+            await store.db.writer.execute("DELETE FROM audit_log")  # type: ignore[attr-defined]
+    rows = await store.db.fetch_all("list_audit", {"after": 0, "limit": 10})
+    assert [r["action"] for r in rows] == ["thing.happen"]
+
+
+async def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.db.execute(
+            "insert_area", {"code": "370725009001", "name": "x", "level": "village", "parent": "370725009"}
+        )
+
+
+async def test_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction():
+            await store.upsert_topic("water", "供水")
+            raise RuntimeError("boom")
+    assert await store.db.fetch_one("get_topic", {"code": "water"}) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13800138000", "+8613800138000"),
+        ("+86 138-0013-8000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("+1 415 555 2671", "+14155552671"),
+    ],
+)
+def test_phone_normalisation(raw: str, expected: str) -> None:
+    assert normalise_phone(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "10000000000", "053612345678", "hello"])
+def test_phone_rejection(raw: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_phone(raw)
+
+
+def test_area_codes_and_masking() -> None:
+    assert area_level("370725").value == "county"
+    assert parent_code("370725001036") == "370725001"
+    assert parent_code("370725001") == "370725"
+    assert parent_code("370725") is None
+    with pytest.raises(ValueError):
+        area_level("3707250")
+    assert mask_phone("+8613800138000") == "+86138****8000"
+
+
+def test_named_blocks_reject_duplicates() -> None:
+    assert parse_blocks("-- name: a\nSELECT 1;\n-- name: b\nSELECT 2;") == {"a": "SELECT 1", "b": "SELECT 2"}
+    with pytest.raises(ValueError, match="twice"):
+        parse_blocks("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
