@@ -61,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     notices = commands.add_parser("notices", help="notices")
     notice_commands = notices.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-    send = notice_commands.add_parser(
-        "send", help="draft a notice and submit it for approval (same rules as the API)"
-    )
+    send = notice_commands.add_parser("send", help="draft a notice and submit it for approval (same rules as the API)")
     _add_config(send)
     send.add_argument("--api-key", required=True, help="an issuer key of the department (or $NOTIFIER_API_KEY)")
     send.add_argument("--json", type=Path, help="a JSON file with the notice as POST /notices takes it")
@@ -109,7 +107,9 @@ async def _migrate(settings: Settings) -> int:
 
 async def _apikey_create(store: Store, args: argparse.Namespace) -> int:
     info, plain = await store.create_api_key(
-        department=args.department, role=Role(args.role), name=args.name or f"{args.department}-{args.role}",
+        department=args.department,
+        role=Role(args.role),
+        name=args.name or f"{args.department}-{args.role}",
         actor="cli",
     )
     print(f"created API key {info.id} for {info.department} ({info.role.value}); it is shown only this once:")
@@ -168,7 +168,9 @@ async def _notices_send(store: Store, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise invalid_from_validation(exc) from None
     await check_new_notice(store, key, notice)
-    created, _ = await store.create_notice(notice, department=key.department, created_by=key.id, actor=f"apikey:{key.id}")
+    created, _ = await store.create_notice(
+        notice, department=key.department, created_by=key.id, actor=f"apikey:{key.id}"
+    )
     if not args.draft:
         created = await store.transition_notice(
             created.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor=f"apikey:{key.id}"

@@ -13,7 +13,6 @@ from collections.abc import Generator
 import pytest
 
 
-
 def peers_required() -> bool:
     return os.environ.get("NOTIFIER_REQUIRE_PEERS") == "1"
 

@@ -21,7 +21,9 @@ def test_peer_skips_fail_when_peers_are_required(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str, failed: int, skipped: int
 ) -> None:
     monkeypatch.setenv("NOTIFIER_REQUIRE_PEERS", required)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    peer(name): needs a peer\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    peer(name): needs a peer\n"
+    )
     pytester.makepyfile(EXAMPLE)
     result = pytester.runpytest("-p", "tests.peers")
     result.assert_outcomes(failed=failed, skipped=skipped)

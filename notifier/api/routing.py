@@ -40,7 +40,11 @@ async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
         raise InvalidInput("request body is empty", [FieldError("body", "a JSON object is required")])
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise InvalidInput(
+            "request body is nested too deeply", [FieldError("body", "too deep", "json_invalid")]
+        ) from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("request body is not valid JSON", [FieldError("body", str(exc), "json_invalid")]) from None
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object", [FieldError("body", "expected an object")])
