@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -40,7 +40,11 @@ def _metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, engine_factory: EngineFactory | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    engine_factory: EngineFactory | None = None,
+    extra_routes: Sequence[Route] = (),
 ) -> web.Application:
     """Build the app. Without ``store``, the database named in settings is opened (and migrated) on start-up."""
     registry = CollectorRegistry()
@@ -50,8 +54,9 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[system.METRICS] = registry
-    app[system.OPENAPI] = build_openapi(ALL_ROUTES)
-    for route in ALL_ROUTES:
+    routes = [*ALL_ROUTES, *extra_routes]
+    app[system.OPENAPI] = build_openapi(routes)
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
