@@ -1,0 +1,231 @@
+"""The HTTP layer every HTTP adapter shares: one session, timeouts, classification, redaction.
+
+An adapter subclasses ``HttpChannel`` (options: subclass ``HttpOptions``), calls ``await self.request(...)``
+and gets either an ``HttpReply`` (the provider answered; the adapter reads the body) or a ``Retry``
+(the provider could not be reached). ``classify_status(reply)`` gives the default result for a status
+that is not a success, so no adapter repeats the try/except/log block:
+
+    transport problem                              result
+    ---------------------------------------------  --------------------------------------------
+    timeout (connect or total)                     Retry("timeout")
+    connection refused/reset, DNS, TLS, bad reply  Retry("connection error: <class>")
+    HTTP 2xx                                       None: the adapter reads the body
+    HTTP 429                                       Retry("http 429", retry_after=Retry-After)
+    HTTP 408                                       Retry("http 408") (the provider timed out)
+    HTTP 5xx                                       Retry("http 5xx", retry_after=Retry-After if sent)
+    HTTP 4xx (other), 1xx/3xx                      Failed("http-4xx", <redacted body snippet>)
+
+``Retry-After`` is read as seconds or as an HTTP date (RFC 9110 10.2.3); a value in the past is 0.
+
+Redaction: ``self.redact(text)`` removes every ``SecretStr`` value of the adapter's options, the values
+of secret-looking parameters (``password=``, ``token=``, ``sign=``...) and masks phone numbers
+(``+8613800138000`` -> ``+86138****8000``). Everything this module logs or puts into a reason goes
+through it; adapters must do the same with anything they log.
+
+One ``aiohttp.ClientSession`` per adapter, opened in ``open()`` and closed in ``close()``; its
+connection pool is bounded by ``max_connections`` (small gateways such as Kannel listen with a backlog
+of 10, so the default is 8) and keeps connections alive between sends.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, Field, SecretStr
+
+from channels.base import Channel, ChannelOptions, Failed, Retry
+
+log = logging.getLogger("notifier.channels.http")
+
+MAX_BODY_BYTES = 65_536  # a provider's reply larger than this is cut; no SMS gateway answers more
+SNIPPET_CHARS = 200  # how much of a reply body goes into a Failed detail or a log line
+
+_SECRET_PARAMS = re.compile(
+    r"(?i)\b(password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key(?:[-_]?secret)?|"
+    r"secret[-_]?key|signature|sign|sig|authorization)(\"?\s*[=:]\s*\"?)([^&\s\"',;]+)"
+)
+_E164 = re.compile(r"(?:\+|%2B|\b00)\d{8,15}\b", re.IGNORECASE)
+_CN_MOBILE = re.compile(r"(?<![\d.])(?:86)?1[3-9]\d{9}(?![\d])")
+
+
+class HttpOptions(ChannelOptions):
+    """Options every HTTP adapter has, besides its own."""
+
+    timeout: float = Field(10.0, gt=0, le=300, description="seconds for the whole request")
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="seconds to open the connection")
+    max_connections: int = Field(8, ge=1, le=100, description="connection pool size of this alias")
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """What the provider answered; ``body`` is at most MAX_BODY_BYTES."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+
+def mask_phones(text: str) -> str:
+    """Mask every phone-number-looking run of digits, keeping the country prefix and last 4 digits."""
+
+    def mask(match: re.Match[str]) -> str:
+        value = match.group(0)
+        return value[:-8] + "****" + value[-4:] if len(value) >= 10 else "****"
+
+    return _CN_MOBILE.sub(mask, _E164.sub(mask, text))
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the given secret values, secret-looking parameters or phone numbers."""
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    return mask_phones(text)
+
+
+def secret_values(options: BaseModel) -> list[str]:
+    """Every SecretStr value in an options model (also inside nested models, lists and dicts)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(options)
+    return found
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent/invalid."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def classify_status(reply: HttpReply, secrets: Iterable[str] = ()) -> Retry | Failed | None:
+    """The default result of an HTTP status: None for 2xx (the adapter decides), else Retry or Failed."""
+    status = reply.status
+    if 200 <= status < 300:
+        return None
+    if status == 429 or status == 408 or status >= 500:
+        return Retry(f"http {status}", parse_retry_after(reply.headers.get("Retry-After")))
+    snippet = redact(reply.text[:SNIPPET_CHARS], secrets).strip()
+    return Failed(f"http-{status}", snippet)
+
+
+class HttpChannel(Channel):
+    """Base of HTTP adapters: owns the session; ``request`` never raises for transport problems."""
+
+    Options = HttpOptions
+
+    def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
+        super().__init__(alias, options)
+        self._session: aiohttp.ClientSession | None = None
+        self._secrets = secret_values(self.options)
+
+    @property
+    def http_options(self) -> HttpOptions:
+        assert isinstance(self.options, HttpOptions)
+        return self.options
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        opts = self.http_options
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=opts.timeout, connect=opts.connect_timeout),
+            connector=aiohttp.TCPConnector(limit=opts.max_connections),
+            headers={"User-Agent": "notifier"},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def classify(self, reply: HttpReply) -> Retry | Failed | None:
+        return classify_status(reply, self._secrets)
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> HttpReply | Retry:
+        """Send one request (``kwargs`` as for aiohttp: params, data, json, headers); Retry on transport errors."""
+        if self._session is None:
+            raise RuntimeError(f"channel {self.alias!r} used before open()")
+        try:
+            async with self._session.request(method, url, **kwargs) as response:
+                body = await response.content.read(MAX_BODY_BYTES)
+                reply = HttpReply(response.status, dict(response.headers), body)
+        except TimeoutError:
+            log.warning("%s: %s %s timed out", self.alias, method, self.redact(_origin(url)))
+            return Retry("timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"connection error: {type(exc).__name__}"
+            log.warning("%s: %s %s failed: %s", self.alias, method, self.redact(_origin(url)), self.redact(str(exc)))
+            return Retry(reason)
+        if reply.status >= 300:
+            log.info(
+                "%s: %s %s -> %d %s",
+                self.alias,
+                method,
+                self.redact(_origin(url)),
+                reply.status,
+                self.redact(reply.text[:SNIPPET_CHARS]),
+            )
+        return reply
+
+
+def _origin(url: str) -> str:
+    """The URL without its query string: queries carry credentials and phone numbers."""
+    return url.split("?", 1)[0]
+
+
+__all__ = [
+    "HttpChannel",
+    "HttpOptions",
+    "HttpReply",
+    "classify_status",
+    "mask_phones",
+    "parse_retry_after",
+    "redact",
+    "secret_values",
+]
