@@ -10,6 +10,7 @@ from notifier.domain.enums import Role
 from notifier.domain.models import ApiKeyInfo
 from notifier.store.common import now_iso
 from notifier.store.database import Database
+from notifier.store.deliveries import DeliveryRepository
 from notifier.store.notices import NoticeRepository
 
 KEY_PREFIX = "ntf"
@@ -20,7 +21,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Store(NoticeRepository):
+class Store(NoticeRepository, DeliveryRepository):
     def __init__(self, db: Database) -> None:
         self.db = db
 

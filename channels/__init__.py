@@ -1,0 +1,63 @@
+"""Channel adapters and their registry.
+
+``load_channels(settings)`` builds one adapter per ``[channels.<alias>]`` table. The table's ``type``
+names the adapter: the adapters shipped here, or a third-party one registered under the
+``notifier.channels`` entry-point group (``name = "package.module:Class"``). Options are validated
+by the adapter's ``Options`` model; a bad or unknown key raises ConfigError naming
+``channels.<alias>.<key>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from pydantic import ValidationError
+
+from channels.base import Channel
+from notifier.config import Settings
+from notifier.domain.errors import ConfigError
+
+ENTRY_POINT_GROUP = "notifier.channels"
+BUILT_IN = {"outbox": "channels.outbox:OutboxChannel"}
+
+
+def adapter_class(name: str) -> type[Channel]:
+    """The adapter class registered under ``name``; ConfigError when none is."""
+    target = None
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name:
+            target = entry.value
+    target = target or BUILT_IN.get(name)
+    if target is None:
+        known = sorted({*BUILT_IN, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))})
+        raise ConfigError(f"no channel adapter named {name!r}; known: {', '.join(known)}")
+    module_name, _, attribute = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attribute)
+    if not (isinstance(cls, type) and issubclass(cls, Channel)):
+        raise ConfigError(f"{target} is not a channel adapter")
+    return cls
+
+
+def load_channels(settings: Settings) -> dict[str, Channel]:
+    """One adapter per configured alias, options validated; nothing is opened yet."""
+    adapters: dict[str, Channel] = {}
+    for alias, config in settings.channels.items():
+        try:
+            cls = adapter_class(config.type)
+        except ConfigError as exc:
+            raise ConfigError(f"channels.{alias}.type: {exc}") from None
+        try:
+            options = cls.Options.model_validate(config.options)
+        except ValidationError as exc:
+            problems = [
+                f"channels.{alias}.{'.'.join(str(p) for p in error['loc'])}: "
+                + ("unknown option" if error["type"] == "extra_forbidden" else error["msg"])
+                for error in exc.errors()
+            ]
+            raise ConfigError("invalid channel options:\n  " + "\n  ".join(problems)) from None
+        adapters[alias] = cls(alias, options)
+    return adapters
+
+
+__all__ = ["Channel", "adapter_class", "load_channels"]

@@ -1,0 +1,86 @@
+"""The channel contract: what an adapter receives, what it must return, and nothing more.
+
+An adapter talks to one kind of provider (an SMS gateway, the WeChat API, an SMTP server, a folder).
+It knows no database and no HTTP handler of ours. The engine hands it a batch of rendered messages
+(at most ``max_batch``) and gets back exactly one result per message, in the same order:
+
+    Sent(provider_message_id)        the provider accepted the message
+    Retry(reason, retry_after)       a temporary problem; the engine reschedules (adapters never sleep)
+    Failed(reason_code, detail)      a permanent refusal; never retried, the engine falls back
+
+Adapters never loop, retry or sleep: retry is the engine's policy, and the durable queue reschedules.
+An exception escaping ``send`` is read by the engine as ``Retry`` for every message of the batch.
+Options come from ``[channels.<alias>]`` and are validated by the adapter's ``Options`` model
+(``extra="forbid"``, secrets as ``SecretStr``), so a typo stops start-up instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One rendered message to one recipient; ``idempotency_key`` is stable across retries."""
+
+    delivery_id: int
+    notice_id: int
+    channel: str  # channel kind: sms, wechat, wecom, email
+    alias: str
+    recipient: str  # phone (E.164), e-mail address, openid or userid
+    text: str
+    idempotency_key: str  # "n<notice>-s<subscriber>-<channel>": providers that dedupe can use it
+    subject: str | None = None
+    html: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    reason: str
+    retry_after: float | None = None  # seconds the provider asked us to wait, if it said
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason_code: str  # short machine-readable code, e.g. "invalid-number", "blocked"
+    detail: str = ""
+
+
+SendResult = Sent | Retry | Failed
+
+
+class ChannelOptions(BaseModel):
+    """Base of every adapter's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Channel(abc.ABC):
+    """Base class of adapters. Subclasses set ``Options`` and ``max_batch`` and implement ``send``."""
+
+    Options: ClassVar[type[ChannelOptions]] = ChannelOptions
+    max_batch: ClassVar[int] = 100
+
+    def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
+        self.alias = alias
+        self.options = options if options is not None else self.Options()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire connections or sessions; called once before the first send."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``open`` acquired; called once at shutdown."""
+
+    @abc.abstractmethod
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        """Hand the batch to the provider; return one result per message, in order."""

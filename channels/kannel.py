@@ -1,0 +1,131 @@
+"""Kannel: SMS through the smsbox HTTP ``sendsms`` interface (to an SMPP/CIMD/... link of the operator).
+
+Provider documentation: https://www.kannel.org/download/1.4.5/userguide-1.4.5/userguide.html
+("SMS Push (send-sms) CGI Variables", "Delivery Reports"). Operator set-up: docs/kannel.md.
+
+One ``GET /cgi-bin/sendsms`` per message with ``username``, ``password``, ``from``, ``to``, ``text``
+(UTF-8, ``charset=UTF-8``; ``coding=2`` (UCS-2) when the text is not GSM 7-bit, as for every Chinese
+text), ``smsc`` (optional routing), ``dlr-mask`` and a ``dlr-url`` pointing at our
+``/hooks/kannel/dlr`` with the alias, the hook token, our message id and Kannel's ``%d`` (DLR type).
+Kannel has no message id of its own to return, so the provider message id is ours: ``d<delivery id>``;
+the DLR carries it back and the hook matches the delivery by it.
+
+    Kannel reply                                           result
+    -----------------------------------------------------  ------------------------------------------
+    202 "0: Accepted for delivery"                         Sent("d<delivery id>")
+    202 "3: Queued for later delivery" (no SMSC up now)    Sent("d<delivery id>") (Kannel keeps it)
+    other 2xx                                              Sent("d<delivery id>")
+    403 "Not routable. Do not try again."                  Failed("unroutable")
+    403 "Authorization failed for sendsms"                 Failed("auth") (fix username/password)
+    400 "Missing receiver number" and other 4xx            Failed("http-4xx", Kannel's text)
+    503 "Temporal failure, try again later."               Retry("http 503")
+    other 5xx, 429, timeout, connection refused/reset      Retry (channels.http)
+    recipient not +digits                                  Failed("invalid-number"), nothing sent
+    text longer than max_segments parts                    Failed("too-long"), nothing sent
+
+DLR types (``dlr_mask`` is their sum; default 1+2+8+16 = 27): 1 delivered to the phone,
+2 not delivered to the phone, 4 queued on the SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import urlencode, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.http import HttpChannel, HttpOptions
+from channels.sms_text import SmsTextOptions, count_segments, prepare
+
+_RECIPIENT = re.compile(r"^\+?\d{3,20}$")
+
+
+class KannelOptions(HttpOptions, SmsTextOptions):
+    url: str = Field("http://127.0.0.1:13013/cgi-bin/sendsms", description="smsbox sendsms URL")
+    username: str = Field(description="a sendsms-user of smsbox")
+    password: SecretStr
+    sender: str | None = Field(None, description="sent as Kannel's 'from'; else smsbox's global-sender")
+    smsc: str | None = Field(None, description="smsc-id to route through; else Kannel's routing")
+    dlr_url: str | None = Field(None, description="public URL of our /hooks/kannel/dlr; no DLRs when unset")
+    dlr_mask: int = Field(27, ge=1, le=63, description="1 delivered, 2 undelivered, 4 queued, 8 SMSC ack, 16 nack")
+    hook_token: SecretStr | None = Field(None, description="shared secret Kannel presents to our hooks (?token=)")
+
+    @field_validator("url", "dlr_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+
+def provider_id(message: OutboundMessage) -> str:
+    """The id Kannel's DLR brings back (Kannel has none of its own)."""
+    return f"d{message.delivery_id}"
+
+
+class KannelChannel(HttpChannel):
+    Options = KannelOptions
+    max_batch = 50
+
+    @property
+    def kannel(self) -> KannelOptions:
+        assert isinstance(self.options, KannelOptions)
+        return self.options
+
+    def dlr_url(self, message: OutboundMessage) -> str | None:
+        """Our hook URL for this message; ``%d`` stays literal for Kannel to fill in."""
+        opts = self.kannel
+        if opts.dlr_url is None:
+            return None
+        query = {"alias": self.alias, "id": provider_id(message)}
+        if opts.hook_token is not None:
+            query["token"] = opts.hook_token.get_secret_value()
+        separator = "&" if "?" in opts.dlr_url else "?"
+        return f"{opts.dlr_url}{separator}{urlencode(query)}&type=%d"
+
+    def params(self, message: OutboundMessage, text: str) -> dict[str, str]:
+        opts = self.kannel
+        params = {
+            "username": opts.username,
+            "password": opts.password.get_secret_value(),
+            "to": message.recipient,
+            "text": text,
+            "charset": "UTF-8",
+        }
+        if count_segments(text).encoding == "ucs2":
+            params["coding"] = "2"
+        if opts.sender:
+            params["from"] = opts.sender
+        if opts.smsc:
+            params["smsc"] = opts.smsc
+        dlr_url = self.dlr_url(message)
+        if dlr_url is not None:
+            params["dlr-mask"] = str(opts.dlr_mask)
+            params["dlr-url"] = dlr_url
+        return params
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
+
+    async def _send_one(self, message: OutboundMessage) -> SendResult:
+        if not _RECIPIENT.match(message.recipient):
+            return Failed("invalid-number", "the recipient is not a phone number")
+        text = prepare(message.text, self.kannel)
+        if isinstance(text, Failed):
+            return text
+        reply = await self.request("GET", self.kannel.url, params=self.params(message, text))
+        if isinstance(reply, Retry):
+            return reply  # Kannel could not be reached
+        default = self.classify(reply)
+        if default is None:
+            return Sent(provider_id(message))
+        if reply.status == 403 and "routable" in reply.text.lower():
+            return Failed("unroutable", self.redact(reply.text.strip()))
+        if reply.status in (401, 403) and "authori" in reply.text.lower():
+            return Failed("auth", "Kannel refused the username or password")
+        return default
+
+
+__all__ = ["KannelChannel", "KannelOptions", "provider_id"]

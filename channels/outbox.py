@@ -1,0 +1,64 @@
+"""The outbox channel: every message becomes one text file, like a file-based mail backend.
+
+Until a real gateway is configured, each channel of ``config.example.toml`` writes what it would send
+to ``<root>/<alias>/<delivery id>.txt``, so the whole flow can be watched with ``ls`` and ``cat``.
+The file holds a small header (recipient, subject, idempotency key) and the rendered text.
+
+Response table: file written -> Sent("outbox-<delivery id>"); OSError -> Retry (a full disk or a
+permission problem may be fixed by an operator); nothing is ever Failed.
+
+Writing is done in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from channels.base import Channel, ChannelOptions, OutboundMessage, Retry, SendResult, Sent
+
+
+class OutboxOptions(ChannelOptions):
+    root: str = "outbox"  # folder under which one sub-folder per alias is created
+
+
+class OutboxChannel(Channel):
+    Options = OutboxOptions
+    max_batch = 500
+
+    @property
+    def folder(self) -> Path:
+        assert isinstance(self.options, OutboxOptions)
+        return Path(self.options.root) / self.alias
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        return await asyncio.to_thread(self._write_all, batch)
+
+    def _write_all(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        results: list[SendResult] = []
+        for message in batch:
+            try:
+                self._write(message)
+            except OSError as exc:
+                results.append(Retry(f"outbox write failed: {exc.strerror or exc}"))
+            else:
+                results.append(Sent(f"outbox-{message.delivery_id}"))
+        return results
+
+    def _write(self, message: OutboundMessage) -> None:
+        header = [
+            f"To: {message.recipient}",
+            f"Channel: {message.channel} ({message.alias})",
+            f"Notice: {message.notice_id}",
+            f"Idempotency-Key: {message.idempotency_key}",
+        ]
+        if message.subject:
+            header.append(f"Subject: {message.subject}")
+        path = self.folder / f"{message.delivery_id}.txt"
+        partial = path.with_suffix(".tmp")
+        partial.write_text("\n".join(header) + "\n\n" + message.text + "\n", encoding="utf-8")
+        partial.replace(path)

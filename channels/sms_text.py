@@ -1,0 +1,115 @@
+"""What every SMS must carry, and how many parts it costs.
+
+Chinese domestic SMS must begin with the sender's signature in 【】 (``【昌乐县政府】``), registered with
+the carrier or the cloud provider without the brackets; marketing-type messages must also end with an
+opt-out wording (``回TD退订``, ``拒收请回复R``; each provider prescribes its own). Both are options of
+every SMS channel (``signature``, ``unsubscribe_text``) and ``compose`` applies them once: a text that
+already carries them is left alone, so a re-send or an already-signed template is not signed twice.
+
+Segment counting (3GPP TS 23.038 / 23.040): a message fits 140 octets. When every character is in the
+GSM 03.38 alphabet it is sent as 7-bit: 160 characters in one SMS, 153 per part when concatenated, the
+extension characters ``^{}\\[~]|€`` (and form feed) costing two. Any other character (any Chinese
+character) makes the whole message UCS-2: 70 UTF-16 code units in one SMS, 67 per part; a character
+outside the BMP (an emoji) costs two units. A 7-bit escape pair or a surrogate pair is never split
+across parts. Chinese carriers bill by the same 70/67 rule, counting the signature with its brackets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from channels.base import ChannelOptions, Failed
+
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = "\f^{}\\[~]|€"
+_GSM7_COST = {**dict.fromkeys(GSM7_BASIC, 1), **dict.fromkeys(GSM7_EXTENSION, 2)}
+
+Encoding = Literal["gsm7", "ucs2"]
+LIMITS: dict[str, tuple[int, int]] = {"gsm7": (160, 153), "ucs2": (70, 67)}  # single, per concatenated part
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    encoding: Encoding
+    segments: int  # SMS parts the text is split into (1 for an empty text)
+    chars: int  # characters (code points), what Chinese carriers count for billing
+    units: int  # 7-bit septets or UTF-16 code units actually encoded
+
+
+def _costs(text: str) -> tuple[Encoding, list[int]]:
+    if all(char in _GSM7_COST for char in text):
+        return "gsm7", [_GSM7_COST[char] for char in text]
+    return "ucs2", [2 if ord(char) > 0xFFFF else 1 for char in text]
+
+
+def count_segments(text: str) -> SegmentInfo:
+    """The encoding an SMS gateway will pick for ``text`` and the number of parts it needs."""
+    encoding, costs = _costs(text)
+    single, per_part = LIMITS[encoding]
+    units = sum(costs)
+    if units <= single:
+        return SegmentInfo(encoding, 1, len(text), units)
+    segments, used = 1, 0
+    for cost in costs:  # fill parts without splitting an escape pair or a surrogate pair
+        if used + cost > per_part:
+            segments, used = segments + 1, 0
+        used += cost
+    return SegmentInfo(encoding, segments, len(text), units)
+
+
+class SmsTextOptions(ChannelOptions):
+    """Options of every SMS channel, mixed into the adapter's own options."""
+
+    signature: str | None = Field(None, description="sender signature without brackets, e.g. 昌乐县政府")
+    unsubscribe_text: str | None = Field(None, description="opt-out wording appended to every SMS, e.g. 回TD退订")
+    max_segments: int = Field(10, ge=1, le=255, description="longer messages fail with too-long instead of sending")
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bare = value.strip().removeprefix("【").removesuffix("】").strip()
+        if not 2 <= len(bare) <= 16 or any(c in bare for c in "【】[] \t\r\n"):
+            raise ValueError("a signature has 2-16 characters, no brackets or spaces, e.g. 昌乐县政府")
+        return bare
+
+    @field_validator("unsubscribe_text")
+    @classmethod
+    def _unsubscribe(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise ValueError("leave unsubscribe_text out instead of setting it empty")
+        return value
+
+
+def compose(text: str, signature: str | None = None, unsubscribe_text: str | None = None) -> str:
+    """``text`` with the 【signature】 in front and the opt-out wording at the end, each added at most once."""
+    body = text.strip()
+    if signature:
+        prefix = f"【{signature}】"
+        if not body.startswith(prefix):
+            body = prefix + body
+    if unsubscribe_text and not body.endswith(unsubscribe_text):
+        body = body + unsubscribe_text
+    return body
+
+
+def prepare(text: str, options: SmsTextOptions) -> str | Failed:
+    """The text to hand to the gateway, or Failed("too-long") when it needs more than max_segments parts."""
+    final = compose(text, options.signature, options.unsubscribe_text)
+    info = count_segments(final)
+    if info.segments > options.max_segments:
+        return Failed("too-long", f"{info.chars} characters need {info.segments} parts (max {options.max_segments})")
+    return final
+
+
+__all__ = ["SegmentInfo", "SmsTextOptions", "compose", "count_segments", "prepare"]

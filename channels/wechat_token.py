@@ -1,0 +1,131 @@
+"""The access-token cache shared by the WeChat Official Account and WeCom adapters of a process.
+
+Both platforms authenticate every call with an ``access_token`` fetched from a token endpoint:
+
+    WeChat Official Account   POST /cgi-bin/stable_token   (appid + secret)
+        https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken
+    WeCom                     GET  /cgi-bin/gettoken        (corpid + corpsecret, one token per app)
+        https://developer.work.weixin.qq.com/document/path/91039
+
+Both say: cache the token (the endpoints are frequency-limited), honour ``expires_in`` (7200 s today,
+may change), and fetch again when a call answers "invalid / expired token" (40001 / 40014 / 42001).
+
+A ``TokenCache`` is the narrow interface an adapter needs, keyed at construction (one cache per appid
+or per corpid + agent secret):
+
+    await cache.token()              a valid token; fetched when missing or about to expire
+    await cache.refresh(rejected)    a new token, because the platform rejected ``rejected``
+
+``refresh`` is a compare-and-swap: when another caller already replaced the rejected token, the
+replacement is returned and nothing is fetched, so a hundred workers hitting 42001 at once cause one
+fetch. ``MemoryTokenCache`` implements it for one process (single-flight under an ``asyncio.Lock``);
+a PostgreSQL-backed cache shared by several processes can implement the same two methods with a row
+per key read ``FOR UPDATE`` (or an advisory lock) around the fetch.
+
+How many refreshes a send may cause is the adapter's business: each adapter refreshes at most once per
+``send`` call and never loops. A fetch that fails raises ``TokenError`` carrying the adapter's result
+(``Retry`` for a busy platform or a network problem, ``Failed`` for a wrong appid or secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from channels.base import Failed, Retry
+
+DEFAULT_MARGIN = 120.0  # seconds before expiry at which a cached token counts as stale
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """What a token endpoint answered: the token and its lifetime in seconds (``expires_in``)."""
+
+    value: str
+    expires_in: float
+
+
+class TokenError(Exception):
+    """A token could not be fetched; ``result`` is what the messages of the send become."""
+
+    def __init__(self, result: Retry | Failed) -> None:
+        super().__init__(result.reason if isinstance(result, Retry) else f"{result.reason_code}: {result.detail}")
+        self.result = result
+
+
+# Fetch a token from the platform; ``force`` asks for a new one even if the current one is still valid
+# (stable_token's ``force_refresh``; WeCom's gettoken has no such switch and ignores it).
+TokenFetcher = Callable[[bool], Awaitable[IssuedToken]]
+
+
+class TokenCache(Protocol):
+    async def token(self) -> str:
+        """A token believed valid: the cached one, or a freshly fetched one."""
+        ...
+
+    async def refresh(self, rejected: str) -> str:
+        """A token other than ``rejected``, fetching one only if ``rejected`` is still the cached token."""
+        ...
+
+
+class MemoryTokenCache:
+    """One process's cache of one token: single-flight fetches, refreshed ``margin`` s before expiry.
+
+    ``clock`` is monotonic seconds (injectable for tests). A token whose ``expires_in`` is short is kept
+    for at least half its lifetime, so a short-lived token never makes every call fetch.
+    """
+
+    def __init__(
+        self,
+        fetch: TokenFetcher,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._margin = margin
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value: str | None = None
+        self._stale_at = 0.0
+        self.fetches = 0  # how many times the endpoint was called (for metrics and tests)
+
+    def _valid(self) -> str | None:
+        return self._value if self._value is not None and self._clock() < self._stale_at else None
+
+    async def token(self) -> str:
+        current = self._valid()
+        if current is not None:
+            return current
+        async with self._lock:
+            current = self._valid()
+            if current is not None:
+                return current
+            return self._store(await self._call(force=False))
+
+    async def refresh(self, rejected: str) -> str:
+        async with self._lock:
+            current = self._valid()
+            if current is not None and current != rejected:
+                return current
+            issued = await self._call(force=False)
+            if issued.value == rejected:
+                # The platform still hands out the token it refuses ("not latest"): ask for a new one, once.
+                issued = await self._call(force=True)
+            return self._store(issued)
+
+    async def _call(self, *, force: bool) -> IssuedToken:
+        self.fetches += 1
+        return await self._fetch(force)
+
+    def _store(self, issued: IssuedToken) -> str:
+        lifetime = max(issued.expires_in - self._margin, issued.expires_in / 2)
+        self._value = issued.value
+        self._stale_at = self._clock() + lifetime
+        return issued.value
+
+
+__all__ = ["DEFAULT_MARGIN", "IssuedToken", "MemoryTokenCache", "TokenCache", "TokenError", "TokenFetcher"]

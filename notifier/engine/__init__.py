@@ -1,0 +1,30 @@
+"""The delivery engine: from an approved notice to a confirmed delivery for every resident it concerns.
+
+What the rest of the service calls:
+
+    Engine(store, settings, channels)   start() / stop() / wake() / run_once() / run_until_idle()
+    cancel_notice(store, id, actor)     stop every delivery not yet sent
+    preview(store, notice)              residents and deliveries per channel per town, before approval
+    record_receipt(store, alias, provider_message_id, status, detail)
+    add_recurring_notice(store, notice, department=, cron=, actor=)
+"""
+
+from notifier.engine.control import cancel_notice, preview
+from notifier.engine.engine import Engine
+from notifier.engine.receipts import ReceiptOutcome, record_receipt
+from notifier.engine.render import Renderer, RenderError
+from notifier.engine.retry import RetryDecision, RetryPolicy
+from notifier.engine.scheduling import add_recurring_notice
+
+__all__ = [
+    "Engine",
+    "ReceiptOutcome",
+    "RenderError",
+    "Renderer",
+    "RetryDecision",
+    "RetryPolicy",
+    "add_recurring_notice",
+    "cancel_notice",
+    "preview",
+    "record_receipt",
+]

@@ -1,0 +1,69 @@
+"""What every step of the engine shares: the store, the settings, the clock, the channels."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from channels.base import Channel
+from notifier.config import Settings
+from notifier.engine.ratelimit import RateLimiter
+from notifier.engine.render import Renderer
+from notifier.engine.retry import RetryPolicy
+from notifier.store import Store
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class EngineContext:
+    store: Store
+    settings: Settings
+    channels: dict[str, Channel]
+    clock: Callable[[], float] = time.time
+    worker: str = field(default_factory=new_worker_id)
+    retry: RetryPolicy | None = None
+    renderer: Renderer | None = None
+    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    contents: dict[int, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # rendered, by notice
+
+    def __post_init__(self) -> None:
+        self.retry = self.retry or RetryPolicy.from_config(self.settings.engine)
+        self.renderer = self.renderer or Renderer(public_url=self.settings.server.public_url)
+        for alias in self.channels:
+            config = self.settings.channels.get(alias)
+            self.limiters.setdefault(alias, RateLimiter.for_channel(config) if config else RateLimiter())
+
+    @property
+    def policy(self) -> RetryPolicy:
+        assert self.retry is not None
+        return self.retry
+
+    @property
+    def templates(self) -> Renderer:
+        assert self.renderer is not None
+        return self.renderer
+
+    def aliases_of(self, kind: str) -> list[str]:
+        """The configured aliases serving a channel kind, in their configured order."""
+        found = [
+            (config.order, alias)
+            for alias, config in self.settings.channels.items()
+            if config.kind.value == kind and alias in self.channels
+        ]
+        return [alias for _, alias in sorted(found)]
+
+    def next_alias(self, kind: str, current: str) -> str | None:
+        """The alias of the same kind after ``current``, for a permanent failure of one gateway."""
+        aliases = self.aliases_of(kind)
+        position = aliases.index(current) if current in aliases else len(aliases)
+        return aliases[position + 1] if position + 1 < len(aliases) else None
+
+    def served_kinds(self) -> list[str]:
+        return sorted({config.kind.value for alias, config in self.settings.channels.items() if alias in self.channels})

@@ -1,0 +1,93 @@
+"""What the API calls besides the running Engine: cancel a notice, preview its reach."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from notifier.domain.errors import Conflict
+from notifier.domain.models import Notice, NoticeIn
+from notifier.store import Store
+from subscribers.targeting import plan_target
+
+
+async def cancel_notice(store: Store, notice_id: int, actor: str) -> int:
+    """Cancel a notice at any point before it is done; the number of deliveries stopped.
+
+    Queued deliveries become skipped in the same transaction; a delivery already handed to a worker
+    is skipped by that worker before the provider call. Raises Conflict for a finished notice.
+    """
+    skipped = await store.cancel_notice_row(notice_id, actor)
+    if skipped is None:
+        notice = await store.get_notice(notice_id)
+        raise Conflict(f"notice {notice_id} is {notice.state.value} and can no longer be cancelled")
+    return skipped
+
+
+async def preview(
+    store: Store, notice: Notice | NoticeIn, *, served: list[str] | None = None, chunk: int = 5000
+) -> dict[str, Any]:
+    """Residents and deliveries per channel per town the notice would produce, before approval.
+
+    ``served`` limits channels to the kinds configured aliases serve (all requested kinds if None).
+    Runs the fan-out's own queries on staging tables, chunk by chunk, and writes no delivery.
+    """
+    params = await _preview_params(store, notice, served)
+    towns: dict[str, dict[str, Any]] = defaultdict(lambda: {"residents": 0, "reached": 0, "deliveries": {}})
+    after = 0
+    while (upto := await store.chunk_end(after, chunk)) is not None:
+        async with store.db.transaction():
+            await store.stage_chunk({**params, "after": after, "upto": upto})
+            for row in await store.staged_summary():
+                _add_summary_row(towns[row["town"]], row["channel"], int(row["n"]))
+        after = upto
+    return _summarise(towns)
+
+
+async def _preview_params(store: Store, notice: Notice | NoticeIn, served: list[str] | None) -> dict[str, Any]:
+    target = notice.target.model_dump(mode="json")
+    references = notice.references
+    plan = plan_target(
+        target,
+        notice.topic,
+        references,
+        await store.codes_to_ids("group", list(target.get("groups") or [])),
+        await store.codes_to_ids("topic", list(target.get("topics") or [])),
+    )
+    channels = [c.value for c in notice.channels if served is None or c.value in served]
+    return {
+        **plan.params(),
+        "channels": json.dumps(channels),
+        "all_channels": notice.channel_mode.value == "all",
+        # the summary ignores when deliveries would be due; these only bind the shared query
+        "urgent": True,
+        "now": 0,
+        "local": 0,
+    }
+
+
+def _add_summary_row(town: dict[str, Any], channel: str, n: int) -> None:
+    if channel == "":
+        town["residents"] += n
+    elif channel == "*":
+        town["reached"] += n
+    else:
+        town["deliveries"][channel] = town["deliveries"].get(channel, 0) + n
+
+
+def _summarise(towns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    deliveries: dict[str, int] = defaultdict(int)
+    for town in towns.values():
+        town["skipped"] = town["residents"] - town["reached"]
+        for channel, n in town["deliveries"].items():
+            deliveries[channel] += n
+    residents = sum(t["residents"] for t in towns.values())
+    reached = sum(t["reached"] for t in towns.values())
+    return {
+        "residents": residents,
+        "reached": reached,
+        "skipped": residents - reached,
+        "deliveries": dict(deliveries),
+        "towns": {code: towns[code] for code in sorted(towns)},
+    }

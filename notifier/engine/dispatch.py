@@ -1,0 +1,108 @@
+"""Step 4 of a notice's journey: claim due deliveries under a lease, and send them in batches.
+
+Before the provider call every delivery of the batch is ``sending`` with a lease in the database;
+after it, the results are written in one shielded transaction (``outcomes.record_results``). A
+worker that dies in between leaves its claims to expire and be claimed again, so at most the batch
+in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired since
+the claim are skipped here, before any provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.base import Channel, OutboundMessage, Retry, SendResult
+from notifier.engine.context import EngineContext
+from notifier.engine.outcomes import record_results
+from notifier.store.database import Row
+
+log = logging.getLogger(__name__)
+
+STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
+
+
+async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
+    """Claim, send and record one batch for one alias; the number of deliveries handled."""
+    channel = ctx.channels[alias]
+    limiter = ctx.limiters[alias]
+    now = ctx.clock()
+    granted = limiter.take(min(ctx.settings.engine.batch_size, channel.max_batch), now)
+    if granted == 0:
+        return 0
+    rows = await ctx.store.claim_deliveries(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
+    limiter.give_back(granted - len(rows))
+    if not rows:
+        return 0
+    notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
+    live = await skip_stopped(ctx, rows, notices)
+    if live:
+        messages = await build_messages(ctx, live, notices)
+        results = await send_batch(ctx, channel, messages)
+        await asyncio.shield(record_results(ctx, live, notices, results))
+    return len(rows)
+
+
+async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[Row]:
+    """Skip deliveries whose notice was cancelled or expired; return the others."""
+    live = []
+    for row in rows:
+        state = notices[row["notice_id"]]["state"]
+        if state in STOPPED_NOTICE_STATES:
+            await ctx.store.close_delivery(
+                row["id"], state="skipped", from_state="sending", error=state, worker=ctx.worker
+            )
+        else:
+            live.append(row)
+    return live
+
+
+async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[OutboundMessage]:
+    messages = []
+    for row in rows:
+        content = await rendered(ctx, row["notice_id"], row["channel"])
+        messages.append(
+            OutboundMessage(
+                delivery_id=row["id"],
+                notice_id=row["notice_id"],
+                channel=row["channel"],
+                alias=row["alias"],
+                recipient=row["address"],
+                text=content.get("text") or "",
+                subject=content.get("subject"),
+                html=content.get("html"),
+                idempotency_key=f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}",
+                priority=row["priority"],
+            )
+        )
+    return messages
+
+
+async def rendered(ctx: EngineContext, notice_id: int, channel: str) -> dict[str, str | None]:
+    """The stored rendering of a notice for a channel kind, cached per process."""
+    cached = ctx.contents.get(notice_id)
+    if cached is None:
+        if len(ctx.contents) > 256:
+            ctx.contents.clear()
+        stored = await ctx.store.rendered_messages(notice_id)
+        cached = ctx.contents[notice_id] = {kind: json.loads(text) for kind, text in stored.items()}
+    return cached.get(channel) or {}
+
+
+async def send_batch(ctx: EngineContext, channel: Channel, messages: list[OutboundMessage]) -> list[SendResult]:
+    """Call the adapter; an exception, a timeout or a wrong number of results means Retry for all."""
+    timeout = ctx.settings.engine.lease_seconds * 0.8
+    try:
+        async with asyncio.timeout(timeout):
+            results = await channel.send(messages)
+    except TimeoutError:
+        log.warning("channel %s did not answer within %.0f s", channel.alias, timeout)
+        return [Retry("adapter timeout")] * len(messages)
+    except Exception as exc:
+        log.warning("channel %s raised %s", channel.alias, type(exc).__name__)
+        return [Retry(f"adapter error: {type(exc).__name__}")] * len(messages)
+    if len(results) != len(messages):
+        log.error("channel %s returned %d results for %d messages", channel.alias, len(results), len(messages))
+        return [Retry("adapter broke the one-result-per-message contract")] * len(messages)
+    return results

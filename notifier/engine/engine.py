@@ -1,0 +1,156 @@
+"""The Engine: the five steps of a notice's journey, run by asyncio tasks in one process.
+
+    target  -> subscribers.targeting (who, on which channel)      fanout.fan_out_next
+    render  -> render.Renderer (once per channel kind)            fanout.render_notice
+    enqueue -> deliveries in the database, in chunks              fanout.fan_out
+    claim/send -> leased batches through the adapters             dispatch.dispatch_alias
+    record  -> results, retries, fallbacks                        outcomes.record_results
+
+``start()`` runs one planner task (housekeeping, fan-out, scheduling) and ``engine.workers`` worker
+tasks; ``wake()`` lets the API say "something is due" so nobody waits for the next poll. Tests use
+``run_once()`` / ``run_until_idle()`` (burst mode) with an injected clock instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from channels.base import Channel
+from notifier.config import Settings
+from notifier.engine.context import EngineContext, new_worker_id
+from notifier.engine.dispatch import dispatch_alias
+from notifier.engine.fanout import fan_out_next
+from notifier.engine.housekeeping import housekeeping
+from notifier.engine.receipts import ReceiptOutcome, record_receipt
+from notifier.engine.retry import RetryPolicy
+from notifier.engine.scheduling import NoticeScheduler
+from notifier.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        channels: dict[str, Channel],
+        *,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+        worker_id: str | None = None,
+    ) -> None:
+        self.ctx = EngineContext(
+            store=store,
+            settings=settings,
+            channels=channels,
+            clock=clock,
+            worker=worker_id or new_worker_id(),
+            retry=RetryPolicy.from_config(settings.engine, jitter),
+        )
+        self.scheduler = NoticeScheduler(self.ctx, self.wake)
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._planner: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Tell the engine that something may be due (an approval, a cancel): no poll wait."""
+        self._wakeup.set()
+
+    async def run_once(self) -> int:
+        """One pass of every step: chores, fan-out of every due notice, one batch per alias."""
+        done = await housekeeping(self.ctx)
+        while await fan_out_next(self.ctx) is not None:
+            done += 1
+        for alias in self.ctx.channels:
+            done += await dispatch_alias(self.ctx, alias)
+        return done
+
+    async def run_until_idle(self, max_passes: int = 100_000) -> int:
+        """Burst mode: run passes until one finds nothing to do; the work done in all."""
+        total = 0
+        for _ in range(max_passes):
+            done = await self.run_once()
+            if not done:
+                return total
+            total += done
+        raise RuntimeError(f"engine still busy after {max_passes} passes")
+
+    async def record_receipt(
+        self, alias: str, provider_message_id: str, status: str, detail: str | None = None
+    ) -> ReceiptOutcome:
+        return await record_receipt(self.ctx.store, alias, provider_message_id, status, detail, context=self.ctx)
+
+    async def start(self) -> None:
+        for channel in self.ctx.channels.values():
+            await channel.open()
+        await self.scheduler.start()
+        self._stopping = False
+        self._planner = asyncio.create_task(self._plan_loop(), name="engine-planner")
+        self._workers = [
+            asyncio.create_task(self._work_loop(), name=f"engine-worker-{i}")
+            for i in range(self.ctx.settings.engine.workers)
+        ]
+        log.info("engine %s started with %d workers", self.ctx.worker, len(self._workers))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Let each worker finish the batch it holds (its result write is shielded), then stop."""
+        self._stopping = True
+        self.wake()
+        if self._planner is not None:
+            self._planner.cancel()
+        tasks = [t for t in (self._planner, *self._workers) if t is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace or self.ctx.settings.engine.lease_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._planner, self._workers = None, []
+        self.scheduler.shutdown()
+        for channel in self.ctx.channels.values():
+            await channel.close()
+        log.info("engine %s stopped", self.ctx.worker)
+
+    async def _plan_loop(self) -> None:
+        while not self._stopping:
+            try:
+                busy = await housekeeping(self.ctx)
+                while await fan_out_next(self.ctx) is not None:
+                    busy += 1
+                    self.wake()
+                await self.scheduler.wake_at_next_send_at()
+            except Exception:
+                log.exception("engine planner pass failed; retrying after the poll interval")
+                busy = 0
+            if not busy:
+                await self._idle(self.ctx.settings.engine.poll_interval)
+
+    async def _work_loop(self) -> None:
+        while not self._stopping:
+            try:
+                handled = 0
+                for alias in self.ctx.channels:
+                    handled += await dispatch_alias(self.ctx, alias)
+            except Exception:
+                log.exception("engine worker pass failed; retrying after the poll interval")
+                handled = 0
+            if not handled and not self._stopping:
+                await self._idle(self._worker_wait())
+
+    def _worker_wait(self) -> float:
+        """The poll interval, or longer while every alias is out of rate-limit tokens."""
+        now = self.ctx.clock()
+        waits = [limiter.wait_time(now) for limiter in self.ctx.limiters.values()]
+        return max(self.ctx.settings.engine.poll_interval, min(waits, default=0.0))
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wakeup.wait()
+        self._wakeup.clear()

@@ -1,0 +1,116 @@
+"""Step 2 and 3 of a notice's journey: render it once per channel, then fan it out to deliveries.
+
+The fan-out runs in SQL (``fanout_match``, ``fanout_choose``, ``fanout_insert_deliveries``), one
+chunk of ``fanout_batch_size`` subscriber ids per transaction, so memory does not grow with the
+audience. Each chunk moves ``notices.fanout_cursor`` in the same transaction as its deliveries, so a
+crash resumes at the first unfinished chunk; the UNIQUE (notice, subscriber, channel) key makes a
+repeated chunk harmless. A lease on the notice keeps two processes from fanning out one notice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from notifier.domain.enums import Severity
+from notifier.engine.context import EngineContext
+from notifier.engine.quiet import local_seconds
+from notifier.engine.render import RenderError
+from notifier.store import Store
+from notifier.store.common import iso
+from notifier.store.database import Row
+from subscribers.targeting import TargetPlan, plan_target
+
+log = logging.getLogger(__name__)
+
+
+def epoch(value: str | None) -> float | None:
+    return None if value is None else datetime.fromisoformat(value).timestamp()
+
+
+async def resolve_target(store: Store, notice: Row) -> TargetPlan:
+    target = json.loads(notice["target"]) if isinstance(notice["target"], str) else notice["target"]
+    return plan_target(
+        target,
+        notice["topic"],
+        notice.get("references_id"),
+        await store.codes_to_ids("group", list(target.get("groups") or [])),
+        await store.codes_to_ids("topic", list(target.get("topics") or [])),
+    )
+
+
+def requested_channels(ctx: EngineContext, notice: Row) -> list[str]:
+    """The notice's channel kinds that some configured alias serves."""
+    channels = json.loads(notice["channels"]) if isinstance(notice["channels"], str) else notice["channels"]
+    served = set(ctx.served_kinds())
+    return [kind for kind in channels if kind in served]
+
+
+async def fanout_params(ctx: EngineContext, notice: Row, now: float) -> dict[str, Any]:
+    """Every parameter the fan-out queries bind, for one notice at time ``now``."""
+    severity = Severity(notice["severity"])
+    channels = requested_channels(ctx, notice)
+    plan = await resolve_target(ctx.store, notice)
+    return {
+        **plan.params(),
+        "notice_id": notice.get("id"),
+        "channels": json.dumps(channels),
+        "all_channels": notice["channel_mode"] == "all",
+        "aliases": json.dumps({kind: ctx.aliases_of(kind)[0] for kind in channels}),
+        "priority": severity.priority,
+        "urgent": severity.is_urgent,
+        "deadline": epoch(notice.get("expires_at")),
+        **timing_params(ctx, now),
+    }
+
+
+def timing_params(ctx: EngineContext, now: float) -> dict[str, Any]:
+    return {
+        "now": int(now),
+        "local": local_seconds(now, ctx.settings.server.timezone),
+        "lease_until": now + ctx.settings.engine.lease_seconds,
+        "now_iso": iso(datetime.fromtimestamp(now, UTC)),
+    }
+
+
+async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, str | None]]:
+    """The notice's text per requested channel kind; RenderError when a template fails."""
+    department = await ctx.store.get_department(notice["department"])
+    row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
+    context = ctx.templates.context(row, department.name)
+    return {kind: ctx.templates.render(notice["template"], kind, context) for kind in requested_channels(ctx, notice)}
+
+
+async def fan_out_next(ctx: EngineContext) -> int | None:
+    """Claim one approved, due notice and fan it out completely; its id, or None when none is due."""
+    notice = await ctx.store.claim_notice_for_fanout(ctx.worker, ctx.clock(), ctx.settings.engine.lease_seconds)
+    if notice is None:
+        return None
+    try:
+        await ctx.store.store_rendered(notice["id"], await render_notice(ctx, notice))
+    except RenderError as exc:
+        log.error("notice %s cannot be rendered: %s", notice["id"], exc)
+        await ctx.store.cancel_notice_row(notice["id"], "engine")
+        return int(notice["id"])
+    await fan_out(ctx, notice)
+    return int(notice["id"])
+
+
+async def fan_out(ctx: EngineContext, notice: Row) -> None:
+    """Create the notice's deliveries chunk by chunk from its cursor on, then mark it scheduled."""
+    after = int(notice["fanout_cursor"])
+    size = ctx.settings.engine.fanout_batch_size
+    fixed = await fanout_params(ctx, notice, ctx.clock())
+    while True:
+        upto = await ctx.store.chunk_end(after, size)
+        if upto is None:
+            break
+        params = {**fixed, **timing_params(ctx, ctx.clock()), "after": after, "upto": upto}
+        if not await ctx.store.fan_out_chunk(notice["id"], ctx.worker, after, upto, params):
+            log.info("fan-out of notice %s stopped: cancelled or taken over", notice["id"])
+            return
+        after = upto
+    if await ctx.store.finish_fanout(notice["id"], ctx.worker):
+        log.info("notice %s fanned out", notice["id"])

@@ -1,0 +1,39 @@
+"""The engine's periodic chores: recover stale leases, expire notices, fall back on silence, finish.
+
+Each chore is one query or a short loop; all are safe to run from several processes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from notifier.engine.context import EngineContext
+from notifier.engine.outcomes import give_up
+
+log = logging.getLogger(__name__)
+
+
+async def housekeeping(ctx: EngineContext) -> int:
+    """Run every chore once; the number of rows they changed."""
+    now = ctx.clock()
+    changed = await ctx.store.recover_leases(now)
+    if changed:
+        log.info("recovered %d deliveries whose lease expired", changed)
+    changed += len(await ctx.store.expire_notices(now))
+    changed += await fall_back_unconfirmed(ctx, now)
+    changed += len(await ctx.store.finish_notices())
+    return changed
+
+
+async def fall_back_unconfirmed(ctx: EngineContext, now: float, limit: int = 500) -> int:
+    """Sent deliveries with no receipt within the confirm window hand over to the next channel."""
+    if ctx.settings.engine.confirm_window <= 0:
+        return 0
+    rows = await ctx.store.unconfirmed_deliveries(now, limit)
+    if not rows:
+        return 0
+    notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
+    async with ctx.store.db.transaction():
+        for row in rows:
+            await give_up(ctx, row, notices[row["notice_id"]], "not confirmed in time", now, from_state="sent")
+    return len(rows)

@@ -1,0 +1,112 @@
+"""Step 5 of a notice's journey: write what the provider said, and decide what happens next.
+
+Sent     -> sent (with a confirm-by time when the confirm window is on)
+Retry    -> queued again after the policy's delay, or given up (attempts) / skipped (deadline)
+Failed   -> queued on the next alias of the same kind (a backup gateway), else given up
+given up -> fallback (and a new delivery on the resident's next channel) in first-available
+            mode when there is a next channel; failed otherwise
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.base import Failed, Retry, SendResult, Sent
+from notifier.domain.enums import Severity
+from notifier.engine.context import EngineContext
+from notifier.engine.fanout import requested_channels
+from notifier.engine.quiet import local_seconds, seconds_until_quiet_ends
+from notifier.store.database import Row
+from subscribers.targeting import ADDRESS_FIELD, next_channel
+
+log = logging.getLogger(__name__)
+
+
+async def record_results(
+    ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]
+) -> None:
+    """Write a batch's results in one transaction (callers shield it from cancellation)."""
+    now = ctx.clock()
+    sent: list[tuple[int, str, float | None]] = []
+    async with ctx.store.db.transaction():
+        for row, result in zip(rows, results, strict=True):
+            notice = notices[row["notice_id"]]
+            if isinstance(result, Sent):
+                sent.append((row["id"], result.provider_message_id, confirm_by(ctx, notice, now)))
+            elif isinstance(result, Retry):
+                await on_retry(ctx, row, notice, result, now)
+            else:
+                await on_failed(ctx, row, notice, result, now)
+        await ctx.store.record_sent(ctx.worker, sent)
+        await ctx.store.mark_notices_sending(notices)
+
+
+def confirm_by(ctx: EngineContext, notice: Row, now: float) -> float | None:
+    window = ctx.settings.engine.confirm_window
+    if window <= 0 or notice["channel_mode"] != "first-available":
+        return None
+    return now + window
+
+
+async def on_retry(ctx: EngineContext, row: Row, notice: Row, result: Retry, now: float) -> None:
+    decision = ctx.policy.decide(row["attempts"], result.retry_after, now, row["deadline"])
+    if decision.retry:
+        await ctx.store.requeue_delivery(row["id"], ctx.worker, now + decision.delay, row["alias"], result.reason)
+    elif decision.reason == "deadline":
+        await ctx.store.close_delivery(
+            row["id"], state="skipped", from_state="sending", error=f"expired: {result.reason}", worker=ctx.worker
+        )
+    else:
+        await give_up(ctx, row, notice, f"retries exhausted: {result.reason}", now, from_state="sending")
+
+
+async def on_failed(ctx: EngineContext, row: Row, notice: Row, result: Failed, now: float) -> None:
+    reason = f"{result.reason_code}: {result.detail}" if result.detail else result.reason_code
+    backup = ctx.next_alias(row["channel"], row["alias"])
+    if backup is not None:
+        await ctx.store.requeue_delivery(row["id"], ctx.worker, now, backup, f"{row['alias']}: {reason}")
+        return
+    await give_up(ctx, row, notice, reason, now, from_state="sending")
+
+
+async def give_up(ctx: EngineContext, row: Row, notice: Row, reason: str, now: float, *, from_state: str) -> None:
+    """No more tries on this channel: hand over to the resident's next channel, or fail."""
+    worker = ctx.worker if from_state == "sending" else None
+    next_kind = await create_fallback(ctx, row, notice, now) if notice["channel_mode"] == "first-available" else None
+    state = "fallback" if next_kind else "failed"
+    await ctx.store.close_delivery(row["id"], state=state, from_state=from_state, error=reason, worker=worker)
+    log.info("delivery %s %s (%s)%s", row["id"], state, reason, f" -> {next_kind}" if next_kind else "")
+
+
+async def create_fallback(ctx: EngineContext, row: Row, notice: Row, now: float) -> str | None:
+    """Queue the notice on the resident's next usable channel; the channel kind, or None."""
+    subject = await ctx.store.fallback_subject(row["notice_id"], row["subscriber_id"])
+    if subject is None or not subject["eligible"]:
+        return None
+    kind = next_channel(
+        json.loads(subject["channels"]),
+        requested_channels(ctx, notice),
+        subject,
+        json.loads(subject["refused"]),
+        json.loads(subject["tried"]),
+    )
+    if kind is None:
+        return None
+    urgent = row["priority"] >= Severity.SEVERE.priority
+    local = local_seconds(now, ctx.settings.server.timezone)
+    wait = 0 if urgent else seconds_until_quiet_ends(local, subject["quiet_start"], subject["quiet_end"])
+    inserted = await ctx.store.insert_delivery(
+        {
+            "notice_id": row["notice_id"],
+            "subscriber_id": row["subscriber_id"],
+            "channel": kind,
+            "alias": ctx.aliases_of(kind)[0],
+            "rank": row["rank"] + 1,
+            "priority": row["priority"],
+            "due_at": now + wait,
+            "deadline": row["deadline"],
+            "address": subject[ADDRESS_FIELD[kind]],
+        }
+    )
+    return kind if inserted else None

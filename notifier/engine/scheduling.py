@@ -1,0 +1,159 @@
+"""Scheduling: notices with ``send_at`` start on time, recurring notices fire from cron expressions.
+
+A notice with a future ``send_at`` waits in ``approved``; the fan-out's claim takes it once the
+clock passes ``send_at``, so it starts after a restart too, and exactly once (the claim is a leased
+UPDATE). The scheduler adds a one-off job at the next ``send_at`` that wakes the engine on time
+instead of at its next poll.
+
+Recurring notices (a weekly digest) live in ``recurring_notices``: a NoticeIn approved once, and a
+five-field cron expression in ``server.timezone``. Each gets an APScheduler cron job. Firing a slot
+first inserts ``job_runs(job_key)``, whose primary key lets exactly one process win the slot even
+when several schedulers run; the notice it creates is approved at once and carries the key as its
+idempotency key. On start every recurring notice's latest slot within ``CATCH_UP_SECONDS`` is
+fired, so a slot missed while no process ran goes out once after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from notifier.domain.enums import NoticeState
+from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.models import NoticeIn
+from notifier.engine.context import EngineContext
+from notifier.store import Store
+from notifier.store.database import Row
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_SECONDS = 3600
+SYNC_SECONDS = 60
+
+
+def cron_trigger(cron: str, timezone: str) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as exc:
+        raise InvalidInput("invalid cron expression", [FieldError("cron", str(exc))]) from None
+
+
+def latest_slot(trigger: CronTrigger, now: datetime, since: datetime) -> datetime | None:
+    """The last time the trigger fires in (since, now], or None."""
+    slot = None
+    fire = trigger.get_next_fire_time(None, since + timedelta(microseconds=1))
+    while fire is not None and fire <= now:
+        slot = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return slot
+
+
+def slot_key(recurring_id: int, slot: datetime) -> str:
+    return f"recurring-{recurring_id}-{slot.astimezone(UTC):%Y%m%dT%H%M}"
+
+
+async def add_recurring_notice(store: Store, notice: NoticeIn, *, department: str, cron: str, actor: str) -> int:
+    """Register an approved notice to be issued at every time ``cron`` names; its id."""
+    cron_trigger(cron, "UTC")
+    body = notice.model_dump(mode="json", exclude={"send_at", "expires_at"})
+    async with store.db.transaction():
+        recurring_id = await store.insert_recurring_notice(department, cron, body, actor)
+        await store.audit(actor, "recurring.create", "recurring_notice", recurring_id, {"cron": cron})
+    return recurring_id
+
+
+async def fire_recurring(ctx: EngineContext, recurring: Row, slot: datetime) -> int | None:
+    """Issue one slot of a recurring notice; the new notice's id, or None if the slot was fired before."""
+    key = slot_key(recurring["id"], slot)
+    actor = f"recurring:{recurring['id']}"
+    async with ctx.store.db.transaction():
+        if not await ctx.store.claim_job_run(key, ctx.worker):
+            return None
+        notice_in = NoticeIn.model_validate_json(recurring["notice"])
+        notice, _ = await ctx.store.create_notice(
+            notice_in, department=recurring["department"], created_by=None, actor=actor, idempotency_key=key
+        )
+        await ctx.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor=actor)
+    log.info("recurring notice %s fired as notice %s", recurring["id"], notice.id)
+    return notice.id
+
+
+class NoticeScheduler:
+    """APScheduler jobs of one process: recurring notices, and a wake-up at the next send_at."""
+
+    def __init__(self, ctx: EngineContext, wake: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self.wake = wake
+        self.timezone = ctx.settings.server.timezone
+        self.scheduler = AsyncIOScheduler(timezone=self.timezone)
+
+    async def start(self) -> None:
+        await self.catch_up()
+        self.scheduler.start()
+        self.scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync-recurring")
+        await self.sync()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.ctx.clock(), UTC)
+
+    async def catch_up(self) -> list[int]:
+        """Fire each recurring notice's latest slot of the last hour that no process fired."""
+        fired = []
+        now = self.now()
+        for recurring in await self.ctx.store.active_recurring_notices():
+            since = max(now - timedelta(seconds=CATCH_UP_SECONDS), datetime.fromisoformat(recurring["created_at"]))
+            slot = latest_slot(cron_trigger(recurring["cron"], self.timezone), now, since)
+            if slot is not None and (notice_id := await fire_recurring(self.ctx, recurring, slot)) is not None:
+                fired.append(notice_id)
+        if fired:
+            self.wake()
+        return fired
+
+    async def sync(self) -> None:
+        """Match the cron jobs to the recurring_notices table."""
+        wanted: dict[str, Row] = {f"recurring-{r['id']}": r for r in await self.ctx.store.active_recurring_notices()}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("recurring-") and job.id not in wanted:
+                job.remove()
+        for job_id, recurring in wanted.items():
+            self.scheduler.add_job(
+                self._fire_due,
+                cron_trigger(recurring["cron"], self.timezone),
+                args=[recurring["id"]],
+                id=job_id,
+                replace_existing=True,
+                coalesce=True,
+                misfire_grace_time=CATCH_UP_SECONDS,
+            )
+
+    async def wake_at_next_send_at(self) -> None:
+        """Schedule a wake-up at the earliest future send_at of an approved notice."""
+        next_send_at = await self.ctx.store.next_send_at(self.ctx.clock())
+        if next_send_at is not None and self.scheduler.running:
+            self.scheduler.add_job(
+                self._wake_job,
+                DateTrigger(run_date=datetime.fromisoformat(next_send_at)),
+                id="next-send-at",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+    async def _wake_job(self) -> None:
+        self.wake()
+
+    async def _fire_due(self, recurring_id: int) -> Any:
+        rows = [r for r in await self.ctx.store.active_recurring_notices() if r["id"] == recurring_id]
+        now = self.now()
+        slot = rows and latest_slot(cron_trigger(rows[0]["cron"], self.timezone), now, now - timedelta(minutes=5))
+        if rows and slot and await fire_recurring(self.ctx, rows[0], slot) is not None:
+            self.wake()

@@ -1,0 +1,274 @@
+"""The delivery queue and fan-out as the engine sees them: query-shaped methods, no policy.
+
+Every method is one named SQL block (or a few in one transaction). Queue timing is epoch seconds;
+callers pass ``now`` so tests can drive the clock. Deciding what to do (retry, fall back, expire)
+is the engine's job; this module only moves rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from notifier.store.common import dumps, iso, now_iso
+from notifier.store.database import Database, Row
+
+
+def iso_at(now: float) -> str:
+    """An epoch time in the store's timestamp format, for comparing with send_at and expires_at."""
+    return iso(datetime.fromtimestamp(now, UTC)) or ""
+
+
+class DeliveryRepository:
+    db: Database
+
+    # fan-out
+
+    async def claim_notice_for_fanout(self, worker: str, now: float, lease: float) -> Row | None:
+        """An approved, due notice no live process is fanning out, leased to ``worker``."""
+        return await self.db.fetch_one(
+            "claim_notice_for_fanout",
+            {"worker": worker, "now": now, "now_iso": iso_at(now), "lease_until": now + lease},
+        )
+
+    async def codes_to_ids(self, kind: str, codes: list[str]) -> list[int]:
+        """Ids of group (kind "group") or topic codes; unknown codes are dropped."""
+        if not codes:
+            return []
+        rows = await self.db.fetch_all(f"{kind}_ids", {"codes": dumps(codes)})
+        return [int(r["id"]) for r in rows]
+
+    async def chunk_end(self, after: int, size: int) -> int | None:
+        """The highest subscriber id among the next ``size`` ids after ``after`` (None at the end)."""
+        value = await self.db.fetch_value("fanout_chunk_end", {"after": after, "limit": size})
+        return None if value is None else int(value)
+
+    async def stage_chunk(self, params: Mapping[str, Any]) -> None:
+        """Fill the per-connection staging tables with one chunk's matched residents and channels.
+
+        Call inside a transaction; the staging tables live on the writing connection.
+        """
+        for name in ("fanout_create_matched", "fanout_create_chosen", "fanout_clear_matched", "fanout_clear_chosen"):
+            await self.db.execute(name)
+        await self.db.execute("fanout_match", params)
+        await self.db.execute("fanout_choose", params)
+
+    async def staged_counts(self) -> tuple[int, int]:
+        """(residents matched, residents with a chosen channel) of the staged chunk."""
+        row = await self.db.fetch_one("fanout_chunk_counts")
+        assert row is not None
+        return int(row["matched"]), int(row["reached"])
+
+    async def staged_summary(self) -> list[Row]:
+        return await self.db.fetch_all("fanout_chunk_summary")
+
+    async def fan_out_chunk(
+        self, notice_id: int, worker: str, after: int, upto: int, params: Mapping[str, Any]
+    ) -> bool:
+        """Create the deliveries of one chunk and move the notice's cursor, atomically.
+
+        Returns False (and writes nothing) when the notice is no longer approved, or its lease or
+        cursor moved on: a cancel or another process got there first.
+        """
+        async with self.db.transaction():
+            held = await self.db.fetch_one(
+                "hold_fanout",
+                {"id": notice_id, "worker": worker, "after": after, "lease_until": params["lease_until"]},
+            )
+            if held is None:
+                return False
+            await self.stage_chunk(params)
+            await self.db.execute("fanout_insert_deliveries", params)
+            matched, reached = await self.staged_counts()
+            await self.db.execute(
+                "advance_fanout", {"id": notice_id, "upto": upto, "reached": reached, "skipped": matched - reached}
+            )
+        return True
+
+    async def finish_fanout(self, notice_id: int, worker: str) -> bool:
+        async with self.db.transaction():
+            row = await self.db.fetch_one("finish_fanout", {"id": notice_id, "worker": worker, "now_iso": now_iso()})
+            if row is not None:
+                await self.audit("engine", "notice.scheduled", "notice", notice_id)
+        return row is not None
+
+    async def store_rendered(self, notice_id: int, contents: Mapping[str, Mapping[str, Any]]) -> None:
+        rows = [{"notice_id": notice_id, "channel": k, "content": dumps(v)} for k, v in contents.items()]
+        await self.db.execute_many("store_rendered_message", rows)
+
+    async def rendered_messages(self, notice_id: int) -> dict[str, str]:
+        rows = await self.db.fetch_all("rendered_messages", {"notice_id": notice_id})
+        return {r["channel"]: r["content"] for r in rows}
+
+    # queue
+
+    async def claim_deliveries(self, alias: str, worker: str, now: float, lease: float, limit: int) -> list[Row]:
+        """Lease up to ``limit`` due deliveries of one alias, most urgent first."""
+        return await self.db.fetch_all(
+            "claim_deliveries",
+            {
+                "alias": alias,
+                "worker": worker,
+                "now": now,
+                "now_iso": now_iso(),
+                "lease_until": now + lease,
+                "limit": limit,
+            },
+        )
+
+    async def notices_of_batch(self, notice_ids: Iterable[int]) -> dict[int, Row]:
+        rows = await self.db.fetch_all("notices_of_batch", {"ids": dumps(sorted(set(notice_ids)))})
+        return {int(r["id"]): r for r in rows}
+
+    async def mark_notices_sending(self, notice_ids: Iterable[int]) -> None:
+        await self.db.execute("mark_notices_sending", {"ids": dumps(sorted(set(notice_ids))), "now_iso": now_iso()})
+
+    async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None]]) -> None:
+        """(delivery id, provider message id, confirm-by epoch or None) for each sent message."""
+        stamp = now_iso()
+        await self.db.execute_many(
+            "record_sent",
+            [
+                {"id": i, "provider_message_id": p, "confirm_by": c, "worker": worker, "now_iso": stamp}
+                for i, p, c in sent
+            ],
+        )
+
+    async def requeue_delivery(self, delivery_id: int, worker: str, due_at: float, alias: str, error: str) -> None:
+        await self.db.execute(
+            "requeue_delivery",
+            {
+                "id": delivery_id,
+                "worker": worker,
+                "due_at": due_at,
+                "alias": alias,
+                "error": error,
+                "now_iso": now_iso(),
+            },
+        )
+
+    async def close_delivery(
+        self, delivery_id: int, *, state: str, from_state: str, error: str | None, worker: str | None
+    ) -> bool:
+        """Move a delivery to a final state (failed, skipped, fallback); False if it was not in from_state."""
+        changed = await self.db.execute(
+            "close_delivery",
+            {
+                "id": delivery_id,
+                "state": state,
+                "from_state": from_state,
+                "error": error,
+                "worker": worker,
+                "now_iso": now_iso(),
+            },
+        )
+        return changed > 0
+
+    async def fallback_subject(self, notice_id: int, subscriber_id: int) -> Row | None:
+        return await self.db.fetch_one("fallback_subject", {"notice_id": notice_id, "subscriber_id": subscriber_id})
+
+    async def insert_delivery(self, row: Mapping[str, Any]) -> bool:
+        return await self.db.execute("insert_delivery", {**row, "now_iso": now_iso()}) > 0
+
+    # housekeeping
+
+    async def recover_leases(self, now: float) -> int:
+        """Put deliveries whose lease expired (a crashed or stuck worker) back in the queue."""
+        return await self.db.execute("recover_leases", {"now": now, "now_iso": now_iso()})
+
+    async def expire_notices(self, now: float) -> list[int]:
+        """Expire unfinished notices past expires_at and skip their queued deliveries."""
+        async with self.db.transaction():
+            rows = await self.db.fetch_all("expire_notices", {"now_iso": iso_at(now)})
+            for row in rows:
+                await self.skip_notice_deliveries(int(row["id"]), "expired")
+                await self.audit("engine", "notice.expired", "notice", row["id"])
+        return [int(r["id"]) for r in rows]
+
+    async def skip_notice_deliveries(self, notice_id: int, reason: str) -> int:
+        return await self.db.execute(
+            "skip_notice_deliveries", {"notice_id": notice_id, "reason": reason, "now_iso": now_iso()}
+        )
+
+    async def finish_notices(self) -> list[int]:
+        async with self.db.transaction():
+            rows = await self.db.fetch_all("finish_notices", {"now_iso": now_iso()})
+            for row in rows:
+                await self.audit("engine", "notice.done", "notice", row["id"])
+        return [int(r["id"]) for r in rows]
+
+    async def unconfirmed_deliveries(self, now: float, limit: int) -> list[Row]:
+        return await self.db.fetch_all("unconfirmed_deliveries", {"now": now, "limit": limit})
+
+    async def clear_confirm_deadline(self, delivery_id: int) -> None:
+        await self.db.execute("clear_confirm_deadline", {"id": delivery_id})
+
+    async def cancel_notice_row(self, notice_id: int, actor: str) -> int | None:
+        """Cancel a notice not yet finished and skip its queued deliveries; None if it was not cancellable."""
+        async with self.db.transaction():
+            row = await self.db.fetch_one("cancel_notice", {"id": notice_id, "now_iso": now_iso()})
+            if row is None:
+                return None
+            skipped = await self.skip_notice_deliveries(notice_id, "cancelled")
+            await self.audit(actor, "notice.cancelled", "notice", notice_id, {"skipped": skipped})
+        return skipped
+
+    async def next_send_at(self, now: float) -> str | None:
+        value = await self.db.fetch_value("next_send_at", {"now_iso": iso_at(now)})
+        return None if value is None else str(value)
+
+    # receipts
+
+    async def find_delivery_by_provider_id(self, alias: str, provider_message_id: str) -> Row | None:
+        return await self.db.fetch_one(
+            "find_delivery_by_provider_id", {"alias": alias, "provider_message_id": provider_message_id}
+        )
+
+    async def insert_receipt(
+        self, delivery_id: int, alias: str, provider_message_id: str, status: str, detail: str | None
+    ) -> None:
+        await self.db.execute(
+            "insert_receipt",
+            {
+                "delivery_id": delivery_id,
+                "alias": alias,
+                "provider_message_id": provider_message_id,
+                "status": status,
+                "detail": detail,
+                "now_iso": now_iso(),
+            },
+        )
+
+    async def mark_delivered(self, delivery_id: int) -> bool:
+        return await self.db.execute("mark_delivered", {"id": delivery_id, "now_iso": now_iso()}) > 0
+
+    # scheduling
+
+    async def insert_recurring_notice(self, department: str, cron: str, notice: Mapping[str, Any], actor: str) -> int:
+        row = await self.db.fetch_one(
+            "insert_recurring_notice",
+            {
+                "department": department,
+                "cron": cron,
+                "notice": dumps(notice),
+                "created_by": actor,
+                "now_iso": now_iso(),
+            },
+        )
+        assert row is not None
+        return int(row["id"])
+
+    async def active_recurring_notices(self) -> list[Row]:
+        return await self.db.fetch_all("active_recurring_notices")
+
+    async def claim_job_run(self, job_key: str, worker: str) -> bool:
+        """True for exactly one caller per key, however many schedulers race for it."""
+        row = await self.db.fetch_one("claim_job_run", {"job_key": job_key, "worker": worker, "now_iso": now_iso()})
+        return row is not None
+
+    if TYPE_CHECKING:  # provided by CatalogRepository in the composed Store
+
+        async def audit(
+            self, actor: str, action: str, object_type: str, object_id: object, detail: dict[str, object] | None = None
+        ) -> None: ...

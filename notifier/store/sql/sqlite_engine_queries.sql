@@ -1,0 +1,264 @@
+-- Named SQL blocks of the delivery engine (SQLite). Queue timing (due_at, lease_until, deadline) is
+-- epoch seconds (:now); row timestamps are RFC 3339 text (:now_iso).
+
+-- ---------------------------------------------------------------------------------------- fan-out
+
+-- name: claim_notice_for_fanout
+UPDATE notices SET fanout_by = :worker, fanout_lease_until = :lease_until
+WHERE id = (
+    SELECT id FROM notices
+    WHERE state = 'approved' AND (send_at IS NULL OR send_at <= :now_iso)
+      AND (fanout_lease_until IS NULL OR fanout_lease_until < :now OR fanout_by = :worker)
+    ORDER BY CASE severity WHEN 'extreme' THEN 9 WHEN 'severe' THEN 8 ELSE 0 END DESC, id
+    LIMIT 1)
+RETURNING *;
+
+-- name: hold_fanout
+UPDATE notices SET fanout_lease_until = :lease_until
+WHERE id = :id AND state = 'approved' AND fanout_by = :worker AND fanout_cursor = :after
+RETURNING id;
+
+-- name: advance_fanout
+UPDATE notices SET fanout_cursor = :upto, targeted = COALESCE(targeted, 0) + :reached,
+    skipped = COALESCE(skipped, 0) + :skipped
+WHERE id = :id;
+
+-- name: finish_fanout
+UPDATE notices SET state = 'scheduled', targeted = COALESCE(targeted, 0), skipped = COALESCE(skipped, 0),
+    fanout_lease_until = NULL, updated_at = :now_iso
+WHERE id = :id AND state = 'approved' AND fanout_by = :worker
+RETURNING id;
+
+-- name: fanout_chunk_end
+SELECT MAX(id) AS upto FROM (SELECT id FROM subscribers WHERE id > :after ORDER BY id LIMIT :limit);
+
+-- name: fanout_create_matched
+CREATE TEMP TABLE IF NOT EXISTS fanout_matched (
+    id INTEGER PRIMARY KEY, area_code TEXT NOT NULL, eligible INTEGER NOT NULL);
+
+-- name: fanout_create_chosen
+CREATE TEMP TABLE IF NOT EXISTS fanout_chosen (
+    subscriber_id INTEGER NOT NULL, channel TEXT NOT NULL, rank INTEGER NOT NULL, address TEXT NOT NULL,
+    area_code TEXT NOT NULL, due_at REAL NOT NULL);
+
+-- name: fanout_clear_matched
+DELETE FROM temp.fanout_matched;
+
+-- name: fanout_clear_chosen
+DELETE FROM temp.fanout_chosen;
+
+-- name: fanout_match
+-- The target rule of notifier.domain.models.Target, for the residents with :after < id <= :upto.
+-- eligible: not erased, consent not withdrawn, not opted out of the notice's topic.
+INSERT INTO temp.fanout_matched (id, area_code, eligible)
+SELECT s.id, s.area_code,
+       s.deleted_at IS NULL AND s.consent_withdrawn_at IS NULL AND NOT EXISTS (
+           SELECT 1 FROM subscriber_optouts o
+           WHERE o.subscriber_id = s.id AND o.kind = 'topic' AND o.value = :topic)
+FROM subscribers s
+WHERE s.id > :after AND s.id <= :upto AND (
+    (:has_rule
+     AND (json_array_length(:areas) = 0 OR EXISTS (
+            SELECT 1 FROM json_each(:areas) a WHERE s.area_code >= a.value AND s.area_code < a.value || ':'))
+     AND CASE
+           WHEN NOT :has_groups AND NOT :has_topics THEN 1
+           WHEN :combine_all THEN
+                (NOT :has_groups OR EXISTS (
+                    SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                      AND sg.group_id IN (SELECT value FROM json_each(:group_ids))))
+            AND (NOT :has_topics OR EXISTS (
+                    SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                      AND st.topic_id IN (SELECT value FROM json_each(:topic_ids))))
+           ELSE
+                EXISTS (SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                          AND sg.group_id IN (SELECT value FROM json_each(:group_ids)))
+             OR EXISTS (SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                          AND st.topic_id IN (SELECT value FROM json_each(:topic_ids)))
+         END)
+    OR s.id IN (SELECT value FROM json_each(:subscriber_ids))
+    OR s.id IN (SELECT d.subscriber_id FROM deliveries d
+                WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered')));
+
+-- name: fanout_choose
+-- Channels per eligible resident: the notice's channels in the resident's preference order, with an
+-- address and not opted out; rank 0 is tried first. :all_channels keeps every rank, else rank 0 only.
+-- due_at: now, or the end of the resident's quiet hours for non-urgent notices (:local = seconds
+-- since local midnight).
+INSERT INTO temp.fanout_chosen (subscriber_id, channel, rank, address, area_code, due_at)
+SELECT subscriber_id, channel, rank, address, area_code,
+       :now + CASE
+           WHEN :urgent OR qs IS NULL THEN 0
+           WHEN qs <= qe AND :local >= qs AND :local < qe THEN qe - :local
+           WHEN qs > qe AND :local >= qs THEN qe + 86400 - :local
+           WHEN qs > qe AND :local < qe THEN qe - :local
+           ELSE 0 END
+FROM (
+    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.subscriber_id ORDER BY c.pref) - 1 AS rank
+    FROM (
+        SELECT s.id AS subscriber_id, p.value AS channel, p.key AS pref, s.area_code,
+               CASE p.value WHEN 'sms' THEN s.phone WHEN 'email' THEN s.email
+                            WHEN 'wechat' THEN s.wechat_openid WHEN 'wecom' THEN s.wecom_userid END AS address,
+               CAST(substr(s.quiet_start, 1, 2) AS INTEGER) * 3600
+                   + CAST(substr(s.quiet_start, 4, 2) AS INTEGER) * 60 AS qs,
+               CAST(substr(s.quiet_end, 1, 2) AS INTEGER) * 3600
+                   + CAST(substr(s.quiet_end, 4, 2) AS INTEGER) * 60 AS qe
+        FROM temp.fanout_matched m
+        JOIN subscribers s ON s.id = m.id
+        JOIN json_each(s.channels) p
+        WHERE m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
+          AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
+                          WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
+    ) c
+    WHERE c.address IS NOT NULL
+)
+WHERE :all_channels OR rank = 0;
+
+-- name: fanout_insert_deliveries
+INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
+                        address, created_at, updated_at)
+SELECT :notice_id, subscriber_id, channel, json_extract(:aliases, '$.' || channel), rank, 'queued', :priority,
+       due_at, :deadline, address, :now_iso, :now_iso
+FROM temp.fanout_chosen WHERE 1
+ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING;
+
+-- name: fanout_chunk_counts
+SELECT (SELECT COUNT(*) FROM temp.fanout_matched) AS matched,
+       (SELECT COUNT(DISTINCT subscriber_id) FROM temp.fanout_chosen) AS reached;
+
+-- name: fanout_chunk_summary
+-- channel '' counts residents the target matched, '*' residents with a delivery, else deliveries.
+SELECT substr(area_code, 1, 9) AS town, '' AS channel, COUNT(*) AS n FROM temp.fanout_matched GROUP BY 1
+UNION ALL
+SELECT substr(area_code, 1, 9), '*', COUNT(DISTINCT subscriber_id) FROM temp.fanout_chosen GROUP BY 1
+UNION ALL
+SELECT substr(area_code, 1, 9), channel, COUNT(*) FROM temp.fanout_chosen GROUP BY 1, 2;
+
+-- name: store_rendered_message
+INSERT INTO rendered_messages (notice_id, channel, content) VALUES (:notice_id, :channel, :content)
+ON CONFLICT (notice_id, channel) DO NOTHING;
+
+-- name: rendered_messages
+SELECT channel, content FROM rendered_messages WHERE notice_id = :notice_id;
+
+-- name: group_ids
+SELECT id FROM resident_groups WHERE code IN (SELECT value FROM json_each(:codes));
+
+-- name: topic_ids
+SELECT id FROM topics WHERE code IN (SELECT value FROM json_each(:codes));
+
+-- ------------------------------------------------------------------------------------------ queue
+
+-- name: claim_deliveries
+UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
+    attempts = attempts + 1, updated_at = :now_iso
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state = 'queued' AND alias = :alias AND due_at <= :now AND (deadline IS NULL OR deadline > :now)
+    ORDER BY priority DESC, due_at
+    LIMIT :limit)
+RETURNING id, notice_id, subscriber_id, channel, alias, rank, priority, attempts, address, deadline;
+
+-- name: notices_of_batch
+SELECT id, state, channel_mode, channels, title FROM notices WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: mark_notices_sending
+UPDATE notices SET state = 'sending', updated_at = :now_iso
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled';
+
+-- name: record_sent
+UPDATE deliveries SET state = 'sent', provider_message_id = :provider_message_id, lease_until = NULL,
+    leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso, due_at = :confirm_by
+WHERE id = :id AND state = 'sending' AND leased_by = :worker;
+
+-- name: requeue_delivery
+UPDATE deliveries SET state = 'queued', due_at = :due_at, alias = :alias, lease_until = NULL, leased_by = NULL,
+    last_error = :error, updated_at = :now_iso
+WHERE id = :id AND state = 'sending' AND leased_by = :worker;
+
+-- name: close_delivery
+UPDATE deliveries SET state = :state, lease_until = NULL, leased_by = NULL, last_error = :error,
+    due_at = NULL, updated_at = :now_iso
+WHERE id = :id AND state = :from_state AND (:worker IS NULL OR leased_by = :worker);
+
+-- name: insert_delivery
+INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
+                        address, created_at, updated_at)
+VALUES (:notice_id, :subscriber_id, :channel, :alias, :rank, 'queued', :priority, :due_at, :deadline,
+        :address, :now_iso, :now_iso)
+ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING;
+
+-- name: fallback_subject
+-- What choosing a resident's next channel needs: addresses, preferences, refusals, channels tried.
+SELECT s.id, s.channels, s.phone, s.email, s.wechat_openid, s.wecom_userid, s.quiet_start, s.quiet_end,
+       s.deleted_at IS NULL AND s.consent_withdrawn_at IS NULL AS eligible,
+       (SELECT json_group_array(o.value) FROM subscriber_optouts o
+        WHERE o.subscriber_id = s.id AND o.kind = 'channel') AS refused,
+       (SELECT json_group_array(d.channel) FROM deliveries d
+        WHERE d.notice_id = :notice_id AND d.subscriber_id = s.id) AS tried
+FROM subscribers s WHERE s.id = :subscriber_id;
+
+-- ------------------------------------------------------------------------------------ housekeeping
+
+-- name: recover_leases
+UPDATE deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
+WHERE state = 'sending' AND lease_until < :now;
+
+-- name: expire_notices
+UPDATE notices SET state = 'expired', updated_at = :now_iso
+WHERE state IN ('approved', 'scheduled', 'sending') AND expires_at IS NOT NULL AND expires_at <= :now_iso
+RETURNING id;
+
+-- name: skip_notice_deliveries
+UPDATE deliveries SET state = 'skipped', last_error = :reason, due_at = NULL, updated_at = :now_iso
+WHERE notice_id = :notice_id AND state = 'queued';
+
+-- name: finish_notices
+UPDATE notices SET state = 'done', updated_at = :now_iso
+WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
+    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+RETURNING id;
+
+-- name: unconfirmed_deliveries
+SELECT id, notice_id, subscriber_id, channel, alias, rank, priority, deadline FROM deliveries
+WHERE state = 'sent' AND due_at IS NOT NULL AND due_at <= :now
+ORDER BY due_at LIMIT :limit;
+
+-- name: clear_confirm_deadline
+UPDATE deliveries SET due_at = NULL WHERE id = :id AND state = 'sent';
+
+-- name: cancel_notice
+UPDATE notices SET state = 'cancelled', updated_at = :now_iso
+WHERE id = :id AND state IN ('draft', 'pending_approval', 'approved', 'scheduled', 'sending')
+RETURNING id;
+
+-- name: next_send_at
+SELECT MIN(send_at) AS send_at FROM notices WHERE state = 'approved' AND send_at > :now_iso;
+
+-- --------------------------------------------------------------------------------------- receipts
+
+-- name: find_delivery_by_provider_id
+SELECT id, notice_id, subscriber_id, channel, alias, rank, priority, deadline, state FROM deliveries
+WHERE alias = :alias AND provider_message_id = :provider_message_id;
+
+-- name: insert_receipt
+INSERT INTO receipts (delivery_id, alias, provider_message_id, status, detail, received_at)
+VALUES (:delivery_id, :alias, :provider_message_id, :status, :detail, :now_iso);
+
+-- name: mark_delivered
+UPDATE deliveries SET state = 'delivered', delivered_at = :now_iso, due_at = NULL, updated_at = :now_iso
+WHERE id = :id AND state IN ('sent', 'fallback');
+
+-- ------------------------------------------------------------------------------------- scheduling
+
+-- name: insert_recurring_notice
+INSERT INTO recurring_notices (department, cron, notice, created_by, created_at)
+VALUES (:department, :cron, :notice, :created_by, :now_iso)
+RETURNING id;
+
+-- name: active_recurring_notices
+SELECT id, department, cron, notice, created_by, created_at FROM recurring_notices WHERE active = 1 ORDER BY id;
+
+-- name: claim_job_run
+INSERT INTO job_runs (job_key, fired_at, fired_by) VALUES (:job_key, :now_iso, :worker)
+ON CONFLICT (job_key) DO NOTHING
+RETURNING job_key;

@@ -1,0 +1,100 @@
+"""Test doubles shipped with the package: a channel that records what it was given.
+
+``RecordingChannel`` keeps every batch it receives and answers ``Sent`` unless told otherwise:
+``plan(recipient, *results)`` scripts the answers for one recipient, in order (the last one repeats);
+``hold()`` makes the next ``send`` wait until ``release()``, to stop a worker mid-call. With the
+``log_path`` option it also appends one JSON line per message to a file, flushed before it answers,
+so a test can count what a killed process handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from channels.base import Channel, ChannelOptions, OutboundMessage, SendResult, Sent
+
+
+class RecordingOptions(ChannelOptions):
+    log_path: str | None = None
+    max_batch: int = 100
+
+
+class RecordingChannel(Channel):
+    Options = RecordingOptions
+
+    def __init__(self, alias: str = "recording", options: ChannelOptions | None = None, **values: object) -> None:
+        super().__init__(alias, options if options is not None else RecordingOptions.model_validate(values))
+        assert isinstance(self.options, RecordingOptions)
+        self.max_batch = self.options.max_batch  # type: ignore[misc]
+        self.batches: list[list[OutboundMessage]] = []
+        self.scripts: dict[str, list[SendResult]] = defaultdict(list)
+        self.entered = asyncio.Event()
+        self._gate: asyncio.Event | None = None
+        self.opened = self.closed = False
+
+    @property
+    def messages(self) -> list[OutboundMessage]:
+        return [message for batch in self.batches for message in batch]
+
+    def recipients(self) -> list[str]:
+        return [message.recipient for message in self.messages]
+
+    def plan(self, recipient: str, *results: SendResult) -> None:
+        """Answer messages to ``recipient`` with these results in order; the last one repeats."""
+        self.scripts[recipient] = list(results)
+
+    def hold(self) -> None:
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+
+    async def open(self) -> None:
+        self.opened = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        self.entered.set()
+        if self._gate is not None:
+            await self._gate.wait()
+        self.batches.append(list(batch))
+        results = [self._answer(message) for message in batch]
+        assert isinstance(self.options, RecordingOptions)
+        if self.options.log_path:
+            await asyncio.to_thread(self._log, Path(self.options.log_path), batch)
+        return results
+
+    def _answer(self, message: OutboundMessage) -> SendResult:
+        script = self.scripts.get(message.recipient)
+        if not script:
+            return Sent(f"{self.alias}-{message.delivery_id}-{len(self.batches)}")
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    @staticmethod
+    def _log(path: Path, batch: list[OutboundMessage]) -> None:
+        lines = "".join(
+            json.dumps({"delivery": m.delivery_id, "key": m.idempotency_key, "alias": m.alias}) + "\n" for m in batch
+        )
+        with path.open("a", encoding="utf-8") as file:
+            file.write(lines)
+            file.flush()
+
+
+class FakeClock:
+    """A clock for the engine (``Engine(..., clock=FakeClock())``) that moves only when told."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

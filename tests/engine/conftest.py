@@ -1,0 +1,108 @@
+"""Engine fixtures: a migrated store with a small catalog, recording channels and a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier.config import Settings
+from notifier.domain.enums import NoticeState
+from notifier.domain.models import Notice, NoticeIn, Subscriber, SubscriberIn
+from notifier.engine import Engine
+from notifier.store import Store, open_database
+from notifier.testing import FakeClock, RecordingChannel
+
+COUNTY, TOWN_A, TOWN_B = "370725", "370725001", "370725002"
+VILLAGE_A1, VILLAGE_A2, VILLAGE_B1 = "370725001001", "370725001002", "370725002001"
+
+CHANNELS = {
+    "sms-main": {"kind": "sms", "type": "recording", "order": 0},
+    "sms-backup": {"kind": "sms", "type": "recording", "order": 1},
+    "email": {"kind": "email", "type": "recording"},
+    "wechat": {"kind": "wechat", "type": "recording"},
+    "wecom": {"kind": "wecom", "type": "recording"},
+}
+
+
+def make_settings(tmp_path: Path, **engine: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": f"sqlite:///{tmp_path}/engine.db"},
+            "engine": {"workers": 1, "poll_interval": 0.05, "backoff_base": 2, "backoff_max": 60, **engine},
+            "channels": CHANNELS,
+        }
+    )
+
+
+async def seed(store: Store) -> None:
+    await store.upsert_areas(
+        [(COUNTY, "昌乐县"), (TOWN_A, "甲镇"), (TOWN_B, "乙镇"), (VILLAGE_A1, "甲一村"), (VILLAGE_A2, "甲二村"),
+         (VILLAGE_B1, "乙一村")]
+    )
+    for code in ("air-quality", "social-assistance", "disaster-relief"):
+        await store.upsert_topic(code, code)
+    for code in ("dibao", "elderly-alone", "disabled"):
+        await store.upsert_group(code, code)
+    await store.upsert_department("environment", "生态环境分局", ["air-quality"])
+    await store.upsert_department("civil-affairs", "民政局", ["social-assistance", "disaster-relief"])
+
+
+@pytest.fixture
+def engine_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def engine_store(engine_settings: Settings) -> AsyncIterator[Store]:
+    db = await open_database(engine_settings.database.url)
+    await db.migrate()
+    store = Store(db)
+    await seed(store)
+    try:
+        yield store
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def channels() -> dict[str, RecordingChannel]:
+    return {alias: RecordingChannel(alias) for alias in CHANNELS}
+
+
+@pytest.fixture
+def engine(engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel],
+           clock: FakeClock) -> Engine:
+    return Engine(engine_store, engine_settings, dict(channels), clock=clock, jitter=lambda: 0.5)
+
+
+_phones = iter(range(10_000_000))
+
+
+async def resident(store: Store, area: str = VILLAGE_A1, **fields: Any) -> Subscriber:
+    """A resident with a fresh synthetic phone unless told otherwise."""
+    data: dict[str, Any] = {"name": "居民", "area_code": area, "channels": ["sms"], **fields}
+    if "phone" not in fields:
+        data["phone"] = f"+86139{next(_phones):08d}"
+    return await store.create_subscriber(SubscriberIn.model_validate(data), "test")
+
+
+async def approved(store: Store, department: str = "environment", **fields: Any) -> Notice:
+    """A notice moved straight to approved, as the API does after an approver's decision."""
+    data: dict[str, Any] = {"topic": "air-quality", "title": "空气质量预警", "body": "明日重度污染，减少外出。",
+                            "target": {"areas": [COUNTY]}, "channels": ["sms"], **fields}
+    notice, _ = await store.create_notice(NoticeIn.model_validate(data), department=department, created_by=None,
+                                          actor="test")
+    return await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
+
+
+async def delivery_rows(store: Store, notice_id: int) -> list[dict[str, Any]]:
+    deliveries, _ = await store.list_deliveries(notice_id, None, 10_000)
+    return [d.model_dump() for d in deliveries]
