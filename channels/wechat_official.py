@@ -1,0 +1,221 @@
+"""WeChat Official Account template messages to residents who follow the county's account (by openid).
+
+API: ``POST {api_base}/cgi-bin/message/template/send?access_token=...``, one call per message
+(https://developers.weixin.qq.com/doc/service/en/api/notify/template/api_sendtemplatemessage.html);
+the token comes from ``POST /cgi-bin/stable_token``
+(https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken) through a shared
+``TokenCache``. Error codes: https://developers.weixin.qq.com/doc/store/API/basics/commErrCode.html .
+Delivery receipts (TEMPLATESENDJOBFINISH) arrive at ``notifier.api.wechat_hooks``.
+
+The body: ``touser`` = openid, ``template_id``, ``data`` = {title_key: subject, body_key: text, plus
+``fixed_data``}, optional ``url`` / ``miniprogram``, and ``client_msg_id`` = our idempotency key, so a
+retry within ten minutes is not delivered twice. Since 2023-05 each keyword is shown up to 20
+characters and longer values are cut by WeChat, not refused.
+
+    answer                                         result
+    ---------------------------------------------  -----------------------------------------------
+    errcode 0 + msgid                              Sent(str(msgid))  (int64: kept as a string)
+    40001 / 40014 / 42001 (token invalid/expired)  refresh the token once per send, resend that message;
+                                                   rejected again -> Retry, and Retry for the rest
+    43004 not following, 40003 invalid openid,
+    43019 blacklisted, 43101 refused               Failed("unreachable") -> the engine falls back
+    45009 daily quota reached                      Retry(retry_after = next midnight Asia/Shanghai) for
+                                                   this and every remaining message; no further calls
+    45011 minute quota                             Retry(retry_after=60)
+    -1 system busy                                 Retry
+    any other errcode (40037 template, 47003 ...)  Failed("errcode-<n>", errmsg)
+    transport error / HTTP 5xx / 429               Retry (channels.http)
+    token fetch fails                              its Retry / Failed("token") for the whole batch
+
+Adapters never sleep or loop; the only repeat is the single resend after a token refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.http import HttpChannel, HttpOptions, HttpReply
+from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenError
+
+log = logging.getLogger("notifier.channels.wechat_official")
+
+TOKEN_CODES = frozenset({40001, 40014, 42001})
+UNREACHABLE_CODES = frozenset({40003, 43004, 43019, 43101})
+QUOTA_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+class MiniProgram(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    appid: str
+    pagepath: str = ""
+
+
+class WechatOfficialOptions(HttpOptions):
+    appid: str
+    secret: SecretStr
+    template_id: str
+    api_base: str = "https://api.weixin.qq.com"
+    body_key: str = "thing2"  # template keyword that receives the message text
+    title_key: str | None = "thing1"  # template keyword that receives the subject (None: not sent)
+    fixed_data: dict[str, str] = Field(default_factory=dict)  # keywords with a constant value, e.g. the issuing office
+    url: str | None = None  # page opened by a tap (a mini program wins when both are set)
+    miniprogram: MiniProgram | None = None
+    callback_token: SecretStr | None = None  # "Token" of the server URL setting, for receipts
+
+
+def seconds_until_quota_reset(now: float) -> float:
+    """Seconds from ``now`` (epoch) to the next midnight in Asia/Shanghai, when the daily quota resets."""
+    local = datetime.fromtimestamp(now, QUOTA_TIMEZONE)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, midnight.timestamp() - now)
+
+
+def errcode_of(body: Any) -> int | None:
+    """The errcode of a JSON answer (0 when absent), None when the answer is not a JSON object."""
+    if not isinstance(body, dict):
+        return None
+    try:
+        return int(body.get("errcode") or 0)
+    except (TypeError, ValueError):
+        return None
+
+
+class WechatOfficialChannel(HttpChannel):
+    Options = WechatOfficialOptions
+    max_batch = 100
+
+    def __init__(
+        self,
+        alias: str,
+        options: ChannelOptions | None = None,
+        *,
+        tokens: TokenCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(alias, options)
+        self.tokens: TokenCache = tokens or MemoryTokenCache(self.fetch_token)
+        self._wall_clock = wall_clock
+
+    @property
+    def opts(self) -> WechatOfficialOptions:
+        assert isinstance(self.options, WechatOfficialOptions)
+        return self.options
+
+    async def fetch_token(self, force: bool) -> IssuedToken:
+        """One call to stable_token; TokenError with the batch's result when it fails."""
+        opts = self.opts
+        body = {
+            "grant_type": "client_credential",
+            "appid": opts.appid,
+            "secret": opts.secret.get_secret_value(),
+            "force_refresh": force,
+        }
+        reply = await self.request("POST", f"{opts.api_base}/cgi-bin/stable_token", json=body)
+        if isinstance(reply, Retry):
+            raise TokenError(reply)
+        default = self.classify(reply)
+        if default is not None:
+            raise TokenError(default)
+        data = reply.json()
+        code = errcode_of(data)
+        if code == 0 and isinstance(data, dict) and data.get("access_token"):
+            return IssuedToken(str(data["access_token"]), float(data.get("expires_in") or 7200))
+        if code in (-1, 45009, 45011) or code is None:
+            raise TokenError(Retry(f"token endpoint: errcode {code}"))
+        log.error("%s: stable_token refused: errcode %s", self.alias, code)
+        raise TokenError(Failed("token", self._errmsg(data, code)))
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        try:
+            token = await self.tokens.token()
+        except TokenError as exc:
+            return [exc.result] * len(batch)
+        results: list[SendResult] = []
+        refreshed = False
+        stop: SendResult | None = None  # once set, the rest of the batch gets it without a call
+        for message in batch:
+            if stop is not None:
+                results.append(stop)
+                continue
+            code, result = await self._send_one(token, message)
+            if code in TOKEN_CODES and not refreshed:
+                refreshed = True
+                try:
+                    token = await self.tokens.refresh(token)
+                except TokenError as exc:
+                    stop = exc.result
+                    results.append(stop)
+                    continue
+                code, result = await self._send_one(token, message)
+            if code in TOKEN_CODES:
+                stop = Retry(f"access token rejected after a refresh (errcode {code})")
+            elif code == 45009:
+                stop = Retry("daily template-message quota reached", seconds_until_quota_reset(self._wall_clock()))
+                result = stop
+            results.append(result)
+        return results
+
+    def body(self, message: OutboundMessage) -> dict[str, Any]:
+        opts = self.opts
+        data = {key: {"value": value} for key, value in opts.fixed_data.items()}
+        if opts.title_key and message.subject:
+            data[opts.title_key] = {"value": message.subject}
+        data[opts.body_key] = {"value": message.text}
+        body: dict[str, Any] = {
+            "touser": message.recipient,
+            "template_id": opts.template_id,
+            "data": data,
+            "client_msg_id": message.idempotency_key,
+        }
+        if opts.url:
+            body["url"] = opts.url
+        if opts.miniprogram:
+            body["miniprogram"] = opts.miniprogram.model_dump()
+        return body
+
+    async def _send_one(self, token: str, message: OutboundMessage) -> tuple[int | None, SendResult]:
+        url = f"{self.opts.api_base}/cgi-bin/message/template/send"
+        reply = await self.request("POST", url, params={"access_token": token}, json=self.body(message))
+        code, result = self.interpret(reply)
+        if not isinstance(result, Sent):
+            log.info("%s: delivery %s: %s", self.alias, message.delivery_id, result)
+        return code, result
+
+    def interpret(self, reply: HttpReply | Retry) -> tuple[int | None, SendResult]:
+        """The errcode (None when there is none) and the result of one template-send answer."""
+        if isinstance(reply, Retry):
+            return None, reply
+        default = self.classify(reply)
+        if default is not None:
+            return None, default
+        data = reply.json()
+        code = errcode_of(data)
+        if code is None:
+            return None, Retry("unreadable answer from the template API")
+        if code == 0 and isinstance(data, dict) and data.get("msgid") is not None:
+            return 0, Sent(str(data["msgid"]))
+        if code in TOKEN_CODES:
+            return code, Retry(f"access token rejected (errcode {code})")
+        if code in UNREACHABLE_CODES:
+            return code, Failed("unreachable", self._errmsg(data, code))
+        if code == 45011:
+            return code, Retry("minute quota reached", 60.0)
+        if code in (-1, 45009):
+            return code, Retry(self._errmsg(data, code))
+        return code, Failed(f"errcode-{code}", self._errmsg(data, code))
+
+    def _errmsg(self, data: Any, code: int | None) -> str:
+        message = data.get("errmsg", "") if isinstance(data, dict) else ""
+        return self.redact(f"errcode {code}: {message}"[:200])
+
+
+__all__ = ["WechatOfficialChannel", "WechatOfficialOptions", "seconds_until_quota_reset"]
