@@ -39,8 +39,14 @@ def make_settings(tmp_path: Path, **engine: Any) -> Settings:
 
 async def seed(store: Store) -> None:
     await store.upsert_areas(
-        [(COUNTY, "昌乐县"), (TOWN_A, "甲镇"), (TOWN_B, "乙镇"), (VILLAGE_A1, "甲一村"), (VILLAGE_A2, "甲二村"),
-         (VILLAGE_B1, "乙一村")]
+        [
+            (COUNTY, "昌乐县"),
+            (TOWN_A, "甲镇"),
+            (TOWN_B, "乙镇"),
+            (VILLAGE_A1, "甲一村"),
+            (VILLAGE_A2, "甲二村"),
+            (VILLAGE_B1, "乙一村"),
+        ]
     )
     for code in ("air-quality", "social-assistance", "disaster-relief"):
         await store.upsert_topic(code, code)
@@ -78,8 +84,9 @@ def channels() -> dict[str, RecordingChannel]:
 
 
 @pytest.fixture
-def engine(engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel],
-           clock: FakeClock) -> Engine:
+def engine(
+    engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel], clock: FakeClock
+) -> Engine:
     return Engine(engine_store, engine_settings, dict(channels), clock=clock, jitter=lambda: 0.5)
 
 
@@ -96,10 +103,17 @@ async def resident(store: Store, area: str = VILLAGE_A1, **fields: Any) -> Subsc
 
 async def approved(store: Store, department: str = "environment", **fields: Any) -> Notice:
     """A notice moved straight to approved, as the API does after an approver's decision."""
-    data: dict[str, Any] = {"topic": "air-quality", "title": "空气质量预警", "body": "明日重度污染，减少外出。",
-                            "target": {"areas": [COUNTY]}, "channels": ["sms"], **fields}
-    notice, _ = await store.create_notice(NoticeIn.model_validate(data), department=department, created_by=None,
-                                          actor="test")
+    data: dict[str, Any] = {
+        "topic": "air-quality",
+        "title": "空气质量预警",
+        "body": "明日重度污染，减少外出。",
+        "target": {"areas": [COUNTY]},
+        "channels": ["sms"],
+        **fields,
+    }
+    notice, _ = await store.create_notice(
+        NoticeIn.model_validate(data), department=department, created_by=None, actor="test"
+    )
     return await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
 
 
