@@ -1,0 +1,193 @@
+"""The WeChat server URL: signature check, URL verification and TEMPLATESENDJOBFINISH receipts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from channels.base import Sent
+from notifier.api import create_app
+from notifier.api.wechat_hooks import ROUTES, receipt_status
+from notifier.config import Settings
+from notifier.engine import Engine
+from notifier.store import Store, open_database
+from notifier.testing import FakeClock, RecordingChannel
+from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident, seed
+
+TOKEN = "county-wechat-callback-token"
+OPENID = "oia2TjuEGTNoeX76QEjQNrcURxG8"
+MSGID = "3487542469355618313"  # wider than a JS double: must survive as a string
+
+
+def sign(token: str, timestamp: str, nonce: str) -> str:
+    """Independent of the module under test: the documented sha1 of the sorted, joined values."""
+    parts = sorted([token, timestamp, nonce])
+    return hashlib.sha1((parts[0] + parts[1] + parts[2]).encode()).hexdigest()
+
+
+def signed(token: str = TOKEN, **extra: str) -> dict[str, str]:
+    timestamp, nonce = "1714554000", "1514315871"
+    return {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
+
+
+def event_xml(msgid: str = MSGID, status: str = "success", event: str = "TEMPLATESENDJOBFINISH") -> str:
+    return (
+        "<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>"
+        f"<FromUserName><![CDATA[{OPENID}]]></FromUserName>"
+        "<CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{event}]]></Event><MsgID>{msgid}</MsgID>"
+        f"<Status><![CDATA[{status}]]></Status></xml>"
+    )
+
+
+@dataclass
+class Hook:
+    base: str
+    session: aiohttp.ClientSession
+    store: Store
+    engine: Engine
+    wechat: RecordingChannel
+
+    async def call(self, method: str, params: dict[str, str], body: str | bytes | None = None) -> tuple[int, Any]:
+        async with self.session.request(method, f"{self.base}/hooks/wechat", params=params, data=body) as resp:
+            if resp.content_type == "application/problem+json":
+                return resp.status, await resp.json()
+            return resp.status, await resp.text()
+
+    async def sent_delivery(self, provider_id: str = MSGID) -> int:
+        """A resident reached over WeChat, with the platform's msgid recorded as sent."""
+        await resident(self.store, VILLAGE_A1, wechat_openid=OPENID, channels=["wechat", "sms"], phone=None)
+        self.wechat.plan(OPENID, Sent(provider_id))
+        notice = await approved(self.store, channels=["wechat"])
+        await self.engine.run_until_idle()
+        [row] = await delivery_rows(self.store, notice.id)
+        assert row["state"] == "sent"
+        return notice.id
+
+
+@pytest.fixture
+async def hook(tmp_path: Path) -> AsyncIterator[Hook]:
+    settings = Settings.model_validate(
+        {
+            "database": {"url": f"sqlite:///{tmp_path}/hooks.db"},
+            "channels": {
+                "wechat": {"kind": "wechat", "type": "recording", "callback_token": TOKEN},
+                "sms": {"kind": "sms", "type": "recording"},
+            },
+        }
+    )
+    db = await open_database(settings.database.url)
+    await db.migrate()
+    store = Store(db)
+    await seed(store)
+    channels = {"wechat": RecordingChannel("wechat"), "sms": RecordingChannel("sms")}
+    engine = Engine(store, settings, dict(channels), clock=FakeClock(), jitter=lambda: 0.5)
+
+    async def engine_factory(app: object) -> Engine:
+        return engine
+
+    app = create_app(settings, store=store, engine_factory=engine_factory, extra_routes=ROUTES)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Hook(str(server.make_url("")).rstrip("/"), session, store, engine, channels["wechat"])
+    finally:
+        await server.close()
+        await db.close()
+
+
+async def test_url_verification_echoes_echostr(hook: Hook) -> None:
+    assert await hook.call("GET", signed(echostr="5838479218127813673")) == (200, "5838479218127813673")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        signed(token="someone-elses-token", echostr="1"),
+        {**signed(echostr="1"), "nonce": "tampered"},
+        {"echostr": "1"},
+        signed(echostr="1", alias="sms"),  # an alias without a callback token
+    ],
+)
+async def test_bad_signature_is_403(hook: Hook, params: dict[str, str]) -> None:
+    status, body = await hook.call("GET", params)
+    assert status == 403 and body["type"] == "/problems/forbidden"
+    status, body = await hook.call("POST", params, event_xml())
+    assert status == 403 and body["type"] == "/problems/forbidden"
+
+
+async def test_success_marks_the_delivery_delivered(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
+    notice_id = await hook.sent_delivery()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="notifier")
+
+    assert await hook.call("POST", signed(), event_xml()) == (200, "success")
+
+    [row] = await delivery_rows(hook.store, notice_id)
+    assert row["state"] == "delivered"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("notifier"))
+    assert MSGID in ours  # the receipt was logged ...
+    assert OPENID not in ours and TOKEN not in ours  # ... without the resident's openid or the token
+
+
+async def test_user_block_fails_the_delivery_and_falls_back(hook: Hook) -> None:
+    notice_id = await hook.sent_delivery()
+
+    assert await hook.call("POST", signed(alias="wechat"), event_xml(status="failed:user block")) == (200, "success")
+
+    wechat = [row for row in await delivery_rows(hook.store, notice_id) if row["channel"] == "wechat"]
+    assert [row["state"] for row in wechat] in (["failed"], ["fallback"])
+    assert "user block" in (wechat[0]["last_error"] or "")
+
+
+async def test_unknown_msgid_is_logged_and_answered_success(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
+    assert await hook.call("POST", signed(), event_xml(msgid="200163836")) == (200, "success")
+    assert "200163836" in caplog.text
+
+
+async def test_other_events_are_ignored(hook: Hook) -> None:
+    notice_id = await hook.sent_delivery()
+    assert await hook.call("POST", signed(), event_xml(event="subscribe")) == (200, "success")
+    [row] = await delivery_rows(hook.store, notice_id)
+    assert row["state"] == "sent"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<xml><MsgType>event</MsgType>",
+        "not xml at all",
+        "",
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><MsgType>&a;</MsgType></xml>',
+        "<xml><ToUserName>gh_1</ToUserName><Encrypt>c2VjcmV0</Encrypt></xml>",
+        "<notxml><MsgType>event</MsgType></notxml>",
+        event_xml(msgid=""),
+    ],
+)
+async def test_unreadable_xml_is_400(hook: Hook, body: str) -> None:
+    status, problem = await hook.call("POST", signed(), body.encode())
+    assert status == 400
+    assert problem["type"] == "/problems/bad-request"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("success", ("delivered", None)),
+        ("failed:user block", ("failed", "user block")),
+        ("failed: system failed", ("failed", "system failed")),
+        ("failed:freq limit", ("failed", "freq limit")),
+        ("sending", ("sending", None)),
+    ],
+)
+def test_status_mapping(status: str, expected: tuple[str, str | None]) -> None:
+    assert receipt_status(status) == expected
