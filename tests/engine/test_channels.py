@@ -1,0 +1,95 @@
+"""The channel registry and the outbox adapter; rendering errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from channels import load_channels
+from channels.base import OutboundMessage, Sent
+from channels.outbox import OutboxChannel
+from notifier.config import Settings
+from notifier.domain.errors import ConfigError
+from notifier.engine import Engine, Renderer, RenderError
+from notifier.store import Store
+from tests.engine.conftest import approved, resident
+
+
+def settings_with(channels: dict[str, dict[str, object]]) -> Settings:
+    return Settings.model_validate({"channels": channels})
+
+
+def test_registry_builds_outbox_adapters_per_alias(tmp_path: Path) -> None:
+    adapters = load_channels(settings_with({"sms": {"kind": "sms", "type": "outbox", "root": str(tmp_path)}}))
+    assert isinstance(adapters["sms"], OutboxChannel)
+    assert adapters["sms"].folder == tmp_path / "sms"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"kind": "sms", "type": "outbox", "rooot": "x"}, "channels.sms.rooot: unknown option"),
+        ({"kind": "sms", "type": "outbox", "root": 5}, "channels.sms.root: Input should be a valid string"),
+        ({"kind": "sms", "type": "carrier-pigeon"}, "channels.sms.type: no channel adapter named 'carrier-pigeon'"),
+    ],
+)
+def test_registry_names_the_bad_key(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_channels(settings_with({"sms": table}))
+    assert message in str(error.value)
+
+
+async def test_outbox_writes_one_file_per_message(tmp_path: Path) -> None:
+    channel = OutboxChannel("sms", OutboxChannel.Options.model_validate({"root": str(tmp_path)}))
+    await channel.open()
+    message = OutboundMessage(7, 3, "sms", "sms", "+8613900000001", "明日停水", "n3-s1-sms", subject="通知")
+
+    assert await channel.send([message]) == [Sent("outbox-7")]
+    text = (tmp_path / "sms" / "7.txt").read_text(encoding="utf-8")
+    assert text.startswith("To: +8613900000001\n")
+    assert "Idempotency-Key: n3-s1-sms" in text
+    assert text.endswith("\n明日停水\n")
+
+
+async def test_outbox_end_to_end(engine_store: Store, tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {"channels": {"sms": {"kind": "sms", "type": "outbox", "root": str(tmp_path / "outbox")}}}
+    )
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    await Engine(engine_store, settings, load_channels(settings)).run_until_idle()
+
+    files = list((tmp_path / "outbox" / "sms").glob("*.txt"))
+    assert len(files) == 1
+    assert "空气质量预警" in files[0].read_text(encoding="utf-8")
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"sent": 1}}
+
+
+def test_strict_templates_refuse_missing_data() -> None:
+    renderer = Renderer()
+    context = renderer.context(
+        {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {}}, "部门"
+    )
+    assert renderer.render(None, "sms", context)["text"] == "【部门】t："
+    with pytest.raises(RenderError, match=r"no template no-such-template/sms\.txt"):
+        renderer.render("no-such-template", "sms", context)
+
+
+def test_html_is_escaped_text_is_not() -> None:
+    renderer = Renderer()
+    context = renderer.context(
+        {"title": "A & B", "body": "<b>x</b>", "severity": "info", "topic": "x", "department": "d", "data": {}}, "部"
+    )
+    rendered = renderer.render(None, "email", context)
+    assert "<p>&lt;b&gt;x&lt;/b&gt;</p>" in (rendered["html"] or "")
+    assert "<b>x</b>" in (rendered["text"] or "")
+
+
+def test_undefined_variables_are_errors_not_blanks(tmp_path: Path) -> None:
+    (tmp_path / "digest").mkdir()
+    (tmp_path / "digest" / "sms.txt").write_text("{{ title }}: {{ data.aqi }} {{ unknown }}", encoding="utf-8")
+    renderer = Renderer(root=tmp_path)
+    notice = {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {"aqi": 80}}
+    with pytest.raises(RenderError, match="unknown"):
+        renderer.render("digest", "sms", renderer.context(notice, "部"))
