@@ -1,0 +1,160 @@
+"""Callbacks from SMS gateways: Kannel delivery reports (DLR) and inbound SMS (MO, e.g. "TD" = unsubscribe).
+
+Both hooks take the channel alias and its shared secret in the query string (``?alias=kannel&token=...``,
+the token being the alias's ``hook_token`` option, compared in constant time). A missing alias or a wrong
+or unconfigured token is a 403 problem. Anything else is answered 204 after logging, never 500: Kannel does
+not retry callbacks, so an error answer would only fill its log, and an unknown or repeated receipt is
+normal (a DLR for a message sent before a restore, a second DLR type for one message).
+
+    GET|POST /hooks/kannel/dlr ?alias&token&id=<our message id>&type=%d[&reply=%A]
+        type 1 -> delivered; 2 (not delivered to the phone) and 16 (refused by the SMSC) -> failed;
+        4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
+    GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%a[&charset=%C&coding=%c]
+        "TD", "T", "N", "R", "退订" (trimmed, any case) from a resident's phone -> opt-out of the sms channel
+        (source "sms-reply") and an audit entry; anything else is logged (masked phone) and ignored.
+
+The text of an MO comes as Kannel sends it: UTF-8, or UTF-16BE when ``coding=2``/``charset=UTF-16BE``,
+so the raw query is decoded here rather than by aiohttp (which would assume UTF-8).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.problems import problem
+from notifier.api.routing import Route
+from notifier.domain.contacts import mask_phone, normalise_phone
+
+log = logging.getLogger("notifier.hooks")
+
+DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "failed"}
+DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
+OPT_OUT_WORDS = frozenset({"td", "t", "n", "r", "退订"})
+MAX_PARAM_BYTES = 2048
+
+
+async def _params(request: web.Request) -> dict[str, bytes]:
+    """Query string and form body as raw bytes per name (the last value wins); decoding is the caller's."""
+    raw = request.rel_url.raw_query_string
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        body = await request.content.read(64 * 1024)
+        raw = "&".join(p for p in (raw, body.decode("latin-1")) if p)
+    return {
+        name: value.encode("latin-1")[:MAX_PARAM_BYTES]
+        for name, value in parse_qsl(raw, keep_blank_values=True, encoding="latin-1")
+    }
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", errors="replace")
+
+
+def _authorised(request: web.Request, params: dict[str, bytes]) -> str | None:
+    """The alias when its hook token matches, else None."""
+    alias = _text(params.get("alias"))
+    channel = request.app[SETTINGS].channels.get(alias)
+    if channel is None:
+        return None
+    expected = channel.options.get("hook_token")
+    if isinstance(expected, SecretStr):
+        expected = expected.get_secret_value()
+    if not isinstance(expected, str) or not expected:
+        return None
+    presented = params.get("token", b"")
+    return alias if hmac.compare_digest(presented, expected.encode("utf-8")) else None
+
+
+def _forbidden(request: web.Request) -> web.Response:
+    log.warning("hook %s refused: unknown alias or wrong token", request.path)
+    return problem(403, "Forbidden", "unknown channel alias or wrong hook token", slug="forbidden",
+                   instance=request.path)
+
+
+async def kannel_dlr(request: web.Request) -> web.StreamResponse:
+    """A Kannel delivery report for one of our messages."""
+    params = await _params(request)
+    alias = _authorised(request, params)
+    if alias is None:
+        return _forbidden(request)
+    message_id, raw_type = _text(params.get("id")), _text(params.get("type"))
+    dlr_type = int(raw_type) if raw_type.isdigit() and len(raw_type) < 4 else None
+    status = DLR_TYPES.get(dlr_type or 0)
+    if not message_id or status is None:
+        log.warning("kannel DLR on %s ignored: id %r, type %r", alias, message_id[:40], raw_type[:10])
+        return web.Response(status=204)
+    reply = _text(params.get("reply")).strip()[:200]
+    detail = "; ".join(x for x in (DLR_DETAIL.get(dlr_type or 0, ""), reply) if x) or None
+    from notifier.engine import record_receipt  # the engine is the service layer the hook hands over to
+
+    engine = request.app.get(ENGINE)
+    try:
+        outcome = await record_receipt(
+            request.app[STORE], alias, message_id, status, detail, context=getattr(engine, "ctx", None)
+        )
+    except Exception:
+        log.exception("kannel DLR %s on %s (type %s) could not be recorded", message_id[:40], alias, dlr_type)
+        return web.Response(status=204)
+    log.info("kannel DLR %s on %s: type %s -> %s (%s)", message_id[:40], alias, dlr_type, status, outcome)
+    return web.Response(status=204)
+
+
+def _decode_mo(params: dict[str, bytes]) -> str:
+    raw = params.get("text", b"")
+    charset = _text(params.get("charset")).upper().replace("_", "-")
+    if _text(params.get("coding")) == "2" or charset in ("UTF-16BE", "UTF-16", "UCS-2", "UCS2"):
+        return raw.decode("utf-16-be", errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+async def kannel_mo(request: web.Request) -> web.StreamResponse:
+    """An inbound SMS forwarded by Kannel's sms-service; opt-out words unsubscribe the sender from SMS."""
+    params = await _params(request)
+    alias = _authorised(request, params)
+    if alias is None:
+        return _forbidden(request)
+    try:
+        phone = normalise_phone(_text(params.get("from")))
+    except ValueError:
+        log.info("kannel MO on %s from an unusable sender number ignored", alias)
+        return web.Response(status=204)
+    text = _decode_mo(params).strip()
+    if text.casefold() not in OPT_OUT_WORDS:
+        log.info("kannel MO on %s from %s ignored: not an opt-out word (%d chars)", alias, mask_phone(phone), len(text))
+        return web.Response(status=204)
+    store = request.app[STORE]
+    try:
+        subscriber_id = await store.find_subscriber_by_phone(phone)
+        if subscriber_id is None:
+            log.info("kannel MO opt-out on %s from %s: no such resident", alias, mask_phone(phone))
+            return web.Response(status=204)
+        async with store.db.transaction():
+            await store.add_optout(subscriber_id, "channel", "sms", "sms-reply")
+            await store.audit("sms-reply", "subscriber.optout", "subscriber", subscriber_id,
+                              {"kind": "channel", "value": "sms", "alias": alias, "word": text.casefold()})
+    except Exception:
+        log.exception("kannel MO opt-out on %s from %s could not be stored", alias, mask_phone(phone))
+        return web.Response(status=204)
+    log.info("resident %s opted out of sms by reply on %s", subscriber_id, alias)
+    return web.Response(status=204)
+
+
+ROUTES: list[Route] = [
+    Route(method, path, handler, summary, "hooks", public=True, status=204,
+          extra_responses={403: "unknown alias or wrong hook token"})
+    for path, handler, summary in (
+        ("/hooks/kannel/dlr", kannel_dlr, "Kannel delivery report (dlr-url)"),
+        ("/hooks/kannel/mo", kannel_mo, "Inbound SMS from Kannel's sms-service (get-url)"),
+    )
+    for method in ("GET", "POST")
+]
+
+__all__ = ["ROUTES", "kannel_dlr", "kannel_mo"]
