@@ -74,8 +74,10 @@ class TokenCache(Protocol):
 class MemoryTokenCache:
     """One process's cache of one token: single-flight fetches, refreshed ``margin`` s before expiry.
 
-    ``clock`` is monotonic seconds (injectable for tests). A token whose ``expires_in`` is short is kept
-    for at least half its lifetime, so a short-lived token never makes every call fetch.
+    ``clock`` is monotonic seconds (injectable for tests); ``can_force`` says whether the endpoint can be
+    asked for a new token while the current one is valid (stable_token can, WeCom's gettoken cannot).
+    A token whose ``expires_in`` is short is kept for at least half its lifetime, so a short-lived token
+    never makes every call fetch.
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class MemoryTokenCache:
         *,
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
+        can_force: bool = True,
     ) -> None:
         self._fetch = fetch
+        self._can_force = can_force
         self._margin = margin
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -112,7 +116,7 @@ class MemoryTokenCache:
             if current is not None and current != rejected:
                 return current
             issued = await self._call(force=False)
-            if issued.value == rejected:
+            if issued.value == rejected and self._can_force:
                 # The platform still hands out the token it refuses ("not latest"): ask for a new one, once.
                 issued = await self._call(force=True)
             return self._store(issued)
