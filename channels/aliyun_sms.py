@@ -40,6 +40,7 @@ connection pool): ``OutId`` = our idempotency key, ``BizId`` = the provider mess
       InvalidTimeStamp.Expired, isp.RAM_PERMISSION_DENY, isv.DENY_IP_RANGE  Failed("auth")
     any other code                                                          HTTP 5xx/429: Retry; else Failed("rejected")
     timeout, connection error, 2xx without a JSON ``Code``                  Retry (channels.http)
+    【sign_name】 + text over 500 characters (checked before any call)        Failed("too-long")
 
 Account-level alerts: while the account cannot send (balance, suspension, account caps) every message
 gets ``Retry`` with a long ``retry_after``; ``account_alert`` holds the reason for the engine (None
@@ -70,6 +71,7 @@ from channels.http import HttpChannel, HttpOptions, HttpReply
 log = logging.getLogger("notifier.channels.aliyun_sms")
 
 API_VERSION = "2017-05-25"
+MAX_CHARS = 500  # signature with its 【】 + template text, every character counting 1 (短信发送规则)
 ACCOUNT_ALERTS = frozenset({"balance-exhausted", "account-suspended", "account-limit"})
 
 _RETRY: dict[str, str] = {
@@ -225,6 +227,9 @@ class AliyunSmsChannel(HttpChannel):
         return params
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
+        chars = len(f"【{self.aliyun.sign_name}】" + message.text.removeprefix(f"【{self.aliyun.sign_name}】"))
+        if chars > MAX_CHARS:
+            return Failed("too-long", f"{chars} characters with the signature; Aliyun takes at most {MAX_CHARS}")
         timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         params = self.signed_params(message, nonce=str(uuid.uuid4()), timestamp=timestamp)
         reply = await self.request("POST", self.aliyun.endpoint, data=params)

@@ -197,6 +197,15 @@ async def test_balance_exhausted_holds_every_message_and_alerts_once(
     assert channel.account_alert is None
 
 
+async def test_a_text_over_500_characters_is_not_sent(channel: AliyunSmsChannel, fake: FakeAliyun) -> None:
+    fits = message(1, NUMBERS[0], "长" * (500 - len(f"【{SIGN}】")))
+    too_long = message(2, NUMBERS[1], "长" * (501 - len(f"【{SIGN}】")))
+    results = await channel.send([fits, too_long])
+    assert isinstance(results[0], Sent)
+    assert isinstance(results[1], Failed) and results[1].reason_code == "too-long"
+    assert len(fake.requests) == 1
+
+
 async def test_http_5xx_is_retried(channel: AliyunSmsChannel, fake: FakeAliyun) -> None:
     fake.http_errors = [503, 500]
     results = await channel.send(batch()[:2])
