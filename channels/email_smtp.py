@@ -1,0 +1,312 @@
+"""E-mail over SMTP (aiosmtplib), one envelope per message, through a small pool of reused connections.
+
+Standards and documentation:
+    SMTP reply codes          RFC 5321 §4.2 https://www.rfc-editor.org/rfc/rfc5321#section-4.2
+    List-Unsubscribe          RFC 2369 https://www.rfc-editor.org/rfc/rfc2369
+    One-click unsubscribe     RFC 8058 https://www.rfc-editor.org/rfc/rfc8058 (both List-Unsubscribe headers
+                              MUST be in the DKIM signature's h= tag)
+    DKIM                      RFC 6376 https://www.rfc-editor.org/rfc/rfc6376, dkimpy https://launchpad.net/dkimpy/
+    Bulk senders (Gmail)      https://support.google.com/a/answer/81126
+    aiosmtplib                https://aiosmtplib.readthedocs.io/
+
+Each message: multipart/alternative (text, plus HTML when ``html`` is set), UTF-8, a Message-ID derived
+from the idempotency key (a retry carries the same id, so receivers can drop a duplicate), the key in
+``X-Idempotency-Key``, ``List-Unsubscribe: <https://…/unsubscribe?token=…>[, <mailto:…>]`` and
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click``; optionally a DKIM-Signature whose h= covers both
+List-Unsubscribe headers (signing is CPU work, done in a thread). The link's signed token names the
+subscriber, read from the idempotency key ``n<notice>-s<subscriber>-<channel>`` (see ``_subscriber_id``).
+
+Response -> result (every message is its own SMTP transaction, so a refusal never re-sends to others):
+
+    250 after DATA                                   Sent(<Message-ID without brackets>)
+    4xx to RCPT or DATA (mailbox busy, greylisting)  Retry("<code> <text>")
+    5xx to RCPT or DATA (unknown user, policy)       Failed("rejected", "<code> <text>")
+    4xx/5xx to MAIL FROM, EHLO, AUTH, or greeting    Retry (our or the relay's configuration; an operator fixes it)
+    connection refused/lost, timeout, TLS failure    Retry (the connection is closed and re-opened on next use)
+    recipient address the client cannot send to      Failed("invalid-address")
+
+Server texts are kept with the recipient's address replaced by ``recipient``; logs carry only
+delivery ids and codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import replace
+from email.errors import MessageError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+from pathlib import Path
+from typing import ClassVar
+
+import aiosmtplib
+import dkim  # type: ignore[import-untyped]
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from notifier.domain.errors import ConfigError
+from notifier.signing import UnsubscribeLinks
+
+log = logging.getLogger("notifier.channels.email")
+
+# 7-bit bodies (quoted-printable or base64) need no 8BITMIME; headers set with set_raw are never refolded, so
+# List-Unsubscribe stays one plain line (refolding would turn the long URL into RFC 2047 encoded words)
+POLICY = SMTP_POLICY.clone(cte_type="7bit", refold_source="none")
+ONE_CLICK = "List-Unsubscribe=One-Click"
+DKIM_HEADERS = [
+    b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+    b"list-unsubscribe", b"list-unsubscribe-post", b"x-idempotency-key",
+]  # fmt: skip
+_KEY = re.compile(r"n(\d+)-s(\d+)-[a-z]+")
+# refusals of one message; after any other error the connection is closed and opened afresh
+_KEEPS_CONNECTION = (
+    aiosmtplib.SMTPRecipientsRefused,
+    aiosmtplib.SMTPRecipientRefused,
+    aiosmtplib.SMTPDataError,
+    aiosmtplib.SMTPSenderRefused,
+)
+
+
+class SmtpEmailOptions(ChannelOptions):
+    host: str = "localhost"
+    port: int | None = Field(None, ge=1, le=65535, description="default 465 with use_tls, 587 with start_tls, else 25")
+    username: str | None = None
+    password: SecretStr | None = None
+    use_tls: bool = False  # implicit TLS from the first byte (port 465)
+    start_tls: bool | None = None  # None: upgrade when the server offers it; True: require; False: never
+    validate_certs: bool = True
+    timeout: float = Field(30, gt=0, le=600, description="seconds per SMTP command")
+    pool_size: int = Field(2, ge=1, le=16, description="connections kept open and reused")
+    local_hostname: str | None = None  # name sent in EHLO; default: this machine's FQDN
+    from_address: str
+    from_name: str | None = None
+    list_unsubscribe: bool = True  # RFC 8058 headers; needs the unsubscribe links (public URL and secret)
+    unsubscribe_mailto: str | None = None  # optional second List-Unsubscribe URI, a mailbox someone reads
+    unsubscribe_ttl_days: int = Field(180, ge=1, le=3650)
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key_path: str | None = None  # PEM RSA key; its public half at <selector>._domainkey.<domain>
+
+    @field_validator("from_address", "unsubscribe_mailto")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Address(addr_spec=_ascii_address(value))
+            except (ValueError, IndexError, UnicodeError, MessageError):
+                raise ValueError("expected an e-mail address like notices@example.gov.cn") from None
+            return _ascii_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpEmailOptions:
+        if self.use_tls and self.start_tls:
+            raise ValueError("use_tls (implicit TLS) and start_tls exclude each other")
+        dkim_keys = (self.dkim_selector, self.dkim_domain, self.dkim_private_key_path)
+        if any(dkim_keys) and not all(dkim_keys):
+            raise ValueError("DKIM needs dkim_selector, dkim_domain and dkim_private_key_path together")
+        return self
+
+
+class SmtpEmailChannel(Channel):
+    """The SMTP adapter; ``links`` builds the unsubscribe URLs (``UnsubscribeLinks.from_settings``)."""
+
+    Options = SmtpEmailOptions
+    max_batch: ClassVar[int] = 50
+
+    def __init__(
+        self, alias: str, options: ChannelOptions | None = None, *, links: UnsubscribeLinks | None = None
+    ) -> None:
+        super().__init__(alias, options)
+        self.links = replace(links, ttl=self.opts.unsubscribe_ttl_days * 86400.0) if links else None
+        self._dkim_key: bytes | None = None
+        self._free: asyncio.Queue[aiosmtplib.SMTP] | None = None
+        self._clients: list[aiosmtplib.SMTP] = []
+
+    @property
+    def opts(self) -> SmtpEmailOptions:
+        assert isinstance(self.options, SmtpEmailOptions)
+        return self.options
+
+    async def open(self) -> None:
+        """Check the configuration and load the DKIM key; connections open lazily on first use."""
+        o = self.opts
+        if o.list_unsubscribe and self.links is None:
+            raise ConfigError(f"channels.{self.alias}: list_unsubscribe needs the unsubscribe links (public URL)")
+        if o.list_unsubscribe and self.links and not self.links.public_url.startswith("https://"):
+            log.warning("channel %s: server.public_url is not https; providers will not offer one-click", self.alias)
+        if o.dkim_private_key_path:
+            try:
+                self._dkim_key = await asyncio.to_thread(Path(o.dkim_private_key_path).read_bytes)
+                await asyncio.to_thread(self._sign, b"From: a@b.c\r\nSubject: key check\r\n\r\nx\r\n")
+            except (OSError, dkim.DKIMException) as exc:
+                raise ConfigError(f"channels.{self.alias}.dkim_private_key_path: unusable key: {exc}") from None
+        self._clients = [self._client() for _ in range(o.pool_size)]
+        self._free = asyncio.Queue()
+        for client in self._clients:
+            self._free.put_nowait(client)
+
+    async def close(self) -> None:
+        for client in self._clients:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        self._clients, self._free = [], None
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        if self._free is None:
+            await self.open()
+        checked: set[int] = set()  # pooled connections found alive during this batch
+        return list(await asyncio.gather(*(self._send_one(message, checked) for message in batch)))
+
+    def _client(self) -> aiosmtplib.SMTP:
+        o = self.opts
+        return aiosmtplib.SMTP(
+            hostname=o.host,
+            port=o.port,
+            username=o.username,
+            password=o.password.get_secret_value() if o.password else None,
+            use_tls=o.use_tls,
+            start_tls=False if o.use_tls else o.start_tls,
+            validate_certs=o.validate_certs,
+            timeout=o.timeout,
+            local_hostname=o.local_hostname,
+        )
+
+    async def _send_one(self, message: OutboundMessage, checked: set[int]) -> SendResult:
+        try:
+            recipient = _ascii_address(message.recipient)
+            raw, message_id = self.render(message, recipient)
+        except (ValueError, IndexError, UnicodeError, MessageError):
+            return Failed("invalid-address", "the recipient address or a header cannot be encoded")
+        if self._dkim_key is not None:
+            try:
+                raw = await asyncio.to_thread(self._sign, raw) + raw
+            except dkim.DKIMException as exc:
+                return Retry(f"DKIM signing failed: {exc}")
+        assert self._free is not None
+        client = await self._free.get()
+        try:
+            await self._ready(client, checked)
+            await client.sendmail(self.opts.from_address, [recipient], raw)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            result = _classify(exc, recipient)
+            if not isinstance(exc, _KEEPS_CONNECTION) or _code(exc) == 421:
+                client.close()  # unknown state: re-opened by the next message that takes this client
+                log.warning("channel %s: delivery %d: %s", self.alias, message.delivery_id, _summary(result))
+            else:
+                log.info("channel %s: delivery %d: %s", self.alias, message.delivery_id, _summary(result))
+            return result
+        finally:
+            self._free.put_nowait(client)
+        return Sent(message_id)
+
+    async def _ready(self, client: aiosmtplib.SMTP, checked: set[int]) -> None:
+        """Connect ``client``; a pooled connection is first checked with NOOP once per batch, because a
+        server or a NAT may have dropped it while idle and that shows only when we write to it."""
+        if client.is_connected and id(client) not in checked:
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+        if not client.is_connected:
+            await client.connect()
+        checked.add(id(client))
+
+    def render(self, message: OutboundMessage, recipient: str) -> tuple[bytes, str]:
+        """The message to ``recipient`` as CRLF bytes (unsigned) and its Message-ID without brackets."""
+        o = self.opts
+        domain = o.from_address.rpartition("@")[2]
+        message_id = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32] + "@" + domain
+        mail = EmailMessage(policy=POLICY)
+        mail["From"] = Address(display_name=o.from_name or "", addr_spec=o.from_address)
+        mail["To"] = Address(addr_spec=recipient)
+        mail["Subject"] = " ".join((message.subject or "").split())
+        mail["Date"] = formatdate(usegmt=True)
+        mail["Message-ID"] = f"<{message_id}>"
+        mail["X-Idempotency-Key"] = message.idempotency_key
+        for name, value in self._unsubscribe_headers(message).items():
+            mail.set_raw(name, value)  # built here from a signed token and a validated address: no CR/LF
+        mail.set_content(message.text, subtype="plain", charset="utf-8")
+        if message.html is not None:
+            mail.add_alternative(message.html, subtype="html", charset="utf-8")
+        return mail.as_bytes(policy=POLICY), message_id
+
+    def _unsubscribe_headers(self, message: OutboundMessage) -> dict[str, str]:
+        if not self.opts.list_unsubscribe or self.links is None:
+            return {}
+        subscriber_id = _subscriber_id(message)
+        if subscriber_id is None:
+            log.warning(
+                "channel %s: delivery %d: no subscriber id, no List-Unsubscribe", self.alias, message.delivery_id
+            )
+            return {}
+        uris = [f"<{self.links.url(subscriber_id, 'email', message.notice_id)}>"]
+        if self.opts.unsubscribe_mailto:
+            uris.append(f"<mailto:{self.opts.unsubscribe_mailto}?subject=unsubscribe>")
+        return {"List-Unsubscribe": ", ".join(uris), "List-Unsubscribe-Post": ONE_CLICK}
+
+    def _sign(self, raw: bytes) -> bytes:
+        """The DKIM-Signature header line(s) for ``raw``; prepend them to the message."""
+        o = self.opts
+        assert self._dkim_key is not None and o.dkim_selector and o.dkim_domain
+        signature: bytes = dkim.sign(
+            raw,
+            o.dkim_selector.encode(),
+            o.dkim_domain.encode(),
+            self._dkim_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=DKIM_HEADERS,
+        )
+        return signature
+
+
+def _subscriber_id(message: OutboundMessage) -> int | None:
+    """The subscriber id inside the idempotency key ``n<notice>-s<subscriber>-<channel>`` set by the engine."""
+    match = _KEY.fullmatch(message.idempotency_key)
+    return int(match.group(2)) if match else None
+
+
+def _ascii_address(address: str) -> str:
+    """``address`` with an internationalised domain in IDNA form; non-ASCII local parts are refused."""
+    local, _, domain = address.strip().rpartition("@")
+    if not local or not domain or not local.isascii():
+        raise ValueError("not an ASCII mailbox")
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
+def _code(exc: BaseException) -> int | None:
+    return getattr(exc, "code", None)
+
+
+def _classify(exc: BaseException, recipient: str) -> SendResult:
+    """Translate an aiosmtplib error into a result (the table in the module docstring)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return Retry(f"SMTP connection: {type(exc).__name__}: {_redact(str(exc), recipient)}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        reply = f"{exc.code} {_redact(exc.message, recipient)}"
+        refused = isinstance(exc, (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError))
+        if refused and 500 <= exc.code < 600:
+            return Failed("rejected", reply)
+        return Retry(reply if refused else f"SMTP {type(exc).__name__}: {reply}")
+    return Retry(f"SMTP {type(exc).__name__}: {_redact(str(exc), recipient)}")
+
+
+def _redact(text: str, recipient: str) -> str:
+    text = re.sub(re.escape(recipient), "recipient", text, flags=re.IGNORECASE) if recipient else text
+    return " ".join(text.split())[:300]
+
+
+def _summary(result: SendResult) -> str:
+    if isinstance(result, Failed):
+        return f"failed {result.reason_code}: {result.detail}"
+    return f"retry: {result.reason}" if isinstance(result, Retry) else "sent"
