@@ -1,0 +1,7 @@
+"""Pages for residents (not the API): each module exports a ``ROUTES`` list of public routes."""
+
+from notifier.web import unsubscribe
+
+ROUTES = [*unsubscribe.ROUTES]
+
+__all__ = ["ROUTES", "unsubscribe"]
