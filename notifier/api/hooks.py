@@ -7,6 +7,7 @@ not retry callbacks, so an error answer would only fill its log, and an unknown 
 normal (a DLR for a message sent before a restore, a second DLR type for one message).
 
     GET|POST /hooks/kannel/dlr ?alias&token&id=<our message id>&type=%d[&reply=%A]
+        matched on the alias, then on every failover alias listing it (channels.failover);
         type 1 -> delivered; 2 (not delivered to the phone) and 16 (refused by the SMSC) -> failed;
         4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
     GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%a[&charset=%C&coding=%c]
@@ -29,6 +30,7 @@ from pydantic import SecretStr
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Route
+from notifier.config import Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
 
 log = logging.getLogger("notifier.hooks")
@@ -70,6 +72,15 @@ def _authorised(request: web.Request, params: dict[str, bytes]) -> str | None:
     return alias if hmac.compare_digest(presented, expected.encode("utf-8")) else None
 
 
+def _receipt_aliases(settings: Settings, alias: str) -> list[str]:
+    """The alias, then every failover alias that sends through it (its deliveries carry the failover's alias)."""
+    owners = [
+        name for name, channel in settings.channels.items()
+        if channel.type == "failover" and alias in (channel.options.get("aliases") or [])
+    ]
+    return [alias, *owners]
+
+
 def _forbidden(request: web.Request) -> web.Response:
     log.warning("hook %s refused: unknown alias or wrong token", request.path)
     return problem(403, "Forbidden", "unknown channel alias or wrong hook token", slug="forbidden",
@@ -94,9 +105,12 @@ async def kannel_dlr(request: web.Request) -> web.StreamResponse:
 
     engine = request.app.get(ENGINE)
     try:
-        outcome = await record_receipt(
-            request.app[STORE], alias, message_id, status, detail, context=getattr(engine, "ctx", None)
-        )
+        for owner in _receipt_aliases(request.app[SETTINGS], alias):
+            outcome = await record_receipt(
+                request.app[STORE], owner, message_id, status, detail, context=getattr(engine, "ctx", None)
+            )
+            if outcome != "unknown":
+                break
     except Exception:
         log.exception("kannel DLR %s on %s (type %s) could not be recorded", message_id[:40], alias, dlr_type)
         return web.Response(status=204)

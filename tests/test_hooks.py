@@ -1,0 +1,194 @@
+"""The Kannel hooks: token check, DLR type -> receipt, MO opt-out words, decoding, and never a 500."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from notifier.api import create_app, hooks
+from notifier.config import Settings
+from notifier.domain.enums import NoticeState
+from notifier.domain.models import NoticeIn, SubscriberIn
+from notifier.engine import Engine
+from notifier.store import Store
+from notifier.testing import RecordingChannel
+from tests.conftest import VILLAGE_A1
+
+TOKEN = "t0ken-for-kannel"
+PHONE = "+8613800138000"
+
+
+@dataclass
+class Hooks:
+    base: str
+    session: aiohttp.ClientSession
+    store: Store
+    settings: Settings
+
+    async def get(self, path: str, query: str, **kwargs: Any) -> tuple[int, str, str]:
+        async with self.session.get(f"{self.base}{path}?{query}", **kwargs) as response:
+            return response.status, response.content_type, await response.text()
+
+
+@pytest.fixture
+async def hooks_app(store: Store, settings: Settings) -> AsyncIterator[Hooks]:
+    channels = {
+        "kannel": {"kind": "sms", "type": "kannel", "username": "u", "password": "p", "hook_token": TOKEN},
+        "kannel-b": {"kind": "sms", "type": "kannel", "username": "u", "password": "p"},  # no token: hooks off
+        "sms": {"kind": "sms", "type": "failover", "aliases": ["kannel-b", "kannel"]},
+    }
+    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
+    server = TestServer(create_app(app_settings, store=store, extra_routes=hooks.ROUTES), host="127.0.0.1", port=0)
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        try:
+            yield Hooks(str(server.make_url("")).rstrip("/"), session, store, app_settings)
+        finally:
+            await server.close()
+
+
+async def sent_delivery(h: Hooks, alias: str = "kannel") -> str:
+    """One resident, one approved notice, sent through a recording channel: its provider message id."""
+    await h.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "王芳", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    data = {"topic": "air-quality", "title": "预警", "body": "减少外出。", "target": {"areas": ["370725"]},
+            "channels": ["sms"]}
+    notice, _ = await h.store.create_notice(NoticeIn.model_validate(data), department="environment",
+                                            created_by=None, actor="t")
+    await h.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="t")
+    await Engine(h.store, h.settings, {alias: RecordingChannel(alias)}).run_until_idle()
+    [delivery] = (await h.store.list_deliveries(notice.id, None, 10))[0]
+    assert delivery.state == "sent" and delivery.provider_message_id
+    return delivery.provider_message_id
+
+
+async def delivery_state(h: Hooks, provider_id: str, alias: str = "kannel") -> str:
+    row = await h.store.find_delivery_by_provider_id(alias, provider_id)
+    assert row is not None
+    return str(row["state"])
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("alias=kannel&token=wrong&id=x&type=1", "wrong token"),
+        ("alias=kannel&id=x&type=1", "no token"),
+        (f"token={TOKEN}&id=x&type=1", "no alias"),
+        (f"alias=nosuch&token={TOKEN}&id=x&type=1", "unknown alias"),
+        ("alias=kannel-b&token=&id=x&type=1", "alias without a hook token"),
+        (f"alias=kannel-b&token={TOKEN}&id=x&type=1", "another alias's token"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/hooks/kannel/dlr", "/hooks/kannel/mo"])
+async def test_wrong_or_missing_token_is_a_403_problem(hooks_app: Hooks, path: str, query: str, reason: str) -> None:
+    status, content_type, body = await hooks_app.get(path, query)
+    assert (status, content_type) == (403, "application/problem+json"), reason
+    assert TOKEN not in body
+
+
+@pytest.mark.parametrize(
+    ("dlr_type", "state", "status"),
+    [("1", "delivered", "delivered"), ("2", "failed", "failed"), ("16", "failed", "failed"),
+     ("8", "sent", "submitted"), ("4", "sent", "buffered")],
+)
+async def test_dlr_types(hooks_app: Hooks, dlr_type: str, state: str, status: str) -> None:
+    provider_id = await sent_delivery(hooks_app)
+    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", f"alias=kannel&token={TOKEN}&id={provider_id}"
+                                     f"&type={dlr_type}&reply=NACK%2Fno+SMSC")
+    assert code == 204
+    assert await delivery_state(hooks_app, provider_id) == state
+    with contextlib.closing(sqlite3.connect(hooks_app.settings.sqlite_path or "")) as db:
+        receipts = db.execute("SELECT alias, provider_message_id, status, detail FROM receipts").fetchall()
+    detail = {"2": "not delivered to the phone; NACK/no SMSC", "16": "refused by the SMSC; NACK/no SMSC"}
+    assert receipts == [("kannel", provider_id, status, detail.get(dlr_type, "NACK/no SMSC"))]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [f"alias=kannel&token={TOKEN}&id=unknown-1&type=1", f"alias=kannel&token={TOKEN}&id=x&type=abc",
+     f"alias=kannel&token={TOKEN}&type=1", f"alias=kannel&token={TOKEN}&id=x&type=99999"],
+)
+async def test_unknown_or_malformed_receipts_get_204(hooks_app: Hooks, query: str) -> None:
+    assert (await hooks_app.get("/hooks/kannel/dlr", query))[0] == 204
+
+
+async def test_duplicate_dlr_and_post_form(hooks_app: Hooks) -> None:
+    provider_id = await sent_delivery(hooks_app)
+    for _ in range(2):
+        async with hooks_app.session.post(
+            f"{hooks_app.base}/hooks/kannel/dlr?alias=kannel&token={TOKEN}", data={"id": provider_id, "type": "1"}
+        ) as response:
+            assert response.status == 204
+    assert await delivery_state(hooks_app, provider_id) == "delivered"
+
+
+async def test_dlr_of_a_member_alias_finds_the_failover_delivery(hooks_app: Hooks) -> None:
+    provider_id = await sent_delivery(hooks_app, alias="sms")  # the delivery carries the failover's alias
+    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", f"alias=kannel&token={TOKEN}&id={provider_id}&type=1")
+    assert code == 204
+    assert await delivery_state(hooks_app, provider_id, alias="sms") == "delivered"
+
+
+def _utf16(text: str) -> str:
+    return "".join(f"%{b:02X}" for b in text.encode("utf-16-be"))
+
+
+@pytest.mark.parametrize(
+    ("text_query", "opted_out"),
+    [
+        ("text=TD", True), ("text=td", True), ("text=+T+", True), ("text=n", True), ("text=R", True),
+        ("text=%E9%80%80%E8%AE%A2&coding=1&charset=8-BIT", True),  # 退订 as UTF-8
+        (f"text={_utf16('退订')}&coding=2&charset=UTF-16BE", True),  # 退订 as UCS-2
+        (f"text={_utf16(' 退订 ')}&charset=UTF-16BE", True),
+        ("text=TD+please", False), ("text=hello", False), ("text=", False),
+        ("text=%E4%BD%A0%E5%A5%BD", False),  # 你好
+    ],
+)
+async def test_mo_opt_out_words(hooks_app: Hooks, text_query: str, opted_out: bool,
+                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    resident = await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    code, _, _ = await hooks_app.get("/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from=13800138000&{text_query}")
+    assert code == 204
+    after = await hooks_app.store.get_subscriber(resident.id)
+    assert after.opt_out_channels == (["sms"] if opted_out else [])
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("notifier")]
+    assert lines and not any("13800138000" in line or TOKEN in line for line in lines)
+    if not opted_out:
+        assert any("+86138****8000" in line for line in lines)
+
+
+async def test_mo_opt_out_is_audited_and_idempotent(hooks_app: Hooks) -> None:
+    resident = await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    for word in ("TD", "退订"):
+        async with hooks_app.session.post(f"{hooks_app.base}/hooks/kannel/mo",
+                                          data={"alias": "kannel", "token": TOKEN, "from": PHONE, "text": word}) as r:
+            assert r.status == 204
+    assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == ["sms"]
+    audit = await hooks_app.store.db.fetch_all("list_audit", {"after": 0, "limit": 100})
+    optouts = [(a["actor"], a["object_id"]) for a in audit if a["action"] == "subscriber.optout"]
+    assert optouts == [("sms-reply", str(resident.id))] * 2
+    assert all(PHONE not in str(a["detail"]) for a in audit if a["action"] == "subscriber.optout")
+
+
+@pytest.mark.parametrize("sender", ["", "12", "not-a-number", "13900139999"])
+async def test_mo_from_unusable_or_unknown_numbers_is_ignored(hooks_app: Hooks, sender: str) -> None:
+    resident = await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    code, _, _ = await hooks_app.get("/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from={sender}&text=TD")
+    assert code == 204
+    assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == []
