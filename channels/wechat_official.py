@@ -32,6 +32,7 @@ Adapters never sleep or loop; the only repeat is the single resend after a token
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -79,6 +80,12 @@ def seconds_until_quota_reset(now: float) -> float:
     return max(1.0, midnight.timestamp() - now)
 
 
+def utf8_json(body: dict[str, Any]) -> dict[str, Any]:
+    """Request arguments posting ``body`` as UTF-8 JSON (not \\u-escaped), as the platforms expect."""
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return {"data": data, "headers": {"Content-Type": "application/json; charset=utf-8"}}
+
+
 def errcode_of(body: Any) -> int | None:
     """The errcode of a JSON answer (0 when absent), None when the answer is not a JSON object."""
     if not isinstance(body, dict):
@@ -119,7 +126,7 @@ class WechatOfficialChannel(HttpChannel):
             "secret": opts.secret.get_secret_value(),
             "force_refresh": force,
         }
-        reply = await self.request("POST", f"{opts.api_base}/cgi-bin/stable_token", json=body)
+        reply = await self.request("POST", f"{opts.api_base}/cgi-bin/stable_token", **utf8_json(body))
         if isinstance(reply, Retry):
             raise TokenError(reply)
         default = self.classify(reply)
@@ -184,7 +191,7 @@ class WechatOfficialChannel(HttpChannel):
 
     async def _send_one(self, token: str, message: OutboundMessage) -> tuple[int | None, SendResult]:
         url = f"{self.opts.api_base}/cgi-bin/message/template/send"
-        reply = await self.request("POST", url, params={"access_token": token}, json=self.body(message))
+        reply = await self.request("POST", url, params={"access_token": token}, **utf8_json(self.body(message)))
         code, result = self.interpret(reply)
         if not isinstance(result, Sent):
             log.info("%s: delivery %s: %s", self.alias, message.delivery_id, result)
@@ -218,4 +225,4 @@ class WechatOfficialChannel(HttpChannel):
         return self.redact(f"errcode {code}: {message}"[:200])
 
 
-__all__ = ["WechatOfficialChannel", "WechatOfficialOptions", "seconds_until_quota_reset"]
+__all__ = ["WechatOfficialChannel", "WechatOfficialOptions", "errcode_of", "seconds_until_quota_reset", "utf8_json"]

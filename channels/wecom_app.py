@@ -34,7 +34,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
-from channels.wechat_official import errcode_of
+from channels.wechat_official import errcode_of, utf8_json
 from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenError
 
 log = logging.getLogger("notifier.channels.wecom_app")
@@ -160,7 +160,7 @@ class WecomAppChannel(HttpChannel):
         """(errcode, answer) of one message/send; errcode None and a Retry/Failed when there is no answer."""
         url = f"{self.opts.api_base}/cgi-bin/message/send"
         body = self.body(chunk[0], list(dict.fromkeys(m.recipient for m in chunk)))
-        reply = await self.request("POST", url, params={"access_token": token}, json=body)
+        reply = await self.request("POST", url, params={"access_token": token}, **utf8_json(body))
         if isinstance(reply, Retry):
             return None, reply
         default = self.classify(reply)
