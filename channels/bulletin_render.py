@@ -99,6 +99,13 @@ def chinese_date(moment: datetime) -> str:
     return f"{moment.year}年{moment.month}月{moment.day}日"
 
 
+def area_word(notice: BulletinNotice) -> str:
+    """How the printout names its own area: 村 for a village, else 街道, 镇 or 乡 as the town's name ends."""
+    if len(notice.area_code) == 12:
+        return "村"
+    return next((word for word in ("街道", "镇", "乡") if notice.area_name.endswith(word)), "镇")
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     return Environment(
@@ -114,7 +121,7 @@ def render_html(notice: BulletinNotice, public_url: str) -> str:
     """The notice as one self-contained HTML document (CSS inlined, QR code as inline SVG)."""
     url = subscribe_url(public_url, notice)
     qr_svg = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000000")
-    village = len(notice.area_code) == 12
+    place = area_word(notice)
     return (
         _environment()
         .get_template("notice.html.j2")
@@ -127,7 +134,8 @@ def render_html(notice: BulletinNotice, public_url: str) -> str:
             government=f"{notice.county_name}人民政府",
             qr_svg=qr_svg,
             qr_url=url,
-            qr_caption="扫码订阅本村通知" if village else "扫码订阅本镇（街道）通知",
+            place=place,
+            qr_caption=f"扫码订阅本{place}通知",
         )
     )
 

@@ -173,3 +173,12 @@ def test_helpers() -> None:
     )
     no_topic = BulletinNotice(**{**orange_alert().__dict__, "topic": ""})
     assert subscribe_url("https://x.gov.cn", no_topic) == "https://x.gov.cn/subscribe?area=370725001036"
+
+
+def test_a_town_notice_invites_to_subscribe_for_the_town() -> None:
+    village = orange_alert()
+    town = BulletinNotice(**{**village.__dict__, "area_code": "370725107", "area_name": "乔官镇"})
+    subdistrict = BulletinNotice(**{**village.__dict__, "area_code": "370725001", "area_name": "宝都街道"})
+    assert "扫码订阅本村通知" in render_html(village, PUBLIC_URL)
+    assert "扫码订阅本镇通知" in render_html(town, PUBLIC_URL)
+    assert "扫码订阅本街道通知" in render_html(subdistrict, PUBLIC_URL)
