@@ -64,12 +64,8 @@ DKIM_HEADERS = [
 ]  # fmt: skip
 _KEY = re.compile(r"n(\d+)-s(\d+)-[a-z]+")
 # refusals of one message; after any other error the connection is closed and opened afresh
-_KEEPS_CONNECTION = (
-    aiosmtplib.SMTPRecipientsRefused,
-    aiosmtplib.SMTPRecipientRefused,
-    aiosmtplib.SMTPDataError,
-    aiosmtplib.SMTPSenderRefused,
-)
+_KEEPS_CONNECTION = (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError,
+                     aiosmtplib.SMTPSenderRefused)  # fmt: skip
 
 
 class SmtpEmailOptions(ChannelOptions):
@@ -97,10 +93,9 @@ class SmtpEmailOptions(ChannelOptions):
     def _address(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                Address(addr_spec=_ascii_address(value))
-            except (ValueError, IndexError, UnicodeError, MessageError):
+                return _mailbox(value)
+            except ValueError:
                 raise ValueError("expected an e-mail address like notices@example.gov.cn") from None
-            return _ascii_address(value)
         return value
 
     @model_validator(mode="after")
@@ -164,7 +159,16 @@ class SmtpEmailChannel(Channel):
         if self._free is None:
             await self.open()
         checked: set[int] = set()  # pooled connections found alive during this batch
-        return list(await asyncio.gather(*(self._send_one(message, checked) for message in batch)))
+        outcomes = await asyncio.gather(*(self._send_one(m, checked) for m in batch), return_exceptions=True)
+        results: list[SendResult] = []
+        for message, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):  # a bug: keep it to its own message, the others stand
+                log.error("channel %s: delivery %d: %s", self.alias, message.delivery_id, type(outcome).__name__)
+                outcome = Retry(f"internal error: {type(outcome).__name__}")
+            results.append(outcome)
+        return results
 
     def _client(self) -> aiosmtplib.SMTP:
         o = self.opts
@@ -182,10 +186,13 @@ class SmtpEmailChannel(Channel):
 
     async def _send_one(self, message: OutboundMessage, checked: set[int]) -> SendResult:
         try:
-            recipient = _ascii_address(message.recipient)
+            recipient = _mailbox(message.recipient)
+        except ValueError:
+            return Failed("invalid-address", "not an address the SMTP client can send to")
+        try:
             raw, message_id = self.render(message, recipient)
-        except (ValueError, IndexError, UnicodeError, MessageError):
-            return Failed("invalid-address", "the recipient address or a header cannot be encoded")
+        except (ValueError, UnicodeError, MessageError) as exc:
+            return Failed("invalid-message", f"the message cannot be encoded: {type(exc).__name__}")
         if self._dkim_key is not None:
             try:
                 raw = await asyncio.to_thread(self._sign, raw) + raw
@@ -196,13 +203,18 @@ class SmtpEmailChannel(Channel):
         try:
             await self._ready(client, checked)
             await client.sendmail(self.opts.from_address, [recipient], raw)
+        except asyncio.CancelledError:
+            client.close()  # stopped mid-conversation: the connection's state is unknown
+            raise
+        except ValueError:  # the client's own address check, before any command was sent
+            return Failed("invalid-address", "not an address the SMTP client can send to")
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             result = _classify(exc, recipient)
-            if not isinstance(exc, _KEEPS_CONNECTION) or _code(exc) == 421:
+            dropped = not isinstance(exc, _KEEPS_CONNECTION) or getattr(exc, "code", None) == 421
+            if dropped:
                 client.close()  # unknown state: re-opened by the next message that takes this client
-                log.warning("channel %s: delivery %d: %s", self.alias, message.delivery_id, _summary(result))
-            else:
-                log.info("channel %s: delivery %d: %s", self.alias, message.delivery_id, _summary(result))
+            log.log(logging.WARNING if dropped else logging.INFO, "channel %s: delivery %d: %s",
+                    self.alias, message.delivery_id, result)  # fmt: skip
             return result
         finally:
             self._free.put_nowait(client)
@@ -274,16 +286,18 @@ def _subscriber_id(message: OutboundMessage) -> int | None:
     return int(match.group(2)) if match else None
 
 
-def _ascii_address(address: str) -> str:
-    """``address`` with an internationalised domain in IDNA form; non-ASCII local parts are refused."""
+def _mailbox(address: str) -> str:
+    """A bare address with an internationalised domain in IDNA form; ValueError for anything else
+    (display names, lists, CR/LF, non-ASCII local parts, which would need SMTPUTF8)."""
     local, _, domain = address.strip().rpartition("@")
-    if not local or not domain or not local.isascii():
-        raise ValueError("not an ASCII mailbox")
-    return f"{local}@{domain.encode('idna').decode('ascii')}"
-
-
-def _code(exc: BaseException) -> int | None:
-    return getattr(exc, "code", None)
+    try:
+        if not local or not domain or not local.isascii():
+            raise ValueError("not an ASCII mailbox")
+        mailbox = f"{local}@{domain.encode('idna').decode('ascii')}"
+        Address(addr_spec=mailbox)
+    except (ValueError, IndexError, UnicodeError, MessageError):
+        raise ValueError("not a mailbox the SMTP client can send to") from None
+    return mailbox
 
 
 def _classify(exc: BaseException, recipient: str) -> SendResult:
@@ -304,9 +318,3 @@ def _classify(exc: BaseException, recipient: str) -> SendResult:
 def _redact(text: str, recipient: str) -> str:
     text = re.sub(re.escape(recipient), "recipient", text, flags=re.IGNORECASE) if recipient else text
     return " ".join(text.split())[:300]
-
-
-def _summary(result: SendResult) -> str:
-    if isinstance(result, Failed):
-        return f"failed {result.reason_code}: {result.detail}"
-    return f"retry: {result.reason}" if isinstance(result, Retry) else "sent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -171,8 +172,9 @@ async def test_dkim_signature_verifies_and_covers_list_unsubscribe(
 
 
 async def test_refusals_are_per_recipient_and_others_are_sent_once(
-    channel: SmtpEmailChannel, recorder: Recorder
+    channel: SmtpEmailChannel, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="notifier")
     recorder.refuse = {
         "busy@example.test": "450 4.2.1 <busy@example.test>: mailbox busy",
         "gone@example.test": "550 5.1.1 <gone@example.test>: user unknown",
@@ -190,6 +192,9 @@ async def test_refusals_are_per_recipient_and_others_are_sent_once(
         assert len(recorder.to(address)) == 1
     assert sorted(recorder.rcpt_attempts) == sorted(addresses)
     assert len(recorder.received) == 3
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("notifier")]
+    assert any("delivery 101" in line and "450" in line for line in ours)
+    assert not any("@" in line or "昌乐" in line for line in ours)
 
 
 async def test_connections_are_reused_across_a_batch_and_batches(
