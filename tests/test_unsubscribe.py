@@ -157,6 +157,7 @@ async def test_get_shows_a_bilingual_page_and_changes_nothing(site: Site, store:
         ),
         (lambda links: "?token=" + sign({"p": "unsub", "s": 1, "c": "email"}, links.secret, 1, now=1e9), 403),
         (lambda links: "?token=" + links.token(1, "telegraph"), 400),
+        (lambda links: "?token=" + links.token(1, "bulletin"), 400),
         (lambda links: "?token=" + sign({"s": 1, "c": "email"}, links.secret, 60), 400),
     ],
 )

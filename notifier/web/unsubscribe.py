@@ -42,7 +42,12 @@ _PAGE = """<!doctype html>
 button{{font-size:1.1em;padding:.5em 1.5em}}</style></head>
 <body>{body}</body></html>
 """
-_CHANNEL_NAMES = {"email": ("电子邮件", "e-mail"), "sms": ("短信", "text messages")}
+_CHANNEL_NAMES = {
+    "email": ("电子邮件", "e-mail"),
+    "sms": ("短信", "text messages"),
+    "wechat": ("微信", "WeChat"),
+    "wecom": ("企业微信", "WeCom"),
+}
 
 
 class BadRequest(NotifierError):
@@ -65,8 +70,8 @@ def _claims(request: web.Request) -> UnsubscribeClaims:
         raise BadRequest("the link is damaged: open the complete link from the message") from None
     except TokenError as exc:
         raise BadToken(f"{exc}: use the link in a more recent message") from None
-    if claims.channel not in {kind.value for kind in ChannelKind}:
-        raise BadRequest("the link names an unknown channel")
+    if claims.channel not in {kind.value for kind in ChannelKind if kind.is_personal}:
+        raise BadRequest("the link names no channel a resident can leave")
     return claims
 
 
