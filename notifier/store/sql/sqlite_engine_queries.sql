@@ -102,9 +102,9 @@ FROM (
                    + CAST(substr(s.quiet_start, 4, 2) AS INTEGER) * 60 AS qs,
                CAST(substr(s.quiet_end, 1, 2) AS INTEGER) * 3600
                    + CAST(substr(s.quiet_end, 4, 2) AS INTEGER) * 60 AS qe
-        FROM temp.fanout_matched m
-        JOIN subscribers s ON s.id = m.id
-        JOIN json_each(s.channels) p
+        FROM temp.fanout_matched m  -- CROSS JOIN fixes the order: the chunk drives, never a scan of everyone
+        CROSS JOIN subscribers s ON s.id = m.id
+        CROSS JOIN json_each(s.channels) p
         WHERE m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
           AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
                           WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
