@@ -21,7 +21,7 @@ characters and longer values are cut by WeChat, not refused.
     43019 blacklisted, 43101 refused               Failed("unreachable") -> the engine falls back
     45009 daily quota reached                      Retry(retry_after = next midnight Asia/Shanghai) for
                                                    this and every remaining message; no further calls
-    45011 minute quota                             Retry(retry_after=60)
+    45011 minute quota                             Retry(retry_after=60) for this and the rest of the batch
     -1 system busy                                 Retry
     any other errcode (40037 template, 47003 ...)  Failed("errcode-<n>", errmsg)
     transport error / HTTP 5xx / 429               Retry (channels.http)
@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
-from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenError
+from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
 
 log = logging.getLogger("notifier.channels.wechat_official")
 
@@ -117,6 +117,10 @@ class WechatOfficialChannel(HttpChannel):
         assert isinstance(self.options, WechatOfficialOptions)
         return self.options
 
+    def use_token_caches(self, caches: TokenCaches) -> None:
+        """Share the process's token of this appid with the other aliases of the same account."""
+        self.tokens = caches.get(f"wechat:{self.opts.appid}", self.fetch_token)
+
     async def fetch_token(self, force: bool) -> IssuedToken:
         """One call to stable_token; TokenError with the batch's result when it fails."""
         opts = self.opts
@@ -168,6 +172,8 @@ class WechatOfficialChannel(HttpChannel):
             elif code == 45009:
                 stop = Retry("daily template-message quota reached", seconds_until_quota_reset(self._wall_clock()))
                 result = stop
+            elif code == 45011:
+                stop = result
             results.append(result)
         return results
 

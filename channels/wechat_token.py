@@ -22,6 +22,10 @@ fetch. ``MemoryTokenCache`` implements it for one process (single-flight under a
 a PostgreSQL-backed cache shared by several processes can implement the same two methods with a row
 per key read ``FOR UPDATE`` (or an advisory lock) around the fetch.
 
+``TokenCaches`` holds one process's caches by key, so two aliases of one account (say, two templates
+of the same appid) share one token: create it once per process where the channels are built and call
+each adapter's ``use_token_caches(caches)``. It is an object passed around, never a module global.
+
 How many refreshes a send may cause is the adapter's business: each adapter refreshes at most once per
 ``send`` call and never loops. A fetch that fails raises ``TokenError`` carrying the adapter's result
 (``Retry`` for a busy platform or a network problem, ``Failed`` for a wrong appid or secret).
@@ -132,4 +136,29 @@ class MemoryTokenCache:
         return issued.value
 
 
-__all__ = ["DEFAULT_MARGIN", "IssuedToken", "MemoryTokenCache", "TokenCache", "TokenError", "TokenFetcher"]
+class TokenCaches:
+    """One process's token caches, one per key ("wechat:<appid>", "wecom:<corpid>:<agentid>")."""
+
+    def __init__(self, *, margin: float = DEFAULT_MARGIN, clock: Callable[[], float] = time.monotonic) -> None:
+        self._margin = margin
+        self._clock = clock
+        self._caches: dict[str, MemoryTokenCache] = {}
+
+    def get(self, key: str, fetch: TokenFetcher, *, can_force: bool = True) -> MemoryTokenCache:
+        """The cache for ``key``; created with ``fetch`` by the first adapter that asks."""
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = MemoryTokenCache(fetch, margin=self._margin, clock=self._clock, can_force=can_force)
+            self._caches[key] = cache
+        return cache
+
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "IssuedToken",
+    "MemoryTokenCache",
+    "TokenCache",
+    "TokenCaches",
+    "TokenError",
+    "TokenFetcher",
+]

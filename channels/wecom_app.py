@@ -35,7 +35,7 @@ from pydantic import Field, SecretStr, model_validator
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
 from channels.wechat_official import errcode_of, utf8_json
-from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenError
+from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
 
 log = logging.getLogger("notifier.channels.wecom_app")
 
@@ -76,6 +76,11 @@ class WecomAppChannel(HttpChannel):
     def opts(self) -> WecomAppOptions:
         assert isinstance(self.options, WecomAppOptions)
         return self.options
+
+    def use_token_caches(self, caches: TokenCaches) -> None:
+        """Share the process's token of this application with other aliases of the same app."""
+        key = f"wecom:{self.opts.corpid}:{self.opts.agentid}"
+        self.tokens = caches.get(key, self.fetch_token, can_force=False)
 
     async def fetch_token(self, force: bool) -> IssuedToken:
         """One call to gettoken (which has no force switch); TokenError with the batch's result on failure."""

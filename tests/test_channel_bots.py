@@ -55,6 +55,7 @@ def test_declared_rates() -> None:
 def test_area_table_is_validated() -> None:
     ok = WecomBotOptions.model_validate({"areas": {TOWN: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}})
     assert TOWN in ok.areas and "key=k" not in repr(ok)
+    bad: dict[str, Any]
     for bad in (
         {"areas": {"town-a": "https://example.org/hook"}},
         {"areas": {TOWN: "ftp://example.org/hook"}},

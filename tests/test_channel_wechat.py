@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from channels.base import Failed, OutboundMessage, Retry, Sent
 from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions, seconds_until_quota_reset
-from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenError
+from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCaches, TokenError
 from tests.fake_wechat import FakeClock, FakeWechat
 
 FOLLOWERS = [f"oia2TjuEGTNoeX76QEjQNrcURx{n:02d}" for n in range(10)]
@@ -172,10 +172,7 @@ def test_quota_resets_at_midnight_in_shanghai() -> None:
     assert seconds_until_quota_reset(just_after) == 24 * 3600 - 30
 
 
-@pytest.mark.parametrize(
-    ("errcode", "expected"),
-    [(-1, Retry), (45011, Retry), (48001, Failed)],
-)
+@pytest.mark.parametrize(("errcode", "expected"), [(-1, Retry), (48001, Failed)])
 async def test_scripted_errcodes(
     fake: FakeWechat, channel: WechatOfficialChannel, errcode: int, expected: type[Retry | Failed]
 ) -> None:
@@ -183,10 +180,30 @@ async def test_scripted_errcodes(
     results = await channel.send([message(FOLLOWERS[0], 1), message(FOLLOWERS[1], 2)])
     assert isinstance(results[0], expected)
     assert isinstance(results[1], Sent)
-    if errcode == 45011:
-        assert results[0] == Retry("minute quota reached", 60.0)
     if errcode == 48001:
         assert isinstance(results[0], Failed) and results[0].reason_code == "errcode-48001"
+
+
+async def test_minute_quota_pauses_the_batch(fake: FakeWechat, channel: WechatOfficialChannel) -> None:
+    fake.scripted.append(45011)
+    results = await channel.send([message(FOLLOWERS[0], 1), message(FOLLOWERS[1], 2)])
+    assert results == [Retry("minute quota reached", 60.0)] * 2
+    assert fake.send_calls == 1
+
+
+async def test_aliases_of_one_account_share_a_token(fake: FakeWechat) -> None:
+    caches = TokenCaches(clock=fake.clock)
+    first, second = make_channel(fake), make_channel(fake, template_id=fake.template_id, url=None)
+    for adapter in (first, second):
+        adapter.use_token_caches(caches)
+        await adapter.open()
+    try:
+        assert isinstance((await first.send([message(FOLLOWERS[0], 1)]))[0], Sent)
+        assert isinstance((await second.send([message(FOLLOWERS[1], 2)]))[0], Sent)
+    finally:
+        await first.close()
+        await second.close()
+    assert len(fake.token_requests) == 1
 
 
 async def test_wrong_template_and_empty_value_fail(fake: FakeWechat) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from channels.base import Failed, OutboundMessage, Retry, Sent
-from channels.wechat_token import MemoryTokenCache
+from channels.wechat_token import MemoryTokenCache, TokenCaches
 from channels.wecom_app import WecomAppChannel, WecomAppOptions
 from tests.fake_wecom import FakeWecom
 
@@ -181,6 +181,19 @@ async def test_duplicate_check_keeps_a_resend_from_arriving_twice(fake: FakeWeco
     again = await channel.send([message(STAFF[0], 1)])
     assert first == again
     assert fake.delivered[STAFF[0].lower()] == [json.dumps({"content": f"停水通知\n{TEXT}"}, ensure_ascii=False)]
+
+
+async def test_aliases_of_one_app_share_a_token(fake: FakeWecom) -> None:
+    caches = TokenCaches(clock=fake.clock)
+    text, card = await opened(fake), await opened(fake, msgtype="textcard", card_url="https://notice.example.gov.cn")
+    try:
+        for adapter in (text, card):
+            adapter.use_token_caches(caches)
+            assert isinstance((await adapter.send([message(STAFF[0], 1)]))[0], Sent)
+    finally:
+        await text.close()
+        await card.close()
+    assert fake.token_calls == 1
 
 
 def test_options() -> None:
