@@ -57,7 +57,7 @@ class MiniProgram(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     appid: str
-    pagepath: str = ""
+    pagepath: str = ""  # "{notice_id}" is replaced
 
 
 class WechatOfficialOptions(HttpOptions):
@@ -68,7 +68,7 @@ class WechatOfficialOptions(HttpOptions):
     body_key: str = "thing2"  # template keyword that receives the message text
     title_key: str | None = "thing1"  # template keyword that receives the subject (None: not sent)
     fixed_data: dict[str, str] = Field(default_factory=dict)  # keywords with a constant value, e.g. the issuing office
-    url: str | None = None  # page opened by a tap (a mini program wins when both are set)
+    url: str | None = None  # page opened by a tap; "{notice_id}" is replaced (a mini program wins over it)
     miniprogram: MiniProgram | None = None
     callback_token: SecretStr | None = None  # "Token" of the server URL setting, for receipts
 
@@ -189,10 +189,12 @@ class WechatOfficialChannel(HttpChannel):
             "data": data,
             "client_msg_id": message.idempotency_key,
         }
+        notice = str(message.notice_id)
         if opts.url:
-            body["url"] = opts.url
+            body["url"] = opts.url.replace("{notice_id}", notice)
         if opts.miniprogram:
-            body["miniprogram"] = opts.miniprogram.model_dump()
+            page = opts.miniprogram.pagepath.replace("{notice_id}", notice)
+            body["miniprogram"] = {"appid": opts.miniprogram.appid, "pagepath": page}
         return body
 
     async def _send_one(self, token: str, message: OutboundMessage) -> tuple[int | None, SendResult]:

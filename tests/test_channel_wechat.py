@@ -47,7 +47,7 @@ def make_channel(fake: FakeWechat, **overrides: object) -> WechatOfficialChannel
         "secret": fake.secret,
         "template_id": fake.template_id,
         "api_base": fake.url,
-        "url": "https://notice.example.gov.cn/n/7",
+        "url": "https://notice.example.gov.cn/n/{notice_id}",
         "fixed_data": {"thing3": "县应急管理局"},
         **overrides,
     }
@@ -81,6 +81,16 @@ async def test_template_message_body_and_msgid(fake: FakeWechat, channel: Wechat
     assert fake.token_requests == [
         {"grant_type": "client_credential", "appid": fake.appid, "secret": fake.secret, "force_refresh": False}
     ]
+
+
+async def test_miniprogram_page_names_the_notice(fake: FakeWechat) -> None:
+    adapter = make_channel(fake, miniprogram={"appid": "wxmini0001", "pagepath": "pages/notice?id={notice_id}"})
+    await adapter.open()
+    try:
+        assert isinstance((await adapter.send([message(FOLLOWERS[0], 1)]))[0], Sent)
+    finally:
+        await adapter.close()
+    assert fake.received[0]["miniprogram"] == {"appid": "wxmini0001", "pagepath": "pages/notice?id=7"}
 
 
 async def test_token_is_cached_across_sends(fake: FakeWechat, channel: WechatOfficialChannel) -> None:
