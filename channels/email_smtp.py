@@ -213,8 +213,8 @@ class SmtpEmailChannel(Channel):
             dropped = not isinstance(exc, _KEEPS_CONNECTION) or getattr(exc, "code", None) == 421
             if dropped:
                 client.close()  # unknown state: re-opened by the next message that takes this client
-            log.log(logging.WARNING if dropped else logging.INFO, "channel %s: delivery %d: %s",
-                    self.alias, message.delivery_id, result)  # fmt: skip
+            level = logging.WARNING if dropped else logging.INFO
+            log.log(level, "channel %s: delivery %d: %s", self.alias, message.delivery_id, result)
             return result
         finally:
             self._free.put_nowait(client)

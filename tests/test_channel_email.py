@@ -269,8 +269,8 @@ async def test_starttls_and_login(recorder: Recorder, tmp_path: Path) -> None:
         adapter = SmtpEmailChannel("mail", opts, links=links())
         sent = await adapter.send([outbound(1, "a@example.test")])
         await adapter.close()
-        wrong = SmtpEmailChannel("mail", options(server, start_tls=True, validate_certs=False, username="county",
-                                                 password="wrong"), links=links())  # fmt: skip
+        wrong_opts = options(server, start_tls=True, validate_certs=False, username="county", password="wrong")
+        wrong = SmtpEmailChannel("mail", wrong_opts, links=links())
         refused = await wrong.send([outbound(2, "b@example.test")])
         await wrong.close()
     finally:
