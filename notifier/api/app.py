@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from notifier.api import catalog, notices, subscribers, system
+from notifier import web as pages
+from notifier.api import catalog, hooks, notices, subscribers, system, wechat_hooks
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
@@ -16,7 +17,15 @@ from notifier.api.routing import Route
 from notifier.config import Settings
 from notifier.store import Store, open_database
 
-ALL_ROUTES: list[Route] = [*system.ROUTES, *catalog.ROUTES, *subscribers.ROUTES, *notices.ROUTES]
+ALL_ROUTES: list[Route] = [
+    *system.ROUTES,
+    *catalog.ROUTES,
+    *subscribers.ROUTES,
+    *notices.ROUTES,
+    *hooks.ROUTES,
+    *wechat_hooks.ROUTES,
+    *pages.ROUTES,
+]
 EngineFactory = Callable[[web.Application], Awaitable[object | None]]
 
 
@@ -54,10 +63,13 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[system.METRICS] = registry
-    routes = [*ALL_ROUTES, *extra_routes]
+    routes = [*ALL_ROUTES, *(route for route in extra_routes if route not in ALL_ROUTES)]
     app[system.OPENAPI] = build_openapi(routes)
+    named: set[str] = set()
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.handler.__name__)
+        name = route.handler.__name__
+        app.router.add_route(route.method, route.path, route.handler, name=None if name in named else name)
+        named.add(name)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if store is not None:

@@ -13,9 +13,10 @@ import asyncio
 import json
 import logging
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult
+from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from notifier.engine.context import EngineContext
 from notifier.engine.outcomes import record_results
+from notifier.engine.receipts import apply_early_receipts
 from notifier.store.database import Row
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
         messages = await build_messages(ctx, live, notices)
         results = await send_batch(ctx, channel, messages)
         await asyncio.shield(record_results(ctx, live, notices, results))
+        sent_ids = [row["id"] for row, result in zip(live, results, strict=True) if isinstance(result, Sent)]
+        await asyncio.shield(apply_early_receipts(ctx.store, sent_ids, ctx))
     return len(rows)
 
 

@@ -2,8 +2,13 @@
 
 ``status`` is normalised by the receiving hook: ``delivered`` confirms a sent message; ``failed``
 is a permanent failure reported after acceptance and hands the resident to the next channel like
-a ``Failed`` result. Other statuses are stored with the delivery and change nothing. Unknown ids
-and repeated receipts are logged and ignored.
+a ``Failed`` result. Other statuses are stored with the delivery and change nothing. Repeated
+receipts are logged and ignored.
+
+A receipt can overtake the send it reports on: a fast SMSC acknowledges before the worker has
+written the provider's answer. A receipt whose message id matches no delivery is therefore kept
+(with no delivery attached) and applied by ``apply_early_receipts`` when the send is recorded; one
+that never finds its delivery stays in the table for the record and changes nothing.
 """
 
 from __future__ import annotations
@@ -36,21 +41,58 @@ async def record_receipt(
     context: EngineContext | None = None,
 ) -> ReceiptOutcome:
     """Apply one receipt. Pass the running engine's ``context`` so a failure can fall back."""
-    delivery = await store.find_delivery_by_provider_id(alias, provider_message_id)
-    if delivery is None:
-        log.warning("receipt for unknown message %s on %s ignored", provider_message_id, alias)
-        return ReceiptOutcome.UNKNOWN
+    # one write transaction: the look-up and the keeping of an early receipt cannot interleave with
+    # the worker recording the send, so an early receipt is either seen by it or sees the delivery
+    async with store.db.transaction():
+        delivery = await store.find_delivery_by_provider_id(alias, provider_message_id)
+        if delivery is None:
+            log.warning(
+                "receipt for unknown message %s on %s kept until its send is recorded", provider_message_id, alias
+            )
+            await store.insert_receipt(None, alias, provider_message_id, status, detail)
+            return ReceiptOutcome.UNKNOWN
+        return await _apply(store, delivery, alias, provider_message_id, status, detail, context)
+
+
+async def apply_early_receipts(store: Store, delivery_ids: list[int], context: EngineContext | None) -> int:
+    """Apply the receipts that arrived before these deliveries' sends were recorded; how many."""
+    early = await store.early_receipts(delivery_ids) if delivery_ids else []
+    for receipt in early:
+        await store.attach_receipt(receipt["receipt_id"], receipt["delivery_id"])
+        delivery = await store.find_delivery_by_provider_id(receipt["alias"], receipt["provider_message_id"])
+        if delivery is not None:
+            await _apply_state(store, delivery, receipt["status"], receipt["detail"], context)
+    return len(early)
+
+
+async def _apply(
+    store: Store,
+    delivery: Row,
+    alias: str,
+    provider_message_id: str,
+    status: str,
+    detail: str | None,
+    context: EngineContext | None,
+) -> ReceiptOutcome:
     if delivery["state"] in ("delivered", "failed") and status in ("delivered", "failed"):
         log.info("duplicate receipt for delivery %s ignored", delivery["id"])
         return ReceiptOutcome.DUPLICATE
     async with store.db.transaction():
         await store.insert_receipt(delivery["id"], alias, provider_message_id, status, detail)
-        if status == "delivered" and await store.mark_delivered(delivery["id"]):
-            return ReceiptOutcome.APPLIED
-        if status == "failed" and delivery["state"] == "sent":
-            await _fail_after_acceptance(store, delivery, detail, context)
+        if await _apply_state(store, delivery, status, detail, context):
             return ReceiptOutcome.APPLIED
     return ReceiptOutcome.STORED
+
+
+async def _apply_state(
+    store: Store, delivery: Row, status: str, detail: str | None, context: EngineContext | None
+) -> bool:
+    if status == "delivered":
+        return await store.mark_delivered(delivery["id"])
+    if status == "failed" and delivery["state"] == "sent":
+        await _fail_after_acceptance(store, delivery, detail, context)
+        return True
+    return False
 
 
 async def _fail_after_acceptance(

@@ -226,7 +226,7 @@ class DeliveryRepository:
         )
 
     async def insert_receipt(
-        self, delivery_id: int, alias: str, provider_message_id: str, status: str, detail: str | None
+        self, delivery_id: int | None, alias: str, provider_message_id: str, status: str, detail: str | None
     ) -> None:
         await self.db.execute(
             "insert_receipt",
@@ -239,6 +239,13 @@ class DeliveryRepository:
                 "now_iso": now_iso(),
             },
         )
+
+    async def early_receipts(self, delivery_ids: list[int]) -> list[Row]:
+        """Receipts stored before these deliveries' sends were recorded, matched by message id."""
+        return await self.db.fetch_all("early_receipts_for_deliveries", {"ids": dumps(delivery_ids)})
+
+    async def attach_receipt(self, receipt_id: int, delivery_id: int) -> None:
+        await self.db.execute("attach_receipt", {"id": receipt_id, "delivery_id": delivery_id})
 
     async def mark_delivered(self, delivery_id: int) -> bool:
         return await self.db.execute("mark_delivered", {"id": delivery_id, "now_iso": now_iso()}) > 0

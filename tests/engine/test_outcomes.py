@@ -118,6 +118,21 @@ async def test_receipts_confirm_once_and_unknown_ones_are_ignored(
     assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1}}
 
 
+async def test_receipt_that_overtakes_its_send_is_applied_when_the_send_is_recorded(
+    engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel]
+) -> None:
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    early_id = "sms-main-1-1"  # what the recording channel will answer for delivery 1, first attempt
+    assert await engine.record_receipt("sms-main", early_id, "delivered") is ReceiptOutcome.UNKNOWN
+    assert await engine.record_receipt("sms-main", "never-sent", "delivered") is ReceiptOutcome.UNKNOWN
+    await engine.run_until_idle()
+
+    assert channels["sms-main"].messages[0].delivery_id == 1
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1}}
+    assert await engine.record_receipt("sms-main", early_id, "delivered") is ReceiptOutcome.DUPLICATE
+
+
 async def test_failure_receipt_hands_over_to_the_next_channel(
     engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel]
 ) -> None:

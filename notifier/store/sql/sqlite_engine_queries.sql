@@ -262,3 +262,13 @@ SELECT id, department, cron, notice, created_by, created_at FROM recurring_notic
 INSERT INTO job_runs (job_key, fired_at, fired_by) VALUES (:job_key, :now_iso, :worker)
 ON CONFLICT (job_key) DO NOTHING
 RETURNING job_key;
+
+-- name: early_receipts_for_deliveries
+-- receipts that arrived before the send was recorded (a fast SMSC), now matched to their delivery
+SELECT r.id AS receipt_id, r.status, r.detail, r.provider_message_id, d.alias, d.id AS delivery_id
+FROM receipts r JOIN deliveries d ON d.alias = r.alias AND d.provider_message_id = r.provider_message_id
+WHERE r.delivery_id IS NULL AND d.id IN (SELECT value FROM json_each(:ids))
+ORDER BY r.id;
+
+-- name: attach_receipt
+UPDATE receipts SET delivery_id = :delivery_id WHERE id = :id;
