@@ -1,10 +1,11 @@
 """Channel adapters and their registry.
 
 ``load_channels(settings)`` builds one adapter per ``[channels.<alias>]`` table. The table's ``type``
-names the adapter: the adapters shipped here, or a third-party one registered under the
-``notifier.channels`` entry-point group (``name = "package.module:Class"``). Options are validated
-by the adapter's ``Options`` model; a bad or unknown key raises ConfigError naming
-``channels.<alias>.<key>``.
+names the adapter registered under the ``notifier.channels`` entry-point group
+(``name = "package.module:Class"``): the adapters shipped here register there exactly as a
+third-party package does (see pyproject.toml). Options are validated by the adapter's ``Options``
+model; a bad or unknown key raises ConfigError naming ``channels.<alias>.<key>``. Once every alias
+is built, each adapter's ``prepare`` receives the service's settings and the other adapters.
 """
 
 from __future__ import annotations
@@ -14,24 +15,19 @@ from importlib.metadata import entry_points
 
 from pydantic import ValidationError
 
-from channels.base import Channel
+from channels.base import Channel, ChannelSetup
 from notifier.config import Settings
 from notifier.domain.errors import ConfigError
 
 ENTRY_POINT_GROUP = "notifier.channels"
-BUILT_IN = {"outbox": "channels.outbox:OutboxChannel"}
 
 
 def adapter_class(name: str) -> type[Channel]:
     """The adapter class registered under ``name``; ConfigError when none is."""
-    target = None
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name == name:
-            target = entry.value
-    target = target or BUILT_IN.get(name)
+    registered = {entry.name: entry.value for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    target = registered.get(name)
     if target is None:
-        known = sorted({*BUILT_IN, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))})
-        raise ConfigError(f"no channel adapter named {name!r}; known: {', '.join(known)}")
+        raise ConfigError(f"no channel adapter named {name!r}; known: {', '.join(sorted(registered))}")
     module_name, _, attribute = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attribute)
     if not (isinstance(cls, type) and issubclass(cls, Channel)):
@@ -57,6 +53,12 @@ def load_channels(settings: Settings) -> dict[str, Channel]:
             ]
             raise ConfigError("invalid channel options:\n  " + "\n  ".join(problems)) from None
         adapters[alias] = cls(alias, options)
+    setup = ChannelSetup(settings=settings, adapters=adapters)
+    for alias, adapter in adapters.items():
+        try:
+            adapter.prepare(setup)
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0]) if exc.args else f"channels.{alias}: {exc}") from None
     return adapters
 
 

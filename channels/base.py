@@ -17,10 +17,14 @@ Options come from ``[channels.<alias>]`` and are validated by the adapter's ``Op
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from notifier.config import Settings
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,41 @@ class ChannelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass
+class ChannelSetup:
+    """What the service hands every adapter once all aliases are built, before ``open``.
+
+    ``shared`` holds objects shared by the adapters of one process (a token cache per account),
+    keyed by a name the adapter chooses; it lives as long as the loaded channels do.
+    """
+
+    settings: Settings
+    adapters: Mapping[str, Channel]
+    shared: dict[str, object] = field(default_factory=dict)
+
+
 class Channel(abc.ABC):
-    """Base class of adapters. Subclasses set ``Options`` and ``max_batch`` and implement ``send``."""
+    """Base class of adapters. Subclasses set ``Options`` and ``max_batch`` and implement ``send``.
+
+    ``default_rate_per_second`` / ``default_rate_per_minute`` are the provider's documented limits,
+    used when the alias's config sets none.
+    """
 
     Options: ClassVar[type[ChannelOptions]] = ChannelOptions
     max_batch: ClassVar[int] = 100
+    default_rate_per_second: ClassVar[float | None] = None
+    default_rate_per_minute: ClassVar[float | None] = None
 
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         self.alias = alias
         self.options = options if options is not None else self.Options()
+
+    def prepare(self, setup: ChannelSetup) -> None:  # noqa: B027 - optional hook
+        """Take what the adapter needs from the service (links, shared caches, other aliases)."""
+
+    def member_aliases(self) -> Sequence[str]:
+        """Aliases this adapter sends through itself; the engine never routes to them directly."""
+        return ()
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire connections or sessions; called once before the first send."""

@@ -48,7 +48,7 @@ import aiosmtplib
 import dkim  # type: ignore[import-untyped]
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import Channel, ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
 from notifier.domain.errors import ConfigError
 from notifier.signing import UnsubscribeLinks
 
@@ -127,6 +127,11 @@ class SmtpEmailChannel(Channel):
     def opts(self) -> SmtpEmailOptions:
         assert isinstance(self.options, SmtpEmailOptions)
         return self.options
+
+    def prepare(self, setup: ChannelSetup) -> None:
+        if self.links is None:
+            links = UnsubscribeLinks.from_settings(setup.settings)
+            self.links = replace(links, ttl=self.opts.unsubscribe_ttl_days * 86400.0)
 
     async def open(self) -> None:
         """Check the configuration and load the DKIM key; connections open lazily on first use."""

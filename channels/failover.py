@@ -37,7 +37,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator
 
-from channels.base import Channel, ChannelOptions, OutboundMessage, Retry, SendResult
+from channels.base import Channel, ChannelOptions, ChannelSetup, OutboundMessage, Retry, SendResult
 
 log = logging.getLogger("notifier.channels.failover")
 
@@ -141,6 +141,12 @@ class FailoverChannel(Channel):
         if missing:
             raise KeyError(f"channels.{self.alias}.aliases: no channel {missing[0]!r} to fail over to")
         self._members = {name: adapters[name] for name in self.members}
+
+    def prepare(self, setup: ChannelSetup) -> None:
+        self.bind(setup.adapters)
+
+    def member_aliases(self) -> list[str]:
+        return self.members
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         if not self._members:

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
 from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
 
@@ -116,6 +116,11 @@ class WechatOfficialChannel(HttpChannel):
     def opts(self) -> WechatOfficialOptions:
         assert isinstance(self.options, WechatOfficialOptions)
         return self.options
+
+    def prepare(self, setup: ChannelSetup) -> None:
+        caches = setup.shared.setdefault("token_caches", TokenCaches())
+        assert isinstance(caches, TokenCaches)
+        self.use_token_caches(caches)
 
     def use_token_caches(self, caches: TokenCaches) -> None:
         """Share the process's token of this appid with the other aliases of the same account."""

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
 from channels.wechat_official import errcode_of, utf8_json
 from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
@@ -76,6 +76,11 @@ class WecomAppChannel(HttpChannel):
     def opts(self) -> WecomAppOptions:
         assert isinstance(self.options, WecomAppOptions)
         return self.options
+
+    def prepare(self, setup: ChannelSetup) -> None:
+        caches = setup.shared.setdefault("token_caches", TokenCaches())
+        assert isinstance(caches, TokenCaches)
+        self.use_token_caches(caches)
 
     def use_token_caches(self, caches: TokenCaches) -> None:
         """Share the process's token of this application with other aliases of the same app."""

@@ -36,9 +36,9 @@ class EngineContext:
     def __post_init__(self) -> None:
         self.retry = self.retry or RetryPolicy.from_config(self.settings.engine)
         self.renderer = self.renderer or Renderer(public_url=self.settings.server.public_url)
-        for alias in self.channels:
+        for alias, channel in self.channels.items():
             config = self.settings.channels.get(alias)
-            self.limiters.setdefault(alias, RateLimiter.for_channel(config) if config else RateLimiter())
+            self.limiters.setdefault(alias, RateLimiter.for_channel(config, channel) if config else RateLimiter())
 
     @property
     def policy(self) -> RetryPolicy:
@@ -52,10 +52,11 @@ class EngineContext:
 
     def aliases_of(self, kind: str) -> list[str]:
         """The configured aliases serving a channel kind, in their configured order."""
+        members = {member for channel in self.channels.values() for member in channel.member_aliases()}
         found = [
             (config.order, alias)
             for alias, config in self.settings.channels.items()
-            if config.kind.value == kind and alias in self.channels
+            if config.kind.value == kind and alias in self.channels and alias not in members
         ]
         return [alias for _, alias in sorted(found)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from channels.base import Channel
 from notifier.config import ChannelConfig
 
 
@@ -50,8 +51,11 @@ class RateLimiter:
         self.buckets = [TokenBucket(r, p) for r, p in ((per_second, 1.0), (per_minute, 60.0)) if r]
 
     @classmethod
-    def for_channel(cls, config: ChannelConfig) -> RateLimiter:
-        return cls(config.rate_per_second, config.rate_per_minute)
+    def for_channel(cls, config: ChannelConfig, channel: Channel | None = None) -> RateLimiter:
+        """The alias's configured limits, else the adapter's documented ones."""
+        per_second = config.rate_per_second or (channel.default_rate_per_second if channel else None)
+        per_minute = config.rate_per_minute or (channel.default_rate_per_minute if channel else None)
+        return cls(per_second, per_minute)
 
     def take(self, wanted: int, now: float) -> int:
         """Grant up to ``wanted`` sends now (possibly 0) and consume them from every bucket."""
