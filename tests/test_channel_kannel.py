@@ -166,7 +166,7 @@ async def kannel(tmp_path: Path, hook_server: tuple[str, Settings]) -> AsyncIter
 
 
 async def _approved_alert(store: Store) -> int:
-    await store.upsert_department("environment", "昌乐县政府", ["air-quality"])
+    await store.upsert_department("environment", "县生态环境分局", ["air-quality"])
     data = {"topic": "air-quality", "title": "重污染天气橙色预警", "body": "明起三天减少户外活动。",
             "target": {"areas": ["370725"]}, "channels": ["sms"]}
     notice, _ = await store.create_notice(NoticeIn.model_validate(data), department="environment", created_by=None,
@@ -209,7 +209,8 @@ async def test_chinese_alert_reaches_the_smsc_intact_and_its_dlr_marks_it_delive
     [(_, sms_id)] = [(d.state, d.provider_message_id) for d in (await store.list_deliveries(notice_id, None, 9))[0]]
     [sms] = kannel.received()
     assert (sms.sender, sms.receiver, sms.kind) == (SENDER, PHONE, "ucs-2")
-    assert sms.text == ALERT
+    # the channel's registered signature leads, the issuing department is named in the text
+    assert sms.text == "【昌乐县政府】重污染天气橙色预警：明起三天减少户外活动。（县生态环境分局）回TD退订"
 
     def stored_receipts() -> list[tuple[str, str]]:
         with contextlib.closing(sqlite3.connect(app_settings.sqlite_path or "")) as db:

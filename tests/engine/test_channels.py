@@ -71,7 +71,7 @@ def test_strict_templates_refuse_missing_data() -> None:
     context = renderer.context(
         {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {}}, "部门"
     )
-    assert renderer.render(None, "sms", context)["text"] == "【部门】t："
+    assert renderer.render(None, "sms", context)["text"] == "t：（部门）"
     with pytest.raises(RenderError, match=r"no template no-such-template/sms\.txt"):
         renderer.render("no-such-template", "sms", context)
 

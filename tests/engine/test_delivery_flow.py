@@ -22,7 +22,7 @@ async def test_approved_notice_reaches_every_resident_once(
     sent = channels["sms-main"].messages
     assert sorted(m.recipient for m in sent) == sorted(p.phone for p in people)
     assert {m.idempotency_key for m in sent} == {f"n{notice.id}-s{p.id}-sms" for p in people}
-    assert all(m.text == "【生态环境分局】空气质量预警：明日重度污染，减少外出。" for m in sent)
+    assert all(m.text == "空气质量预警：明日重度污染，减少外出。（生态环境分局）" for m in sent)
     final = await engine_store.get_notice(notice.id)
     assert final.state is NoticeState.DONE
     assert final.counts == {"sms": {"sent": 5}}
