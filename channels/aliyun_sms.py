@@ -183,6 +183,9 @@ class AliyunSmsOptions(HttpOptions):
     endpoint: str = "https://dysmsapi.aliyuncs.com/"
     region_id: str = "cn-hangzhou"
     balance_retry_after: float = Field(3600.0, gt=0, description="seconds to wait when the account cannot send")
+    hook_token: SecretStr | None = Field(
+        None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
+    )
 
 
 class AliyunSmsChannel(HttpChannel):

@@ -183,6 +183,9 @@ class TencentSmsOptions(HttpOptions):
     region: str = "ap-guangzhou"
     endpoint: str = "https://sms.tencentcloudapi.com/"
     balance_retry_after: float = Field(3600.0, gt=0, description="seconds to wait when the package is used up")
+    hook_token: SecretStr | None = Field(
+        None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
+    )
 
 
 class TencentSmsChannel(HttpChannel):

@@ -81,6 +81,30 @@ def _receipt_aliases(settings: Settings, alias: str) -> list[str]:
     return [alias, *owners]
 
 
+async def apply_receipt(
+    request: web.Request, alias: str, provider_message_id: str, status: str, detail: str | None
+) -> str:
+    """Record one receipt for ``alias`` (then for each failover alias sending through it); the outcome.
+
+    Through the running engine when the app has one, so that a failure hands the resident to the next
+    channel; else straight into the store (a failure then only closes the delivery). Raises when the
+    receipt could not be stored: each hook decides what its platform should hear then.
+    """
+    from notifier.engine import record_receipt  # the engine is the service layer the hooks hand over to
+
+    engine = request.app.get(ENGINE)
+    engine_record = getattr(engine, "record_receipt", None)
+    outcome = "unknown"
+    for owner in _receipt_aliases(request.app[SETTINGS], alias):
+        if engine_record is not None:
+            outcome = await engine_record(owner, provider_message_id, status, detail)
+        else:
+            outcome = await record_receipt(request.app[STORE], owner, provider_message_id, status, detail)
+        if outcome != "unknown":
+            break
+    return str(outcome)
+
+
 def _forbidden(request: web.Request) -> web.Response:
     log.warning("hook %s refused: unknown alias or wrong token", request.path)
     return problem(403, "Forbidden", "unknown channel alias or wrong hook token", slug="forbidden",
@@ -101,16 +125,8 @@ async def kannel_dlr(request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
     reply = _text(params.get("reply")).strip()[:200]
     detail = "; ".join(x for x in (DLR_DETAIL.get(dlr_type or 0, ""), reply) if x) or None
-    from notifier.engine import record_receipt  # the engine is the service layer the hook hands over to
-
-    engine = request.app.get(ENGINE)
     try:
-        for owner in _receipt_aliases(request.app[SETTINGS], alias):
-            outcome = await record_receipt(
-                request.app[STORE], owner, message_id, status, detail, context=getattr(engine, "ctx", None)
-            )
-            if outcome != "unknown":
-                break
+        outcome = await apply_receipt(request, alias, message_id, status, detail)
     except Exception:
         log.exception("kannel DLR %s on %s (type %s) could not be recorded", message_id[:40], alias, dlr_type)
         return web.Response(status=204)
@@ -171,4 +187,4 @@ ROUTES: list[Route] = [
     for method in ("GET", "POST")
 ]
 
-__all__ = ["ROUTES", "kannel_dlr", "kannel_mo"]
+__all__ = ["ROUTES", "apply_receipt", "kannel_dlr", "kannel_mo"]

@@ -34,7 +34,8 @@ import xml.etree.ElementTree as ElementTree
 from aiohttp import web
 from pydantic import SecretStr
 
-from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.hooks import apply_receipt
+from notifier.api.keys import SETTINGS
 from notifier.api.problems import problem
 from notifier.api.routing import Route
 
@@ -137,13 +138,8 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     if not msgid or len(msgid) > 64:
         return problem(400, "Bad request", "MsgID is missing or too long", slug="bad-request", instance=request.path)
     status, detail = receipt_status(event.get("Status", ""))
-    from notifier.engine import record_receipt  # the engine is the service layer the hook hands over to
-
-    engine = request.app.get(ENGINE)
     try:
-        outcome = await record_receipt(
-            request.app[STORE], alias, msgid, status, detail, context=getattr(engine, "ctx", None)
-        )
+        outcome = await apply_receipt(request, alias, msgid, status, detail)
     except Exception:
         log.exception("wechat receipt %s on %s could not be recorded", msgid, alias)
         return problem(503, "Unavailable", "the receipt could not be stored", slug="unavailable", instance=request.path)
