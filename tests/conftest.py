@@ -52,7 +52,9 @@ async def seed_catalog(store: Store) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/notifier.db"}})
+    outbox = {"type": "outbox", "root": str(tmp_path / "outbox")}
+    channels = {kind: {"kind": kind, **outbox} for kind in ("sms", "wechat", "wecom", "email")}
+    return Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/notifier.db"}, "channels": channels})
 
 
 @pytest.fixture

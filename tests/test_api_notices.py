@@ -130,3 +130,42 @@ async def test_deliveries_listing_and_audit_trail(api: Api) -> None:
     assert ("notice.create", "notice", str(notice["id"])) in [
         (r["action"], r["object_type"], r["object_id"]) for r in rows
     ]
+
+
+async def test_preview_counts_residents_and_deliveries_per_town(api: Api) -> None:
+    from tests.conftest import TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1
+
+    residents = [
+        {"name": "甲", "phone": "13900000001", "area_code": VILLAGE_A1, "channels": ["sms"]},
+        {"name": "乙", "phone": "13900000002", "email": "b@example.org", "area_code": VILLAGE_A2},
+        {"name": "丙", "area_code": VILLAGE_A2},  # no personal channel at all
+        {"name": "丁", "phone": "13900000004", "area_code": VILLAGE_B1},  # other town
+    ]
+    for resident in residents:
+        assert (await api.call("POST", "/api/v1/subscribers", json=resident))[0] == 201
+    notice = await create(api, {**ALERT, "channels": ["sms", "email"], "channel_mode": "all"})
+    status, figures = await api.call("GET", f"/api/v1/notices/{notice['id']}/preview", key="env-viewer")
+    assert status == 200, figures
+    assert (figures["residents"], figures["reached"], figures["skipped"]) == (3, 2, 1)
+    assert figures["deliveries"] == {"sms": 2, "email": 1}
+    assert set(figures["towns"]) == {TOWN_A} and TOWN_B not in figures["towns"]
+    assert figures["sms_segments"] == 1  # a short Chinese alert fits one UCS-2 part
+    assert (await api.call("GET", f"/api/v1/notices/{notice['id']}/preview", key="civ-viewer"))[0] == 404
+
+
+async def test_update_to_the_residents_an_earlier_notice_reached(api: Api) -> None:
+    first = await create(api)
+    status, body = await api.call(
+        "POST", "/api/v1/notices", json={**ALERT, "title": "预警解除", "target": {"referenced": True}}
+    )
+    assert status == 422 and "references" in body["detail"]
+    update = {**ALERT, "title": "预警解除", "references": first["id"], "target": {"referenced": True}}
+    status, body = await api.call("POST", "/api/v1/notices", json=update)
+    assert status == 201 and body["target"]["referenced"] is True and body["references"] == first["id"]
+
+
+async def test_cancel_keeps_the_reason(api: Api) -> None:
+    notice = await create(api)
+    status, body = await api.call("POST", f"/api/v1/notices/{notice['id']}/cancel", json={"reason": "信息有误"})
+    assert status == 200 and body["state"] == "cancelled" and body["reason"] == "信息有误"
+    assert (await api.call("POST", f"/api/v1/notices/{notice['id']}/cancel"))[0] == 409

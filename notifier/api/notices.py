@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
+from channels.sms_text import count_segments
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
-from notifier.api.keys import ENGINE, STORE
+from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import ApiKeyInfo, Decision, Delivery, Notice, NoticeIn
+from notifier.engine import Renderer, RenderError, preview
+from notifier.engine import cancel_notice as stop_notice
 from notifier.policy import check_approver, check_new_notice, notice_for_key
+from notifier.store import Store
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ACTIVE = (
@@ -115,13 +120,51 @@ async def cancel_notice(request: web.Request) -> web.Response:
     notice = await _own_notice(request, key)
     decision = await _decision(request)
     store = request.app[STORE]
-    updated = await store.transition_notice(
-        notice.id, ACTIVE, NoticeState.CANCELLED, actor=actor(key), reason=decision.reason
-    )
+    async with store.db.transaction():
+        await stop_notice(store, notice.id, actor(key))
+        if decision.reason:
+            await store.db.execute("set_notice_reason", {"id": notice.id, "reason": decision.reason})
     engine = request.app.get(ENGINE)
     if engine is not None:
         engine.wake()
-    return json_response(updated)
+    return json_response(await store.get_notice(notice.id))
+
+
+async def sms_text(store: Store, notice: Notice, public_url: str) -> str | None:
+    """The SMS text the notice renders to (before a gateway adds its signature); None if it does not render."""
+    department = await store.get_department(notice.department)
+    renderer = Renderer(public_url=public_url)
+    try:
+        return renderer.render(
+            notice.template, "sms", renderer.context(notice.model_dump(mode="json"), department.name)
+        )["text"]
+    except RenderError:
+        return None
+
+
+class TownPreview(BaseModel):
+    residents: int = Field(description="residents the target matches")
+    reached: int = Field(description="of those, residents who would get at least one message")
+    skipped: int = Field(description="opted out, consent withdrawn or no usable address")
+    deliveries: dict[str, int] = Field(description="messages per channel kind")
+
+
+class Preview(TownPreview):
+    towns: dict[str, TownPreview] = Field(description="the same figures per town code")
+    sms_segments: int | None = Field(None, description="SMS parts each resident's text takes (GSM-7 or UCS-2)")
+
+
+async def preview_notice(request: web.Request) -> web.Response:
+    key = await require(request)
+    notice = await _own_notice(request, key)
+    settings = request.app[SETTINGS]
+    served = sorted({config.kind.value for config in settings.channels.values()})
+    figures = await preview(request.app[STORE], notice, served=served)
+    segments = None
+    if "sms" in notice.channels:
+        text = await sms_text(request.app[STORE], notice, settings.server.public_url)
+        segments = count_segments(text).segments if text is not None else None
+    return json_response(Preview(**figures, sms_segments=segments))
 
 
 ROUTES = [
@@ -193,6 +236,14 @@ ROUTES = [
         body=Decision,
         response=Notice,
         roles=("approver", "admin"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/notices/{id}/preview",
+        preview_notice,
+        "Residents and deliveries per channel and town the notice will produce (before approval)",
+        "notices",
+        response=Preview,
     ),
     Route(
         "POST",

@@ -193,7 +193,8 @@ class Target(Strict):
     The rule: residents in ``areas`` (a town covers its villages; empty means the whole county)
     AND in any of ``groups`` OR subscribed to any of ``topics`` (with ``combine="all"``: in one of
     the groups AND subscribed to one of the topics; with neither given, everyone in the areas),
-    plus every resident listed in ``subscribers``.
+    plus every resident listed in ``subscribers``. ``referenced`` (with the notice's ``references``)
+    instead goes to exactly the residents the earlier notice reached: an update or an all-clear.
     """
 
     areas: list[AreaCode] = []
@@ -201,11 +202,14 @@ class Target(Strict):
     topics: list[Code] = []
     subscribers: list[int] = Field([], max_length=10000)
     combine: Literal["any", "all"] = "any"
+    referenced: bool = Field(
+        False, description="with the notice's `references`: exactly the residents the earlier notice reached"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Target:
-        if not (self.areas or self.groups or self.topics or self.subscribers):
-            raise ValueError("target needs at least one of areas, groups, topics, subscribers")
+        if not (self.areas or self.groups or self.topics or self.subscribers or self.referenced):
+            raise ValueError("target needs at least one of areas, groups, topics, subscribers, referenced")
         return self
 
 
@@ -234,6 +238,8 @@ class NoticeIn(Strict):
             raise ValueError("expires_at must be after send_at")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError("channels has duplicates")
+        if self.target.referenced and self.references is None:
+            raise ValueError("target.referenced needs references: the id of the earlier notice")
         return self
 
 

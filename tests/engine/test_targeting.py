@@ -103,11 +103,8 @@ async def test_update_goes_to_exactly_the_residents_the_earlier_notice_reached(
     first = await approved(engine_store, target={"groups": ["dibao"]})
     await engine.run_until_idle()
     await engine_store.update_subscriber(people["a1_air"], SubscriberPatch(groups=["dibao"]), "t")  # joined later
-    update = await approved(engine_store, target={"subscribers": [people["b_air"]]}, references=first.id)
-    sqlite = engine_store.db.writer  # type: ignore[attr-defined]
-    # {"referenced": true} asks for the earlier audience (the field the Target model is to gain)
-    await sqlite.execute(
-        "UPDATE notices SET target = json_set(target, '$.referenced', json('true')) WHERE id = ?", (update.id,)
+    update = await approved(
+        engine_store, target={"subscribers": [people["b_air"]], "referenced": True}, references=first.id
     )
 
     await engine.run_until_idle()

@@ -179,3 +179,6 @@ VALUES (:now, :actor, :action, :object_type, :object_id, :detail);
 -- name: list_audit
 SELECT id, at, actor, action, object_type, object_id, detail FROM audit_log
 WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: set_notice_reason
+UPDATE notices SET reason = :reason WHERE id = :id;
