@@ -1,0 +1,160 @@
+"""Local peers for the channel benchmarks, each in its own process on 127.0.0.1 and a free port.
+
+A sink runs in a separate (spawned) process so that its CPU does not share the event loop, or the GIL,
+with the client being measured; on this machine's cores the two still compete, which every side of a
+comparison suffers alike. ``sink_process(kind)`` starts one and yields a ``Sink``: its port, and
+``received()``, the number of requests or messages it has accepted so far (a check that every send
+arrived, not a timing).
+
+    kind      what it is
+    --------  ----------------------------------------------------------------------------------------
+    kannel    aiohttp app: any method on /cgi-bin/sendsms -> ``202 0: Accepted for delivery``
+    smtp      aiosmtpd Controller: accepts every recipient, discards the message after DATA
+    wechat    tests/fake_wechat.FakeWechat (the fake used by the tests), following the given openids
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+STARTUP_SECONDS = 30.0
+
+
+@dataclass
+class Sink:
+    kind: str
+    port: int
+    _conn: Connection
+    _lock: threading.Lock
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def received(self) -> int:
+        """Requests (or messages) the sink has accepted so far."""
+        with self._lock:
+            self._conn.send("count")
+            if not self._conn.poll(STARTUP_SECONDS):
+                raise RuntimeError(f"{self.kind} sink does not answer")
+            count: int = self._conn.recv()
+            return count
+
+
+@contextlib.contextmanager
+def sink_process(kind: str, **options: Any) -> Iterator[Sink]:
+    """Start the ``kind`` sink in a spawned process; stop it (by its own pid) on exit."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_main, args=(kind, child, options), name=f"bench-{kind}-sink", daemon=True)
+    process.start()
+    try:
+        if not parent.poll(STARTUP_SECONDS):
+            raise RuntimeError(f"the {kind} sink did not start")
+        port = parent.recv()
+        yield Sink(kind, int(port), parent, threading.Lock())
+    finally:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            parent.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.terminate()
+            process.join(5)
+        parent.close()
+
+
+def _main(kind: str, conn: Connection, options: dict[str, Any]) -> None:
+    if kind == "smtp":
+        _serve_smtp(conn)
+    else:
+        asyncio.run(_serve_http(kind, conn, options))
+
+
+async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> None:
+    from aiohttp import web
+
+    counter = [0]
+    if kind == "kannel":
+
+        async def sendsms(request: web.Request) -> web.Response:
+            await request.read()
+            counter[0] += 1
+            return web.Response(status=202, text="0: Accepted for delivery")
+
+        app = web.Application()
+        app.router.add_route("*", "/cgi-bin/sendsms", sendsms)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+        port = int(runner.addresses[0][1])
+        count = lambda: counter[0]  # noqa: E731
+        cleanup = runner.cleanup
+    elif kind == "wechat":
+        from tests.fake_wechat import FakeWechat
+
+        fake = FakeWechat(followers=set(options.get("followers", ())))
+        await fake.__aenter__()
+        port = fake.port
+        count = lambda: len(fake.received)  # noqa: E731
+
+        async def cleanup() -> None:
+            await fake.__aexit__(None, None, None)
+
+    else:
+        raise ValueError(f"unknown sink {kind!r}")
+    conn.send(port)
+    stop = asyncio.Event()
+
+    def on_message() -> None:
+        message = conn.recv()
+        if message == "count":
+            conn.send(count())
+        else:
+            stop.set()
+
+    loop = asyncio.get_running_loop()
+    loop.add_reader(conn.fileno(), on_message)
+    await stop.wait()
+    loop.remove_reader(conn.fileno())
+    await cleanup()
+
+
+def _serve_smtp(conn: Connection) -> None:
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Discard:
+        def __init__(self) -> None:
+            self.count = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.count += 1
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Discard()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    conn.send(port)
+    try:
+        while True:
+            message = conn.recv()
+            if message != "count":
+                break
+            conn.send(handler.count)
+    finally:
+        controller.stop()

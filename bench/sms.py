@@ -1,0 +1,155 @@
+"""SMS rate: messages per second through the whole engine to a Kannel-style HTTP sink.
+
+The sink (``bench.sinks``, kind ``kannel``) runs in a separate process on 127.0.0.1 and answers every
+``GET /cgi-bin/sendsms`` with ``202 0: Accepted for delivery``, as smsbox does. Three clients send to it,
+one after the other, in the same run:
+
+raw
+    A bare ``aiohttp.ClientSession`` with a keep-alive ``TCPConnector`` (as many connections as the
+    adapter's pool) and a fixed number of requests in flight, sending the very query the adapter sends:
+    the client limit of this machine for this sink.
+notifier
+    N synthetic residents with phones, one notice on ``sms``; the engine runs as the service does
+    (planner and workers, ``KannelChannel`` built from config) and the clock runs from the approval until
+    every delivery is recorded ``sent``: queue, render, send, record.
+apprise
+    Apprise's generic form notification (``form://...?method=GET``, one GET per message to the same sink,
+    the fields renamed to Kannel's), the recipient being part of the URL. Two ways, a smaller N (it opens a
+    connection per message): one ``Apprise`` object holding every URL and one ``notify()`` call, which
+    Apprise fans out over its thread pool (only the call is timed) -- the baseline, the faster of the two;
+    and ``Apprise().add(url)`` + ``notify()`` per message, one after the other (in the params).
+
+Records: ``sms_engine`` (baseline: raw) and ``sms_engine_vs_apprise`` (value: the engine, baseline: Apprise).
+Targets (issue 4): at least 0.5 x raw and 10 x Apprise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bench.common import BODY, Result, channel_settings, engine_send_rate, migrate, skipped
+from bench.population import populate
+from bench.sinks import Sink, sink_process
+from channels.sms_text import count_segments
+
+USERNAME, PASSWORD = "bench", "bench-password"
+WORKERS, BATCH, CONNECTIONS = 4, 50, 8
+RAW_IN_FLIGHT = 64
+
+
+def phone(i: int) -> str:
+    return f"+86139{i:08d}"  # as bench.population makes them
+
+
+def kannel_query(to: str) -> dict[str, str]:
+    """The query ``KannelChannel.params`` sends for the bench notice (no DLR URL)."""
+    query = {"username": USERNAME, "password": PASSWORD, "to": to, "text": BODY, "charset": "UTF-8"}
+    if count_segments(BODY).encoding == "ucs2":
+        query["coding"] = "2"
+    return query
+
+
+async def raw_rate(sink: Sink, count: int) -> float:
+    """Messages per second of a bare aiohttp client: keep-alive pool, ``RAW_IN_FLIGHT`` requests in flight."""
+    url = f"{sink.url}/cgi-bin/sendsms"
+    queries = [kannel_query(phone(i)) for i in range(1, count + 1)]
+    accepted = 0
+
+    async def worker(session: aiohttp.ClientSession, mine: list[dict[str, str]]) -> None:
+        nonlocal accepted
+        for query in mine:
+            async with session.get(url, params=query) as response:
+                await response.read()
+                accepted += response.status == 202
+
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session, [query]) for query in queries[:CONNECTIONS]))  # open the pool
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session, queries[i::RAW_IN_FLIGHT]) for i in range(RAW_IN_FLIGHT)))
+        seconds = time.perf_counter() - started
+    if accepted != count + CONNECTIONS:
+        raise RuntimeError(f"raw client: {accepted} of {count + CONNECTIONS} accepted")
+    return count / seconds
+
+
+async def engine_rate(sink: Sink, folder: Path, count: int) -> float:
+    path = folder / "sms.db"
+    await migrate(path)
+    populate(str(path), count)
+    channel = {
+        "kind": "sms", "type": "kannel", "url": f"{sink.url}/cgi-bin/sendsms", "username": USERNAME,
+        "password": PASSWORD, "max_connections": CONNECTIONS,
+    }  # fmt: skip
+    settings = channel_settings(path, "sms", channel, workers=WORKERS, batch_size=BATCH)
+    before = sink.received()
+    seconds = await engine_send_rate(settings, "sms", count)
+    if sink.received() - before != count:
+        raise RuntimeError(f"the sink got {sink.received() - before} of {count} messages")
+    return count / seconds
+
+
+def apprise_url(sink: Sink, to: str) -> str:
+    extras = {**kannel_query(to), "message": "text"}  # ':message=text' renames Apprise's body field
+    extras.pop("text")
+    fields = "&".join(f":{key}={quote(value, safe='')}" for key, value in extras.items())
+    return f"form://{sink.host}:{sink.port}/cgi-bin/sendsms?method=GET&{fields}&:title=&:type=&:version="
+
+
+def apprise_rates(sink: Sink, count: int) -> tuple[float, float]:
+    """(messages/s of one notify() to ``count`` URLs, messages/s of one Apprise().add(url).notify() per message)."""
+    import apprise
+
+    urls = [apprise_url(sink, phone(i)) for i in range(1, count + 1)]
+    together = apprise.Apprise()
+    for url in urls:
+        if not together.add(url):
+            raise RuntimeError("Apprise refused the form:// URL")
+    before = sink.received()
+    started = time.perf_counter()
+    ok = together.notify(body=BODY, title="")
+    concurrent = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for url in urls:
+        single = apprise.Apprise()
+        single.add(url)
+        ok = single.notify(body=BODY, title="") and ok
+    sequential = count / (time.perf_counter() - started)
+    if not ok or sink.received() - before != 2 * count:
+        raise RuntimeError(f"Apprise: the sink got {sink.received() - before} of {2 * count} messages")
+    return concurrent, sequential
+
+
+def run(quick: bool) -> list[Result]:
+    count = 2_000 if quick else 20_000
+    raw_count = 5_000 if quick else 50_000
+    apprise_count = 200 if quick else 1_000
+    params: dict[str, Any] = {
+        "messages": count, "workers": WORKERS, "batch_size": BATCH, "max_connections": CONNECTIONS,
+        "sink": "separate process", "raw_messages": raw_count, "raw_in_flight": RAW_IN_FLIGHT,
+    }  # fmt: skip
+    with sink_process("kannel") as sink, tempfile.TemporaryDirectory() as folder:
+        raw = asyncio.run(raw_rate(sink, raw_count))
+        engine = asyncio.run(engine_rate(sink, Path(folder), count))
+        try:
+            apprise: tuple[float, float] | None = apprise_rates(sink, apprise_count)
+        except ImportError:
+            apprise = None
+    results = [Result("sms_engine", engine, "messages/s", raw, {**params, "baseline": "raw aiohttp"}).emit()]
+    if apprise is None:
+        results.append(skipped("sms_engine_vs_apprise", "messages/s", "apprise is not installed").emit())
+    else:
+        concurrent, sequential = apprise
+        versus = {
+            **params, "baseline": "apprise form:// GET, one notify() to all URLs (its thread pool)",
+            "apprise_messages": apprise_count, "apprise_one_notify_per_message": round(sequential, 1),
+        }  # fmt: skip
+        results.append(Result("sms_engine_vs_apprise", engine, "messages/s", concurrent, versus).emit())
+    return results
