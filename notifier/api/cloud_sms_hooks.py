@@ -1,0 +1,160 @@
+"""Delivery receipts pushed by the cloud SMS platforms: Aliyun SmsReport and Tencent Cloud status callbacks.
+
+Both platforms POST a JSON array of reports (several per push) to a URL the county configures in their
+console; we give them ``https://<host>/hooks/aliyun-sms?alias=<alias>&token=<hook_token>`` and
+``https://<host>/hooks/tencent-sms?alias=<alias>&token=<hook_token>``. Neither push is signed (Aliyun's
+HTTP batch push and Tencent's status callback document no signature to verify), so the token in the URL
+is the only proof that a push comes from the platform: it is the alias's ``hook_token`` option, compared
+in constant time, and never logged. Serve these URLs over HTTPS only.
+
+    POST /hooks/aliyun-sms ?alias&token    body: SmsReport array (https://help.aliyun.com/document_detail/101867.html)
+        each report's ``biz_id`` (= SendSms ``BizId``) -> ``success`` true: delivered; else failed,
+        with ``err_code err_msg report_time`` as the detail. Answer 200 ``{"code": 0, "msg": "接收成功"}``.
+    POST /hooks/tencent-sms ?alias&token   body: status callback array
+                                           (https://www.tencentcloud.com/zh/document/product/382/43547)
+        each report's ``sid`` (= SendSms ``SerialNo``) -> ``report_status`` SUCCESS: delivered; else
+        failed, with ``errmsg description user_receive_time`` as the detail. Answer 200
+        ``{"result": 0, "errmsg": "OK"}``.
+
+    alias missing, not a channel of that platform's type, without a hook_token, or a wrong token -> 403 problem
+    body not a JSON array (or not UTF-8 JSON at all)                                            -> 400 problem
+    body over MAX_BODY_BYTES                                                                    -> 413 problem
+    a receipt could not be stored (database down)                 -> 503 problem: the platform pushes again
+                                                                     (Aliyun after 1, 5, 10 min)
+
+Receipts are matched on the alias, then on every failover alias listing it, through the running engine
+when there is one (a failure hands the resident to the next channel) - see ``hooks.apply_receipt``.
+Entries without an id (or with an absurd one) are skipped; a receipt for an unknown id is kept for a
+send not yet recorded and is otherwise harmless; a repeated receipt is ignored. Phone numbers in the
+reports are never read nor logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from channels.aliyun_sms import Receipt, parse_aliyun_receipts
+from channels.tencent_sms import parse_tencent_callback
+from notifier.api.hooks import apply_receipt
+from notifier.api.keys import SETTINGS
+from notifier.api.problems import problem
+from notifier.api.routing import Route
+
+log = logging.getLogger("notifier.hooks.cloud_sms")
+
+MAX_BODY_BYTES = 1024 * 1024  # a push of a few thousand reports
+MAX_ID_CHARS = 128  # BizId "496112870375361879^0", SerialNo "2028:f825de8f0747639f4100"
+MAX_DETAIL_CHARS = 200
+
+ALIYUN_ANSWER = {"code": 0, "msg": "接收成功"}
+TENCENT_ANSWER = {"result": 0, "errmsg": "OK"}
+
+
+def _authorised(request: web.Request, channel_type: str) -> str | None:
+    """The alias when it is a ``channel_type`` channel with a hook token and the request presents it."""
+    alias = request.query.get("alias", "")
+    channel = request.app[SETTINGS].channels.get(alias)
+    if channel is None or channel.type != channel_type:
+        return None
+    expected = channel.options.get("hook_token")
+    if isinstance(expected, SecretStr):
+        expected = expected.get_secret_value()
+    if not isinstance(expected, str) or not expected:
+        return None
+    presented = request.query.get("token", "")
+    return alias if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")) else None
+
+
+def _answer(body: dict[str, Any]) -> web.Response:
+    return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json", charset="utf-8")
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The whole body (it may arrive in several chunks), or None when it is over MAX_BODY_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+    return b"".join(chunks)
+
+
+async def _receive(
+    request: web.Request,
+    vendor: str,
+    channel_type: str,
+    parse: Callable[[bytes], list[Receipt]],
+    answer: dict[str, Any],
+) -> web.StreamResponse:
+    alias = _authorised(request, channel_type)
+    if alias is None:
+        log.warning("%s receipt hook refused: unknown alias, not a %s channel, or wrong token", vendor, channel_type)
+        return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
+                       instance=request.path)
+    body = await _read_body(request)
+    if body is None:
+        log.warning("%s receipt push on %s refused: over %d bytes", vendor, alias, MAX_BODY_BYTES)
+        return problem(413, "Payload too large", f"a receipt push is at most {MAX_BODY_BYTES} bytes",
+                       slug="too-large", instance=request.path)
+    try:
+        receipts = parse(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "not a JSON array" if isinstance(exc, RecursionError) else str(exc)[:200]
+        log.warning("%s receipt push on %s unreadable: %s", vendor, alias, reason)
+        return problem(400, "Bad request", f"the body must be a JSON array of reports: {reason}",
+                       slug="bad-request", instance=request.path)
+    outcomes: dict[str, int] = {}
+    for receipt in receipts:
+        message_id = receipt.provider_message_id.strip()
+        if not message_id or len(message_id) > MAX_ID_CHARS:
+            log.warning("%s receipt on %s with an unusable id skipped (%d chars)", vendor, alias, len(message_id))
+            continue
+        detail = receipt.detail[:MAX_DETAIL_CHARS] or None
+        try:
+            outcome = await apply_receipt(request, alias, message_id, receipt.status, detail)
+        except Exception:
+            log.exception("%s receipt %s on %s could not be recorded", vendor, message_id, alias)
+            return problem(503, "Unavailable", "the receipts could not be stored; push them again",
+                           slug="unavailable", instance=request.path)
+        log.info("%s receipt %s on %s: %s (%s)", vendor, message_id, alias, receipt.status, outcome)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    log.info("%s receipt push on %s: %d reports, %s", vendor, alias, len(receipts), outcomes or "nothing recorded")
+    return _answer(answer)
+
+
+async def aliyun_sms_receipts(request: web.Request) -> web.StreamResponse:
+    """An Aliyun SmsReport push (HTTP batch push mode): delivery reports matched by BizId."""
+    return await _receive(request, "aliyun", "aliyun_sms", parse_aliyun_receipts, ALIYUN_ANSWER)
+
+
+async def tencent_sms_receipts(request: web.Request) -> web.StreamResponse:
+    """A Tencent Cloud SMS status callback: delivery reports matched by sid (the SendSms SerialNo)."""
+    return await _receive(request, "tencent", "tencent_sms", parse_tencent_callback, TENCENT_ANSWER)
+
+
+_ERRORS = {
+    400: "the body is not a JSON array of reports",
+    403: "unknown alias, not a channel of this platform, or wrong hook token",
+    413: "the body is too large",
+    503: "the receipts could not be stored; the platform should push again",
+}
+
+ROUTES: list[Route] = [
+    Route("POST", "/hooks/aliyun-sms", aliyun_sms_receipts,
+          'Aliyun SMS delivery receipts (SmsReport HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
+          "hooks", public=True, extra_responses=_ERRORS),
+    Route("POST", "/hooks/tencent-sms", tencent_sms_receipts,
+          'Tencent Cloud SMS status callback; answers {"result": 0, "errmsg": "OK"}',
+          "hooks", public=True, extra_responses=_ERRORS),
+]
+
+__all__ = ["ALIYUN_ANSWER", "ROUTES", "TENCENT_ANSWER", "aliyun_sms_receipts", "tencent_sms_receipts"]
