@@ -53,3 +53,19 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("[server\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, environ={})
+
+
+def test_commented_gateway_examples_are_valid_channel_config(tmp_path: Path) -> None:
+    from channels import load_channels
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    _, _, examples = text.partition("# Real gateways.")
+    lines = [line[2:] for line in examples.splitlines() if line.startswith("# ") and ("=" in line or "[" in line)]
+    uncommented = tmp_path / "all-gateways.toml"
+    uncommented.write_text(text + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    settings = load_settings(uncommented, environ={})
+    assert {"sms-kannel", "sms-aliyun", "sms-tencent", "sms-failover", "email-smtp", "wechat-mp", "board"} <= set(
+        settings.channels
+    )
+    adapters = load_channels(settings)
+    assert set(adapters) == set(settings.channels)
