@@ -272,6 +272,11 @@ class Notice(BaseModel):
         default_factory=dict, description="deliveries per channel and delivery state"
     )
     reach: float | None = Field(None, description="share of targeted residents sent or delivered a message")
+    areas_reached: int | None = Field(
+        None,
+        description="areas (villages, towns) whose group bot or notice-board printout was sent or delivered; "
+        "counted apart from residents (counts show kinds bot and bulletin per state); null without area deliveries",
+    )
 
 
 class Delivery(BaseModel):

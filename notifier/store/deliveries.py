@@ -174,8 +174,9 @@ class DeliveryRepository:
     # housekeeping
 
     async def recover_leases(self, now: float) -> int:
-        """Put deliveries whose lease expired (a crashed or stuck worker) back in the queue."""
-        return await self.db.execute("recover_leases", {"now": now, "now_iso": now_iso()})
+        """Put deliveries (resident and area) whose lease expired (a crashed or stuck worker) back in the queue."""
+        params = {"now": now, "now_iso": now_iso()}
+        return await self.db.execute("recover_leases", params) + await self.db.execute("recover_area_leases", params)
 
     async def expire_notices(self, now: float) -> list[int]:
         """Expire unfinished notices past expires_at and skip their queued deliveries."""
@@ -187,9 +188,11 @@ class DeliveryRepository:
         return [int(r["id"]) for r in rows]
 
     async def skip_notice_deliveries(self, notice_id: int, reason: str) -> int:
-        return await self.db.execute(
-            "skip_notice_deliveries", {"notice_id": notice_id, "reason": reason, "now_iso": now_iso()}
-        )
+        """Skip the notice's queued deliveries, resident and area ones; how many."""
+        params = {"notice_id": notice_id, "reason": reason, "now_iso": now_iso()}
+        async with self.db.transaction():
+            skipped = await self.db.execute("skip_notice_deliveries", params)
+            return skipped + await self.db.execute("skip_notice_area_deliveries", params)
 
     async def finish_notices(self) -> list[int]:
         async with self.db.transaction():

@@ -135,11 +135,19 @@ class NoticeRepository(SubscriberRepository):
         return dict(counts)
 
     async def _notice_from_row(self, row: dict[str, Any], with_counts: bool = True) -> Notice:
+        """The API's notice; with counts: deliveries per channel and state (resident kinds, then the
+        area kinds bot and bulletin, which never share a key), reach among residents, areas reached."""
         counts = await self.delivery_counts(row["id"]) if with_counts else {}
-        reach = None
+        reach = areas_reached = None
         if with_counts and row["targeted"]:
             reached = await self.db.fetch_value("notice_reached", {"notice_id": row["id"]})
             reach = round(int(reached or 0) / int(row["targeted"]), 4)
+        if with_counts:
+            area_counts = await self.db.fetch_all("area_delivery_counts", {"notice_id": row["id"]})
+            for area_row in area_counts:
+                counts.setdefault(area_row["channel"], {})[area_row["state"]] = int(area_row["n"])
+            if area_counts:
+                areas_reached = int(await self.db.fetch_value("notice_areas_reached", {"notice_id": row["id"]}) or 0)
         return Notice(
             **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
             **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
@@ -150,4 +158,5 @@ class NoticeRepository(SubscriberRepository):
             references=row["references_id"],
             counts=counts,
             reach=reach,
+            areas_reached=areas_reached,
         )

@@ -8,6 +8,7 @@ import secrets
 
 from notifier.domain.enums import Role
 from notifier.domain.models import ApiKeyInfo
+from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.common import now_iso
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
@@ -21,7 +22,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Store(NoticeRepository, DeliveryRepository):
+class Store(NoticeRepository, DeliveryRepository, AreaDeliveryRepository):
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -216,6 +216,8 @@ WHERE notice_id = :notice_id AND state = 'queued';
 UPDATE notices SET state = 'done', updated_at = :now_iso
 WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
     SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+  AND NOT EXISTS (
+    SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
 RETURNING id;
 
 -- name: unconfirmed_deliveries
