@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,13 +29,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One rendered message to one recipient; ``idempotency_key`` is stable across retries."""
+    """One rendered message to one recipient; ``idempotency_key`` is stable across retries.
+
+    Kinds ``bot`` and ``bulletin`` reach an area, not a resident: ``recipient`` is the area code,
+    ``delivery_id`` the id of the area delivery, and the key reads "n<notice>-a<area>-<channel>".
+    """
 
     delivery_id: int
     notice_id: int
-    channel: str  # channel kind: sms, wechat, wecom, email
+    channel: str  # channel kind: sms, wechat, wecom, email; bot, bulletin
     alias: str
-    recipient: str  # phone (E.164), e-mail address, openid or userid
+    recipient: str  # phone (E.164), e-mail address, openid or userid; area code for bot and bulletin
     text: str
     idempotency_key: str  # "n<notice>-s<subscriber>-<channel>": providers that dedupe can use it
     subject: str | None = None
@@ -61,6 +65,19 @@ class Failed:
 
 
 SendResult = Sent | Retry | Failed
+
+JobState = Literal["completed", "pending", "failed"]
+
+
+@runtime_checkable
+class JobPoller(Protocol):
+    """Optional capability: a sent message whose outcome the provider reports only when asked (a print job).
+
+    ``completed`` confirms the message (delivered), ``failed`` is a permanent failure after acceptance,
+    ``pending`` means ask again later. The engine polls sent area deliveries of adapters that have it.
+    """
+
+    async def poll_job(self, provider_message_id: str) -> JobState: ...
 
 
 class ChannelOptions(BaseModel):
@@ -100,6 +117,15 @@ class Channel(abc.ABC):
 
     def prepare(self, setup: ChannelSetup) -> None:  # noqa: B027 - optional hook
         """Take what the adapter needs from the service (links, shared caches, other aliases)."""
+
+    def covered_areas(self) -> set[str] | None:
+        """Kinds ``bot`` and ``bulletin``: the area codes this adapter can reach; None means any area."""
+        return None
+
+    def area_levels(self) -> frozenset[str] | None:
+        """Kinds ``bot`` and ``bulletin``: the levels (county, town, village) that get a delivery of their own;
+        None means the kind's default (bot: towns and villages; bulletin: villages)."""
+        return None
 
     def member_aliases(self) -> Sequence[str]:
         """Aliases this adapter sends through itself; the engine never routes to them directly."""

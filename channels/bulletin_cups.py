@@ -15,6 +15,7 @@ Configuration (``[channels.<alias>]``, see ``BulletinOptions``)::
     county_name = "昌乐县"                              # header: 昌乐县人民政府 公告
     divisions_csv = "notifier/demo/data/changle-divisions.csv"   # code,name,level,parent: names on the printout
     spool_dir = "spool/bulletin"                     # areas without a printer: <spool_dir>/<area>/n<id>-d<id>.pdf
+    print_for_towns = false                          # the engine queues one printout per village; true: per town too
     printers."370725001036" = "ipp://127.0.0.1:631/printers/HENGSHENG"
     printers."370725107" = { uri = "ipp://10.1.2.3:631/printers/QIAOGUAN", paper = "A3", copies = 2 }
 
@@ -102,6 +103,7 @@ class BulletinOptions(ChannelOptions):
     timeout: float = Field(15, gt=0, description="seconds per IPP request")
     render_workers: int | None = Field(None, ge=1, le=32)
     timezone: str = "Asia/Shanghai"
+    print_for_towns: bool = Field(False, description="also print one notice for the town office of a targeted town")
 
     @field_validator("printers", mode="before")
     @classmethod
@@ -166,6 +168,10 @@ class BulletinChannel(Channel):
             await self._session.close()
             self._session = None
         await asyncio.to_thread(self.renderer.close)
+
+    def area_levels(self) -> frozenset[str]:
+        """One printout per targeted village, and per town with ``print_for_towns``."""
+        return frozenset({"town", "village"} if self.settings.print_for_towns else {"village"})
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))

@@ -108,6 +108,13 @@ class AreaBotChannel(HttpChannel):
         assert isinstance(self.options, BotOptions)
         return self.options
 
+    def covered_areas(self) -> set[str]:
+        """The areas with a group robot in the ``areas`` table: the engine posts only to these."""
+        return set(self.bot_options.areas)
+
+    def area_levels(self) -> frozenset[str]:
+        return frozenset({"county", "town", "village"})  # a county group too, when one is configured
+
     @abc.abstractmethod
     def build(self, target: BotTarget, message: OutboundMessage) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body of the post for one message."""

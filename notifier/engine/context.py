@@ -60,6 +60,11 @@ class EngineContext:
         ]
         return [alias for _, alias in sorted(found)]
 
+    def kind_of(self, alias: str) -> str | None:
+        """The channel kind an alias serves (None for an adapter without a config table)."""
+        config = self.settings.channels.get(alias)
+        return config.kind.value if config else None
+
     def next_alias(self, kind: str, current: str) -> str | None:
         """The alias of the same kind after ``current``, for a permanent failure of one gateway."""
         aliases = self.aliases_of(kind)

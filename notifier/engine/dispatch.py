@@ -4,7 +4,8 @@ Before the provider call every delivery of the batch is ``sending`` with a lease
 after it, the results are written in one shielded transaction (``outcomes.record_results``). A
 worker that dies in between leaves its claims to expire and be claimed again, so at most the batch
 in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired since
-the claim are skipped here, before any provider call.
+the claim are skipped here, before any provider call. Aliases of kinds ``bot`` and ``bulletin``
+claim area deliveries instead (``notifier.engine.areas``), under the same lease and rate limits.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
+from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
 from notifier.engine.context import EngineContext
 from notifier.engine.outcomes import record_results
 from notifier.engine.receipts import apply_early_receipts
@@ -23,17 +26,15 @@ log = logging.getLogger(__name__)
 
 STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
 
+ClaimQuery = Callable[[str, str, float, float, int], Awaitable[list[Row]]]
+
 
 async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     """Claim, send and record one batch for one alias; the number of deliveries handled."""
+    if ctx.kind_of(alias) in AREA_KINDS:
+        return await dispatch_area_alias(ctx, alias)
     channel = ctx.channels[alias]
-    limiter = ctx.limiters[alias]
-    now = ctx.clock()
-    granted = limiter.take(min(ctx.settings.engine.batch_size, channel.max_batch), now)
-    if granted == 0:
-        return 0
-    rows = await ctx.store.claim_deliveries(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
-    limiter.give_back(granted - len(rows))
+    rows = await claim(ctx, alias, ctx.store.claim_deliveries)
     if not rows:
         return 0
     notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
@@ -44,6 +45,40 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
         await asyncio.shield(record_results(ctx, live, notices, results))
         sent_ids = [row["id"] for row, result in zip(live, results, strict=True) if isinstance(result, Sent)]
         await asyncio.shield(apply_early_receipts(ctx.store, sent_ids, ctx))
+    return len(rows)
+
+
+async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[Row]:
+    """Lease as many due rows of an alias as its rate limiter grants now (and give back the rest)."""
+    limiter = ctx.limiters[alias]
+    now = ctx.clock()
+    granted = limiter.take(min(ctx.settings.engine.batch_size, ctx.channels[alias].max_batch), now)
+    if granted == 0:
+        return []
+    rows = await claim_rows(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
+    limiter.give_back(granted - len(rows))
+    return rows
+
+
+async def dispatch_area_alias(ctx: EngineContext, alias: str) -> int:
+    """The same for an alias of kind bot or bulletin: area deliveries, one message per area."""
+    rows = await claim(ctx, alias, ctx.store.claim_area_deliveries)
+    if not rows:
+        return 0
+    notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
+    live = []
+    for row in rows:
+        state = notices[row["notice_id"]]["state"]
+        if state in STOPPED_NOTICE_STATES:
+            await ctx.store.close_area_delivery(
+                row["id"], state="skipped", from_state="sending", error=state, worker=ctx.worker
+            )
+        else:
+            live.append(row)
+    if live:
+        messages = [area_message(row, await rendered(ctx, row["notice_id"], row["channel"])) for row in live]
+        results = await send_batch(ctx, ctx.channels[alias], messages)
+        await asyncio.shield(record_area_results(ctx, live, notices, results))
     return len(rows)
 
 

@@ -5,6 +5,7 @@ chunk of ``fanout_batch_size`` subscriber ids per transaction, so memory does no
 audience. Each chunk moves ``notices.fanout_cursor`` in the same transaction as its deliveries, so a
 crash resumes at the first unfinished chunk; the UNIQUE (notice, subscriber, channel) key makes a
 repeated chunk harmless. A lease on the notice keeps two processes from fanning out one notice.
+Kinds ``bot`` and ``bulletin`` get one delivery per area after the residents (``areas.fan_out_areas``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from notifier.domain.enums import Severity
+from notifier.engine.areas import fan_out_areas
 from notifier.engine.context import EngineContext
 from notifier.engine.quiet import local_seconds
 from notifier.engine.render import RenderError
@@ -79,8 +82,29 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
     """The notice's text per requested channel kind; RenderError when a template fails."""
     department = await ctx.store.get_department(notice["department"])
     row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
-    context = ctx.templates.context(row, department.name)
-    return {kind: ctx.templates.render(notice["template"], kind, context) for kind in requested_channels(ctx, notice)}
+    context = ctx.templates.context(row, department.name, issued_at=issued_at(ctx, notice))
+    return {kind: render_kind(ctx, notice["template"], kind, context) for kind in requested_channels(ctx, notice)}
+
+
+def render_kind(ctx: EngineContext, template: str | None, kind: str, context: dict[str, Any]) -> dict[str, str | None]:
+    """One kind's text; a printout of a template without its own ``bulletin.txt`` gets the header of
+    ``templates/notice/bulletin.txt`` around the template's text."""
+    rendered = ctx.templates.render(template, kind, context)
+    if kind == "bulletin" and template and not ctx.templates.has(template, "bulletin.txt"):
+        rendered = ctx.templates.render(None, kind, {**context, "body": rendered["text"]})
+    return rendered
+
+
+def issued_at(ctx: EngineContext, notice: Row) -> str:
+    """The notice's approval time in the server's timezone (RFC 3339): the date a printout bears.
+
+    A notice is rendered while still ``approved``, so its ``updated_at`` is the approval's time.
+    """
+    stamp = notice.get("updated_at")
+    if not stamp:
+        return ""
+    zone = ZoneInfo(ctx.settings.server.timezone)
+    return datetime.fromisoformat(stamp).astimezone(zone).isoformat(timespec="seconds")
 
 
 async def fan_out_next(ctx: EngineContext) -> int | None:
@@ -112,5 +136,6 @@ async def fan_out(ctx: EngineContext, notice: Row) -> None:
             log.info("fan-out of notice %s stopped: cancelled or taken over", notice["id"])
             return
         after = upto
+    await fan_out_areas(ctx, notice, requested_channels(ctx, notice), fixed["deadline"])
     if await ctx.store.finish_fanout(notice["id"], ctx.worker):
         log.info("notice %s fanned out", notice["id"])

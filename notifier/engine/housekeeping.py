@@ -1,4 +1,5 @@
-"""The engine's periodic chores: recover stale leases, expire notices, fall back on silence, finish.
+"""The engine's periodic chores: recover stale leases, expire notices, fall back on silence, ask about
+print jobs (``areas.poll_jobs``), finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from notifier.engine.areas import poll_jobs
 from notifier.engine.context import EngineContext
 from notifier.engine.outcomes import give_up
 
@@ -21,6 +23,7 @@ async def housekeeping(ctx: EngineContext) -> int:
         log.info("recovered %d deliveries whose lease expired", changed)
     changed += len(await ctx.store.expire_notices(now))
     changed += await fall_back_unconfirmed(ctx, now)
+    changed += await poll_jobs(ctx, now)
     changed += len(await ctx.store.finish_notices())
     return changed
 

@@ -5,7 +5,8 @@ e-mail's HTML part), with ``templates/<name>/default.txt`` for a channel without
 notice with a ``body`` and no ``template`` uses ``templates/notice/``. Templates run in a sandbox
 with StrictUndefined, so a missing variable is an error at fan-out, never a blank in a message;
 HTML is autoescaped. The context: ``title``, ``body``, ``severity``, ``severity_label``,
-``topic``, ``department``, ``department_name``, ``notice_id``, ``public_url``, ``data`` (the
+``topic``, ``department``, ``department_name``, ``notice_id``, ``public_url``, ``issued_at`` (the
+approval time in the server's timezone, RFC 3339; "" outside the engine), ``data`` (the
 notice's data) and each key of ``data`` that does not shadow one of those names.
 """
 
@@ -37,7 +38,7 @@ class Renderer:
             keep_trailing_newline=False,
         )
 
-    def context(self, notice: Mapping[str, Any], department_name: str) -> dict[str, Any]:
+    def context(self, notice: Mapping[str, Any], department_name: str, *, issued_at: str = "") -> dict[str, Any]:
         data = dict(notice.get("data") or {})
         fixed = {
             "title": notice["title"],
@@ -49,6 +50,7 @@ class Renderer:
             "department_name": department_name,
             "notice_id": notice.get("id"),
             "public_url": self.public_url,
+            "issued_at": issued_at,
             "data": data,
         }
         return {**data, **fixed}
@@ -61,6 +63,14 @@ class Renderer:
             raise RenderError(f"no template {name}/{channel}.txt or {name}/default.txt")
         html = self._first(name, [f"{channel}.html"], context)
         return {"subject": str(context["title"]), "text": text.strip(), "html": html}
+
+    def has(self, name: str, file: str) -> bool:
+        """Whether ``templates/<name>/<file>`` exists."""
+        try:
+            self.env.get_template(f"{name}/{file}")
+        except TemplateNotFound:
+            return False
+        return True
 
     def _first(self, name: str, files: list[str], context: Mapping[str, Any]) -> str | None:
         for file in files:
