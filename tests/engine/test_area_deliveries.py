@@ -14,7 +14,7 @@ from channels.bulletin_cups import BulletinChannel, BulletinOptions, split_heade
 from channels.wecom_bot import WecomBotChannel
 from notifier.config import Settings
 from notifier.engine import Engine, cancel_notice
-from notifier.engine.areas import POLL_EVERY
+from notifier.engine.areas import POLL_EVERY, fan_out_areas
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel, RecordingOptions
@@ -334,3 +334,24 @@ async def test_real_bulletin_spools_one_printout_per_village(store: Store, tmp_p
     assert spooled == [VILLAGE_A1, VILLAGE_A2]
     assert all(p.read_bytes().startswith(b"%PDF") for p in (tmp_path / "spool").rglob("*.pdf"))
     assert (await store.get_notice(notice.id)).counts["bulletin"] == {"delivered": 2}
+
+
+async def test_lost_leases_and_repeated_fan_out_send_each_area_once(
+    store: Store, tmp_path: Path, bots: RecordingAreaChannel
+) -> None:
+    clock = FakeClock()
+    engine = build(store, tmp_path, clock, {"bots": bots})
+    notice = await approved(store, target={"areas": [TOWN_A]}, channels=["bot"])
+    row = await store.db.fetch_one("get_notice", {"id": notice.id})
+    assert row is not None
+    assert await fan_out_next(engine.ctx) == notice.id
+    await fan_out_areas(engine.ctx, {**row, "fanout_by": engine.ctx.worker}, ["bot"], None)  # after finish: no-op
+    claimed = await store.claim_area_deliveries("bots", "crashed-worker", clock(), 60, 10)
+    assert len(claimed) == 2
+
+    await engine.run_until_idle()
+    assert bots.messages == []  # leased by a worker that died
+    clock.advance(61)
+    await engine.run_until_idle()
+    assert sorted(bots.recipients()) == [TOWN_A, VILLAGE_A1]
+    assert [r["attempts"] for r in await store.list_area_deliveries(notice.id)] == [2, 2]
