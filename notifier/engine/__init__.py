@@ -1,4 +1,5 @@
-"""The delivery engine: from an approved notice to a confirmed delivery for every resident it concerns.
+"""The delivery engine: from an approved notice to a confirmed delivery for every resident it concerns,
+and, for the kinds ``bot`` and ``bulletin``, for every area it concerns (``engine.areas``).
 
 What the rest of the service calls:
 

@@ -15,7 +15,7 @@ from subscribers.targeting import plan_target
 async def cancel_notice(store: Store, notice_id: int, actor: str) -> int:
     """Cancel a notice at any point before it is done; the number of deliveries stopped.
 
-    Queued deliveries become skipped in the same transaction; a delivery already handed to a worker
+    Queued deliveries (resident and area ones) become skipped in the same transaction; one already handed to a worker
     is skipped by that worker before the provider call. Raises Conflict for a finished notice.
     """
     skipped = await store.cancel_notice_row(notice_id, actor)
