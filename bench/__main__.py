@@ -27,7 +27,8 @@ def bulletin(quick: bool) -> list[Result]:
 
         return printouts.run(quick)
     except (ImportError, OSError) as exc:
-        return [skipped("bulletin_render", "printouts/s", f"WeasyPrint unavailable: {type(exc).__name__}: {exc}").emit()]
+        reason = f"WeasyPrint unavailable: {type(exc).__name__}: {exc}"
+        return [skipped("bulletin_render", "printouts/s", reason).emit()]
 
 
 BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {

@@ -84,7 +84,7 @@ def channel_settings(path: Path, alias: str, channel: dict[str, Any], **engine: 
     )
 
 
-async def engine_send_rate(settings: Settings, kind: str, expected: int, timeout: float = 600) -> float:
+async def engine_send_rate(settings: Settings, kind: str, expected: int, give_up_after: float = 600) -> float:
     """Seconds from approving one notice on ``kind`` until ``expected`` deliveries are recorded ``sent``.
 
     The database must already hold the residents (``bench.population.populate``). The whole engine runs
@@ -110,7 +110,7 @@ async def engine_send_rate(settings: Settings, kind: str, expected: int, timeout
         approved_at = time.perf_counter()
         await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="bench")
         engine.wake()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(give_up_after):
             while True:
                 counts = (await store.delivery_counts(notice.id)).get(kind, {})
                 if counts.get("sent", 0) >= expected:
