@@ -10,6 +10,7 @@ import pytest
 from notifier.domain.contacts import area_level, mask_phone, normalise_phone, parent_code
 from notifier.store import Store, open_database
 from notifier.store.queries import parse_blocks
+from notifier.store.sqlite import SqliteDatabase
 
 
 async def test_migrations_run_from_empty_and_rerun_harmlessly(tmp_path: Path) -> None:
@@ -89,3 +90,16 @@ def test_named_blocks_reject_duplicates() -> None:
     assert parse_blocks("-- name: a\nSELECT 1;\n-- name: b\nSELECT 2;") == {"a": "SELECT 1", "b": "SELECT 2"}
     with pytest.raises(ValueError, match="twice"):
         parse_blocks("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
+
+
+def test_statements_that_write_are_recognised_behind_comments() -> None:
+    from notifier.store.sqlite import _is_write
+
+    assert _is_write("-- moves the poll first\nUPDATE t SET a = 1 RETURNING id")
+    assert _is_write("INSERT INTO t VALUES (1)")
+    assert _is_write("WITH x AS (SELECT 1) UPDATE t SET a = 1 RETURNING id")
+    assert not _is_write("-- a comment\nSELECT * FROM t")
+    assert not _is_write("WITH x AS (SELECT 1) SELECT * FROM x")
+    queries = SqliteDatabase(":memory:").queries
+    assert _is_write(queries["claim_area_polls"])  # starts with a comment, then UPDATE ... RETURNING
+    assert not _is_write(queries["early_receipts_for_deliveries"])

@@ -146,8 +146,12 @@ class SqliteDatabase(Database):
 
 
 def _is_write(sql: str) -> bool:
-    head = sql.lstrip().split(None, 1)[0].upper()
-    return head in {"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"} and "RETURNING" in sql.upper()
+    """A statement that changes data must run on the writer connection, even when it returns rows."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip()
+    head = code.split(None, 1)[0].upper() if code else ""
+    if head in {"INSERT", "UPDATE", "DELETE", "REPLACE"}:
+        return True
+    return head == "WITH" and any(word in code.upper() for word in ("INSERT ", "UPDATE ", "DELETE "))
 
 
 def _split_statements(sql: str) -> list[str]:
