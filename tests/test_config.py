@@ -64,7 +64,7 @@ def test_commented_gateway_examples_are_valid_channel_config(tmp_path: Path) -> 
     uncommented = tmp_path / "all-gateways.toml"
     uncommented.write_text(text + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
     settings = load_settings(uncommented, environ={})
-    assert {"sms-kannel", "sms-aliyun", "sms-tencent", "sms-failover", "email-smtp", "wechat-mp", "board"} <= set(
+    assert {"sms-kannel", "sms-aliyun", "sms-tencent", "sms-failover", "email-smtp", "wechat-mp", "board-print"} <= set(
         settings.channels
     )
     adapters = load_channels(settings)
