@@ -142,7 +142,7 @@ def render_html(notice: BulletinNotice, public_url: str) -> str:
 
 def html_to_pdf(html: str, paper: Paper = "A4") -> bytes:
     """PDF bytes of one HTML document; CPU bound, call it off the event loop."""
-    from weasyprint import HTML  # type: ignore[import-untyped]  # lazily: 0.7 s, only renderers need it
+    from weasyprint import HTML  # lazily: 0.7 s, only renderers need it
 
     zoom = A3_ZOOM if paper == "A3" else 1.0
     pdf: bytes = HTML(string=html, base_url=str(TEMPLATE_DIR)).write_pdf(zoom=zoom)

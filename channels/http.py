@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import BaseModel, Field, SecretStr
@@ -154,7 +154,7 @@ def classify_status(reply: HttpReply, secrets: Iterable[str] = ()) -> Retry | Fa
 class HttpChannel(Channel):
     """Base of HTTP adapters: owns the session; ``request`` never raises for transport problems."""
 
-    Options = HttpOptions
+    Options: ClassVar[type[ChannelOptions]] = HttpOptions
 
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         super().__init__(alias, options)

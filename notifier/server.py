@@ -13,14 +13,14 @@ from aiohttp.abc import AbstractAccessLogger
 from notifier.api import create_app
 from notifier.api.keys import STORE
 from notifier.config import Settings
+from notifier.engine import Engine
 from notifier.store import Store, open_database
 
 log = logging.getLogger("notifier.server")
 
 
-async def start_engine(settings: Settings, store: Store) -> object:
+async def start_engine(settings: Settings, store: Store) -> Engine:
     from channels import load_channels
-    from notifier.engine import Engine
 
     engine = Engine(store, settings, load_channels(settings))
     await engine.start()
@@ -28,7 +28,7 @@ async def start_engine(settings: Settings, store: Store) -> object:
 
 
 def build_service(settings: Settings, *, demo: bool = False) -> web.Application:
-    async def engine_factory(app: web.Application) -> object | None:
+    async def engine_factory(app: web.Application) -> Engine | None:
         if settings.engine.workers == 0:
             return None
         return await start_engine(settings, app[STORE])
@@ -84,7 +84,7 @@ async def _worker_main(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        await engine.stop()  # type: ignore[attr-defined]
+        await engine.stop()
         await db.close()
 
 

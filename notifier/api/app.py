@@ -15,6 +15,7 @@ from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
 from notifier.api.routing import Route
 from notifier.config import Settings
+from notifier.engine import Engine
 from notifier.store import Store, open_database
 
 ALL_ROUTES: list[Route] = [
@@ -27,7 +28,7 @@ ALL_ROUTES: list[Route] = [
     *cloud_sms_hooks.ROUTES,
     *pages.ROUTES,
 ]
-EngineFactory = Callable[[web.Application], Awaitable[object | None]]
+EngineFactory = Callable[[web.Application], Awaitable[Engine | None]]
 
 
 def _metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[web.StreamResponse]]:

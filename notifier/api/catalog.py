@@ -23,7 +23,7 @@ class AreaTree(Strict):
 
 def build_tree(areas: list[Area]) -> list[AreaNode]:
     nodes = {a.code: AreaNode(**a.model_dump()) for a in areas}
-    roots = []
+    roots: list[AreaNode] = []
     for node in nodes.values():
         parent = nodes.get(node.parent) if node.parent else None
         (parent.children if parent else roots).append(node)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from notifier.config import Settings
+from notifier.engine import Engine
 from notifier.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
-ENGINE = web.AppKey("engine", Any)  # notifier.engine.Engine, or None when the process runs no engine
+ENGINE: web.AppKey[Engine | None] = web.AppKey("engine")  # None when the process runs no engine

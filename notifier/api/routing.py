@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -73,7 +73,7 @@ def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.R
     return web.Response(status=status, text=text, content_type="application/json", charset="utf-8")
 
 
-def page_response(items: list[BaseModel], next_cursor: str | None) -> web.Response:
+def page_response(items: Sequence[BaseModel], next_cursor: str | None) -> web.Response:
     body = '{"items":[' + ",".join(i.model_dump_json() for i in items) + '],"next_cursor":'
     body += json.dumps(next_cursor) + "}"
     return web.Response(text=body, content_type="application/json", charset="utf-8")

@@ -37,7 +37,7 @@ class RetryPolicy:
 
     def nominal_delay(self, attempts: int) -> float:
         """The delay before the next try after ``attempts`` tries, before jitter."""
-        return min(self.cap, self.base * 2 ** max(attempts - 1, 0))
+        return float(min(self.cap, self.base * 2.0 ** max(attempts - 1, 0)))
 
     def backoff(self, attempts: int) -> float:
         return self.nominal_delay(attempts) * (0.5 + 0.5 * self.jitter())
