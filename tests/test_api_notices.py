@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from notifier.api import create_app
+from notifier.config import ChannelConfig, Settings
+from notifier.domain.enums import ChannelKind, Role
+from notifier.engine import Engine
+from notifier.store import Store
+from notifier.testing import RecordingChannel
 from tests.conftest import TOWN_A, Api
 
 ALERT = {
@@ -169,3 +178,27 @@ async def test_cancel_keeps_the_reason(api: Api) -> None:
     status, body = await api.call("POST", f"/api/v1/notices/{notice['id']}/cancel", json={"reason": "信息有误"})
     assert status == 200 and body["state"] == "cancelled" and body["reason"] == "信息有误"
     assert (await api.call("POST", f"/api/v1/notices/{notice['id']}/cancel"))[0] == 409
+
+
+async def test_preview_counts_board_printouts_per_village_when_an_engine_runs(
+    store: Store, settings: Settings
+) -> None:
+    config = settings.model_copy(deep=True)
+    config.channels["board"] = ChannelConfig(kind=ChannelKind.BULLETIN, type="recording")
+    engine = Engine(store, config, {"board": RecordingChannel("board"), "sms": RecordingChannel("sms")})
+
+    async def engine_factory(app: object) -> Engine | None:
+        return engine
+
+    server = TestServer(create_app(config, store=store, engine_factory=engine_factory), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            _, key = await store.create_api_key(department="environment", role=Role.ISSUER, name="i", actor="t")
+            api = Api(str(server.make_url("")).rstrip("/"), session, {"env-issuer": key}, store)
+            notice = await create(api, {**ALERT, "channels": ["sms", "bulletin"]})
+            status, figures = await api.call("GET", f"/api/v1/notices/{notice['id']}/preview")
+    finally:
+        await server.close()
+    assert status == 200, figures
+    assert figures["areas"] == {"bulletin": 2}  # the two villages of town A in the seeded catalog

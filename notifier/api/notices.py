@@ -15,6 +15,7 @@ from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import ApiKeyInfo, Decision, Delivery, Notice, NoticeIn
 from notifier.engine import Renderer, RenderError, preview
 from notifier.engine import cancel_notice as stop_notice
+from notifier.engine.areas import plan_area_deliveries
 from notifier.policy import check_approver, check_new_notice, notice_for_key
 from notifier.store import Store
 
@@ -151,6 +152,9 @@ class TownPreview(BaseModel):
 
 class Preview(TownPreview):
     towns: dict[str, TownPreview] = Field(description="the same figures per town code")
+    areas: dict[str, int] = Field(
+        default_factory=dict, description="area deliveries per kind: group-bot posts, notice-board printouts"
+    )
     sms_segments: int | None = Field(None, description="SMS parts each resident's text takes (GSM-7 or UCS-2)")
 
 
@@ -164,7 +168,19 @@ async def preview_notice(request: web.Request) -> web.Response:
     if "sms" in notice.channels:
         text = await sms_text(request.app[STORE], notice, settings.server.public_url)
         segments = count_segments(text).segments if text is not None else None
-    return json_response(Preview(**figures, sms_segments=segments))
+    engine = request.app.get(ENGINE)
+    areas: dict[str, int] = {}
+    if engine is not None:
+        planned = await plan_area_deliveries(
+            engine.ctx,
+            {"target": notice.target.model_dump(mode="json"), "severity": notice.severity.value},
+            [kind.value for kind in notice.channels],
+            now=0.0,
+            deadline=None,
+        )
+        for row in planned:
+            areas[row["channel"]] = areas.get(row["channel"], 0) + 1
+    return json_response(Preview(**figures, sms_segments=segments, areas=areas))
 
 
 ROUTES = [
