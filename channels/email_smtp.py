@@ -16,6 +16,12 @@ from the idempotency key (a retry carries the same id, so receivers can drop a d
 List-Unsubscribe headers (signing is CPU work, done in a thread). The link's signed token names the
 subscriber, read from the idempotency key ``n<notice>-s<subscriber>-<channel>`` (see ``_subscriber_id``).
 
+The email library builds what the recipients of one content share (From, the RFC 2047 Subject, the MIME
+headers and the encoded parts) once per content; each message is those bytes with its own To, Date,
+Message-ID, X-Idempotency-Key and List-Unsubscribe lines put in between (``render``), handed to the client
+as bytes. The messages of a batch go out concurrently, one transaction at a time per pooled connection; a
+pooled connection found dropped on first use is reopened and the message tried once more (``_transact``).
+
 Response -> result (every message is its own SMTP transaction, so a refusal never re-sends to others):
 
     250 after DATA                                   Sent(<Message-ID without brackets>)
@@ -35,12 +41,14 @@ import asyncio
 import hashlib
 import logging
 import re
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from email.errors import MessageError
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
+from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -54,36 +62,32 @@ from notifier.signing import UnsubscribeLinks
 
 log = logging.getLogger("notifier.channels.email")
 
-
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, keeping the class it builds per header name: the stdlib one builds a new
-    class with ``type()`` for every header of every message, a tenth of the time spent rendering a message."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._built: dict[str, type] = {}
-
-    def __getitem__(self, name: str) -> type:
-        key = name.lower()
-        cls = self._built.get(key)
-        if cls is None:
-            cls = self._built[key] = super().__getitem__(name)
-        return cls
-
-
-# 7-bit bodies (quoted-printable or base64) need no 8BITMIME; headers set with set_raw are never refolded, so
-# List-Unsubscribe stays one plain line (refolding would turn the long URL into RFC 2047 encoded words)
-POLICY = SMTP_POLICY.clone(cte_type="7bit", refold_source="none", header_factory=_HeaderClasses())
+# 7-bit bodies (quoted-printable or base64) need no 8BITMIME; raw header values are never refolded
+POLICY = SMTP_POLICY.clone(cte_type="7bit", refold_source="none")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 DKIM_HEADERS = [
     b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
     b"list-unsubscribe", b"list-unsubscribe-post", b"x-idempotency-key",
 ]  # fmt: skip
 _KEY = re.compile(r"n(\d+)-s(\d+)-[a-z]+")
+# values the email library writes out unchanged: no encoded words, no folding (short), no quoting
+_PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_SIMPLE_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_LINE = 78  # the policy's max_line_length: longer lines are folded by the library
+_SHARED_KEPT = 16  # contents whose shared part is kept (one per notice and channel being sent)
 # refusals of one message; after any other error the connection is closed and opened afresh
 _KEEPS_CONNECTION = (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError,
                      aiosmtplib.SMTPSenderRefused)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every message of one content (subject, text, html) shares, as the email library wrote it."""
+
+    sender: bytes  # the From line
+    subject: bytes  # the Subject line, RFC 2047 encoded and folded
+    mime: bytes  # MIME-Version, Content-Type (and Content-Transfer-Encoding), blank line, encoded body
 
 
 class SmtpEmailOptions(ChannelOptions):
@@ -140,6 +144,9 @@ class SmtpEmailChannel(Channel):
         self._dkim_key: bytes | None = None
         self._free: asyncio.Queue[aiosmtplib.SMTP] | None = None
         self._clients: list[aiosmtplib.SMTP] = []
+        self._bodies: dict[tuple[str, str, str | None], _Shared] = {}  # oldest first
+        self._domain = self.opts.from_address.rpartition("@")[2]
+        self._simple_domain = _SIMPLE_DOMAIN.fullmatch(self._domain) is not None
 
     @property
     def opts(self) -> SmtpEmailOptions:
@@ -181,8 +188,7 @@ class SmtpEmailChannel(Channel):
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         if self._free is None:
             await self.open()
-        checked: set[int] = set()  # pooled connections found alive during this batch
-        outcomes = await asyncio.gather(*(self._send_one(m, checked) for m in batch), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._send_one(m) for m in batch), return_exceptions=True)
         results: list[SendResult] = []
         for message, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, asyncio.CancelledError):
@@ -207,7 +213,7 @@ class SmtpEmailChannel(Channel):
             local_hostname=o.local_hostname,
         )
 
-    async def _send_one(self, message: OutboundMessage, checked: set[int]) -> SendResult:
+    async def _send_one(self, message: OutboundMessage) -> SendResult:
         try:
             recipient = _mailbox(message.recipient)
         except ValueError:
@@ -224,8 +230,7 @@ class SmtpEmailChannel(Channel):
         assert self._free is not None
         client = await self._free.get()
         try:
-            await self._ready(client, checked)
-            await client.sendmail(self.opts.from_address, [recipient], raw)
+            await self._transact(client, recipient, raw)
         except asyncio.CancelledError:
             client.close()  # stopped mid-conversation: the connection's state is unknown
             raise
@@ -243,36 +248,70 @@ class SmtpEmailChannel(Channel):
             self._free.put_nowait(client)
         return Sent(message_id)
 
-    async def _ready(self, client: aiosmtplib.SMTP, checked: set[int]) -> None:
-        """Connect ``client``; a pooled connection is first checked with NOOP once per batch, because a
-        server or a NAT may have dropped it while idle and that shows only when we write to it."""
-        if client.is_connected and id(client) not in checked:
-            try:
-                await client.noop()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
-        if not client.is_connected:
+    async def _transact(self, client: aiosmtplib.SMTP, recipient: str, raw: bytes) -> None:
+        """One SMTP transaction on ``client``, connecting it first if need be.
+
+        A pooled connection that a server or a NAT dropped while idle shows only when it is written to: then
+        it is opened afresh and the same bytes (same Message-ID) are tried once more; a second failure, or any
+        failure on a connection opened for this message, is the caller's to classify. Never more than twice.
+        """
+        reused = client.is_connected
+        if not reused:
             await client.connect()
-        checked.add(id(client))
+        try:
+            await client.sendmail(self.opts.from_address, [recipient], raw)
+        except aiosmtplib.SMTPServerDisconnected:
+            if not reused:
+                raise
+            client.close()
+            await client.connect()
+            await client.sendmail(self.opts.from_address, [recipient], raw)
 
     def render(self, message: OutboundMessage, recipient: str) -> tuple[bytes, str]:
-        """The message to ``recipient`` as CRLF bytes (unsigned) and its Message-ID without brackets."""
+        """The message to ``recipient`` as CRLF bytes (unsigned) and its Message-ID without brackets.
+
+        The parts every recipient of the same content shares (From, Subject, the MIME headers and the encoded
+        body) come from the email library once per content (``_shared``); the per-recipient header lines are
+        joined to them here, each one either a plain ASCII line that needs no encoding or folding, or folded by
+        the library (``_header``). Identical, once parsed, to the whole message built by the library.
+        """
+        shared = self._shared(" ".join((message.subject or "").split()), message.text, message.html)
+        message_id = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32] + "@" + self._domain
+        lines = [
+            shared.sender,
+            _header("To", recipient, _SIMPLE_ADDRESS.fullmatch(recipient) is not None),
+            shared.subject,
+            _date_line(),
+            _header("Message-ID", f"<{message_id}>", self._simple_domain),
+            _header("X-Idempotency-Key", message.idempotency_key, _is_plain(message.idempotency_key)),
+        ]
+        for name, value in self._unsubscribe_headers(message).items():
+            lines.append(f"{name}: {value}\r\n".encode("ascii"))  # from a signed token and a checked address
+        lines.append(shared.mime)
+        return b"".join(lines), message_id
+
+    def _shared(self, subject: str, text: str, html: str | None) -> _Shared:
+        """From, Subject and the MIME part (headers and encoded body) of a content, built once by the library."""
+        key = (subject, text, html)
+        shared = self._bodies.get(key)
+        if shared is not None:
+            return shared
         o = self.opts
-        domain = o.from_address.rpartition("@")[2]
-        message_id = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32] + "@" + domain
         mail = EmailMessage(policy=POLICY)
         mail["From"] = Address(display_name=o.from_name or "", addr_spec=o.from_address)
-        mail["To"] = Address(addr_spec=recipient)
-        mail["Subject"] = " ".join((message.subject or "").split())
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = f"<{message_id}>"
-        mail["X-Idempotency-Key"] = message.idempotency_key
-        for name, value in self._unsubscribe_headers(message).items():
-            mail.set_raw(name, value)  # built here from a signed token and a validated address: no CR/LF
-        mail.set_content(message.text, subtype="plain", charset="utf-8")
-        if message.html is not None:
-            mail.add_alternative(message.html, subtype="html", charset="utf-8")
-        return mail.as_bytes(policy=POLICY), message_id
+        mail["Subject"] = subject
+        mail.set_content(text, subtype="plain", charset="utf-8")
+        if html is not None:
+            mail.add_alternative(html, subtype="html", charset="utf-8")
+        whole = mail.as_bytes(policy=POLICY)
+        sender, subject_line = (POLICY.fold_binary(name, mail[name]) for name in ("From", "Subject"))
+        if not whole.startswith(sender + subject_line):
+            raise MessageError("unexpected header order from the email library")
+        shared = _Shared(sender, subject_line, whole[len(sender) + len(subject_line) :])
+        if len(self._bodies) >= _SHARED_KEPT:
+            del self._bodies[next(iter(self._bodies))]  # the oldest content: notices go out one after another
+        self._bodies[key] = shared
+        return shared
 
     def _unsubscribe_headers(self, message: OutboundMessage) -> dict[str, str]:
         if not self.opts.list_unsubscribe or self.links is None:
@@ -307,6 +346,30 @@ def _subscriber_id(message: OutboundMessage) -> int | None:
     """The subscriber id inside the idempotency key ``n<notice>-s<subscriber>-<channel>`` set by the engine."""
     match = _KEY.fullmatch(message.idempotency_key)
     return int(match.group(2)) if match else None
+
+
+def _header(name: str, value: str, simple: bool) -> bytes:
+    """The line ``name: value`` as the email library writes it: as is when ``simple`` (a value the library
+    leaves unchanged) and short enough not to be folded; otherwise parsed, encoded and folded by the library
+    (ValueError for a CR or LF in ``value``)."""
+    if simple and len(name) + 2 + len(value) <= _LINE:
+        return f"{name}: {value}\r\n".encode("ascii")
+    return POLICY.fold_binary(*POLICY.header_store_parse(name, value))
+
+
+def _is_plain(value: str) -> bool:
+    """Printable ASCII words with single spaces and no encoded word: an unstructured value kept as is."""
+    return "=?" not in value and _PLAIN.fullmatch(value) is not None
+
+
+def _date_line() -> bytes:
+    return _date_at(int(time.time()))
+
+
+@lru_cache(maxsize=2)
+def _date_at(second: int) -> bytes:
+    """The Date line for ``second`` (Unix time), as the library writes ``formatdate(usegmt=True)``."""
+    return POLICY.fold_binary(*POLICY.header_store_parse("Date", formatdate(second, usegmt=True)))
 
 
 def _mailbox(address: str) -> str:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import base64
+import email
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import dkim  # type: ignore[import-untyped]
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr, ValidationError
 
 from channels.base import Failed, OutboundMessage, Retry, Sent
-from channels.email_smtp import SmtpEmailChannel, SmtpEmailOptions
+from channels.email_smtp import POLICY, SmtpEmailChannel, SmtpEmailOptions
 from notifier.domain.errors import ConfigError
 from notifier.signing import UnsubscribeLinks, read_unsubscribe
 from tests.smtp_server import Recorder, SmtpServer, free_port
@@ -341,3 +346,159 @@ async def test_unsubscribe_headers_can_be_switched_off(server: SmtpServer, recor
 
     mail = recorder.received[0].parsed()
     assert "List-Unsubscribe" not in mail and "List-Unsubscribe-Post" not in mail
+
+
+def library_built(channel: SmtpEmailChannel, message: OutboundMessage, recipient: str, like: EmailMessage) -> bytes:
+    """``message`` built whole by the email library, as the adapter once did; Date and List-Unsubscribe (a token
+    with an expiry in it) taken from ``like``, the adapter's message."""
+    o = channel.opts
+    mail = EmailMessage(policy=POLICY)
+    mail["From"] = Address(display_name=o.from_name or "", addr_spec=o.from_address)
+    mail["To"] = Address(addr_spec=recipient)
+    mail["Subject"] = " ".join((message.subject or "").split())
+    mail["Date"] = str(like["Date"])
+    mail["Message-ID"] = str(like["Message-ID"])
+    mail["X-Idempotency-Key"] = message.idempotency_key
+    for name in ("List-Unsubscribe", "List-Unsubscribe-Post"):
+        if name in like:
+            mail.set_raw(name, str(like[name]))
+    mail.set_content(message.text, subtype="plain", charset="utf-8")
+    if message.html is not None:
+        mail.add_alternative(message.html, subtype="html", charset="utf-8")
+    return mail.as_bytes(policy=POLICY)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    mail = email.message_from_bytes(raw, policy=default)
+    assert isinstance(mail, EmailMessage) and not mail.defects
+    return mail
+
+
+def described(mail: EmailMessage) -> list[tuple[object, ...]]:
+    """Every part's headers (the multipart boundary left out) and every leaf's decoded content, in order."""
+    parts: list[tuple[object, ...]] = []
+    for part in mail.walk():
+        headers = [(name, str(value)) for name, value in part.items() if name.lower() != "content-type"]
+        params = sorted((k, v) for k, v in part["Content-Type"].params.items() if k != "boundary")
+        content = None if part.is_multipart() else part.get_content()
+        parts.append((part.get_content_type(), params, headers, content, [type(d) for d in part.defects]))
+    return parts
+
+
+@pytest.mark.parametrize(
+    ("recipient", "key", "subject", "html"),
+    [
+        ("resident1@example.test", "n7-s1001-email", SUBJECT, HTML),
+        ("resident1@example.test", "n7-s1001-email", SUBJECT, None),
+        ("juming@xn--fjq819c.xn--fiqs8s", "n7-s1001-email", "Water off  on 3 July,\tBaodu street", HTML),
+        ('"two words"@example.test', "custom key with spaces", "短", HTML),
+        ("r" * 70 + "@" + "long-domain." * 5 + "test", "n7-s1001-email", "停水" * 40, HTML),
+        ("resident1@example.test", "=?utf-8?q?looks_encoded?=", SUBJECT, HTML),
+        ("resident1@example.test", "k" * 90, "", "<p>" + "停水通知 " * 300 + "</p>"),
+        ("resident1@example.test", "密钥-non-ascii", "-- boundary-like subject --", "--==============="),
+    ],
+)
+def test_assembled_bytes_parse_like_the_library_built_message(
+    recipient: str, key: str, subject: str, html: str | None
+) -> None:
+    opts = SmtpEmailOptions(
+        from_address="notices@example.test", from_name="昌乐县应急管理局", unsubscribe_mailto="unsubscribe@example.test"
+    )
+    channel = SmtpEmailChannel("mail", opts, links=links())
+    message = OutboundMessage(**{**outbound(1, recipient, html=html).__dict__, "idempotency_key": key})
+    message = OutboundMessage(**{**message.__dict__, "subject": subject})
+
+    raw, message_id = channel.render(message, recipient)
+    reference = library_built(channel, message, recipient, parse(raw))
+
+    assert raw.isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert described(parse(raw)) == described(parse(reference))
+    assert parse(raw)["Message-ID"] == f"<{message_id}>"
+    boundary = re.compile(rb"={15}\d+==")  # the library's random boundary; one per content, here per build
+    assert boundary.sub(b"B", raw) == boundary.sub(b"B", reference)  # even the bytes, folding and order
+
+
+def test_recipients_of_one_content_share_its_body_and_nothing_else() -> None:
+    opts = SmtpEmailOptions(from_address="notices@example.test")
+    channel = SmtpEmailChannel("mail", opts, links=links())
+    first, second = outbound(1, "a@example.test"), outbound(2, "b@example.test")
+    other = OutboundMessage(**{**outbound(3, "c@example.test").__dict__, "text": "另一条通知"})
+
+    mails = [parse(channel.render(m, m.recipient)[0]) for m in (first, second, other)]
+
+    assert [str(m["To"]) for m in mails] == ["a@example.test", "b@example.test", "c@example.test"]
+    assert [m["X-Idempotency-Key"] for m in mails] == ["n7-s1001-email", "n7-s1002-email", "n7-s1003-email"]
+    assert len({m["Message-ID"] for m in mails}) == len({m["List-Unsubscribe"] for m in mails}) == 3
+    bodies = [m.get_body(("plain",)).get_content().strip() for m in mails]  # type: ignore[union-attr]
+    assert bodies == [TEXT, TEXT, "另一条通知"]
+
+
+def test_a_header_with_a_line_break_makes_the_message_fail_alone() -> None:
+    channel = SmtpEmailChannel("mail", SmtpEmailOptions(from_address="notices@example.test"), links=links())
+    bad = OutboundMessage(**{**outbound(1, "a@example.test").__dict__, "idempotency_key": "k\r\nBcc: x@y.test"})
+
+    with pytest.raises(ValueError, match="linefeed"):
+        channel.render(bad, "a@example.test")
+
+
+async def test_a_batch_goes_out_over_every_pooled_connection(server: SmtpServer, recorder: Recorder) -> None:
+    adapter = SmtpEmailChannel("mail", options(server, pool_size=4), links=links())
+    try:
+        results = await adapter.send([outbound(i, f"r{i}@example.test") for i in range(12)])
+    finally:
+        await adapter.close()
+
+    assert all(isinstance(r, Sent) for r in results)
+    assert server.connections == recorder.sessions_used == 4
+    assert sorted(address for r in recorder.received for address in r.rcpt_tos) == sorted(
+        f"r{i}@example.test" for i in range(12)
+    )
+
+
+class DroppingRecorder(Recorder):
+    """Aborts the connection at MAIL FROM on the sessions in ``stale`` (a connection dropped while idle), or on
+    every session with ``drop_all``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: set[int] = set()
+        self.seen: set[int] = set()
+        self.drop_all = False
+        self.mail_commands = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        self.mail_commands += 1
+        self.seen.add(id(session))
+        if self.drop_all or id(session) in self.stale:
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 gone"  # never reaches the client: the connection is already closed
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+async def test_a_connection_dropped_while_idle_is_reopened_once(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = DroppingRecorder()
+    server = SmtpServer(recorder)
+    server.start()
+    adapter = SmtpEmailChannel("mail", options(server), links=links())
+    try:
+        first = await adapter.send([outbound(i, f"r{i}@example.test") for i in range(2)])
+        recorder.stale = set(recorder.seen)  # the server forgot both pooled connections while they were idle
+        second = await adapter.send([outbound(i, f"r{i}@example.test") for i in range(2, 6)])
+        opened = server.connections
+        recorder.drop_all, recorder.mail_commands = True, 0
+        third = await adapter.send([outbound(i, f"r{i}@example.test") for i in range(6, 8)])
+    finally:
+        await adapter.close()
+        server.stop()
+
+    assert all(isinstance(r, Sent) for r in first + second), second
+    assert opened == 4  # two, then each reopened once
+    assert sorted(r.rcpt_tos[0] for r in recorder.received) == sorted(f"r{i}@example.test" for i in range(6))
+    assert [type(r) for r in third] == [Retry, Retry]  # reused and dropped, reopened and dropped again: no loop
+    assert recorder.mail_commands == 4
+    assert all("connection" in r.reason.lower() for r in third if isinstance(r, Retry))
