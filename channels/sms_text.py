@@ -16,7 +16,9 @@ across parts. Chinese carriers bill by the same 70/67 rule, counting the signatu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -42,21 +44,31 @@ class SegmentInfo:
     units: int  # 7-bit septets or UTF-16 code units actually encoded
 
 
-def _costs(text: str) -> tuple[Encoding, list[int]]:
-    if all(char in _GSM7_COST for char in text):
-        return "gsm7", [_GSM7_COST[char] for char in text]
-    return "ucs2", [2 if ord(char) > 0xFFFF else 1 for char in text]
+_GSM7 = frozenset(_GSM7_COST)
+_DOUBLE: dict[Encoding, re.Pattern[str]] = {  # characters that cost two units: an escape pair, a surrogate pair
+    "gsm7": re.compile(f"[{re.escape(GSM7_EXTENSION)}]"),
+    "ucs2": re.compile("[\U00010000-\U0010ffff]"),
+}
 
 
+@lru_cache(maxsize=256)
 def count_segments(text: str) -> SegmentInfo:
-    """The encoding an SMS gateway will pick for ``text`` and the number of parts it needs."""
-    encoding, costs = _costs(text)
+    """The encoding an SMS gateway will pick for ``text`` and the number of parts it needs.
+
+    Cached: a notice's text is counted once, not once per resident.
+    """
+    encoding: Encoding = "gsm7" if _GSM7.issuperset(text) else "ucs2"
     single, per_part = LIMITS[encoding]
-    units = sum(costs)
+    double = _DOUBLE[encoding]
+    doubles = len(double.findall(text))
+    units = len(text) + doubles
     if units <= single:
         return SegmentInfo(encoding, 1, len(text), units)
+    if not doubles:
+        return SegmentInfo(encoding, -(-units // per_part), len(text), units)
     segments, used = 1, 0
-    for cost in costs:  # fill parts without splitting an escape pair or a surrogate pair
+    for char in text:  # fill parts without splitting an escape pair or a surrogate pair
+        cost = 2 if double.match(char) else 1
         if used + cost > per_part:
             segments, used = segments + 1, 0
         used += cost

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from channels.base import Failed
-from channels.sms_text import SegmentInfo, SmsTextOptions, compose, count_segments, prepare
+from channels.sms_text import GSM7_BASIC, SegmentInfo, SmsTextOptions, compose, count_segments, prepare
 
 ALERT = "【昌乐县政府】重污染天气橙色预警：明起三天减少户外活动。回TD退订"
 
@@ -31,10 +33,38 @@ ALERT = "【昌乐县政府】重污染天气橙色预警：明起三天减少�
         ("😀" * 35, SegmentInfo("ucs2", 1, 35, 70)),  # outside the BMP: a surrogate pair each
         ("a" * 66 + "😀" + "a" * 66, SegmentInfo("ucs2", 3, 133, 134)),  # nor is a surrogate pair
         (ALERT, SegmentInfo("ucs2", 1, 33, 33)),
+        ("警" + "€" * 69, SegmentInfo("ucs2", 1, 70, 70)),  # in UCS-2 an extension character is one unit
+        ("€" * 68 + "😀" + "警", SegmentInfo("ucs2", 2, 70, 71)),
     ],
 )
 def test_count_segments(text: str, expected: SegmentInfo) -> None:
     assert count_segments(text) == expected
+
+
+def reference_count(text: str) -> SegmentInfo:
+    """Character by character, as the standard describes it."""
+    extension = "\f^{}\\[~]|€"
+    gsm7 = GSM7_BASIC + extension
+    if all(c in gsm7 for c in text):
+        encoding, costs, single, per_part = "gsm7", [2 if c in extension else 1 for c in text], 160, 153
+    else:
+        encoding, costs, single, per_part = "ucs2", [2 if ord(c) > 0xFFFF else 1 for c in text], 70, 67
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > per_part:
+            segments, used = segments + 1, 0
+        used += cost
+    units = sum(costs)
+    return SegmentInfo(encoding, 1 if units <= single else segments, len(text), units)  # type: ignore[arg-type]
+
+
+def test_count_segments_matches_the_character_by_character_count() -> None:
+    rng = random.Random(4)
+    alphabets = ["aZ0 ,.", "aZ0€^{", "警告a€", "警😀a", "a😀"]
+    for _ in range(2000):
+        alphabet = rng.choice(alphabets)
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 400)))
+        assert count_segments(text) == reference_count(text), text
 
 
 @pytest.mark.parametrize(
