@@ -380,7 +380,8 @@ def _mailbox(address: str) -> str:
         if not local or not domain or not local.isascii():
             raise ValueError("not an ASCII mailbox")
         mailbox = f"{local}@{domain.encode('idna').decode('ascii')}"
-        Address(addr_spec=mailbox)
+        if not _SIMPLE_ADDRESS.fullmatch(mailbox):  # a plain dot-atom address needs no parser to tell
+            Address(addr_spec=mailbox)
     except (ValueError, IndexError, UnicodeError, MessageError):
         raise ValueError("not a mailbox the SMTP client can send to") from None
     return mailbox
