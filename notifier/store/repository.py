@@ -13,6 +13,7 @@ from notifier.store.common import now_iso
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.notices import NoticeRepository
+from notifier.store.subscription_requests import SubscriptionRequestRepository
 
 KEY_PREFIX = "ntf"
 
@@ -22,7 +23,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Store(NoticeRepository, DeliveryRepository, AreaDeliveryRepository):
+class Store(NoticeRepository, DeliveryRepository, AreaDeliveryRepository, SubscriptionRequestRepository):
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -1,7 +1,7 @@
 """Pages for residents (not the API): each module exports a ``ROUTES`` list of public routes."""
 
-from notifier.web import unsubscribe
+from notifier.web import subscribe, unsubscribe
 
-ROUTES = [*unsubscribe.ROUTES]
+ROUTES = [*subscribe.ROUTES, *unsubscribe.ROUTES]
 
-__all__ = ["ROUTES", "unsubscribe"]
+__all__ = ["ROUTES", "subscribe", "unsubscribe"]
