@@ -82,7 +82,11 @@ class RecordingChannel(Channel):
         lines = "".join(
             json.dumps({"delivery": m.delivery_id, "key": m.idempotency_key, "alias": m.alias}) + "\n" for m in batch
         )
-        with path.open("a", encoding="utf-8") as file:
+        with path.open("a+", encoding="utf-8") as file:
+            if file.tell() > 0:
+                file.seek(file.tell() - 1)
+                if file.read(1) != "\n":  # a process killed mid-write left a torn last line: start a new one
+                    lines = "\n" + lines
             file.write(lines)
             file.flush()
 

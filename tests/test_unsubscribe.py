@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -204,3 +205,19 @@ async def test_routes_are_public_and_documented(site: Site) -> None:
     status, body, _ = await site.call("GET", site.base + "/openapi.json")
     assert status == 200
     assert {"get", "post"} <= set(json.loads(body)["paths"]["/unsubscribe"])
+
+
+async def test_a_broken_multipart_body_is_a_400_not_a_server_error(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/u.db"}})
+    token = UnsubscribeLinks.from_settings(settings).token(1, "email")
+    server = TestServer(create_app(settings), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        body = b"--xyz\r\nContent-Disposition form-data\r\n\r\nList-Unsubscribe=One-Click\r\n--xyz--\r\n"
+        headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+        async with aiohttp.ClientSession() as session:
+            url = server.make_url("/unsubscribe").with_query(token=token)
+            async with session.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 400, await resp.text()
+    finally:
+        await server.close()

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
@@ -64,6 +65,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPRequestEntityTooLarge as exc:
         return problem(
             413, "Payload too large", exc.text or "request body too large", slug="too-large", instance=request.path
+        )
+    except HttpProcessingError as exc:  # a body aiohttp cannot parse (a broken multipart form, a bad header)
+        return problem(
+            400,
+            "Bad request",
+            f"the request could not be parsed: {exc.message}",
+            slug="bad-request",
+            instance=request.path,
         )
     except web.HTTPException as exc:
         if exc.status < 400:
