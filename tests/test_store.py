@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from notifier.config import Settings
 from notifier.domain.contacts import area_level, mask_phone, normalise_phone, parent_code
 from notifier.store import Store, open_database
 from notifier.store.queries import parse_blocks
@@ -56,6 +58,46 @@ async def test_failed_transaction_leaves_nothing(store: Store) -> None:
             raise RuntimeError("boom")
     assert await store.db.fetch_one("get_topic", {"code": "water"}) is None
 
+
+
+async def test_a_writer_cancelled_while_waiting_for_begin_leaves_no_transaction_open(
+    store: Store, settings: Settings
+) -> None:
+    path = settings.database.url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)  # another process holding the write lock
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with store.db.transaction():
+            await store.upsert_topic("water", "供水")
+
+    task = asyncio.create_task(write())
+    await asyncio.sleep(0.1)  # BEGIN IMMEDIATE is waiting on the connection's thread (busy timeout)
+    task.cancel()
+    await asyncio.sleep(0.1)  # the cancelled task holds the lock until its BEGIN is rolled back...
+    other.execute("COMMIT")  # ...which happens once the BEGIN goes through
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await write()  # a new transaction can begin on the writer connection
+    assert await store.db.fetch_one("get_topic", {"code": "water"}) is not None
+
+
+async def test_a_begin_that_fails_leaves_the_task_outside_any_transaction(store: Store, settings: Settings) -> None:
+    path = settings.database.url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    await store.db.writer.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        async with store.db.transaction():
+            pass
+    other.execute("ROLLBACK")
+    other.close()
+    with pytest.raises(RuntimeError):  # the next transaction is a real one again: all or nothing
+        async with store.db.transaction():
+            await store.upsert_topic("water", "供水")
+            raise RuntimeError("boom")
+    assert await store.db.fetch_one("get_topic", {"code": "water"}) is None
 
 @pytest.mark.parametrize(
     ("raw", "expected"),

@@ -34,6 +34,7 @@ class SqliteDatabase(Database):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.queries = load_queries(self.dialect)
+        self._writes: dict[str, bool] = {}  # by query name: whether it changes data (see _is_write)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -91,16 +92,26 @@ class SqliteDatabase(Database):
             return
         async with self._write_lock:
             token = _in_transaction.set(self)
-            await self.writer.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a task cancelled while BEGIN waits its turn on the connection's thread
+                # still has it run there, and must roll it back before the next writer takes the lock
+                await self.writer.execute("BEGIN IMMEDIATE")
                 yield
             except BaseException:
-                await asyncio.shield(self.writer.execute("ROLLBACK"))
+                await asyncio.shield(self._rollback())
                 raise
             else:
                 await asyncio.shield(self.writer.execute("COMMIT"))
             finally:
                 _in_transaction.reset(token)
+
+    async def _rollback(self) -> None:
+        """ROLLBACK; nothing to do when BEGIN itself failed (the database stayed locked)."""
+        try:
+            await self.writer.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                raise
 
     def _read_conn(self) -> aiosqlite.Connection:
         if _in_transaction.get() is self:
@@ -111,12 +122,13 @@ class SqliteDatabase(Database):
 
     async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         sql = self.queries[query]
-        if _is_write(sql):
+        writes = self._writes.get(query)
+        if writes is None:
+            writes = self._writes[query] = _is_write(sql)
+        if writes:
             async with self.transaction():
-                cursor = await self.writer.execute(sql, params or {})
-                return [dict(r) for r in await cursor.fetchall()]
-        cursor = await self._read_conn().execute(sql, params or {})
-        return [dict(r) for r in await cursor.fetchall()]
+                return [dict(r) for r in await self.writer.execute_fetchall(sql, params or {})]
+        return [dict(r) for r in await self._read_conn().execute_fetchall(sql, params or {})]
 
     async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
