@@ -1,7 +1,8 @@
 """Step 4 of a notice's journey: claim due deliveries under a lease, and send them in batches.
 
 Before the provider call every delivery of the batch is ``sending`` with a lease in the database;
-after it, the results are written in one shielded transaction (``outcomes.record_results``). A
+after it, the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results``
+and the receipts that overtook the sends, ``receipts.apply_early_receipts``). A
 worker that dies in between leaves its claims to expire and be claimed again, so at most the batch
 in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired since
 the claim are skipped here, before any provider call. Aliases of kinds ``bot`` and ``bulletin``
@@ -42,10 +43,18 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     if live:
         messages = await build_messages(ctx, live, notices)
         results = await send_batch(ctx, channel, messages)
-        await asyncio.shield(record_results(ctx, live, notices, results))
-        sent_ids = [row["id"] for row, result in zip(live, results, strict=True) if isinstance(result, Sent)]
-        await asyncio.shield(apply_early_receipts(ctx.store, sent_ids, ctx))
+        await asyncio.shield(record_batch(ctx, live, notices, results))
     return len(rows)
+
+
+async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
+    """The results, and any receipt that arrived before them, in one transaction: a receipt hook either
+    committed first (and is applied here) or finds the sends recorded; none is left unapplied by a crash
+    between the two."""
+    sent_ids = [row["id"] for row, result in zip(rows, results, strict=True) if isinstance(result, Sent)]
+    async with ctx.store.db.transaction():
+        await record_results(ctx, rows, notices, results)
+        await apply_early_receipts(ctx.store, sent_ids, ctx)
 
 
 async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[Row]:

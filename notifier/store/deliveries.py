@@ -121,8 +121,15 @@ class DeliveryRepository:
         rows = await self.db.fetch_all("notices_of_batch", {"ids": dumps(sorted(set(notice_ids)))})
         return {int(r["id"]): r for r in rows}
 
-    async def mark_notices_sending(self, notice_ids: Iterable[int]) -> None:
-        await self.db.execute("mark_notices_sending", {"ids": dumps(sorted(set(notice_ids))), "now_iso": now_iso()})
+    async def mark_notices_sending(self, notices: Mapping[int, Row]) -> None:
+        """Move the notices of a batch (as ``notices_of_batch`` read them) from scheduled to sending.
+
+        Those read as ``sending`` are left out: a notice never goes back to ``scheduled``, so the update
+        could not change them (one statement less per batch while a notice is being sent).
+        """
+        ids = sorted(notice_id for notice_id, notice in notices.items() if notice["state"] != "sending")
+        if ids:
+            await self.db.execute("mark_notices_sending", {"ids": dumps(ids), "now_iso": now_iso()})
 
     async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None]]) -> None:
         """(delivery id, provider message id, confirm-by epoch or None) for each sent message."""
