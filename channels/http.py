@@ -24,11 +24,15 @@ through it; adapters must do the same with anything they log.
 
 One ``aiohttp.ClientSession`` per adapter, opened in ``open()`` and closed in ``close()``; its
 connection pool is bounded by ``max_connections`` (small gateways such as Kannel listen with a backlog
-of 10, so the default is 8) and keeps connections alive between sends.
+of 10, so the default is 8) and keeps connections alive between sends. As many requests as the pool has
+connections are in flight at once (every worker's batches share them); the others wait for a turn
+before their request starts, so ``timeout`` and ``connect_timeout`` time the exchange with the
+provider, never the wait for a free connection, and a batch of any size can run concurrently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -159,6 +163,7 @@ class HttpChannel(Channel):
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         super().__init__(alias, options)
         self._session: aiohttp.ClientSession | None = None
+        self._turns: asyncio.Semaphore | None = None  # one per pooled connection
         self._secrets = secret_values(self.options)
 
     @property
@@ -170,6 +175,7 @@ class HttpChannel(Channel):
         if self._session is not None:
             return
         opts = self.http_options
+        self._turns = asyncio.Semaphore(opts.max_connections)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=opts.timeout, connect=opts.connect_timeout),
             connector=aiohttp.TCPConnector(limit=opts.max_connections),
@@ -189,10 +195,10 @@ class HttpChannel(Channel):
 
     async def request(self, method: str, url: str, **kwargs: Any) -> HttpReply | Retry:
         """Send one request (``kwargs`` as for aiohttp: params, data, json, headers); Retry on transport errors."""
-        if self._session is None:
+        if self._session is None or self._turns is None:
             raise RuntimeError(f"channel {self.alias!r} used before open()")
         try:
-            async with self._session.request(method, url, **kwargs) as response:
+            async with self._turns, self._session.request(method, url, **kwargs) as response:
                 body = await response.content.read(MAX_BODY_BYTES)
                 reply = HttpReply(response.status, dict(response.headers), body)
         except TimeoutError:
