@@ -2,7 +2,8 @@
 
 ``async with fake_gateway(Reply(429, headers={"Retry-After": "7"}), Reply(200, "ok")) as gw:`` answers the
 first request 429, then 200 for every later one (the last reply repeats). ``Reply(hang=True)`` never
-answers, for client timeouts. ``gw.seen`` keeps every request (method, path, query, headers, body).
+answers, for client timeouts; ``Reply(delay=0.2)`` answers after 0.2 s. ``gw.seen`` keeps every request
+(method, path, query, headers, body); ``gw.most_at_once`` is the most requests it was answering at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Reply:
     body: str | dict[str, Any] = ""
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class FakeGateway:
     replies: list[Reply]
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
+    at_once: int = 0
+    most_at_once: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(
@@ -52,6 +56,12 @@ class FakeGateway:
         reply = self.replies[min(len(self.seen), len(self.replies)) - 1]
         if reply.hang:
             await asyncio.Event().wait()  # cancelled when the client goes away or the server closes
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            await asyncio.sleep(reply.delay)
+        finally:
+            self.at_once -= 1
         if isinstance(reply.body, dict):
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)

@@ -48,6 +48,18 @@ async def send_one(channel: KannelChannel, msg: OutboundMessage) -> SendResult:
     return result
 
 
+
+async def test_a_batch_larger_than_the_pool_waits_its_turn_outside_the_request_timeout() -> None:
+    async with fake_gateway(Reply(202, "0: Accepted for delivery", delay=0.2)) as gw:
+        channel = adapter(f"{gw.url}/cgi-bin/sendsms", max_connections=2)  # timeout 0.5 s per request
+        await channel.open()
+        try:
+            results = await channel.send([message(delivery_id=i) for i in range(10)])  # 5 turns of 0.2 s
+        finally:
+            await channel.close()
+    assert results == [Sent(f"d{i}") for i in range(10)]
+    assert gw.most_at_once == 2
+
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
