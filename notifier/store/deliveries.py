@@ -133,14 +133,8 @@ class DeliveryRepository:
 
     async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None]]) -> None:
         """(delivery id, provider message id, confirm-by epoch or None) for each sent message."""
-        stamp = now_iso()
-        await self.db.execute_many(
-            "record_sent",
-            [
-                {"id": i, "provider_message_id": p, "confirm_by": c, "worker": worker, "now_iso": stamp}
-                for i, p, c in sent
-            ],
-        )
+        if sent:
+            await self.db.execute("record_sent", {"sent": dumps(sent), "worker": worker, "now_iso": now_iso()})
 
     async def requeue_delivery(self, delivery_id: int, worker: str, due_at: float, alias: str, error: str) -> None:
         await self.db.execute(

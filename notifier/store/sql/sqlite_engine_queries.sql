@@ -166,9 +166,14 @@ UPDATE notices SET state = 'sending', updated_at = :now_iso
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled';
 
 -- name: record_sent
-UPDATE deliveries SET state = 'sent', provider_message_id = :provider_message_id, lease_until = NULL,
-    leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso, due_at = :confirm_by
-WHERE id = :id AND state = 'sending' AND leased_by = :worker;
+-- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null]: a batch in one
+-- statement, one trip through the query engine instead of one per message
+UPDATE deliveries SET state = 'sent', provider_message_id = json_extract(s.value, '$[1]'), lease_until = NULL,
+    leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
+    due_at = json_extract(s.value, '$[2]')
+FROM json_each(:sent) s
+WHERE deliveries.id = json_extract(s.value, '$[0]') AND deliveries.state = 'sending'
+  AND deliveries.leased_by = :worker;
 
 -- name: requeue_delivery
 UPDATE deliveries SET state = 'queued', due_at = :due_at, alias = :alias, lease_until = NULL, leased_by = NULL,
