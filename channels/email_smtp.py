@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import aiosmtplib
-import dkim  # type: ignore[import-untyped]
+import dkim
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from channels.base import Channel, ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
