@@ -93,11 +93,20 @@ class Engine:
         await self.scheduler.start()
         self._stopping = False
         self._planner = asyncio.create_task(self._plan_loop(), name="engine-planner")
+        # each channel alias has its own workers, so a slow one (printouts) never holds up another (SMS)
+        members = {member for channel in self.ctx.channels.values() for member in channel.member_aliases()}
+        routed = [alias for alias in self.ctx.channels if alias not in members]
         self._workers = [
-            asyncio.create_task(self._work_loop(), name=f"engine-worker-{i}")
+            asyncio.create_task(self._work_loop(alias), name=f"engine-worker-{alias}-{i}")
+            for alias in routed
             for i in range(self.ctx.settings.engine.workers)
         ]
-        log.info("engine %s started with %d workers", self.ctx.worker, len(self._workers))
+        log.info(
+            "engine %s started with %d workers for each of %d channels",
+            self.ctx.worker,
+            self.ctx.settings.engine.workers,
+            len(routed),
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Let each worker finish the batch it holds (its result write is shielded), then stop."""
@@ -131,23 +140,21 @@ class Engine:
             if not busy:
                 await self._idle(self.ctx.settings.engine.poll_interval)
 
-    async def _work_loop(self) -> None:
+    async def _work_loop(self, alias: str) -> None:
         while not self._stopping:
             try:
-                handled = 0
-                for alias in self.ctx.channels:
-                    handled += await dispatch_alias(self.ctx, alias)
+                handled = await dispatch_alias(self.ctx, alias)
             except Exception:
-                log.exception("engine worker pass failed; retrying after the poll interval")
+                log.exception("engine worker pass on %s failed; retrying after the poll interval", alias)
                 handled = 0
             if not handled and not self._stopping:
-                await self._idle(self._worker_wait())
+                await self._idle(self._worker_wait(alias))
 
-    def _worker_wait(self) -> float:
-        """The poll interval, or longer while every alias is out of rate-limit tokens."""
-        now = self.ctx.clock()
-        waits = [limiter.wait_time(now) for limiter in self.ctx.limiters.values()]
-        return max(self.ctx.settings.engine.poll_interval, min(waits, default=0.0))
+    def _worker_wait(self, alias: str) -> float:
+        """The poll interval, or longer while the alias is out of rate-limit tokens."""
+        limiter = self.ctx.limiters.get(alias)
+        wait = limiter.wait_time(self.ctx.clock()) if limiter is not None else 0.0
+        return max(self.ctx.settings.engine.poll_interval, wait)
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -69,3 +70,28 @@ async def test_rate_limit_spreads_a_burst_over_time(
     clock.advance(1)
     await engine.run_until_idle()
     assert len(channels["sms-main"].messages) == 4
+
+
+async def test_a_slow_channel_never_holds_up_another(
+    engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel]
+) -> None:
+    """Each alias has its own workers: while e-mail hangs, SMS still goes out (one worker per alias)."""
+    engine_settings.engine.workers = 1
+    engine_settings.engine.poll_interval = 0.05
+    for _ in range(3):
+        await resident(engine_store, email="r@example.org", channels=["email", "sms"])
+    await approved(engine_store, channels=["email", "sms"], channel_mode="all")
+    channels["email"].hold()
+    slow_first = {"email": channels["email"], **{a: c for a, c in channels.items() if a != "email"}}
+    engine = Engine(engine_store, engine_settings, slow_first)
+    await engine.start()
+    try:
+        await asyncio.wait_for(channels["email"].entered.wait(), 10)
+        async with asyncio.timeout(10):
+            while len(channels["sms-main"].messages) < 3:  # noqa: ASYNC110 - the engine's workers fill it
+                await asyncio.sleep(0.02)
+        assert channels["email"].messages == []  # still held
+    finally:
+        channels["email"].release()
+        await engine.stop()
+    assert len(channels["email"].messages) == 3
