@@ -127,6 +127,12 @@ class Channel(abc.ABC):
         None means the kind's default (bot: towns and villages; bulletin: villages)."""
         return None
 
+    def use_area_names(self, names: Mapping[str, str]) -> None:  # noqa: B027 - optional hook
+        """Receive the printable names of the administrative areas ("宝都街道 恒盛社区居民委员会"), by code.
+
+        Called by the engine at start, from the areas table, for adapters that address areas.
+        """
+
     def member_aliases(self) -> Sequence[str]:
         """Aliases this adapter sends through itself; the engine never routes to them directly."""
         return ()

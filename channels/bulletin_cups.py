@@ -51,6 +51,7 @@ import asyncio
 import csv
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -168,6 +169,10 @@ class BulletinChannel(Channel):
             await self._session.close()
             self._session = None
         await asyncio.to_thread(self.renderer.close)
+
+    def use_area_names(self, names: Mapping[str, str]) -> None:
+        """Names from the service's area tree; a ``divisions_csv`` file, if configured, still wins."""
+        self.area_names = {**names, **self.area_names}
 
     def area_levels(self) -> frozenset[str]:
         """One printout per targeted village, and per town with ``print_for_towns``."""

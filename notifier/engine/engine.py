@@ -88,7 +88,9 @@ class Engine:
         return await record_receipt(self.ctx.store, alias, provider_message_id, status, detail, context=self.ctx)
 
     async def start(self) -> None:
+        names = await self.ctx.store.printable_area_names()
         for channel in self.ctx.channels.values():
+            channel.use_area_names(names)
             await channel.open()
         await self.scheduler.start()
         self._stopping = False

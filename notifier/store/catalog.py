@@ -41,6 +41,16 @@ class CatalogRepository:
     async def list_areas(self) -> list[Area]:
         return [Area(**row) for row in await self.db.fetch_all("list_areas")]
 
+    async def printable_area_names(self) -> dict[str, str]:
+        """Code -> name as printed on a notice: a village reads "<town> <village>", others their own name."""
+        areas = {area.code: area for area in await self.list_areas()}
+        return {
+            code: f"{areas[area.parent].name} {area.name}"
+            if area.level == "village" and area.parent in areas
+            else area.name
+            for code, area in areas.items()
+        }
+
     async def get_area(self, code: str) -> Area:
         row = await self.db.fetch_one("get_area", {"code": code})
         if row is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from notifier.config import Settings
 from notifier.domain.errors import ConfigError
 from notifier.engine import Engine, Renderer, RenderError
 from notifier.store import Store
+from notifier.testing import RecordingChannel
 from tests.engine.conftest import approved, resident
 
 
@@ -93,3 +95,23 @@ def test_undefined_variables_are_errors_not_blanks(tmp_path: Path) -> None:
     notice = {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {"aqi": 80}}
     with pytest.raises(RenderError, match="unknown"):
         renderer.render("digest", "sms", renderer.context(notice, "部"))
+
+
+async def test_engine_gives_area_adapters_the_printable_area_names(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    class NamedAreas(RecordingChannel):
+        names: dict[str, str] | None = None
+
+        def use_area_names(self, names: Mapping[str, str]) -> None:
+            self.names = dict(names)
+
+    board = NamedAreas("board")
+    engine = Engine(engine_store, engine_settings, {"board": board})
+    await engine.start()
+    await engine.stop()
+    areas = {a.code: a for a in await engine_store.list_areas()}
+    village = next(a for a in areas.values() if a.level == "village")
+    assert board.names is not None
+    assert board.names[village.code] == f"{areas[village.parent or ''].name} {village.name}"
+    assert board.names[village.parent or ""] == areas[village.parent or ""].name
