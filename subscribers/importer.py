@@ -37,6 +37,7 @@ from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 from notifier.domain.models import SubscriberIn
 from notifier.store import Store
 from notifier.store.common import dumps, now_iso
+from notifier.store.subscribers import subscriber_row
 from subscribers.progress import rich_progress
 from subscribers.rows import PERSONAL_COLUMNS, Catalog, Row, RowError, map_header, parse_row, scrub
 from subscribers.sheets import open_sheet
@@ -192,7 +193,7 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
         if duplicate is not None:
             outcomes.append(duplicate)
             continue
-        subscriber_id = await store.db.fetch_value("insert_subscriber", _insert_params(data, now))
+        subscriber_id = await store.db.fetch_value("insert_subscriber", subscriber_row(data, now))
         groups += [{"id": subscriber_id, "code": code} for code in data.groups]
         topics += [{"id": subscriber_id, "code": code} for code in data.topics]
         audits.append(
@@ -210,21 +211,6 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
     await store.db.execute_many("add_subscriber_topic", topics)
     await store.db.execute_many("insert_audit", audits)
     return outcomes
-
-
-def _insert_params(data: SubscriberIn, now: str) -> dict[str, Any]:
-    """Parameters of the store's ``insert_subscriber`` block, as ``Store.create_subscriber`` fills them."""
-    contact = ("name", "phone", "email", "wechat_openid", "wecom_userid", "area_code", "language")
-    return {
-        **{name: getattr(data, name) for name in contact},
-        "external_id": data.external_id,
-        "channels": dumps(list(data.channels)),
-        "quiet_start": data.quiet_hours.start if data.quiet_hours else None,
-        "quiet_end": data.quiet_hours.end if data.quiet_hours else None,
-        "consent_source": data.consent_source,
-        "consent_at": now,
-        "now": now,
-    }
 
 
 async def _write_row(store: Store, row: Row, actor: str, existing: Existing) -> Outcome:

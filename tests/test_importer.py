@@ -232,7 +232,7 @@ async def test_a_refused_batch_is_replayed_row_by_row(
     roster_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Should the database refuse a row half-way through a batch, nothing of the batch stays half-written."""
-    real = importer._insert_params
+    real = importer.subscriber_row
 
     def refuse_third(data: Any, now: str) -> dict[str, Any]:
         params = real(data, now)
@@ -240,7 +240,7 @@ async def test_a_refused_batch_is_replayed_row_by_row(
             params["area_code"] = "370725999999"  # not in areas: the foreign key refuses it
         return params
 
-    monkeypatch.setattr(importer, "_insert_params", refuse_third)
+    monkeypatch.setattr(importer, "subscriber_row", refuse_third)
     lines = ["external_id,name,area_code,groups"] + [f"b-{i},居民{i},{VILLAGE},dibao" for i in range(1, 6)]
     result = await import_file(roster_store, write_csv(tmp_path / "b.csv", lines), actor="t", report_path=None)
 

@@ -14,25 +14,26 @@ from notifier.store.common import area_range, decode_cursor, dumps, now_iso, pag
 _CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid", "wecom_userid", "area_code", "language")
 
 
+def subscriber_row(data: SubscriberIn, now: str) -> dict[str, Any]:
+    """The parameters of the ``insert_subscriber`` block for a validated resident (also the bulk importer's)."""
+    return {
+        **{field: getattr(data, field) for field in _CONTACT_FIELDS},
+        "external_id": data.external_id,
+        "channels": dumps(list(data.channels)),
+        "quiet_start": data.quiet_hours.start if data.quiet_hours else None,
+        "quiet_end": data.quiet_hours.end if data.quiet_hours else None,
+        "consent_source": data.consent_source,
+        "consent_at": now,
+        "now": now,
+    }
+
+
 class SubscriberRepository(CatalogRepository):
     async def create_subscriber(self, data: SubscriberIn, actor: str) -> Subscriber:
         async with self.db.transaction():
             await self._check_references(data.area_code, data.groups, data.topics)
             await self._check_unique(data.phone, data.external_id, None)
-            now = now_iso()
-            row = await self.db.fetch_one(
-                "insert_subscriber",
-                {
-                    **{f: getattr(data, f) for f in _CONTACT_FIELDS},
-                    "external_id": data.external_id,
-                    "channels": dumps(list(data.channels)),
-                    "quiet_start": data.quiet_hours.start if data.quiet_hours else None,
-                    "quiet_end": data.quiet_hours.end if data.quiet_hours else None,
-                    "consent_source": data.consent_source,
-                    "consent_at": now,
-                    "now": now,
-                },
-            )
+            row = await self.db.fetch_one("insert_subscriber", subscriber_row(data, now_iso()))
             assert row is not None
             subscriber_id = int(row["id"])
             await self._set_memberships(subscriber_id, data.groups, data.topics)
