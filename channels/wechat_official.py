@@ -6,6 +6,8 @@ the token comes from ``POST /cgi-bin/stable_token``
 (https://developers.weixin.qq.com/doc/service/api/base/api_getstableaccesstoken) through a shared
 ``TokenCache``. Error codes: https://developers.weixin.qq.com/doc/store/API/basics/commErrCode.html .
 Delivery receipts (TEMPLATESENDJOBFINISH) arrive at ``notifier.api.wechat_hooks``.
+``WechatAccountChannel`` (token, send loop, answer table) is shared with the subscribe-notification
+adapter in ``channels.wechat_subscribe``, which differs only in endpoint and body.
 
 The body: ``touser`` = openid, ``template_id``, ``data`` = {title_key: subject, body_key: text, plus
 ``fixed_data``}, optional ``url`` / ``miniprogram``, and ``client_msg_id`` = our idempotency key, so a
@@ -37,7 +39,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -60,7 +62,9 @@ class MiniProgram(BaseModel):
     pagepath: str = ""  # "{notice_id}" is replaced
 
 
-class WechatOfficialOptions(HttpOptions):
+class WechatAccountOptions(HttpOptions):
+    """Options common to the account's message kinds (template messages, subscribe notifications)."""
+
     appid: str
     secret: SecretStr
     template_id: str
@@ -68,9 +72,12 @@ class WechatOfficialOptions(HttpOptions):
     body_key: str = "thing2"  # template keyword that receives the message text
     title_key: str | None = "thing1"  # template keyword that receives the subject (None: not sent)
     fixed_data: dict[str, str] = Field(default_factory=dict)  # keywords with a constant value, e.g. the issuing office
-    url: str | None = None  # page opened by a tap; "{notice_id}" is replaced (a mini program wins over it)
     miniprogram: MiniProgram | None = None
     callback_token: SecretStr | None = None  # "Token" of the server URL setting, for receipts
+
+
+class WechatOfficialOptions(WechatAccountOptions):
+    url: str | None = None  # page opened by a tap; "{notice_id}" is replaced (a mini program wins over it)
 
 
 def seconds_until_quota_reset(now: float) -> float:
@@ -96,9 +103,17 @@ def errcode_of(body: Any) -> int | None:
         return None
 
 
-class WechatOfficialChannel(HttpChannel):
-    Options = WechatOfficialOptions
+class WechatAccountChannel(HttpChannel):
+    """One official account: token cache, the per-message send loop and the answer table above.
+
+    Subclasses name the endpoint (``send_path``), the quota in Retry reasons (``quota_name``) and
+    build each message's ``body``.
+    """
+
+    Options: ClassVar[type[ChannelOptions]] = WechatAccountOptions
     max_batch = 100
+    send_path: ClassVar[str] = "/cgi-bin/message/template/send"
+    quota_name: ClassVar[str] = "template-message"
 
     def __init__(
         self,
@@ -113,8 +128,8 @@ class WechatOfficialChannel(HttpChannel):
         self._wall_clock = wall_clock
 
     @property
-    def opts(self) -> WechatOfficialOptions:
-        assert isinstance(self.options, WechatOfficialOptions)
+    def opts(self) -> WechatAccountOptions:
+        assert isinstance(self.options, WechatAccountOptions)
         return self.options
 
     def prepare(self, setup: ChannelSetup) -> None:
@@ -175,7 +190,7 @@ class WechatOfficialChannel(HttpChannel):
             if code in TOKEN_CODES:
                 stop = Retry(f"access token rejected after a refresh (errcode {code})")
             elif code == 45009:
-                stop = Retry("daily template-message quota reached", seconds_until_quota_reset(self._wall_clock()))
+                stop = Retry(f"daily {self.quota_name} quota reached", seconds_until_quota_reset(self._wall_clock()))
                 result = stop
             elif code == 45011:
                 stop = result
@@ -183,27 +198,27 @@ class WechatOfficialChannel(HttpChannel):
         return results
 
     def body(self, message: OutboundMessage) -> dict[str, Any]:
+        """The JSON body of one message to ``send_path``."""
+        raise NotImplementedError
+
+    def data_values(self, message: OutboundMessage) -> dict[str, str]:
+        """Template keyword -> value: ``fixed_data``, the subject under ``title_key``, the text under ``body_key``."""
         opts = self.opts
-        data = {key: {"value": value} for key, value in opts.fixed_data.items()}
+        values = dict(opts.fixed_data)
         if opts.title_key and message.subject:
-            data[opts.title_key] = {"value": message.subject}
-        data[opts.body_key] = {"value": message.text}
-        body: dict[str, Any] = {
-            "touser": message.recipient,
-            "template_id": opts.template_id,
-            "data": data,
-            "client_msg_id": message.idempotency_key,
-        }
-        notice = str(message.notice_id)
-        if opts.url:
-            body["url"] = opts.url.replace("{notice_id}", notice)
-        if opts.miniprogram:
-            page = opts.miniprogram.pagepath.replace("{notice_id}", notice)
-            body["miniprogram"] = {"appid": opts.miniprogram.appid, "pagepath": page}
-        return body
+            values[opts.title_key] = message.subject
+        values[opts.body_key] = message.text
+        return values
+
+    def miniprogram(self, message: OutboundMessage) -> dict[str, str] | None:
+        """The ``miniprogram`` field ({appid, pagepath} with the notice id filled in), if configured."""
+        mini = self.opts.miniprogram
+        if mini is None:
+            return None
+        return {"appid": mini.appid, "pagepath": mini.pagepath.replace("{notice_id}", str(message.notice_id))}
 
     async def _send_one(self, token: str, message: OutboundMessage) -> tuple[int | None, SendResult]:
-        url = f"{self.opts.api_base}/cgi-bin/message/template/send"
+        url = f"{self.opts.api_base}{self.send_path}"
         reply = await self.request("POST", url, params={"access_token": token}, **utf8_json(self.body(message)))
         code, result = self.interpret(reply)
         if not isinstance(result, Sent):
@@ -220,7 +235,7 @@ class WechatOfficialChannel(HttpChannel):
         data = reply.json()
         code = errcode_of(data)
         if code is None:
-            return None, Retry("unreadable answer from the template API")
+            return None, Retry(f"unreadable answer from {self.send_path}")
         if code == 0 and isinstance(data, dict) and data.get("msgid") is not None:
             return 0, Sent(str(data["msgid"]))
         if code in TOKEN_CODES:
@@ -238,4 +253,34 @@ class WechatOfficialChannel(HttpChannel):
         return self.redact(f"errcode {code}: {message}"[:200])
 
 
-__all__ = ["WechatOfficialChannel", "WechatOfficialOptions", "errcode_of", "seconds_until_quota_reset", "utf8_json"]
+class WechatOfficialChannel(WechatAccountChannel):
+    """Template messages (message/template/send)."""
+
+    Options = WechatOfficialOptions
+
+    def body(self, message: OutboundMessage) -> dict[str, Any]:
+        opts = self.opts
+        assert isinstance(opts, WechatOfficialOptions)
+        body: dict[str, Any] = {
+            "touser": message.recipient,
+            "template_id": opts.template_id,
+            "data": {key: {"value": value} for key, value in self.data_values(message).items()},
+            "client_msg_id": message.idempotency_key,
+        }
+        if opts.url:
+            body["url"] = opts.url.replace("{notice_id}", str(message.notice_id))
+        miniprogram = self.miniprogram(message)
+        if miniprogram:
+            body["miniprogram"] = miniprogram
+        return body
+
+
+__all__ = [
+    "WechatAccountChannel",
+    "WechatAccountOptions",
+    "WechatOfficialChannel",
+    "WechatOfficialOptions",
+    "errcode_of",
+    "seconds_until_quota_reset",
+    "utf8_json",
+]

@@ -9,6 +9,12 @@ common error codes https://developers.weixin.qq.com/doc/store/API/basics/commErr
         41001 no token, 40001 unknown / not latest token, 42001 expired token, 47001 bad JSON,
         45009 daily quota reached, 40037 bad template, 40003 invalid openid, 43004 not following,
         47003 empty template value; scripted errcodes (e.g. -1) come first when queued.
+    POST /cgi-bin/message/subscribe/bizsend  subscribe notifications
+        (https://developers.weixin.qq.com/doc/service/api/notify/notify/api_sendnewsubscribemsg.html):
+        the same token, quota and scripted answers; then 40037 bad template, 40003 unknown openid,
+        47003 data missing / empty / longer than its keyword type allows (thing 20, phrase 5, ...),
+        43101 when the user has no subscription left (never subscribed, or used the one-time quota);
+        an accepted message uses one of the user's ``subscriptions``.
 
 Time is a scripted ``FakeClock``; a token can also be made to expire after N template sends, so a test
 can expire it in the middle of a batch. ``FakeServer`` and ``FakeClock`` are shared by the other fakes.
@@ -76,6 +82,27 @@ async def read_json(request: web.Request) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+# Longest value per subscribe keyword type (the keyword name without its number); "name" is 10 Chinese
+# characters or 20 letters. Types not listed (time, date, amount) are format-checked by WeChat, not here.
+SUBSCRIBE_LIMITS = {
+    "thing": 20,
+    "number": 32,
+    "letter": 32,
+    "symbol": 5,
+    "character_string": 32,
+    "phone_number": 17,
+    "car_number": 8,
+    "phrase": 5,
+}
+
+
+def subscribe_limit(key: str, value: str) -> int:
+    kind = key.rstrip("0123456789")
+    if kind == "name":
+        return 20 if value.isascii() else 10
+    return SUBSCRIBE_LIMITS.get(kind, 10_000)
+
+
 @dataclass
 class IssuedToken:
     value: str
@@ -98,6 +125,7 @@ class FakeWechat(FakeServer):
     received: list[dict[str, Any]] = field(default_factory=list)  # accepted bodies
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     send_calls: int = 0
+    subscriptions: dict[str, int] = field(default_factory=dict)  # openid -> subscribe messages it still accepts
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -107,6 +135,7 @@ class FakeWechat(FakeServer):
         self._dedup: dict[tuple[str, str], tuple[float, int]] = {}
         self.app.router.add_post("/cgi-bin/stable_token", self.stable_token)
         self.app.router.add_post("/cgi-bin/message/template/send", self.template_send)
+        self.app.router.add_post("/cgi-bin/message/subscribe/bizsend", self.subscribe_send)
 
     def _issue(self) -> IssuedToken:
         token = IssuedToken(secrets.token_urlsafe(24), self.clock() + self.expires_in, self.expire_after_sends)
@@ -143,7 +172,8 @@ class FakeWechat(FakeServer):
             return error(42001, "access_token expired")
         return token
 
-    async def template_send(self, request: web.Request) -> web.Response:
+    async def _common_checks(self, request: web.Request) -> web.Response | dict[str, Any]:
+        """Token, JSON, daily quota and scripted answers, shared by both send endpoints."""
         self.send_calls += 1
         token = self._check_token(request)
         if isinstance(token, web.Response):
@@ -158,6 +188,12 @@ class FakeWechat(FakeServer):
         if self.scripted:
             code = self.scripted.pop(0)
             return error(code, "system error" if code == -1 else f"scripted error {code}")
+        return body
+
+    async def template_send(self, request: web.Request) -> web.Response:
+        body = await self._common_checks(request)
+        if isinstance(body, web.Response):
+            return body
         if body.get("template_id") != self.template_id:
             return error(40037, "invalid template_id")
         openid = body.get("touser")
@@ -172,6 +208,32 @@ class FakeWechat(FakeServer):
             if not isinstance(item, dict) or not str(item.get("value", "")).strip():
                 return error(47003, f"argument invalid! data.{key}.value is empty")
         return self._accept(body)
+
+    async def subscribe_send(self, request: web.Request) -> web.Response:
+        body = await self._common_checks(request)
+        if isinstance(body, web.Response):
+            return body
+        if body.get("template_id") != self.template_id:
+            return error(40037, "invalid template_id")
+        openid = body.get("touser")
+        known = self.followers | self.former_followers | set(self.subscriptions)
+        if not isinstance(openid, str) or openid not in known:
+            return error(40003, "invalid openid")
+        data = body.get("data")
+        if not isinstance(data, dict) or not data:
+            return error(47003, "argument invalid! data is empty")
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else None
+            if not isinstance(value, str) or not value.strip():
+                return error(47003, f"argument invalid! data.{key}.value is empty")
+            if len(value) > subscribe_limit(key, value):
+                return error(47003, f"argument invalid! data.{key}.value invalid")
+        if self.subscriptions.get(openid, 0) <= 0:
+            return error(43101, "user refuse to accept the msg")
+        self.subscriptions[openid] -= 1
+        msgid = next(self._msgids)
+        self.received.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     def _accept(self, body: dict[str, Any]) -> web.Response:
         key = (str(body["touser"]), str(body.get("client_msg_id") or ""))
