@@ -1,4 +1,10 @@
-"""What every benchmark shares: a fresh migrated database, a result record, peak memory."""
+"""What every benchmark shares: a fresh migrated database, a result record, peak memory.
+
+The channel benchmarks (sms, email, wechat) measure each side of a comparison (the engine, the raw
+client, Apprise) ``rounds()`` times in one run, interleaved (engine, raw, Apprise, engine, raw, ...) so
+that any drift of this machine's load falls on every side alike, and report each side's median; the
+samples are in the params (``sampling``). ``--quick`` takes one sample per side.
+"""
 
 from __future__ import annotations
 
@@ -142,3 +148,22 @@ BODY = (
     "受不利气象条件影响，预计12月1日至12月4日我县将出现持续重污染天气过程，经县重污染天气应急指挥部研究，"
     "决定于12月1日12时启动重污染天气橙色预警（Ⅱ级）应急响应。请减少户外活动，外出时请佩戴口罩。"
 )
+
+
+def rounds(quick: bool) -> int:
+    """How many times each side of a channel comparison is measured: 3 (the median is reported), 1 if quick."""
+    return 1 if quick else 3
+
+
+def median(samples: list[float]) -> float:
+    """The median of the samples (the middle one of three; the mean of the middle two of an even count)."""
+    ordered = sorted(samples)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def sampling(samples: dict[str, list[float]]) -> dict[str, Any]:
+    """The params that show how a value was taken: each side's samples, in the order they were measured."""
+    count = len(next(iter(samples.values())))
+    how = "median of 3 interleaved rounds" if count == 3 else f"{count} round(s), quick: one sample per side"
+    return {"statistic": how, **{f"{side}_samples": [round(v, 1) for v in values] for side, values in samples.items()}}

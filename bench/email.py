@@ -2,18 +2,19 @@
 
 The server (``bench.sinks``, kind ``smtp``: aiosmtpd's Controller, accepting every recipient and
 discarding the message) runs in a separate process on 127.0.0.1. Three clients send to it, one after the
-other, in the same run:
+other, in the same run; each is measured three times, interleaved (notifier, raw, apprise, notifier, raw,
+...), and each side's median is reported, the samples in the params (one each with ``--quick``):
 
 raw
     A bare ``aiosmtplib.SMTP`` client on each of 4 connections, opened once and reused, each sending its
     share of the N messages one after the other; the message is one prebuilt MIME message of the same
     text (built once, not per recipient; text only, no HTML part or List-Unsubscribe, so a little smaller
-    than the engine's): the client limit of this machine for this server. The best of ``RAW_ROUNDS`` runs,
-    as a limit should be: the first run meets a sink just started, and any run may meet other load.
+    than the engine's): the client limit of this machine for this server.
 notifier
     N synthetic residents with e-mail addresses, one notice on ``email``; the engine runs as the service
     does, with ``SmtpEmailChannel`` (``pool_size`` 4, ``List-Unsubscribe`` on with a signed link per
-    resident to the public URL); the clock runs from the approval until every delivery is ``sent``.
+    resident to the public URL; a fresh database each round); the clock runs from the approval until every
+    delivery is ``sent``.
 apprise
     Apprise's ``mailto://`` (insecure mode, to this server), the recipient being part of the URL. Two ways,
     a smaller N: one ``Apprise`` object holding every URL and one ``notify()`` call, which Apprise fans out
@@ -40,14 +41,13 @@ from urllib.parse import quote
 
 import aiosmtplib
 
-from bench.common import BODY, Result, channel_settings, engine_send_rate, migrate, skipped
+from bench.common import BODY, Result, channel_settings, engine_send_rate, median, migrate, rounds, sampling, skipped
 from bench.population import populate
 from bench.sinks import Sink, sink_process
 
 SENDER = "notices@example.gov.cn"
 SUBJECT = "重污染天气橙色预警"
 POOL, WORKERS, BATCH = 4, 4, 50
-RAW_ROUNDS = 3
 
 
 def address(i: int) -> str:
@@ -84,8 +84,7 @@ async def raw_rate(sink: Sink, count: int) -> float:
     return count / seconds
 
 
-async def engine_rate(sink: Sink, folder: Path, count: int) -> float:
-    path = folder / "email.db"
+async def engine_rate(sink: Sink, path: Path, count: int) -> float:
     await migrate(path)
     populate(str(path), 3 * count)  # every third resident has an address
     channel = {
@@ -147,24 +146,40 @@ def run(quick: bool) -> list[Result]:
     params: dict[str, Any] = {
         "messages": count, "pool_size": POOL, "workers": WORKERS, "batch_size": BATCH, "list_unsubscribe": True,
         "server": "aiosmtpd, separate process", "raw_messages": raw_count, "raw_connections": POOL,
-        "raw_rounds": RAW_ROUNDS,
     }  # fmt: skip
+    engine: list[float] = []
+    raw: list[float] = []
+    concurrent: list[float] = []
+    sequential: list[float] = []
+    many_to: list[float] = []
     with sink_process("smtp") as sink, tempfile.TemporaryDirectory() as folder:
-        raw = max(asyncio.run(raw_rate(sink, raw_count)) for _ in range(RAW_ROUNDS))
-        engine = asyncio.run(engine_rate(sink, Path(folder), count))
-        try:
-            apprise: tuple[float, float, float] | None = apprise_rates(sink, apprise_count)
-        except ImportError:
-            apprise = None
-    results = [Result("email_engine", engine, "messages/s", raw, {**params, "baseline": "raw aiosmtplib"}).emit()]
-    if apprise is None:
+        for n in range(rounds(quick)):  # interleaved: engine, raw, apprise, engine, raw, apprise, ...
+            engine.append(asyncio.run(engine_rate(sink, Path(folder) / f"email{n}.db", count)))
+            raw.append(asyncio.run(raw_rate(sink, raw_count)))
+            try:
+                together, one_by_one, grouped = apprise_rates(sink, apprise_count)
+            except ImportError:
+                continue
+            concurrent.append(together)
+            sequential.append(one_by_one)
+            many_to.append(grouped)
+    results = [
+        Result(
+            "email_engine", median(engine), "messages/s", median(raw),
+            {**params, "baseline": "raw aiosmtplib", **sampling({"engine": engine, "raw": raw})},
+        ).emit()
+    ]  # fmt: skip
+    if not concurrent:
         results.append(skipped("email_engine_vs_apprise", "messages/s", "apprise is not installed").emit())
     else:
-        concurrent, sequential, many_to = apprise
         versus = {
             **params, "baseline": "apprise mailto://, one notify() to all URLs (its thread pool)",
-            "apprise_messages": apprise_count, "apprise_one_notify_per_message": round(sequential, 1),
-            "apprise_4_urls_many_to": round(many_to, 1),
+            "apprise_messages": apprise_count, "apprise_one_notify_per_message": round(median(sequential), 1),
+            "apprise_4_urls_many_to": round(median(many_to), 1),
+            **sampling({"engine": engine, "apprise": concurrent, "apprise_one_notify_per_message": sequential,
+                        "apprise_4_urls_many_to": many_to}),
         }  # fmt: skip
-        results.append(Result("email_engine_vs_apprise", engine, "messages/s", concurrent, versus).emit())
+        results.append(
+            Result("email_engine_vs_apprise", median(engine), "messages/s", median(concurrent), versus).emit()
+        )
     return results

@@ -2,7 +2,9 @@
 
 The sink (``bench.sinks``, kind ``kannel``) runs in a separate process on 127.0.0.1 and answers every
 ``GET /cgi-bin/sendsms`` with ``202 0: Accepted for delivery``, as smsbox does. Three clients send to it,
-one after the other, in the same run:
+one after the other, in the same run; each is measured three times, interleaved (notifier, raw, apprise,
+notifier, raw, ...), and each side's median is reported, the samples in the params (one each with
+``--quick``):
 
 raw
     A bare ``aiohttp.ClientSession`` with a keep-alive ``TCPConnector`` (as many connections as the
@@ -10,8 +12,8 @@ raw
     the client limit of this machine for this sink.
 notifier
     N synthetic residents with phones, one notice on ``sms``; the engine runs as the service does
-    (planner and workers, ``KannelChannel`` built from config) and the clock runs from the approval until
-    every delivery is recorded ``sent``: queue, render, send, record.
+    (planner and workers, ``KannelChannel`` built from config; a fresh database each round) and the clock
+    runs from the approval until every delivery is recorded ``sent``: queue, render, send, record.
 apprise
     Apprise's generic form notification (``form://...?method=GET``, one GET per message to the same sink,
     the fields renamed to Kannel's), the recipient being part of the URL. Two ways, a smaller N (it opens a
@@ -34,7 +36,17 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bench.common import BODY, Result, channel_settings, engine_send_rate, migrate, skipped
+from bench.common import (
+    BODY,
+    Result,
+    channel_settings,
+    engine_send_rate,
+    median,
+    migrate,
+    rounds,
+    sampling,
+    skipped,
+)
 from bench.population import populate
 from bench.sinks import Sink, sink_process
 from channels.sms_text import count_segments
@@ -80,8 +92,7 @@ async def raw_rate(sink: Sink, count: int) -> float:
     return count / seconds
 
 
-async def engine_rate(sink: Sink, folder: Path, count: int) -> float:
-    path = folder / "sms.db"
+async def engine_rate(sink: Sink, path: Path, count: int) -> float:
     await migrate(path)
     populate(str(path), count)
     channel = {
@@ -135,21 +146,34 @@ def run(quick: bool) -> list[Result]:
         "messages": count, "workers": WORKERS, "batch_size": BATCH, "max_connections": CONNECTIONS,
         "sink": "separate process", "raw_messages": raw_count, "raw_in_flight": RAW_IN_FLIGHT,
     }  # fmt: skip
+    engine: list[float] = []
+    raw: list[float] = []
+    concurrent: list[float] = []
+    sequential: list[float] = []
     with sink_process("kannel") as sink, tempfile.TemporaryDirectory() as folder:
-        raw = asyncio.run(raw_rate(sink, raw_count))
-        engine = asyncio.run(engine_rate(sink, Path(folder), count))
-        try:
-            apprise: tuple[float, float] | None = apprise_rates(sink, apprise_count)
-        except ImportError:
-            apprise = None
-    results = [Result("sms_engine", engine, "messages/s", raw, {**params, "baseline": "raw aiohttp"}).emit()]
-    if apprise is None:
+        for n in range(rounds(quick)):  # interleaved: engine, raw, apprise, engine, raw, apprise, ...
+            engine.append(asyncio.run(engine_rate(sink, Path(folder) / f"sms{n}.db", count)))
+            raw.append(asyncio.run(raw_rate(sink, raw_count)))
+            try:
+                together, one_by_one = apprise_rates(sink, apprise_count)
+            except ImportError:
+                continue
+            concurrent.append(together)
+            sequential.append(one_by_one)
+    samples = {"engine": engine, "raw": raw}
+    results = [
+        Result(
+            "sms_engine", median(engine), "messages/s", median(raw),
+            {**params, "baseline": "raw aiohttp", **sampling(samples)},
+        ).emit()
+    ]  # fmt: skip
+    if not concurrent:
         results.append(skipped("sms_engine_vs_apprise", "messages/s", "apprise is not installed").emit())
     else:
-        concurrent, sequential = apprise
         versus = {
             **params, "baseline": "apprise form:// GET, one notify() to all URLs (its thread pool)",
-            "apprise_messages": apprise_count, "apprise_one_notify_per_message": round(sequential, 1),
+            "apprise_messages": apprise_count, "apprise_one_notify_per_message": round(median(sequential), 1),
+            **sampling({"engine": engine, "apprise": concurrent, "apprise_one_notify_per_message": sequential}),
         }  # fmt: skip
-        results.append(Result("sms_engine_vs_apprise", engine, "messages/s", concurrent, versus).emit())
+        results.append(Result("sms_engine_vs_apprise", median(engine), "messages/s", median(concurrent), versus).emit())
     return results
