@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import BaseModel, Field, SecretStr
+from yarl import URL
 
 from channels.base import Channel, ChannelOptions, Failed, Retry
 
@@ -193,27 +194,33 @@ class HttpChannel(Channel):
     def classify(self, reply: HttpReply) -> Retry | Failed | None:
         return classify_status(reply, self._secrets)
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> HttpReply | Retry:
-        """Send one request (``kwargs`` as for aiohttp: params, data, json, headers); Retry on transport errors."""
+    async def request(self, method: str, url: str | URL, **kwargs: Any) -> HttpReply | Retry:
+        """Send one request (``kwargs`` as for aiohttp: params, data, json, headers); Retry on transport errors.
+
+        ``url`` may be a ``yarl.URL`` built with ``encoded=True`` (a query encoded by the adapter, sent as is).
+        """
         if self._session is None or self._turns is None:
             raise RuntimeError(f"channel {self.alias!r} used before open()")
         try:
             async with self._turns, self._session.request(method, url, **kwargs) as response:
                 body = await response.content.read(MAX_BODY_BYTES)
-                reply = HttpReply(response.status, dict(response.headers), body)
+                # the response's own (case-insensitive, read-only) headers: no copy per response
+                reply = HttpReply(response.status, response.headers, body)
         except TimeoutError:
-            log.warning("%s: %s %s timed out", self.alias, method, self.redact(_origin(url)))
+            log.warning("%s: %s %s timed out", self.alias, method, self.redact(_origin(str(url))))
             return Retry("timeout")
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"connection error: {type(exc).__name__}"
-            log.warning("%s: %s %s failed: %s", self.alias, method, self.redact(_origin(url)), self.redact(str(exc)))
+            log.warning(
+                "%s: %s %s failed: %s", self.alias, method, self.redact(_origin(str(url))), self.redact(str(exc))
+            )
             return Retry(reason)
         if reply.status >= 300:
             log.info(
                 "%s: %s %s -> %d %s",
                 self.alias,
                 method,
-                self.redact(_origin(url)),
+                self.redact(_origin(str(url))),
                 reply.status,
                 self.redact(reply.text[:SNIPPET_CHARS]),
             )

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
+from yarl import URL
 
-from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
 from channels.sms_text import SmsTextOptions, count_segments, prepare
 
@@ -68,6 +69,10 @@ def provider_id(message: OutboundMessage) -> str:
 class KannelChannel(HttpChannel):
     Options = KannelOptions
     max_batch = 50
+
+    def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
+        super().__init__(alias, options)
+        self._fixed_queries: dict[str, str] = {}  # by text: the encoded URL up to the per-message part
 
     @property
     def kannel(self) -> KannelOptions:
@@ -106,6 +111,25 @@ class KannelChannel(HttpChannel):
             params["dlr-url"] = dlr_url
         return params
 
+    def request_url(self, message: OutboundMessage, text: str) -> URL:
+        """The sendsms URL with ``params(message, text)`` as its query, already encoded: the part that is
+        the same for every message of a text (credentials, text, coding, sender, route) is encoded once per
+        text, only ``to`` and the DLR URL per message."""
+        fixed = self._fixed_queries.get(text)
+        if fixed is None:
+            if len(self._fixed_queries) >= 16:
+                self._fixed_queries.clear()
+            params = self.params(message, text)
+            for per_message in ("to", "dlr-mask", "dlr-url"):
+                params.pop(per_message, None)
+            separator = "&" if "?" in self.kannel.url else "?"
+            fixed = self._fixed_queries[text] = f"{self.kannel.url}{separator}{urlencode(params, quote_via=quote)}"
+        url = f"{fixed}&to={quote(message.recipient, safe='')}"
+        dlr_url = self.dlr_url(message)
+        if dlr_url is not None:
+            url += f"&dlr-mask={self.kannel.dlr_mask}&dlr-url={quote(dlr_url, safe='')}"
+        return URL(url, encoded=True)
+
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
 
@@ -115,7 +139,7 @@ class KannelChannel(HttpChannel):
         text = prepare(message.text, self.kannel)
         if isinstance(text, Failed):
             return text
-        reply = await self.request("GET", self.kannel.url, params=self.params(message, text))
+        reply = await self.request("GET", self.request_url(message, text))
         if isinstance(reply, Retry):
             return reply  # Kannel could not be reached
         default = self.classify(reply)

@@ -4,9 +4,11 @@ Before the provider call every delivery of the batch is ``sending`` with a lease
 after it, the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results``
 and the receipts that overtook the sends, ``receipts.apply_early_receipts``). A
 worker that dies in between leaves its claims to expire and be claimed again, so at most the batch
-in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired since
-the claim are skipped here, before any provider call. Aliases of kinds ``bot`` and ``bulletin``
-claim area deliveries instead (``notifier.engine.areas``), under the same lease and rate limits.
+in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired (as the
+claiming statement read the notice) are skipped here, before any provider call; a cancel also skips
+every delivery still queued, so only a batch claimed in the moment before it can still go out. Aliases
+of kinds ``bot`` and ``bulletin`` claim area deliveries instead (``notifier.engine.areas``), under the
+same lease and rate limits.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     rows = await claim(ctx, alias, ctx.store.claim_deliveries)
     if not rows:
         return 0
-    notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
+    notices = ctx.store.notices_of_claim(rows)  # read by the claiming statement itself
     live = await skip_stopped(ctx, rows, notices)
     if live:
         messages = await build_messages(ctx, live, notices)

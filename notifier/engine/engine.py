@@ -6,9 +6,10 @@
     claim/send -> leased batches through the adapters             dispatch.dispatch_alias
     record  -> results, retries, fallbacks                        outcomes.record_results
 
-``start()`` runs one planner task (housekeeping, fan-out, scheduling) and ``engine.workers`` worker
-tasks; ``wake()`` lets the API say "something is due" so nobody waits for the next poll. Tests use
-``run_once()`` / ``run_until_idle()`` (burst mode) with an injected clock instead.
+``start()`` runs one planner task (housekeeping every ``CHORES_EVERY`` seconds while it finds nothing,
+fan-out, scheduling) and ``engine.workers`` worker tasks; ``wake()`` lets the API say "something is due"
+so nobody waits for the next poll. Tests use ``run_once()`` / ``run_until_idle()`` (burst mode) with an
+injected clock instead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from notifier.engine.scheduling import NoticeScheduler
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
+
+CHORES_EVERY = 1.0
+"""Seconds between the planner's housekeeping passes (leases, expiry, unconfirmed sends, print jobs) while
+they find nothing to do; never more often than the poll interval. Between them each planner pass still
+fans out approved notices and, when a worker has handled deliveries since, marks finished notices done."""
 
 
 class Engine:
@@ -58,6 +64,7 @@ class Engine:
         self._stopping = False
         self._planner: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._handled = False  # a worker handled deliveries since the planner last looked for finished notices
 
     def wake(self) -> None:
         """Tell the engine that something may be due (an approval, a cancel): no poll wait."""
@@ -129,9 +136,20 @@ class Engine:
         log.info("engine %s stopped", self.ctx.worker)
 
     async def _plan_loop(self) -> None:
+        chores_at = 0.0  # monotonic time of the next full housekeeping pass
         while not self._stopping:
             try:
-                busy = await housekeeping(self.ctx)
+                busy = 0
+                if time.monotonic() >= chores_at:
+                    self._handled = False
+                    busy = await housekeeping(self.ctx)
+                    # while the chores find work they run on every pass, else every CHORES_EVERY seconds
+                    chores_at = (
+                        0.0 if busy else time.monotonic() + max(self.ctx.settings.engine.poll_interval, CHORES_EVERY)
+                    )
+                elif self._handled:
+                    self._handled = False  # before the query: a batch recorded meanwhile sets it again
+                    busy = len(await self.ctx.store.finish_notices())
                 while await fan_out_next(self.ctx) is not None:
                     busy += 1
                     self.wake()
@@ -146,6 +164,8 @@ class Engine:
         while not self._stopping:
             try:
                 handled = await dispatch_alias(self.ctx, alias)
+                if handled:
+                    self._handled = True  # the planner looks for finished notices on its next pass
             except Exception:
                 log.exception("engine worker pass on %s failed; retrying after the poll interval", alias)
                 handled = 0

@@ -26,11 +26,14 @@ class DeliveryRepository:
     # fan-out
 
     async def claim_notice_for_fanout(self, worker: str, now: float, lease: float) -> Row | None:
-        """An approved, due notice no live process is fanning out, leased to ``worker``."""
-        return await self.db.fetch_one(
-            "claim_notice_for_fanout",
-            {"worker": worker, "now": now, "now_iso": iso_at(now), "lease_until": now + lease},
-        )
+        """An approved, due notice no live process is fanning out, leased to ``worker``.
+
+        A read on the reader connection first: when no notice is due (nearly every planner pass) the
+        write lock is not taken."""
+        params = {"worker": worker, "now": now, "now_iso": iso_at(now), "lease_until": now + lease}
+        if await self.db.fetch_value("notice_due_for_fanout", params) is None:
+            return None
+        return await self.db.fetch_one("claim_notice_for_fanout", params)
 
     async def codes_to_ids(self, kind: str, codes: list[str]) -> list[int]:
         """Ids of group (kind "group") or topic codes; unknown codes are dropped."""
@@ -104,7 +107,8 @@ class DeliveryRepository:
     # queue
 
     async def claim_deliveries(self, alias: str, worker: str, now: float, lease: float, limit: int) -> list[Row]:
-        """Lease up to ``limit`` due deliveries of one alias, most urgent first."""
+        """Lease up to ``limit`` due deliveries of one alias, most urgent first; each row also carries its
+        notice's state, channel_mode, channels and title as ``notice_<column>`` (see ``notices_of_claim``)."""
         return await self.db.fetch_all(
             "claim_deliveries",
             {
@@ -116,6 +120,23 @@ class DeliveryRepository:
                 "limit": limit,
             },
         )
+
+    @staticmethod
+    def notices_of_claim(rows: Iterable[Row]) -> dict[int, Row]:
+        """The notices of claimed deliveries as ``notices_of_batch`` would read them, from the ``notice_*``
+        columns ``claim_deliveries`` returns with each row (read in the claiming statement)."""
+        notices: dict[int, Row] = {}
+        for row in rows:
+            notice_id = row["notice_id"]
+            if notice_id not in notices:
+                notices[notice_id] = {
+                    "id": notice_id,
+                    "state": row["notice_state"],
+                    "channel_mode": row["notice_channel_mode"],
+                    "channels": row["notice_channels"],
+                    "title": row["notice_title"],
+                }
+        return notices
 
     async def notices_of_batch(self, notice_ids: Iterable[int]) -> dict[int, Row]:
         rows = await self.db.fetch_all("notices_of_batch", {"ids": dumps(sorted(set(notice_ids)))})
@@ -196,6 +217,9 @@ class DeliveryRepository:
             return skipped + await self.db.execute("skip_notice_area_deliveries", params)
 
     async def finish_notices(self) -> list[int]:
+        """Mark done the notices with no delivery left queued or sending (none are, mostly: a read first)."""
+        if await self.db.fetch_value("notice_to_finish") is None:
+            return []
         async with self.db.transaction():
             rows = await self.db.fetch_all("finish_notices", {"now_iso": now_iso()})
             for row in rows:

@@ -13,6 +13,14 @@ WHERE id = (
     LIMIT 1)
 RETURNING *;
 
+-- name: notice_due_for_fanout
+-- The same condition as claim_notice_for_fanout, read only: the planner asks on every pass, and most
+-- passes find nothing, so they need not take the write lock
+SELECT 1 FROM notices
+WHERE state = 'approved' AND (send_at IS NULL OR send_at <= :now_iso)
+  AND (fanout_lease_until IS NULL OR fanout_lease_until < :now OR fanout_by = :worker)
+LIMIT 1;
+
 -- name: hold_fanout
 UPDATE notices SET fanout_lease_until = :lease_until
 WHERE id = :id AND state = 'approved' AND fanout_by = :worker AND fanout_cursor = :after
@@ -149,6 +157,8 @@ SELECT id FROM topics WHERE code IN (SELECT value FROM json_each(:codes));
 -- ------------------------------------------------------------------------------------------ queue
 
 -- name: claim_deliveries
+-- The notice's columns the dispatcher needs (as notices_of_batch reads them) come with each claimed row,
+-- read in the claiming statement: no second query per batch
 UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
     attempts = attempts + 1, updated_at = :now_iso
 WHERE id IN (
@@ -156,7 +166,11 @@ WHERE id IN (
     WHERE state = 'queued' AND alias = :alias AND due_at <= :now AND (deadline IS NULL OR deadline > :now)
     ORDER BY priority DESC, due_at
     LIMIT :limit)
-RETURNING id, notice_id, subscriber_id, channel, alias, rank, priority, attempts, address, deadline;
+RETURNING id, notice_id, subscriber_id, channel, alias, rank, priority, attempts, address, deadline,
+    (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
+    (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
+    (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,
+    (SELECT n.title FROM notices n WHERE n.id = deliveries.notice_id) AS notice_title;
 
 -- name: notices_of_batch
 SELECT id, state, channel_mode, channels, title FROM notices WHERE id IN (SELECT value FROM json_each(:ids));
@@ -224,6 +238,15 @@ WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
   AND NOT EXISTS (
     SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
 RETURNING id;
+
+-- name: notice_to_finish
+-- The same condition as finish_notices, read only: most passes find none, and need not take the write lock
+SELECT 1 FROM notices
+WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
+    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+  AND NOT EXISTS (
+    SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
+LIMIT 1;
 
 -- name: unconfirmed_deliveries
 SELECT id, notice_id, subscriber_id, channel, alias, rank, priority, deadline FROM deliveries
