@@ -46,7 +46,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
-from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
+from channels.wechat_token import (
+    IssuedToken,
+    MemoryTokenCache,
+    TokenCache,
+    TokenCaches,
+    TokenError,
+    shared_token_caches,
+)
 
 log = logging.getLogger("notifier.channels.wechat_official")
 
@@ -133,9 +140,7 @@ class WechatAccountChannel(HttpChannel):
         return self.options
 
     def prepare(self, setup: ChannelSetup) -> None:
-        caches = setup.shared.setdefault("token_caches", TokenCaches())
-        assert isinstance(caches, TokenCaches)
-        self.use_token_caches(caches)
+        self.use_token_caches(shared_token_caches(setup))
 
     def use_token_caches(self, caches: TokenCaches) -> None:
         """Share the process's token of this appid with the other aliases of the same account."""

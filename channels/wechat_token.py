@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from channels.base import Failed, Retry
+from channels.base import ChannelSetup, Failed, Retry
 
 DEFAULT_MARGIN = 120.0  # seconds before expiry at which a cached token counts as stale
 
@@ -162,3 +162,10 @@ __all__ = [
     "TokenError",
     "TokenFetcher",
 ]
+
+
+def shared_token_caches(setup: ChannelSetup) -> TokenCaches:
+    """The token caches every adapter of this process shares (kept in the channel setup)."""
+    caches = setup.shared.setdefault("token_caches", TokenCaches())
+    assert isinstance(caches, TokenCaches)
+    return caches

@@ -35,7 +35,14 @@ from pydantic import Field, SecretStr, model_validator
 from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
 from channels.wechat_official import errcode_of, utf8_json
-from channels.wechat_token import IssuedToken, MemoryTokenCache, TokenCache, TokenCaches, TokenError
+from channels.wechat_token import (
+    IssuedToken,
+    MemoryTokenCache,
+    TokenCache,
+    TokenCaches,
+    TokenError,
+    shared_token_caches,
+)
 
 log = logging.getLogger("notifier.channels.wecom_app")
 
@@ -78,9 +85,7 @@ class WecomAppChannel(HttpChannel):
         return self.options
 
     def prepare(self, setup: ChannelSetup) -> None:
-        caches = setup.shared.setdefault("token_caches", TokenCaches())
-        assert isinstance(caches, TokenCaches)
-        self.use_token_caches(caches)
+        self.use_token_caches(shared_token_caches(setup))
 
     def use_token_caches(self, caches: TokenCaches) -> None:
         """Share the process's token of this application with other aliases of the same app."""
