@@ -25,22 +25,9 @@ from pathlib import Path
 
 import phonenumbers
 
+from subscribers.rows import COLUMNS  # the import format the CSV must follow
+
 DATA = Path(__file__).resolve().parent.parent / "notifier" / "demo" / "data"
-COLUMNS = (
-    "external_id",
-    "name",
-    "phone",
-    "email",
-    "wechat_openid",
-    "wecom_userid",
-    "area_code",
-    "groups",
-    "topics",
-    "channels",
-    "language",
-    "quiet_hours",
-    "consent_source",
-)
 TOPICS = (
     "air-quality",
     "social-assistance",
