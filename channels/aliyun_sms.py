@@ -67,6 +67,7 @@ from pydantic import Field, SecretStr
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
+from channels.sms_text import platform_signed, template_parameter
 
 log = logging.getLogger("notifier.channels.aliyun_sms")
 
@@ -209,7 +210,7 @@ class AliyunSmsChannel(HttpChannel):
     def signed_params(self, message: OutboundMessage, *, nonce: str, timestamp: str) -> dict[str, str]:
         """Every parameter of the SendSms call for ``message``, ``Signature`` included."""
         opts = self.aliyun
-        text = message.text.removeprefix(f"【{opts.sign_name}】")
+        text = template_parameter(message.text, opts.sign_name)
         params = {
             "AccessKeyId": opts.access_key_id,
             "Action": "SendSms",
@@ -229,8 +230,11 @@ class AliyunSmsChannel(HttpChannel):
         params["Signature"] = aliyun_rpc_signature(params, opts.access_key_secret.get_secret_value(), "POST")
         return params
 
+    def gateway_text(self, text: str) -> str:
+        return platform_signed(text, self.aliyun.sign_name)
+
     async def _send_one(self, message: OutboundMessage) -> SendResult:
-        chars = len(f"【{self.aliyun.sign_name}】" + message.text.removeprefix(f"【{self.aliyun.sign_name}】"))
+        chars = len(self.gateway_text(message.text))
         if chars > MAX_CHARS:
             return Failed("too-long", f"{chars} characters with the signature; Aliyun takes at most {MAX_CHARS}")
         timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -133,6 +133,14 @@ class Channel(abc.ABC):
         Called by the engine at start, from the areas table, for adapters that address areas.
         """
 
+    def gateway_text(self, text: str) -> str:
+        """The exact text the provider receives (and an SMS gateway bills) for a rendered ``text``.
+
+        SMS adapters add their 【signature】 and opt-out wording here and send what this returns, so the
+        notice preview, which calls it too, counts the parts the gateway will bill.
+        """
+        return text
+
     def member_aliases(self) -> Sequence[str]:
         """Aliases this adapter sends through itself; the engine never routes to them directly."""
         return ()

@@ -41,7 +41,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
-from channels.sms_text import SmsTextOptions, prepare
+from channels.sms_text import SmsTextOptions, compose_with, within_limit
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
@@ -109,6 +109,9 @@ class GenericHttpChannel(HttpChannel):
         assert isinstance(self.options, GenericHttpOptions)
         return self.options
 
+    def gateway_text(self, text: str) -> str:
+        return compose_with(self.generic, text)
+
     def render(self, message: OutboundMessage, text: str) -> dict[str, Any]:
         """The request as aiohttp keyword arguments; raises TemplateError."""
         opts = self.generic
@@ -136,7 +139,7 @@ class GenericHttpChannel(HttpChannel):
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
-        text = prepare(message.text, self.generic)
+        text = within_limit(self.gateway_text(message.text), self.generic.max_segments)
         if isinstance(text, Failed):
             return text
         try:

@@ -38,7 +38,7 @@ from yarl import URL
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
-from channels.sms_text import SmsTextOptions, count_segments, prepare
+from channels.sms_text import SmsTextOptions, compose_with, count_segments, within_limit
 
 _RECIPIENT = re.compile(r"^\+?\d{3,20}$")
 
@@ -78,6 +78,9 @@ class KannelChannel(HttpChannel):
     def kannel(self) -> KannelOptions:
         assert isinstance(self.options, KannelOptions)
         return self.options
+
+    def gateway_text(self, text: str) -> str:
+        return compose_with(self.kannel, text)
 
     def dlr_url(self, message: OutboundMessage) -> str | None:
         """Our hook URL for this message; ``%d`` stays literal for Kannel to fill in."""
@@ -136,7 +139,7 @@ class KannelChannel(HttpChannel):
     async def _send_one(self, message: OutboundMessage) -> SendResult:
         if not _RECIPIENT.match(message.recipient):
             return Failed("invalid-number", "the recipient is not a phone number")
-        text = prepare(message.text, self.kannel)
+        text = within_limit(self.gateway_text(message.text), self.kannel.max_segments)
         if isinstance(text, Failed):
             return text
         reply = await self.request("GET", self.request_url(message, text))

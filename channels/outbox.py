@@ -60,5 +60,5 @@ class OutboxChannel(Channel):
             header.append(f"Subject: {message.subject}")
         path = self.folder / f"{message.delivery_id}.txt"
         partial = path.with_suffix(".tmp")
-        partial.write_text("\n".join(header) + "\n\n" + message.text + "\n", encoding="utf-8")
+        partial.write_text("\n".join(header) + "\n\n" + self.gateway_text(message.text) + "\n", encoding="utf-8")
         partial.replace(path)

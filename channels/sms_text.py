@@ -115,13 +115,44 @@ def compose(text: str, signature: str | None = None, unsubscribe_text: str | Non
     return body
 
 
-def prepare(text: str, options: SmsTextOptions) -> str | Failed:
-    """The text to hand to the gateway, or Failed("too-long") when it needs more than max_segments parts."""
-    final = compose(text, options.signature, options.unsubscribe_text)
+def compose_with(options: SmsTextOptions, text: str) -> str:
+    """``compose`` with an SMS channel's own signature and opt-out wording."""
+    return compose(text, options.signature, options.unsubscribe_text)
+
+
+def within_limit(final: str, max_segments: int) -> str | Failed:
+    """``final`` (the text as the gateway receives it), or Failed("too-long") when it needs more parts."""
     info = count_segments(final)
-    if info.segments > options.max_segments:
-        return Failed("too-long", f"{info.chars} characters need {info.segments} parts (max {options.max_segments})")
+    if info.segments > max_segments:
+        return Failed("too-long", f"{info.chars} characters need {info.segments} parts (max {max_segments})")
     return final
 
 
-__all__ = ["SegmentInfo", "SmsTextOptions", "compose", "count_segments", "prepare"]
+def prepare(text: str, options: SmsTextOptions) -> str | Failed:
+    """The text to hand to the gateway, or Failed("too-long") when it needs more than max_segments parts."""
+    return within_limit(compose_with(options, text), options.max_segments)
+
+
+def platform_signed(text: str, sign_name: str) -> str:
+    """What a cloud SMS platform sends for a template whose whole text is our one parameter: 【sign_name】
+    in front of the parameter (``template_parameter``), which is what the platform bills."""
+    return f"【{sign_name}】{template_parameter(text, sign_name)}"
+
+
+def template_parameter(text: str, sign_name: str) -> str:
+    """The rendered text as a cloud platform's template parameter: a leading 【sign_name】 is dropped,
+    since the platform adds the signature itself."""
+    return text.removeprefix(f"【{sign_name}】")
+
+
+__all__ = [
+    "SegmentInfo",
+    "SmsTextOptions",
+    "compose",
+    "compose_with",
+    "count_segments",
+    "platform_signed",
+    "prepare",
+    "template_parameter",
+    "within_limit",
+]

@@ -58,6 +58,7 @@ from pydantic import Field, SecretStr
 from channels.aliyun_sms import Receipt
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
+from channels.sms_text import platform_signed, template_parameter
 
 log = logging.getLogger("notifier.channels.tencent_sms")
 
@@ -211,6 +212,9 @@ class TencentSmsChannel(HttpChannel):
         self._note_account_state(results)
         return results
 
+    def gateway_text(self, text: str) -> str:
+        return platform_signed(text, self.tencent.sign_name)
+
     def request_body(self, messages: list[OutboundMessage]) -> dict[str, Any]:
         opts = self.tencent
         keys = ",".join(m.idempotency_key for m in messages)
@@ -221,7 +225,7 @@ class TencentSmsChannel(HttpChannel):
             "SmsSdkAppId": opts.sdk_app_id,
             "SignName": opts.sign_name,
             "TemplateId": opts.template_id,
-            "TemplateParamSet": [messages[0].text.removeprefix(f"【{opts.sign_name}】")],
+            "TemplateParamSet": [template_parameter(messages[0].text, opts.sign_name)],
             "SessionContext": keys,
         }
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from channels.sms_text import count_segments
+from channels import load_channels
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
-from notifier.domain.enums import NoticeState, Role
+from notifier.domain.enums import ChannelKind, NoticeState, Role
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import ApiKeyInfo, Decision, Delivery, Notice, NoticeIn
-from notifier.engine import Renderer, RenderError, preview
+from notifier.engine import Renderer, preview
 from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
+from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
 from notifier.policy import check_approver, check_new_notice, notice_for_key
-from notifier.store import Store
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ACTIVE = (
@@ -131,16 +131,16 @@ async def cancel_notice(request: web.Request) -> web.Response:
     return json_response(await store.get_notice(notice.id))
 
 
-async def sms_text(store: Store, notice: Notice, public_url: str) -> str | None:
-    """The SMS text the notice renders to (before a gateway adds its signature); None if it does not render."""
-    department = await store.get_department(notice.department)
-    renderer = Renderer(public_url=public_url)
-    try:
-        return renderer.render(
-            notice.template, "sms", renderer.context(notice.model_dump(mode="json"), department.name)
-        )["text"]
-    except RenderError:
-        return None
+async def notice_sms_bill(request: web.Request, notice: Notice, deliveries: int) -> SmsBill | None:
+    """The SMS parts the notice would be billed, counted on the text each SMS gateway receives."""
+    settings = request.app[SETTINGS]
+    engine = request.app.get(ENGINE)
+    if engine is not None:
+        channels, renderer = engine.ctx.channels, engine.ctx.templates
+    else:  # a process without workers: the adapters are built (not opened) only to compose the texts
+        channels, renderer = load_channels(settings), Renderer(public_url=settings.server.public_url)
+    text = await sms_text(request.app[STORE], notice, settings, renderer)
+    return None if text is None else sms_bill(text, deliveries, settings, channels)
 
 
 class TownPreview(BaseModel):
@@ -155,7 +155,12 @@ class Preview(TownPreview):
     areas: dict[str, int] = Field(
         default_factory=dict, description="area deliveries per kind: group-bot posts, notice-board printouts"
     )
-    sms_segments: int | None = Field(None, description="SMS parts each resident's text takes (GSM-7 or UCS-2)")
+    sms_segments: int | None = Field(
+        None, description="SMS parts each resident's message is billed as through the primary SMS alias"
+    )
+    sms: SmsBill | None = Field(
+        None, description="the SMS bill for the whole audience, per SMS alias; null without SMS deliveries"
+    )
 
 
 async def preview_notice(request: web.Request) -> web.Response:
@@ -164,10 +169,9 @@ async def preview_notice(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     served = sorted({config.kind.value for config in settings.channels.values()})
     figures = await preview(request.app[STORE], notice, served=served)
-    segments = None
-    if "sms" in notice.channels:
-        text = await sms_text(request.app[STORE], notice, settings.server.public_url)
-        segments = count_segments(text).segments if text is not None else None
+    bill = None
+    if ChannelKind.SMS in notice.channels:
+        bill = await notice_sms_bill(request, notice, figures["deliveries"].get("sms", 0))
     engine = request.app.get(ENGINE)
     areas: dict[str, int] = {}
     if engine is not None:
@@ -180,7 +184,8 @@ async def preview_notice(request: web.Request) -> web.Response:
         )
         for row in planned:
             areas[row["channel"]] = areas.get(row["channel"], 0) + 1
-    return json_response(Preview(**figures, sms_segments=segments, areas=areas))
+    segments = bill.aliases[0].parts_per_message if bill is not None else None
+    return json_response(Preview(**figures, sms_segments=segments, sms=bill, areas=areas))
 
 
 ROUTES = [

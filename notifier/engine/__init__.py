@@ -6,6 +6,7 @@ What the rest of the service calls:
     Engine(store, settings, channels)   start() / stop() / wake() / run_once() / run_until_idle()
     cancel_notice(store, id, actor)     stop every delivery not yet sent
     preview(store, notice)              residents and deliveries per channel per town, before approval
+    sms_bill(text, deliveries, ...)     the SMS parts each gateway would bill for them (engine.sms_bill)
     record_receipt(store, alias, provider_message_id, status, detail)
     add_recurring_notice(store, notice, department=, cron=, actor=)
 """

@@ -6,7 +6,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from channels.base import Channel
@@ -19,6 +19,18 @@ from notifier.store import Store
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def aliases_of(settings: Settings, channels: Mapping[str, Channel], kind: str) -> list[str]:
+    """The configured aliases serving a channel kind, in their configured order; an alias that is a member
+    of another (a gateway behind a failover alias) is reached only through that one."""
+    members = {member for channel in channels.values() for member in channel.member_aliases()}
+    found = [
+        (config.order, alias)
+        for alias, config in settings.channels.items()
+        if config.kind.value == kind and alias in channels and alias not in members
+    ]
+    return [alias for _, alias in sorted(found)]
 
 
 @dataclass
@@ -52,13 +64,7 @@ class EngineContext:
 
     def aliases_of(self, kind: str) -> list[str]:
         """The configured aliases serving a channel kind, in their configured order."""
-        members = {member for channel in self.channels.values() for member in channel.member_aliases()}
-        found = [
-            (config.order, alias)
-            for alias, config in self.settings.channels.items()
-            if config.kind.value == kind and alias in self.channels and alias not in members
-        ]
-        return [alias for _, alias in sorted(found)]
+        return aliases_of(self.settings, self.channels, kind)
 
     def kind_of(self, alias: str) -> str | None:
         """The channel kind an alias serves (None for an adapter without a config table)."""

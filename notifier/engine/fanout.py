@@ -83,16 +83,8 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
     department = await ctx.store.get_department(notice["department"])
     row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
     context = ctx.templates.context(row, department.name, issued_at=issued_at(ctx, notice))
-    return {kind: render_kind(ctx, notice["template"], kind, context) for kind in requested_channels(ctx, notice)}
-
-
-def render_kind(ctx: EngineContext, template: str | None, kind: str, context: dict[str, Any]) -> dict[str, str | None]:
-    """One kind's text; a printout of a template without its own ``bulletin.txt`` gets the header of
-    ``templates/notice/bulletin.txt`` around the template's text."""
-    rendered = ctx.templates.render(template, kind, context)
-    if kind == "bulletin" and template and not ctx.templates.has(template, "bulletin.txt"):
-        rendered = ctx.templates.render(None, kind, {**context, "body": rendered["text"]})
-    return rendered
+    kinds = requested_channels(ctx, notice)
+    return {kind: ctx.templates.render_for(notice["template"], kind, context) for kind in kinds}
 
 
 def issued_at(ctx: EngineContext, notice: Row) -> str:

@@ -64,6 +64,14 @@ class Renderer:
         html = self._first(name, [f"{channel}.html"], context)
         return {"subject": str(context["title"]), "text": text.strip(), "html": html}
 
+    def render_for(self, template: str | None, channel: str, context: Mapping[str, Any]) -> dict[str, str | None]:
+        """``render`` as the fan-out stores it: a printout of a template without its own ``bulletin.txt``
+        gets the header of ``templates/notice/bulletin.txt`` around the template's text."""
+        rendered = self.render(template, channel, context)
+        if channel == "bulletin" and template and not self.has(template, "bulletin.txt"):
+            rendered = self.render(None, channel, {**context, "body": rendered["text"]})
+        return rendered
+
     def has(self, name: str, file: str) -> bool:
         """Whether ``templates/<name>/<file>`` exists."""
         try:
