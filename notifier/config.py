@@ -11,6 +11,7 @@ environment variable) and what was expected.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -24,6 +25,10 @@ from notifier.domain.enums import ChannelKind
 from notifier.domain.errors import ConfigError
 
 ENV_PREFIX = "NOTIFIER_"
+EXAMPLE_SIGNING_SECRET = "change-me-in-production"  # published in config.example.toml: anyone knows it
+MIN_SIGNING_SECRET_LENGTH = 32
+
+log = logging.getLogger(__name__)
 
 
 class Section(BaseModel):
@@ -62,7 +67,10 @@ class EngineConfig(Section):
 
 
 class SecurityConfig(Section):
-    signing_secret: SecretStr = Field(SecretStr("change-me-in-production"), description="HMAC key for signed links")
+    signing_secret: SecretStr = Field(
+        SecretStr(EXAMPLE_SIGNING_SECRET),
+        description="HMAC key for signed links; the service refuses to start with this example value outside --demo",
+    )
 
 
 class LoggingConfig(Section):
@@ -105,6 +113,37 @@ class Settings(Section):
     def sqlite_path(self) -> str | None:
         url = self.database.url
         return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+
+
+def signing_secret_problem(settings: Settings) -> str | None:
+    """What makes the signing secret guessable (None when it is fine): signed links could be forged with it."""
+    secret = settings.security.signing_secret.get_secret_value()
+    if not secret:
+        return "is empty"
+    if secret == EXAMPLE_SIGNING_SECRET:
+        return "is the example value from config.example.toml"
+    if len(secret) < MIN_SIGNING_SECRET_LENGTH:
+        return f"is shorter than {MIN_SIGNING_SECRET_LENGTH} characters"
+    return None
+
+
+def require_signing_secret(settings: Settings, *, demo: bool = False) -> None:
+    """Refuse a secret that would let anyone forge unsubscribe links (the demo may keep the example one).
+
+    Raises ConfigError with one line naming the setting and its environment variable.
+    """
+    problem = signing_secret_problem(settings)
+    if problem is None:
+        return
+    message = (
+        f"[security] signing_secret {problem}: anyone could forge unsubscribe links; set a random value of "
+        f"at least {MIN_SIGNING_SECRET_LENGTH} characters in the config file or in "
+        f"{ENV_PREFIX}SECURITY__SIGNING_SECRET (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+    if demo and settings.security.signing_secret.get_secret_value():
+        log.warning("demo mode: %s", message)
+        return
+    raise ConfigError(message)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path | None:

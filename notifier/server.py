@@ -12,7 +12,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from notifier.api import create_app
 from notifier.api.keys import STORE
-from notifier.config import Settings
+from notifier.config import Settings, require_signing_secret
 from notifier.engine import Engine
 from notifier.store import Store, open_database
 
@@ -65,6 +65,7 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 def serve(settings: Settings, *, demo: bool = False) -> int:
+    require_signing_secret(settings, demo=demo)
     app = build_service(settings, demo=demo)
     print(f"notifier listening on http://{settings.server.host}:{settings.server.port}", flush=True)
     web.run_app(
@@ -89,5 +90,6 @@ async def _worker_main(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings) -> int:
+    require_signing_secret(settings)
     asyncio.run(_worker_main(settings))
     return 0
