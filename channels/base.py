@@ -145,6 +145,13 @@ class Channel(abc.ABC):
         """Aliases this adapter sends through itself; the engine never routes to them directly."""
         return ()
 
+    def receipt_ids(self, delivery_id: int) -> Sequence[str]:
+        """The message ids a receipt for this delivery can carry, when the adapter chooses them before the
+        send (Kannel's ``d<delivery id>``); empty when the provider assigns them. A delivery whose send was
+        never recorded (the process died after handing it over) is recorded from a receipt stored under one
+        of these ids instead of being sent again."""
+        return ()
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Acquire connections or sessions; called once before the first send."""
 

@@ -148,6 +148,10 @@ class FailoverChannel(Channel):
     def member_aliases(self) -> list[str]:
         return self.members
 
+    def receipt_ids(self, delivery_id: int) -> list[str]:
+        """Any member's: which member sent the message is known only once its send is recorded."""
+        return list(dict.fromkeys(i for member in self._members.values() for i in member.receipt_ids(delivery_id)))
+
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         if not self._members:
             raise RuntimeError(f"failover channel {self.alias!r} used before bind()")

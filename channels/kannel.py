@@ -63,7 +63,11 @@ class KannelOptions(HttpOptions, SmsTextOptions):
 
 def provider_id(message: OutboundMessage) -> str:
     """The id Kannel's DLR brings back (Kannel has none of its own)."""
-    return f"d{message.delivery_id}"
+    return delivery_message_id(message.delivery_id)
+
+
+def delivery_message_id(delivery_id: int) -> str:
+    return f"d{delivery_id}"
 
 
 class KannelChannel(HttpChannel):
@@ -132,6 +136,9 @@ class KannelChannel(HttpChannel):
         if dlr_url is not None:
             url += f"&dlr-mask={self.kannel.dlr_mask}&dlr-url={quote(dlr_url, safe='')}"
         return URL(url, encoded=True)
+
+    def receipt_ids(self, delivery_id: int) -> list[str]:
+        return [delivery_message_id(delivery_id)]
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))

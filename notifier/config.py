@@ -59,6 +59,9 @@ class EngineConfig(Section):
     batch_size: int = Field(100, ge=1, le=5000)
     fanout_batch_size: int = Field(2000, ge=100, le=50000)
     lease_seconds: float = Field(60, gt=0)
+    heartbeat_seconds: float = Field(
+        2.0, gt=0, description="each process beats this often; its leases are taken back after 3 missed beats"
+    )
     poll_interval: float = Field(0.5, gt=0)
     max_attempts: int = Field(5, ge=1, le=50)
     backoff_base: float = Field(2.0, gt=0)

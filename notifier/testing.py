@@ -4,7 +4,10 @@
 ``plan(recipient, *results)`` scripts the answers for one recipient, in order (the last one repeats);
 ``hold()`` makes the next ``send`` wait until ``release()``, to stop a worker mid-call. With the
 ``log_path`` option it also appends one JSON line per message to a file, flushed before it answers,
-so a test can count what a killed process handed over.
+so a test can count what a killed process handed over. With ``own_ids`` its message ids are chosen
+before the send (``<alias>-d<delivery id>``, as Kannel's are) and announced through ``receipt_ids``;
+with ``stall_after`` every batch after that many answered ones is handed over (and logged) but never
+answered: a process stuck, or killed, between a send and its record.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from channels.base import Channel, ChannelOptions, OutboundMessage, SendResult, Sent
@@ -21,6 +25,8 @@ from channels.base import Channel, ChannelOptions, OutboundMessage, SendResult, 
 class RecordingOptions(ChannelOptions):
     log_path: str | None = None
     max_batch: int = 100
+    own_ids: bool = False
+    stall_after: int | None = None
 
 
 class RecordingChannel(Channel):
@@ -69,11 +75,20 @@ class RecordingChannel(Channel):
         assert isinstance(self.options, RecordingOptions)
         if self.options.log_path:
             await asyncio.to_thread(self._log, Path(self.options.log_path), batch)
+        if self.options.stall_after is not None and len(self.batches) > self.options.stall_after:
+            await asyncio.Event().wait()
         return results
+
+    def receipt_ids(self, delivery_id: int) -> Sequence[str]:
+        assert isinstance(self.options, RecordingOptions)
+        return (f"{self.alias}-d{delivery_id}",) if self.options.own_ids else ()
 
     def _answer(self, message: OutboundMessage) -> SendResult:
         script = self.scripts.get(message.recipient)
         if not script:
+            assert isinstance(self.options, RecordingOptions)
+            if self.options.own_ids:
+                return Sent(f"{self.alias}-d{message.delivery_id}")
             return Sent(f"{self.alias}-{message.delivery_id}-{len(self.batches)}")
         return script.pop(0) if len(script) > 1 else script[0]
 

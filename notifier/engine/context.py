@@ -44,6 +44,7 @@ class EngineContext:
     renderer: Renderer | None = None
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     contents: dict[int, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # rendered, by notice
+    beat_at: float | None = None  # this worker's last heartbeat (engine.heartbeat); None before it registers
 
     def __post_init__(self) -> None:
         self.retry = self.retry or RetryPolicy.from_config(self.settings.engine)

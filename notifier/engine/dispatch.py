@@ -1,14 +1,17 @@
 """Step 4 of a notice's journey: claim due deliveries under a lease, and send them in batches.
 
-Before the provider call every delivery of the batch is ``sending`` with a lease in the database;
-after it, the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results``
-and the receipts that overtook the sends, ``receipts.apply_early_receipts``). A
-worker that dies in between leaves its claims to expire and be claimed again, so at most the batch
-in flight at the crash can reach a resident twice. Deliveries of a notice cancelled or expired (as the
-claiming statement read the notice) are skipped here, before any provider call; a cancel also skips
-every delivery still queued, so only a batch claimed in the moment before it can still go out. Aliases
-of kinds ``bot`` and ``bulletin`` claim area deliveries instead (``notifier.engine.areas``), under the
-same lease and rate limits.
+Before the provider call every delivery of the batch is ``sending`` with a lease in the database; after it,
+the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results`` and the
+receipts that overtook the sends, ``receipts.apply_early_receipts``). A worker that dies in between leaves its
+claims to be taken back (``heartbeat``: within a few heartbeats, when the lease expires at the latest) and
+claimed again, so at most the batch in flight at the crash can reach a resident twice; and not even those of
+its messages a receipt already speaks for: a delivery claimed again whose receipt is stored under an id its
+adapter chose before the send (``Channel.receipt_ids``) is recorded as sent from that receipt
+(``already_sent``), not handed to the provider again. Deliveries of a notice cancelled or expired (as the
+claiming statement read the notice) are skipped here, before any provider call; a cancel also skips every
+delivery still queued, so only a batch claimed in the moment before it can still go out. Aliases of kinds
+``bot`` and ``bulletin`` claim area deliveries instead (``notifier.engine.areas``), under the same lease and
+rate limits.
 """
 
 from __future__ import annotations
@@ -43,10 +46,28 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     notices = ctx.store.notices_of_claim(rows)  # read by the claiming statement itself
     live = await skip_stopped(ctx, rows, notices)
     if live:
-        messages = await build_messages(ctx, live, notices)
-        results = await send_batch(ctx, channel, messages)
+        confirmed = await already_sent(ctx, channel, live)
+        unsent = [row for row in live if row["id"] not in confirmed]
+        answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
+        results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
         await asyncio.shield(record_batch(ctx, live, notices, results))
     return len(rows)
+
+
+async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) -> dict[int, str]:
+    """Of claimed deliveries tried before, those a stored receipt proves the provider has: by delivery id,
+    the message id of that receipt. Their earlier send was never recorded (its worker died after handing
+    it over); sending again would reach the resident twice."""
+    candidates = {
+        message_id: row["id"] for row in rows if row["attempts"] > 1 for message_id in channel.receipt_ids(row["id"])
+    }
+    if not candidates:
+        return {}
+    found = await ctx.store.receipted_message_ids(channel.alias, list(candidates))
+    if found:
+        log.info("%d deliveries on %s already have a receipt: recorded from it, not sent again", len(found),
+                 channel.alias)
+    return {candidates[message_id]: message_id for message_id in sorted(found)}
 
 
 async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:

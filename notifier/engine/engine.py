@@ -6,10 +6,11 @@
     claim/send -> leased batches through the adapters             dispatch.dispatch_alias
     record  -> results, retries, fallbacks                        outcomes.record_results
 
-``start()`` runs one planner task (housekeeping every ``CHORES_EVERY`` seconds while it finds nothing,
-fan-out, scheduling) and ``engine.workers`` worker tasks; ``wake()`` lets the API say "something is due"
-so nobody waits for the next poll. Tests use ``run_once()`` / ``run_until_idle()`` (burst mode) with an
-injected clock instead.
+``start()`` registers the process's worker id, runs one planner task (housekeeping every ``CHORES_EVERY``
+seconds while it finds nothing, fan-out, scheduling), ``engine.workers`` worker tasks per alias and a
+heartbeat (``heartbeat``); ``stop()`` gives back what the workers had not finished; ``wake()`` lets the API
+say "something is due" so nobody waits for the next poll. Tests use ``run_once()`` / ``run_until_idle()``
+(burst mode) with an injected clock instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from notifier.config import Settings
 from notifier.engine.context import EngineContext, new_worker_id
 from notifier.engine.dispatch import dispatch_alias
 from notifier.engine.fanout import fan_out_next
+from notifier.engine.heartbeat import beat, release
 from notifier.engine.housekeeping import housekeeping
 from notifier.engine.receipts import ReceiptOutcome, record_receipt
 from notifier.engine.retry import RetryPolicy
@@ -63,6 +65,7 @@ class Engine:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._planner: asyncio.Task[None] | None = None
+        self._heart: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._handled = False  # a worker handled deliveries since the planner last looked for finished notices
 
@@ -70,8 +73,13 @@ class Engine:
         """Tell the engine that something may be due (an approval, a cancel): no poll wait."""
         self._wakeup.set()
 
+    async def heartbeat(self) -> None:
+        """Tell other processes this one is alive (registering it the first time)."""
+        await beat(self.ctx)
+
     async def run_once(self) -> int:
-        """One pass of every step: chores, fan-out of every due notice, one batch per alias."""
+        """One pass of every step: a heartbeat when due, chores, fan-out of every due notice, one batch per alias."""
+        await beat(self.ctx, force=False)
         done = await housekeeping(self.ctx)
         while await fan_out_next(self.ctx) is not None:
             done += 1
@@ -101,6 +109,8 @@ class Engine:
             await channel.open()
         await self.scheduler.start()
         self._stopping = False
+        await self.heartbeat()
+        self._heart = asyncio.create_task(self._beat_loop(), name="engine-heartbeat")
         self._planner = asyncio.create_task(self._plan_loop(), name="engine-planner")
         # each channel alias has its own workers, so a slow one (printouts) never holds up another (SMS)
         members = {member for channel in self.ctx.channels.values() for member in channel.member_aliases()}
@@ -118,7 +128,8 @@ class Engine:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Let each worker finish the batch it holds (its result write is shielded), then stop."""
+        """Let each worker finish the batch it holds (its result write is shielded) within ``grace`` seconds
+        (default: the lease), then stop, giving back at once the deliveries of a batch not finished."""
         self._stopping = True
         self.wake()
         if self._planner is not None:
@@ -130,10 +141,23 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         self._planner, self._workers = None, []
+        if self._heart is not None:
+            self._heart.cancel()
+            await asyncio.gather(self._heart, return_exceptions=True)
+            self._heart = None
+            await release(self.ctx)
         self.scheduler.shutdown()
         for channel in self.ctx.channels.values():
             await channel.close()
         log.info("engine %s stopped", self.ctx.worker)
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.engine.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("engine heartbeat failed; trying again at the next beat")
 
     async def _plan_loop(self) -> None:
         chores_at = 0.0  # monotonic time of the next full housekeeping pass

@@ -1,5 +1,5 @@
-"""The engine's periodic chores: recover stale leases, expire notices, fall back on silence, ask about
-print jobs (``areas.poll_jobs``), finish.
+"""The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
+silence, ask about print jobs (``areas.poll_jobs``), finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -10,6 +10,7 @@ import logging
 
 from notifier.engine.areas import poll_jobs
 from notifier.engine.context import EngineContext
+from notifier.engine.heartbeat import take_back_leases
 from notifier.engine.outcomes import give_up
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,7 @@ log = logging.getLogger(__name__)
 async def housekeeping(ctx: EngineContext) -> int:
     """Run every chore once; the number of rows they changed."""
     now = ctx.clock()
-    changed = await ctx.store.recover_leases(now)
-    if changed:
-        log.info("recovered %d deliveries whose lease expired", changed)
+    changed = await take_back_leases(ctx, now)
     changed += len(await ctx.store.expire_notices(now))
     changed += await fall_back_unconfirmed(ctx, now)
     changed += await poll_jobs(ctx, now)

@@ -195,10 +195,40 @@ class DeliveryRepository:
 
     # housekeeping
 
-    async def recover_leases(self, now: float) -> int:
-        """Put deliveries (resident and area) whose lease expired (a crashed or stuck worker) back in the queue."""
+    async def take_back_leases(self, now: float, dead_before: float) -> int:
+        """Put back in the queue the deliveries (resident and area) whose lease expired, and all those of
+        workers whose last heartbeat is older than ``dead_before`` (their fan-outs too), then forget those
+        workers; the number of deliveries put back."""
         params = {"now": now, "now_iso": now_iso()}
-        return await self.db.execute("recover_leases", params) + await self.db.execute("recover_area_leases", params)
+        taken = await self.db.execute("recover_leases", params) + await self.db.execute("recover_area_leases", params)
+        if await self.db.fetch_value("dead_worker", {"dead_before": dead_before}) is not None:
+            taken += await self.release_workers(dead_before, None)
+        return taken
+
+    async def release_worker(self, worker: str) -> int:
+        """A worker stopping cleanly: its leases back to the queue, its registration gone; how many deliveries."""
+        return await self.release_workers(0.0, worker)
+
+    async def release_workers(self, dead_before: float, worker: str | None) -> int:
+        params = {"dead_before": dead_before, "worker": worker, "now_iso": now_iso()}
+        async with self.db.transaction():
+            released = await self.db.execute("release_worker_leases", params)
+            released += await self.db.execute("release_worker_area_leases", params)
+            await self.db.execute("release_worker_fanouts", params)
+            await self.db.execute("forget_workers", params)
+        return released
+
+    # workers
+
+    async def register_worker(self, worker: str, now: float) -> None:
+        await self.db.execute("register_worker", {"worker": worker, "now": now, "now_iso": now_iso()})
+
+    async def beat_worker(self, worker: str, now: float) -> bool:
+        """Record a heartbeat; False when the worker is not registered (never, or forgotten as dead)."""
+        return await self.db.execute("beat_worker", {"worker": worker, "now": now}) > 0
+
+    async def registered_workers(self) -> list[str]:
+        return [row["id"] for row in await self.db.fetch_all("registered_workers")]
 
     async def expire_notices(self, now: float) -> list[int]:
         """Expire unfinished notices past expires_at and skip their queued deliveries."""
@@ -271,6 +301,13 @@ class DeliveryRepository:
     async def early_receipts(self, delivery_ids: list[int]) -> list[Row]:
         """Receipts stored before these deliveries' sends were recorded, matched by message id."""
         return await self.db.fetch_all("early_receipts_for_deliveries", {"ids": dumps(delivery_ids)})
+
+    async def receipted_message_ids(self, alias: str, provider_message_ids: list[str]) -> set[str]:
+        """Those of these message ids of ``alias`` that a receipt kept before its send was recorded carries."""
+        if not provider_message_ids:
+            return set()
+        rows = await self.db.fetch_all("receipted_message_ids", {"alias": alias, "ids": dumps(provider_message_ids)})
+        return {row["provider_message_id"] for row in rows}
 
     async def attach_receipt(self, receipt_id: int, delivery_id: int) -> None:
         await self.db.execute("attach_receipt", {"id": receipt_id, "delivery_id": delivery_id})

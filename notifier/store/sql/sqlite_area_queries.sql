@@ -47,6 +47,12 @@ WHERE id = :id AND state = :from_state AND (:worker IS NULL OR leased_by = :work
 UPDATE area_deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
 WHERE state = 'sending' AND lease_until < :now;
 
+-- name: release_worker_area_leases
+-- As release_worker_leases (sqlite_engine_queries.sql), for area deliveries
+UPDATE area_deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
+WHERE state = 'sending'
+  AND leased_by IN (SELECT id FROM workers WHERE beat_at < :dead_before UNION ALL SELECT :worker);
+
 -- name: skip_notice_area_deliveries
 UPDATE area_deliveries SET state = 'skipped', last_error = :reason, due_at = NULL, updated_at = :now_iso
 WHERE notice_id = :notice_id AND state = 'queued';

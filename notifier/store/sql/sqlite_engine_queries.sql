@@ -222,6 +222,38 @@ FROM subscribers s WHERE s.id = :subscriber_id;
 UPDATE deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
 WHERE state = 'sending' AND lease_until < :now;
 
+-- ----------------------------------------------------------------------------------------- workers
+
+-- name: register_worker
+INSERT INTO workers (id, started_at, beat_at) VALUES (:worker, :now_iso, :now)
+ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at;
+
+-- name: beat_worker
+UPDATE workers SET beat_at = :now WHERE id = :worker;
+
+-- name: registered_workers
+SELECT id FROM workers ORDER BY id;
+
+-- name: dead_worker
+-- Read only: most housekeeping passes find no dead worker and need not take the write lock
+SELECT id FROM workers WHERE beat_at < :dead_before LIMIT 1;
+
+-- name: release_worker_leases
+-- The leases of the workers about to be forgotten, dead ones (no beat since :dead_before) and :worker
+-- (stopping cleanly): their deliveries go back in the queue
+UPDATE deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
+WHERE state = 'sending'
+  AND leased_by IN (SELECT id FROM workers WHERE beat_at < :dead_before UNION ALL SELECT :worker);
+
+-- name: release_worker_fanouts
+-- Their notice fan-outs too: the next planner claims the notice and goes on from its cursor
+UPDATE notices SET fanout_lease_until = NULL, fanout_by = NULL
+WHERE state = 'approved'
+  AND fanout_by IN (SELECT id FROM workers WHERE beat_at < :dead_before UNION ALL SELECT :worker);
+
+-- name: forget_workers
+DELETE FROM workers WHERE beat_at < :dead_before OR id = :worker;
+
 -- name: expire_notices
 UPDATE notices SET state = 'expired', updated_at = :now_iso
 WHERE state IN ('approved', 'scheduled', 'sending') AND expires_at IS NOT NULL AND expires_at <= :now_iso
@@ -302,3 +334,8 @@ ORDER BY r.id;
 
 -- name: attach_receipt
 UPDATE receipts SET delivery_id = :delivery_id WHERE id = :id;
+
+-- name: receipted_message_ids
+-- Which of these message ids of an alias have a receipt kept before its send was recorded
+SELECT DISTINCT provider_message_id FROM receipts
+WHERE delivery_id IS NULL AND alias = :alias AND provider_message_id IN (SELECT value FROM json_each(:ids));

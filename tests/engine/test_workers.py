@@ -1,0 +1,164 @@
+"""Worker heartbeats and receipts after a crash: a dead worker's leases come back before they expire, and a
+delivery whose receipt is already stored is recorded from it, never handed to the provider again."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from channels.base import Channel
+from notifier.config import Settings
+from notifier.engine import Engine, ReceiptOutcome, record_receipt
+from notifier.store import Store, open_database
+from notifier.testing import FakeClock, RecordingChannel
+from tests.engine.conftest import (
+    CHANNELS,
+    COUNTY,
+    VILLAGE_A1,
+    VILLAGE_A2,
+    VILLAGE_B1,
+    approved,
+    delivery_rows,
+    resident,
+    seed,
+)
+from tests.engine.test_area_deliveries import AREA_CHANNELS, RecordingAreaChannel, area_settings
+
+LEASE = 600.0  # far longer than any test runs: only a dead heartbeat can free these leases
+HEARTBEAT = 2.0
+
+
+def settings_for(base: Settings) -> Settings:
+    return base.model_copy(
+        update={"engine": base.engine.model_copy(update={"lease_seconds": LEASE, "heartbeat_seconds": HEARTBEAT})}
+    )
+
+
+def adapters(**options: Any) -> dict[str, RecordingChannel]:
+    return {alias: RecordingChannel(alias, **options) for alias in CHANNELS}
+
+
+async def states(store: Store, notice_id: int) -> list[str]:
+    return [row["state"] for row in await delivery_rows(store, notice_id)]
+
+
+async def crash_mid_send(engine: Engine, channel: RecordingChannel) -> None:
+    """Run one pass of ``engine`` until its adapter holds a batch, then kill the pass there."""
+    channel.hold()
+    task = asyncio.create_task(engine.run_once())
+    await channel.entered.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_delivery_with_a_stored_receipt_is_recorded_from_it_not_sent_again(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    settings = settings_for(engine_settings)
+    people = [await resident(engine_store) for _ in range(3)]
+    notice = await approved(engine_store)
+    clock = FakeClock()
+    first = adapters(own_ids=True)
+    await crash_mid_send(Engine(engine_store, settings, dict(first), clock=clock), first["sms-main"])
+    delivery_of = {row["subscriber_id"]: row["id"] for row in await delivery_rows(engine_store, notice.id)}
+    # the provider's word on two messages arrived before the crashed worker could record their sends
+    for person, status in ((people[0], "delivered"), (people[1], "submitted")):
+        outcome = await record_receipt(engine_store, "sms-main", f"sms-main-d{delivery_of[person.id]}", status)
+        assert outcome is ReceiptOutcome.UNKNOWN  # kept as an early receipt
+
+    clock.advance(LEASE + 1)
+    second = adapters(own_ids=True)
+    await Engine(engine_store, settings, dict(second), clock=clock).run_until_idle()
+
+    assert second["sms-main"].recipients() == [people[2].phone]
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1, "sent": 2}}
+
+
+async def test_leases_of_a_worker_whose_heartbeat_stopped_are_taken_back_before_they_expire(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    settings = settings_for(engine_settings)
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    clock = FakeClock()
+    first = adapters()
+    stuck = Engine(engine_store, settings, dict(first), clock=clock)
+    await crash_mid_send(stuck, first["sms-main"])
+    second = adapters()
+    other = Engine(engine_store, settings, dict(second), clock=clock)
+
+    clock.advance(HEARTBEAT * 2.5)
+    await stuck.heartbeat()  # still alive: a beat within the last few intervals keeps its leases
+    clock.advance(HEARTBEAT * 2.5)
+    await other.run_until_idle()
+    assert second["sms-main"].messages == []
+    assert await states(engine_store, notice.id) == ["sending"]
+
+    clock.advance(HEARTBEAT * 5)  # no beat since: dead, 10 s into a 600 s lease
+    await other.run_until_idle()
+    assert len(second["sms-main"].messages) == 1
+    assert await states(engine_store, notice.id) == ["sent"]
+    assert await engine_store.registered_workers() == [other.ctx.worker]
+
+
+async def test_fan_out_held_by_a_dead_worker_is_taken_over(engine_store: Store, engine_settings: Settings) -> None:
+    settings = settings_for(engine_settings)
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    clock = FakeClock()
+    dead = Engine(engine_store, settings, dict(adapters()), clock=clock)
+    await dead.heartbeat()
+    assert await engine_store.claim_notice_for_fanout(dead.ctx.worker, clock(), LEASE) is not None
+
+    clock.advance(HEARTBEAT * 5)
+    channels = adapters()
+    await Engine(engine_store, settings, dict(channels), clock=clock).run_until_idle()
+
+    assert len(channels["sms-main"].messages) == 1
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"sent": 1}}
+
+
+async def test_cleanly_stopped_engine_gives_its_leases_back(engine_store: Store, engine_settings: Settings) -> None:
+    settings = settings_for(engine_settings)
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    first = adapters()
+    first["sms-main"].hold()
+    engine = Engine(engine_store, settings, dict(first))
+    await engine.start()
+    await first["sms-main"].entered.wait()
+    await engine.stop(grace=0.01)  # the held batch is abandoned
+
+    assert await states(engine_store, notice.id) == ["queued"]
+    assert await engine_store.registered_workers() == []
+    second = adapters()
+    await Engine(engine_store, settings, dict(second)).run_until_idle()
+    assert len(second["sms-main"].messages) == 1
+
+
+async def test_area_deliveries_of_a_dead_worker_are_taken_back(tmp_path: Path) -> None:
+    settings = settings_for(area_settings(tmp_path))
+    db = await open_database(settings.database.url)
+    try:
+        await db.migrate()
+        store = Store(db)
+        await seed(store)
+        notice = await approved(store, target={"areas": [COUNTY]}, channels=["bulletin"])
+        clock = FakeClock()
+
+        def build() -> tuple[Engine, RecordingAreaChannel]:
+            channels: dict[str, Channel] = {alias: RecordingChannel(alias) for alias in AREA_CHANNELS}
+            board = channels["board"] = RecordingAreaChannel("board")
+            return Engine(store, settings, channels, clock=clock), board
+
+        stuck, stuck_board = build()
+        await crash_mid_send(stuck, stuck_board)  # the dead worker held the printouts of every village
+        clock.advance(HEARTBEAT * 5)
+        other, board = build()
+        await other.run_until_idle()
+
+        assert sorted(board.recipients()) == [VILLAGE_A1, VILLAGE_A2, VILLAGE_B1]
+        assert (await store.get_notice(notice.id)).counts == {"bulletin": {"sent": 3}}
+    finally:
+        await db.close()
