@@ -6,9 +6,14 @@ Provider documentation: https://www.kannel.org/download/1.4.5/userguide-1.4.5/us
 One ``GET /cgi-bin/sendsms`` per message with ``username``, ``password``, ``from``, ``to``, ``text``
 (UTF-8, ``charset=UTF-8``; ``coding=2`` (UCS-2) when the text is not GSM 7-bit, as for every Chinese
 text), ``smsc`` (optional routing), ``dlr-mask`` and a ``dlr-url`` pointing at our
-``/hooks/kannel/dlr`` with the alias, the hook token, our message id and Kannel's ``%d`` (DLR type).
-Kannel has no message id of its own to return, so the provider message id is ours: ``d<delivery id>``;
-the DLR carries it back and the hook matches the delivery by it.
+``/hooks/kannel/dlr`` with the alias, our message id, a signature of the two and Kannel's ``%d``
+(DLR type). Kannel has no message id of its own to return, so the provider message id is ours:
+``d<delivery id>``; the DLR carries it back and the hook matches the delivery by it.
+
+The signature (``dlr_signature``: HMAC-SHA256 of alias and message id, keyed with the alias's
+``hook_token``) stands in for the token itself: Kannel keeps every dlr-url in its DLR store and writes
+it to its log when the call fails, and such a URL must be worth that one message's receipt, not the
+alias. ``hook_token_previous`` keeps the DLRs of messages sent before a token change verifiable.
 
     Kannel reply                                           result
     -----------------------------------------------------  ------------------------------------------
@@ -30,6 +35,8 @@ DLR types (``dlr_mask`` is their sum; default 1+2+8+16 = 27): 1 delivered to the
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import re
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -51,7 +58,12 @@ class KannelOptions(HttpOptions, SmsTextOptions):
     smsc: str | None = Field(None, description="smsc-id to route through; else Kannel's routing")
     dlr_url: str | None = Field(None, description="public URL of our /hooks/kannel/dlr; no DLRs when unset")
     dlr_mask: int = Field(27, ge=1, le=63, description="1 delivered, 2 undelivered, 4 queued, 8 SMSC ack, 16 nack")
-    hook_token: SecretStr | None = Field(None, description="shared secret Kannel presents to our hooks (?token=)")
+    hook_token: SecretStr | None = Field(
+        None, description="the alias's hook secret: signs each dlr-url; Kannel's sms-service presents it (?token=)"
+    )
+    hook_token_previous: SecretStr | None = Field(
+        None, description="the hook secret before the last change, still accepted while a rotation is under way"
+    )
 
     @field_validator("url", "dlr_url")
     @classmethod
@@ -68,6 +80,12 @@ def provider_id(message: OutboundMessage) -> str:
 
 def delivery_message_id(delivery_id: int) -> str:
     return f"d{delivery_id}"
+
+
+def dlr_signature(hook_token: str, alias: str, message_id: str) -> str:
+    """The ``sig`` of a dlr-url: proof that this alias's adapter asked for this message's receipts."""
+    mac = hmac.new(hook_token.encode("utf-8"), f"kannel-dlr\n{alias}\n{message_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 class KannelChannel(HttpChannel):
@@ -93,7 +111,7 @@ class KannelChannel(HttpChannel):
             return None
         query = {"alias": self.alias, "id": provider_id(message)}
         if opts.hook_token is not None:
-            query["token"] = opts.hook_token.get_secret_value()
+            query["sig"] = dlr_signature(opts.hook_token.get_secret_value(), self.alias, query["id"])
         separator = "&" if "?" in opts.dlr_url else "?"
         return f"{opts.dlr_url}{separator}{urlencode(query)}&type=%d"
 
@@ -162,4 +180,4 @@ class KannelChannel(HttpChannel):
         return default
 
 
-__all__ = ["KannelChannel", "KannelOptions", "provider_id"]
+__all__ = ["KannelChannel", "KannelOptions", "dlr_signature", "provider_id"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.kannel import KannelChannel, KannelOptions
+from channels.kannel import KannelChannel, KannelOptions, dlr_signature
 from notifier.api import create_app, hooks
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState
@@ -99,8 +101,17 @@ async def test_chinese_request_carries_signature_ucs2_and_dlr_url() -> None:
     assert dict(seen.query) == {
         "username": "tester", "password": "pw-secret", "to": PHONE, "text": ALERT, "charset": "UTF-8",
         "coding": "2", "from": "10690001", "smsc": "CMCC", "dlr-mask": "3",
-        "dlr-url": f"https://notify.example.gov.cn/hooks/kannel/dlr?alias=kannel&id=d42&token={TOKEN}&type=%d",
+        "dlr-url": "https://notify.example.gov.cn/hooks/kannel/dlr?alias=kannel&id=d42"
+                   f"&sig={dlr_signature(TOKEN, 'kannel', 'd42')}&type=%d",
     }
+    assert TOKEN not in seen.query["dlr-url"]  # Kannel stores and logs dlr-urls: each is worth one message
+
+
+def test_dlr_signature_is_an_hmac_of_alias_and_message_id() -> None:
+    expected = hmac.new(TOKEN.encode(), b"kannel-dlr\nsms-kannel\nd42", hashlib.sha256).hexdigest()[:32]
+    assert dlr_signature(TOKEN, "sms-kannel", "d42") == expected
+    assert len({dlr_signature(TOKEN, "sms-kannel", "d42"), dlr_signature(TOKEN, "sms-kannel", "d43"),
+                dlr_signature(TOKEN, "sms-kannel2", "d42"), dlr_signature("other", "sms-kannel", "d42")}) == 4
 
 
 async def test_gsm_text_has_no_coding_and_no_dlr_without_dlr_url() -> None:

@@ -1,4 +1,4 @@
-"""The Kannel hooks: token check, DLR type -> receipt, MO opt-out words, decoding, and never a 500."""
+"""The Kannel hooks: alias and proof checks, DLR type -> receipt, MO opt-out words, decoding, and never a 500."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
+from channels.base import OutboundMessage
+from channels.kannel import KannelChannel, KannelOptions, dlr_signature
 from notifier.api import create_app, hooks
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState
@@ -23,6 +26,7 @@ from notifier.testing import RecordingChannel
 from tests.conftest import VILLAGE_A1
 
 TOKEN = "t0ken-for-kannel"
+TENCENT_TOKEN = "t0ken-for-tencent"
 PHONE = "+8613800138000"
 
 
@@ -44,6 +48,9 @@ async def hooks_app(store: Store, settings: Settings) -> AsyncIterator[Hooks]:
         "kannel": {"kind": "sms", "type": "kannel", "username": "u", "password": "p", "hook_token": TOKEN},
         "kannel-b": {"kind": "sms", "type": "kannel", "username": "u", "password": "p"},  # no token: hooks off
         "sms": {"kind": "sms", "type": "failover", "aliases": ["kannel-b", "kannel"]},
+        "sms-tencent": {"kind": "sms", "type": "tencent_sms", "secret_id": "AKID", "secret_key": "k",
+                        "sdk_app_id": "1400006666", "sign_name": "昌乐县政府", "template_id": "449739",
+                        "hook_token": TENCENT_TOKEN},
     }
     app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
     server = TestServer(create_app(app_settings, store=store, extra_routes=hooks.ROUTES), host="127.0.0.1", port=0)
@@ -71,6 +78,11 @@ async def sent_delivery(h: Hooks, alias: str = "kannel") -> str:
     return delivery.provider_message_id
 
 
+def dlr(provider_id: str, dlr_type: str, alias: str = "kannel", token: str = TOKEN) -> str:
+    """The query of a DLR as Kannel sends it back: the adapter's signed dlr-url with ``%d`` filled in."""
+    return f"alias={alias}&id={provider_id}&sig={dlr_signature(token, alias, provider_id)}&type={dlr_type}"
+
+
 async def delivery_state(h: Hooks, provider_id: str, alias: str = "kannel") -> str:
     row = await h.store.find_delivery_by_provider_id(alias, provider_id)
     assert row is not None
@@ -80,19 +92,97 @@ async def delivery_state(h: Hooks, provider_id: str, alias: str = "kannel") -> s
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ("alias=kannel&token=wrong&id=x&type=1", "wrong token"),
-        ("alias=kannel&id=x&type=1", "no token"),
-        (f"token={TOKEN}&id=x&type=1", "no alias"),
-        (f"alias=nosuch&token={TOKEN}&id=x&type=1", "unknown alias"),
-        ("alias=kannel-b&token=&id=x&type=1", "alias without a hook token"),
-        (f"alias=kannel-b&token={TOKEN}&id=x&type=1", "another alias's token"),
+        ("alias=kannel&token=wrong&from=13800138000&text=TD", "wrong token"),
+        ("alias=kannel&from=13800138000&text=TD", "no token"),
+        (f"token={TOKEN}&from=13800138000&text=TD", "no alias"),
+        (f"alias=nosuch&token={TOKEN}&from=13800138000&text=TD", "unknown alias"),
+        ("alias=kannel-b&token=&from=13800138000&text=TD", "alias without a hook token"),
+        (f"alias=kannel-b&token={TOKEN}&from=13800138000&text=TD", "another alias's token"),
+        (f"alias=sms-tencent&token={TENCENT_TOKEN}&from=13800138000&text=TD", "a Tencent alias and its own token"),
+        (f"alias=sms&token={TOKEN}&from=13800138000&text=TD", "a failover alias"),
     ],
 )
-@pytest.mark.parametrize("path", ["/hooks/kannel/dlr", "/hooks/kannel/mo"])
-async def test_wrong_or_missing_token_is_a_403_problem(hooks_app: Hooks, path: str, query: str, reason: str) -> None:
-    status, content_type, body = await hooks_app.get(path, query)
+async def test_mo_without_a_kannel_alias_and_its_token_is_a_403_problem(
+    hooks_app: Hooks, query: str, reason: str
+) -> None:
+    resident = await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    status, content_type, body = await hooks_app.get("/hooks/kannel/mo", query)
     assert (status, content_type) == (403, "application/problem+json"), reason
-    assert TOKEN not in body
+    assert TOKEN not in body and TENCENT_TOKEN not in body
+    assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == []
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        (f"alias=kannel&id=x&type=1&sig={dlr_signature(TOKEN, 'kannel', 'y')}", "another message's signature"),
+        (f"alias=kannel&id=x&type=1&sig={dlr_signature('wrong', 'kannel', 'x')}", "signed with another key"),
+        (f"alias=kannel&token={TOKEN}&id=x&type=1", "the alias token instead of a signature"),
+        ("alias=kannel&id=x&type=1", "no signature"),
+        (f"id=x&type=1&sig={dlr_signature(TOKEN, 'kannel', 'x')}", "no alias"),
+        (f"alias=kannel-b&id=x&type=1&sig={dlr_signature(TOKEN, 'kannel-b', 'x')}", "alias without a hook token"),
+        (f"alias=kannel-b&id=x&type=1&sig={dlr_signature('', 'kannel-b', 'x')}", "no hook token, empty key"),
+        (f"alias=sms-tencent&id=x&type=1&sig={dlr_signature(TENCENT_TOKEN, 'sms-tencent', 'x')}", "a Tencent alias"),
+        (f"alias=sms-tencent&token={TENCENT_TOKEN}&id=x&type=1", "a Tencent alias and its token"),
+    ],
+)
+async def test_dlr_without_its_signature_is_a_403_problem(hooks_app: Hooks, query: str, reason: str) -> None:
+    status, content_type, body = await hooks_app.get("/hooks/kannel/dlr", query)
+    assert (status, content_type) == (403, "application/problem+json"), reason
+    assert TOKEN not in body and TENCENT_TOKEN not in body
+
+
+async def test_a_dlr_url_is_worth_its_own_delivery_only(hooks_app: Hooks) -> None:
+    """The dlr-url the adapter gives Kannel for delivery A (as Kannel's log would show it) cannot mark B."""
+    provider_a = await sent_delivery(hooks_app)
+    await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "张伟", "phone": "+8613700137000", "area_code": VILLAGE_A1,
+                                     "channels": ["sms"]}), "t"
+    )
+    data = {"topic": "air-quality", "title": "预警", "body": "减少外出。", "target": {"areas": ["370725"]},
+            "channels": ["sms"]}
+    notice, _ = await hooks_app.store.create_notice(NoticeIn.model_validate(data), department="environment",
+                                                    created_by=None, actor="t")
+    await hooks_app.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="t")
+    await Engine(hooks_app.store, hooks_app.settings, {"kannel": RecordingChannel("kannel")}).run_until_idle()
+    deliveries, _ = await hooks_app.store.list_deliveries(notice.id, None, 10)
+    provider_b = next(d.provider_message_id for d in deliveries if d.provider_message_id != provider_a)
+    assert provider_b is not None
+
+    options = hooks_app.settings.channels["kannel"].options
+    adapter = KannelChannel("kannel", KannelOptions.model_validate(
+        {**options, "dlr_url": f"{hooks_app.base}/hooks/kannel/dlr"}))
+    url_for_a = adapter.dlr_url(OutboundMessage(7, notice.id, "sms", "kannel", PHONE, "预警", "n-s-sms"))
+    assert url_for_a is not None and TOKEN not in url_for_a
+    forged = URL(url_for_a.replace("%d", "2")).update_query(id=provider_b)
+    async with hooks_app.session.get(forged) as response:
+        assert response.status == 403
+    assert await delivery_state(hooks_app, provider_b) == "sent"
+    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", dlr(provider_a, "1"))
+    assert code == 200
+    assert await delivery_state(hooks_app, provider_a) == "delivered"
+
+
+async def test_the_previous_hook_token_still_works_during_a_rotation(store: Store, settings: Settings) -> None:
+    channels = {"kannel": {"kind": "sms", "type": "kannel", "username": "u", "password": "p",
+                           "hook_token": "new-token", "hook_token_previous": TOKEN}}
+    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
+    server = TestServer(create_app(app_settings, store=store, extra_routes=hooks.ROUTES), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            base = str(server.make_url("")).rstrip("/")
+            for query, expected in [
+                (dlr("unknown-1", "1", token=TOKEN), 200), (dlr("unknown-1", "1", token="new-token"), 200),
+                (dlr("unknown-1", "1", token="older"), 403), (f"alias=kannel&token={TOKEN}&from=1&text=hi", 200),
+                ("alias=kannel&token=new-token&from=1&text=hi", 200), ("alias=kannel&token=older&from=1&text=hi", 403),
+            ]:
+                async with session.get(f"{base}/hooks/kannel/{'dlr' if 'sig=' in query else 'mo'}?{query}") as r:
+                    assert r.status == expected, query
+    finally:
+        await server.close()
 
 
 @pytest.mark.parametrize(
@@ -102,9 +192,8 @@ async def test_wrong_or_missing_token_is_a_403_problem(hooks_app: Hooks, path: s
 )
 async def test_dlr_types(hooks_app: Hooks, dlr_type: str, state: str, status: str) -> None:
     provider_id = await sent_delivery(hooks_app)
-    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", f"alias=kannel&token={TOKEN}&id={provider_id}"
-                                     f"&type={dlr_type}&reply=NACK%2Fno+SMSC")
-    assert code == 204
+    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", dlr(provider_id, dlr_type) + "&reply=NACK%2Fno+SMSC")
+    assert code == 200
     assert await delivery_state(hooks_app, provider_id) == state
     with contextlib.closing(sqlite3.connect(hooks_app.settings.sqlite_path or "")) as db:
         receipts = db.execute("SELECT alias, provider_message_id, status, detail FROM receipts").fetchall()
@@ -114,27 +203,27 @@ async def test_dlr_types(hooks_app: Hooks, dlr_type: str, state: str, status: st
 
 @pytest.mark.parametrize(
     "query",
-    [f"alias=kannel&token={TOKEN}&id=unknown-1&type=1", f"alias=kannel&token={TOKEN}&id=x&type=abc",
-     f"alias=kannel&token={TOKEN}&type=1", f"alias=kannel&token={TOKEN}&id=x&type=99999"],
+    [dlr("unknown-1", "1"), dlr("x", "abc"), dlr("", "1"), dlr("x", "99999"), dlr("x", "%C2%B9")],
 )
-async def test_unknown_or_malformed_receipts_get_204(hooks_app: Hooks, query: str) -> None:
-    assert (await hooks_app.get("/hooks/kannel/dlr", query))[0] == 204
+async def test_unknown_or_malformed_receipts_get_an_empty_200(hooks_app: Hooks, query: str) -> None:
+    assert (await hooks_app.get("/hooks/kannel/dlr", query)) == (200, "text/plain", "")
 
 
 async def test_duplicate_dlr_and_post_form(hooks_app: Hooks) -> None:
     provider_id = await sent_delivery(hooks_app)
     for _ in range(2):
         async with hooks_app.session.post(
-            f"{hooks_app.base}/hooks/kannel/dlr?alias=kannel&token={TOKEN}", data={"id": provider_id, "type": "1"}
+            f"{hooks_app.base}/hooks/kannel/dlr?alias=kannel",
+            data={"id": provider_id, "type": "1", "sig": dlr_signature(TOKEN, "kannel", provider_id)},
         ) as response:
-            assert response.status == 204
+            assert response.status == 200
     assert await delivery_state(hooks_app, provider_id) == "delivered"
 
 
 async def test_dlr_of_a_member_alias_finds_the_failover_delivery(hooks_app: Hooks) -> None:
     provider_id = await sent_delivery(hooks_app, alias="sms")  # the delivery carries the failover's alias
-    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", f"alias=kannel&token={TOKEN}&id={provider_id}&type=1")
-    assert code == 204
+    code, _, _ = await hooks_app.get("/hooks/kannel/dlr", dlr(provider_id, "1"))
+    assert code == 200
     assert await delivery_state(hooks_app, provider_id, alias="sms") == "delivered"
 
 
@@ -159,8 +248,10 @@ async def test_mo_opt_out_words(hooks_app: Hooks, text_query: str, opted_out: bo
     resident = await hooks_app.store.create_subscriber(
         SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
     )
-    code, _, _ = await hooks_app.get("/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from=13800138000&{text_query}")
-    assert code == 204
+    code, content_type, body = await hooks_app.get(
+        "/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from=13800138000&{text_query}"
+    )
+    assert (code, content_type, body) == (200, "text/plain", "")  # Kannel's success, and no reply SMS
     after = await hooks_app.store.get_subscriber(resident.id)
     assert after.opt_out_channels == (["sms"] if opted_out else [])
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("notifier")]
@@ -176,7 +267,7 @@ async def test_mo_opt_out_is_audited_and_idempotent(hooks_app: Hooks) -> None:
     for word in ("TD", "退订"):
         async with hooks_app.session.post(f"{hooks_app.base}/hooks/kannel/mo",
                                           data={"alias": "kannel", "token": TOKEN, "from": PHONE, "text": word}) as r:
-            assert r.status == 204
+            assert r.status == 200
     assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == ["sms"]
     audit = await hooks_app.store.db.fetch_all("list_audit", {"after": 0, "limit": 100})
     optouts = [(a["actor"], a["object_id"]) for a in audit if a["action"] == "subscriber.optout"]
@@ -190,5 +281,5 @@ async def test_mo_from_unusable_or_unknown_numbers_is_ignored(hooks_app: Hooks, 
         SubscriberIn.model_validate({"name": "李强", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
     )
     code, _, _ = await hooks_app.get("/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from={sender}&text=TD")
-    assert code == 204
+    assert code == 200
     assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == []

@@ -1,16 +1,26 @@
-"""Callbacks from SMS gateways: Kannel delivery reports (DLR) and inbound SMS (MO, e.g. "TD" = unsubscribe).
+"""Callbacks from Kannel: delivery reports (DLR) and inbound SMS (MO, e.g. "TD" = unsubscribe).
 
-Both hooks take the channel alias and its shared secret in the query string (``?alias=kannel&token=...``,
-the token being the alias's ``hook_token`` option, compared in constant time). A missing alias or a wrong
-or unconfigured token is a 403 problem. Anything else is answered 204 after logging, never 500: Kannel does
-not retry callbacks, so an error answer would only fill its log, and an unknown or repeated receipt is
-normal (a DLR for a message sent before a restore, a second DLR type for one message).
+Both hooks name a ``kannel`` channel alias (``?alias=sms-kannel``); an alias of another type (a Tencent or
+Aliyun alias with its own ``hook_token``) is refused. What proves the caller differs per hook:
 
-    GET|POST /hooks/kannel/dlr ?alias&token&id=<our message id>&type=%d[&reply=%A]
+- a DLR carries ``sig``, the HMAC of the alias and the message id keyed with the alias's ``hook_token``
+  (``channels.kannel.dlr_signature``), written into the dlr-url by the adapter for that one message.
+  Kannel stores dlr-urls and logs the failed ones; a leaked one can only report on its own message.
+- an MO carries ``token``, the alias's ``hook_token`` itself (Kannel's sms-service get-url is one fixed
+  URL): it must stay secret (``docs/kannel.md`` says how to rotate it, ``hook_token_previous``).
+
+Comparisons are constant-time; a missing or wrong proof, an unknown alias, an alias of another type or
+one without ``hook_token`` is a 403 problem. Kannel counts only 200 and 202 as success and, when its
+smsbox sets ``http-request-retry``, calls again after anything else; so the hooks answer 200 with an
+empty body (which also sends no reply SMS), and 503 only when a receipt could not be stored and a retry
+would help. An unknown or repeated receipt is normal (a DLR for a message sent before a restore, a second
+DLR type for one message) and answered 200.
+
+    GET|POST /hooks/kannel/dlr ?alias&id=<our message id>&sig&type=%d[&reply=%A]
         matched on the alias, then on every failover alias listing it (channels.failover);
         type 1 -> delivered; 2 (not delivered to the phone) and 16 (refused by the SMSC) -> failed;
         4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
-    GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%a[&charset=%C&coding=%c]
+    GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%b[&charset=%C&coding=%c]
         "TD", "T", "N", "R", "退订" (trimmed, any case) from a resident's phone -> opt-out of the sms channel
         (source "sms-reply") and an audit entry; anything else is logged (masked phone) and ignored.
 
@@ -27,10 +37,11 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from pydantic import SecretStr
 
+from channels.kannel import dlr_signature
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Route
-from notifier.config import Settings
+from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
 
 log = logging.getLogger("notifier.hooks")
@@ -57,19 +68,47 @@ def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8", errors="replace")
 
 
-def _authorised(request: web.Request, params: dict[str, bytes]) -> str | None:
-    """The alias when its hook token matches, else None."""
+def _kannel_alias(request: web.Request, params: dict[str, bytes]) -> tuple[str, list[bytes]] | None:
+    """The alias named by the request and its hook secrets, when it is a Kannel alias that has one."""
     alias = _text(params.get("alias"))
-    channel = request.app[SETTINGS].channels.get(alias)
-    if channel is None:
+    channel: ChannelConfig | None = request.app[SETTINGS].channels.get(alias)
+    if channel is None or channel.type != "kannel":
         return None
-    expected = channel.options.get("hook_token")
-    if isinstance(expected, SecretStr):
-        expected = expected.get_secret_value()
-    if not isinstance(expected, str) or not expected:
+    secrets = []
+    for name in ("hook_token", "hook_token_previous"):
+        value = channel.options.get(name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str) and value:
+            secrets.append(value.encode("utf-8"))
+    return (alias, secrets) if secrets else None
+
+
+def _any_matches(presented: bytes, expected: list[bytes]) -> bool:
+    """Constant-time comparison with every expected value (no early exit that would tell which)."""
+    matched = False
+    for value in expected:
+        matched |= hmac.compare_digest(presented, value)
+    return matched
+
+
+def _mo_authorised(request: web.Request, params: dict[str, bytes]) -> str | None:
+    """The alias when the request presents its hook token (or the previous one during a rotation)."""
+    found = _kannel_alias(request, params)
+    if found is None:
         return None
-    presented = params.get("token", b"")
-    return alias if hmac.compare_digest(presented, expected.encode("utf-8")) else None
+    alias, secrets = found
+    return alias if _any_matches(params.get("token", b""), secrets) else None
+
+
+def _dlr_authorised(request: web.Request, params: dict[str, bytes], message_id: str) -> str | None:
+    """The alias when ``sig`` is the adapter's signature of this alias and message id."""
+    found = _kannel_alias(request, params)
+    if found is None:
+        return None
+    alias, secrets = found
+    expected = [dlr_signature(secret.decode("utf-8"), alias, message_id).encode("ascii") for secret in secrets]
+    return alias if _any_matches(params.get("sig", b""), expected) else None
 
 
 def _receipt_aliases(settings: Settings, alias: str) -> list[str]:
@@ -105,33 +144,43 @@ async def apply_receipt(
     return str(outcome)
 
 
-def _forbidden(request: web.Request) -> web.Response:
-    log.warning("hook %s refused: unknown alias or wrong token", request.path)
-    return problem(403, "Forbidden", "unknown channel alias or wrong hook token", slug="forbidden",
+def _forbidden(request: web.Request, what: str) -> web.Response:
+    log.warning("hook %s refused: not a kannel alias with a hook token, or wrong %s", request.path, what)
+    return problem(403, "Forbidden", f"unknown kannel channel alias or wrong {what}", slug="forbidden",
+                   instance=request.path)
+
+
+def _done() -> web.Response:
+    """Kannel's idea of success: 200 (not 204, which it counts as a failed request), no reply SMS."""
+    return web.Response(status=200, text="", content_type="text/plain")
+
+
+def _unavailable(request: web.Request, what: str) -> web.Response:
+    return problem(503, "Unavailable", f"the {what} could not be stored; send it again", slug="unavailable",
                    instance=request.path)
 
 
 async def kannel_dlr(request: web.Request) -> web.StreamResponse:
     """A Kannel delivery report for one of our messages."""
     params = await _params(request)
-    alias = _authorised(request, params)
-    if alias is None:
-        return _forbidden(request)
     message_id, raw_type = _text(params.get("id")), _text(params.get("type"))
-    dlr_type = int(raw_type) if raw_type.isdigit() and len(raw_type) < 4 else None
+    alias = _dlr_authorised(request, params, message_id)
+    if alias is None:
+        return _forbidden(request, "delivery report signature")
+    dlr_type = int(raw_type) if raw_type.isascii() and raw_type.isdigit() and len(raw_type) < 4 else None
     status = DLR_TYPES.get(dlr_type or 0)
     if not message_id or status is None:
         log.warning("kannel DLR on %s ignored: id %r, type %r", alias, message_id[:40], raw_type[:10])
-        return web.Response(status=204)
+        return _done()
     reply = _text(params.get("reply")).strip()[:200]
     detail = "; ".join(x for x in (DLR_DETAIL.get(dlr_type or 0, ""), reply) if x) or None
     try:
         outcome = await apply_receipt(request, alias, message_id, status, detail)
     except Exception:
         log.exception("kannel DLR %s on %s (type %s) could not be recorded", message_id[:40], alias, dlr_type)
-        return web.Response(status=204)
+        return _unavailable(request, "delivery report")
     log.info("kannel DLR %s on %s: type %s -> %s (%s)", message_id[:40], alias, dlr_type, status, outcome)
-    return web.Response(status=204)
+    return _done()
 
 
 def _decode_mo(params: dict[str, bytes]) -> str:
@@ -148,41 +197,44 @@ def _decode_mo(params: dict[str, bytes]) -> str:
 async def kannel_mo(request: web.Request) -> web.StreamResponse:
     """An inbound SMS forwarded by Kannel's sms-service; opt-out words unsubscribe the sender from SMS."""
     params = await _params(request)
-    alias = _authorised(request, params)
+    alias = _mo_authorised(request, params)
     if alias is None:
-        return _forbidden(request)
+        return _forbidden(request, "hook token")
     try:
         phone = normalise_phone(_text(params.get("from")))
     except ValueError:
         log.info("kannel MO on %s from an unusable sender number ignored", alias)
-        return web.Response(status=204)
+        return _done()
     text = _decode_mo(params).strip()
     if text.casefold() not in OPT_OUT_WORDS:
         log.info("kannel MO on %s from %s ignored: not an opt-out word (%d chars)", alias, mask_phone(phone), len(text))
-        return web.Response(status=204)
+        return _done()
     store = request.app[STORE]
     try:
         subscriber_id = await store.find_subscriber_by_phone(phone)
         if subscriber_id is None:
             log.info("kannel MO opt-out on %s from %s: no such resident", alias, mask_phone(phone))
-            return web.Response(status=204)
+            return _done()
         async with store.db.transaction():
             await store.add_optout(subscriber_id, "channel", "sms", "sms-reply")
             await store.audit("sms-reply", "subscriber.optout", "subscriber", subscriber_id,
                               {"kind": "channel", "value": "sms", "alias": alias, "word": text.casefold()})
     except Exception:
         log.exception("kannel MO opt-out on %s from %s could not be stored", alias, mask_phone(phone))
-        return web.Response(status=204)
+        return _done()
     log.info("resident %s opted out of sms by reply on %s", subscriber_id, alias)
-    return web.Response(status=204)
+    return _done()
 
 
 ROUTES: list[Route] = [
-    Route(method, path, handler, summary, "hooks", public=True, status=204,
-          extra_responses={403: "unknown alias or wrong hook token"})
-    for path, handler, summary in (
-        ("/hooks/kannel/dlr", kannel_dlr, "Kannel delivery report (dlr-url)"),
-        ("/hooks/kannel/mo", kannel_mo, "Inbound SMS from Kannel's sms-service (get-url)"),
+    Route(method, path, handler, summary, "hooks", public=True, status=200, extra_responses=responses)
+    for path, handler, summary, responses in (
+        ("/hooks/kannel/dlr", kannel_dlr, "Kannel delivery report (dlr-url); answers 200 with an empty body",
+         {403: "not a kannel alias with a hook token, or a wrong signature",
+          503: "the report could not be stored; Kannel calls again when its smsbox sets http-request-retry"}),
+        ("/hooks/kannel/mo", kannel_mo,
+         "Inbound SMS from Kannel's sms-service (get-url); answers 200 with an empty body (no reply SMS)",
+         {403: "not a kannel alias with a hook token, or a wrong token"}),
     )
     for method in ("GET", "POST")
 ]
