@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,10 +18,12 @@ from pydantic import ValidationError
 
 from notifier.config import Settings, load_settings
 from notifier.domain.enums import NoticeState, Role
-from notifier.domain.errors import ConfigError, InvalidInput, NotifierError
+from notifier.domain.errors import ConfigError, FieldError, InvalidInput, NotifierError
 from notifier.store import Store, open_database
 
 log = logging.getLogger("notifier")
+
+API_KEY_ENV = "NOTIFIER_API_KEY"
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -58,12 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--department", required=True, help="department code, e.g. environment")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", help="who or what uses the key")
+    listing = key_commands.add_parser(
+        "list", help="list keys: prefix, department, role, name, created, last used, revoked"
+    )
+    _add_config(listing)
+    listing.add_argument("--department", help="only this department's keys")
+    revoke = key_commands.add_parser("revoke", help="revoke a key; it is refused from its next request on")
+    _add_config(revoke)
+    revoke.add_argument("prefix", help="the key's prefix, as `apikey list` shows it (ntf_<prefix>_...)")
 
     notices = commands.add_parser("notices", help="notices")
     notice_commands = notices.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     send = notice_commands.add_parser("send", help="draft a notice and submit it for approval (same rules as the API)")
     _add_config(send)
-    send.add_argument("--api-key", required=True, help="an issuer key of the department (or $NOTIFIER_API_KEY)")
+    send.add_argument("--api-key", help=f"an issuer key of the department (default: ${API_KEY_ENV})")
     send.add_argument("--json", type=Path, help="a JSON file with the notice as POST /notices takes it")
     send.add_argument("--topic")
     send.add_argument("--title")
@@ -78,11 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     approve = notice_commands.add_parser("approve", help="approve a pending notice (not by its author)")
     _add_config(approve)
     approve.add_argument("id", type=int)
-    approve.add_argument("--api-key", required=True, help="an approver key of the department")
+    approve.add_argument("--api-key", help=f"an approver key of the department (default: ${API_KEY_ENV})")
     show = notice_commands.add_parser("show", help="print a notice with its delivery counts")
     _add_config(show)
     show.add_argument("id", type=int)
-    show.add_argument("--api-key", required=True)
+    show.add_argument("--api-key", help=f"a key of the notice's department (default: ${API_KEY_ENV})")
     return parser
 
 
@@ -117,6 +129,33 @@ async def _apikey_create(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _apikey_list(store: Store, args: argparse.Namespace) -> int:
+    keys, cursor = await store.list_api_keys(department=args.department, cursor=None, limit=1000)
+    while cursor is not None:
+        more, cursor = await store.list_api_keys(department=args.department, cursor=cursor, limit=1000)
+        keys += more
+    rows = [["prefix", "department", "role", "name", "created", "last used", "revoked"]]
+    for key in keys:
+        times = [key.created_at, key.last_used_at, key.revoked_at]
+        stamps = [t.astimezone().isoformat(timespec="seconds") if t else "-" for t in times]
+        rows.append([key.prefix, key.department, key.role.value, key.name, *stamps])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _apikey_revoke(store: Store, args: argparse.Namespace) -> int:
+    from notifier.api.apikeys import PREFIX_PATTERN
+
+    if not re.fullmatch(PREFIX_PATTERN, args.prefix, re.ASCII):
+        raise InvalidInput(f"{args.prefix!r} is not a key prefix", [FieldError("prefix", "12 hexadecimal digits")])
+    key = await store.revoke_api_key(args.prefix, actor="cli")
+    assert key.revoked_at is not None
+    print(f"API key {key.prefix} ({key.department}, {key.role.value}, {key.name}) revoked at {key.revoked_at}")
+    return 0
+
+
 async def _import(store: Store, args: argparse.Namespace) -> int:
     from subscribers.importer import import_file, rich_progress
 
@@ -146,9 +185,12 @@ def _notice_payload(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
-async def _key(store: Store, plain: str, *roles: Role) -> Any:
+async def _key(store: Store, given: str | None, *roles: Role) -> Any:
     from notifier.domain.errors import Forbidden, Unauthenticated
 
+    plain = given or os.environ.get(API_KEY_ENV, "")
+    if not plain:
+        raise Unauthenticated(f"no API key: pass --api-key or set {API_KEY_ENV}")
     key = await store.authenticate(plain)
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
@@ -218,6 +260,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         ("subscribers", "import"): _import,
         ("apikey", "create"): _apikey_create,
+        ("apikey", "list"): _apikey_list,
+        ("apikey", "revoke"): _apikey_revoke,
         ("notices", "send"): _notices_send,
         ("notices", "approve"): _notices_approve,
         ("notices", "show"): _notices_show,

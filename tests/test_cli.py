@@ -15,8 +15,10 @@ from notifier.store import Store
 from tests.conftest import TOWN_A
 
 
-async def run_cli(*args: str, db_url: str | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+async def run_cli(
+    *args: str, db_url: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}, **(env or {})}
     if db_url:
         env["NOTIFIER_DATABASE__URL"] = db_url
     proc = await asyncio.create_subprocess_exec(
@@ -36,7 +38,17 @@ async def run_cli(*args: str, db_url: str | None = None, cwd: Path | None = None
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["worker"], ["migrate"], ["subscribers", "import"], ["apikey", "create"], ["notices", "send"]],
+    [
+        [],
+        ["serve"],
+        ["worker"],
+        ["migrate"],
+        ["subscribers", "import"],
+        ["apikey", "create"],
+        ["apikey", "list"],
+        ["apikey", "revoke"],
+        ["notices", "send"],
+    ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:
     code, out, _ = await run_cli(*command, "--help")

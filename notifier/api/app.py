@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from notifier import web as pages
-from notifier.api import catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
+from notifier.api import apikeys, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
@@ -23,6 +23,7 @@ ALL_ROUTES: list[Route] = [
     *catalog.ROUTES,
     *subscribers.ROUTES,
     *notices.ROUTES,
+    *apikeys.ROUTES,
     *hooks.ROUTES,
     *wechat_hooks.ROUTES,
     *cloud_sms_hooks.ROUTES,

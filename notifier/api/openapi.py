@@ -46,7 +46,7 @@ def _problem_response(description: str) -> dict[str, Any]:
 def _operation(route: Route) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag], "operationId": route.handler.__name__}
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+        {"name": name, "in": "path", "required": True, "schema": route.path_params.get(name, {"type": "integer"})}
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     if route.query is not None:

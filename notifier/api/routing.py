@@ -31,6 +31,7 @@ class Route:
     roles: tuple[str, ...] = ()
     public: bool = False
     extra_responses: dict[int, str] = field(default_factory=dict)
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # JSON schemas; integer when absent
 
 
 async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:

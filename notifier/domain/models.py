@@ -300,6 +300,19 @@ class ApiKeyInfo(BaseModel):
     role: Role
 
 
+class ApiKeyRecord(BaseModel):
+    """A key as listed: never its secret nor the secret's hash."""
+
+    id: int
+    prefix: str = Field(description="the part after ntf_, shown in lists and used to revoke the key")
+    name: str
+    department: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="last request made with the key, to the minute")
+    revoked_at: datetime | None
+
+
 class Page(BaseModel):
     items: list[Any]
     next_cursor: str | None

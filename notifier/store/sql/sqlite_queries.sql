@@ -132,7 +132,18 @@ INSERT INTO api_keys (prefix, secret_hash, name, department, role, created_at)
 VALUES (:prefix, :secret_hash, :name, :department, :role, :now) RETURNING id;
 
 -- name: get_api_key_by_prefix
-SELECT id, prefix, secret_hash, name, department, role, revoked_at FROM api_keys WHERE prefix = :prefix;
+SELECT id, prefix, secret_hash, name, department, role, created_at, last_used_at, revoked_at
+FROM api_keys WHERE prefix = :prefix;
+
+-- name: list_api_keys
+SELECT id, prefix, name, department, role, created_at, last_used_at, revoked_at FROM api_keys
+WHERE id > :after AND (:department IS NULL OR department = :department) ORDER BY id LIMIT :limit;
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = :now WHERE id = :id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
 
 -- name: insert_notice
 INSERT INTO notices (department, topic, title, body, template, data, severity, target, channels, channel_mode,
