@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from notifier.config import Settings, load_settings
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.errors import ConfigError, FieldError, InvalidInput, NotifierError
+from notifier.logs import configure_logging
 from notifier.store import Store, open_database
 
 log = logging.getLogger("notifier")
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.logging.level)
         return _run(args, settings)
     except ConfigError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
