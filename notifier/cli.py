@@ -203,6 +203,7 @@ async def _key(store: Store, given: str | None, *roles: Role) -> Any:
 async def _notices_send(store: Store, args: argparse.Namespace) -> int:
     from notifier.api.problems import invalid_from_validation
     from notifier.domain.models import NoticeIn
+    from notifier.engine import Renderer, check_renders
     from notifier.policy import check_new_notice
 
     key = await _key(store, args.api_key, Role.ISSUER)
@@ -211,6 +212,7 @@ async def _notices_send(store: Store, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise invalid_from_validation(exc) from None
     await check_new_notice(store, key, notice)
+    await check_renders(store, notice, key.department, Renderer())
     created, _ = await store.create_notice(
         notice, department=key.department, created_by=key.id, actor=f"apikey:{key.id}"
     )

@@ -66,6 +66,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[system.METRICS] = registry
+    app[system.FAILED_NOTICES] = system.failed_notices_gauge(registry)
     routes = [*ALL_ROUTES, *(route for route in extra_routes if route not in ALL_ROUTES)]
     app[system.OPENAPI] = build_openapi(routes)
     named: set[str] = set()

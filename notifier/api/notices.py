@@ -13,7 +13,7 @@ from notifier.api.routing import Route, json_response, page_response, path_int, 
 from notifier.domain.enums import ChannelKind, NoticeState, Role
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import ApiKeyInfo, Decision, Delivery, Notice, NoticeIn
-from notifier.engine import Renderer, preview
+from notifier.engine import Renderer, check_renders, preview
 from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
 from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
@@ -45,10 +45,19 @@ async def create_notice(request: web.Request) -> web.Response:
     notice = await read_body(request, NoticeIn)
     store = request.app[STORE]
     await check_new_notice(store, key, notice)
+    await check_renders(store, notice, key.department, notice_renderer(request))
     created, is_new = await store.create_notice(
         notice, department=key.department, created_by=key.id, actor=actor(key), idempotency_key=idempotency_key
     )
     return json_response(created, 201 if is_new else 200)
+
+
+def notice_renderer(request: web.Request) -> Renderer:
+    """The engine's renderer when this process runs one, else one over the same templates."""
+    engine = request.app.get(ENGINE)
+    if engine is not None:
+        return engine.ctx.templates
+    return Renderer(public_url=request.app[SETTINGS].server.public_url)
 
 
 async def list_notices(request: web.Request) -> web.Response:
@@ -135,11 +144,9 @@ async def notice_sms_bill(request: web.Request, notice: Notice, deliveries: int)
     """The SMS parts the notice would be billed, counted on the text each SMS gateway receives."""
     settings = request.app[SETTINGS]
     engine = request.app.get(ENGINE)
-    if engine is not None:
-        channels, renderer = engine.ctx.channels, engine.ctx.templates
-    else:  # a process without workers: the adapters are built (not opened) only to compose the texts
-        channels, renderer = load_channels(settings), Renderer(public_url=settings.server.public_url)
-    text = await sms_text(request.app[STORE], notice, settings, renderer)
+    # a process without workers builds the adapters (without opening them) only to compose the texts
+    channels = engine.ctx.channels if engine is not None else load_channels(settings)
+    text = await sms_text(request.app[STORE], notice, settings, notice_renderer(request))
     return None if text is None else sms_bill(text, deliveries, settings, channels)
 
 

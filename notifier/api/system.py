@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from notifier.api.keys import STORE
 from notifier.api.routing import Route, json_response
 
 OPENAPI = web.AppKey("openapi", dict)
 METRICS = web.AppKey("metrics_registry", object)
+FAILED_NOTICES = web.AppKey("failed_notices_gauge", Gauge)
+
+
+def failed_notices_gauge(registry: CollectorRegistry) -> Gauge:
+    """Notices the service stopped by itself (their template no longer rendered), per department: read from
+    the database at each scrape, so a stop made by a worker in another process counts too."""
+    return Gauge(
+        "notifier_notices_failed",
+        "Notices stopped before sending because their template no longer renders (failure_reason set)",
+        ["department"],
+        registry=registry,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -26,6 +38,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    failed = request.app[FAILED_NOTICES]
+    counts = await request.app[STORE].failed_notices_per_department()
+    failed.clear()
+    for department, count in counts.items():
+        failed.labels(department).set(count)
     body = generate_latest(request.app[METRICS])  # type: ignore[arg-type]
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

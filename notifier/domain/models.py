@@ -265,7 +265,12 @@ class Notice(BaseModel):
     state: NoticeState
     created_by: int | None
     approved_by: int | None
-    reason: str | None
+    reason: str | None = Field(description="what the approver, the rejecter or the canceller wrote")
+    failure_reason: str | None = Field(
+        None,
+        description="why the service stopped the notice by itself (state cancelled): its template no longer "
+        "rendered with its data when it was to be sent; null otherwise",
+    )
     created_at: datetime
     updated_at: datetime
     counts: dict[str, dict[str, int]] = Field(

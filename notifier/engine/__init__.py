@@ -4,6 +4,7 @@ and, for the kinds ``bot`` and ``bulletin``, for every area it concerns (``engin
 What the rest of the service calls:
 
     Engine(store, settings, channels)   start() / stop() / wake() / run_once() / run_until_idle()
+    check_renders(store, notice, ...)   refuse a new notice whose template does not render with its data
     cancel_notice(store, id, actor)     stop every delivery not yet sent
     preview(store, notice)              residents and deliveries per channel per town, before approval
     sms_bill(text, deliveries, ...)     the SMS parts each gateway would bill for them (engine.sms_bill)
@@ -11,7 +12,7 @@ What the rest of the service calls:
     add_recurring_notice(store, notice, department=, cron=, actor=)
 """
 
-from notifier.engine.control import cancel_notice, preview
+from notifier.engine.control import cancel_notice, check_renders, preview
 from notifier.engine.engine import Engine
 from notifier.engine.receipts import ReceiptOutcome, record_receipt
 from notifier.engine.render import Renderer, RenderError
@@ -27,6 +28,7 @@ __all__ = [
     "RetryPolicy",
     "add_recurring_notice",
     "cancel_notice",
+    "check_renders",
     "preview",
     "record_receipt",
 ]

@@ -1,4 +1,4 @@
-"""What the API calls besides the running Engine: cancel a notice, preview its reach."""
+"""What the API calls besides the running Engine: check a new notice renders, cancel one, preview its reach."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from notifier.domain.errors import Conflict
+from notifier.domain.errors import Conflict, InvalidInput
 from notifier.domain.models import Notice, NoticeIn
+from notifier.engine.render import Renderer
 from notifier.store import Store
 from subscribers.targeting import plan_target
 
@@ -23,6 +24,16 @@ async def cancel_notice(store: Store, notice_id: int, actor: str) -> int:
         notice = await store.get_notice(notice_id)
         raise Conflict(f"notice {notice_id} is {notice.state.value} and can no longer be cancelled")
     return skipped
+
+
+async def check_renders(store: Store, notice: NoticeIn, department: str, renderer: Renderer) -> None:
+    """Refuse (InvalidInput naming ``template`` or ``data.<field>``) a notice whose template is unknown or
+    does not render with its data for every channel kind it asks for, so it cannot fail at fan-out."""
+    name = (await store.get_department(department)).name
+    context = renderer.context({**notice.model_dump(mode="json"), "department": department}, name)
+    problems = renderer.problems(notice.template, [kind.value for kind in notice.channels], context)
+    if problems:
+        raise InvalidInput(f"the notice does not render: {problems[0].loc}: {problems[0].msg}", problems)
 
 
 async def preview(

@@ -107,11 +107,27 @@ async def fan_out_next(ctx: EngineContext) -> int | None:
     try:
         await ctx.store.store_rendered(notice["id"], await render_notice(ctx, notice))
     except RenderError as exc:
-        log.error("notice %s cannot be rendered: %s", notice["id"], exc)
-        await ctx.store.cancel_notice_row(notice["id"], "engine")
+        await stop_unrenderable(ctx, notice, str(exc))
         return int(notice["id"])
     await fan_out(ctx, notice)
     return int(notice["id"])
+
+
+async def stop_unrenderable(ctx: EngineContext, notice: Row, reason: str) -> None:
+    """Cancel a notice whose template no longer renders (it was checked when the notice was created, so the
+    template changed since), keep the reason on the notice and tell the issuer: an ERROR line naming the
+    notice, its department and the template's error (never the notice's data), and the notice counts in
+    the ``notifier_notices_failed`` metric from then on."""
+    async with ctx.store.db.transaction():
+        if await ctx.store.cancel_notice_row(notice["id"], "engine") is None:
+            return  # cancelled or finished meanwhile
+        await ctx.store.record_notice_failure(notice["id"], reason, "engine")
+    log.error(
+        "notice %s of department %s stopped before sending, its template does not render: %s",
+        notice["id"],
+        notice["department"],
+        reason,
+    )
 
 
 async def fan_out(ctx: EngineContext, notice: Row) -> None:

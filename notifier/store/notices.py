@@ -118,6 +118,17 @@ class NoticeRepository(SubscriberRepository):
             )
         return await self.get_notice(notice_id)
 
+    async def record_notice_failure(self, notice_id: int, reason: str, actor: str) -> None:
+        """Keep why the service stopped a notice by itself (``failure_reason``), in the audit log too."""
+        async with self.db.transaction():
+            await self.db.execute("set_notice_failure_reason", {"id": notice_id, "reason": reason})
+            await self.audit(actor, "notice.failed", "notice", notice_id, {"failure_reason": reason})
+
+    async def failed_notices_per_department(self) -> dict[str, int]:
+        """Notices the service stopped by itself, by department."""
+        rows = await self.db.fetch_all("failed_notices_per_department", {})
+        return {str(row["department"]): int(row["n"]) for row in rows}
+
     async def list_deliveries(
         self, notice_id: int, cursor: str | None, limit: int
     ) -> tuple[list[Delivery], str | None]:
@@ -151,7 +162,7 @@ class NoticeRepository(SubscriberRepository):
         return Notice(
             **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
             **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
-            **{k: row[k] for k in ("reason", "created_at", "updated_at")},
+            **{k: row[k] for k in ("reason", "failure_reason", "created_at", "updated_at")},
             data=json.loads(row["data"]),
             target=json.loads(row["target"]),
             channels=json.loads(row["channels"]),

@@ -193,3 +193,9 @@ WHERE id > :after ORDER BY id LIMIT :limit;
 
 -- name: set_notice_reason
 UPDATE notices SET reason = :reason WHERE id = :id;
+
+-- name: set_notice_failure_reason
+UPDATE notices SET failure_reason = :reason WHERE id = :id;
+
+-- name: failed_notices_per_department
+SELECT department, COUNT(*) AS n FROM notices WHERE failure_reason IS NOT NULL GROUP BY department;
