@@ -1,9 +1,10 @@
-"""Who may issue what: the rules the API and the command line apply alike."""
+"""Who may issue and read what: the rules the API and the command line apply alike."""
 
 from __future__ import annotations
 
+from notifier.domain.enums import Role
 from notifier.domain.errors import FieldError, Forbidden, InvalidInput, NotFound
-from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn
+from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn, PersonalDataScope
 from notifier.store import Store
 
 
@@ -39,3 +40,11 @@ async def notice_for_key(store: Store, key: ApiKeyInfo, notice_id: int) -> Notic
     if notice.department != key.department:
         raise NotFound(f"no notice {notice_id}")
     return notice
+
+
+async def personal_data_scope(store: Store, key: ApiKeyInfo) -> PersonalDataScope | None:
+    """The residents the key may read: its department's topics and groups; None (everyone) for admins."""
+    if key.role is Role.ADMIN:
+        return None
+    department = await store.get_department(key.department)
+    return PersonalDataScope(department.code, frozenset(department.topics), frozenset(department.groups))

@@ -33,9 +33,9 @@ SMALL_CATALOG: dict[str, Any] = {
     ],
     "topics": [("air-quality", "空气质量"), ("social-assistance", "社会救助"), ("disaster-relief", "灾害救助")],
     "groups": [("dibao", "低保户"), ("elderly-alone", "独居老人"), ("disabled", "残疾人")],
-    "departments": [
-        ("environment", "生态环境分局", ["air-quality"]),
-        ("civil-affairs", "民政局", ["social-assistance", "disaster-relief"]),
+    "departments": [  # code, name, topics it issues on, groups it works with
+        ("environment", "生态环境分局", ["air-quality"], []),
+        ("civil-affairs", "民政局", ["social-assistance", "disaster-relief"], ["dibao", "elderly-alone"]),
     ],
 }
 
@@ -46,8 +46,8 @@ async def seed_catalog(store: Store) -> None:
         await store.upsert_topic(code, name)
     for code, name in SMALL_CATALOG["groups"]:
         await store.upsert_group(code, name)
-    for code, name, topics in SMALL_CATALOG["departments"]:
-        await store.upsert_department(code, name, topics)
+    for code, name, topics, groups in SMALL_CATALOG["departments"]:
+        await store.upsert_department(code, name, topics, groups)
 
 
 @pytest.fixture

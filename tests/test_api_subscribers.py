@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_B1, Api
 
 RESIDENT = {"name": "王秀英", "phone": "138 0013 8000", "area_code": VILLAGE_A1, "groups": ["dibao"]}
+ISSUER = "civ-issuer"  # civil affairs works with the dibao and elderly-alone groups (tests/conftest.py)
+ADMIN = "env-admin"
 
 
 async def count_subscribers(api: Api) -> int:
@@ -19,13 +21,15 @@ async def count_subscribers(api: Api) -> int:
 
 
 async def test_create_and_read_resident(api: Api) -> None:
-    status, body = await api.call("POST", "/api/v1/subscribers", json={**RESIDENT, "email": "Wang@Example.COM"})
+    status, body = await api.call(
+        "POST", "/api/v1/subscribers", json={**RESIDENT, "email": "Wang@Example.COM"}, key=ISSUER
+    )
     assert status == 201, body
     assert body["phone"] == "+8613800138000"
     assert body["email"] == "Wang@example.com"
     assert body["groups"] == ["dibao"]
     assert body["consent"]["source"] == "api"
-    status, fetched = await api.call("GET", f"/api/v1/subscribers/{body['id']}", key="env-viewer")
+    status, fetched = await api.call("GET", f"/api/v1/subscribers/{body['id']}", key="civ-viewer")
     assert status == 200 and fetched == body
 
 
@@ -75,31 +79,32 @@ async def test_oversize_body_is_413(api: Api) -> None:
 
 
 async def test_duplicate_phone_is_conflict(api: Api) -> None:
-    assert (await api.call("POST", "/api/v1/subscribers", json=RESIDENT))[0] == 201
-    status, body = await api.call("POST", "/api/v1/subscribers", json={**RESIDENT, "name": "李四"})
+    assert (await api.call("POST", "/api/v1/subscribers", json=RESIDENT, key=ISSUER))[0] == 201
+    status, body = await api.call("POST", "/api/v1/subscribers", json={**RESIDENT, "name": "李四"}, key=ISSUER)
     assert status == 409, body
     assert await count_subscribers(api) == 1
 
 
 async def test_filters_and_cursor_pagination(api: Api) -> None:
+    """With an admin key: half of these residents have no topic and no group, so no department reads them."""
     phones = [f"1390000{i:04d}" for i in range(7)]
     for i, phone in enumerate(phones):
         area = VILLAGE_A1 if i % 2 else VILLAGE_B1
         groups = ["elderly-alone"] if i < 3 else []
         payload = {"name": f"居民{i}", "phone": phone, "area_code": area, "groups": groups}
-        assert (await api.call("POST", "/api/v1/subscribers", json=payload))[0] == 201
+        assert (await api.call("POST", "/api/v1/subscribers", json=payload, key=ADMIN))[0] == 201
     seen: list[int] = []
     cursor = None
     while True:
         query = f"?limit=2&area={TOWN_A}" + (f"&cursor={cursor}" if cursor else "")
-        status, page = await api.call("GET", "/api/v1/subscribers" + query)
+        status, page = await api.call("GET", "/api/v1/subscribers" + query, key=ADMIN)
         assert status == 200
         seen += [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert len(seen) == 3 == len(set(seen))  # odd indexes live in town A
-    status, page = await api.call("GET", "/api/v1/subscribers?group=elderly-alone")
+    status, page = await api.call("GET", "/api/v1/subscribers?group=elderly-alone", key=ADMIN)
     assert [i["name"] for i in page["items"]] == ["居民0", "居民1", "居民2"]
     for query in ("?limit=0", "?limit=abc", "?cursor=garbage!", "?area=12", "?colour=red"):
         status, body = await api.call("GET", "/api/v1/subscribers" + query)
@@ -107,24 +112,25 @@ async def test_filters_and_cursor_pagination(api: Api) -> None:
 
 
 async def test_patch_opt_out_and_delete(api: Api) -> None:
-    _, created = await api.call("POST", "/api/v1/subscribers", json=RESIDENT)
+    _, created = await api.call("POST", "/api/v1/subscribers", json=RESIDENT, key=ISSUER)
     path = f"/api/v1/subscribers/{created['id']}"
     status, patched = await api.call(
-        "PATCH", path, json={"quiet_hours": {"start": "22:00", "end": "07:00"}, "opt_out_topics": ["air-quality"]}
+        "PATCH", path, json={"quiet_hours": {"start": "22:00", "end": "07:00"}, "opt_out_topics": ["air-quality"]},
+        key=ISSUER,
     )
     assert status == 200, patched
     assert patched["quiet_hours"] == {"start": "22:00", "end": "07:00"}
     assert patched["opt_out_topics"] == ["air-quality"]
     assert patched["phone"] == created["phone"]
-    status, body = await api.call("PATCH", path, json={"phone": "not a phone"})
+    status, body = await api.call("PATCH", path, json={"phone": "not a phone"}, key=ISSUER)
     assert status == 422 and body["errors"][0]["loc"] == "phone"
-    status, body = await api.call("PATCH", path, json={"name": None})
+    status, body = await api.call("PATCH", path, json={"name": None}, key=ISSUER)
     assert status == 422
-    status, withdrawn = await api.call("PATCH", path, json={"consent_withdrawn": True})
+    status, withdrawn = await api.call("PATCH", path, json={"consent_withdrawn": True}, key=ISSUER)
     assert withdrawn["consent"]["withdrawn_at"] is not None
-    assert (await api.call("DELETE", path))[0] == 204
-    assert (await api.call("GET", path))[0] == 404
-    assert (await api.call("DELETE", path))[0] == 404
+    assert (await api.call("DELETE", path, key=ISSUER))[0] == 204
+    assert (await api.call("GET", path, key=ISSUER))[0] == 404
+    assert (await api.call("DELETE", path, key=ISSUER))[0] == 404
     assert (await api.call("GET", "/api/v1/subscribers/abc"))[0] == 422
 
 

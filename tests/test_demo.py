@@ -138,6 +138,12 @@ async def test_load_demo_loads_everything(demo_store: Store) -> None:
     assert [a for a in areas if a.parent is None] == [a for a in areas if a.code == "370725"]
     departments = {d.code: set(d.topics) for d in await demo_store.list_departments()}
     assert departments == {**DEPARTMENT_TOPICS, "county-office": TOPICS}
+    groups_of = {d.code: set(d.groups) for d in await demo_store.list_departments() if d.groups}
+    assert groups_of == {
+        "civil-affairs": {"dibao", "extreme-poverty", "elderly-alone", "orphans"},
+        "education": {"pupils-parents"},
+        "disabled-persons-federation": {"disabled"},
+    }
     topics, _ = await demo_store.list_topics(None, 100)
     groups, _ = await demo_store.list_groups(None, 100)
     assert {t.code for t in topics} == TOPICS and {g.code for g in groups} == GROUPS

@@ -1,4 +1,4 @@
-"""Residents (subscribers)."""
+"""Residents (subscribers), read and changed within the key's PersonalDataScope (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from notifier.api.keys import STORE
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.enums import Role
 from notifier.domain.models import AreaCode, Code, Subscriber, SubscriberIn, SubscriberPatch
+from notifier.policy import personal_data_scope
 
 WRITERS = (Role.ISSUER,)
 
@@ -25,33 +26,49 @@ class SubscriberQuery(PageQuery):
 async def create_subscriber(request: web.Request) -> web.Response:
     key = await require(request, *WRITERS)
     data = await read_body(request, SubscriberIn)
-    return json_response(await request.app[STORE].create_subscriber(data, actor(key)), 201)
+    store = request.app[STORE]
+    scope = await personal_data_scope(store, key)
+    return json_response(await store.create_subscriber(data, actor(key), scope), 201)
 
 
 async def list_subscribers(request: web.Request) -> web.Response:
-    await require(request)
+    key = await require(request)
     q = read_query(request, SubscriberQuery)
-    items, cursor = await request.app[STORE].list_subscribers(
-        area=q.area, group=q.group, topic=q.topic, cursor=q.cursor, limit=q.limit
+    store = request.app[STORE]
+    scope = await personal_data_scope(store, key)
+    if scope is not None and q.group is not None:
+        # the filter alone would tell which of the department's residents belong to the group
+        scope.check_groups([q.group], "query.group")
+    items, cursor = await store.list_subscribers(
+        area=q.area, group=q.group, topic=q.topic, cursor=q.cursor, limit=q.limit, scope=scope
     )
+    filters = {name: value for name, value in (("area", q.area), ("group", q.group), ("topic", q.topic)) if value}
+    await store.audit(actor(key), "subscriber.list", "subscriber", None, {"filter": filters, "rows": len(items)})
     return page_response(items, cursor)
 
 
 async def get_subscriber(request: web.Request) -> web.Response:
-    await require(request)
-    return json_response(await request.app[STORE].get_subscriber(path_int(request, "id")))
+    key = await require(request)
+    store = request.app[STORE]
+    subscriber_id = path_int(request, "id")
+    subscriber = await store.get_subscriber(subscriber_id, await personal_data_scope(store, key))
+    await store.audit(actor(key), "subscriber.read", "subscriber", subscriber_id)
+    return json_response(subscriber)
 
 
 async def patch_subscriber(request: web.Request) -> web.Response:
     key = await require(request, *WRITERS)
     subscriber_id = path_int(request, "id")
     patch = await read_body(request, SubscriberPatch)
-    return json_response(await request.app[STORE].update_subscriber(subscriber_id, patch, actor(key)))
+    store = request.app[STORE]
+    scope = await personal_data_scope(store, key)
+    return json_response(await store.update_subscriber(subscriber_id, patch, actor(key), scope))
 
 
 async def delete_subscriber(request: web.Request) -> web.Response:
     key = await require(request, *WRITERS)
-    await request.app[STORE].delete_subscriber(path_int(request, "id"), actor(key))
+    store = request.app[STORE]
+    await store.delete_subscriber(path_int(request, "id"), actor(key), await personal_data_scope(store, key))
     return web.Response(status=204)
 
 

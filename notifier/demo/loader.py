@@ -59,7 +59,9 @@ async def load_demo(store: Store) -> DemoSummary:
         for group in catalog["groups"]:
             await store.upsert_group(group["code"], group["name"], group["description"])
         for department in catalog["departments"]:
-            await store.upsert_department(department["code"], department["name"], department["topics"])
+            await store.upsert_department(
+                department["code"], department["name"], department["topics"], department.get("groups", [])
+            )
     with as_file(files("notifier.demo").joinpath("data", "residents.csv")) as path:
         result = await import_file(store, path, actor=ACTOR, report_path=None, existing="skip")
     if result.failed:

@@ -6,6 +6,8 @@ Input models forbid unknown fields, so a typo is an error and never silently dro
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
@@ -21,6 +23,7 @@ from pydantic import (
 
 from notifier.domain.contacts import area_level, normalise_email, normalise_phone
 from notifier.domain.enums import ChannelKind, ChannelMode, NoticeState, Role, Severity
+from notifier.domain.errors import Forbidden
 
 CODE_PATTERN = r"^[a-z][a-z0-9-]{1,47}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case slug, e.g. air-quality")]
@@ -84,7 +87,8 @@ class Group(Topic):
 class Department(BaseModel):
     code: str
     name: str
-    topics: list[str]
+    topics: list[str] = Field(description="topics it issues notices on")
+    groups: list[str] = Field(default_factory=list, description="resident groups it works with")
 
 
 # --- subscribers -------------------------------------------------------------------------------
@@ -316,6 +320,34 @@ class ApiKeyRecord(BaseModel):
     created_at: datetime
     last_used_at: datetime | None = Field(description="last request made with the key, to the minute")
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PersonalDataScope:
+    """The residents a department's key may read, and which of their group memberships.
+
+    A resident is in scope when subscribed to one of the department's topics or in one of the groups it works
+    with; of the memberships, the key sees those groups only. Admin keys have no scope: they read everyone.
+    """
+
+    department: str
+    topics: frozenset[str]
+    groups: frozenset[str]
+
+    def shows(self, subscriber: Subscriber) -> bool:
+        return bool(self.topics.intersection(subscriber.topics) or self.groups.intersection(subscriber.groups))
+
+    def redact(self, subscriber: Subscriber) -> Subscriber:
+        return subscriber.model_copy(update={"groups": [g for g in subscriber.groups if g in self.groups]})
+
+    def check_groups(self, groups: Iterable[str], loc: str) -> None:
+        """Forbidden naming ``loc`` when a group lies outside the department's groups."""
+        outside = [group for group in groups if group not in self.groups]
+        if outside:
+            own = ", ".join(sorted(self.groups)) or "none"
+            raise Forbidden(
+                f"{loc}: department {self.department} does not work with group {', '.join(outside)}; its groups: {own}"
+            )
 
 
 class Page(BaseModel):

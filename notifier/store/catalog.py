@@ -68,18 +68,22 @@ class CatalogRepository:
 
     # departments
 
-    async def upsert_department(self, code: str, name: str, topics: Iterable[str]) -> None:
+    async def upsert_department(self, code: str, name: str, topics: Iterable[str], groups: Iterable[str] = ()) -> None:
+        """Create or rename a department; grant it topics to issue on and groups to work with (never revoked here)."""
         async with self.db.transaction():
             await self.db.execute("upsert_department", {"code": code, "name": name})
             for topic in topics:
                 await self.db.execute("grant_department_topic", {"department": code, "topic": topic})
+            for group in groups:
+                await self.db.execute("grant_department_group", {"department": code, "group": group})
 
     async def get_department(self, code: str) -> Department:
         row = await self.db.fetch_one("get_department", {"code": code})
         if row is None:
             raise NotFound(f"no department {code}")
         topics = [r["code"] for r in await self.db.fetch_all("department_topics", {"department": code})]
-        return Department(code=row["code"], name=row["name"], topics=topics)
+        groups = [r["code"] for r in await self.db.fetch_all("department_groups", {"department": code})]
+        return Department(code=row["code"], name=row["name"], topics=topics, groups=groups)
 
     async def list_departments(self) -> list[Department]:
         return [await self.get_department(r["code"]) for r in await self.db.fetch_all("list_departments")]

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from notifier.domain.errors import Conflict, FieldError, InvalidInput, NotFound
-from notifier.domain.models import QuietHours, Subscriber, SubscriberIn, SubscriberPatch
+from notifier.domain.models import PersonalDataScope, QuietHours, Subscriber, SubscriberIn, SubscriberPatch
 from notifier.store.catalog import CatalogRepository
 from notifier.store.common import area_range, decode_cursor, dumps, now_iso, page
 
@@ -28,21 +28,33 @@ def subscriber_row(data: SubscriberIn, now: str) -> dict[str, Any]:
     }
 
 
+def _as_seen(subscriber: Subscriber, scope: PersonalDataScope | None) -> Subscriber:
+    return subscriber if scope is None else scope.redact(subscriber)
+
+
 class SubscriberRepository(CatalogRepository):
-    async def create_subscriber(self, data: SubscriberIn, actor: str) -> Subscriber:
+    """Every read and change takes the caller's PersonalDataScope (None: everyone, as for admins)."""
+
+    async def create_subscriber(
+        self, data: SubscriberIn, actor: str, scope: PersonalDataScope | None = None
+    ) -> Subscriber:
         async with self.db.transaction():
             await self._check_references(data.area_code, data.groups, data.topics)
+            if scope is not None:
+                scope.check_groups(data.groups, "groups")
             await self._check_unique(data.phone, data.external_id, None)
             row = await self.db.fetch_one("insert_subscriber", subscriber_row(data, now_iso()))
             assert row is not None
             subscriber_id = int(row["id"])
             await self._set_memberships(subscriber_id, data.groups, data.topics)
             await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, {"area": data.area_code})
-        return await self.get_subscriber(subscriber_id)
+        return _as_seen(await self.get_subscriber(subscriber_id), scope)
 
-    async def update_subscriber(self, subscriber_id: int, patch: SubscriberPatch, actor: str) -> Subscriber:
+    async def update_subscriber(
+        self, subscriber_id: int, patch: SubscriberPatch, actor: str, scope: PersonalDataScope | None = None
+    ) -> Subscriber:
         async with self.db.transaction():
-            current = await self.get_subscriber(subscriber_id)
+            current = await self._get_in_scope(subscriber_id, scope)
             changes = patch.model_dump(exclude_unset=True)
             for field in ("name", "area_code", "channels", "language"):
                 if field in changes and changes[field] is None:
@@ -50,6 +62,10 @@ class SubscriberRepository(CatalogRepository):
             await self._check_references(
                 changes.get("area_code") or current.area_code, changes.get("groups") or [], changes.get("topics") or []
             )
+            if scope is not None and changes.get("groups") is not None:
+                scope.check_groups(changes["groups"], "groups")
+                # the groups the caller cannot see are kept, not replaced
+                changes["groups"] = sorted(set(current.groups) - scope.groups | set(changes["groups"]))
             await self._check_unique(changes.get("phone"), None, subscriber_id)
             merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
             quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
@@ -74,7 +90,7 @@ class SubscriberRepository(CatalogRepository):
                 if values is not None:
                     await self.set_optouts(subscriber_id, kind, values, f"api:{actor}")
             await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, {"fields": sorted(changes)})
-        return await self.get_subscriber(subscriber_id)
+        return _as_seen(await self.get_subscriber(subscriber_id), scope)
 
     async def set_optouts(self, subscriber_id: int, kind: str, values: list[str], source: str) -> None:
         async with self.db.transaction():
@@ -88,27 +104,41 @@ class SubscriberRepository(CatalogRepository):
             {"id": subscriber_id, "kind": kind, "value": value, "now": now_iso(), "source": source},
         )
 
-    async def delete_subscriber(self, subscriber_id: int, actor: str) -> None:
+    async def delete_subscriber(self, subscriber_id: int, actor: str, scope: PersonalDataScope | None = None) -> None:
         """Erase the resident's personal data; delivery statistics keep an anonymous row."""
         async with self.db.transaction():
+            if scope is not None:
+                await self._get_in_scope(subscriber_id, scope)
             if not await self.db.execute("erase_subscriber", {"id": subscriber_id, "now": now_iso()}):
                 raise NotFound(f"no subscriber {subscriber_id}")
             for query in ("clear_subscriber_groups", "clear_subscriber_topics"):
                 await self.db.execute(query, {"id": subscriber_id})
             await self.audit(actor, "subscriber.delete", "subscriber", subscriber_id)
 
-    async def get_subscriber(self, subscriber_id: int) -> Subscriber:
+    async def get_subscriber(self, subscriber_id: int, scope: PersonalDataScope | None = None) -> Subscriber:
+        """The resident as the scope shows it; NotFound also when outside the scope (its existence is not told)."""
+        return _as_seen(await self._get_in_scope(subscriber_id, scope), scope)
+
+    async def _get_in_scope(self, subscriber_id: int, scope: PersonalDataScope | None) -> Subscriber:
         row = await self.db.fetch_one("get_subscriber", {"id": subscriber_id})
-        if row is None:
+        subscriber = None if row is None else (await self._hydrate([row]))[0]
+        if subscriber is None or (scope is not None and not scope.shows(subscriber)):
             raise NotFound(f"no subscriber {subscriber_id}")
-        return (await self._hydrate([row]))[0]
+        return subscriber
 
     async def find_subscriber_by_phone(self, phone: str) -> int | None:
         value = await self.db.fetch_value("find_subscriber_by_phone", {"phone": phone})
         return None if value is None else int(value)
 
     async def list_subscribers(
-        self, *, area: str | None, group: str | None, topic: str | None, cursor: str | None, limit: int
+        self,
+        *,
+        area: str | None,
+        group: str | None,
+        topic: str | None,
+        cursor: str | None,
+        limit: int,
+        scope: PersonalDataScope | None = None,
     ) -> tuple[list[Subscriber], str | None]:
         lo, hi = area_range(area) if area else (None, None)
         rows = await self.db.fetch_all(
@@ -119,11 +149,14 @@ class SubscriberRepository(CatalogRepository):
                 "area_hi": hi,
                 "group": group,
                 "topic": topic,
+                "scoped": scope is not None,
+                "scope_topics": dumps(sorted(scope.topics) if scope else []),
+                "scope_groups": dumps(sorted(scope.groups) if scope else []),
                 "limit": limit + 1,
             },
         )
         items, next_cursor = page(rows, limit)
-        return await self._hydrate(items), next_cursor
+        return [_as_seen(subscriber, scope) for subscriber in await self._hydrate(items)], next_cursor
 
     async def _hydrate(self, rows: list[dict[str, Any]]) -> list[Subscriber]:
         ids = dumps([r["id"] for r in rows])

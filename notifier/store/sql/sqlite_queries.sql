@@ -30,6 +30,15 @@ INSERT INTO department_topics (department, topic_id)
 SELECT :department, id FROM topics WHERE code = :topic
 ON CONFLICT DO NOTHING;
 
+-- name: department_groups
+SELECT g.code FROM department_groups dg JOIN resident_groups g ON g.id = dg.group_id
+WHERE dg.department = :department ORDER BY g.code;
+
+-- name: grant_department_group
+INSERT INTO department_groups (department, group_id)
+SELECT :department, id FROM resident_groups WHERE code = :group
+ON CONFLICT DO NOTHING;
+
 -- name: insert_topic
 INSERT INTO topics (code, name, description) VALUES (:code, :name, :description);
 
@@ -92,6 +101,11 @@ WHERE s.deleted_at IS NULL AND s.id > :after
                                  WHERE sg.subscriber_id = s.id AND g.code = :group))
   AND (:topic IS NULL OR EXISTS (SELECT 1 FROM subscriber_topics st JOIN topics t ON t.id = st.topic_id
                                  WHERE st.subscriber_id = s.id AND t.code = :topic))
+  AND (NOT :scoped
+       OR EXISTS (SELECT 1 FROM subscriber_topics st JOIN topics t ON t.id = st.topic_id
+                  WHERE st.subscriber_id = s.id AND t.code IN (SELECT value FROM json_each(:scope_topics)))
+       OR EXISTS (SELECT 1 FROM subscriber_groups sg JOIN resident_groups g ON g.id = sg.group_id
+                  WHERE sg.subscriber_id = s.id AND g.code IN (SELECT value FROM json_each(:scope_groups))))
 ORDER BY s.id LIMIT :limit;
 
 -- name: subscriber_group_codes
