@@ -7,17 +7,22 @@ The last test checks the prediction against the parts a real Kannel hands its SM
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qs, unquote_to_bytes
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from channels.aliyun_sms import AliyunSmsChannel
+from channels.base import Channel, OutboundMessage, Sent
+from channels.generic_http import GenericHttpChannel
 from channels.kannel import KannelChannel, KannelOptions
 from channels.sms_text import count_segments
+from channels.tencent_sms import TencentSmsChannel
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState, Role
@@ -25,6 +30,7 @@ from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_A2
+from tests.fake_gateway import Reply, Seen, fake_gateway
 from tests.kannel_peer import SENDSMS_PASSWORD, SENDSMS_USER, FakeSms, kannel_peer, wait_until
 
 DEPARTMENT_NAME = "生态环境分局"  # the environment department of the seeded catalog
@@ -107,6 +113,64 @@ async def test_preview_of_a_notice_without_sms_has_no_bill(store: Store, served:
     _, notice = await call(base, keys["issuer"], "POST", "/api/v1/notices", {**NOTICE, "channels": ["email"]})
     status, figures = await call(base, keys["viewer"], "GET", f"/api/v1/notices/{notice['id']}/preview")
     assert status == 200 and figures["sms"] is None and figures["sms_segments"] is None
+
+
+# ------------------------------------------------------------ what each gateway receives is what is counted
+
+
+def kannel_text(seen: Seen) -> str:
+    return seen.query["text"]
+
+
+def generic_text(seen: Seen) -> str:
+    return str(seen.json()["msg"])
+
+
+def aliyun_text(seen: Seen) -> str:  # the platform puts the signature in front of the template's parameter
+    form = parse_qs(seen.body.decode())
+    return f"【{form['SignName'][0]}】" + json.loads(form["TemplateParam"][0])["content"]
+
+
+def tencent_text(seen: Seen) -> str:
+    body = seen.json()
+    return f"【{body['SignName']}】" + body["TemplateParamSet"][0]
+
+
+GATEWAYS: list[tuple[type[Channel], dict[str, Any], Reply, Callable[[Seen], str]]] = [
+    (KannelChannel, {"username": "u", "password": "p", "signature": SIGNATURE, "unsubscribe_text": OPT_OUT},
+     Reply(202, "0: Accepted for delivery"), kannel_text),
+    (GenericHttpChannel, {"body_template": '{"to": {{ to | tojson }}, "msg": {{ text | tojson }}}',
+                          "signature": "昌乐县应急管理局", "unsubscribe_text": "拒收请回复R"},
+     Reply(200, {"id": "m1"}), generic_text),
+    (AliyunSmsChannel, {"access_key_id": "LTAI-test", "access_key_secret": "s", "sign_name": "昌乐县",
+                        "template_code": "SMS_1"},
+     Reply(200, {"Code": "OK", "BizId": "b1"}), aliyun_text),
+    (TencentSmsChannel, {"secret_id": "AKID", "secret_key": "k", "sdk_app_id": "1400006666",
+                         "sign_name": "昌乐县人民政府", "template_id": "449739"},
+     Reply(200, {"Response": {"SendStatusSet": [{"PhoneNumber": PHONES[0], "Code": "Ok", "SerialNo": "s1"}]}}),
+     tencent_text),
+]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "options", "reply", "received"), GATEWAYS, ids=lambda value: getattr(value, "__name__", "")
+)
+@pytest.mark.parametrize("text", [RENDERED, f"【{SIGNATURE}】{RENDERED}", "Air quality alert: stay indoors {today}."])
+async def test_every_sms_gateway_receives_the_text_the_preview_counts(
+    adapter: type[Channel], options: dict[str, Any], reply: Reply, received: Callable[[Seen], str], text: str
+) -> None:
+    async with fake_gateway(reply) as gateway:
+        url = {"url": gateway.url} if adapter in (KannelChannel, GenericHttpChannel) else {"endpoint": gateway.url}
+        channel = adapter("sms-x", adapter.Options.model_validate({**options, **url}))
+        await channel.open()
+        try:
+            [result] = await channel.send([OutboundMessage(1, 1, "sms", "sms-x", PHONES[0], text, "n1-s1-sms")])
+        finally:
+            await channel.close()
+        [seen] = gateway.seen
+    assert isinstance(result, Sent), result
+    assert received(seen) == channel.gateway_text(text)
+    assert channel.gateway_text(text) != text  # every one of them adds a signature
 
 
 # ------------------------------------------------------------------------------------------- real Kannel

@@ -67,6 +67,7 @@ def create_app(
     app[SETTINGS] = settings
     app[system.METRICS] = registry
     app[system.FAILED_NOTICES] = system.failed_notices_gauge(registry)
+    app[notices.UNOPENED_ADAPTERS] = notices.UnopenedAdapters()
     routes = [*ALL_ROUTES, *(route for route in extra_routes if route not in ALL_ROUTES)]
     app[system.OPENAPI] = build_openapi(routes)
     named: set[str] = set()
