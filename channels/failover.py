@@ -38,6 +38,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from channels.base import Channel, ChannelOptions, ChannelSetup, OutboundMessage, Retry, SendResult
+from notifier.errorlog import ErrorLog
 
 log = logging.getLogger("notifier.channels.failover")
 
@@ -124,6 +125,7 @@ class FailoverChannel(Channel):
             name: CircuitBreaker(opts.failure_threshold, opts.window, opts.cool_down, clock) for name in opts.aliases
         }
         self._members: dict[str, Channel] = {}
+        self._errors = ErrorLog(log)
 
     @property
     def failover(self) -> FailoverOptions:
@@ -147,6 +149,9 @@ class FailoverChannel(Channel):
 
     def member_aliases(self) -> list[str]:
         return self.members
+
+    async def close(self) -> None:
+        self._errors.report()
 
     def receipt_ids(self, delivery_id: int) -> list[str]:
         """Any member's: which member sent the message is known only once its send is recorded."""
@@ -186,7 +191,7 @@ class FailoverChannel(Channel):
         try:
             results = await member.send(messages)
         except Exception as exc:  # the engine would read it as Retry for every message: do the same here
-            log.warning("%s: member %s raised %s", self.alias, name, type(exc).__name__)
+            self._errors.exception(exc, "%s: member %s raised %s", self.alias, name, type(exc).__name__)
             return [Retry(f"{name}: {type(exc).__name__}")] * len(messages)
         if len(results) != len(messages):
             log.error("%s: member %s answered %d results for %d messages", self.alias, name, len(results),

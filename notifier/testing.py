@@ -2,7 +2,8 @@
 
 ``RecordingChannel`` keeps every batch it receives and answers ``Sent`` unless told otherwise:
 ``plan(recipient, *results)`` scripts the answers for one recipient, in order (the last one repeats);
-``hold()`` makes the next ``send`` wait until ``release()``, to stop a worker mid-call. With the
+``hold()`` makes the next ``send`` wait until ``release()``, to stop a worker mid-call; ``fail_with(exc)``
+makes every ``send`` raise ``exc`` until ``fail_with(None)``. With the
 ``log_path`` option it also appends one JSON line per message to a file, flushed before it answers,
 so a test can count what a killed process handed over. With ``own_ids`` its message ids are chosen
 before the send (``<alias>-d<delivery id>``, as Kannel's are) and announced through ``receipt_ids``;
@@ -39,6 +40,7 @@ class RecordingChannel(Channel):
         self.batches: list[list[OutboundMessage]] = []
         self.scripts: dict[str, list[SendResult]] = defaultdict(list)
         self.entered = asyncio.Event()
+        self.failure: Exception | None = None
         self._gate: asyncio.Event | None = None
         self.opened = self.closed = False
 
@@ -52,6 +54,9 @@ class RecordingChannel(Channel):
     def plan(self, recipient: str, *results: SendResult) -> None:
         """Answer messages to ``recipient`` with these results in order; the last one repeats."""
         self.scripts[recipient] = list(results)
+
+    def fail_with(self, exc: Exception | None) -> None:
+        self.failure = exc
 
     def hold(self) -> None:
         self._gate = asyncio.Event()
@@ -70,6 +75,8 @@ class RecordingChannel(Channel):
         self.entered.set()
         if self._gate is not None:
             await self._gate.wait()
+        if self.failure is not None:
+            raise self.failure
         self.batches.append(list(batch))
         results = [self._answer(message) for message in batch]
         assert isinstance(self.options, RecordingOptions)

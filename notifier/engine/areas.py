@@ -211,7 +211,8 @@ async def poll_one(ctx: EngineContext, row: Row, now: float) -> None:
         async with asyncio.timeout(ctx.settings.engine.lease_seconds * 0.8):
             state = await channel.poll_job(row["provider_message_id"])
     except Exception as exc:  # an unreachable print server: ask again later
-        log.info("area delivery %s: job state unknown (%s)", row["id"], type(exc).__name__)
+        ctx.errors.exception(exc, "asking %s about a job raised %s; asked again later", row["alias"],
+                             type(exc).__name__)
         state = "pending"
     if state == "completed":
         await ctx.store.mark_area_delivered(row["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,7 @@ from notifier.config import Settings
 from notifier.engine.ratelimit import RateLimiter
 from notifier.engine.render import Renderer
 from notifier.engine.retry import RetryPolicy
+from notifier.errorlog import ErrorLog
 from notifier.store import Store
 
 
@@ -45,6 +47,7 @@ class EngineContext:
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     contents: dict[int, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # rendered, by notice
     beat_at: float | None = None  # this worker's last heartbeat (engine.heartbeat); None before it registers
+    errors: ErrorLog = field(default_factory=lambda: ErrorLog(logging.getLogger("notifier.engine")))
 
     def __post_init__(self) -> None:
         self.retry = self.retry or RetryPolicy.from_config(self.settings.engine)

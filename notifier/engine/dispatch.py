@@ -170,7 +170,7 @@ async def send_batch(ctx: EngineContext, channel: Channel, messages: list[Outbou
         log.warning("channel %s did not answer within %.0f s", channel.alias, timeout)
         return [Retry("adapter timeout")] * len(messages)
     except Exception as exc:
-        log.warning("channel %s raised %s", channel.alias, type(exc).__name__)
+        ctx.errors.exception(exc, "channel %s raised %s; its batch is retried", channel.alias, type(exc).__name__)
         return [Retry(f"adapter error: {type(exc).__name__}")] * len(messages)
     if len(results) != len(messages):
         log.error("channel %s returned %d results for %d messages", channel.alias, len(results), len(messages))

@@ -149,6 +149,7 @@ class Engine:
         self.scheduler.shutdown()
         for channel in self.ctx.channels.values():
             await channel.close()
+        self.ctx.errors.report()
         log.info("engine %s stopped", self.ctx.worker)
 
     async def _beat_loop(self) -> None:

@@ -24,6 +24,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await fall_back_unconfirmed(ctx, now)
     changed += await poll_jobs(ctx, now)
     changed += len(await ctx.store.finish_notices())
+    ctx.errors.report_due()
     return changed
 
 

@@ -8,7 +8,8 @@ receipts are logged and ignored.
 A receipt can overtake the send it reports on: a fast SMSC acknowledges before the worker has
 written the provider's answer. A receipt whose message id matches no delivery is therefore kept
 (with no delivery attached) and applied by ``apply_early_receipts`` when the send is recorded; one
-that never finds its delivery stays in the table for the record and changes nothing.
+that never finds its delivery stays in the table for the record and changes nothing. On a fast gateway
+this is most receipts, so it is logged at DEBUG only.
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ async def record_receipt(
     async with store.db.transaction():
         delivery = await store.find_delivery_by_provider_id(alias, provider_message_id)
         if delivery is None:
-            log.warning(
-                "receipt for unknown message %s on %s kept until its send is recorded", provider_message_id, alias
-            )
+            # the normal case on a fast gateway: its receipt overtakes the worker's record of the send
+            log.debug("receipt for message %s on %s kept until its send is recorded", provider_message_id, alias)
             await store.insert_receipt(None, alias, provider_message_id, status, detail)
             return ReceiptOutcome.UNKNOWN
         return await _apply(store, delivery, alias, provider_message_id, status, detail, context)

@@ -58,6 +58,7 @@ from notifier.api.routing import Route
 from notifier.domain.contacts import mask_phone, normalise_phone
 from notifier.domain.errors import NotifierError
 from notifier.domain.models import Subscriber, SubscriberIn, SubscriberPatch
+from notifier.errorlog import ErrorLog
 from notifier.signing import ExpiredToken, TokenError, sign, verify
 from notifier.store import Store
 from notifier.store.database import Row
@@ -332,15 +333,18 @@ def _refusal(counts: RequestCounts) -> tuple[str, int] | None:
     return None
 
 
-def _sms_adapter(request: web.Request) -> tuple[str, Channel] | None:
+def _sms_adapter(request: web.Request) -> tuple[str, Channel, ErrorLog] | None:
+    """The engine's first SMS alias, its adapter, and the engine's log of adapter errors."""
     engine = request.app.get(ENGINE)
     if engine is None:
         return None
     aliases = engine.ctx.aliases_of("sms")
-    return (aliases[0], engine.ctx.channels[aliases[0]]) if aliases else None
+    return (aliases[0], engine.ctx.channels[aliases[0]], engine.ctx.errors) if aliases else None
 
 
-async def _send_code(alias: str, adapter: Channel, phone: str, code: str, request_id: int) -> str | None:
+async def _send_code(
+    alias: str, adapter: Channel, errors: ErrorLog, phone: str, code: str, request_id: int
+) -> str | None:
     """None when the gateway took the code, else why not (for the log)."""
     message = OutboundMessage(
         delivery_id=-request_id,
@@ -355,6 +359,7 @@ async def _send_code(alias: str, adapter: Channel, phone: str, code: str, reques
     try:
         results = await adapter.send([message])
     except Exception as exc:  # an adapter's exception means "try again later" (channels.base)
+        errors.exception(exc, "subscription code via %s: the adapter raised %s", alias, type(exc).__name__)
         return f"{type(exc).__name__}"
     result = results[0] if results else None
     return None if isinstance(result, Sent) else repr(result)
