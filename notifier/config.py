@@ -67,6 +67,9 @@ class EngineConfig(Section):
     backoff_base: float = Field(2.0, gt=0)
     backoff_max: float = Field(900, gt=0)
     confirm_window: float = Field(0, ge=0, description="seconds to wait for a receipt before fallback; 0 off")
+    inbox_dir: str = Field(
+        "inbox", description="inbound opt-outs the database could not take at once wait here for housekeeping"
+    )
 
 
 class SecurityConfig(Section):

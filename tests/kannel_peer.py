@@ -32,6 +32,9 @@ SENDSMS_USER, SENDSMS_PASSWORD = "tester", "foobar"
 SENDER = "10086"
 DENIED_PREFIX = "999"  # receivers starting with it are unroutable: HTTP 403 and a type-16 DLR
 _GOT = re.compile(r"Got message \d+: <(.*)>")
+MO_ESCAPES = "from=%p&text=%b&coding=%c&charset=%C"
+"""The sms-service get-url's query after alias and token, as docs/kannel.md shows it: ``%b`` is the text's own
+bytes (``%a`` squeezes 0x20 bytes and so corrupts UCS-2 texts)."""
 
 CONFIG = """\
 group = core
@@ -71,6 +74,8 @@ sendsms-interface = 127.0.0.1
 global-sender = {sender}
 log-file = "{dir}/smsbox.log"
 log-level = 1
+http-request-retry = 5
+http-queue-delay = 30
 
 group = sendsms-user
 username = {user}

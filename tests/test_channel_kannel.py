@@ -25,7 +25,15 @@ from notifier.engine import Engine
 from notifier.store import Store
 from tests.conftest import VILLAGE_A1
 from tests.fake_gateway import Reply, fake_gateway
-from tests.kannel_peer import SENDER, SENDSMS_PASSWORD, SENDSMS_USER, KannelPeer, kannel_peer, wait_until
+from tests.kannel_peer import (
+    MO_ESCAPES,
+    SENDER,
+    SENDSMS_PASSWORD,
+    SENDSMS_USER,
+    KannelPeer,
+    kannel_peer,
+    wait_until,
+)
 
 ALERT = "【昌乐县政府】重污染天气橙色预警：明起三天减少户外活动。回TD退订"
 PHONE = "+8613800138000"
@@ -183,7 +191,7 @@ async def hook_server(
 @pytest.fixture
 async def kannel(tmp_path: Path, hook_server: tuple[str, Settings]) -> AsyncIterator[KannelPeer]:
     base, _ = hook_server
-    mo_url = f"{base}/hooks/kannel/mo?alias=kannel&token={TOKEN}&from=%p&text=%a&coding=%c&charset=%C"
+    mo_url = f"{base}/hooks/kannel/mo?alias=kannel&token={TOKEN}&{MO_ESCAPES}"
     async with kannel_peer(tmp_path, mo_url) as peer:
         yield peer
 
@@ -262,9 +270,20 @@ async def test_unroutable_number_fails_and_its_rejection_dlr_is_harmless(
     assert kannel.received() == []
 
 
+def test_the_docs_show_the_sms_service_the_tests_run() -> None:
+    docs = Path(__file__).parent.parent / "docs"
+    for page in ("kannel.md", "receipts.md"):
+        lines = (docs / page).read_text(encoding="utf-8").splitlines()
+        get_urls = [line for line in lines if "/hooks/kannel/mo?" in line]
+        assert get_urls, page
+        for line in get_urls:
+            assert "alias=sms-kannel&token=" in line and f"&{MO_ESCAPES}" in line and "%a" not in line, (page, line)
+
+
 @pytest.mark.peer("kannel")
-async def test_td_reply_through_kannel_unsubscribes_the_resident_from_sms(
-    store: Store, hook_server: tuple[str, Settings], kannel: KannelPeer
+@pytest.mark.parametrize("reply", ["TD", "退订", "ＴＤ "])  # the last two travel as UCS-2 (coding 2)
+async def test_an_opt_out_reply_through_kannel_unsubscribes_the_resident_from_sms(
+    store: Store, hook_server: tuple[str, Settings], kannel: KannelPeer, reply: str
 ) -> None:
     resident = await store.create_subscriber(
         SubscriberIn.model_validate({"name": "李强", "phone": "+8613900139000", "area_code": VILLAGE_A1,
@@ -278,7 +297,7 @@ async def test_td_reply_through_kannel_unsubscribes_the_resident_from_sms(
     async def opted_out() -> bool:
         return "sms" in (await store.get_subscriber(resident.id)).opt_out_channels
 
-    await kannel.inject_mo("13900139000", "TD", opted_out)
+    await kannel.inject_mo("13900139000", reply, opted_out)
     assert (await store.get_subscriber(other.id)).opt_out_channels == []
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{hook_server[0]}/hooks/kannel/mo?alias=kannel&token=bad&from=1&text=TD") as resp:

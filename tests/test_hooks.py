@@ -238,7 +238,10 @@ def _utf16(text: str) -> str:
         ("text=%E9%80%80%E8%AE%A2&coding=1&charset=8-BIT", True),  # 退订 as UTF-8
         (f"text={_utf16('退订')}&coding=2&charset=UTF-16BE", True),  # 退订 as UCS-2
         (f"text={_utf16(' 退订 ')}&charset=UTF-16BE", True),
-        ("text=TD+please", False), ("text=hello", False), ("text=", False),
+        ("text=TD%20", True), ("text=%EF%BC%B4%EF%BC%A4", True), ("text=%EF%BD%94%EF%BD%84", True),  # TD ＴＤ ｔｄ
+        (f"text={_utf16('ＴＤ　')}&coding=2&charset=UTF-16BE", True),  # full-width, ideographic space, as UCS-2
+        ("text=%E2%80%83td%E2%80%83", True),  # em spaces around
+        ("text=TD+please", False), ("text=hello", False), ("text=", False), ("text=T+D", False),
         ("text=%E4%BD%A0%E5%A5%BD", False),  # 你好
     ],
 )

@@ -21,17 +21,22 @@ DLR type for one message) and answered 200.
         type 1 -> delivered; 2 (not delivered to the phone) and 16 (refused by the SMSC) -> failed;
         4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
     GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%b[&charset=%C&coding=%c]
-        "TD", "T", "N", "R", "退订" (trimmed, any case) from a resident's phone -> opt-out of the sms channel
-        (source "sms-reply") and an audit entry; anything else is logged (masked phone) and ignored.
+        an opt-out word ("TD", "T", "N", "R", "退订"; NFKC-normalised, trimmed, any case: "ＴＤ " counts) from a
+        resident's phone -> opt-out of the sms channel (source "sms-reply") and an audit entry; anything else
+        is logged (masked phone) and ignored. A reply the database cannot take now is kept in the inbox and
+        applied by housekeeping (``engine.optouts``): 200 all the same. Only when it cannot be kept either
+        is the answer 503, for Kannel to call again.
 
-The text of an MO comes as Kannel sends it: UTF-8, or UTF-16BE when ``coding=2``/``charset=UTF-16BE``,
-so the raw query is decoded here rather than by aiohttp (which would assume UTF-8).
+The text of an MO comes as Kannel sends it with ``%b`` (the message's own bytes; ``%a`` squeezes space bytes
+and so breaks UCS-2 texts): UTF-8, or UTF-16BE when ``coding=2``/``charset=UTF-16BE``, so the raw query is
+decoded here rather than by aiohttp (which would assume UTF-8).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import time
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -43,12 +48,12 @@ from notifier.api.problems import problem
 from notifier.api.routing import Route
 from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
+from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt_out_word
 
 log = logging.getLogger("notifier.hooks")
 
 DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "failed"}
 DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
-OPT_OUT_WORDS = frozenset({"td", "t", "n", "r", "退订"})
 MAX_PARAM_BYTES = 2048
 
 
@@ -205,24 +210,30 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
     except ValueError:
         log.info("kannel MO on %s from an unusable sender number ignored", alias)
         return _done()
-    text = _decode_mo(params).strip()
-    if text.casefold() not in OPT_OUT_WORDS:
+    text = _decode_mo(params)
+    word = opt_out_word(text)
+    if word is None:
         log.info("kannel MO on %s from %s ignored: not an opt-out word (%d chars)", alias, mask_phone(phone), len(text))
         return _done()
-    store = request.app[STORE]
+    reply = OptOutReply(phone, alias, word, time.time())
     try:
-        subscriber_id = await store.find_subscriber_by_phone(phone)
-        if subscriber_id is None:
-            log.info("kannel MO opt-out on %s from %s: no such resident", alias, mask_phone(phone))
-            return _done()
-        async with store.db.transaction():
-            await store.add_optout(subscriber_id, "channel", "sms", "sms-reply")
-            await store.audit("sms-reply", "subscriber.optout", "subscriber", subscriber_id,
-                              {"kind": "channel", "value": "sms", "alias": alias, "word": text.casefold()})
-    except Exception:
-        log.exception("kannel MO opt-out on %s from %s could not be stored", alias, mask_phone(phone))
-        return _done()
-    log.info("resident %s opted out of sms by reply on %s", subscriber_id, alias)
+        await apply_opt_out(request.app[STORE], reply)
+    except Exception as exc:
+        return await _keep(request, reply, exc)
+    return _done()
+
+
+async def _keep(request: web.Request, reply: OptOutReply, cause: Exception) -> web.StreamResponse:
+    """The database refused an opt-out: keep it for housekeeping, or ask Kannel to call again."""
+    masked = mask_phone(reply.phone)
+    try:
+        await OptOutInbox(request.app[SETTINGS].engine.inbox_dir).keep(reply)
+    except OSError:
+        log.exception("kannel MO opt-out on %s from %s could neither be stored (%s) nor kept in the inbox",
+                      reply.alias, masked, type(cause).__name__)
+        return _unavailable(request, "opt-out")
+    log.warning("kannel MO opt-out on %s from %s could not be stored now (%s); kept for housekeeping",
+                reply.alias, masked, type(cause).__name__)
     return _done()
 
 
@@ -234,7 +245,8 @@ ROUTES: list[Route] = [
           503: "the report could not be stored; Kannel calls again when its smsbox sets http-request-retry"}),
         ("/hooks/kannel/mo", kannel_mo,
          "Inbound SMS from Kannel's sms-service (get-url); answers 200 with an empty body (no reply SMS)",
-         {403: "not a kannel alias with a hook token, or a wrong token"}),
+         {403: "not a kannel alias with a hook token, or a wrong token",
+          503: "the opt-out could neither be stored nor kept; Kannel calls again when http-request-retry is set"}),
     )
     for method in ("GET", "POST")
 ]

@@ -1,5 +1,6 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
-silence, ask about print jobs (``areas.poll_jobs``), finish.
+silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
+finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -11,6 +12,7 @@ import logging
 from notifier.engine.areas import poll_jobs
 from notifier.engine.context import EngineContext
 from notifier.engine.heartbeat import take_back_leases
+from notifier.engine.optouts import apply_kept_opt_outs
 from notifier.engine.outcomes import give_up
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += len(await ctx.store.expire_notices(now))
     changed += await fall_back_unconfirmed(ctx, now)
     changed += await poll_jobs(ctx, now)
+    changed += await apply_kept_opt_outs(ctx)
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed
