@@ -81,6 +81,7 @@ class WechatAccountOptions(HttpOptions):
     fixed_data: dict[str, str] = Field(default_factory=dict)  # keywords with a constant value, e.g. the issuing office
     miniprogram: MiniProgram | None = None
     callback_token: SecretStr | None = None  # "Token" of the server URL setting, for receipts
+    callback_max_age: int = Field(300, ge=10, le=3600)  # seconds a signed callback stays acceptable (either way)
 
 
 class WechatOfficialOptions(WechatAccountOptions):

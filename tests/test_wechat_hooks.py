@@ -1,9 +1,12 @@
-"""The WeChat server URL: signature check, URL verification and TEMPLATESENDJOBFINISH receipts."""
+"""The WeChat server URL: signature, freshness and replay checks, URL verification, TEMPLATESENDJOBFINISH receipts."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +36,9 @@ def sign(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1((parts[0] + parts[1] + parts[2]).encode()).hexdigest()
 
 
-def signed(token: str = TOKEN, **extra: str) -> dict[str, str]:
-    timestamp, nonce = "1714554000", "1514315871"
+def signed(token: str = TOKEN, *, age: float = 0, **extra: str) -> dict[str, str]:
+    """Query parameters as WeChat signs them: the time of sending (``age`` seconds ago) and a fresh nonce."""
+    timestamp, nonce = str(int(time.time() - age)), str(secrets.randbelow(10**10))
     return {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
 
 
@@ -55,6 +59,7 @@ class Hook:
     store: Store
     engine: Engine
     wechat: RecordingChannel
+    sms: RecordingChannel
 
     async def call(self, method: str, params: dict[str, str], body: str | bytes | None = None) -> tuple[int, Any]:
         async with self.session.request(method, f"{self.base}/hooks/wechat", params=params, data=body) as resp:
@@ -62,9 +67,9 @@ class Hook:
                 return resp.status, await resp.json()
             return resp.status, await resp.text()
 
-    async def sent_delivery(self, provider_id: str = MSGID) -> int:
+    async def sent_delivery(self, provider_id: str = MSGID, phone: str | None = None) -> int:
         """A resident reached over WeChat, with the platform's msgid recorded as sent."""
-        await resident(self.store, VILLAGE_A1, wechat_openid=OPENID, channels=["wechat", "sms"], phone=None)
+        await resident(self.store, VILLAGE_A1, wechat_openid=OPENID, channels=["wechat", "sms"], phone=phone)
         self.wechat.plan(OPENID, Sent(provider_id))
         notice = await approved(self.store, channels=["wechat"])
         await self.engine.run_until_idle()
@@ -73,13 +78,13 @@ class Hook:
         return notice.id
 
 
-@pytest.fixture
-async def hook(tmp_path: Path) -> AsyncIterator[Hook]:
+@contextlib.asynccontextmanager
+async def running_hook(tmp_path: Path, **wechat_options: object) -> AsyncIterator[Hook]:
     settings = Settings.model_validate(
         {
             "database": {"url": f"sqlite:///{tmp_path}/hooks.db"},
             "channels": {
-                "wechat": {"kind": "wechat", "type": "recording", "callback_token": TOKEN},
+                "wechat": {"kind": "wechat", "type": "recording", "callback_token": TOKEN, **wechat_options},
                 "sms": {"kind": "sms", "type": "recording"},
             },
         }
@@ -99,10 +104,17 @@ async def hook(tmp_path: Path) -> AsyncIterator[Hook]:
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            yield Hook(str(server.make_url("")).rstrip("/"), session, store, engine, channels["wechat"])
+            base = str(server.make_url("")).rstrip("/")
+            yield Hook(base, session, store, engine, channels["wechat"], channels["sms"])
     finally:
         await server.close()
         await db.close()
+
+
+@pytest.fixture
+async def hook(tmp_path: Path) -> AsyncIterator[Hook]:
+    async with running_hook(tmp_path) as running:
+        yield running
 
 
 async def test_url_verification_echoes_echostr(hook: Hook) -> None:
@@ -180,6 +192,86 @@ async def test_unreadable_xml_is_400(hook: Hook, body: str) -> None:
     assert problem["type"] == "/problems/bad-request"
 
 
+async def test_a_replayed_callback_is_refused_and_not_applied(hook: Hook) -> None:
+    """A seen URL (its signature, timestamp and nonce) cannot carry a forged failure that would re-send by SMS."""
+    notice_id = await hook.sent_delivery(phone="+8613800138000")
+    seen = signed()
+    assert await hook.call("POST", seen, event_xml(event="subscribe")) == (200, "success")
+
+    status, problem = await hook.call("POST", seen, event_xml(status="failed:user block"))
+
+    assert status == 403 and problem["type"] == "/problems/forbidden"
+    assert [row["state"] for row in await delivery_rows(hook.store, notice_id)] == ["sent"]
+    await hook.engine.run_until_idle()
+    assert hook.sms.messages == []  # no second message through the fallback channel
+
+
+async def test_a_receipt_that_could_not_be_stored_can_be_pushed_again(
+    hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WeChat pushes again after a 503; its nonce is only spent once the receipt is stored."""
+    notice_id = await hook.sent_delivery()
+    seen = signed()
+
+    async def locked(*args: object, **kwargs: object) -> None:
+        raise OSError("database is unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(hook.engine, "record_receipt", locked)
+        assert (await hook.call("POST", seen, event_xml()))[0] == 503
+    assert await hook.call("POST", seen, event_xml()) == (200, "success")
+    assert [row["state"] for row in await delivery_rows(hook.store, notice_id)] == ["delivered"]
+
+
+@pytest.mark.parametrize(("age", "accepted"), [(-290, True), (290, True), (310, False), (-310, False), (86400, False)])
+async def test_callbacks_are_accepted_within_five_minutes_of_their_timestamp(
+    hook: Hook, age: float, accepted: bool
+) -> None:
+    notice_id = await hook.sent_delivery()
+    status, _ = await hook.call("POST", signed(age=age), event_xml())
+    assert status == (200 if accepted else 403)
+    assert (await hook.call("GET", signed(age=age, echostr="42")))[0] == (200 if accepted else 403)
+    [row] = await delivery_rows(hook.store, notice_id)
+    assert row["state"] == ("delivered" if accepted else "sent")
+
+
+@pytest.mark.parametrize("timestamp", ["", "abc", "１７１４５５４０００", "1e9", "99999999999999999999", "-1"])
+async def test_an_unusable_timestamp_is_403(hook: Hook, timestamp: str) -> None:
+    nonce = "1514315871"
+    params = {"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    status, problem = await hook.call("POST", params, event_xml())
+    assert status == 403 and problem["type"] == "/problems/forbidden"
+
+
+async def test_the_replay_window_is_configurable(tmp_path: Path) -> None:
+    async with running_hook(tmp_path, callback_max_age=30) as hook:
+        assert (await hook.call("POST", signed(age=60), event_xml()))[0] == 403
+        assert (await hook.call("POST", signed(age=20), event_xml()))[0] == 200
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+async def test_a_doctype_in_utf16_is_refused(hook: Hook, encoding: str) -> None:
+    notice_id = await hook.sent_delivery()
+    body = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE xml [<!ENTITY s "failed:user block">]>'
+        f"<xml><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>{MSGID}</MsgID>"
+        "<Status>&s;</Status></xml>"
+    )
+    status, problem = await hook.call("POST", signed(), body.encode(encoding))
+    assert status == 400 and problem["type"] == "/problems/bad-request"
+    [row] = await delivery_rows(hook.store, notice_id)
+    assert row["state"] == "sent"
+
+
+async def test_a_utf16_receipt_without_a_doctype_is_read(hook: Hook) -> None:
+    notice_id = await hook.sent_delivery()
+    body = event_xml().replace("<xml>", '<?xml version="1.0" encoding="UTF-16"?><xml>', 1).encode("utf-16")
+    assert await hook.call("POST", signed(), body) == (200, "success")
+    [row] = await delivery_rows(hook.store, notice_id)
+    assert row["state"] == "delivered"
+
+
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
@@ -192,3 +284,13 @@ async def test_unreadable_xml_is_400(hook: Hook, body: str) -> None:
 )
 def test_status_mapping(status: str, expected: tuple[str, str | None]) -> None:
     assert receipt_status(status) == expected
+
+
+async def test_a_nonce_is_remembered_until_it_expires_then_forgotten(hook: Hook) -> None:
+    store = hook.store
+    assert await store.remember_hook_nonce("wechat:wechat", "1714554000:42", expires_at=100.0, now=50.0)
+    assert not await store.remember_hook_nonce("wechat:wechat", "1714554000:42", expires_at=100.0, now=60.0)
+    assert await store.remember_hook_nonce("wechat:other", "1714554000:42", expires_at=100.0, now=60.0)
+    assert await store.remember_hook_nonce("wechat:wechat", "1714554000:42", expires_at=200.0, now=100.0)  # expired
+    assert await store.purge_hook_nonces(now=150.0) == 1
+    assert await store.purge_hook_nonces(now=200.0) == 1

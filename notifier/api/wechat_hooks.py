@@ -6,10 +6,19 @@ optionally ``?alias=<alias>``) and a Token; the same Token goes into the channel
 ``timestamp`` and ``nonce``: ``signature = sha1("".join(sorted([token, timestamp, nonce])))``
 (https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html).
 
+The signature covers neither the body nor the time it is used, so a seen URL would otherwise carry any
+body, forever. Two checks close that: the timestamp must be within ``callback_max_age`` seconds of
+now (default 300, either way, for clock skew), and a POST's timestamp and nonce are spent when the
+message is taken (``hook_nonces``, shared by every process, kept until the timestamp is too old anyway).
+A replay is refused (403) and nothing in it is applied. The nonce is spent in the transaction that
+stores the receipt, so a push answered 503 can come again. Bodies are parsed with defusedxml: a
+document type declaration or an entity, in any encoding (UTF-16 included), makes the body unreadable.
+
     GET  /hooks/wechat?signature&timestamp&nonce&echostr
-        URL verification: a valid signature -> 200 with ``echostr`` as the body; else 403 problem.
+        URL verification: a valid, fresh signature -> 200 with ``echostr`` as the body; else 403 problem.
     POST /hooks/wechat?signature&timestamp&nonce        (XML body, plaintext or compatible mode)
-        Bad signature -> 403 problem; unreadable XML -> 400 problem. The TEMPLATESENDJOBFINISH event
+        Bad or stale signature, or a replay -> 403 problem; unreadable XML -> 400 problem.
+        The TEMPLATESENDJOBFINISH event
         (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html)
         is matched by ``MsgID`` (= the msgid the send returned) through ``record_receipt``:
             Status "success"               -> delivered
@@ -29,19 +38,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import xml.etree.ElementTree as ElementTree
+import time
+from dataclasses import dataclass
 
 from aiohttp import web
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
 from pydantic import SecretStr
 
 from notifier.api.hooks import apply_receipt
-from notifier.api.keys import SETTINGS
+from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Route
 
 log = logging.getLogger("notifier.hooks.wechat")
 
 MAX_XML_BYTES = 64 * 1024
+MAX_NONCE_CHARS = 64
+DEFAULT_MAX_AGE = 300  # seconds; the alias's callback_max_age
 EVENT = "TEMPLATESENDJOBFINISH"
 
 
@@ -61,12 +75,13 @@ def receipt_status(status: str) -> tuple[str, str | None]:
 
 
 def parse_event(body: bytes) -> dict[str, str]:
-    """The child elements of a plaintext ``<xml>`` message; ValueError when it is not one."""
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise ValueError("document type declarations are not accepted")
+    """The child elements of a plaintext ``<xml>`` message; ValueError when it is not one (including any
+    document type declaration or entity, whatever the encoding)."""
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise ValueError("document type declarations and entities are not accepted") from None
+    except ParseError as exc:
         raise ValueError(f"not well-formed XML: {exc}") from None
     if root.tag != "xml":
         raise ValueError("the root element must be <xml>")
@@ -76,8 +91,18 @@ def parse_event(body: bytes) -> dict[str, str]:
     return fields
 
 
-def _tokens(request: web.Request) -> list[tuple[str, str]]:
-    """(alias, callback token) of the aliases this request may be for."""
+@dataclass(frozen=True)
+class Signed:
+    """A request whose signature matched an alias's callback token, with the values that were signed."""
+
+    alias: str
+    timestamp: int
+    nonce: str
+    max_age: int
+
+
+def _tokens(request: web.Request) -> list[tuple[str, str, int]]:
+    """(alias, callback token, accepted age in seconds) of the aliases this request may be for."""
     wanted = request.query.get("alias")
     found = []
     for alias, config in request.app[SETTINGS].channels.items():
@@ -86,43 +111,64 @@ def _tokens(request: web.Request) -> list[tuple[str, str]]:
         token = config.options.get("callback_token")
         if isinstance(token, SecretStr):
             token = token.get_secret_value()
-        if config.kind.value == "wechat" and isinstance(token, str) and token:
-            found.append((alias, token))
+        max_age = config.options.get("callback_max_age", DEFAULT_MAX_AGE)
+        if config.kind.value == "wechat" and isinstance(token, str) and token and isinstance(max_age, int):
+            found.append((alias, token, max_age))
     return found
 
 
-def _authorised(request: web.Request) -> str | None:
-    """The alias whose callback token produced the request's signature, else None."""
+def _timestamp(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 11 else None
+
+
+def _authorised(request: web.Request) -> Signed | None:
+    """The request's alias and signed values when one alias's token produced its signature, else None."""
     query = request.query
     presented = query.get("signature", "")
     timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-    if not (presented and timestamp and nonce):
+    if not (presented and timestamp and nonce) or len(nonce) > MAX_NONCE_CHARS:
         return None
-    for alias, token in _tokens(request):
+    for alias, token, max_age in _tokens(request):
         if hmac.compare_digest(wechat_signature(token, timestamp, nonce), presented.lower()):
-            return alias
+            signed_at = _timestamp(timestamp)
+            return None if signed_at is None else Signed(alias, signed_at, nonce, max_age)
     return None
 
 
-def _forbidden(request: web.Request) -> web.Response:
-    log.warning("wechat hook %s %s refused: bad or missing signature", request.method, request.path)
-    return problem(403, "Forbidden", "the signature does not match", slug="forbidden", instance=request.path)
+def _fresh(signed: Signed, now: float) -> bool:
+    return abs(now - signed.timestamp) <= signed.max_age
+
+
+def _forbidden(request: web.Request, reason: str = "the signature does not match") -> web.Response:
+    log.warning("wechat hook %s %s refused: %s", request.method, request.path, reason)
+    return problem(403, "Forbidden", reason, slug="forbidden", instance=request.path)
+
+
+def _check(request: web.Request) -> Signed | web.Response:
+    """The signed values of an authentic, fresh request, or the 403 to answer."""
+    signed = _authorised(request)
+    if signed is None:
+        return _forbidden(request)
+    if not _fresh(signed, time.time()):
+        return _forbidden(request, f"the timestamp is more than {signed.max_age} seconds away from now")
+    return signed
 
 
 async def wechat_verify(request: web.Request) -> web.StreamResponse:
-    """WeChat's server URL check: echo ``echostr`` when the signature matches."""
-    alias = _authorised(request)
-    if alias is None:
-        return _forbidden(request)
-    log.info("wechat server URL verified for %s", alias)
+    """WeChat's server URL check: echo ``echostr`` when the signature matches and is fresh."""
+    signed = _check(request)
+    if isinstance(signed, web.Response):
+        return signed
+    log.info("wechat server URL verified for %s", signed.alias)
     return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
 
 
 async def wechat_event(request: web.Request) -> web.StreamResponse:
     """A message or event pushed by WeChat; TEMPLATESENDJOBFINISH becomes a delivery receipt."""
-    alias = _authorised(request)
-    if alias is None:
-        return _forbidden(request)
+    signed = _check(request)
+    if isinstance(signed, web.Response):
+        return signed
+    alias = signed.alias
     body = await request.content.read(MAX_XML_BYTES + 1)
     try:
         if len(body) > MAX_XML_BYTES:
@@ -131,18 +177,25 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         log.warning("wechat hook on %s: unreadable message: %s", alias, exc)
         return problem(400, "Bad request", str(exc), slug="bad-request", instance=request.path)
-    if event.get("MsgType") != "event" or event.get("Event") != EVENT:
-        log.debug("wechat hook on %s: %s/%s ignored", alias, event.get("MsgType"), event.get("Event"))
-        return web.Response(text="success", content_type="text/plain")
+    receipt = event.get("MsgType") == "event" and event.get("Event") == EVENT
     msgid = event.get("MsgID", "")
-    if not msgid or len(msgid) > 64:
+    if receipt and (not msgid or len(msgid) > 64):
         return problem(400, "Bad request", "MsgID is missing or too long", slug="bad-request", instance=request.path)
-    status, detail = receipt_status(event.get("Status", ""))
+    store = request.app[STORE]
     try:
-        outcome = await apply_receipt(request, alias, msgid, status, detail)
+        # the nonce is spent with the receipt: a push that could not be stored may come again
+        async with store.db.transaction():
+            if not await store.remember_hook_nonce(f"wechat:{alias}", f"{signed.timestamp}:{signed.nonce}",
+                                                   signed.timestamp + signed.max_age + 1, time.time()):
+                return _forbidden(request, "this request was received before (a replayed nonce)")
+            if not receipt:
+                log.debug("wechat hook on %s: %s/%s ignored", alias, event.get("MsgType"), event.get("Event"))
+                return web.Response(text="success", content_type="text/plain")
+            status, detail = receipt_status(event.get("Status", ""))
+            outcome = await apply_receipt(request, alias, msgid, status, detail)
     except Exception:
-        log.exception("wechat receipt %s on %s could not be recorded", msgid, alias)
-        return problem(503, "Unavailable", "the receipt could not be stored", slug="unavailable", instance=request.path)
+        log.exception("wechat message %s on %s could not be recorded", msgid[:64], alias)
+        return problem(503, "Unavailable", "the message could not be stored", slug="unavailable", instance=request.path)
     log.info("wechat receipt %s on %s: %s -> %s", msgid, alias, status, outcome)
     return web.Response(text="success", content_type="text/plain")
 
@@ -155,7 +208,7 @@ ROUTES: list[Route] = [
         "WeChat server URL verification (echoes echostr)",
         "hooks",
         public=True,
-        extra_responses={403: "bad or missing signature"},
+        extra_responses={403: "bad, missing or stale signature"},
     ),
     Route(
         "POST",
@@ -164,7 +217,11 @@ ROUTES: list[Route] = [
         "WeChat pushed events: TEMPLATESENDJOBFINISH delivery receipts",
         "hooks",
         public=True,
-        extra_responses={400: "not a readable WeChat XML message", 403: "bad or missing signature"},
+        extra_responses={
+            400: "not a readable WeChat XML message (a DTD or entity in any encoding included)",
+            403: "bad, missing or stale signature, or a replayed nonce",
+            503: "the message could not be stored; WeChat pushes it again",
+        },
     ),
 ]
 

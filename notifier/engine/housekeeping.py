@@ -1,6 +1,6 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
 silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
-finish.
+forget expired callback nonces, finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -26,6 +26,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await fall_back_unconfirmed(ctx, now)
     changed += await poll_jobs(ctx, now)
     changed += await apply_kept_opt_outs(ctx)
+    changed += await ctx.store.purge_hook_nonces(now)
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed

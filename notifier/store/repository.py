@@ -6,6 +6,7 @@ from notifier.store.api_keys import KEY_PREFIX, ApiKeyRepository, hash_secret
 from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
+from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 
@@ -13,7 +14,12 @@ __all__ = ["KEY_PREFIX", "Store", "hash_secret", "open_database"]
 
 
 class Store(
-    NoticeRepository, DeliveryRepository, AreaDeliveryRepository, SubscriptionRequestRepository, ApiKeyRepository
+    NoticeRepository,
+    DeliveryRepository,
+    AreaDeliveryRepository,
+    SubscriptionRequestRepository,
+    ApiKeyRepository,
+    HookNonceRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db
