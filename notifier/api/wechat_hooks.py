@@ -112,8 +112,10 @@ def _tokens(request: web.Request) -> list[tuple[str, str, int]]:
         if isinstance(token, SecretStr):
             token = token.get_secret_value()
         max_age = config.options.get("callback_max_age", DEFAULT_MAX_AGE)
-        if config.kind.value == "wechat" and isinstance(token, str) and token and isinstance(max_age, int):
-            found.append((alias, token, max_age))
+        if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+            continue  # the adapter's options model refuses such a value when the service starts
+        if config.kind.value == "wechat" and isinstance(token, str) and token:
+            found.append((alias, token, int(max_age)))
     return found
 
 
