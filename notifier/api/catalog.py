@@ -13,8 +13,10 @@ from notifier.domain.models import Area, AreaIn, AreaNode, Group, GroupIn, Stric
 
 
 class PageQuery(Strict):
-    cursor: str | None = None
-    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="next_cursor of the previous page, as it came"
+    )
+    limit: int = Field(50, ge=1, le=500, description="items per page")
 
 
 class AreaTree(Strict):
@@ -75,6 +77,7 @@ ROUTES = [
         response=Area,
         status=201,
         roles=("admin",),
+        extra_responses={409: "an area with this code exists"},
     ),
     Route(
         "GET",
@@ -96,6 +99,7 @@ ROUTES = [
         response=Topic,
         status=201,
         roles=("admin",),
+        extra_responses={409: "a topic with this code exists"},
     ),
     Route(
         "GET",
@@ -117,5 +121,6 @@ ROUTES = [
         response=Group,
         status=201,
         roles=("admin",),
+        extra_responses={409: "a group with this code exists"},
     ),
 ]

@@ -45,7 +45,7 @@ from channels.tencent_sms import parse_tencent_callback
 from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS
 from notifier.api.problems import problem
-from notifier.api.routing import Route
+from notifier.api.routing import Answer, Param, Route
 
 log = logging.getLogger("notifier.hooks.cloud_sms")
 
@@ -147,14 +147,35 @@ _ERRORS = {
     413: "the body is too large",
     503: "the receipts could not be stored; the platform should push again",
 }
+_TOKEN = (
+    Param("alias", {"type": "string"}, required=True, description="the channel alias the push is for"),
+    Param("token", {"type": "string"}, required=True, description="the alias's hook_token"),
+)
 
+
+def _reports(fields: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"type": "array", "items": {"type": "object", "properties": fields}}}
+
+
+def _answers(answer: dict[str, Any]) -> Answer:
+    keys = {name: {"const": value} for name, value in answer.items()}
+    return Answer("the push was read", "application/json", {"type": "object", "properties": keys})
+
+
+_TEXT = {"type": "string"}
 ROUTES: list[Route] = [
     Route("POST", "/hooks/aliyun-sms", aliyun_sms_receipts,
           'Aliyun SMS delivery receipts (SmsReport HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
-          "hooks", public=True, extra_responses=_ERRORS),
+          "hooks", public=True, params=_TOKEN, content_required=True,
+          content=_reports({"biz_id": _TEXT, "success": {"type": "boolean"}, "err_code": _TEXT, "err_msg": _TEXT,
+                            "report_time": _TEXT}),
+          success=_answers(ALIYUN_ANSWER), extra_responses=_ERRORS),
     Route("POST", "/hooks/tencent-sms", tencent_sms_receipts,
           'Tencent Cloud SMS status callback; answers {"result": 0, "errmsg": "OK"}',
-          "hooks", public=True, extra_responses=_ERRORS),
-]
+          "hooks", public=True, params=_TOKEN, content_required=True,
+          content=_reports({"sid": _TEXT, "report_status": _TEXT, "errmsg": _TEXT, "description": _TEXT,
+                            "user_receive_time": _TEXT}),
+          success=_answers(TENCENT_ANSWER), extra_responses=_ERRORS),
+]  # fmt: skip
 
 __all__ = ["ALIYUN_ANSWER", "ROUTES", "TENCENT_ANSWER", "aliyun_sms_receipts", "tencent_sms_receipts"]

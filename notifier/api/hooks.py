@@ -37,6 +37,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -45,12 +46,13 @@ from pydantic import SecretStr
 from channels.kannel import dlr_signature
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.problems import problem
-from notifier.api.routing import Route
+from notifier.api.routing import Answer, Param, Route
 from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
 from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt_out_word
 
 log = logging.getLogger("notifier.hooks")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "failed"}
 DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
@@ -237,18 +239,39 @@ async def _keep(request: web.Request, reply: OptOutReply, cause: Exception) -> w
     return _done()
 
 
+_TEXT = {"type": "string"}
+_DLR_FIELDS = {"alias": _TEXT, "id": _TEXT, "sig": _TEXT, "type": {"type": "string", "pattern": "^[0-9]{1,3}$"},
+               "reply": _TEXT}
+_MO_FIELDS = {"alias": _TEXT, "token": _TEXT, "from": _TEXT, "text": _TEXT, "charset": _TEXT, "coding": _TEXT}
+_PROOF = {"alias", "sig", "token"}
+_EMPTY = Answer("received (an empty body: Kannel sends no reply SMS)", "text/plain", {"type": "string", "maxLength": 0})
+
+
+def _route(method: str, path: str, handler: Handler, summary: str, fields: dict[str, dict[str, str]],
+           responses: Mapping[int, str | Answer]) -> Route:
+    """GET takes the fields in the query; POST in the query, a form body, or both (the body wins)."""
+    in_query = method == "GET"
+    params = tuple(Param(name, schema, required=in_query and name in _PROOF) for name, schema in fields.items())
+    form = {"type": "object", "properties": fields}
+    return Route(method, path, handler, summary, "hooks", public=True, params=params, success=_EMPTY,
+                 content={} if in_query else {"application/x-www-form-urlencoded": form},
+                 extra_responses=responses)
+
+
 ROUTES: list[Route] = [
-    Route(method, path, handler, summary, "hooks", public=True, status=200, extra_responses=responses)
-    for path, handler, summary, responses in (
+    _route(method, path, handler, summary, fields, responses)
+    for path, handler, summary, fields, responses in (
         ("/hooks/kannel/dlr", kannel_dlr, "Kannel delivery report (dlr-url); answers 200 with an empty body",
+         _DLR_FIELDS,
          {403: "not a kannel alias with a hook token, or a wrong signature",
           503: "the report could not be stored; Kannel calls again when its smsbox sets http-request-retry"}),
         ("/hooks/kannel/mo", kannel_mo,
          "Inbound SMS from Kannel's sms-service (get-url); answers 200 with an empty body (no reply SMS)",
+         _MO_FIELDS,
          {403: "not a kannel alias with a hook token, or a wrong token",
           503: "the opt-out could neither be stored nor kept; Kannel calls again when http-request-retry is set"}),
     )
     for method in ("GET", "POST")
-]
+]  # fmt: skip
 
 __all__ = ["ROUTES", "apply_receipt", "kannel_dlr", "kannel_mo"]

@@ -13,7 +13,17 @@ from channels.base import Channel
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
 from notifier.api.keys import ENGINE, SETTINGS, STORE
-from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
+from notifier.api.routing import (
+    Answer,
+    Link,
+    Param,
+    Route,
+    json_response,
+    page_response,
+    path_int,
+    read_body,
+    read_query,
+)
 from notifier.config import Settings
 from notifier.domain.enums import ChannelKind, NoticeState, Role
 from notifier.domain.errors import FieldError, InvalidInput
@@ -227,7 +237,34 @@ ROUTES = [
         response=Notice,
         status=201,
         roles=("issuer", "admin"),
-        extra_responses={200: "the notice first created with this Idempotency-Key"},
+        params=(
+            Param(
+                IDEMPOTENCY_HEADER,
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                "header",
+                description="a repeat with the same key answers 200 with the notice first created",
+            ),
+        ),
+        extra_responses={
+            200: Answer(
+                "the notice first created with this Idempotency-Key",
+                "application/json",
+                {"$ref": "#/components/schemas/Notice"},
+            ),
+            409: "the Idempotency-Key was already used for a different notice",
+        },
+        links=tuple(
+            Link(name)
+            for name in (
+                "get_notice",
+                "list_deliveries",
+                "preview_notice",
+                "submit_notice",
+                "approve_notice",
+                "reject_notice",
+                "cancel_notice",
+            )
+        ),
     ),
     Route(
         "GET",
@@ -265,6 +302,7 @@ ROUTES = [
         "notices",
         response=Notice,
         roles=("issuer", "admin"),
+        extra_responses={409: "the notice is not a draft"},
     ),
     Route(
         "POST",
@@ -275,6 +313,7 @@ ROUTES = [
         body=Decision,
         response=Notice,
         roles=("approver", "admin"),
+        extra_responses={409: "the notice is not pending approval"},
     ),
     Route(
         "POST",
@@ -285,6 +324,7 @@ ROUTES = [
         body=Decision,
         response=Notice,
         roles=("approver", "admin"),
+        extra_responses={409: "the notice is not pending approval"},
     ),
     Route(
         "GET",
@@ -303,5 +343,6 @@ ROUTES = [
         body=Decision,
         response=Notice,
         roles=("issuer", "approver", "admin"),
+        extra_responses={409: "the notice is done or already closed"},
     ),
 ]

@@ -1,4 +1,11 @@
-"""OpenAPI 3.1 document generated from the route table and the pydantic models."""
+"""OpenAPI 3.1 document generated from the route table and the pydantic models.
+
+Every answer an operation can give is listed with its media type: the success, then the problem documents
+the route implies (401/403 for keyed routes; 404 and 422 for path ids; 413, 415 and 422 for JSON bodies; 422
+for query models) and those the route declares itself. Any path answers a method it does not list with a 405
+problem document carrying ``Allow`` (RFC 9110 §15.5.6); OpenAPI has no place for undeclared methods, so the
+document's description says so.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import notifier
-from notifier.api.routing import Route
+from notifier.api.routing import PATH_ID_DIGITS, Answer, Route
 
+PROBLEM_JSON = "application/problem+json"
 _PROBLEM = {
     "type": "object",
     "description": "RFC 9457 problem details",
@@ -30,45 +38,69 @@ _PROBLEM = {
     },
     "required": ["type", "title", "status", "detail"],
 }
+PATH_ID = {"type": "integer", "minimum": 1, "maximum": 10**PATH_ID_DIGITS - 1}
+_DESCRIPTION = (
+    "Multi-channel public-welfare notification service. Errors are application/problem+json (RFC 9457). "
+    "A method a path does not list is answered 405 with an Allow header naming the methods it does."
+)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
+def _answer(answer: Answer) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.media:
+        schema = answer.schema if answer.schema is not None else {"$ref": "#/components/schemas/Problem"}
+        out["content"] = {answer.media: {"schema": dict(schema)}}
+    return out
 
 
-def _operation(route: Route) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag], "operationId": route.handler.__name__}
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": route.path_params.get(name, {"type": "integer"})}
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a string: the model's ``X | None`` loses its null branch."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        schema = {**options[0], **rest}
+    return {k: v for k, v in schema.items() if k != "title"}
+
+
+def _parameters(route: Route, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": dict(route.path_params.get(name, PATH_ID))}
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     if route.query is not None:
+        model = schemas[route.query.__name__]
         for name, field in route.query.model_fields.items():
-            params.append(
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": field.is_required(),
-                    "schema": {"type": "integer" if field.annotation is int else "string"},
-                }
-            )
-    if params:
-        op["parameters"] = params
+            param = {"name": name, "in": "query", "required": field.is_required()}
+            param["schema"] = _without_null(model["properties"][name])
+            if field.description:
+                param["description"] = field.description
+            params.append(param)
+    for extra in route.params:
+        param = {"name": extra.name, "in": extra.where, "required": extra.required, "schema": dict(extra.schema)}
+        if extra.description:
+            param["description"] = extra.description
+        params.append(param)
+    return params
+
+
+def _request_body(route: Route) -> dict[str, Any] | None:
     if route.body is not None:
-        op["requestBody"] = {
-            "required": route.status == 201,
-            "content": {"application/json": {"schema": _ref(route.body)}},
-        }
-    responses: dict[str, Any] = {}
-    if route.response is None:
-        responses[str(route.status)] = {"description": "done"}
+        return {"required": route.status == 201, "content": {"application/json": {"schema": _ref(route.body)}}}
+    if route.content:
+        content = {media: {"schema": dict(schema)} for media, schema in route.content.items()}
+        return {"required": route.content_required, "content": content}
+    return None
+
+
+def _success(route: Route) -> dict[str, Any]:
+    if route.success is not None:
+        out = _answer(route.success)
+    elif route.response is None:
+        out = {"description": "done"}
     else:
         schema: dict[str, Any] = _ref(route.response)
         if route.response_list:
@@ -78,39 +110,75 @@ def _operation(route: Route) -> dict[str, Any]:
                     "items": {"type": "array", "items": schema},
                     "next_cursor": {"type": ["string", "null"]},
                 },
+                "required": ["items", "next_cursor"],
             }
-        responses[str(route.status)] = {"description": "success", "content": {"application/json": {"schema": schema}}}
-    for status, text in route.extra_responses.items():
-        responses[str(status)] = {"description": text}
+        out = {"description": "success", "content": {"application/json": {"schema": schema}}}
+    if route.links:
+        out["links"] = {
+            link.operation_id: {
+                "operationId": link.operation_id,
+                "parameters": {"id": "$response.body#/id"},
+                **({"description": link.description} if link.description else {}),
+            }
+            for link in route.links
+        }
+    return out
+
+
+def _implied_errors(route: Route) -> dict[int, str]:
+    errors: dict[int, str] = {}
     if not route.public:
-        responses["401"] = _problem_response("missing or wrong API key")
-        responses["403"] = _problem_response("role or department does not allow this")
+        errors[401] = "missing, unknown or revoked API key"
+        errors[403] = "the key's role or department does not allow this"
+    if "{" in route.path:
+        errors[404] = "no such resource, or not one the key's department may see"
+        errors[422] = "a path parameter is malformed (an id is ASCII digits, at most 18)"
+    if route.query is not None:
+        errors[422] = "invalid input, with a field-level error list"
+    if route.body is not None:
+        errors[413] = "the body is larger than the server accepts ([server] max_body_bytes)"
+        errors[415] = "the body is not application/json"
+        errors[422] = "invalid input, with a field-level error list"
+    return errors
+
+
+def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag], "operationId": route.handler.__name__}
+    params = _parameters(route, schemas)
+    if params:
+        op["parameters"] = params
+    body = _request_body(route)
+    if body is not None:
+        op["requestBody"] = body
+    responses: dict[str, Any] = {str(route.status): _success(route)}
+    answers: dict[int, str | Answer] = {**_implied_errors(route), **route.extra_responses}
+    for status, answer in sorted(answers.items()):
+        responses[str(status)] = _answer(answer if isinstance(answer, Answer) else Answer(answer))
+    if not route.public:
         op["security"] = [{"apiKey": []}]
         if route.roles:
             op["description"] = "Roles: " + ", ".join(route.roles)
-    responses["422"] = _problem_response("invalid input, with a field-level error list")
     op["responses"] = responses
     return op
 
 
 def build_openapi(routes: list[Route]) -> dict[str, Any]:
-    models = {m for r in routes for m in (r.body, r.response) if m is not None}
+    models = {m for r in routes for m in (r.body, r.response, r.query) if m is not None}
     _, definitions = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
     )
     schemas = dict(definitions.get("$defs", {}))
-    schemas["Problem"] = _PROBLEM
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
+    for route in routes:  # query models are inlined as parameters, not kept as schemas of their own
+        if route.query is not None and route.query not in {r.body for r in routes} | {r.response for r in routes}:
+            schemas.pop(route.query.__name__, None)
+    schemas["Problem"] = _PROBLEM
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "notifier",
-            "version": notifier.__version__,
-            "description": "Multi-channel public-welfare notification service",
-        },
+        "info": {"title": "notifier", "version": notifier.__version__, "description": _DESCRIPTION},
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -20,15 +20,41 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def problem(
-    status: int, title: str, detail: str, *, slug: str, instance: str | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> web.Response:
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update(extra)
     return web.Response(
-        status=status, text=json.dumps(body, ensure_ascii=False), content_type=PROBLEM_JSON, charset="utf-8"
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=PROBLEM_JSON,
+        charset="utf-8",
+        headers=headers,
     )
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals as problem documents, keeping the headers they must carry (``Allow`` on a 405)."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return problem(
+            405,
+            "Method not allowed",
+            f"{exc.method} is not allowed here; allowed: {allowed}",
+            slug="method-not-allowed",
+            instance=request.path,
+            headers={"Allow": allowed},
+        )
+    return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}", instance=request.path)
 
 
 def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -77,7 +103,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(exc.status, exc.reason, exc.text or exc.reason, slug=f"http-{exc.status}", instance=request.path)
+        return _from_http_exception(request, exc)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(

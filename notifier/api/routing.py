@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -14,10 +14,49 @@ from notifier.api.problems import invalid_from_validation
 from notifier.domain.errors import FieldError, InvalidInput
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+Schema = Mapping[str, Any]
+
+PATH_ID_DIGITS = 18  # ASCII digits of a path id: anything longer is refused before reaching the store
+JSON_MEDIA = ("application/json", "application/octet-stream")  # the second is what no Content-Type reads as
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A documented answer of an operation: what it means, its media type and, when not a problem, its schema."""
+
+    description: str
+    media: str = "application/problem+json"  # "" for an answer without a body
+    schema: Schema | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or header parameter a handler reads itself (routes with a ``query`` model get theirs from it)."""
+
+    name: str
+    schema: Schema
+    where: Literal["query", "header"] = "query"
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """An operation the success answer's ``id`` feeds (OpenAPI links: what to call next with it)."""
+
+    operation_id: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class Route:
+    """One endpoint: its handler and everything the OpenAPI document says about it.
+
+    ``body`` is a JSON body model; ``content`` describes any other body (a form, XML, an array) by media type.
+    ``extra_responses`` adds answers besides those implied by the route (401/403 for keyed routes, 404 and 422
+    for path ids, 413/415/422 for JSON bodies, 422 for query models); a plain string is a problem document.
+    """
+
     method: str
     path: str
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,12 +69,20 @@ class Route:
     status: int = 200
     roles: tuple[str, ...] = ()
     public: bool = False
-    extra_responses: dict[int, str] = field(default_factory=dict)
-    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # JSON schemas; integer when absent
+    extra_responses: Mapping[int, str | Answer] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
+    content: Mapping[str, Schema] = field(default_factory=dict)
+    content_required: bool = False
+    success: Answer | None = None
+    links: tuple[Link, ...] = ()
+    path_params: Mapping[str, Schema] = field(default_factory=dict)  # JSON schemas; a numeric id when absent
 
 
 async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
     """Parse and validate a JSON body; every failure becomes a problem document, never a 500."""
+    media = request.content_type
+    if media not in JSON_MEDIA and not (media.startswith("application/") and media.endswith("+json")):
+        raise web.HTTPUnsupportedMediaType(text=f"the body must be application/json, not {media[:100]}")
     raw = await request.read()
     if not raw:
         raise InvalidInput("request body is empty", [FieldError("body", "a JSON object is required")])
@@ -64,7 +111,7 @@ def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
 
 def path_int(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdigit() or len(raw) > PATH_ID_DIGITS:
         raise InvalidInput(f"{name} must be a positive integer", [FieldError(f"path.{name}", "not an integer")])
     return int(raw)
 

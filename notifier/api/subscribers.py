@@ -8,7 +8,7 @@ from pydantic import Field
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
 from notifier.api.keys import STORE
-from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
+from notifier.api.routing import Link, Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.enums import Role
 from notifier.domain.models import AreaCode, Code, Subscriber, SubscriberIn, SubscriberPatch
 from notifier.policy import personal_data_scope
@@ -83,6 +83,8 @@ ROUTES = [
         response=Subscriber,
         status=201,
         roles=("issuer", "admin"),
+        extra_responses={409: "another resident has this phone number or external_id"},
+        links=(Link("get_subscriber"), Link("patch_subscriber"), Link("delete_subscriber")),
     ),
     Route(
         "GET",
@@ -104,6 +106,7 @@ ROUTES = [
         body=SubscriberPatch,
         response=Subscriber,
         roles=("issuer", "admin"),
+        extra_responses={409: "another resident has this phone number or external_id"},
     ),
     Route(
         "DELETE",

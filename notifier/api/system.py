@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from notifier.api.keys import STORE
-from notifier.api.routing import Route, json_response
+from notifier.api.routing import Answer, Route, json_response
 
 OPENAPI = web.AppKey("openapi", dict)
 METRICS = web.AppKey("metrics_registry", object)
@@ -47,8 +47,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+_HEALTH = {
+    "type": "object",
+    "properties": {"status": {"enum": ["ok", "unavailable"]}, "database": {"type": "string"}},
+    "required": ["status", "database"],
+}
+
 ROUTES = [
-    Route("GET", "/healthz", healthz, "Liveness and database check", "system", public=True),
-    Route("GET", "/openapi.json", openapi, "This document", "system", public=True),
-    Route("GET", "/metrics", metrics, "Prometheus metrics", "system", public=True),
-]
+    Route("GET", "/healthz", healthz, "Liveness and database check", "system", public=True,
+          success=Answer("the service and its database answer", "application/json", _HEALTH),
+          extra_responses={503: Answer("the database does not answer", "application/json", _HEALTH)}),
+    Route("GET", "/openapi.json", openapi, "This document", "system", public=True,
+          success=Answer("the OpenAPI 3.1 document", "application/json", {"type": "object"})),
+    Route("GET", "/metrics", metrics, "Prometheus metrics", "system", public=True,
+          success=Answer("Prometheus text exposition format 0.0.4", "text/plain", {"type": "string"})),
+]  # fmt: skip

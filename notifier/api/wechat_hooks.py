@@ -49,7 +49,7 @@ from pydantic import SecretStr
 from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
-from notifier.api.routing import Route
+from notifier.api.routing import Answer, Param, Route
 
 log = logging.getLogger("notifier.hooks.wechat")
 
@@ -202,6 +202,14 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     return web.Response(text="success", content_type="text/plain")
 
 
+_SIGNED = (
+    Param("signature", {"type": "string"}, required=True, description="sha1 of the sorted token, timestamp, nonce"),
+    Param("timestamp", {"type": "string"}, required=True),
+    Param("nonce", {"type": "string"}, required=True),
+    Param("alias", {"type": "string"}, description="the wechat channel alias; without it, found by the signature"),
+)
+_SUCCESS = Answer('"success", as WeChat expects', "text/plain", {"type": "string", "enum": ["success"]})
+
 ROUTES: list[Route] = [
     Route(
         "GET",
@@ -210,6 +218,8 @@ ROUTES: list[Route] = [
         "WeChat server URL verification (echoes echostr)",
         "hooks",
         public=True,
+        params=(*_SIGNED, Param("echostr", {"type": "string"})),
+        success=Answer("the echostr, when the signature matches", "text/plain", {"type": "string"}),
         extra_responses={403: "bad, missing or stale signature"},
     ),
     Route(
@@ -219,6 +229,10 @@ ROUTES: list[Route] = [
         "WeChat pushed events: TEMPLATESENDJOBFINISH delivery receipts",
         "hooks",
         public=True,
+        params=_SIGNED,
+        content={"text/xml": {"type": "string"}, "application/xml": {"type": "string"}},
+        content_required=True,
+        success=_SUCCESS,
         extra_responses={
             400: "not a readable WeChat XML message (a DTD or entity in any encoding included)",
             403: "bad, missing or stale signature, or a replayed nonce",

@@ -34,7 +34,12 @@ def _check_area(code: str) -> str:
     return code
 
 
-AreaCode = Annotated[str, AfterValidator(_check_area), Field(examples=["370725001"])]
+AREA_CODE_PATTERN = r"^[0-9]{6}([0-9]{3}){0,2}$"  # county 6 digits, town 9, village 12 (checked by area_level)
+AreaCode = Annotated[
+    str,
+    AfterValidator(_check_area),
+    Field(examples=["370725001"], json_schema_extra={"pattern": AREA_CODE_PATTERN}),
+]
 Phone = Annotated[str, AfterValidator(normalise_phone), Field(examples=["+8613800138000"])]
 Email = Annotated[str, AfterValidator(normalise_email), Field(examples=["li.ming@example.com"])]
 Name = Annotated[str, Field(min_length=1, max_length=100)]

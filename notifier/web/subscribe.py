@@ -54,7 +54,7 @@ from pydantic import SecretStr, ValidationError
 
 from channels.base import Channel, OutboundMessage, Sent
 from notifier.api.keys import ENGINE, SETTINGS, STORE
-from notifier.api.routing import Route
+from notifier.api.routing import Answer, Param, Route
 from notifier.domain.contacts import mask_phone, normalise_phone
 from notifier.domain.errors import NotifierError
 from notifier.domain.models import Subscriber, SubscriberIn, SubscriberPatch
@@ -538,13 +538,49 @@ def _success() -> web.Response:
     return _message(200, "订阅成功", lines, "You are subscribed: notices will reach you by text message.")
 
 
+def _page(description: str) -> Answer:
+    return Answer(description, "text/html", {"type": "string"})
+
+
+_FORM = "application/x-www-form-urlencoded"
+_VILLAGE_CODE = {"type": "string", "pattern": "^[0-9]{12}$"}
+_SUBMIT = {
+    "type": "object",
+    "properties": {
+        "area": _VILLAGE_CODE,
+        "name": {"type": "string", "maxLength": 100},
+        "phone": {"type": "string", "maxLength": 40},
+        "topics": {"type": "array", "items": {"type": "string"}, "maxItems": 50},
+        "consent": {"type": "string", "description": "any non-empty value: the resident ticked the consent"},
+        "form_token": {"type": "string", "description": "the signed token of the form page"},
+    },
+    "required": ["area"],
+}
+_CONFIRM = {
+    "type": "object",
+    "properties": {
+        "request": {"type": "string", "description": "the signed request id of the code page"},
+        "code": {"type": "string", "description": "the 6-digit code from the SMS"},
+    },
+    "required": ["request", "code"],
+}
+_TOO_LARGE = _page("the form is too large")
 ROUTES = [
     Route("GET", "/subscribe", subscribe_page, "Subscription page a notice's QR code opens", "resident pages",
-          public=True, extra_responses={404: "unknown or missing village (HTML page)"}),
+          public=True, success=_page("the form"),
+          params=(Param("area", _VILLAGE_CODE, required=True, description="the village code"),
+                  Param("topic", {"type": "string"}, description="the topic to tick")),
+          extra_responses={404: _page("unknown or missing village")}),
     Route("POST", "/subscribe", subscribe_submit, "Send a confirmation code by SMS", "resident pages", public=True,
-          extra_responses={400: "missing or stale form token", 422: "invalid field", 429: "rate limit",
-                           503: "no SMS channel, or the code was not sent"}),
+          content={_FORM: _SUBMIT, "multipart/form-data": _SUBMIT}, content_required=True,
+          success=_page("the page to enter the code"),
+          extra_responses={400: _page("missing, forged or stale form token, or no form"), 413: _TOO_LARGE,
+                           422: _page("a field is wrong, each error naming its field"), 429: _page("rate limit"),
+                           503: _page("no SMS channel, or the code was not sent")}),
     Route("POST", "/subscribe/confirm", subscribe_confirm, "Confirm the code and subscribe", "resident pages",
-          public=True, extra_responses={400: "unknown request", 410: "code expired", 422: "wrong code",
-                                        429: "too many wrong codes"}),
+          public=True, content={_FORM: _CONFIRM, "multipart/form-data": _CONFIRM}, content_required=True,
+          success=_page("subscribed"),
+          extra_responses={400: _page("unknown request, or no form"), 409: _page("the resident changed; start again"),
+                           410: _page("code expired"), 413: _TOO_LARGE, 422: _page("wrong code"),
+                           429: _page("too many wrong codes")}),
 ]  # fmt: skip

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from notifier.api.keys import SETTINGS, STORE
-from notifier.api.routing import Route
+from notifier.api.routing import Answer, Param, Route
 from notifier.domain.enums import ChannelKind
 from notifier.domain.errors import NotFound, NotifierError
 from notifier.signing import MalformedToken, TokenError, UnsubscribeClaims, read_unsubscribe
@@ -118,17 +118,19 @@ async def unsubscribe_confirm(request: web.Request) -> web.Response:
     return _page("已退订 / Unsubscribed", body)
 
 
+_TOKEN = Param("token", {"type": "string", "minLength": 1}, required=True, description="the signed unsubscribe token")
+_PAGE_ANSWER = Answer("an HTML page", "text/html", {"type": "string"})
+_REFUSED = {400: "no or damaged token, or it names no channel a resident can leave", 403: "forged or expired token"}
 ROUTES = [
-    Route(
-        "GET", "/unsubscribe", unsubscribe_page, "Confirmation page of an unsubscribe link", "unsubscribe", public=True
-    ),
-    Route(
-        "POST",
-        "/unsubscribe",
-        unsubscribe_confirm,
-        "One-click unsubscribe (RFC 8058)",
-        "unsubscribe",
-        public=True,
-        extra_responses={400: "no or damaged token, or no one-click body", 403: "forged or expired token"},
-    ),
-]
+    Route("GET", "/unsubscribe", unsubscribe_page, "Confirmation page of an unsubscribe link", "unsubscribe",
+          public=True, params=(_TOKEN,), success=_PAGE_ANSWER, extra_responses=_REFUSED),
+    Route("POST", "/unsubscribe", unsubscribe_confirm, "One-click unsubscribe (RFC 8058)", "unsubscribe",
+          public=True, params=(_TOKEN,), success=_PAGE_ANSWER, content_required=True,
+          content={"application/x-www-form-urlencoded": {
+              "type": "object",
+              "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}},
+              "required": ["List-Unsubscribe"],
+          }},
+          extra_responses={**_REFUSED, 400: "no or damaged token, or the body is not List-Unsubscribe=One-Click",
+                           413: "the body is too large"}),
+]  # fmt: skip
