@@ -8,7 +8,8 @@ that is not a success, so no adapter repeats the try/except/log block:
     transport problem                              result
     ---------------------------------------------  --------------------------------------------
     timeout (connect or total)                     Retry("timeout")
-    connection refused/reset, DNS, TLS, bad reply  Retry("connection error: <class>")
+    connection refused/reset, DNS, TLS, bad reply, Retry("connection error: <class>")
+    a body cut off before its announced length
     HTTP 2xx                                       None: the adapter reads the body
     HTTP 429                                       Retry("http 429", retry_after=Retry-After)
     HTTP 408                                       Retry("http 408") (the provider timed out)
@@ -203,7 +204,7 @@ class HttpChannel(Channel):
             raise RuntimeError(f"channel {self.alias!r} used before open()")
         try:
             async with self._turns, self._session.request(method, url, **kwargs) as response:
-                body = await response.content.read(MAX_BODY_BYTES)
+                body = await read_body(response)
                 # the response's own (case-insensitive, read-only) headers: no copy per response
                 reply = HttpReply(response.status, response.headers, body)
         except TimeoutError:
@@ -225,6 +226,21 @@ class HttpChannel(Channel):
                 self.redact(reply.text[:SNIPPET_CHARS]),
             )
         return reply
+
+
+async def read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, up to MAX_BODY_BYTES. One ``read(n)`` returns what has arrived so far, not the
+    body: a reply split over several packets would be read short, and one whose connection dropped
+    mid-body would pass for complete; reading to the end raises ``ClientPayloadError`` for the latter."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < MAX_BODY_BYTES:
+        chunk = await response.content.read(MAX_BODY_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _origin(url: str) -> str:

@@ -2,8 +2,11 @@
 
 ``async with fake_gateway(Reply(429, headers={"Retry-After": "7"}), Reply(200, "ok")) as gw:`` answers the
 first request 429, then 200 for every later one (the last reply repeats). ``Reply(hang=True)`` never
-answers, for client timeouts; ``Reply(delay=0.2)`` answers after 0.2 s. ``gw.seen`` keeps every request
-(method, path, query, headers, body); ``gw.most_at_once`` is the most requests it was answering at once.
+answers, for client timeouts; ``Reply(delay=0.2)`` answers after 0.2 s; ``Reply(drop=True)`` sends the
+status line, the headers (announcing the whole body) and the body's first half, then closes the socket;
+``Reply(split=0.05)`` sends the body's two halves 0.05 s apart, as a slow link delivers it. ``gw.seen``
+keeps every request (method, path, query, headers, body); ``gw.most_at_once`` is the most requests it was
+answering at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     delay: float = 0.0
+    drop: bool = False
+    split: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,29 @@ class FakeGateway:
             await asyncio.sleep(reply.delay)
         finally:
             self.at_once -= 1
+        if reply.drop or reply.split:
+            return await in_halves(request, reply)
         if isinstance(reply.body, dict):
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
+
+
+async def in_halves(request: web.Request, reply: Reply) -> web.StreamResponse:
+    """The body in two writes: ``split`` seconds apart, or the connection closed after the first (``drop``)."""
+    body = (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode() or b"0: Accepted"
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.content_length = len(body)
+    if isinstance(reply.body, dict):
+        response.content_type = "application/json"
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    if reply.drop:
+        assert request.transport is not None
+        request.transport.close()
+        return response
+    await asyncio.sleep(reply.split)
+    await response.write(body[len(body) // 2 :])
+    return response
 
 
 @contextlib.asynccontextmanager

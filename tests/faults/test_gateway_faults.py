@@ -1,0 +1,210 @@
+"""An SMS gateway that misbehaves at the wire: slow, silent, erring, throttling, hanging up mid-answer.
+
+The gateway is smsbox's ``sendsms`` as the Kannel adapter talks to it (one GET per message), played by a
+scripted fake on 127.0.0.1: the first request for each resident meets the fault, every later one is
+answered ``202 0: Accepted for delivery``. The engine runs by itself; the test moves its clock past the
+wait the engine chose (backoff or the gateway's Retry-After), never touching the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from channels import load_channels
+from notifier.config import Settings
+from notifier.store import Store
+from notifier.testing import FakeClock
+from tests.engine.conftest import approved, delivery_rows, resident
+from tests.fake_gateway import FakeGateway, Reply, fake_gateway
+from tests.faults.conftest import counts, deliveries_by_state, fault_settings, running, until
+
+RESIDENTS = 6
+ACCEPTED = Reply(202, "0: Accepted for delivery")
+
+
+def kannel_settings(tmp_path: Path, gateway: FakeGateway, **engine: object) -> Settings:
+    sms = {
+        "kind": "sms",
+        "type": "kannel",
+        "url": f"{gateway.url}/cgi-bin/sendsms",
+        "username": "notifier",
+        "password": "sendsms-secret",
+        "timeout": 0.25,
+        "connect_timeout": 0.25,
+    }
+    return fault_settings(tmp_path, {"sms": sms}, **engine)
+
+
+def requests_per_phone(gateway: FakeGateway) -> Counter[str]:
+    return Counter(seen.query["to"] for seen in gateway.seen)
+
+
+def due_times(tmp_path: Path) -> list[float]:
+    """``due_at`` of every queued delivery, read from the database file by a connection of its own."""
+    with sqlite3.connect(tmp_path / "faults.db") as conn:
+        return [row[0] for row in conn.execute("SELECT due_at FROM deliveries WHERE state = 'queued'")]
+
+
+FIRST_ATTEMPT_FAULTS = {
+    # fault id: (the reply every resident's first request gets, the reason the issuer reads on the delivery,
+    #            whether the gateway may have taken that first request for delivery)
+    "slower-than-the-timeout": (Reply(202, "0: Accepted for delivery", delay=1.0), "timeout", True),
+    "never-answers": (Reply(hang=True), "timeout", False),
+    "http-500": (Reply(500, "Internal Server Error"), "http 500", False),
+    "kannel-503-temporal-failure": (Reply(503, "Temporal failure, try again later."), "http 503", False),
+    "hangs-up-mid-response": (Reply(202, "0: Accepted for delivery", drop=True), "connection error", True),
+}
+
+
+@pytest.mark.parametrize("fault", FIRST_ATTEMPT_FAULTS)
+async def test_a_gateway_fault_is_retried_once_the_backoff_has_passed(
+    fault: str, fault_store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The issuer sees every SMS ``queued`` again with the gateway's fault as its last error (``timeout``,
+    ``http 500``, ``http 503``, ``connection error``), then ``sent`` once the backoff has passed; residents
+    get the alert. Nothing is lost; the gateway is asked once per resident and attempt, never more (no
+    retry storm while the backoff runs); a resident can get the SMS twice only when the gateway took the
+    first request and its answer never reached us (a slow answer, a dropped connection): one message per
+    attempt at most. Nobody steps in: the running engine retries by itself."""
+    first, reason, maybe_taken = FIRST_ATTEMPT_FAULTS[fault]
+    async with fake_gateway(*[first] * RESIDENTS, ACCEPTED) as gateway:
+        settings = kannel_settings(tmp_path, gateway)
+        for _ in range(RESIDENTS):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+
+            async def all_requeued() -> bool:
+                queued = await deliveries_by_state(fault_store, notice, "queued")
+                return len(queued) == RESIDENTS and all(row["attempts"] == 1 for row in queued)
+
+            await until(all_requeued, f"every delivery queued again after {fault}")
+            queued = await deliveries_by_state(fault_store, notice, "queued")
+            assert {row["last_error"].split(":")[0] for row in queued} == {reason}
+            assert len(gateway.seen) == RESIDENTS  # one request each, none repeated while the clock stands
+            assert min(await asyncio.to_thread(due_times, tmp_path)) > clock.now  # the backoff is waited out
+
+            clock.advance(settings.engine.backoff_max)  # time passes; the engine notices by itself
+
+            async def all_sent() -> bool:
+                return await counts(fault_store, notice) == {"sms": {"sent": RESIDENTS}}
+
+            await until(all_sent, "every resident's SMS sent on the second attempt")
+
+    rows = await delivery_rows(fault_store, notice.id)
+    per_phone = requests_per_phone(gateway)
+    assert len(per_phone) == RESIDENTS  # everyone
+    assert set(per_phone.values()) == {2}  # the faulted request and the retry, nothing more
+    assert {row["attempts"] for row in rows} == {2}
+    assert all(row["last_error"] is None for row in rows)
+    if not maybe_taken:
+        accepted = Counter(s.query["to"] for s in gateway.seen[RESIDENTS:])
+        assert set(accepted.values()) == {1}  # refused first, accepted once: nobody got it twice
+
+
+async def test_retry_after_of_a_throttling_gateway_is_waited_out(
+    fault_store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A gateway over its rate answers ``429 Too Many Requests`` with ``Retry-After: 120``. The issuer sees
+    the SMS ``queued`` with ``http 429`` as its last error and due two minutes later; no request goes out
+    before then (no retry storm against a throttling gateway); then every resident gets it, once."""
+    throttled = Reply(429, "Too Many Requests", headers={"Retry-After": "120"})
+    async with fake_gateway(*[throttled] * RESIDENTS, ACCEPTED) as gateway:
+        settings = kannel_settings(tmp_path, gateway)
+        for _ in range(RESIDENTS):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+            started = clock.now
+
+            async def all_throttled() -> bool:
+                return len(await deliveries_by_state(fault_store, notice, "queued")) == RESIDENTS and len(
+                    gateway.seen
+                ) == RESIDENTS
+
+            await until(all_throttled, "every delivery queued again after the 429")
+            assert await asyncio.to_thread(due_times, tmp_path) == [started + 120] * RESIDENTS
+            queued = await deliveries_by_state(fault_store, notice, "queued")
+            assert {row["last_error"] for row in queued} == {"http 429"}
+
+            clock.advance(120)
+
+            async def all_sent() -> bool:
+                return await counts(fault_store, notice) == {"sms": {"sent": RESIDENTS}}
+
+            await until(all_sent, "every SMS sent once the Retry-After has passed")
+
+    assert set(requests_per_phone(gateway).values()) == {2}
+    assert len(requests_per_phone(gateway)) == RESIDENTS
+
+
+async def test_a_gateway_down_for_good_ends_in_failed_with_the_reason(
+    fault_store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A gateway that answers 500 to every try: after ``max_attempts`` tries the issuer sees every SMS
+    ``failed`` with ``retries exhausted: http 500``; the notice finishes (``done``) instead of retrying
+    forever, and the gateway was asked exactly ``max_attempts`` times per resident."""
+    async with fake_gateway(Reply(500, "Internal Server Error")) as gateway:
+        settings = kannel_settings(tmp_path, gateway, max_attempts=3)
+        for _ in range(RESIDENTS):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+
+            async def all_failed() -> bool:
+                if len(await deliveries_by_state(fault_store, notice, "failed")) == RESIDENTS:
+                    return True
+                clock.advance(settings.engine.backoff_max)  # each retry's backoff passes at once
+                return False
+
+            await until(all_failed, "every delivery failed after its last attempt")
+
+            async def done() -> bool:
+                return (await fault_store.get_notice(notice.id)).state == "done"
+
+            await until(done, "the notice done")
+
+    rows = await delivery_rows(fault_store, notice.id)
+    assert {row["last_error"] for row in rows} == {"retries exhausted: http 500"}
+    assert set(requests_per_phone(gateway).values()) == {3}
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(fault_store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    """A JSON gateway on a slow link: its answer ``{"code": "0", "data": {"msgid": ...}}`` arrives in two
+    packets. The issuer sees every SMS ``sent`` with the gateway's message id, on the first attempt: half
+    an answer is never read as the answer (it used to be, and ``{"code": "0", "da`` failed every SMS for
+    good as ``gateway-status``)."""
+    answer = {"code": "0", "data": {"msgid": "GW-7731"}}
+    async with fake_gateway(Reply(200, answer, split=0.05)) as gateway:
+        sms = {
+            "kind": "sms",
+            "type": "generic_http",
+            "url": f"{gateway.url}/api/send",
+            "body_template": '{"mobile": {{ to|tojson }}, "content": {{ text|tojson }}}',
+            "status_path": "code",
+            "success_values": ["0"],
+            "message_id_path": "data.msgid",
+        }
+        settings = fault_settings(tmp_path, {"sms": sms})
+        for _ in range(RESIDENTS):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+
+            async def settled() -> bool:
+                return sum((await counts(fault_store, notice)).get("sms", {}).values()) == RESIDENTS and not (
+                    await deliveries_by_state(fault_store, notice, "queued")
+                )
+
+            await until(settled, "every SMS answered")
+
+    rows = await delivery_rows(fault_store, notice.id)
+    assert [(row["state"], row["provider_message_id"], row["attempts"]) for row in rows] == [
+        ("sent", "GW-7731", 1)
+    ] * RESIDENTS
+    assert len(gateway.seen) == RESIDENTS
