@@ -115,6 +115,14 @@ class Channel(abc.ABC):
         self.alias = alias
         self.options = options if options is not None else self.Options()
 
+    def batch_limit(self, seconds: float) -> int:
+        """The most messages of one batch this adapter is sure to answer within ``seconds``, however slowly
+        the provider answers within the adapter's own timeouts (never more than ``max_batch``). The engine
+        claims no more than this for the time it gives a batch: a batch cut off by that time is retried
+        whole, including the messages the provider had already taken."""
+        del seconds
+        return self.max_batch
+
     def prepare(self, setup: ChannelSetup) -> None:  # noqa: B027 - optional hook
         """Take what the adapter needs from the service (links, shared caches, other aliases)."""
 

@@ -157,6 +157,10 @@ class FailoverChannel(Channel):
         """Any member's: which member sent the message is known only once its send is recorded."""
         return list(dict.fromkeys(i for member in self._members.values() for i in member.receipt_ids(delivery_id)))
 
+    def batch_limit(self, seconds: float) -> int:
+        """What the slowest member answers in time: any of them may take the whole batch."""
+        return min([self.max_batch, *(member.batch_limit(seconds) for member in self._members.values())])
+
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         if not self._members:
             raise RuntimeError(f"failover channel {self.alias!r} used before bind()")

@@ -28,7 +28,9 @@ connection pool is bounded by ``max_connections`` (small gateways such as Kannel
 of 10, so the default is 8) and keeps connections alive between sends. As many requests as the pool has
 connections are in flight at once (every worker's batches share them); the others wait for a turn
 before their request starts, so ``timeout`` and ``connect_timeout`` time the exchange with the
-provider, never the wait for a free connection, and a batch of any size can run concurrently.
+provider, never the wait for a free connection, and a batch of any size can run concurrently. A batch
+therefore takes up to ``timeout`` per turn of the pool: ``batch_limit(seconds)`` tells the engine how many
+messages fit in the time it gives one batch, so a slow provider never has a batch cut off half-sent.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ class HttpChannel(Channel):
     """Base of HTTP adapters: owns the session; ``request`` never raises for transport problems."""
 
     Options: ClassVar[type[ChannelOptions]] = HttpOptions
+    messages_per_request: ClassVar[int] = 1  # messages one provider request carries (Tencent: 200 numbers)
 
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         super().__init__(alias, options)
@@ -191,6 +194,12 @@ class HttpChannel(Channel):
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
+
+    def batch_limit(self, seconds: float) -> int:
+        """As many messages as the pool's connections carry in the request timeouts that fit in ``seconds``."""
+        opts = self.http_options
+        turns = max(1, int(seconds // opts.timeout))
+        return max(1, min(self.max_batch, turns * opts.max_connections * self.messages_per_request))
 
     def classify(self, reply: HttpReply) -> Retry | Failed | None:
         return classify_status(reply, self._secrets)

@@ -192,6 +192,7 @@ class TencentSmsOptions(HttpOptions):
 class TencentSmsChannel(HttpChannel):
     Options = TencentSmsOptions
     max_batch = MAX_NUMBERS
+    messages_per_request = MAX_NUMBERS  # one SendSms call per text
 
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         super().__init__(alias, options)

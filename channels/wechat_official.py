@@ -123,6 +123,12 @@ class WechatAccountChannel(HttpChannel):
     send_path: ClassVar[str] = "/cgi-bin/message/template/send"
     quota_name: ClassVar[str] = "template-message"
 
+    def batch_limit(self, seconds: float) -> int:
+        """``max_batch``: messages go one after another (a 45009 stops the rest), so the pool-based limit of
+        the HTTP layer does not describe this adapter."""
+        del seconds
+        return self.max_batch
+
     def __init__(
         self,
         alias: str,

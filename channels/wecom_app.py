@@ -74,6 +74,7 @@ class WecomAppOptions(HttpOptions):
 class WecomAppChannel(HttpChannel):
     Options = WecomAppOptions
     max_batch = MAX_USERS
+    messages_per_request = MAX_USERS  # one message/send call per text
 
     def __init__(self, alias: str, options: ChannelOptions | None = None, *, tokens: TokenCache | None = None) -> None:
         super().__init__(alias, options)

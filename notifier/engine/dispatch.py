@@ -7,11 +7,12 @@ claims to be taken back (``heartbeat``: within a few heartbeats, when the lease 
 claimed again, so at most the batch in flight at the crash can reach a resident twice; and not even those of
 its messages a receipt already speaks for: a delivery claimed again whose receipt is stored under an id its
 adapter chose before the send (``Channel.receipt_ids``) is recorded as sent from that receipt
-(``already_sent``), not handed to the provider again. Deliveries of a notice cancelled or expired (as the
-claiming statement read the notice) are skipped here, before any provider call; a cancel also skips every
-delivery still queued, so only a batch claimed in the moment before it can still go out. Aliases of kinds
-``bot`` and ``bulletin`` claim area deliveries instead (``notifier.engine.areas``), under the same lease and
-rate limits.
+(``already_sent``), not handed to the provider again. A batch is never larger than the adapter can answer
+within the time it is given (``Channel.batch_limit``), so a slow provider does not get a batch cut off and
+sent again whole. Deliveries of a notice cancelled or expired (as the claiming statement read the notice)
+are skipped here, before any provider call; a cancel also skips every delivery still queued, so only a batch
+claimed in the moment before it can still go out. Aliases of kinds ``bot`` and ``bulletin`` claim area
+deliveries instead (``notifier.engine.areas``), under the same lease and rate limits.
 """
 
 from __future__ import annotations
@@ -81,10 +82,12 @@ async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 
 
 async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[Row]:
-    """Lease as many due rows of an alias as its rate limiter grants now (and give back the rest)."""
+    """Lease as many due rows of an alias as its rate limiter grants now (and give back the rest), and no more
+    than its adapter can answer within the send budget (``Channel.batch_limit``)."""
     limiter = ctx.limiters[alias]
     now = ctx.clock()
-    granted = limiter.take(min(ctx.settings.engine.batch_size, ctx.channels[alias].max_batch), now)
+    wanted = min(ctx.settings.engine.batch_size, ctx.channels[alias].batch_limit(send_budget(ctx)))
+    granted = limiter.take(wanted, now)
     if granted == 0:
         return []
     rows = await claim_rows(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
@@ -160,9 +163,14 @@ async def rendered(ctx: EngineContext, notice_id: int, channel: str) -> dict[str
     return cached.get(channel) or {}
 
 
+def send_budget(ctx: EngineContext) -> float:
+    """Seconds one adapter call may take: well inside the lease, so no other worker claims the batch meanwhile."""
+    return ctx.settings.engine.lease_seconds * 0.8
+
+
 async def send_batch(ctx: EngineContext, channel: Channel, messages: list[OutboundMessage]) -> list[SendResult]:
     """Call the adapter; an exception, a timeout or a wrong number of results means Retry for all."""
-    timeout = ctx.settings.engine.lease_seconds * 0.8
+    timeout = send_budget(ctx)
     try:
         async with asyncio.timeout(timeout):
             results = await channel.send(messages)

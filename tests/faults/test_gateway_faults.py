@@ -27,7 +27,9 @@ RESIDENTS = 6
 ACCEPTED = Reply(202, "0: Accepted for delivery")
 
 
-def kannel_settings(tmp_path: Path, gateway: FakeGateway, **engine: object) -> Settings:
+def kannel_settings(
+    tmp_path: Path, gateway: FakeGateway, options: dict[str, object] | None = None, **engine: object
+) -> Settings:
     sms = {
         "kind": "sms",
         "type": "kannel",
@@ -36,6 +38,7 @@ def kannel_settings(tmp_path: Path, gateway: FakeGateway, **engine: object) -> S
         "password": "sendsms-secret",
         "timeout": 0.25,
         "connect_timeout": 0.25,
+        **(options or {}),
     }
     return fault_settings(tmp_path, {"sms": sms}, **engine)
 
@@ -208,3 +211,35 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(fault_store: Store, tm
         ("sent", "GW-7731", 1)
     ] * RESIDENTS
     assert len(gateway.seen) == RESIDENTS
+
+
+async def test_a_gateway_slow_within_its_timeout_gets_each_message_once(
+    fault_store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A gateway that takes 0.3 s per message, within the adapter's 0.6 s timeout, through a pool of 2
+    connections: 20 messages would need 3 s, more than the engine gives one batch (0.8 of the 3 s lease).
+    The issuer sees every SMS ``sent`` on its first attempt; each resident gets one message. (The engine
+    used to claim all 20, give up on the whole batch at 2.4 s and send it again: residents got the alert
+    up to five times and the SMS ended ``failed: retries exhausted: adapter timeout``.)"""
+    residents = 20
+    async with fake_gateway(Reply(202, "0: Accepted for delivery", delay=0.3)) as gateway:
+        settings = kannel_settings(tmp_path, gateway, {"timeout": 0.6, "max_connections": 2}, lease_seconds=3)
+        for _ in range(residents):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+
+            async def settled() -> bool:
+                rows = await delivery_rows(fault_store, notice.id)
+                if len(rows) < residents or any(row["state"] == "sending" for row in rows):
+                    return False
+                if any(row["state"] == "queued" for row in rows):
+                    clock.advance(settings.engine.backoff_max)  # let any retry come due
+                    return False
+                return True
+
+            await until(settled, "every SMS answered for good")
+
+    rows = await delivery_rows(fault_store, notice.id)
+    assert Counter((row["state"], row["attempts"]) for row in rows) == {("sent", 1): residents}
+    assert set(requests_per_phone(gateway).values()) == {1}
