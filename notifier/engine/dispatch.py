@@ -2,7 +2,8 @@
 
 Before the provider call every delivery of the batch is ``sending`` with a lease in the database; after it,
 the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results`` and the
-receipts that overtook the sends, ``receipts.apply_early_receipts``). A worker that dies in between leaves its
+receipts that overtook the sends, ``receipts.apply_early_receipts``), tried again while the database refuses,
+as long as the lease lasts (``keep_trying``). A worker that dies in between leaves its
 claims to be taken back (``heartbeat``: within a few heartbeats, when the lease expires at the latest) and
 claimed again, so at most the batch in flight at the crash can reach a resident twice; and not even those of
 its messages a receipt already speaks for: a delivery claimed again whose receipt is stored under an id its
@@ -41,6 +42,7 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     if ctx.kind_of(alias) in AREA_KINDS:
         return await dispatch_area_alias(ctx, alias)
     channel = ctx.channels[alias]
+    lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
     rows = await claim(ctx, alias, ctx.store.claim_deliveries)
     if not rows:
         return 0
@@ -51,7 +53,7 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
         unsent = [row for row in live if row["id"] not in confirmed]
         answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
         results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
-        await asyncio.shield(record_batch(ctx, live, notices, results))
+        await asyncio.shield(keep_trying(ctx, alias, lease_end, lambda: record_batch(ctx, live, notices, results)))
     return len(rows)
 
 
@@ -69,6 +71,28 @@ async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) ->
         log.info("%d deliveries on %s already have a receipt: recorded from it, not sent again", len(found),
                  channel.alias)
     return {candidates[message_id]: message_id for message_id in sorted(found)}
+
+
+async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: Callable[[], Awaitable[None]]) -> None:
+    """Write a batch's results, again and again while the database refuses (locked past its busy timeout,
+    briefly unreachable): the provider has answered, and results not written would have the batch sent
+    again once its lease ran out. Until the lease ends; after it the rows may be another worker's, and the
+    writes (which only touch rows this worker still leases) would change nothing."""
+    failures = 0
+    while True:
+        try:
+            await record()
+        except Exception:
+            if ctx.clock() >= lease_end:
+                raise
+            if not failures:
+                log.warning("recording a batch on %s failed; trying again until its lease ends", alias, exc_info=True)
+            failures += 1
+            await asyncio.sleep(ctx.settings.engine.poll_interval)
+        else:
+            if failures:
+                log.info("batch on %s recorded after %d failed tries", alias, failures)
+            return
 
 
 async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
@@ -97,6 +121,7 @@ async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[
 
 async def dispatch_area_alias(ctx: EngineContext, alias: str) -> int:
     """The same for an alias of kind bot or bulletin: area deliveries, one message per area."""
+    lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
     rows = await claim(ctx, alias, ctx.store.claim_area_deliveries)
     if not rows:
         return 0
@@ -113,7 +138,9 @@ async def dispatch_area_alias(ctx: EngineContext, alias: str) -> int:
     if live:
         messages = [area_message(row, await rendered(ctx, row["notice_id"], row["channel"])) for row in live]
         results = await send_batch(ctx, ctx.channels[alias], messages)
-        await asyncio.shield(record_area_results(ctx, live, notices, results))
+        await asyncio.shield(
+            keep_trying(ctx, alias, lease_end, lambda: record_area_results(ctx, live, notices, results))
+        )
     return len(rows)
 
 
