@@ -109,7 +109,11 @@ class Engine:
             await channel.open()
         await self.scheduler.start()
         self._stopping = False
-        await self.heartbeat()
+        try:
+            await self.heartbeat()
+        except Exception:  # a database locked or away at start: the beat loop registers this worker later
+            log.warning("engine %s could not register its first heartbeat; trying again at the next beat",
+                        self.ctx.worker, exc_info=True)
         self._heart = asyncio.create_task(self._beat_loop(), name="engine-heartbeat")
         self._planner = asyncio.create_task(self._plan_loop(), name="engine-planner")
         # each channel alias has its own workers, so a slow one (printouts) never holds up another (SMS)
