@@ -42,7 +42,12 @@ async def beat(ctx: EngineContext, *, force: bool = True) -> None:
 
 
 async def take_back_leases(ctx: EngineContext, now: float) -> int:
-    """Expired leases and every lease of a dead worker back to the queue; how many deliveries."""
+    """Expired leases and every lease of a dead worker back to the queue; how many deliveries.
+
+    This worker beats first when a beat is due: it is alive (it is running this), and after a stall longer
+    than ``MISSED_BEATS`` beats (a database locked past its busy timeout) it would otherwise take its own
+    batch in flight for a dead worker's and send it again."""
+    await beat(ctx, force=False)
     taken = await ctx.store.take_back_leases(now, dead_before(ctx, now))
     if taken:
         log.info("took back %d deliveries from expired leases or workers without a heartbeat", taken)
