@@ -35,7 +35,8 @@ https://www.cups.org/doc/spec-ipp.html) through pyipp. Response table:
     connection refused, timeout, HTTP 5xx, unparsable reply     -> Retry
     IPP 0x0500..0x05FF (printer stopped, not accepting, busy)   -> Retry
     IPP 0x0400..0x04FF (no such queue, format refused, ...), HTTP 4xx -> Failed("job-rejected")
-    no printer configured, PDF written to the spool folder      -> Sent("spool:<path>"); OSError -> Retry
+    no printer configured, PDF written to the spool folder      -> Sent("spool:<path>"); OSError (a full disk)
+                                                                   -> Retry, no partial file left
     bad area code -> Failed("invalid-area"); template or layout error -> Failed("render-failed")
 
 ``poll_job(provider_message_id)`` reads the job with Get-Job-Attributes: job-state 9 (completed) ->
@@ -293,7 +294,12 @@ def _detail(exc: IPPError) -> dict[str, int]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """The whole file or none: a write cut short (a full disk) leaves no partial file to take up the room."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
-    partial.write_bytes(data)
-    partial.replace(path)
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
