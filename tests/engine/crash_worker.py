@@ -3,19 +3,35 @@
 Runs a real Engine (two workers unless told otherwise) with a RecordingChannel that appends every message
 it is handed to LOG_PATH, until the test kills it. OPTIONS is a JSON object: ``engine`` settings that
 replace those of ``ENGINE``, and ``channel`` options of the RecordingChannel.
+
+With ``CRASH_WORKER_KILL_AT=<step>:<n>`` in its environment the process kills itself (SIGKILL) at that step
+of the delivery path of batch number n + 1, after n batches went through whole:
+
+    claimed    the batch is leased in the database, nothing handed to the gateway yet
+    sending    half of the batch handed to the gateway
+    sent       all of it handed to the gateway, the answers not recorded
+    recorded   the answers recorded in the database
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
+from pathlib import Path
 from typing import Any
 
+from channels.base import OutboundMessage, SendResult
 from notifier.config import Settings
-from notifier.engine import Engine
+from notifier.engine import Engine, dispatch
 from notifier.store import Store, open_database
-from notifier.testing import RecordingChannel
+from notifier.store.database import Row
+from notifier.testing import RecordingChannel, RecordingOptions
+
+KILL_AT = "CRASH_WORKER_KILL_AT"
+STEPS = ("claimed", "sending", "sent", "recorded")
 
 ENGINE = {"workers": 2, "batch_size": 100, "lease_seconds": 5, "poll_interval": 0.05}
 
@@ -30,9 +46,58 @@ def crash_settings(db_url: str, **engine: Any) -> Settings:
     )
 
 
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillingChannel(RecordingChannel):
+    """A RecordingChannel whose process dies at ``step`` of the batch after the first ``after`` ones."""
+
+    def __init__(self, step: str, after: int, **options: Any) -> None:
+        super().__init__("sms", **options)
+        self.step, self.after = step, after
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        doomed = len(self.batches) == self.after
+        if doomed and self.step == "claimed":
+            die()
+        if doomed and self.step == "sending":
+            assert isinstance(self.options, RecordingOptions) and self.options.log_path
+            await asyncio.to_thread(self._log, Path(self.options.log_path), batch[: len(batch) // 2])
+            die()
+        results = await super().send(batch)
+        if doomed and self.step == "sent":
+            die()
+        return results
+
+
+def die_after_recording(channel: KillingChannel) -> None:
+    """Kill the process once the doomed batch's answers are committed."""
+    record = dispatch.record_batch
+
+    async def record_then_die(ctx: Any, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
+        await record(ctx, rows, notices, results)
+        if len(channel.batches) == channel.after + 1:
+            die()
+
+    dispatch.record_batch = record_then_die
+
+
+def recording_channel(log_path: str, options: dict[str, Any]) -> RecordingChannel:
+    kill_at = os.environ.get(KILL_AT)
+    if not kill_at:
+        return RecordingChannel("sms", log_path=log_path, max_batch=100, **options)
+    step, after = kill_at.split(":")
+    assert step in STEPS, f"{KILL_AT}: no step {step!r}"
+    channel = KillingChannel(step, int(after), log_path=log_path, max_batch=100, **options)
+    if step == "recorded":
+        die_after_recording(channel)
+    return channel
+
+
 async def main(db_url: str, log_path: str, options: dict[str, Any]) -> None:
     db = await open_database(db_url)
-    channel = RecordingChannel("sms", log_path=log_path, max_batch=100, **options.get("channel", {}))
+    channel = recording_channel(log_path, options.get("channel", {}))
     engine = Engine(Store(db), crash_settings(db_url, **options.get("engine", {})), {"sms": channel})
     await engine.start()
     await asyncio.Event().wait()
