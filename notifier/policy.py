@@ -9,7 +9,8 @@ from notifier.store import Store
 
 
 async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> None:
-    """The key's department must hold the topic; every code in the target must exist."""
+    """The key's department must hold the topic; every code in the target must exist; the target reaches
+    only residents the key may read (its deliveries and preview would tell who they are)."""
     department = await store.get_department(key.department)
     if notice.topic not in department.topics:
         raise Forbidden(
@@ -20,6 +21,11 @@ async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> N
     await store.check_areas(notice.target.areas, "target.areas")
     await store.check_codes("group", notice.target.groups, "target.groups")
     await store.check_codes("topic", notice.target.topics, "target.topics")
+    scope = await personal_data_scope(store, key)
+    if scope is not None:
+        scope.check_groups(notice.target.groups, "target.groups")
+        _check_target_topics(scope, notice.target.topics)
+    await _check_target_residents(store, scope, notice.target.subscribers)
     if notice.references is not None:
         try:
             earlier = await store.get_notice(notice.references)
@@ -27,6 +33,31 @@ async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> N
             earlier = None
         if earlier is None or earlier.department != key.department:
             raise InvalidInput("unknown notice", [FieldError("references", "no such notice of this department")])
+
+
+def _check_target_topics(scope: PersonalDataScope, topics: list[str]) -> None:
+    outside = [topic for topic in topics if topic not in scope.topics]
+    if outside:
+        own = ", ".join(sorted(scope.topics)) or "none"
+        raise Forbidden(
+            f"target.topics: department {scope.department} does not issue on topic {', '.join(outside)}; "
+            f"its topics: {own}"
+        )
+
+
+async def _check_target_residents(store: Store, scope: PersonalDataScope | None, ids: list[int]) -> None:
+    """Every resident named must be one the key reads; an unknown id and one outside the scope get the same
+    answer, so the check tells nothing about residents the key may not read."""
+    if not ids:
+        return
+    readable = await store.readable_subscriber_ids(ids, scope)
+    errors = [
+        FieldError(f"target.subscribers.{i}", "no such resident", "unknown_subscriber")
+        for i, resident in enumerate(ids)
+        if resident not in readable
+    ]
+    if errors:
+        raise InvalidInput(f"{len(errors)} unknown resident(s) in target.subscribers", errors)
 
 
 def check_approver(key: ApiKeyInfo, notice: Notice) -> None:

@@ -185,3 +185,87 @@ async def test_admin_reads_everyone_with_every_membership(api: Api, residents: R
     groups = {item["id"]: item["groups"] for item in body["items"]}
     assert groups == {residents.dibao_only["id"]: ["dibao"], residents.air_and_groups["id"]: ["dibao", "disabled"],
                       residents.nobodys["id"]: []}
+
+
+# A notice's target reads residents too: its deliveries and its preview tell who it reaches.
+
+
+def notice_to(target: dict[str, Any]) -> dict[str, Any]:
+    return {"topic": "air-quality", "title": "重污染天气预警", "body": "减少外出", "target": target}
+
+
+async def test_a_department_targets_only_the_groups_it_works_with(api: Api, residents: Residents) -> None:
+    """Else the notice's deliveries and preview would list the group's members."""
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"groups": ["dibao"]}), key="env-issuer")
+    assert status == 403 and body["detail"].startswith("target.groups:") and "dibao" in body["detail"]
+    status, body = await api.call("GET", "/api/v1/notices?limit=500", key="env-issuer")
+    assert [item["id"] for item in body["items"]] == [residents.notices[0]]  # nothing was created
+    civil = {**notice_to({"groups": ["dibao"]}), "topic": "social-assistance"}
+    status, body = await api.call("POST", "/api/v1/notices", json=civil, key="civ-issuer")
+    assert status == 201, body
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"groups": ["dibao"]}), key="env-admin")
+    assert status == 201, body
+
+
+async def test_a_department_targets_only_its_own_topics(api: Api, residents: Residents) -> None:
+    status, body = await api.call(
+        "POST", "/api/v1/notices", json=notice_to({"topics": ["social-assistance"]}), key="env-issuer"
+    )
+    assert status == 403 and body["detail"].startswith("target.topics:") and "social-assistance" in body["detail"]
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"topics": ["air-quality"]}),
+                                  key="env-issuer")
+    assert status == 201, body
+    status, body = await api.call(
+        "POST", "/api/v1/notices", json=notice_to({"topics": ["social-assistance"]}), key="env-admin"
+    )
+    assert status == 201, body
+
+
+async def test_residents_named_outside_the_scope_are_refused_as_if_unknown(api: Api, residents: Residents) -> None:
+    hidden, unknown = residents.dibao_only["id"], 10**9
+    status, outside = await api.call(
+        "POST", "/api/v1/notices", json=notice_to({"subscribers": [hidden]}), key="env-issuer"
+    )
+    assert status == 422 and [e["loc"] for e in outside["errors"]] == ["target.subscribers.0"]
+    status, missing = await api.call(
+        "POST", "/api/v1/notices", json=notice_to({"subscribers": [unknown]}), key="env-issuer"
+    )
+    assert status == 422 and missing == outside  # the answer does not tell whether the resident exists
+    readable = residents.air_and_groups["id"]
+    status, body = await api.call(
+        "POST", "/api/v1/notices", json=notice_to({"subscribers": [readable, hidden]}), key="env-issuer"
+    )
+    assert status == 422 and [e["loc"] for e in body["errors"]] == ["target.subscribers.1"]
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"subscribers": [readable]}),
+                                  key="env-issuer")
+    assert status == 201, body
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"subscribers": [hidden]}),
+                                  key="env-admin")
+    assert status == 201, body
+    status, body = await api.call("POST", "/api/v1/notices", json=notice_to({"subscribers": [unknown]}),
+                                  key="env-admin")
+    assert status == 422 and [e["loc"] for e in body["errors"]] == ["target.subscribers.0"]
+
+
+async def test_a_delivery_list_never_shows_an_address_a_gateway_echoed(api: Api, residents: Residents) -> None:
+    """A county-wide notice reaches residents the department cannot read; their failed deliveries carry
+    the gateway's words, which often repeat the address (an SMTP 550 names the mailbox)."""
+    county_wide = residents.notices[0]
+    errors = {
+        "email": "rejected: 550 5.1.1 <JIA@example.org>: Recipient address rejected",
+        "sms": "invalid-number: isv.MOBILE_NUMBER_ILLEGAL: 13900000101 is not a mobile number",
+    }
+    addresses = {"email": "jia@example.org", "sms": "+8613900000101"}
+    async with api.store.db.transaction():
+        for channel, error in errors.items():
+            await api.store.db.writer.execute(  # type: ignore[attr-defined]
+                "INSERT INTO deliveries (notice_id, subscriber_id, channel, state, address, last_error, created_at,"
+                " updated_at) VALUES (?, ?, ?, 'failed', ?, ?, '2026-11-30T08:00:00+00:00',"
+                " '2026-11-30T08:00:00+00:00')",
+                (county_wide, residents.dibao_only["id"], channel, addresses[channel], error),
+            )
+    status, body = await api.call("GET", f"/api/v1/notices/{county_wide}/deliveries", key="env-viewer")
+    assert status == 200 and len(body["items"]) == 2
+    text = json.dumps(body).lower()
+    assert "jia@example.org" not in text and "13900000101" not in text
+    assert {item["last_error"].split(":")[0] for item in body["items"]} == {"rejected", "invalid-number"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,18 @@ from notifier.store.subscribers import SubscriberRepository
 
 def request_fingerprint(notice: NoticeIn) -> str:
     return hashlib.sha256(dumps(notice.model_dump(mode="json")).encode()).hexdigest()
+
+
+def without_address(text: str | None, address: str | None) -> str | None:
+    """A delivery's error text without the resident's address: gateways often repeat it (an SMTP 550 names the
+    mailbox, an SMS gateway the number, with or without its country code)."""
+    if not text or not address:
+        return text
+    forms = {address, address.lstrip("+")}
+    if address.startswith("+86"):
+        forms.add(address.removeprefix("+86"))
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True) if len(form) >= 3)
+    return re.sub(pattern, "***", text, flags=re.IGNORECASE) if pattern else text
 
 
 class NoticeRepository(SubscriberRepository):
@@ -137,7 +150,11 @@ class NoticeRepository(SubscriberRepository):
             "list_deliveries", {"notice_id": notice_id, "after": decode_cursor(cursor) or 0, "limit": limit + 1}
         )
         items, next_cursor = page(rows, limit)
-        return [Delivery(**r) for r in items], next_cursor
+        deliveries = []
+        for row in items:
+            address = row.pop("address")
+            deliveries.append(Delivery(**{**row, "last_error": without_address(row["last_error"], address)}))
+        return deliveries, next_cursor
 
     async def delivery_counts(self, notice_id: int) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = defaultdict(dict)

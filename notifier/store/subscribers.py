@@ -28,6 +28,15 @@ def subscriber_row(data: SubscriberIn, now: str) -> dict[str, Any]:
     }
 
 
+def _scope_params(scope: PersonalDataScope | None) -> dict[str, Any]:
+    """The parameters a scoped query filters residents with."""
+    return {
+        "scoped": scope is not None,
+        "scope_topics": dumps(sorted(scope.topics) if scope else []),
+        "scope_groups": dumps(sorted(scope.groups) if scope else []),
+    }
+
+
 def _as_seen(subscriber: Subscriber, scope: PersonalDataScope | None) -> Subscriber:
     return subscriber if scope is None else scope.redact(subscriber)
 
@@ -130,6 +139,11 @@ class SubscriberRepository(CatalogRepository):
         value = await self.db.fetch_value("find_subscriber_by_phone", {"phone": phone})
         return None if value is None else int(value)
 
+    async def readable_subscriber_ids(self, ids: list[int], scope: PersonalDataScope | None) -> set[int]:
+        """Those of ``ids`` that are residents the scope reads (not erased)."""
+        rows = await self.db.fetch_all("readable_subscriber_ids", {"ids": dumps(ids), **_scope_params(scope)})
+        return {int(row["id"]) for row in rows}
+
     async def list_subscribers(
         self,
         *,
@@ -149,9 +163,7 @@ class SubscriberRepository(CatalogRepository):
                 "area_hi": hi,
                 "group": group,
                 "topic": topic,
-                "scoped": scope is not None,
-                "scope_topics": dumps(sorted(scope.topics) if scope else []),
-                "scope_groups": dumps(sorted(scope.groups) if scope else []),
+                **_scope_params(scope),
                 "limit": limit + 1,
             },
         )

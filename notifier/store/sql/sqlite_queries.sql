@@ -194,7 +194,7 @@ WHERE notice_id = :notice_id AND state IN ('sent', 'delivered');
 
 -- name: list_deliveries
 SELECT id, notice_id, subscriber_id, channel, alias, state, attempts, provider_message_id, last_error,
-       created_at, updated_at
+       created_at, updated_at, address
 FROM deliveries WHERE notice_id = :notice_id AND id > :after ORDER BY id LIMIT :limit;
 
 -- name: insert_audit
@@ -213,3 +213,12 @@ UPDATE notices SET failure_reason = :reason WHERE id = :id;
 
 -- name: failed_notices_per_department
 SELECT department, COUNT(*) AS n FROM notices WHERE failure_reason IS NOT NULL GROUP BY department;
+
+-- name: readable_subscriber_ids
+SELECT s.id FROM subscribers s
+WHERE s.deleted_at IS NULL AND s.id IN (SELECT value FROM json_each(:ids))
+  AND (NOT :scoped
+       OR EXISTS (SELECT 1 FROM subscriber_topics st JOIN topics t ON t.id = st.topic_id
+                  WHERE st.subscriber_id = s.id AND t.code IN (SELECT value FROM json_each(:scope_topics)))
+       OR EXISTS (SELECT 1 FROM subscriber_groups sg JOIN resident_groups g ON g.id = sg.group_id
+                  WHERE sg.subscriber_id = s.id AND g.code IN (SELECT value FROM json_each(:scope_groups))));
