@@ -70,7 +70,7 @@ from channels.bulletin_render import BulletinNotice, BulletinRenderer, Paper, Re
 
 log = logging.getLogger(__name__)
 
-AREA_CODE = re.compile(r"\d{9}|\d{12}")
+AREA_CODE = re.compile(r"[0-9]{9}|[0-9]{12}")
 HEADER_LINE = re.compile(r"(Severity|Topic|Department|Issued):[ \t]*(.*)", re.IGNORECASE)
 SEVERITIES = {"info", "minor", "moderate", "severe", "extreme"}
 IPP_ATTRIBUTES = ("requesting-user-name", "job-name", "document-format", "copies", "job-id", "requested-attributes")

@@ -42,6 +42,7 @@ from pydantic import Field, SecretStr, field_validator
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, within_limit
+from notifier.domain.text import ascii_digits
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
@@ -86,7 +87,7 @@ def lookup(data: Any, path: str) -> Any:
     for step in path.split("."):
         if isinstance(data, dict) and step in data:
             data = data[step]
-        elif isinstance(data, list) and step.lstrip("-").isdigit() and -len(data) <= int(step) < len(data):
+        elif isinstance(data, list) and ascii_digits(step.removeprefix("-")) and -len(data) <= int(step) < len(data):
             data = data[int(step)]
         else:
             return None

@@ -50,6 +50,7 @@ from pydantic import BaseModel, Field, SecretStr
 from yarl import URL
 
 from channels.base import Channel, ChannelOptions, Failed, Retry
+from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.http")
 
@@ -60,8 +61,8 @@ _SECRET_PARAMS = re.compile(
     r"(?i)\b(password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key(?:[-_]?secret)?|"
     r"secret[-_]?key|signature|sign|sig|authorization)(\"?\s*[=:]\s*\"?)([^&\s\"',;]+)"
 )
-_E164 = re.compile(r"(?:\+|%2B|\b00)\d{8,15}\b", re.IGNORECASE)
-_CN_MOBILE = re.compile(r"(?<![\d.])(?:86)?1[3-9]\d{9}(?![\d])")
+_E164 = re.compile(r"(?:\+|%2B|\b00)[0-9]{8,15}\b", re.IGNORECASE)
+_CN_MOBILE = re.compile(r"(?<![0-9.])(?:86)?1[3-9][0-9]{9}(?![0-9])")
 
 
 class HttpOptions(ChannelOptions):
@@ -136,7 +137,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
+    if ascii_digits(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

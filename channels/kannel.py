@@ -47,7 +47,7 @@ from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendRe
 from channels.http import HttpChannel, HttpOptions
 from channels.sms_text import SmsTextOptions, compose_with, count_segments, within_limit
 
-_RECIPIENT = re.compile(r"^\+?\d{3,20}$")
+_RECIPIENT = re.compile(r"\+?[0-9]{3,20}")
 
 
 class KannelOptions(HttpOptions, SmsTextOptions):
@@ -162,7 +162,7 @@ class KannelChannel(HttpChannel):
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
-        if not _RECIPIENT.match(message.recipient):
+        if not _RECIPIENT.fullmatch(message.recipient):
             return Failed("invalid-number", "the recipient is not a phone number")
         text = within_limit(self.gateway_text(message.text), self.kannel.max_segments)
         if isinstance(text, Failed):

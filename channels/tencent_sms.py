@@ -48,6 +48,7 @@ import hashlib
 import hmac
 import json
 import logging
+import string
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -279,7 +280,7 @@ class TencentSmsChannel(HttpChannel):
 
 def _digits(number: Any) -> str:
     """A number reduced to its digits, with a mainland 86 prefix (Tencent answers in E.164)."""
-    digits = "".join(c for c in str(number or "") if c.isdigit()).removeprefix("00")
+    digits = "".join(c for c in str(number or "") if c in string.digits).removeprefix("00")
     return "86" + digits if len(digits) == 11 and digits.startswith("1") else digits
 
 

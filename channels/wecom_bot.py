@@ -41,7 +41,7 @@ from channels.wechat_official import utf8_json
 
 log = logging.getLogger("notifier.channels.bots")
 
-AreaCode = Annotated[str, StringConstraints(pattern=r"^\d{6,12}$")]
+AreaCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,12}$")]
 
 
 class BotTarget(BaseModel):

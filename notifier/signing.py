@@ -37,6 +37,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from notifier.config import Settings
+from notifier.domain.models import MAX_ID
 
 _CONTEXT = b"notifier-signed-link-v1."
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -159,4 +160,4 @@ def read_unsubscribe(token: str, secret: Secret, *, now: float | None = None) ->
 
 
 def _is_id(value: object) -> TypeGuard[int]:
-    return type(value) is int and value > 0
+    return type(value) is int and 0 < value <= MAX_ID

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import SubscriberIn
+from notifier.domain.text import ascii_digits
 from notifier.store import Store
 from subscribers.sheets import Cells
 
@@ -60,8 +61,8 @@ PERSONAL_COLUMNS = ("name", "phone", "email", "wechat_openid", "wecom_userid")
 
 _LIST_COLUMNS = ("groups", "topics", "channels")
 _SEPARATORS = re.compile(r"[;|、,，；]")
-_QUIET_HOURS = re.compile(r"^(\d{1,2}:\d{2})\s*[-~–—－至到]\s*(\d{1,2}:\d{2})$")
-_EXCEL_FLOAT = re.compile(r"^(\d+)\.0+$")
+_QUIET_HOURS = re.compile(r"([0-9]{1,2}:[0-9]{2})\s*[-~–—－至到]\s*([0-9]{1,2}:[0-9]{2})")
+_EXCEL_FLOAT = re.compile(r"^([0-9]+)\.0+$")
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def _fields(values: dict[str, str], catalog: Catalog) -> tuple[dict[str, Any], l
         if name in _LIST_COLUMNS:
             data[name] = [item.strip() for item in _SEPARATORS.split(text) if item.strip()]
         elif name == "quiet_hours":
-            match = _QUIET_HOURS.match(text)
+            match = _QUIET_HOURS.fullmatch(text)
             if match:
                 data[name] = {"start": match.group(1).zfill(5), "end": match.group(2).zfill(5)}
             else:
@@ -196,7 +197,7 @@ def _fields(values: dict[str, str], catalog: Catalog) -> tuple[dict[str, Any], l
         if name in data:
             data[name] = codes
     area = data.get("area_code", "")
-    if area.isdigit() and len(area) in (6, 9, 12) and area not in catalog.areas:
+    if ascii_digits(area) and len(area) in (6, 9, 12) and area not in catalog.areas:
         errors.append(FieldError("area_code", f"unknown area code {area}"))
     return data, errors
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from notifier.api.keys import STORE
@@ -9,13 +11,19 @@ from notifier.domain.enums import Role
 from notifier.domain.errors import Forbidden, Unauthenticated
 from notifier.domain.models import ApiKeyInfo
 
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
 
 async def authenticate(request: web.Request) -> ApiKeyInfo:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated()
-    key = await request.app[STORE].authenticate(token.strip())
+    if len(token) > 200 or not _BEARER_TOKEN.fullmatch(token):
+        raise Unauthenticated("the API key is unknown or revoked")
+    key = await request.app[STORE].authenticate(token)
     if key is None:
         raise Unauthenticated("the API key is unknown or revoked")
     return key

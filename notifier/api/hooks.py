@@ -49,6 +49,7 @@ from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
 from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
+from notifier.domain.text import ascii_digits
 from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt_out_word
 
 log = logging.getLogger("notifier.hooks")
@@ -174,7 +175,7 @@ async def kannel_dlr(request: web.Request) -> web.StreamResponse:
     alias = _dlr_authorised(request, params, message_id)
     if alias is None:
         return _forbidden(request, "delivery report signature")
-    dlr_type = int(raw_type) if raw_type.isascii() and raw_type.isdigit() and len(raw_type) < 4 else None
+    dlr_type = int(raw_type) if ascii_digits(raw_type) and len(raw_type) < 4 else None
     status = DLR_TYPES.get(dlr_type or 0)
     if not message_id or status is None:
         log.warning("kannel DLR on %s ignored: id %r, type %r", alias, message_id[:40], raw_type[:10])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -35,6 +36,8 @@ from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
 from notifier.policy import check_approver, check_new_notice, notice_for_key
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# a Structured Fields string (RFC 8941 §3.3.3), as the IETF Idempotency-Key draft defines the header
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
 ACTIVE = (
     NoticeState.DRAFT,
     NoticeState.PENDING_APPROVAL,
@@ -55,8 +58,11 @@ async def _own_notice(request: web.Request, key: ApiKeyInfo) -> Notice:
 async def create_notice(request: web.Request) -> web.Response:
     key = await require(request, Role.ISSUER)
     idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
-        raise InvalidInput("bad Idempotency-Key", [FieldError("header.Idempotency-Key", "1 to 200 characters")])
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise InvalidInput(
+            "bad Idempotency-Key",
+            [FieldError("header.Idempotency-Key", "1 to 200 visible ASCII characters or spaces")],
+        )
     notice = await read_body(request, NoticeIn)
     store = request.app[STORE]
     await check_new_notice(store, key, notice)

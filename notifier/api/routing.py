@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from notifier.api.problems import invalid_from_validation
 from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.text import ascii_digits
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Schema = Mapping[str, Any]
@@ -111,7 +112,7 @@ def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
 
 def path_int(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > PATH_ID_DIGITS:
+    if not ascii_digits(raw) or len(raw) > PATH_ID_DIGITS:
         raise InvalidInput(f"{name} must be a positive integer", [FieldError(f"path.{name}", "not an integer")])
     return int(raw)
 

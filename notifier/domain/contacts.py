@@ -10,7 +10,7 @@ from phonenumbers import PhoneNumberType
 
 from notifier.domain.enums import AreaLevel
 
-_AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
+_AREA_CODE = re.compile(r"[0-9]{6}|[0-9]{9}|[0-9]{12}")
 _SMS_CAPABLE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
@@ -47,7 +47,7 @@ def normalise_email(raw: str) -> str:
 
 def area_level(code: str) -> AreaLevel:
     """The level of an administrative-division code by its length (6 county, 9 town, 12 village)."""
-    if not _AREA_CODE.match(code):
+    if not _AREA_CODE.fullmatch(code):
         raise ValueError("an area code has 6 (county), 9 (town) or 12 (village) digits")
     return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWN, 12: AreaLevel.VILLAGE}[len(code)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
 from notifier.domain.contacts import area_level, normalise_email, normalise_phone
 from notifier.domain.enums import ChannelKind, ChannelMode, NoticeState, Role, Severity
 from notifier.domain.errors import Forbidden
+from notifier.domain.text import MultiLineText, SingleLineText, clean_data
 
 CODE_PATTERN = r"^[a-z][a-z0-9-]{1,47}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN, description="lower-case slug, e.g. air-quality")]
@@ -42,7 +43,25 @@ AreaCode = Annotated[
 ]
 Phone = Annotated[str, AfterValidator(normalise_phone), Field(examples=["+8613800138000"])]
 Email = Annotated[str, AfterValidator(normalise_email), Field(examples=["li.ming@example.com"])]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+Name = Annotated[SingleLineText, Field(min_length=1, max_length=100)]
+MAX_ID = 2**63 - 1  # the largest integer the store keeps
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="a positive id")]
+MAX_DATA_DEPTH = 32
+
+
+def _check_moment(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is outside the calendar once converted to UTC") from None
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_check_moment), Field(examples=["2026-07-01T08:00:00+08:00"])]
+NoticeData = Annotated[
+    dict[str, Any],
+    AfterValidator(lambda value: clean_data(value, MAX_DATA_DEPTH)),
+    Field(description=f"template data: JSON nested at most {MAX_DATA_DEPTH} levels"),
+]
 
 
 class Strict(BaseModel):
@@ -71,7 +90,7 @@ class AreaNode(Area):
 class TopicIn(Strict):
     code: Code
     name: Name
-    description: str = Field("", max_length=1000)
+    description: MultiLineText = Field("", max_length=1000)
 
 
 class Topic(BaseModel):
@@ -98,7 +117,7 @@ class Department(BaseModel):
 
 # --- subscribers -------------------------------------------------------------------------------
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 class QuietHours(Strict):
@@ -110,7 +129,7 @@ class QuietHours(Strict):
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
+        if not _HHMM.fullmatch(value):
             raise ValueError("use 24-hour HH:MM")
         return value
 
@@ -154,10 +173,10 @@ class SubscriberIn(SubscriberFields):
     topics: list[Code] = []
     channels: list[PersonalChannel] = ["wechat", "sms", "wecom", "email"]
     language: str = "zh"
-    consent_source: str = Field(
+    consent_source: SingleLineText = Field(
         "api", max_length=200, description="where consent was given (paper form, web page, import file)"
     )
-    external_id: str | None = Field(None, max_length=64, description="id in the department's own roster")
+    external_id: SingleLineText | None = Field(None, max_length=64, description="id in the department's own roster")
 
 
 class SubscriberPatch(SubscriberFields):
@@ -209,7 +228,7 @@ class Target(Strict):
     areas: list[AreaCode] = []
     groups: list[Code] = []
     topics: list[Code] = []
-    subscribers: list[int] = Field([], max_length=10000)
+    subscribers: list[Id] = Field([], max_length=10000)
     combine: Literal["any", "all"] = "any"
     referenced: bool = Field(
         False, description="with the notice's `references`: exactly the residents the earlier notice reached"
@@ -224,10 +243,10 @@ class Target(Strict):
 
 class NoticeIn(Strict):
     topic: Code
-    title: str = Field(min_length=1, max_length=200)
-    body: str | None = Field(None, min_length=1, max_length=10000)
+    title: SingleLineText = Field(min_length=1, max_length=200)
+    body: MultiLineText | None = Field(None, min_length=1, max_length=10000)
     template: Code | None = None
-    data: dict[str, Any] = {}
+    data: NoticeData = {}
     severity: Severity = Severity.INFO
     target: Target
     channels: list[ChannelKind] = Field(
@@ -235,9 +254,9 @@ class NoticeIn(Strict):
         min_length=1,
     )
     channel_mode: ChannelMode = ChannelMode.FIRST_AVAILABLE
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
-    references: int | None = Field(None, description="id of an earlier notice this one updates or lifts")
+    send_at: Moment | None = None
+    expires_at: Moment | None = None
+    references: Id | None = Field(None, description="id of an earlier notice this one updates or lifts")
 
     @model_validator(mode="after")
     def _content(self) -> NoticeIn:
@@ -253,7 +272,7 @@ class NoticeIn(Strict):
 
 
 class Decision(Strict):
-    reason: str | None = Field(None, max_length=1000)
+    reason: MultiLineText | None = Field(None, max_length=1000)
 
 
 class Notice(BaseModel):

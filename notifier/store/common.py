@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.models import MAX_ID
+from notifier.domain.text import ascii_digits
 
 
 def now_iso() -> str:
@@ -27,12 +29,13 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int | None:
+    """The last id of the previous page; InvalidInput for anything this API did not hand out."""
     if not cursor:
         return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "id":
+        if kind != "id" or not ascii_digits(value) or int(value) > MAX_ID:
             raise ValueError
         return int(value)
     except ValueError:

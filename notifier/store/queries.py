@@ -37,7 +37,7 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration of a dialect, in order."""
     found = []
     for entry in files("notifier.store").joinpath("sql").iterdir():
-        match = re.fullmatch(rf"{dialect}_(\d{{3}})_(\w+)\.sql", entry.name)
+        match = re.fullmatch(rf"{dialect}_([0-9]{{3}})_(\w+)\.sql", entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
