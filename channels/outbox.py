@@ -2,7 +2,8 @@
 
 Until a real gateway is configured, each channel of ``config.example.toml`` writes what it would send
 to ``<root>/<alias>/<delivery id>.txt``, so the whole flow can be watched with ``ls`` and ``cat``.
-The file holds a small header (recipient, subject, idempotency key) and the rendered text.
+The file holds a small header (recipient, subject, idempotency key), one line per field whatever the
+field holds (control and line-breaking characters are written as ``\\uXXXX``), and the rendered text.
 
 Response table: file written -> Sent("outbox-<delivery id>"); OSError -> Retry (a full disk or a
 permission problem may be fixed by an operator); nothing is ever Failed.
@@ -13,6 +14,7 @@ Writing is done in a worker thread (``asyncio.to_thread``) so the event loop nev
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from pathlib import Path
 
 from channels.base import Channel, ChannelOptions, OutboundMessage, Retry, SendResult, Sent
@@ -51,14 +53,29 @@ class OutboxChannel(Channel):
 
     def _write(self, message: OutboundMessage) -> None:
         header = [
-            f"To: {message.recipient}",
-            f"Channel: {message.channel} ({message.alias})",
+            f"To: {header_value(message.recipient)}",
+            f"Channel: {header_value(message.channel)} ({header_value(message.alias)})",
             f"Notice: {message.notice_id}",
-            f"Idempotency-Key: {message.idempotency_key}",
+            f"Idempotency-Key: {header_value(message.idempotency_key)}",
         ]
         if message.subject:
-            header.append(f"Subject: {message.subject}")
+            header.append(f"Subject: {header_value(message.subject)}")
         path = self.folder / f"{message.delivery_id}.txt"
         partial = path.with_suffix(".tmp")
-        partial.write_text("\n".join(header) + "\n\n" + self.gateway_text(message.text) + "\n", encoding="utf-8")
+        content = "\n".join(header) + "\n\n" + self.gateway_text(message.text) + "\n"
+        partial.write_text(content, encoding="utf-8", errors="backslashreplace")
         partial.replace(path)
+
+
+def header_value(value: str) -> str:
+    """``value`` on one line: every control, format or line-breaking character written as a visible escape.
+
+    Fields are checked where they enter (``notifier.domain.text``); this holds even if one slips through,
+    so no field can end the header line and forge another (``\\nTo: ...`` in a title).
+    """
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in _UNPRINTABLE else char for char in str(value)
+    )
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})

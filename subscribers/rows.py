@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import SubscriberIn
-from notifier.domain.text import ascii_digits
+from notifier.domain.text import ascii_digits, single_line
 from notifier.store import Store
 from subscribers.sheets import Cells
 
@@ -155,7 +155,8 @@ class Catalog:
 
 def parse_row(number: int, cells: Cells, columns: dict[str, int], catalog: Catalog, consent: str) -> Row:
     """Validate one row with SubscriberIn and the catalog; ``consent`` is the default consent_source."""
-    values = {name: cells[i] or "" for name, i in columns.items() if i < len(cells) and cells[i]}
+    raw = {name: cells[i] or "" for name, i in columns.items() if i < len(cells) and cells[i]}
+    values, refused = _single_lines(raw)
     for name in ("phone", "area_code", "external_id"):  # numbers a CSV tool wrote as 13812345678.0
         if name in values:
             values[name] = _EXCEL_FLOAT.sub(r"\1", values[name])
@@ -165,11 +166,24 @@ def parse_row(number: int, cells: Cells, columns: dict[str, int], catalog: Catal
     try:
         row.data = SubscriberIn.model_validate(data)
     except ValidationError as exc:
-        errors = [_field_error(e) for e in exc.errors()] + errors
+        errors = [_field_error(e) for e in exc.errors() if str(e["loc"][0]) not in refused] + errors
+    errors = list(refused.values()) + errors
     if errors:
         row.data = None
         row.errors = [RowError(number, row.external_id, e.loc, scrub(e.msg, values)) for e in errors]
     return row
+
+
+def _single_lines(cells: dict[str, str]) -> tuple[dict[str, str], dict[str, FieldError]]:
+    """Every cell is one line of text: NFC-normalised, or refused when it holds a control or invisible character."""
+    values: dict[str, str] = {}
+    refused: dict[str, FieldError] = {}
+    for name, text in cells.items():
+        try:
+            values[name] = single_line(text)
+        except ValueError as exc:
+            refused[name] = FieldError(name, str(exc), "control_character")
+    return values, refused
 
 
 def _fields(values: dict[str, str], catalog: Catalog) -> tuple[dict[str, Any], list[FieldError]]:
