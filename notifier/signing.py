@@ -44,6 +44,7 @@ _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 UNSUBSCRIBE_PATH = "/unsubscribe"
 UNSUBSCRIBE_PURPOSE = "unsub"
 DEFAULT_UNSUBSCRIBE_TTL = 180 * 86400.0  # residents unsubscribe from old mail too
+MAX_TOKEN_LENGTH = 2048  # links stay well inside what browsers and mail clients keep of a URL
 Secret = str | bytes | SecretStr
 
 
@@ -77,10 +78,15 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
+    """The bytes of canonical base64url: the unused low bits of the last character must be zero, else two
+    spellings would carry one signature (an edited token must never verify)."""
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise MalformedToken("the token is not valid base64url") from None
+    if _b64encode(raw) != text:
+        raise TamperedToken("the token was edited: it is not canonical base64url")
+    return raw
 
 
 def _mac(key: bytes, payload: str) -> bytes:
@@ -96,12 +102,15 @@ def sign(payload: dict[str, Any], secret: Secret, ttl: float, *, now: float | No
     issued = time.time() if now is None else now
     claims = {**payload, "exp": int(issued + ttl)}
     body = _b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
-    return f"{body}.{_b64encode(_mac(_key(secret), body))}"
+    token = f"{body}.{_b64encode(_mac(_key(secret), body))}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"the claims make a token longer than {MAX_TOKEN_LENGTH} characters")
+    return token
 
 
 def verify(token: str, secret: Secret, *, now: float | None = None) -> dict[str, Any]:
     """The claims of a genuine, unexpired token (without ``exp``); TokenError otherwise."""
-    if not isinstance(token, str) or len(token) > 2048 or not _SHAPE.fullmatch(token):
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not _SHAPE.fullmatch(token):
         raise MalformedToken("the token does not have the form payload.signature")
     body, signature = token.split(".")
     expected = _mac(_key(secret), body)

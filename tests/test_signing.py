@@ -69,6 +69,28 @@ def test_tampered_token_is_refused(forge: object) -> None:
         verify(forge(token), SECRET, now=NOW)  # type: ignore[operator]
 
 
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_a_signature_spelt_with_other_spare_bits_is_refused() -> None:
+    """32 bytes take 43 base64 characters, whose last carries 2 unused bits: four spellings, one signature."""
+    token = sign({"s": 42, "c": "email"}, SECRET, 3600, now=NOW)
+    last = B64URL.index(token[-1])
+    for spare in (1, 2, 3):
+        respelt = token[:-1] + B64URL[last ^ spare]
+        assert base64.urlsafe_b64decode(respelt.split(".")[1] + "=") == base64.urlsafe_b64decode(
+            token.split(".")[1] + "="
+        )
+        with pytest.raises(TamperedToken):
+            verify(respelt, SECRET, now=NOW)
+
+
+def test_sign_refuses_claims_too_long_for_a_link() -> None:
+    with pytest.raises(ValueError, match="longer than 2048"):
+        sign({"text": "x" * 1600}, SECRET, 60)
+    assert verify(sign({"text": "x" * 1400}, SECRET, 60, now=NOW), SECRET, now=NOW) == {"text": "x" * 1400}
+
+
 def test_other_secret_is_refused() -> None:
     token = sign({"s": 1}, SECRET, 60)
 
