@@ -50,6 +50,7 @@ from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
+from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.hooks.wechat")
 
@@ -120,7 +121,7 @@ def _tokens(request: web.Request) -> list[tuple[str, str, int]]:
 
 
 def _timestamp(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 11 else None
+    return int(text) if ascii_digits(text) and len(text) <= 11 else None
 
 
 def _authorised(request: web.Request) -> Signed | None:
