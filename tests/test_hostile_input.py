@@ -196,3 +196,24 @@ def test_no_unicode_digit_checks_remain_in_the_source() -> None:
                     if token.type == tokenize.NAME and lexeme in ("isdigit", "isdecimal", "isnumeric"):
                         offenders.append(f"{path.relative_to(ROOT)}:{token.start[0]} {lexeme}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"title": "预警\ud800"}, "title"), ({"body": "\udfff正文"}, "body"), ({"data": {"place": "村\ud83d"}}, "data")],
+)
+async def test_a_lone_surrogate_is_refused_by_name(api: Api, change: dict[str, Any], field: str) -> None:
+    """JSON may escape half of a UTF-16 pair; no encoder can write it, so it never reaches the store."""
+    raw = json.dumps({**NOTICE, **change})  # ensure_ascii: the surrogate travels as a \\ud800 escape
+    status, answer = await api.call("POST", "/api/v1/notices", data=raw, headers={"Content-Type": "application/json"})
+    assert status == 422, answer
+    assert errors_of(answer) == [field]
+
+
+async def test_a_resident_name_with_a_lone_surrogate_is_refused(api: Api) -> None:
+    raw = json.dumps({"name": "张\udc00三", "phone": "13900001111", "area_code": "370725001036"})
+    status, answer = await api.call(
+        "POST", "/api/v1/subscribers", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert status == 422, answer
+    assert errors_of(answer) == ["name"]
