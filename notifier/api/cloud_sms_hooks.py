@@ -42,6 +42,7 @@ from pydantic import SecretStr
 
 from channels.aliyun_sms import Receipt, parse_aliyun_receipts
 from channels.tencent_sms import parse_tencent_callback
+from notifier.api.bodies import read_body
 from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS
 from notifier.api.problems import problem
@@ -76,18 +77,6 @@ def _answer(body: dict[str, Any]) -> web.Response:
     return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json", charset="utf-8")
 
 
-async def _read_body(request: web.Request) -> bytes | None:
-    """The whole body (it may arrive in several chunks), or None when it is over MAX_BODY_BYTES."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-    return b"".join(chunks)
-
-
 async def _receive(
     request: web.Request,
     vendor: str,
@@ -100,7 +89,7 @@ async def _receive(
         log.warning("%s receipt hook refused: unknown alias, not a %s channel, or wrong token", vendor, channel_type)
         return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
                        instance=request.path)
-    body = await _read_body(request)
+    body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
         log.warning("%s receipt push on %s refused: over %d bytes", vendor, alias, MAX_BODY_BYTES)
         return problem(413, "Payload too large", f"a receipt push is at most {MAX_BODY_BYTES} bytes",

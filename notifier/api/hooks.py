@@ -44,6 +44,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from channels.kannel import dlr_signature
+from notifier.api.bodies import read_body
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
@@ -58,13 +59,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "failed"}
 DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
 MAX_PARAM_BYTES = 2048
+MAX_FORM_BYTES = 64 * 1024
 
 
 async def _params(request: web.Request) -> dict[str, bytes]:
     """Query string and form body as raw bytes per name (the last value wins); decoding is the caller's."""
     raw = request.rel_url.raw_query_string
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-        body = await request.content.read(64 * 1024)
+        body = await read_body(request, MAX_FORM_BYTES) or b""  # a larger form is no report of Kannel's
         raw = "&".join(p for p in (raw, body.decode("latin-1")) if p)
     return {
         name: value.encode("latin-1")[:MAX_PARAM_BYTES]

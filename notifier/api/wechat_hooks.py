@@ -46,6 +46,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 from pydantic import SecretStr
 
+from notifier.api.bodies import read_body
 from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
@@ -172,9 +173,9 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
     if isinstance(signed, web.Response):
         return signed
     alias = signed.alias
-    body = await request.content.read(MAX_XML_BYTES + 1)
+    body = await read_body(request, MAX_XML_BYTES)
     try:
-        if len(body) > MAX_XML_BYTES:
+        if body is None:
             raise ValueError("the message is too large")
         event = parse_event(body)
     except ValueError as exc:
