@@ -2,7 +2,8 @@
 
 Runs a real Engine (two workers unless told otherwise) with a RecordingChannel that appends every message
 it is handed to LOG_PATH, until the test kills it. OPTIONS is a JSON object: ``engine`` settings that
-replace those of ``ENGINE``, and ``channel`` options of the RecordingChannel.
+replace those of ``ENGINE``, and ``channel`` options of the RecordingChannel; or ``kannel`` options, to
+send through a real Kannel instead (``StallingKannel``), with ``stall_after`` batches answered.
 
 With ``CRASH_WORKER_KILL_AT=<step>:<n>`` in its environment the process kills itself (SIGKILL) at that step
 of the delivery path of batch number n + 1, after n batches went through whole:
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from channels.base import OutboundMessage, SendResult
+from channels.kannel import KannelChannel, KannelOptions
 from notifier.config import Settings
 from notifier.engine import Engine, dispatch
 from notifier.store import Store, open_database
@@ -95,9 +97,30 @@ def recording_channel(log_path: str, options: dict[str, Any]) -> RecordingChanne
     return channel
 
 
+class StallingKannel(KannelChannel):
+    """Kannel's adapter that, after ``stall_after`` answered batches, hands each batch to Kannel and never
+    answers: the process is stuck, or killed, between the sends and their record."""
+
+    def __init__(self, alias: str, options: KannelOptions, stall_after: int) -> None:
+        super().__init__(alias, options)
+        self.stall_after, self.answered = stall_after, 0
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        results = await super().send(batch)
+        if self.answered >= self.stall_after:
+            await asyncio.Event().wait()
+        self.answered += 1
+        return results
+
+
 async def main(db_url: str, log_path: str, options: dict[str, Any]) -> None:
     db = await open_database(db_url)
-    channel = recording_channel(log_path, options.get("channel", {}))
+    if "kannel" in options:
+        channel: RecordingChannel | KannelChannel = StallingKannel(
+            "sms", KannelOptions.model_validate(options["kannel"]), options["stall_after"]
+        )
+    else:
+        channel = recording_channel(log_path, options.get("channel", {}))
     engine = Engine(Store(db), crash_settings(db_url, **options.get("engine", {})), {"sms": channel})
     await engine.start()
     await asyncio.Event().wait()
