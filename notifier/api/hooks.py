@@ -34,6 +34,7 @@ decoded here rather than by aiohttp (which would assume UTF-8).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -60,6 +61,9 @@ DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "fa
 DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
 MAX_PARAM_BYTES = 2048
 MAX_FORM_BYTES = 64 * 1024
+OPT_OUT_DEADLINE = 5.0
+"""Seconds the MO hook waits for the database before it keeps the reply in the inbox instead: a locked
+database makes each writer wait out SQLite's busy timeout in turn, and Kannel should not wait on that."""
 
 
 async def _params(request: web.Request) -> dict[str, bytes]:
@@ -222,7 +226,7 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
         return _done()
     reply = OptOutReply(phone, alias, word, time.time())
     try:
-        await apply_opt_out(request.app[STORE], reply)
+        await asyncio.wait_for(apply_opt_out(request.app[STORE], reply), OPT_OUT_DEADLINE)
     except Exception as exc:
         return await _keep(request, reply, exc)
     return _done()

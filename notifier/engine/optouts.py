@@ -6,7 +6,8 @@ locked by a migration or a backup, or briefly down) is kept in the inbox, ``engi
 JSON file per reply, written to a temporary name, flushed to disk and renamed, so a file is there whole or
 not at all. Housekeeping (``apply_kept_opt_outs``) applies the kept replies oldest first and deletes each
 file once its opt-out is committed; until then it tries again on every pass. A crash between the commit
-and the deletion applies the reply twice, which is harmless (one opt-out, two audit entries).
+and the deletion, or a hook that gave up waiting just as its commit went through, applies the reply twice,
+which is harmless (one opt-out, two audit entries).
 
 The files hold phone numbers: the folder and files are readable by the service's user only, and a file
 lives only until its reply is applied. The inbox is local to the machine, so run the hooks and an engine
