@@ -269,3 +269,42 @@ async def test_a_delivery_list_never_shows_an_address_a_gateway_echoed(api: Api,
     text = json.dumps(body).lower()
     assert "jia@example.org" not in text and "13900000101" not in text
     assert {item["last_error"].split(":")[0] for item in body["items"]} == {"rejected", "invalid-number"}
+
+
+# A duplicate phone or external_id cannot be registered silently, nor tell a department who has it.
+
+
+async def test_a_duplicate_names_the_other_resident_only_to_a_key_that_reads_it(
+    api: Api, residents: Residents
+) -> None:
+    hidden = residents.dibao_only["id"]  # civil affairs reads this resident; environment does not
+    newcomer = {"name": "重名", "phone": "13900000101", "area_code": VILLAGE_A1, "topics": ["air-quality"]}
+    status, created = await api.call("POST", "/api/v1/subscribers", json=newcomer, key="env-issuer")
+    assert status == 409 and created["field"] == "phone" and "existing_id" not in created
+    assert not re.search(r"\d", created["detail"]), created["detail"]  # no id in the words either
+    own = f"/api/v1/subscribers/{residents.air_and_groups['id']}"
+    status, patched = await api.call("PATCH", own, json={"phone": "13900000101"}, key="env-issuer")
+    assert status == 409 and {**patched, "instance": ""} == {**created, "instance": ""}
+    for key in ("civ-issuer", "env-admin"):
+        status, body = await api.call("POST", "/api/v1/subscribers", json=newcomer, key=key)
+        assert status == 409 and body["existing_id"] == hidden and f"id {hidden}" in body["detail"], key
+
+    rostered = {"name": "名册", "phone": "13900000111", "area_code": VILLAGE_A1, "groups": ["dibao"],
+                "external_id": "MZ-0001"}
+    status, body = await api.call("POST", "/api/v1/subscribers", json=rostered, key="civ-issuer")
+    assert status == 201, body
+    rostered_id = body["id"]
+    again = {**newcomer, "phone": "13900000112", "external_id": "MZ-0001"}
+    status, body = await api.call("POST", "/api/v1/subscribers", json=again, key="env-issuer")
+    assert status == 409 and body["field"] == "external_id" and "existing_id" not in body
+    assert str(rostered_id) not in re.findall(r"\d+", body["detail"]), body["detail"]
+
+    issuer = await api.store.authenticate(api.keys["env-issuer"])
+    assert issuer is not None
+    rows = await api.store.db.fetch_all("list_audit", {"after": 0, "limit": 10_000})
+    refused = [r for r in rows if r["actor"] == f"apikey:{issuer.id}" and r["action"] == "subscriber.duplicate"]
+    assert [json.loads(r["detail"]) for r in refused] == [
+        {"field": "phone", "disclosed": False}, {"field": "phone", "disclosed": False},
+        {"field": "external_id", "disclosed": False},
+    ]
+    assert "13900000101" not in json.dumps(rows)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 from pydantic import Field
 
@@ -10,10 +13,13 @@ from notifier.api.catalog import PageQuery
 from notifier.api.keys import STORE
 from notifier.api.routing import Link, Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.enums import Role
-from notifier.domain.models import AreaCode, Code, Subscriber, SubscriberIn, SubscriberPatch
+from notifier.domain.errors import Conflict
+from notifier.domain.models import ApiKeyInfo, AreaCode, Code, Subscriber, SubscriberIn, SubscriberPatch
 from notifier.policy import personal_data_scope
+from notifier.store import Store
 
 WRITERS = (Role.ISSUER,)
+DUPLICATE = "another resident has this phone number or external_id (its id only to a key that reads it)"
 
 
 class SubscriberQuery(PageQuery):
@@ -28,7 +34,22 @@ async def create_subscriber(request: web.Request) -> web.Response:
     data = await read_body(request, SubscriberIn)
     store = request.app[STORE]
     scope = await personal_data_scope(store, key)
-    return json_response(await store.create_subscriber(data, actor(key), scope), 201)
+    async with audited_duplicates(store, key):
+        created = await store.create_subscriber(data, actor(key), scope)
+    return json_response(created, 201)
+
+
+@contextlib.asynccontextmanager
+async def audited_duplicates(store: Store, key: ApiKeyInfo) -> AsyncIterator[None]:
+    """A refused duplicate phone or external_id is audited (after the refused change was rolled back): the
+    409 tells that a value is registered, so repeated tries show up in the log."""
+    try:
+        yield
+    except Conflict as exc:
+        if "field" in exc.extra:
+            detail: dict[str, object] = {"field": exc.extra["field"], "disclosed": "existing_id" in exc.extra}
+            await store.audit(actor(key), "subscriber.duplicate", "subscriber", exc.extra.get("existing_id"), detail)
+        raise
 
 
 async def list_subscribers(request: web.Request) -> web.Response:
@@ -62,7 +83,9 @@ async def patch_subscriber(request: web.Request) -> web.Response:
     patch = await read_body(request, SubscriberPatch)
     store = request.app[STORE]
     scope = await personal_data_scope(store, key)
-    return json_response(await store.update_subscriber(subscriber_id, patch, actor(key), scope))
+    async with audited_duplicates(store, key):
+        updated = await store.update_subscriber(subscriber_id, patch, actor(key), scope)
+    return json_response(updated)
 
 
 async def delete_subscriber(request: web.Request) -> web.Response:
@@ -83,7 +106,7 @@ ROUTES = [
         response=Subscriber,
         status=201,
         roles=("issuer", "admin"),
-        extra_responses={409: "another resident has this phone number or external_id"},
+        extra_responses={409: DUPLICATE},
         links=(Link("get_subscriber"), Link("patch_subscriber"), Link("delete_subscriber")),
     ),
     Route(
@@ -106,7 +129,7 @@ ROUTES = [
         body=SubscriberPatch,
         response=Subscriber,
         roles=("issuer", "admin"),
-        extra_responses={409: "another resident has this phone number or external_id"},
+        extra_responses={409: DUPLICATE},
     ),
     Route(
         "DELETE",

@@ -51,7 +51,7 @@ class SubscriberRepository(CatalogRepository):
             await self._check_references(data.area_code, data.groups, data.topics)
             if scope is not None:
                 scope.check_groups(data.groups, "groups")
-            await self._check_unique(data.phone, data.external_id, None)
+            await self._check_unique(data.phone, data.external_id, None, scope)
             row = await self.db.fetch_one("insert_subscriber", subscriber_row(data, now_iso()))
             assert row is not None
             subscriber_id = int(row["id"])
@@ -75,7 +75,7 @@ class SubscriberRepository(CatalogRepository):
                 scope.check_groups(changes["groups"], "groups")
                 # the groups the caller cannot see are kept, not replaced
                 changes["groups"] = sorted(set(current.groups) - scope.groups | set(changes["groups"]))
-            await self._check_unique(changes.get("phone"), None, subscriber_id)
+            await self._check_unique(changes.get("phone"), None, subscriber_id, scope)
             merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
             quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
             withdrawn = current.consent.withdrawn_at.isoformat() if current.consent.withdrawn_at else None
@@ -217,15 +217,31 @@ class SubscriberRepository(CatalogRepository):
         if errors:
             raise InvalidInput("unknown reference", errors)
 
-    async def _check_unique(self, phone: str | None, external_id: str | None, own_id: int | None) -> None:
-        if phone:
-            other = await self.db.fetch_value("find_subscriber_by_phone", {"phone": phone})
+    async def _check_unique(
+        self, phone: str | None, external_id: str | None, own_id: int | None, scope: PersonalDataScope | None
+    ) -> None:
+        for field, query, value in (
+            ("phone", "find_subscriber_by_phone", phone),
+            ("external_id", "find_subscriber_by_external_id", external_id),
+        ):
+            other = await self.db.fetch_value(query, {field: value}) if value else None
             if other is not None and other != own_id:
-                raise Conflict(f"another subscriber (id {other}) has this phone number")
-        if external_id:
-            other = await self.db.fetch_value("find_subscriber_by_external_id", {"external_id": external_id})
-            if other is not None:
-                raise Conflict(f"another subscriber (id {other}) has external_id {external_id}")
+                raise await self._duplicate(field, int(other), scope)
+
+    async def _duplicate(self, field: str, other: int, scope: PersonalDataScope | None) -> Conflict:
+        """The conflict names the other resident only to a key that reads it; to any other key it says that the
+        value is taken, which registration cannot hide, and nothing about whom it belongs to."""
+        if other in await self.readable_subscriber_ids([other], scope):
+            conflict = Conflict(f"another resident (id {other}) has this {field}")
+            conflict.extra.update(field=field, existing_id=other)
+        else:
+            conflict = Conflict(
+                f"this {field} is registered to a resident outside the department's residents; "
+                "the resident can subscribe to the department's topics on the resident pages, or an administrator "
+                "can add them"
+            )
+            conflict.extra.update(field=field)
+        return conflict
 
     async def _set_memberships(self, subscriber_id: int, groups: list[str] | None, topics: list[str] | None) -> None:
         for kind, codes in (("group", groups), ("topic", topics)):
