@@ -264,9 +264,12 @@ UPDATE deliveries SET state = 'skipped', last_error = :reason, due_at = NULL, up
 WHERE notice_id = :notice_id AND state = 'queued';
 
 -- name: finish_notices
+-- Done: nothing queued or sending, and no sent message still inside its confirm window (due_at set, see
+-- record_sent): until the window passes the notice may yet fall back, and can still be cancelled
 UPDATE notices SET state = 'done', updated_at = :now_iso
 WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
-    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
+      AND (d.state = 'queued' OR d.state = 'sending' OR (d.state = 'sent' AND d.due_at IS NOT NULL)))
   AND NOT EXISTS (
     SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
 RETURNING id;
@@ -275,7 +278,8 @@ RETURNING id;
 -- The same condition as finish_notices, read only: most passes find none, and need not take the write lock
 SELECT 1 FROM notices
 WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
-    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
+      AND (d.state = 'queued' OR d.state = 'sending' OR (d.state = 'sent' AND d.due_at IS NOT NULL)))
   AND NOT EXISTS (
     SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
 LIMIT 1;
