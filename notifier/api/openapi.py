@@ -2,7 +2,8 @@
 
 Every answer an operation can give is listed with its media type: the success, then the problem documents
 the route implies (401/403 for keyed routes; 404 and 422 for path ids; 413, 415 and 422 for JSON bodies; 422
-for query models) and those the route declares itself. Any path answers a method it does not list with a 405
+for query models; 503 with ``Retry-After`` everywhere, for a database another process holds locked) and those
+the route declares itself. Any path answers a method it does not list with a 405
 problem document carrying ``Allow`` (RFC 9110 §15.5.6); OpenAPI has no place for undeclared methods, so the
 document's description says so.
 """
@@ -125,8 +126,11 @@ def _success(route: Route) -> dict[str, Any]:
     return out
 
 
-def _implied_errors(route: Route) -> dict[int, str]:
-    errors: dict[int, str] = {}
+DATABASE_LOCKED = Answer("the database is locked by another process; try again after Retry-After seconds")
+
+
+def _implied_errors(route: Route) -> dict[int, str | Answer]:
+    errors: dict[int, str | Answer] = {503: DATABASE_LOCKED}
     if not route.public:
         errors[401] = "missing, unknown or revoked API key"
         errors[403] = "the key's role or department does not allow this"
@@ -154,6 +158,8 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     answers: dict[int, str | Answer] = {**_implied_errors(route), **route.extra_responses}
     for status, answer in sorted(answers.items()):
         responses[str(status)] = _answer(answer if isinstance(answer, Answer) else Answer(answer))
+    if answers[503] is DATABASE_LOCKED:
+        responses["503"]["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
     if not route.public:
         op["security"] = [{"apiKey": []}]
         if route.roles:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,8 @@ from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 log = logging.getLogger("notifier.api")
 
 PROBLEM_JSON = "application/problem+json"
+# another process holds the database past the busy timeout (10 s): a bulk import, a backup, an operator's shell
+DATABASE_LOCKED_RETRY_AFTER = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -104,8 +107,30 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc)
+    except sqlite3.OperationalError as exc:
+        if not is_database_locked(exc):
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _internal(request)
+        log.warning("database locked on %s %s: answered 503", request.method, request.path)
+        return problem(
+            503,
+            "Unavailable",
+            f"the database is busy; try again in {DATABASE_LOCKED_RETRY_AFTER} seconds",
+            slug="unavailable",
+            instance=request.path,
+            headers={"Retry-After": str(DATABASE_LOCKED_RETRY_AFTER)},
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(
-            500, "Internal error", "the server failed; the error was logged", slug="internal", instance=request.path
-        )
+        return _internal(request)
+
+
+def is_database_locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY ("database is locked") or SQLITE_LOCKED ("database table is locked"): a wait, not a fault."""
+    return str(exc).startswith(("database is locked", "database table is locked"))
+
+
+def _internal(request: web.Request) -> web.Response:
+    return problem(
+        500, "Internal error", "the server failed; the error was logged", slug="internal", instance=request.path
+    )

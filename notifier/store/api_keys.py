@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from notifier.domain.enums import Role
@@ -17,8 +19,11 @@ from notifier.domain.models import ApiKeyInfo, ApiKeyRecord
 from notifier.store.catalog import CatalogRepository
 from notifier.store.common import decode_cursor, now_iso, page
 
+log = logging.getLogger("notifier.store")
+
 KEY_PREFIX = "ntf"
-# last_used_at is a hint for finding unused keys: writing it at most once a minute spares a write per request
+# last_used_at is a hint for finding unused keys: writing it at most once a minute spares a write per request,
+# and it is skipped when the database is busy
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -68,8 +73,11 @@ class ApiKeyRepository(CatalogRepository):
         now = datetime.now(UTC)
         if last_used_at is not None and now - datetime.fromisoformat(last_used_at) < LAST_USED_RESOLUTION:
             return
-        async with self.db.transaction():
-            await self.db.execute("touch_api_key", {"id": key_id, "now": now.isoformat(timespec="microseconds")})
+        try:
+            async with self.db.transaction():
+                await self.db.execute("touch_api_key", {"id": key_id, "now": now.isoformat(timespec="microseconds")})
+        except sqlite3.Error as exc:  # a hint is not worth failing the request it was noted for
+            log.warning("last use of API key %s not written: %s", key_id, exc)
 
     async def list_api_keys(
         self, *, department: str | None, cursor: str | None, limit: int
