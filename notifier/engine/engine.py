@@ -7,10 +7,10 @@
     record  -> results, retries, fallbacks                        outcomes.record_results
 
 ``start()`` registers the process's worker id, runs one planner task (housekeeping every ``CHORES_EVERY``
-seconds while it finds nothing, fan-out, scheduling), ``engine.workers`` worker tasks per alias and a
-heartbeat (``heartbeat``); ``stop()`` gives back what the workers had not finished; ``wake()`` lets the API
-say "something is due" so nobody waits for the next poll. Tests use ``run_once()`` / ``run_until_idle()``
-(burst mode) with an injected clock instead.
+seconds while it finds nothing, fan-out of one notice per pass, scheduling), ``engine.workers`` worker
+tasks per alias and a heartbeat (``heartbeat``); ``stop()`` gives back what the workers had not finished;
+``wake()`` lets the API say "something is due" so nobody waits for the next poll. Tests use ``run_once()`` /
+``run_until_idle()`` (burst mode) with an injected clock instead.
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ class Engine:
                 elif self._handled:
                     self._handled = False  # before the query: a batch recorded meanwhile sets it again
                     busy = len(await self.ctx.store.finish_notices())
-                while await fan_out_next(self.ctx) is not None:
+                # one notice per pass: while approvals keep coming, finishing notices and the chores still
+                # get their turn between two fan-outs (a busy pass is followed at once by the next)
+                if await fan_out_next(self.ctx) is not None:
                     busy += 1
                     self.wake()
                 await self.scheduler.wake_at_next_send_at()
