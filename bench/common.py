@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -167,3 +168,19 @@ def sampling(samples: dict[str, list[float]]) -> dict[str, Any]:
     count = len(next(iter(samples.values())))
     how = "median of 3 interleaved rounds" if count == 3 else f"{count} round(s), quick: one sample per side"
     return {"statistic": how, **{f"{side}_samples": [round(v, 1) for v in values] for side, values in samples.items()}}
+
+
+def machine_share(cpu_before: float, real_seconds: float) -> dict[str, float]:
+    """How much of the machine this process had: its CPU seconds since ``cpu_before`` (``cpu_seconds()``)
+    per real second, and the 1-minute load average, for figures taken while other work shares the cores."""
+    return {
+        "process_cpu_per_real_s": round((cpu_seconds() - cpu_before) / real_seconds, 2) if real_seconds else 0.0,
+        "load_average": round(os.getloadavg()[0], 1),
+        "cores": os.cpu_count() or 1,
+    }
+
+
+def cpu_seconds() -> float:
+    """User and system CPU seconds of this process (and its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

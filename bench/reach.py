@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, migrate
+from bench.common import Result, cpu_seconds, machine_share, migrate
 from bench.county import COUNTY, DEPARTMENT, DIVISIONS, TOPIC, Resident, coverage, divisions, populate, residents
 from bench.gateways import BadDay, Gateway, Record, SimClock, gateway_process
 from bench.service import Service, free_port, running_service
@@ -72,6 +72,7 @@ class Day:
     gateways: dict[str, dict[str, int]]
     deliveries: dict[str, int]
     real_seconds: float
+    machine: dict[str, float]  # the service process's share of the machine (bench.common.machine_share)
 
 
 def settings_for(folder: Path, port: int, gateways: dict[str, Gateway], wechat_token: str, factor: float) -> Settings:
@@ -178,12 +179,13 @@ async def wait_until_settled(path: Path, notice_id: int, clock: SimClock, approv
 async def simulate(
     folder: Path, day: BadDay, areas: list[str], gateways: dict[str, Gateway], settings: Settings
 ) -> Day:
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds()
     async with running_service(settings, clock=day.clock.now) as service:
         await asyncio.sleep(0.5)  # idle, as a running service would be
         notice_id, approved_at = await alert(service, day.clock, areas)
         await wait_until_settled(folder / "reach.db", notice_id, day.clock, approved_at)
         real_seconds = time.perf_counter() - started
+        machine = machine_share(cpu_before, real_seconds)
     records: dict[str, Record] = {kind: gateway.report() for kind, gateway in gateways.items()}
     arrivals: dict[str, float] = {}
     for record in records.values():
@@ -191,7 +193,7 @@ async def simulate(
     deliveries, villages = outcome(folder / "reach.db", notice_id)
     printouts = printouts_queued(folder / "spool", day.clock)
     counts = {kind: record.counts for kind, record in records.items()}
-    return Day(approved_at, arrivals, printouts, villages, counts, deliveries, real_seconds)
+    return Day(approved_at, arrivals, printouts, villages, counts, deliveries, real_seconds, machine)
 
 
 def reached_within(people: list[Resident], day: Day, seconds: float) -> int:
@@ -211,7 +213,7 @@ def records(people: list[Resident], day: Day, params: dict[str, Any]) -> list[Re
     outcome_params = {
         **params, "baseline": "national goal: 82 % of the public within 10 minutes", **everyone,
         "messages_per_reachable_resident": round(sent / len(reachable), 3), "deliveries": day.deliveries,
-        "gateways": day.gateways, "run_real_seconds": round(day.real_seconds, 1),
+        "gateways": day.gateways, "run_real_seconds": round(day.real_seconds, 1), **day.machine,
     }  # fmt: skip
     results.append(Result("reach.all_10min", everyone["all_10min_pct"], "%", NATIONAL_GOAL_PCT, outcome_params))
     queued = sum(t - day.approved_at <= 60 for t in day.printouts)
