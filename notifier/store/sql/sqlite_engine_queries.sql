@@ -181,13 +181,15 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled';
 
 -- name: record_sent
 -- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null]: a batch in one
--- statement, one trip through the query engine instead of one per message
+-- statement, one trip through the query engine instead of one per message. The unary + keeps the planner
+-- off the deliveries_leased_by index: each delivery is looked up by its id, not found by walking every
+-- lease of the worker once per element of the list
 UPDATE deliveries SET state = 'sent', provider_message_id = json_extract(s.value, '$[1]'), lease_until = NULL,
     leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
     due_at = json_extract(s.value, '$[2]')
 FROM json_each(:sent) s
 WHERE deliveries.id = json_extract(s.value, '$[0]') AND deliveries.state = 'sending'
-  AND deliveries.leased_by = :worker;
+  AND +deliveries.leased_by = :worker;
 
 -- name: requeue_delivery
 UPDATE deliveries SET state = 'queued', due_at = :due_at, alias = :alias, lease_until = NULL, leased_by = NULL,
