@@ -12,10 +12,12 @@ folder). One notice, severity extreme, to the whole county on sms, wechat, email
 first-available mode with a 120 s confirm window (a message without a receipt by then goes to the
 resident's next channel); the clock starts at its approval.
 
-Time may be compressed by ``factor`` (params ``time_factor``): the engine's clock and the gateways'
-simulated clock run ``factor`` times faster than real time, so gateway latencies, the time to the
-resident, receipt delays, the confirm window, retry backoff and leases all shrink by ``factor``; the
-engine's own work (queries, rendering, PDF printouts) does not, so a compressed run is pessimistic. The
+Time may be compressed by ``factor`` (params ``time_factor``): the gateways' latencies, the time to the
+resident and the receipt delays are drawn in simulated seconds and waited in real seconds divided by
+``factor``, and the engine's confirm window and retry backoff (``confirm_window``, ``backoff_base``,
+``backoff_max``) are configured divided by ``factor``; a simulated time is ``factor`` times the real time
+since the approval. The engine's own work (queries, rendering, PDF printouts) is not compressed, so a
+compressed run is pessimistic; leases and heartbeats keep their real length. The
 full run uses factor 1 (real time); ``--quick`` (2,000 residents in the villages of one town) uses 10.
 
 Reached: a message arrived at the resident (the gateways' ground truth, not the engine's receipts: a
@@ -84,8 +86,8 @@ def settings_for(folder: Path, port: int, gateways: dict[str, Gateway], wechat_t
             "server": {"host": "127.0.0.1", "port": port, "public_url": base},
             "database": {"url": f"sqlite:///{folder / 'reach.db'}"},
             "engine": {
-                "workers": WORKERS, "batch_size": BATCH, "confirm_window": CONFIRM_WINDOW,
-                "lease_seconds": 60 * factor,  # a minute of real time, whatever the factor
+                "workers": WORKERS, "batch_size": BATCH, "confirm_window": CONFIRM_WINDOW / factor,
+                "backoff_base": 2.0 / factor, "backoff_max": 900 / factor,
             },
             "security": {"signing_secret": secrets.token_urlsafe(32)},
             "channels": {
@@ -180,7 +182,7 @@ async def simulate(
     folder: Path, day: BadDay, areas: list[str], gateways: dict[str, Gateway], settings: Settings
 ) -> Day:
     started, cpu_before = time.perf_counter(), cpu_seconds()
-    async with running_service(settings, clock=day.clock.now) as service:
+    async with running_service(settings) as service:
         await asyncio.sleep(0.5)  # idle, as a running service would be
         notice_id, approved_at = await alert(service, day.clock, areas)
         await wait_until_settled(folder / "reach.db", notice_id, day.clock, approved_at)
