@@ -278,7 +278,7 @@ async def phases(path: Path, port: int, audience: int, client: LoadClient) -> tu
 
 def run(quick: bool) -> list[Result]:
     logging.basicConfig(level=logging.ERROR)  # the service's own log is not what is measured
-    audience = 50_000 if quick else 1_000_000
+    audience = 20_000 if quick else 1_000_000
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "load.db"
         asyncio.run(migrate(path))

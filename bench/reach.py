@@ -18,7 +18,7 @@ resident and the receipt delays are drawn in simulated seconds and waited in rea
 ``backoff_max``) are configured divided by ``factor``; a simulated time is ``factor`` times the real time
 since the approval. The engine's own work (queries, rendering, PDF printouts) is not compressed, so a
 compressed run is pessimistic; leases and heartbeats keep their real length. The
-full run uses factor 1 (real time); ``--quick`` (2,000 residents in the villages of one town) uses 10.
+full run uses factor 1 (real time); ``--quick`` (1,000 residents in the villages of one town) uses 20.
 
 Reached: a message arrived at the resident (the gateways' ground truth, not the engine's receipts: a
 lost receipt does not unreach anyone, it only makes the engine try the next channel). Records, each a
@@ -229,7 +229,7 @@ def records(people: list[Resident], day: Day, params: dict[str, Any]) -> list[Re
 
 def run(quick: bool) -> list[Result]:
     logging.basicConfig(level=logging.ERROR)  # the service's own log is not what is measured
-    count, factor = (2_000, 10.0) if quick else (100_000, 1.0)
+    count, factor = (1_000, 20.0) if quick else (100_000, 1.0)
     rows = divisions("370725001" if quick else None)
     villages = [row["code"] for row in rows if row["level"] == "village"]
     people = residents(count, villages)
