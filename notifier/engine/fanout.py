@@ -2,9 +2,10 @@
 
 The fan-out runs in SQL (``fanout_match``, ``fanout_choose``, ``fanout_insert_deliveries``), one
 chunk of ``fanout_batch_size`` subscriber ids per transaction, so memory does not grow with the
-audience. Each chunk moves ``notices.fanout_cursor`` in the same transaction as its deliveries, so a
-crash resumes at the first unfinished chunk; the UNIQUE (notice, subscriber, channel) key makes a
-repeated chunk harmless. A lease on the notice keeps two processes from fanning out one notice.
+audience (a target that only lists residents reads only the spans of ids that hold them). Each chunk
+moves ``notices.fanout_cursor`` in the same transaction as its deliveries, so a crash resumes at the
+first unfinished chunk; the UNIQUE (notice, subscriber, channel) key makes a repeated chunk harmless.
+A lease on the notice keeps two processes from fanning out one notice.
 Kinds ``bot`` and ``bulletin`` get one delivery per area after the residents (``areas.fan_out_areas``).
 """
 
@@ -130,16 +131,34 @@ async def stop_unrenderable(ctx: EngineContext, notice: Row, reason: str) -> Non
     )
 
 
+def listed_only(params: dict[str, Any]) -> list[int] | None:
+    """The residents a target lists, in id order, when it names nobody else (no areas, groups, topics or
+    earlier notice); None when a rule decides."""
+    if params["has_rule"] or params["referenced_id"] is not None:
+        return None
+    return sorted(set(json.loads(params["subscriber_ids"])))
+
+
+async def next_chunk(ctx: EngineContext, after: int, size: int, listed: list[int] | None) -> tuple[int, int] | None:
+    """The next chunk after the cursor, as (ids after, up to and including): ``size`` residents in id order,
+    or for a target that only lists residents, the span of its next ``size`` listed ids (no other resident
+    can match, so the rest of the table is not read); None when the fan-out is complete."""
+    if listed is None:
+        upto = await ctx.store.chunk_end(after, size)
+        return None if upto is None else (after, upto)
+    rest = [i for i in listed if i > after][:size]
+    return (rest[0] - 1, rest[-1]) if rest else None
+
+
 async def fan_out(ctx: EngineContext, notice: Row) -> None:
     """Create the notice's deliveries chunk by chunk from its cursor on, then mark it scheduled."""
     after = int(notice["fanout_cursor"])
     size = ctx.settings.engine.fanout_batch_size
     fixed = await fanout_params(ctx, notice, ctx.clock())
-    while True:
-        upto = await ctx.store.chunk_end(after, size)
-        if upto is None:
-            break
-        params = {**fixed, **timing_params(ctx, ctx.clock()), "after": after, "upto": upto}
+    listed = listed_only(fixed)
+    while (chunk := await next_chunk(ctx, after, size, listed)) is not None:
+        start, upto = chunk
+        params = {**fixed, **timing_params(ctx, ctx.clock()), "after": start, "upto": upto}
         if not await ctx.store.fan_out_chunk(notice["id"], ctx.worker, after, upto, params):
             log.info("fan-out of notice %s stopped: cancelled or taken over", notice["id"])
             return
