@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import multiprocessing
@@ -41,7 +42,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -185,12 +186,16 @@ class Callbacks:
         self.tasks: set[asyncio.Task[None]] = set()
         self.timers: set[asyncio.TimerHandle] = set()
 
-    def later(self, seconds: float, method: str, url: str, **kwargs: Any) -> None:
+    def later(
+        self, seconds: float, method: str, url: str, sign: Callable[[], dict[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        """Post at ``seconds`` from now; ``sign`` gives the query parameters at that moment (a signed timestamp)."""
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
             self.timers.discard(timer)
-            task = asyncio.create_task(self.call(method, url, **kwargs))
+            params = sign() if sign is not None else None
+            task = asyncio.create_task(self.call(method, url, params=params, **kwargs))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -319,8 +324,8 @@ def _wechat_handler(
         if fate.receipt_after is not None:
             status = "success" if fate.arrives_after is not None else "failed:user block"
             xml = _job_finished(openid, msgid, status)
-            params = _signed(hook_token)
-            callbacks.later(day.clock.real(fate.receipt_after), "POST", hook_url, params=params, data=xml)
+            sign = functools.partial(_signed, hook_token)
+            callbacks.later(day.clock.real(fate.receipt_after), "POST", hook_url, sign=sign, data=xml)
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     return template_send
