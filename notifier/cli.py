@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override [server] host")
     serve.add_argument("--port", type=int, help="override [server] port")
 
-    worker = commands.add_parser("worker", help="delivery workers only (scale out on PostgreSQL)")
+    worker = commands.add_parser("worker", help="delivery workers only, beside a serve process on the same database")
     _add_config(worker)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema; safe to run twice")

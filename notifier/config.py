@@ -50,7 +50,7 @@ class DatabaseConfig(Section):
     @classmethod
     def _scheme(cls, value: str) -> str:
         if not (value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://"))):
-            raise ValueError("expected sqlite:///path.db or postgresql://user@host/db")
+            raise ValueError("expected sqlite:///path.db (PostgreSQL is planned, not supported yet)")
         return value
 
 
@@ -206,7 +206,7 @@ def _set_path(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
 
 
 def _describe(exc: ValidationError, file: Path | None, text: str, sources: dict[tuple[str, ...], str]) -> str:
-    lines = ["invalid configuration:"]
+    lines = []
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         key = ".".join(loc)
@@ -214,8 +214,10 @@ def _describe(exc: ValidationError, file: Path | None, text: str, sources: dict[
         expected = error["msg"]
         if error["type"] == "extra_forbidden":
             expected = "unknown key (see config.example.toml for the keys there are)"
-        lines.append(f"  {key} ({where}): {expected}")
-    return "\n".join(lines)
+        lines.append(f"{key} ({where}): {expected}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
+    return "\n  ".join(["invalid configuration:", *lines])
 
 
 def _locate(file: Path | None, text: str, loc: tuple[str, ...]) -> str:

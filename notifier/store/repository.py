@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+from notifier.domain.errors import ConfigError
 from notifier.store.api_keys import KEY_PREFIX, ApiKeyRepository, hash_secret
 from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.database import Database
@@ -25,13 +29,34 @@ class Store(
         self.db = db
 
 
-async def open_database(url: str) -> Database:
-    """Connect to the database a ``[database] url`` names."""
-    if url.startswith("sqlite:///"):
-        from notifier.store.sqlite import SqliteDatabase
+DATABASE_SETTING = "[database] url (NOTIFIER_DATABASE__URL)"
 
-        db: Database = SqliteDatabase(url.removeprefix("sqlite:///"))
-    else:
-        raise NotImplementedError("PostgreSQL support arrives with the scale-out issue; use sqlite:/// for now")
-    await db.connect()
+
+async def open_database(url: str) -> Database:
+    """Connect to the database a ``[database] url`` names.
+
+    ConfigError naming the setting, in one line, when the URL cannot give a database: a scheme this version
+    does not serve, an empty path, a directory that does not exist or cannot be written. The URL itself is
+    not repeated (a PostgreSQL one may carry a password); a SQLite path is.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{DATABASE_SETTING}: PostgreSQL is planned but not supported in this version; use sqlite:///path.db"
+        )
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(f"{DATABASE_SETTING}: expected sqlite:///path.db")
+    path = url.removeprefix("sqlite:///")
+    if not path:
+        raise ConfigError(f"{DATABASE_SETTING}: the path after sqlite:/// is empty; expected sqlite:///path.db")
+    from notifier.store.sqlite import SqliteDatabase
+
+    directory = Path(path).parent
+    if path != ":memory:" and not directory.is_dir():
+        raise ConfigError(f"{DATABASE_SETTING}: the directory {directory} of {path} does not exist")
+    db: Database = SqliteDatabase(path)
+    try:
+        await db.connect()
+    except (sqlite3.Error, OSError) as exc:
+        await db.close()
+        raise ConfigError(f"{DATABASE_SETTING}: cannot open or write the SQLite database {path}: {exc}") from None
     return db

@@ -28,6 +28,11 @@ _PRAGMAS = (
 )
 
 
+def _check_opens(path: str) -> None:
+    """sqlite3.Error when SQLite cannot open (or create) the database file."""
+    sqlite3.connect(path).close()
+
+
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
@@ -40,16 +45,20 @@ class SqliteDatabase(Database):
         self._write_lock = asyncio.Lock()
 
     async def connect(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # opened once without aiosqlite first: a connection it fails to open leaves its thread behind
+        await asyncio.to_thread(_check_opens, self.path)
         self._writer = await self._open()
         self._reader = await self._open() if self.path != ":memory:" else self._writer
 
     async def _open(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
-            await conn.execute(pragma)
+        try:
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        except sqlite3.Error:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
