@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(approve)
     approve.add_argument("id", type=int)
     approve.add_argument("--api-key", help=f"an approver key of the department (default: ${API_KEY_ENV})")
+    approve.add_argument("--comment", help="kept with the approval in the notice's decisions")
+    reject = notice_commands.add_parser("reject", help="reject a pending notice, saying why")
+    _add_config(reject)
+    reject.add_argument("id", type=int)
+    reject.add_argument("--api-key", help=f"an approver key of the department (default: ${API_KEY_ENV})")
+    reject.add_argument("--comment", required=True, help="why; kept with the rejection in the notice's decisions")
     show = notice_commands.add_parser("show", help="print a notice with its delivery counts")
     _add_config(show)
     show.add_argument("id", type=int)
@@ -224,14 +230,40 @@ async def _notices_send(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _decision_comment(args: argparse.Namespace) -> str | None:
+    from notifier.api.problems import invalid_from_validation
+    from notifier.domain.models import DecisionIn
+
+    try:
+        return DecisionIn(comment=args.comment).text
+    except ValidationError as exc:
+        raise invalid_from_validation(exc) from None
+
+
 async def _notices_approve(store: Store, args: argparse.Namespace) -> int:
     from notifier.policy import check_approver, notice_for_key
 
+    comment = _decision_comment(args)
     key = await _key(store, args.api_key, Role.APPROVER)
     notice = await notice_for_key(store, key, args.id)
     check_approver(key, notice)
-    notice = await store.transition_notice(
-        notice.id, [NoticeState.PENDING_APPROVAL], NoticeState.APPROVED, actor=f"apikey:{key.id}", approved_by=key.id
+    notice = await store.decide_notice(
+        notice.id, NoticeState.APPROVED, decider=key, actor=f"apikey:{key.id}", comment=comment
+    )
+    print(f"notice {notice.id}: {notice.state.value}")
+    return 0
+
+
+async def _notices_reject(store: Store, args: argparse.Namespace) -> int:
+    from notifier.policy import notice_for_key
+
+    comment = _decision_comment(args)
+    if not comment:
+        raise InvalidInput("a rejection needs a comment", [FieldError("comment", "required when rejecting")])
+    key = await _key(store, args.api_key, Role.APPROVER)
+    notice = await notice_for_key(store, key, args.id)
+    notice = await store.decide_notice(
+        notice.id, NoticeState.REJECTED, decider=key, actor=f"apikey:{key.id}", comment=comment
     )
     print(f"notice {notice.id}: {notice.state.value}")
     return 0
@@ -267,6 +299,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ("apikey", "revoke"): _apikey_revoke,
         ("notices", "send"): _notices_send,
         ("notices", "approve"): _notices_approve,
+        ("notices", "reject"): _notices_reject,
         ("notices", "show"): _notices_show,
     }
     handler = handlers[(args.command, args.subcommand)]

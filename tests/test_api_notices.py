@@ -116,12 +116,12 @@ async def test_idempotency_key_returns_the_first_notice(api: Api) -> None:
     assert status == 201 and other_dept["id"] != first["id"]  # keys are per department
 
 
-async def test_reject_needs_reason_and_cancel_stops(api: Api) -> None:
+async def test_reject_needs_a_comment_and_cancel_stops(api: Api) -> None:
     notice = await create(api)
     path = f"/api/v1/notices/{notice['id']}"
     await api.call("POST", path + "/submit")
     status, body = await api.call("POST", path + "/reject", key="env-approver")
-    assert status == 422 and body["errors"][0]["loc"] == "reason"
+    assert status == 422 and body["errors"][0]["loc"] == "comment"
     status, body = await api.call("POST", path + "/reject", key="env-approver", json={"reason": "措辞需修改"})
     assert status == 200 and body["state"] == "rejected" and body["reason"] == "措辞需修改"
     assert (await api.call("POST", path + "/cancel"))[0] == 409  # terminal

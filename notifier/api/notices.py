@@ -28,7 +28,7 @@ from notifier.api.routing import (
 from notifier.config import Settings
 from notifier.domain.enums import ChannelKind, NoticeState, Role
 from notifier.domain.errors import FieldError, InvalidInput
-from notifier.domain.models import ApiKeyInfo, Decision, Delivery, Notice, NoticeIn
+from notifier.domain.models import ApiKeyInfo, Decision, DecisionIn, Delivery, Notice, NoticeIn
 from notifier.engine import Renderer, check_renders, preview
 from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
@@ -115,18 +115,20 @@ async def submit_notice(request: web.Request) -> web.Response:
     return json_response(updated)
 
 
+async def _decision_in(request: web.Request) -> DecisionIn:
+    """The approver's comment: no body, an empty body and ``{}`` all mean none."""
+    if not request.can_read_body or not await request.read():
+        return DecisionIn()
+    return await read_body(request, DecisionIn)
+
+
 async def approve_notice(request: web.Request) -> web.Response:
     key = await require(request, Role.APPROVER)
     notice = await _own_notice(request, key)
-    decision = await _decision(request)
+    decision = await _decision_in(request)
     check_approver(key, notice)
-    updated = await request.app[STORE].transition_notice(
-        notice.id,
-        [NoticeState.PENDING_APPROVAL],
-        NoticeState.APPROVED,
-        actor=actor(key),
-        approved_by=key.id,
-        reason=decision.reason,
+    updated = await request.app[STORE].decide_notice(
+        notice.id, NoticeState.APPROVED, decider=key, actor=actor(key), comment=decision.text
     )
     engine = request.app.get(ENGINE)
     if engine is not None:
@@ -137,11 +139,11 @@ async def approve_notice(request: web.Request) -> web.Response:
 async def reject_notice(request: web.Request) -> web.Response:
     key = await require(request, Role.APPROVER)
     notice = await _own_notice(request, key)
-    decision = await _decision(request)
-    if not decision.reason:
-        raise InvalidInput("a rejection needs a reason", [FieldError("reason", "required when rejecting")])
-    updated = await request.app[STORE].transition_notice(
-        notice.id, [NoticeState.PENDING_APPROVAL], NoticeState.REJECTED, actor=actor(key), reason=decision.reason
+    decision = await _decision_in(request)
+    if not decision.text:
+        raise InvalidInput("a rejection needs a comment", [FieldError("comment", "required when rejecting")])
+    updated = await request.app[STORE].decide_notice(
+        notice.id, NoticeState.REJECTED, decider=key, actor=actor(key), comment=decision.text
     )
     return json_response(updated)
 
@@ -286,7 +288,7 @@ ROUTES = [
         "GET",
         "/api/v1/notices/{id}",
         get_notice,
-        "A notice with its counts per channel and state",
+        "A notice with its counts per channel and state and its approvals and rejections",
         "notices",
         response=Notice,
     ),
@@ -314,9 +316,9 @@ ROUTES = [
         "POST",
         "/api/v1/notices/{id}/approve",
         approve_notice,
-        "Approve (not by the author)",
+        "Approve (not by the author), with an optional comment kept in the notice's decisions",
         "notices",
-        body=Decision,
+        body=DecisionIn,
         response=Notice,
         roles=("approver", "admin"),
         extra_responses={409: "the notice is not pending approval"},
@@ -325,9 +327,9 @@ ROUTES = [
         "POST",
         "/api/v1/notices/{id}/reject",
         reject_notice,
-        "Reject with a reason",
+        "Reject with a comment (required), kept in the notice's decisions",
         "notices",
-        body=Decision,
+        body=DecisionIn,
         response=Notice,
         roles=("approver", "admin"),
         extra_responses={409: "the notice is not pending approval"},

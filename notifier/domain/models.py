@@ -275,6 +275,36 @@ class Decision(Strict):
     reason: MultiLineText | None = Field(None, max_length=1000)
 
 
+class DecisionIn(Strict):
+    """What an approver sends with an approval (optional) or a rejection (a comment is required)."""
+
+    comment: MultiLineText | None = Field(
+        None, max_length=2000, description="kept with the decision and shown in the notice's decisions"
+    )
+    reason: MultiLineText | None = Field(
+        None,
+        max_length=1000,
+        description="the older name of comment, still read",
+        json_schema_extra={"deprecated": True},
+    )
+
+    @property
+    def text(self) -> str | None:
+        """The comment (or, from older clients, the reason); None when blank."""
+        return self.comment or self.reason or None
+
+
+class NoticeDecision(BaseModel):
+    """An approval or a rejection of a notice: who decided, in which role and department, when, and why."""
+
+    decision: Literal["approved", "rejected"]
+    actor: str = Field(description="who decided, e.g. apikey:12")
+    role: Role
+    department: str
+    comment: str | None
+    decided_at: datetime
+
+
 class Notice(BaseModel):
     id: int
     department: str
@@ -309,6 +339,10 @@ class Notice(BaseModel):
         None,
         description="areas (villages, towns) whose group bot or notice-board printout was sent or delivered; "
         "counted apart from residents (counts show kinds bot and bulletin per state); null without area deliveries",
+    )
+    decisions: list[NoticeDecision] = Field(
+        default_factory=list,
+        description="approvals and rejections with their comments, oldest first (left out of notice lists)",
     )
 
 

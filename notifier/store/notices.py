@@ -7,11 +7,11 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from notifier.domain.enums import NoticeState
 from notifier.domain.errors import Conflict, NotFound
-from notifier.domain.models import Delivery, Notice, NoticeIn
+from notifier.domain.models import ApiKeyInfo, Delivery, Notice, NoticeDecision, NoticeIn
 from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
 from notifier.store.subscribers import SubscriberRepository
 
@@ -107,29 +107,74 @@ class NoticeRepository(SubscriberRepository):
         approved_by: int | None = None,
         reason: str | None = None,
     ) -> Notice:
-        allowed = [s.value for s in from_states]
         async with self.db.transaction():
-            changed = await self.db.fetch_one(
-                "transition_notice",
-                {
-                    "id": notice_id,
-                    "from_states": dumps(allowed),
-                    "to_state": to_state.value,
-                    "approved_by": approved_by,
-                    "reason": reason,
-                    "now": now_iso(),
-                },
-            )
-            if changed is None:
-                current = await self.get_notice(notice_id)
-                raise Conflict(
-                    f"notice {notice_id} is {current.state.value}; it can become {to_state.value} only from "
-                    + ", ".join(allowed)
-                )
+            await self._change_state(notice_id, from_states, to_state, approved_by=approved_by, reason=reason)
             await self.audit(
                 actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {}
             )
         return await self.get_notice(notice_id)
+
+    async def decide_notice(
+        self,
+        notice_id: int,
+        decision: Literal[NoticeState.APPROVED, NoticeState.REJECTED],
+        *,
+        decider: ApiKeyInfo,
+        actor: str,
+        comment: str | None,
+    ) -> Notice:
+        """Approve or reject a notice pending approval; the decision and its comment are kept in its history
+        (``decisions``) and in the audit log. Approval records the decider as ``approved_by``."""
+        approved_by = decider.id if decision is NoticeState.APPROVED else None
+        async with self.db.transaction():
+            await self._change_state(
+                notice_id, [NoticeState.PENDING_APPROVAL], decision, approved_by=approved_by, reason=comment
+            )
+            await self.db.execute(
+                "insert_notice_decision",
+                {
+                    "notice_id": notice_id,
+                    "decision": decision.value,
+                    "actor": actor,
+                    "role": decider.role.value,
+                    "department": decider.department,
+                    "comment": comment,
+                    "now": now_iso(),
+                },
+            )
+            detail: dict[str, object] = {"role": decider.role.value, "department": decider.department}
+            detail["comment"] = comment
+            await self.audit(actor, f"notice.{decision.value}", "notice", notice_id, detail)
+        return await self.get_notice(notice_id)
+
+    async def _change_state(
+        self,
+        notice_id: int,
+        from_states: Iterable[NoticeState],
+        to_state: NoticeState,
+        *,
+        approved_by: int | None,
+        reason: str | None,
+    ) -> None:
+        """Move the notice to ``to_state`` (inside the caller's transaction); Conflict from any other state."""
+        allowed = [s.value for s in from_states]
+        changed = await self.db.fetch_one(
+            "transition_notice",
+            {
+                "id": notice_id,
+                "from_states": dumps(allowed),
+                "to_state": to_state.value,
+                "approved_by": approved_by,
+                "reason": reason,
+                "now": now_iso(),
+            },
+        )
+        if changed is None:
+            current = await self.get_notice(notice_id)
+            raise Conflict(
+                f"notice {notice_id} is {current.state.value}; it can become {to_state.value} only from "
+                + ", ".join(allowed)
+            )
 
     async def record_notice_failure(self, notice_id: int, reason: str, actor: str) -> None:
         """Keep why the service stopped a notice by itself (``failure_reason``), in the audit log too."""
@@ -176,6 +221,10 @@ class NoticeRepository(SubscriberRepository):
                 counts.setdefault(area_row["channel"], {})[area_row["state"]] = int(area_row["n"])
             if area_counts:
                 areas_reached = int(await self.db.fetch_value("notice_areas_reached", {"notice_id": row["id"]}) or 0)
+        decisions = []
+        if with_counts:
+            rows = await self.db.fetch_all("list_notice_decisions", {"notice_id": row["id"]})
+            decisions = [NoticeDecision(**decision) for decision in rows]
         return Notice(
             **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
             **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
@@ -187,4 +236,5 @@ class NoticeRepository(SubscriberRepository):
             counts=counts,
             reach=reach,
             areas_reached=areas_reached,
+            decisions=decisions,
         )

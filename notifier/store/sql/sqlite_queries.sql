@@ -222,3 +222,11 @@ WHERE s.deleted_at IS NULL AND s.id IN (SELECT value FROM json_each(:ids))
                   WHERE st.subscriber_id = s.id AND t.code IN (SELECT value FROM json_each(:scope_topics)))
        OR EXISTS (SELECT 1 FROM subscriber_groups sg JOIN resident_groups g ON g.id = sg.group_id
                   WHERE sg.subscriber_id = s.id AND g.code IN (SELECT value FROM json_each(:scope_groups))));
+
+-- name: insert_notice_decision
+INSERT INTO notice_decisions (notice_id, decision, actor, role, department, comment, decided_at)
+VALUES (:notice_id, :decision, :actor, :role, :department, :comment, :now);
+
+-- name: list_notice_decisions
+SELECT decision, actor, role, department, comment, decided_at FROM notice_decisions
+WHERE notice_id = :notice_id ORDER BY id;
