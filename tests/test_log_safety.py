@@ -80,7 +80,7 @@ async def exchange(port: int, raw: bytes) -> bytes:
 
 
 async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
-    for _ in range(600):  # bounded: a service that never listens fails the test
+    for _ in range(1200):  # bounded (a minute): a service that never listens fails the test
         assert process.returncode is None, "the service exited"
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
