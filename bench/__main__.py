@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dispatch, email, fanout, load, reach, sms, wechat
+from bench import dispatch, email, fanout, load, reach, recovery, sms, wechat
 from bench.common import Result, skipped
 
 
@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "bulletin": bulletin,
     "reach": reach.run,
     "load": load.run,
+    "recovery": recovery.run,
 }
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 TARGETS = [
@@ -61,6 +62,8 @@ TARGETS = [
     "villages whose notice-board printout was queued within a minute, out of every village.",
     "Load (`load`): API latency (p50, p99) while a notice to a million residents is being delivered, beside",
     "the same requests with nothing being delivered, and the delivery rate beside the same notice alone.",
+    "Recovery (`recovery`, issue 8): after a SIGKILL, the batch in flight is sent again within a few heartbeats",
+    "(2 s each), not after the 60 s lease.",
 ]
 
 
