@@ -201,3 +201,25 @@ async def test_created_resources_link_to_their_operations(api: Api) -> None:
     assert {"get_notice", "submit_notice", "approve_notice", "cancel_notice"} <= {
         link["operationId"] for link in notice_links.values()
     }
+
+
+def _allows_null(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return schema.get("type") == "null" or any(_allows_null(v) for v in schema.get("anyOf", []))
+    return False
+
+
+async def test_patch_fields_refused_as_null_are_not_nullable_in_the_document(api: Api) -> None:
+    doc = await _document(api)
+    patch = doc["components"]["schemas"]["SubscriberPatch"]["properties"]
+    resident = {"name": "李四", "area_code": VILLAGE_A1}
+    status, created = await api.call("POST", "/api/v1/subscribers", key="env-admin", json=resident)
+    assert status == 201
+    path = f"/api/v1/subscribers/{created['id']}"
+    for field in ("name", "area_code", "channels", "language"):
+        status, body = await api.call("PATCH", path, key="env-admin", json={field: None})
+        assert status == 422, body
+        assert not _allows_null(patch[field]), (field, patch[field])
+    assert _allows_null(patch["phone"])  # null erases a contact address
+    status, _ = await api.call("PATCH", path, key="env-admin", json={"phone": None})
+    assert status == 200

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from notifier.domain.contacts import area_level, normalise_email, normalise_phone
 from notifier.domain.enums import ChannelKind, ChannelMode, NoticeState, Role, Severity
@@ -180,6 +181,13 @@ class SubscriberIn(SubscriberFields):
 
 
 class SubscriberPatch(SubscriberFields):
+    # absent leaves these as they are; null is refused (a resident always has them), so the schema has no null
+    name: Name | SkipJsonSchema[None] = None
+    area_code: AreaCode | SkipJsonSchema[None] = None
+    channels: list[PersonalChannel] | SkipJsonSchema[None] = Field(
+        None, description="channel preference order; the first one with an address is tried first"
+    )
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] | SkipJsonSchema[None] = None
     consent_withdrawn: bool | None = Field(None, description="true withdraws consent: nothing is sent")
     opt_out_topics: list[Code] | None = None
     opt_out_channels: list[PersonalChannel] | None = None
