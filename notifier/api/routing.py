@@ -97,6 +97,13 @@ async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
         raise InvalidInput("request body is not valid JSON", [FieldError("body", str(exc), "json_invalid")]) from None
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object", [FieldError("body", "expected an object")])
+    try:  # strict: a boolean is true or false and a number a number, as the OpenAPI document says
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        if not any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise invalid_from_validation(exc) from None
+    # JSON that pydantic's parser refuses and Python's takes (deeper nesting, lone surrogates): the model's own
+    # checks name the field at fault
     try:
         return model.model_validate(data)
     except ValidationError as exc:
