@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path, help="a .csv or .xlsx roster with a header row")
     imp.add_argument("--report", type=Path, help="where to write the per-row error report (default: FILE.errors.csv)")
 
+    audit = commands.add_parser("audit", help="the tamper-evident audit log")
+    audit_commands = audit.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    verify = audit_commands.add_parser(
+        "verify", help="walk the hash chain; print the count (exit 0) or the first broken entry (exit 1)"
+    )
+    _add_config(verify)
+
     apikey = commands.add_parser("apikey", help="API keys")
     key_commands = apikey.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     create = key_commands.add_parser("create", help="create a key; it is printed once, alone on the last line")
@@ -160,6 +167,15 @@ async def _apikey_revoke(store: Store, args: argparse.Namespace) -> int:
     key = await store.revoke_api_key(args.prefix, actor="cli")
     assert key.revoked_at is not None
     print(f"API key {key.prefix} ({key.department}, {key.role.value}, {key.name}) revoked at {key.revoked_at}")
+    return 0
+
+
+async def _audit_verify(store: Store, args: argparse.Namespace) -> int:
+    result = await store.verify_audit_chain()
+    if result.broken is not None:
+        print(f"audit chain broken after {result.count} intact entries: {result.broken}")
+        return 1
+    print(f"audit chain intact: {result.count} entries, head {result.head}")
     return 0
 
 
@@ -294,6 +310,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_migrate(settings))
     handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         ("subscribers", "import"): _import,
+        ("audit", "verify"): _audit_verify,
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,
         ("apikey", "revoke"): _apikey_revoke,

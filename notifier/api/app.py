@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from notifier import web as pages
-from notifier.api import apikeys, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
+from notifier.api import apikeys, audit, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
@@ -24,6 +24,7 @@ ALL_ROUTES: list[Route] = [
     *subscribers.ROUTES,
     *notices.ROUTES,
     *apikeys.ROUTES,
+    *audit.ROUTES,
     *hooks.ROUTES,
     *wechat_hooks.ROUTES,
     *cloud_sms_hooks.ROUTES,

@@ -74,7 +74,8 @@ def _parameters(route: Route, schemas: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if route.query is not None:
         model = schemas[route.query.__name__]
-        for name, field in route.query.model_fields.items():
+        for attribute, field in route.query.model_fields.items():
+            name = field.alias or attribute  # "from" is a keyword in Python: the model names it from_
             param = {"name": name, "in": "query", "required": field.is_required()}
             param["schema"] = _without_null(model["properties"][name])
             if field.description:
@@ -114,6 +115,8 @@ def _success(route: Route) -> dict[str, Any]:
                 "required": ["items", "next_cursor"],
             }
         out = {"description": "success", "content": {"application/json": {"schema": schema}}}
+    for media, alternative in route.success_media.items():
+        out.setdefault("content", {})[media] = {"schema": dict(alternative)}
     if route.links:
         out["links"] = {
             link.operation_id: {

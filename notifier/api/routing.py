@@ -77,6 +77,7 @@ class Route:
     success: Answer | None = None
     links: tuple[Link, ...] = ()
     path_params: Mapping[str, Schema] = field(default_factory=dict)  # JSON schemas; a numeric id when absent
+    success_media: Mapping[str, Schema] = field(default_factory=dict)  # other media of the success, by Accept
 
 
 async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:

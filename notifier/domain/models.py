@@ -388,6 +388,20 @@ class ApiKeyRecord(BaseModel):
     revoked_at: datetime | None
 
 
+class AuditEntry(BaseModel):
+    """One entry of the tamper-evident audit log (docs/audit.md); personal fields in ``detail`` are masked."""
+
+    id: int
+    at: str = Field(description="when, as stored (ISO 8601 UTC with microseconds): the exact text the hash covers")
+    actor: str = Field(description="who: apikey:<id>, cli, engine, or the resident page or hook that acted")
+    action: str = Field(description="what happened, e.g. notice.approved, subscriber.update, apikey.revoke")
+    object_type: str
+    object_id: str | None
+    detail: dict[str, Any]
+    prev_hash: str = Field(description="hash of the entry before (64 zeros for the first)")
+    hash: str = Field(description="SHA-256 of this entry's canonical form, lower-case hex")
+
+
 @dataclass(frozen=True)
 class PersonalDataScope:
     """The residents a department's key may read, and which of their group memberships.

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from notifier.domain.contacts import area_level, parent_code
 from notifier.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from notifier.domain.models import Area, AreaIn, Department, Group, GroupIn, Topic, TopicIn
-from notifier.store.common import decode_cursor, dumps, now_iso, page
+from notifier.store.audit import AuditRepository
+from notifier.store.common import decode_cursor, page
 from notifier.store.database import Database
 
 
-class CatalogRepository:
+class CatalogRepository(AuditRepository):
     db: Database
 
     # areas
@@ -131,19 +132,3 @@ class CatalogRepository:
         ]
         if errors:
             raise InvalidInput(f"unknown {kind}", errors)
-
-    async def audit(
-        self, actor: str, action: str, object_type: str, object_id: object, detail: dict[str, object] | None = None
-    ) -> None:
-        """Append to the audit log (inside the caller's transaction when there is one)."""
-        await self.db.execute(
-            "insert_audit",
-            {
-                "now": now_iso(),
-                "actor": actor,
-                "action": action,
-                "object_type": object_type,
-                "object_id": None if object_id is None else str(object_id),
-                "detail": dumps(detail or {}),
-            },
-        )

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from notifier.store.audit_chain import sha256_hex
 from notifier.store.database import Database, Row
 from notifier.store.queries import load_queries, migrations
 
@@ -56,6 +57,7 @@ class SqliteDatabase(Database):
         try:
             for pragma in _PRAGMAS:
                 await conn.execute(pragma)
+            await conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
         except sqlite3.Error:
             await conn.close()
             raise

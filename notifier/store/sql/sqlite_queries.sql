@@ -198,12 +198,24 @@ SELECT id, notice_id, subscriber_id, channel, alias, state, attempts, provider_m
 FROM deliveries WHERE notice_id = :notice_id AND id > :after ORDER BY id LIMIT :limit;
 
 -- name: insert_audit
-INSERT INTO audit_log (at, actor, action, object_type, object_id, detail)
-VALUES (:now, :actor, :action, :object_type, :object_id, :detail);
+INSERT INTO audit_log (id, at, actor, action, object_type, object_id, detail, prev_hash, hash)
+VALUES (:id, :at, :actor, :action, :object_type, :object_id, :detail, :prev_hash, :hash);
+
+-- name: last_audit
+SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1;
 
 -- name: list_audit
-SELECT id, at, actor, action, object_type, object_id, detail FROM audit_log
+SELECT id, at, actor, action, object_type, object_id, detail, prev_hash, hash FROM audit_log
 WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: find_audit
+SELECT id, at, actor, action, object_type, object_id, detail, prev_hash, hash FROM audit_log
+WHERE id > :after
+  AND (:actor IS NULL OR actor = :actor)
+  AND (:action IS NULL OR action = :action)
+  AND (:from_at IS NULL OR at >= :from_at)
+  AND (:to_at IS NULL OR at < :to_at)
+ORDER BY id LIMIT :limit;
 
 -- name: set_notice_reason
 UPDATE notices SET reason = :reason WHERE id = :id;
