@@ -96,3 +96,19 @@ async def test_csv_content_type_and_json_when_csv_is_weighted_zero(api: Api) -> 
         "GET", "/api/v1/audit", key="env-admin", headers={"Accept": "text/csv;q=0, application/json"}
     )
     assert status == 200 and isinstance(body, dict) and body["items"]
+
+
+async def test_a_time_that_overflows_once_in_utc_is_refused(api: Api) -> None:
+    status, body = await api.call("GET", "/api/v1/audit?to=0001-01-01T00:00:00%2B08:00", key="env-admin")
+    assert status == 422
+    assert [e["loc"] for e in body["errors"]] == ["query.to"]
+
+
+@pytest.mark.parametrize("raw", ["%ED%A0%80", "%00", "a%0Ab", "%FF"])
+async def test_hostile_filter_text_is_a_problem_or_an_empty_page_never_a_500(api: Api, raw: str) -> None:
+    status, body = await api.call("GET", f"/api/v1/audit?actor={raw}", key="env-admin")
+    assert status in (200, 422), body
+    if status == 200:
+        assert body["items"] == []
+    else:
+        assert [e["loc"] for e in body["errors"]] == ["query.actor"]

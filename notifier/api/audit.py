@@ -8,14 +8,14 @@ import re
 from collections.abc import Iterable, Sequence
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from notifier.api.auth import require
 from notifier.api.catalog import PageQuery
 from notifier.api.keys import STORE
 from notifier.api.routing import Route, page_response, read_query
 from notifier.domain.enums import Role
-from notifier.domain.models import AuditEntry
+from notifier.domain.models import AuditEntry, Moment
 from notifier.store.audit import AuditFilter
 from notifier.store.audit_chain import CHAIN_FIELDS
 
@@ -27,8 +27,8 @@ _ZERO_WEIGHT = re.compile(r"q=0(\.0{0,3})?")
 class AuditQuery(PageQuery):
     actor: str | None = Field(None, min_length=1, max_length=200, description="exactly this actor, e.g. apikey:3")
     action: str | None = Field(None, min_length=1, max_length=200, description="exactly this action")
-    from_: AwareDatetime | None = Field(None, alias="from", description="entries at or after this time")
-    to: AwareDatetime | None = Field(None, description="entries before this time")
+    from_: Moment | None = Field(None, alias="from", description="entries at or after this time")
+    to: Moment | None = Field(None, description="entries before this time")
 
 
 def wants_csv(request: web.Request) -> bool:
