@@ -6,9 +6,10 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from notifier.api.auth import require
 from notifier.api.catalog import PageQuery
@@ -22,13 +23,26 @@ from notifier.store.audit_chain import CHAIN_FIELDS
 CSV_MEDIA = "text/csv"
 CSV_COLUMNS = (*CHAIN_FIELDS, "hash")
 _ZERO_WEIGHT = re.compile(r"q=0(\.0{0,3})?")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """Only what ``format: date-time`` allows (RFC 3339): not the epoch numbers pydantic would also read."""
+    if isinstance(value, str) and not _DATE_TIME.fullmatch(value):
+        raise ValueError("an RFC 3339 time with a zone, e.g. 2026-11-30T08:00:00+08:00")
+    return value
+
+
+QueryMoment = Annotated[Moment, BeforeValidator(_rfc3339)]
 
 
 class AuditQuery(PageQuery):
     actor: str | None = Field(None, min_length=1, max_length=200, description="exactly this actor, e.g. apikey:3")
     action: str | None = Field(None, min_length=1, max_length=200, description="exactly this action")
-    from_: Moment | None = Field(None, alias="from", description="entries at or after this time")
-    to: Moment | None = Field(None, description="entries before this time")
+    from_: QueryMoment | None = Field(None, alias="from", description="entries at or after this time")
+    to: QueryMoment | None = Field(None, description="entries before this time")
 
 
 def wants_csv(request: web.Request) -> bool:
