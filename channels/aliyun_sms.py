@@ -230,6 +230,9 @@ class AliyunSmsChannel(HttpChannel):
         params["Signature"] = aliyun_rpc_signature(params, opts.access_key_secret.get_secret_value(), "POST")
         return params
 
+    def reports_delivery(self) -> bool:
+        return self.aliyun.hook_token is not None
+
     def gateway_text(self, text: str) -> str:
         return platform_signed(text, self.aliyun.sign_name)
 

@@ -153,6 +153,13 @@ class Channel(abc.ABC):
         """Aliases this adapter sends through itself; the engine never routes to them directly."""
         return ()
 
+    def reports_delivery(self) -> bool:
+        """Whether the provider tells us, through a receipt hook this service has the secret of, that a message
+        arrived. Only then does the engine wait ``engine.confirm_window`` for the receipt before handing the
+        resident to their next channel: a message no receipt can ever confirm (e-mail, an adapter whose hook is
+        not configured) would otherwise be taken for lost and doubled on the next channel."""
+        return False
+
     def receipt_ids(self, delivery_id: int) -> Sequence[str]:
         """The message ids a receipt for this delivery can carry, when the adapter chooses them before the
         send (Kannel's ``d<delivery id>``); empty when the provider assigns them. A delivery whose send was

@@ -153,6 +153,10 @@ class FailoverChannel(Channel):
     async def close(self) -> None:
         self._errors.report()
 
+    def reports_delivery(self) -> bool:
+        """Only when every member does: any of them may carry the message."""
+        return bool(self._members) and all(member.reports_delivery() for member in self._members.values())
+
     def receipt_ids(self, delivery_id: int) -> list[str]:
         """Any member's: which member sent the message is known only once its send is recorded."""
         return list(dict.fromkeys(i for member in self._members.values() for i in member.receipt_ids(delivery_id)))

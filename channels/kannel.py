@@ -155,6 +155,9 @@ class KannelChannel(HttpChannel):
             url += f"&dlr-mask={self.kannel.dlr_mask}&dlr-url={quote(dlr_url, safe='')}"
         return URL(url, encoded=True)
 
+    def reports_delivery(self) -> bool:
+        return self.kannel.dlr_url is not None and self.kannel.hook_token is not None
+
     def receipt_ids(self, delivery_id: int) -> list[str]:
         return [delivery_message_id(delivery_id)]
 

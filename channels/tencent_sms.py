@@ -214,6 +214,9 @@ class TencentSmsChannel(HttpChannel):
         self._note_account_state(results)
         return results
 
+    def reports_delivery(self) -> bool:
+        return self.tencent.hook_token is not None
+
     def gateway_text(self, text: str) -> str:
         return platform_signed(text, self.tencent.sign_name)
 

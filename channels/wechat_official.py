@@ -270,6 +270,10 @@ class WechatOfficialChannel(WechatAccountChannel):
 
     Options = WechatOfficialOptions
 
+    def reports_delivery(self) -> bool:
+        """TEMPLATESENDJOBFINISH reaches /hooks/wechat once the server URL's token is configured."""
+        return self.opts.callback_token is not None
+
     def body(self, message: OutboundMessage) -> dict[str, Any]:
         opts = self.opts
         assert isinstance(opts, WechatOfficialOptions)

@@ -27,6 +27,7 @@ class RecordingOptions(ChannelOptions):
     log_path: str | None = None
     max_batch: int = 100
     own_ids: bool = False
+    reports_delivery: bool = True  # like an SMS gateway with its receipt hook; False: like e-mail
     stall_after: int | None = None
 
 
@@ -47,6 +48,10 @@ class RecordingChannel(Channel):
     @property
     def messages(self) -> list[OutboundMessage]:
         return [message for batch in self.batches for message in batch]
+
+    def reports_delivery(self) -> bool:
+        assert isinstance(self.options, RecordingOptions)
+        return self.options.reports_delivery
 
     def recipients(self) -> list[str]:
         return [message.recipient for message in self.messages]

@@ -33,7 +33,7 @@ async def record_results(
         for row, result in zip(rows, results, strict=True):
             notice = notices[row["notice_id"]]
             if isinstance(result, Sent):
-                sent.append((row["id"], result.provider_message_id, confirm_by(ctx, notice, now)))
+                sent.append((row["id"], result.provider_message_id, confirm_by(ctx, row, notice, now)))
             elif isinstance(result, Retry):
                 await on_retry(ctx, row, notice, result, now)
             else:
@@ -42,9 +42,13 @@ async def record_results(
         await ctx.store.mark_notices_sending(notices)
 
 
-def confirm_by(ctx: EngineContext, notice: Row, now: float) -> float | None:
+def confirm_by(ctx: EngineContext, row: Row, notice: Row, now: float) -> float | None:
+    """When a sent message with no receipt by then is handed to the resident's next channel; None: never."""
     window = ctx.settings.engine.confirm_window
     if window <= 0 or notice["channel_mode"] != "first-available":
+        return None
+    channel = ctx.channels.get(row["alias"])
+    if channel is None or not channel.reports_delivery():
         return None
     return now + window
 

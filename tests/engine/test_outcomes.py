@@ -103,6 +103,27 @@ async def test_unconfirmed_delivery_falls_back_after_the_confirm_window(
     assert channels["email"].recipients() == [silent.email]
 
 
+async def test_a_message_no_receipt_can_confirm_is_not_handed_over_after_the_window(
+    engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel], clock: FakeClock
+) -> None:
+    """E-mail reports no delivery: with a confirm window set, a sent e-mail stays sent and the resident is not
+    sent the notice again on their next channel when the window passes."""
+    engine.ctx.settings.engine.confirm_window = 600
+    channels["email"].options.reports_delivery = False  # type: ignore[attr-defined]
+    silent = await resident(engine_store, email="g@example.org", channels=["email", "sms"])
+    notice = await approved(engine_store, channels=["email", "sms"])
+    await engine.run_until_idle()
+    assert channels["email"].recipients() == [silent.email]
+
+    clock.advance(601)
+    await engine.run_until_idle()
+
+    assert channels["sms-main"].messages == []
+    assert [(row["channel"], row["state"]) for row in await delivery_rows(engine_store, notice.id)] == [
+        ("email", "sent")
+    ]
+
+
 async def test_receipts_confirm_once_and_unknown_ones_are_ignored(
     engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel]
 ) -> None:
