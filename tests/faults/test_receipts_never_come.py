@@ -38,11 +38,12 @@ async def test_silence_after_acceptance_hands_over_to_the_next_channel(
         channels = {
             "sms": {
                 "kind": "sms", "type": "kannel", "url": f"{smsbox.url}/cgi-bin/sendsms", "username": "notifier",
-                "password": "sendsms-secret",
+                "password": "sendsms-secret", "dlr_url": "http://127.0.0.1:8080/hooks/kannel/dlr",
+                "hook_token": "dlr-hook-token-of-the-kannel-alias",
             },
             "wechat": {
                 "kind": "wechat", "type": "wechat_official", "appid": wechat.appid, "secret": wechat.secret,
-                "template_id": wechat.template_id, "api_base": wechat.url,
+                "template_id": wechat.template_id, "api_base": wechat.url, "callback_token": "wechat-callback-token",
             },
         }
         settings = fault_settings(tmp_path, channels, confirm_window=WINDOW)
@@ -107,11 +108,12 @@ async def test_a_notice_waiting_for_receipts_can_still_be_cancelled(
         channels = {
             "sms": {
                 "kind": "sms", "type": "kannel", "url": f"{smsbox.url}/cgi-bin/sendsms", "username": "notifier",
-                "password": "sendsms-secret",
+                "password": "sendsms-secret", "dlr_url": "http://127.0.0.1:8080/hooks/kannel/dlr",
+                "hook_token": "dlr-hook-token-of-the-kannel-alias",
             },
             "wechat": {
                 "kind": "wechat", "type": "wechat_official", "appid": wechat.appid, "secret": wechat.secret,
-                "template_id": wechat.template_id, "api_base": wechat.url,
+                "template_id": wechat.template_id, "api_base": wechat.url, "callback_token": "wechat-callback-token",
             },
         }
         settings = fault_settings(tmp_path, channels, confirm_window=WINDOW)
