@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,10 @@ def engine_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-@pytest.fixture
-async def engine_store(engine_settings: Settings) -> AsyncIterator[Store]:
-    db = await open_database(engine_settings.database.url)
+@contextlib.asynccontextmanager
+async def seeded_store(url: str) -> AsyncIterator[Store]:
+    """A migrated database at ``url`` holding the test county (``seed``), closed on exit."""
+    db = await open_database(url)
     await db.migrate()
     store = Store(db)
     await seed(store)
@@ -71,6 +73,12 @@ async def engine_store(engine_settings: Settings) -> AsyncIterator[Store]:
         yield store
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def engine_store(engine_settings: Settings) -> AsyncIterator[Store]:
+    async with seeded_store(engine_settings.database.url) as store:
+        yield store
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from notifier.config import Settings
 from notifier.engine import Engine, cancel_notice
 from notifier.engine.areas import POLL_EVERY, fan_out_areas
 from notifier.engine.fanout import fan_out_next
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel, RecordingOptions
 from tests.engine.conftest import (
     CHANNELS,
@@ -29,7 +29,7 @@ from tests.engine.conftest import (
     approved,
     delivery_rows,
     resident,
-    seed,
+    seeded_store,
 )
 from tests.fake_bots import FakeWecomBot
 from tests.fake_wechat import FakeClock as FakeBotClock
@@ -93,14 +93,8 @@ def area_settings(tmp_path: Path, channels: dict[str, Any] | None = None, **engi
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(f"sqlite:///{tmp_path}/areas.db")
-    await db.migrate()
-    store = Store(db)
-    await seed(store)
-    try:
+    async with seeded_store(f"sqlite:///{tmp_path}/areas.db") as store:
         yield store
-    finally:
-        await db.close()
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from channels.base import Channel
 from notifier.config import Settings
 from notifier.domain.models import Notice
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock
-from tests.engine.conftest import delivery_rows, seed
+from tests.engine.conftest import delivery_rows, seeded_store
 
 ENGINE = {"workers": 1, "batch_size": 20, "lease_seconds": 30, "poll_interval": 0.02, "max_attempts": 5}
 """One worker per alias, so a batch in flight is one batch; leases far longer than any send here."""
@@ -44,14 +44,8 @@ def fault_settings(tmp_path: Path, channels: Mapping[str, Mapping[str, Any]], **
 
 @pytest.fixture
 async def fault_store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(f"sqlite:///{tmp_path}/faults.db")
-    await db.migrate()
-    store = Store(db)
-    await seed(store)
-    try:
+    async with seeded_store(f"sqlite:///{tmp_path}/faults.db") as store:
         yield store
-    finally:
-        await db.close()
 
 
 @pytest.fixture
