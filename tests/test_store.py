@@ -32,6 +32,22 @@ async def test_migrations_run_from_empty_and_rerun_harmlessly(tmp_path: Path) ->
     assert versions == sorted(set(versions)) and versions[0] == 1
 
 
+async def test_a_missing_lower_migration_is_applied_after_a_higher_one(tmp_path: Path) -> None:
+    """Branches land migrations in either order: a version below the highest recorded still runs."""
+    url = f"sqlite:///{tmp_path}/m.db"
+    db = await open_database(url)
+    await db.migrate()
+    await db.close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        conn.execute("DROP TABLE hook_nonces")
+        conn.execute("DELETE FROM schema_version WHERE version = 9")
+    db = await open_database(url)
+    assert await db.migrate() == ["sqlite_009_hook_nonces.sql"]
+    await db.close()
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM hook_nonces").fetchone()[0] == 0
+
+
 async def test_audit_log_is_append_only(store: Store) -> None:
     await store.audit("test", "thing.happen", "thing", 1, {"k": "v"})
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

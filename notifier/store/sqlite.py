@@ -81,11 +81,12 @@ class SqliteDatabase(Database):
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                 " applied_at TEXT NOT NULL)"
             )
-            cursor = await self.writer.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            row = await cursor.fetchone()
-            current = row[0] if row else 0
+            # every version not yet recorded is applied, not only those above the highest: branches that
+            # each add a migration may land in either order
+            cursor = await self.writer.execute("SELECT version FROM schema_version")
+            done = {row[0] for row in await cursor.fetchall()}
             for version, name, sql in migrations(self.dialect):
-                if version <= current:
+                if version in done:
                     continue
                 for statement in _split_statements(sql):
                     await self.writer.execute(statement)
