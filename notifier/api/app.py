@@ -10,12 +10,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from notifier import web as pages
 from notifier.api import apikeys, audit, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
+from notifier.api.draft_preview import PRINTOUT_IMAGES
+from notifier.api.draft_preview import ROUTES as DRAFT_PREVIEW_ROUTES
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
 from notifier.api.routing import Route
 from notifier.config import Settings
 from notifier.engine import Engine
+from notifier.engine.message_preview import PrintoutImages
 from notifier.store import Store, open_database
 
 ALL_ROUTES: list[Route] = [
@@ -23,6 +26,7 @@ ALL_ROUTES: list[Route] = [
     *catalog.ROUTES,
     *subscribers.ROUTES,
     *notices.ROUTES,
+    *DRAFT_PREVIEW_ROUTES,
     *apikeys.ROUTES,
     *audit.ROUTES,
     *hooks.ROUTES,
@@ -69,6 +73,7 @@ def create_app(
     app[system.METRICS] = registry
     app[system.FAILED_NOTICES] = system.failed_notices_gauge(registry)
     app[notices.UNOPENED_ADAPTERS] = notices.UnopenedAdapters()
+    app[PRINTOUT_IMAGES] = PrintoutImages()
     routes = [*ALL_ROUTES, *(route for route in extra_routes if route not in ALL_ROUTES)]
     app[system.OPENAPI] = build_openapi(routes)
     named: set[str] = set()

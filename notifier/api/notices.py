@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -32,6 +33,7 @@ from notifier.domain.models import ApiKeyInfo, Decision, DecisionIn, Delivery, N
 from notifier.engine import Renderer, check_renders, preview
 from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
+from notifier.engine.context import EngineContext
 from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
 from notifier.policy import check_approver, check_new_notice, notice_for_key
 
@@ -189,11 +191,40 @@ async def notice_sms_bill(request: web.Request, notice: Notice, deliveries: int)
     return None if text is None else sms_bill(text, deliveries, settings, channels)
 
 
+async def planning_context(request: web.Request) -> EngineContext:
+    """The engine's context, or one over the unopened adapters: enough to plan deliveries, never to send."""
+    engine = request.app.get(ENGINE)
+    if engine is not None:
+        return engine.ctx
+    settings = request.app[SETTINGS]
+    adapters = await request.app[UNOPENED_ADAPTERS].get(settings)
+    return EngineContext(request.app[STORE], settings, dict(adapters), renderer=notice_renderer(request))
+
+
+async def planned_area_deliveries(request: web.Request, notice: Notice | NoticeIn) -> list[dict[str, Any]]:
+    """The group-bot posts and printouts (one row per area and kind) the engine's area plan gives the notice."""
+    return await plan_area_deliveries(
+        await planning_context(request),
+        {"target": notice.target.model_dump(mode="json"), "severity": notice.severity.value},
+        [kind.value for kind in notice.channels],
+        now=0.0,
+        deadline=None,
+    )
+
+
 class TownPreview(BaseModel):
     residents: int = Field(description="residents the target matches")
     reached: int = Field(description="of those, residents who would get at least one message")
     skipped: int = Field(description="opted out, consent withdrawn or no usable address")
     deliveries: dict[str, int] = Field(description="messages per channel kind")
+    skipped_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="the skipped residents by reason: erased, consent_withdrawn, topic_opt_out, channel_opt_out "
+        "(an address for a channel of the notice, opted out of it), no_address (none for its channels)",
+    )
+    held_by_quiet_hours: int = Field(
+        0, description="residents reached whose message would wait for their quiet hours to end if sent now"
+    )
 
 
 class Preview(TownPreview):
@@ -214,22 +245,13 @@ async def preview_notice(request: web.Request) -> web.Response:
     notice = await _own_notice(request, key)
     settings = request.app[SETTINGS]
     served = sorted({config.kind.value for config in settings.channels.values()})
-    figures = await preview(request.app[STORE], notice, served=served)
+    figures = await preview(request.app[STORE], notice, served=served, timezone=settings.server.timezone)
     bill = None
     if ChannelKind.SMS in notice.channels:
         bill = await notice_sms_bill(request, notice, figures["deliveries"].get("sms", 0))
-    engine = request.app.get(ENGINE)
     areas: dict[str, int] = {}
-    if engine is not None:
-        planned = await plan_area_deliveries(
-            engine.ctx,
-            {"target": notice.target.model_dump(mode="json"), "severity": notice.severity.value},
-            [kind.value for kind in notice.channels],
-            now=0.0,
-            deadline=None,
-        )
-        for row in planned:
-            areas[row["channel"]] = areas.get(row["channel"], 0) + 1
+    for row in await planned_area_deliveries(request, notice):
+        areas[row["channel"]] = areas.get(row["channel"], 0) + 1
     segments = bill.aliases[0].parts_per_message if bill is not None else None
     return json_response(Preview(**figures, sms_segments=segments, sms=bill, areas=areas))
 

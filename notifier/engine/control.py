@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from typing import Any
 
 from notifier.domain.errors import Conflict, InvalidInput
 from notifier.domain.models import Notice, NoticeIn
+from notifier.engine.quiet import local_seconds
 from notifier.engine.render import Renderer
 from notifier.store import Store
 from subscribers.targeting import plan_target
@@ -37,23 +39,45 @@ async def check_renders(store: Store, notice: NoticeIn, department: str, rendere
 
 
 async def preview(
-    store: Store, notice: Notice | NoticeIn, *, served: list[str] | None = None, chunk: int = 5000
+    store: Store,
+    notice: Notice | NoticeIn,
+    *,
+    served: list[str] | None = None,
+    chunk: int = 5000,
+    timezone: str | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Residents and deliveries per channel per town the notice would produce, before approval.
+    """Residents and deliveries per channel per town the notice would produce, before approval, with why the
+    skipped ones are skipped (``skipped_by_reason``, see the ``preview_chunk_skips`` query).
 
     ``served`` limits channels to the kinds configured aliases serve (all requested kinds if None).
+    With ``timezone`` (the server's), ``held_by_quiet_hours`` counts the residents whose message would wait
+    for their quiet hours to end if the notice went out at ``now`` (default: this moment).
     Runs the fan-out's own queries on staging tables, chunk by chunk, and writes no delivery.
     """
     params = await _preview_params(store, notice, served)
-    towns: dict[str, dict[str, Any]] = defaultdict(lambda: {"residents": 0, "reached": 0, "deliveries": {}})
+    if timezone is not None:
+        at = time.time() if now is None else now
+        params.update(urgent=notice.severity.is_urgent, now=int(at), local=local_seconds(at, timezone))
+    towns: dict[str, dict[str, Any]] = defaultdict(_empty_town)
     after = 0
     while (upto := await store.chunk_end(after, chunk)) is not None:
         async with store.db.transaction():
             await store.stage_chunk({**params, "after": after, "upto": upto})
             for row in await store.staged_summary():
                 _add_summary_row(towns[row["town"]], row["channel"], int(row["n"]))
+            for row in await store.staged_skips(params["channels"]):
+                reasons = towns[row["town"]]["skipped_by_reason"]
+                reasons[row["reason"]] = reasons.get(row["reason"], 0) + int(row["n"])
+            if timezone is not None:
+                for row in await store.staged_held(params["now"]):
+                    towns[row["town"]]["held_by_quiet_hours"] += int(row["n"])
         after = upto
     return _summarise(towns)
+
+
+def _empty_town() -> dict[str, Any]:
+    return {"residents": 0, "reached": 0, "deliveries": {}, "skipped_by_reason": {}, "held_by_quiet_hours": 0}
 
 
 async def _preview_params(store: Store, notice: Notice | NoticeIn, served: list[str] | None) -> dict[str, Any]:
@@ -71,7 +95,7 @@ async def _preview_params(store: Store, notice: Notice | NoticeIn, served: list[
         **plan.params(),
         "channels": json.dumps(channels),
         "all_channels": notice.channel_mode.value == "all",
-        # the summary ignores when deliveries would be due; these only bind the shared query
+        # without a timezone the summary ignores when deliveries would be due; these only bind the shared query
         "urgent": True,
         "now": 0,
         "local": 0,
@@ -89,10 +113,13 @@ def _add_summary_row(town: dict[str, Any], channel: str, n: int) -> None:
 
 def _summarise(towns: dict[str, dict[str, Any]]) -> dict[str, Any]:
     deliveries: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
     for town in towns.values():
         town["skipped"] = town["residents"] - town["reached"]
         for channel, n in town["deliveries"].items():
             deliveries[channel] += n
+        for reason, n in town["skipped_by_reason"].items():
+            reasons[reason] += n
     residents = sum(t["residents"] for t in towns.values())
     reached = sum(t["reached"] for t in towns.values())
     return {
@@ -100,5 +127,7 @@ def _summarise(towns: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "reached": reached,
         "skipped": residents - reached,
         "deliveries": dict(deliveries),
+        "skipped_by_reason": dict(reasons),
+        "held_by_quiet_hours": sum(t["held_by_quiet_hours"] for t in towns.values()),
         "towns": {code: towns[code] for code in sorted(towns)},
     }

@@ -66,6 +66,15 @@ class DeliveryRepository:
     async def staged_summary(self) -> list[Row]:
         return await self.db.fetch_all("fanout_chunk_summary")
 
+    async def staged_skips(self, channels: str) -> list[Row]:
+        """(town, reason, n): why the staged chunk's residents without a channel are skipped; ``channels`` is
+        the JSON list of kinds the fan-out was staged with."""
+        return await self.db.fetch_all("preview_chunk_skips", {"channels": channels})
+
+    async def staged_held(self, now: int) -> list[Row]:
+        """(town, n): residents of the staged chunk whose first message waits for their quiet hours to end."""
+        return await self.db.fetch_all("preview_chunk_held", {"now": now})
+
     async def fan_out_chunk(
         self, notice_id: int, worker: str, after: int, upto: int, params: Mapping[str, Any]
     ) -> bool:
