@@ -91,7 +91,9 @@ async def test_preview_counts_residents_and_deliveries_per_town(engine_store: St
     assert summary["residents"] == 8
     assert summary["skipped"] == 1
     assert summary["deliveries"] == {"sms": 6, "email": 1}
-    assert summary["towns"][TOWN_A] == {"residents": 6, "reached": 5, "skipped": 1, "deliveries": {"sms": 5}}
+    assert summary["towns"][TOWN_A] == {"residents": 6, "reached": 5, "skipped": 1, "deliveries": {"sms": 5},
+                                        "skipped_by_reason": {"channel_opt_out": 1}, "held_by_quiet_hours": 0}
+    assert summary["skipped_by_reason"] == {"channel_opt_out": 1}
     assert summary["towns"][TOWN_B]["deliveries"] == {"sms": 1, "email": 1}
     deliveries = await engine_store.db.fetch_value("delivery_counts", {"notice_id": 1})
     assert deliveries is None  # a preview writes no delivery
