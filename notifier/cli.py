@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(revoke)
     revoke.add_argument("prefix", help="the key's prefix, as `apikey list` shows it (ntf_<prefix>_...)")
 
+    staff = commands.add_parser("staff", help="console accounts of staff")
+    staff_commands = staff.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    staff_create = staff_commands.add_parser(
+        "create", help="create a console account; its one-time password is printed alone on the last line"
+    )
+    _add_config(staff_create)
+    staff_create.add_argument("--department", required=True, help="department code, e.g. environment")
+    staff_create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    staff_create.add_argument("--name", required=True, help="the person's name, as the console shows it")
+    staff_create.add_argument("--login", help="login name (default: <department>-<account id>)")
+
     notices = commands.add_parser("notices", help="notices")
     notice_commands = notices.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     send = notice_commands.add_parser("send", help="draft a notice and submit it for approval (same rules as the API)")
@@ -140,6 +151,31 @@ async def _apikey_create(store: Store, args: argparse.Namespace) -> int:
     )
     print(f"created API key {info.id} for {info.department} ({info.role.value}); it is shown only this once:")
     print(plain)
+    return 0
+
+
+async def _staff_create(store: Store, args: argparse.Namespace) -> int:
+    from notifier.api.problems import invalid_from_validation
+    from notifier.console.passwords import hash_password, one_time_password
+    from notifier.domain.staff import StaffIn
+
+    try:
+        new = StaffIn(department=args.department, role=Role(args.role), name=args.name, login=args.login)
+    except ValidationError as exc:
+        raise invalid_from_validation(exc) from None
+    password = one_time_password()
+    member = await store.create_staff_account(
+        department=new.department,
+        role=new.role,
+        name=new.name,
+        login=new.login,
+        password_hash=await hash_password(password),
+        actor="cli",
+    )
+    print(f"created console account {member.id} for {member.department} ({member.role.value}), login name:")
+    print(member.login)
+    print("one-time password (shown only this once; it must be changed at first login):")
+    print(password)
     return 0
 
 
@@ -313,6 +349,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ("audit", "verify"): _audit_verify,
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,
+        ("staff", "create"): _staff_create,
         ("apikey", "revoke"): _apikey_revoke,
         ("notices", "send"): _notices_send,
         ("notices", "approve"): _notices_approve,

@@ -48,6 +48,7 @@ async def run_cli(
         ["apikey", "list"],
         ["apikey", "revoke"],
         ["notices", "send"],
+        ["staff", "create"],
     ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from notifier import console
 from notifier import web as pages
 from notifier.api import apikeys, audit, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
 from notifier.api.draft_preview import PRINTOUT_IMAGES
@@ -81,6 +82,7 @@ def create_app(
         name = route.handler.__name__
         app.router.add_route(route.method, route.path, route.handler, name=None if name in named else name)
         named.add(name)
+    console.setup(app)
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         if store is not None:

@@ -12,6 +12,7 @@ from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
+from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 
 __all__ = ["KEY_PREFIX", "Store", "hash_secret", "open_database"]
@@ -24,6 +25,7 @@ class Store(
     SubscriptionRequestRepository,
     ApiKeyRepository,
     HookNonceRepository,
+    StaffRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

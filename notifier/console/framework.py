@@ -1,0 +1,215 @@
+"""How a console page is written: the ``page`` decorator and the ``Console`` it hands the handler.
+
+    @page(roles=(Role.APPROVER,))
+    async def queue(request: web.Request, console: Console) -> web.StreamResponse:
+        return console.render("queue.html", notices=...)
+
+The decorator gives every page the same rules: a signed-in staff member (else a redirect to the login
+page), the forced password change, the roles allowed (admins always), the CSRF token on every POST
+(403 without it), the language, the security headers, and errors of the domain shown as a page with
+their status (never a problem document, never a 500 for what a user sent). See docs/console.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache, wraps
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from multidict import MultiDict, MultiDictProxy
+
+from notifier.api.keys import STORE
+from notifier.console import security
+from notifier.console.i18n import COOKIE, HTML_LANG, Language, Translator, request_language
+from notifier.domain.enums import Role
+from notifier.domain.errors import NotifierError
+from notifier.domain.staff import StaffMember, StaffSession
+from notifier.store import Store
+
+TEMPLATES = Path(__file__).parent / "templates"
+SESSION_TTL = 8 * 3600.0  # a working day; then sign in again
+SESSION_IDLE = 3600.0  # an hour without a request ends the session
+LOGIN_PATH, HOME_PATH, PASSWORD_PATH = "/console/login", "/console", "/console/password"
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("console_clock")  # optional; time.time when unset
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PageHandler = Callable[[web.Request, "Console"], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """An entry of the navigation bar, shown to the roles named (all roles when empty; admins always)."""
+
+    path: str
+    zh: str
+    en: str
+    roles: tuple[Role, ...] = ()
+
+    def visible_to(self, staff: StaffMember) -> bool:
+        return not self.roles or staff.role in self.roles or staff.role is Role.ADMIN
+
+
+NAV: web.AppKey[Sequence[NavItem]] = web.AppKey("console_nav")
+
+
+@dataclass
+class Console:
+    """What a page handler gets: the request's staff member (None only on public pages), its CSRF token,
+    its language and translator, and the parsed form of a POST."""
+
+    request: web.Request
+    session: StaffSession | None
+    language: Language
+    form: MultiDictProxy[Any] = field(default_factory=lambda: MultiDictProxy(MultiDict()))
+    login_token: str | None = None  # the login form's CSRF value (public pages only)
+
+    def field(self, name: str, limit: int = 10_000) -> str:
+        """A text field of the posted form ("" when absent or a file), cut at ``limit`` characters."""
+        value = self.form.get(name, "")
+        return value[:limit] if isinstance(value, str) else ""
+
+    @property
+    def t(self) -> Translator:
+        return Translator(self.language)
+
+    @property
+    def staff(self) -> StaffMember:
+        if self.session is None:
+            raise RuntimeError("a public console page has no staff member")
+        return self.session.staff
+
+    @property
+    def csrf(self) -> str:
+        if self.session is not None:
+            return self.session.csrf_token
+        return self.login_token or ""
+
+    @property
+    def store(self) -> Store:
+        return self.request.app[STORE]
+
+    def now(self) -> float:
+        return now(self.request)
+
+    def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
+        """A page from ``notifier/console/templates`` (autoescaped), with what base.html needs."""
+        html = environment().get_template(template).render(**self._base_context(), **context)
+        return web.Response(status=status, text=html, content_type="text/html", charset="utf-8")
+
+    def _base_context(self) -> dict[str, Any]:
+        staff = self.session.staff if self.session else None
+        nav = [item for item in self.request.app.get(NAV, ()) if staff and item.visible_to(staff)]
+        other = self.t.other
+        if self.request.method == "GET":
+            switch = str(self.request.rel_url.update_query(lang=other))
+        else:
+            switch = f"{HOME_PATH}?lang={other}"
+        return {
+            "t": self.t,
+            "lang": self.language,
+            "html_lang": HTML_LANG[self.language],
+            "other_lang": other,
+            "other_html_lang": HTML_LANG[other],
+            "lang_switch_url": switch,
+            "staff": staff,
+            "csrf": self.csrf,
+            "csrf_field": security.CSRF_FIELD,
+            "nav": nav,
+            "current_path": self.request.path,
+        }
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"], default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def now(request: web.Request) -> float:
+    clock = request.app.get(CLOCK)
+    return clock() if clock is not None else time.time()
+
+
+def redirect(location: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location, headers=security.HEADERS)
+
+
+def login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    target = request.path_qs if request.method == "GET" else HOME_PATH
+    return redirect(f"{LOGIN_PATH}?next={quote(target, safe='')}")
+
+
+async def current_session(request: web.Request) -> StaffSession | None:
+    """The live session the request's cookie names; an Authorization header is never looked at."""
+    token = request.cookies.get(security.SESSION_COOKIE)
+    if not token or len(token) > 100:
+        return None
+    return await request.app[STORE].find_staff_session(token, now=now(request), idle=SESSION_IDLE)
+
+
+def page(
+    *, roles: tuple[Role, ...] = (), public: bool = False, password_change: bool = False
+) -> Callable[[PageHandler], Handler]:
+    """Wrap a console page handler; ``public`` for the login page only, ``password_change`` for the pages a
+    staff member with a one-time password may still open."""
+
+    def decorate(handler: PageHandler) -> Handler:
+        @wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            language, switched = request_language(request)
+            session = None if public else await current_session(request)
+            console = Console(request, session, language)
+            response = await _guarded(request, console, handler, roles, public, password_change)
+            response.headers.update(security.HEADERS)
+            if switched:
+                response.set_cookie(COOKIE, language, max_age=365 * 86400, path="/console", samesite="Lax")
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+async def _guarded(
+    request: web.Request,
+    console: Console,
+    handler: PageHandler,
+    roles: tuple[Role, ...],
+    public: bool,
+    password_change: bool,
+) -> web.StreamResponse:
+    t = console.t
+    if not public:
+        if console.session is None:
+            raise login_redirect(request)
+        staff = console.session.staff
+        if staff.must_change_password and not password_change:
+            raise redirect(PASSWORD_PATH)
+        if roles and staff.role not in roles and staff.role is not Role.ADMIN:
+            return error_page(console, 403, t("此页面需要其他角色", "This page needs another role"))
+    if request.method == "POST":
+        console.form = await request.post()
+        expected = console.session.csrf_token if console.session else request.cookies.get(security.LOGIN_COOKIE)
+        if not security.same_token(console.form.get(security.CSRF_FIELD), expected):
+            message = t(
+                "页面已过期或来源不明，请刷新页面后重试", "The form expired or did not come from this site; reload it"
+            )
+            return error_page(console, 403, message)
+    try:
+        return await handler(request, console)
+    except NotifierError as exc:
+        return error_page(console, exc.status, exc.detail)
+
+
+def error_page(console: Console, status: int, message: str) -> web.Response:
+    return console.render("error.html", status=status, message=message, code=status)

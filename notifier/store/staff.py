@@ -1,0 +1,165 @@
+"""Console accounts, their sessions and the login throttle's record.
+
+The store keeps password hashes it is given (argon2, made by ``notifier.console.passwords``) and the
+SHA-256 of session cookies; it never sees a password or a cookie it could replay. Times of sessions and
+attempts are epoch seconds passed in by the caller, so tests can move the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from notifier.domain.enums import Role
+from notifier.domain.errors import Conflict
+from notifier.domain.staff import StaffMember, StaffSession
+from notifier.store.api_keys import hash_secret
+from notifier.store.catalog import CatalogRepository
+from notifier.store.common import now_iso
+from notifier.store.database import Row
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    by_login: int
+    by_client: int
+
+
+@dataclass(frozen=True)
+class StoredStaff:
+    """An account as stored, with what signing in must check."""
+
+    member: StaffMember
+    password_hash: str
+    disabled: bool
+
+
+def _member(row: Row) -> StaffMember:
+    return StaffMember(
+        id=row["id"],
+        login=row["login"],
+        name=row["name"],
+        department=row["department"],
+        role=Role(row["role"]),
+        key_id=row["key_id"],
+        must_change_password=bool(row["must_change_password"]),
+    )
+
+
+class StaffRepository(CatalogRepository):
+    async def create_staff_account(
+        self, *, department: str, role: Role, name: str, login: str | None, password_hash: str, actor: str
+    ) -> StaffMember:
+        """A new account and its API key row (whose secret is thrown away: the account signs in with its
+        password, never with a key). Without ``login``, the login name is ``<department>-<id>``."""
+        await self.get_department(department)
+        async with self.db.transaction():
+            if login is not None and await self.db.fetch_one("staff_login_taken", {"login": login}):
+                raise Conflict(f"the login name {login} is taken")
+            key = await self.db.fetch_one(
+                "insert_api_key",
+                {
+                    "prefix": secrets.token_hex(6),
+                    "secret_hash": hash_secret(secrets.token_urlsafe(32)),
+                    "name": f"console: {name}",
+                    "department": department,
+                    "role": role.value,
+                    "now": now_iso(),
+                },
+            )
+            assert key is not None
+            params = {"name": name, "department": department, "role": role.value, "key_id": key["id"]}
+            row = await self.db.fetch_one(
+                "insert_staff_account",
+                {**params, "login": login or f"pending-{key['id']}", "password_hash": password_hash, "now": now_iso()},
+            )
+            assert row is not None
+            if login is None:
+                login = f"{department}-{row['id']}"
+                if await self.db.fetch_one("staff_login_taken", {"login": login}):
+                    raise Conflict(f"the login name {login} is taken; give one with --login")
+                await self.db.execute("set_staff_login", {"id": row["id"], "login": login})
+            detail: dict[str, object] = {"login": login, "department": department, "role": role.value}
+            await self.audit(actor, "staff.create", "staff_account", row["id"], detail)
+        created = await self.get_staff(row["id"])
+        assert created is not None
+        return created.member
+
+    async def get_staff(self, staff_id: int) -> StoredStaff | None:
+        return _stored(await self.db.fetch_one("get_staff_by_id", {"id": staff_id}))
+
+    async def get_staff_by_login(self, login: str) -> StoredStaff | None:
+        return _stored(await self.db.fetch_one("get_staff_by_login", {"login": login}))
+
+    async def set_staff_password(self, staff: StaffMember, password_hash: str, *, keep_session: str) -> None:
+        """Store the new hash, end every other session of the account, audit the change."""
+        async with self.db.transaction():
+            await self.db.execute(
+                "set_staff_password", {"id": staff.id, "password_hash": password_hash, "now": now_iso()}
+            )
+            await self.db.execute("delete_other_staff_sessions", {"staff_id": staff.id, "token_hash": keep_session})
+            await self.audit(staff.actor, "staff.password_change", "staff_account", staff.id, {"login": staff.login})
+
+    # sessions
+
+    async def open_staff_session(self, staff: StaffMember, *, now: float, ttl: float) -> tuple[str, StaffSession]:
+        """A new session: the cookie value (shown once, to the browser) and the session."""
+        token = secrets.token_urlsafe(32)
+        session = StaffSession(staff, token_hash(token), secrets.token_urlsafe(32), now + ttl)
+        async with self.db.transaction():
+            await self.db.execute("delete_expired_staff_sessions", {"now": now})
+            await self.db.execute(
+                "insert_staff_session",
+                {
+                    "token_hash": session.token_hash,
+                    "staff_id": staff.id,
+                    "csrf_token": session.csrf_token,
+                    "now": now,
+                    "expires_at": session.expires_at,
+                },
+            )
+        return token, session
+
+    async def find_staff_session(self, token: str, *, now: float, idle: float) -> StaffSession | None:
+        """The live session a cookie names: not past its expiry, not idle longer than ``idle`` seconds, and
+        its account neither disabled nor its key revoked. Seeing it counts as activity."""
+        hashed = token_hash(token)
+        row = await self.db.fetch_one("get_staff_session", {"token_hash": hashed, "now": now})
+        if row is None or now - row["last_seen_at"] > idle:
+            return None
+        stored = await self.get_staff(row["staff_id"])
+        if stored is None or stored.disabled:
+            return None
+        if now - row["last_seen_at"] > 30:  # one write per half minute of activity is plenty for the idle limit
+            await self.db.execute("touch_staff_session", {"token_hash": hashed, "now": now})
+        return StaffSession(stored.member, hashed, row["csrf_token"], row["expires_at"])
+
+    async def close_staff_session(self, session: StaffSession) -> None:
+        async with self.db.transaction():
+            await self.db.execute("delete_staff_session", {"token_hash": session.token_hash})
+            await self.audit(session.staff.actor, "staff.logout", "staff_account", session.staff.id)
+
+    # the login throttle's record
+
+    async def note_login_attempt(self, login: str, client_ip: str, *, succeeded: bool, now: float) -> None:
+        params = {"login": login, "client_ip": client_ip, "succeeded": int(succeeded), "now": now}
+        await self.db.execute("insert_staff_login_attempt", params)
+
+    async def login_failures(self, login: str, client_ip: str, *, since: float) -> LoginFailures:
+        row = await self.db.fetch_one(
+            "count_staff_login_failures", {"login": login, "client_ip": client_ip, "since": since}
+        )
+        assert row is not None
+        return LoginFailures(by_login=row["by_login"], by_client=row["by_client"])
+
+
+def _stored(row: Row | None) -> StoredStaff | None:
+    if row is None:
+        return None
+    disabled = row["disabled_at"] is not None or row["key_revoked_at"] is not None
+    return StoredStaff(_member(row), row["password_hash"], disabled)
