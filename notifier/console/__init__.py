@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, home, static
+from notifier.console import auth_pages, home, notices, static
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -19,9 +19,11 @@ ROUTES: list[ConsoleRoute] = [
     *static.ROUTES,
     *auth_pages.ROUTES,
     *home.ROUTES,
+    *notices.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
+    *notices.NAV_ITEMS,
 ]
 
 

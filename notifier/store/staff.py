@@ -8,6 +8,7 @@ attempts are epoch seconds passed in by the caller, so tests can move the clock.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -143,6 +144,18 @@ class StaffRepository(CatalogRepository):
         async with self.db.transaction():
             await self.db.execute("delete_staff_session", {"token_hash": session.token_hash})
             await self.audit(session.staff.actor, "staff.logout", "staff_account", session.staff.id)
+
+    async def people_names(self, key_ids: list[int], actors: list[str]) -> dict[str, str]:
+        """Display names for authors (by API key id, as ``"key:<id>"``) and for audit actors (``"staff:<id>"``,
+        ``"apikey:<id>"``): the person's name for a console account, else the key's name."""
+        staff_ids = {int(a.split(":", 1)[1]) for a in actors if a.startswith("staff:") and a[6:].isdigit()}
+        key_ids = [*key_ids, *(int(a.split(":", 1)[1]) for a in actors if a.startswith("apikey:") and a[7:].isdigit())]
+        names: dict[str, str] = {}
+        for row in await self.db.fetch_all("console_key_names", {"ids": json.dumps(sorted(set(key_ids)))}):
+            names[f"key:{row['id']}"] = names[f"apikey:{row['id']}"] = row["staff_name"] or row["key_name"]
+        for row in await self.db.fetch_all("console_staff_names", {"ids": json.dumps(sorted(staff_ids))}):
+            names[f"staff:{row['id']}"] = row["name"]
+        return names
 
     # the login throttle's record
 

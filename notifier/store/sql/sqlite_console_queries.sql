@@ -55,3 +55,13 @@ SELECT
         AS by_login,
     (SELECT COUNT(*) FROM staff_login_attempts WHERE client_ip = :client_ip AND succeeded = 0 AND at > :since)
         AS by_client;
+
+-- name: console_key_names
+-- Who an API key id is, for pages that show authors and deciders: the key's name and, for a console
+-- account's key, the person's name.
+SELECT k.id, k.name AS key_name, s.name AS staff_name, s.id AS staff_id
+FROM api_keys k LEFT JOIN staff_accounts s ON s.key_id = k.id
+WHERE k.id IN (SELECT value FROM json_each(:ids));
+
+-- name: console_staff_names
+SELECT id, name FROM staff_accounts WHERE id IN (SELECT value FROM json_each(:ids));
