@@ -28,7 +28,7 @@ from notifier.api.routing import (
 )
 from notifier.config import Settings
 from notifier.domain.enums import ChannelKind, NoticeState, Role
-from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.errors import FieldError, Forbidden, InvalidInput
 from notifier.domain.models import ApiKeyInfo, Decision, DecisionIn, Delivery, Notice, NoticeIn
 from notifier.engine import Renderer, check_renders, preview
 from notifier.engine import cancel_notice as stop_notice
@@ -106,6 +106,19 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 async def _decision(request: web.Request) -> Decision:
     return await read_body(request, Decision) if request.can_read_body else Decision()
+
+
+async def edit_notice(request: web.Request) -> web.Response:
+    """Replace the content of a draft or a rejected notice (by its author), with the checks of a new one."""
+    key = await require(request, Role.ISSUER)
+    notice = await _own_notice(request, key)
+    if notice.created_by != key.id:
+        raise Forbidden("only the author of a notice may edit it (so that its approver is never its author)")
+    content = await read_body(request, NoticeIn)
+    store = request.app[STORE]
+    await check_new_notice(store, key, content)
+    await check_renders(store, content, key.department, notice_renderer(request))
+    return json_response(await store.edit_notice(notice.id, content, actor=actor(key)))
 
 
 async def submit_notice(request: web.Request) -> web.Response:
@@ -287,6 +300,7 @@ ROUTES = [
             Link(name)
             for name in (
                 "get_notice",
+                "edit_notice",
                 "list_deliveries",
                 "preview_notice",
                 "submit_notice",
@@ -323,6 +337,17 @@ ROUTES = [
         query=PageQuery,
         response=Delivery,
         response_list=True,
+    ),
+    Route(
+        "PUT",
+        "/api/v1/notices/{id}",
+        edit_notice,
+        "Edit a draft or a rejected notice (its author only); it becomes a draft, to be submitted again",
+        "notices",
+        body=NoticeIn,
+        response=Notice,
+        roles=("issuer", "admin"),
+        extra_responses={409: "the notice is neither a draft nor rejected"},
     ),
     Route(
         "POST",

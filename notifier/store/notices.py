@@ -32,6 +32,24 @@ def without_address(text: str | None, address: str | None) -> str | None:
     return re.sub(pattern, "***", text, flags=re.IGNORECASE) if pattern else text
 
 
+def _content_params(notice: NoticeIn) -> dict[str, Any]:
+    """The columns a notice's author writes, as the store keeps them."""
+    return {
+        "topic": notice.topic,
+        "title": notice.title,
+        "body": notice.body,
+        "template": notice.template,
+        "data": dumps(notice.data),
+        "severity": notice.severity.value,
+        "target": dumps(notice.target.model_dump(mode="json")),
+        "channels": dumps([c.value for c in notice.channels]),
+        "channel_mode": notice.channel_mode.value,
+        "send_at": iso(notice.send_at),
+        "expires_at": iso(notice.expires_at),
+        "references_id": notice.references,
+    }
+
+
 class NoticeRepository(SubscriberRepository):
     async def create_notice(
         self,
@@ -57,18 +75,7 @@ class NoticeRepository(SubscriberRepository):
                 "insert_notice",
                 {
                     "department": department,
-                    "topic": notice.topic,
-                    "title": notice.title,
-                    "body": notice.body,
-                    "template": notice.template,
-                    "data": dumps(notice.data),
-                    "severity": notice.severity.value,
-                    "target": dumps(notice.target.model_dump(mode="json")),
-                    "channels": dumps([c.value for c in notice.channels]),
-                    "channel_mode": notice.channel_mode.value,
-                    "send_at": iso(notice.send_at),
-                    "expires_at": iso(notice.expires_at),
-                    "references_id": notice.references,
+                    **_content_params(notice),
                     "state": NoticeState.DRAFT.value,
                     "created_by": created_by,
                     "idempotency_key": idempotency_key,
@@ -112,6 +119,19 @@ class NoticeRepository(SubscriberRepository):
             await self.audit(
                 actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {}
             )
+        return await self.get_notice(notice_id)
+
+    async def edit_notice(self, notice_id: int, notice: NoticeIn, *, actor: str) -> Notice:
+        """Replace the content of a draft or a rejected notice, which becomes a draft again; Conflict in any other
+        state. The rejection's comment (``reason``) and the decisions stay."""
+        async with self.db.transaction():
+            before = await self.get_notice(notice_id)
+            row = await self.db.fetch_one("edit_notice", {"id": notice_id, **_content_params(notice), "now": now_iso()})
+            if row is None:
+                raise Conflict(
+                    f"notice {notice_id} is {before.state.value}; only a draft or a rejected notice can be edited"
+                )
+            await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
         return await self.get_notice(notice_id)
 
     async def decide_notice(
