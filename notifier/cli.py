@@ -270,9 +270,13 @@ async def _notices_send(store: Store, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise invalid_from_validation(exc) from None
     await check_new_notice(store, key, notice)
-    await check_renders(store, notice, key.department, Renderer())
+    version = await check_renders(store, notice, key.department, Renderer())
     created, _ = await store.create_notice(
-        notice, department=key.department, created_by=key.id, actor=f"apikey:{key.id}"
+        notice,
+        department=key.department,
+        created_by=key.id,
+        actor=f"apikey:{key.id}",
+        template_version=version.version,
     )
     if not args.draft:
         created = await store.transition_notice(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ from aiohttp.test_utils import TestServer
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState, Role
+from notifier.domain.templates import TemplateIn, TemplateVersion, unsaved_version
 from notifier.engine import Engine
-from notifier.engine.render import TEMPLATE_ROOT, Renderer
+from notifier.engine.render import Renderer
 from notifier.store import Store
 from notifier.testing import RecordingChannel
 from tests.conftest import TOWN_A, VILLAGE_A1, Api
@@ -64,10 +64,13 @@ async def test_a_field_the_template_uses_and_data_lacks_is_refused_naming_it(api
 
 
 async def test_a_template_without_a_text_for_a_requested_channel_is_refused(api: Api) -> None:
-    # templates/bulletin holds the printout layout, no text for any channel
-    status, problem = await api.call("POST", "/api/v1/notices", json={**NOTICE, "template": "bulletin"})
+    only_sms = TemplateIn(name="sms-only", texts={"zh": {"sms": "{{ title }}"}})
+    await api.store.create_template(only_sms, department="environment", actor="test")
+    status, problem = await api.call(
+        "POST", "/api/v1/notices", json={**NOTICE, "template": "sms-only", "channels": ["sms", "wechat", "email"]}
+    )
     assert status == 422 and locations(problem) == ["template", "template"], problem
-    assert ["sms" in problem["errors"][0]["msg"], "wechat" in problem["errors"][1]["msg"]] == [True, True]
+    assert ["wechat" in problem["errors"][0]["msg"], "email" in problem["errors"][1]["msg"]] == [True, True]
 
 
 async def test_a_template_that_renders_with_its_data_is_accepted(api: Api) -> None:
@@ -80,29 +83,26 @@ async def test_the_command_line_refuses_the_same_way(store: Store, settings: Set
     _, issuer = await store.create_api_key(department="environment", role=Role.ISSUER, name="i", actor="t")
     payload = tmp_path / "notice.json"
     payload.write_text(json.dumps({**NOTICE, "data": {"level": "橙色"}}, ensure_ascii=False), encoding="utf-8")
-    code, _, err = await run_cli("notices", "send", "--api-key", issuer, "--json", str(payload),
-                                 db_url=settings.database.url)
+    code, _, err = await run_cli(
+        "notices", "send", "--api-key", issuer, "--json", str(payload), db_url=settings.database.url
+    )
     assert code == 2 and "data.start_date" in err and "data.measures" in err, err
     payload.write_text(json.dumps({**NOTICE, "template": "gone"}), encoding="utf-8")
-    code, _, err = await run_cli("notices", "send", "--api-key", issuer, "--json", str(payload),
-                                 db_url=settings.database.url)
+    code, _, err = await run_cli(
+        "notices", "send", "--api-key", issuer, "--json", str(payload), db_url=settings.database.url
+    )
     assert code == 2 and "template" in err, err
     items, _ = await store.list_notices(department=None, state=None, cursor=None, limit=10)
     assert items == []
 
 
-@pytest.fixture
-def changed_templates(tmp_path: Path) -> Path:
-    """A copy of the shipped templates in which heavy-pollution's SMS text now needs a field no notice has."""
-    root = tmp_path / "templates"
-    shutil.copytree(TEMPLATE_ROOT, root)
-    (root / "heavy-pollution" / "sms.txt").write_text("{{ title }}：{{ wind_force }}级大风", encoding="utf-8")
-    return root
-
-
-async def test_a_notice_whose_template_stops_rendering_is_stopped_with_its_reason(
-    store: Store, settings: Settings, changed_templates: Path, caplog: pytest.LogCaptureFixture
+async def test_a_notice_that_does_not_render_at_fan_out_is_stopped_with_its_reason(
+    store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The safety net behind the checks: a version stored without them (here straight through the store; the API
+    would refuse it) that renders at creation, when ``issued_at`` is still empty, and fails once it is set."""
+    fragile = TemplateIn(name="fragile", texts={"zh": {"default": "{{ title }}{{ 1 // (issued_at | length - 25) }}"}})
+    await store.create_template(fragile, department="environment", actor="test")
     resident = {"name": "王芳", "phone": "13900000001", "area_code": VILLAGE_A1, "channels": ["sms"]}
     sms = RecordingChannel("sms")
     engine = Engine(store, settings, {"sms": sms, "wechat": RecordingChannel("wechat")})
@@ -121,11 +121,12 @@ async def test_a_notice_whose_template_stops_rendering_is_stopped_with_its_reaso
                 )
             api = Api(str(server.make_url("")).rstrip("/"), session, keys, store)
             assert (await api.call("POST", "/api/v1/subscribers", json=resident, key="issuer"))[0] == 201
-            status, notice = await api.call("POST", "/api/v1/notices", json=NOTICE, key="issuer")
-            assert status == 201, notice  # it rendered with the templates of the time
+            status, notice = await api.call(
+                "POST", "/api/v1/notices", json={**NOTICE, "template": "fragile"}, key="issuer"
+            )
+            assert status == 201, notice
             for step, key in (("submit", "issuer"), ("approve", "approver")):
                 assert (await api.call("POST", f"/api/v1/notices/{notice['id']}/{step}", key=key))[0] == 200
-            engine.ctx.renderer = Renderer(root=changed_templates)  # the template changed after approval
             with caplog.at_level(logging.ERROR):
                 await engine.run_until_idle()
             status, stopped = await api.call("GET", f"/api/v1/notices/{notice['id']}", key="viewer")
@@ -134,42 +135,37 @@ async def test_a_notice_whose_template_stops_rendering_is_stopped_with_its_reaso
     finally:
         await server.close()
     assert status == 200 and stopped["state"] == NoticeState.CANCELLED
-    assert "wind_force" in stopped["failure_reason"] and "heavy-pollution/sms.txt" in stopped["failure_reason"]
+    assert "ZeroDivisionError" in stopped["failure_reason"] and "fragile v1 zh/default" in stopped["failure_reason"]
     assert sms.messages == []
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
     line = record.getMessage()
-    assert f"notice {notice['id']}" in line and "environment" in line and "wind_force" in line
+    assert f"notice {notice['id']}" in line and "environment" in line and "ZeroDivisionError" in line
     assert "13900000001" not in line and "王芳" not in line
     assert 'notifier_notices_failed{department="environment"} 1.0' in metrics
     assert "failure_reason" in schema["components"]["schemas"]["Notice"]["properties"]
 
 
-def renderer_with(tmp_path: Path, files: dict[str, str]) -> Renderer:
-    for name, text in files.items():
-        path = tmp_path / "templates" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return Renderer(root=tmp_path / "templates")
+def version_with(texts: dict[str, str]) -> TemplateVersion:
+    return unsaved_version(TemplateIn(name="alert", texts={"zh": texts}), created_by="test")
 
 
-def check(renderer: Renderer, data: dict[str, Any], kinds: tuple[str, ...] = ("sms",)) -> list[tuple[str, str]]:
+def check(version: TemplateVersion, data: dict[str, Any], kinds: tuple[str, ...] = ("sms",)) -> list[tuple[str, str]]:
+    renderer = Renderer()
     notice = {"title": "t", "severity": "info", "topic": "air-quality", "department": "environment", "data": data}
-    problems = renderer.problems("alert", kinds, renderer.context(notice, "生态环境分局"))
+    problems = renderer.problems(version, kinds, renderer.context(notice, "生态环境分局"))
     return [(problem.loc, problem.msg) for problem in problems]
 
 
-def test_a_guarded_field_may_be_left_out(tmp_path: Path) -> None:
+def test_a_guarded_field_may_be_left_out() -> None:
     guarded = "{{ title }}{% if wind is defined %}，{{ wind }}级{% endif %}"
-    renderer = renderer_with(tmp_path, {"alert/sms.txt": guarded})
-    assert check(renderer, {}) == []
+    assert check(version_with({"sms": guarded}), {}) == []
 
 
-def test_fields_read_through_data_are_named_whichever_way_they_are_read(tmp_path: Path) -> None:
-    renderer = renderer_with(tmp_path, {"alert/default.txt": '{{ data.level }}{{ data["rain mm"] }}{{ data.ok }}'})
-    assert [loc for loc, _ in check(renderer, {"ok": 1}, ("sms", "email"))] == ["data.level", "data.rain mm"]
+def test_fields_read_through_data_are_named_whichever_way_they_are_read() -> None:
+    version = version_with({"default": '{{ data.level }}{{ data["rain mm"] }}{{ data.ok }}'})
+    assert [loc for loc, _ in check(version, {"ok": 1}, ("sms", "email"))] == ["data.level", "data.rain mm"]
 
 
-def test_an_error_that_is_no_missing_field_names_the_template(tmp_path: Path) -> None:
-    renderer = renderer_with(tmp_path, {"alert/sms.txt": "{{ level | int // 0 }}"})
-    [(loc, message)] = check(renderer, {"level": 3})
-    assert loc == "template" and "alert/sms.txt" in message
+def test_an_error_that_is_no_missing_field_names_the_template() -> None:
+    [(loc, message)] = check(version_with({"sms": "{{ level | int // 0 }}"}), {"level": 3})
+    assert loc == "template" and "alert v1 zh/sms" in message

@@ -68,9 +68,14 @@ async def create_notice(request: web.Request) -> web.Response:
     notice = await read_body(request, NoticeIn)
     store = request.app[STORE]
     await check_new_notice(store, key, notice)
-    await check_renders(store, notice, key.department, notice_renderer(request))
+    version = await check_renders(store, notice, key.department, notice_renderer(request))
     created, is_new = await store.create_notice(
-        notice, department=key.department, created_by=key.id, actor=actor(key), idempotency_key=idempotency_key
+        notice,
+        department=key.department,
+        created_by=key.id,
+        actor=actor(key),
+        idempotency_key=idempotency_key,
+        template_version=version.version,
     )
     return json_response(created, 201 if is_new else 200)
 
@@ -117,8 +122,9 @@ async def edit_notice(request: web.Request) -> web.Response:
     content = await read_body(request, NoticeIn)
     store = request.app[STORE]
     await check_new_notice(store, key, content)
-    await check_renders(store, content, key.department, notice_renderer(request))
-    return json_response(await store.edit_notice(notice.id, content, actor=actor(key)))
+    version = await check_renders(store, content, key.department, notice_renderer(request))
+    edited = await store.edit_notice(notice.id, content, actor=actor(key), template_version=version.version)
+    return json_response(edited)
 
 
 async def submit_notice(request: web.Request) -> web.Response:

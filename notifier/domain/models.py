@@ -320,6 +320,11 @@ class Notice(BaseModel):
     title: str
     body: str | None
     template: str | None
+    template_version: int | None = Field(
+        None,
+        description="the version of the template (of `notice` for a notice with a body) checked at creation; "
+        "the notice renders with it even after the template is saved again",
+    )
     data: dict[str, Any]
     severity: Severity
     target: Target

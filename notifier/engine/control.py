@@ -7,10 +7,11 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from notifier.domain.errors import Conflict, InvalidInput
+from notifier.domain.errors import Conflict, FieldError, InvalidInput
 from notifier.domain.models import Notice, NoticeIn
+from notifier.domain.templates import TemplateVersion
 from notifier.engine.quiet import local_seconds
-from notifier.engine.render import Renderer
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer
 from notifier.store import Store
 from subscribers.targeting import plan_target
 
@@ -28,14 +29,21 @@ async def cancel_notice(store: Store, notice_id: int, actor: str) -> int:
     return skipped
 
 
-async def check_renders(store: Store, notice: NoticeIn, department: str, renderer: Renderer) -> None:
-    """Refuse (InvalidInput naming ``template`` or ``data.<field>``) a notice whose template is unknown or
-    does not render with its data for every channel kind it asks for, so it cannot fail at fan-out."""
-    name = (await store.get_department(department)).name
-    context = renderer.context({**notice.model_dump(mode="json"), "department": department}, name)
-    problems = renderer.problems(notice.template, [kind.value for kind in notice.channels], context)
+async def check_renders(store: Store, notice: NoticeIn, department: str, renderer: Renderer) -> TemplateVersion:
+    """The latest version of the notice's template (``notice`` for a body), which the notice is to record and
+    render with. Refuses (InvalidInput naming ``template`` or ``data.<field>``) a notice whose template is
+    unknown, whose data lacks a declared field, or which does not render for every channel kind it asks for
+    in every language of the template, so it cannot fail at fan-out."""
+    name = notice.template or DEFAULT_TEMPLATE
+    version = await store.template_version(name)
+    if version is None:
+        raise InvalidInput(f"no template named {name}", [FieldError("template", f"no template named {name}")])
+    department_name = (await store.get_department(department)).name
+    context = renderer.context({**notice.model_dump(mode="json"), "department": department}, department_name)
+    problems = renderer.problems(version, [kind.value for kind in notice.channels], context)
     if problems:
         raise InvalidInput(f"the notice does not render: {problems[0].loc}: {problems[0].msg}", problems)
+    return version
 
 
 async def preview(

@@ -28,6 +28,7 @@ from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
 from notifier.engine.context import EngineContext
 from notifier.engine.outcomes import record_results
 from notifier.engine.receipts import apply_early_receipts
+from notifier.engine.render import content_key
 from notifier.store.database import Row
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[OutboundMessage]:
     messages = []
     for row in rows:
-        content = await rendered(ctx, row["notice_id"], row["channel"])
+        content = await rendered(ctx, row["notice_id"], row["channel"], row.get("language"))
         messages.append(
             OutboundMessage(
                 delivery_id=row["id"],
@@ -179,14 +180,21 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
     return messages
 
 
-async def rendered(ctx: EngineContext, notice_id: int, channel: str) -> dict[str, str | None]:
-    """The stored rendering of a notice for a channel kind, cached per process."""
+async def rendered(
+    ctx: EngineContext, notice_id: int, channel: str, language: str | None = None
+) -> dict[str, str | None]:
+    """The stored rendering of a notice for a channel kind in the resident's language (or its primary subtag),
+    else in the fallback language; cached per process."""
     cached = ctx.contents.get(notice_id)
     if cached is None:
         if len(ctx.contents) > 256:
             ctx.contents.clear()
         stored = await ctx.store.rendered_messages(notice_id)
         cached = ctx.contents[notice_id] = {kind: json.loads(text) for kind, text in stored.items()}
+    if language:
+        for key in (content_key(channel, language), content_key(channel, language.split("-")[0])):
+            if key in cached:
+                return cached[key]
     return cached.get(channel) or {}
 
 

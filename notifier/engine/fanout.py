@@ -18,10 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from notifier.domain.enums import Severity
-from notifier.engine.areas import fan_out_areas
+from notifier.engine.areas import AREA_KINDS, fan_out_areas
 from notifier.engine.context import EngineContext
 from notifier.engine.quiet import local_seconds
-from notifier.engine.render import RenderError
+from notifier.engine.render import DEFAULT_TEMPLATE, RenderError, content_key
 from notifier.store import Store
 from notifier.store.common import iso
 from notifier.store.database import Row
@@ -80,12 +80,25 @@ def timing_params(ctx: EngineContext, now: float) -> dict[str, Any]:
 
 
 async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, str | None]]:
-    """The notice's text per requested channel kind; RenderError when a template fails."""
+    """The notice's text per requested channel kind, with the version of its template it recorded (the latest
+    for a notice older than versioned templates): under the kind for the fallback language, and for a resident
+    kind under ``kind:language`` for each other language the template has a text of it in (``content_key``).
+    RenderError when the version is gone or a source fails."""
+    name = notice["template"] or DEFAULT_TEMPLATE
+    version = await ctx.store.template_version(name, notice.get("template_version"))
+    if version is None:
+        raise RenderError(f"template {name} version {notice.get('template_version')} is not in the database")
     department = await ctx.store.get_department(notice["department"])
     row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
     context = ctx.templates.context(row, department.name, issued_at=issued_at(ctx, notice))
-    kinds = requested_channels(ctx, notice)
-    return {kind: ctx.templates.render_for(notice["template"], kind, context) for kind in kinds}
+    contents = {}
+    for kind in requested_channels(ctx, notice):
+        contents[kind] = ctx.templates.render(version, kind, context)
+        others = [] if kind in AREA_KINDS else version.languages[1:]
+        for language in others:
+            if version.language_for(kind, language) == language:
+                contents[content_key(kind, language)] = ctx.templates.render(version, kind, context, language)
+    return contents
 
 
 def issued_at(ctx: EngineContext, notice: Row) -> str:

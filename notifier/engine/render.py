@@ -1,46 +1,87 @@
-"""Rendering: one notice, one text per channel kind, rendered once and stored for every delivery.
+"""Rendering: one notice, one text per channel kind and language, rendered once and stored for every delivery.
 
-Templates live in ``templates/<name>/<channel>.<ext>`` (``txt`` for the text, ``html`` for an
-e-mail's HTML part), with ``templates/<name>/default.txt`` for a channel without its own file. A
-notice with a ``body`` and no ``template`` uses ``templates/notice/``. Templates run in a sandbox
-with StrictUndefined, so a missing variable is an error, never a blank in a message: a new notice is
-rendered for every kind it asks for before it is stored (``problems``), and refused when that fails;
-HTML is autoescaped. The context: ``title``, ``body``, ``severity``, ``severity_label``,
-``topic``, ``department``, ``department_name``, ``notice_id``, ``public_url``, ``issued_at`` (the
-approval time in the server's timezone, RFC 3339; "" outside the engine), ``data`` (the
+A template is a stored version (``notifier.domain.templates``), never a file read at send time: a notice
+records the version it was checked against at creation and renders with it. A notice with a ``body`` and
+no ``template`` uses the template ``notice``. Sources run in jinja2's sandbox with StrictUndefined, so a
+missing variable is an error, never a blank in a message; the ``email_html`` slot is autoescaped, text
+slots are not (they are never read as HTML). The context (``CONTEXT_NAMES``): ``title``, ``body``,
+``severity``, ``severity_label`` (in the language rendered), ``topic``, ``department``,
+``department_name``, ``notice_id``, ``public_url``, ``issued_at`` (the approval time in the server's
+timezone, RFC 3339; "" outside the engine), ``language`` (the language rendered), ``data`` (the
 notice's data) and each key of ``data`` that does not shadow one of those names.
+
+A printout (kind ``bulletin``) of a template without its own ``bulletin`` slot is the template's text
+inside the printout frame ``templates/notice/bulletin.txt`` (the header block ``channels.bulletin_cups``
+reads): a machine format, kept in the code, not a staff-editable template.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, meta, nodes, select_autoescape
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from notifier.domain.builtin_templates import TEMPLATE_ROOT
 from notifier.domain.errors import FieldError
+from notifier.domain.templates import FALLBACK_LANGUAGE, HTML_SLOTS, TemplateVersion
 
-TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates"
 DEFAULT_TEMPLATE = "notice"
-SEVERITY_LABELS = {"info": "信息", "minor": "一般", "moderate": "较重", "severe": "严重", "extreme": "特别严重"}
+PRINTOUT_FRAME = TEMPLATE_ROOT / "notice" / "bulletin.txt"
+SEVERITY_LABELS = {
+    "zh": {"info": "信息", "minor": "一般", "moderate": "较重", "severe": "严重", "extreme": "特别严重"},
+    "en": {"info": "Information", "minor": "Minor", "moderate": "Moderate", "severe": "Severe", "extreme": "Extreme"},
+}
+CONTEXT_NAMES = frozenset(
+    {
+        "title",
+        "body",
+        "severity",
+        "severity_label",
+        "topic",
+        "department",
+        "department_name",
+        "notice_id",
+        "public_url",
+        "issued_at",
+        "language",
+        "data",
+    }
+)
+
+__all__ = [
+    "CONTEXT_NAMES",
+    "DEFAULT_TEMPLATE",
+    "TEMPLATE_ROOT",
+    "RenderError",
+    "Renderer",
+    "content_key",
+    "data_fields",
+]
 
 
 class RenderError(Exception):
-    """A template is missing or does not render with the notice's data."""
+    """A template has no text for a channel kind, or does not render with the notice's data."""
+
+
+def content_key(kind: str, language: str) -> str:
+    """The key of a stored rendering: the kind for the fallback language, ``kind:language`` for another."""
+    return kind if language == FALLBACK_LANGUAGE else f"{kind}:{language}"
+
+
+def sandbox(*, html: bool) -> SandboxedEnvironment:
+    """The environment staff-written sources run in: sandboxed, strict, autoescaped when ``html``."""
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=False)
 
 
 class Renderer:
-    def __init__(self, root: Path = TEMPLATE_ROOT, public_url: str = "") -> None:
-        self.root = root
+    def __init__(self, public_url: str = "") -> None:
         self.public_url = public_url
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(root)),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=False),
-            keep_trailing_newline=False,
-        )
+        self.text_env = sandbox(html=False)
+        self.html_env = sandbox(html=True)
+        self._frame = self.text_env.from_string(PRINTOUT_FRAME.read_text(encoding="utf-8"))
+        self._compiled: dict[tuple[str, int, str, str], Template] = {}  # versions never change: kept for good
 
     def context(self, notice: Mapping[str, Any], department_name: str, *, issued_at: str = "") -> dict[str, Any]:
         data = dict(notice.get("data") or {})
@@ -48,98 +89,97 @@ class Renderer:
             "title": notice["title"],
             "body": notice.get("body") or "",
             "severity": notice["severity"],
-            "severity_label": SEVERITY_LABELS.get(notice["severity"], notice["severity"]),
+            "severity_label": SEVERITY_LABELS[FALLBACK_LANGUAGE].get(notice["severity"], notice["severity"]),
             "topic": notice["topic"],
             "department": notice["department"],
             "department_name": department_name,
             "notice_id": notice.get("id"),
             "public_url": self.public_url,
             "issued_at": issued_at,
+            "language": FALLBACK_LANGUAGE,
             "data": data,
         }
         return {**data, **fixed}
 
-    def render(self, template: str | None, channel: str, context: Mapping[str, Any]) -> dict[str, str | None]:
-        """{"subject", "text", "html"} of one channel; RenderError names the template at fault."""
-        name = template or DEFAULT_TEMPLATE
-        text = self._first(name, [f"{channel}.txt", "default.txt"], context)
-        if text is None:
-            raise RenderError(f"no template {name}/{channel}.txt or {name}/default.txt")
-        html = self._first(name, [f"{channel}.html"], context)
-        return {"subject": str(context["title"]), "text": text.strip(), "html": html}
+    def render(
+        self, version: TemplateVersion, kind: str, context: Mapping[str, Any], language: str | None = None
+    ) -> dict[str, str | None]:
+        """{"subject", "text", "html"} of one channel kind in the language a resident reading ``language``
+        gets (``TemplateVersion.language_for``); RenderError names the template, language and slot at fault."""
+        chosen = version.language_for(kind, language)
+        if chosen is None:
+            raise RenderError(f"template {version.name} has no text for {kind} ({kind} or default)")
+        labels = SEVERITY_LABELS.get(chosen, SEVERITY_LABELS[FALLBACK_LANGUAGE])
+        local = {**context, "language": chosen, "severity_label": labels.get(context["severity"], context["severity"])}
+        text = self._run(version, chosen, version.slot_for(kind, chosen), local).strip()
+        if kind == "bulletin" and "bulletin" not in version.texts[chosen]:
+            text = self._frame.render({**local, "body": text}).strip()
+        html_slot = f"{kind}_html"
+        html = self._run(version, chosen, html_slot, local) if html_slot in version.texts[chosen] else None
+        return {"subject": str(context["title"]), "text": text, "html": html}
 
-    def render_for(self, template: str | None, channel: str, context: Mapping[str, Any]) -> dict[str, str | None]:
-        """``render`` as the fan-out stores it: a printout of a template without its own ``bulletin.txt``
-        gets the header of ``templates/notice/bulletin.txt`` around the template's text."""
-        rendered = self.render(template, channel, context)
-        if channel == "bulletin" and template and not self.has(template, "bulletin.txt"):
-            rendered = self.render(None, channel, {**context, "body": rendered["text"]})
-        return rendered
-
-    def problems(self, template: str | None, kinds: Iterable[str], context: Mapping[str, Any]) -> list[FieldError]:
-        """Why the notice would not render for these channel kinds: an unknown template, a kind without a
-        text, a field of ``data`` the template uses and the notice lacks (``data.<field>``), or the
-        template's own error; empty when every kind renders."""
-        name = template or DEFAULT_TEMPLATE
-        if not (self.root / name).is_dir():
-            return [FieldError("template", f"no template named {name}")]
-        textless = [kind for kind in kinds if not (self.has(name, f"{kind}.txt") or self.has(name, "default.txt"))]
+    def problems(self, version: TemplateVersion, kinds: Iterable[str], context: Mapping[str, Any]) -> list[FieldError]:
+        """Why a notice would not render with this version: a declared field its ``data`` lacks
+        (``data.<field>``), a kind without a text, or the template's own error in any of its languages;
+        empty when every kind renders in every language."""
+        data = context.get("data") or {}
         found = [
-            FieldError("template", f"template {name} has no text for {kind} ({kind}.txt or default.txt)")
-            for kind in textless
+            FieldError(f"data.{field.name}", f"template {version.name} declares {field.name}; data has no {field.name}")
+            for field in version.fields
+            if field.name not in data
         ]
         for kind in kinds:
-            if kind in textless:
-                continue
-            try:
-                self.render_for(template, kind, context)
-            except RenderError as exc:
-                missing = self.missing_fields(name, kind, context)
-                found.extend(
-                    [FieldError(f"data.{field}", f"template {name} uses it; data has no {field}") for field in missing]
-                    or [FieldError("template", str(exc))]
+            languages = [lang for lang in version.languages if version.language_for(kind, lang) == lang]
+            if not languages:
+                found.append(
+                    FieldError("template", f"template {version.name} has no text for {kind} ({kind} or default)")
                 )
-        return list(dict.fromkeys(found))
+            for language in languages:
+                try:
+                    self.render(version, kind, context, language)
+                except RenderError as exc:
+                    missing = self.missing_fields(version, kind, language, context)
+                    found.extend(
+                        [FieldError(f"data.{f}", f"template {version.name} uses it; data has no {f}") for f in missing]
+                        or [FieldError("template", str(exc))]
+                    )
+        first: dict[str, FieldError] = {}
+        for error in found:  # one error per data field (the declaration's), every other error once
+            first.setdefault(error.loc if error.loc.startswith("data.") else repr(error), error)
+        return list(first.values())
 
-    def missing_fields(self, name: str, kind: str, context: Mapping[str, Any]) -> list[str]:
-        """Fields the texts of ``kind`` read (``{{ field }}`` or ``{{ data.field }}``) that ``context`` lacks."""
+    def missing_fields(
+        self, version: TemplateVersion, kind: str, language: str, context: Mapping[str, Any]
+    ) -> list[str]:
+        """Fields the sources of ``kind`` read (``{{ field }}`` or ``{{ data.field }}``) that ``context`` lacks."""
         data = context.get("data") or {}
         missing: list[str] = []
-        for file in (f"{kind}.txt", "default.txt", f"{kind}.html"):
-            if not self.has(name, file):
+        for slot in (version.slot_for(kind, language), f"{kind}_html"):
+            source = version.texts[language].get(slot)
+            if source is None:
                 continue
-            assert self.env.loader is not None
-            source, _, _ = self.env.loader.get_source(self.env, f"{name}/{file}")
-            tree = self.env.parse(source)
+            try:
+                tree = self.text_env.parse(source)
+            except TemplateError:
+                continue
             missing += sorted(field for field in meta.find_undeclared_variables(tree) if field not in context)
-            missing += sorted(field for field in _data_fields(tree) if field not in data)
-            if file.endswith(".txt"):
-                break  # the first text file found is the one rendered
+            missing += sorted(field for field in data_fields(tree) if field not in data)
         return list(dict.fromkeys(missing))
 
-    def has(self, name: str, file: str) -> bool:
-        """Whether ``templates/<name>/<file>`` exists."""
+    def _run(self, version: TemplateVersion, language: str, slot: str, context: Mapping[str, Any]) -> str:
+        key = (version.name, version.version, language, slot)
         try:
-            self.env.get_template(f"{name}/{file}")
-        except TemplateNotFound:
-            return False
-        return True
-
-    def _first(self, name: str, files: list[str], context: Mapping[str, Any]) -> str | None:
-        for file in files:
-            try:
-                template = self.env.get_template(f"{name}/{file}")
-            except TemplateNotFound:
-                continue
-            try:
-                return template.render(context)
-            except Exception as exc:  # staff-authored template code: any error of it (x // 0 too) is its failure
-                detail = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
-                raise RenderError(f"template {name}/{file}: {detail}") from exc
-        return None
+            template = self._compiled.get(key)
+            if template is None:
+                env = self.html_env if slot in HTML_SLOTS else self.text_env
+                template = self._compiled[key] = env.from_string(version.texts[language][slot])
+            return template.render(context)
+        except Exception as exc:  # staff-authored template code: any error of it (x // 0 too) is its failure
+            detail = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+            raise RenderError(f"template {version.name} v{version.version} {language}/{slot}: {detail}") from exc
 
 
-def _data_fields(tree: nodes.Template) -> set[str]:
+def data_fields(tree: nodes.Template) -> set[str]:
     """The keys read from ``data`` by name: ``data.field`` and ``data["field"]``."""
     fields: set[str] = set()
     for node in tree.find_all(nodes.Getattr):

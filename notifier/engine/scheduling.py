@@ -28,6 +28,8 @@ from notifier.domain.enums import NoticeState
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import NoticeIn
 from notifier.engine.context import EngineContext
+from notifier.engine.control import check_renders
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer
 from notifier.store import Store
 from notifier.store.database import Row
 
@@ -59,8 +61,10 @@ def slot_key(recurring_id: int, slot: datetime) -> str:
 
 
 async def add_recurring_notice(store: Store, notice: NoticeIn, *, department: str, cron: str, actor: str) -> int:
-    """Register an approved notice to be issued at every time ``cron`` names; its id."""
+    """Register an approved notice to be issued at every time ``cron`` names; its id. Refused like a new
+    notice (``check_renders``) when its template is unknown or does not render with its data."""
     cron_trigger(cron, "UTC")
+    await check_renders(store, notice, department, Renderer())
     body = notice.model_dump(mode="json", exclude={"send_at", "expires_at"})
     async with store.db.transaction():
         recurring_id = await store.insert_recurring_notice(department, cron, body, actor)
@@ -76,8 +80,16 @@ async def fire_recurring(ctx: EngineContext, recurring: Row, slot: datetime) -> 
         if not await ctx.store.claim_job_run(key, ctx.worker):
             return None
         notice_in = NoticeIn.model_validate_json(recurring["notice"])
+        # each firing renders with the template's latest version; one that no longer renders is stopped,
+        # with its reason, at fan-out
+        version = await ctx.store.template_version(notice_in.template or DEFAULT_TEMPLATE)
         notice, _ = await ctx.store.create_notice(
-            notice_in, department=recurring["department"], created_by=None, actor=actor, idempotency_key=key
+            notice_in,
+            department=recurring["department"],
+            created_by=None,
+            actor=actor,
+            idempotency_key=key,
+            template_version=version.version if version else None,
         )
         await ctx.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor=actor)
     log.info("recurring notice %s fired as notice %s", recurring["id"], notice.id)

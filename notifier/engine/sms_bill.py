@@ -23,7 +23,7 @@ from channels.sms_text import count_segments
 from notifier.config import Settings
 from notifier.domain.models import Notice
 from notifier.engine.context import aliases_of
-from notifier.engine.render import Renderer, RenderError
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.store import Store
 
 
@@ -83,15 +83,19 @@ def sms_bill(text: str, deliveries: int, settings: Settings, channels: Mapping[s
 
 
 async def sms_text(store: Store, notice: Notice, settings: Settings, renderer: Renderer) -> str | None:
-    """The notice's SMS text as the fan-out would render it now; None when it does not render.
+    """The notice's SMS text in the fallback language as the fan-out would render it now; None when it does
+    not render.
 
     ``issued_at`` (the approval time) is not known yet: the current time stands in, of the same length.
     """
     department = await store.get_department(notice.department)
     issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
     context = renderer.context(notice.model_dump(mode="json"), department.name, issued_at=issued_at)
+    version = await store.template_version(notice.template or DEFAULT_TEMPLATE, notice.template_version)
+    if version is None:
+        return None
     try:
-        return renderer.render_for(notice.template, "sms", context)["text"]
+        return renderer.render(version, "sms", context)["text"]
     except RenderError:
         return None
 

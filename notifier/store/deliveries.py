@@ -117,7 +117,8 @@ class DeliveryRepository:
 
     async def claim_deliveries(self, alias: str, worker: str, now: float, lease: float, limit: int) -> list[Row]:
         """Lease up to ``limit`` due deliveries of one alias, most urgent first; each row also carries its
-        notice's state, channel_mode, channels and title as ``notice_<column>`` (see ``notices_of_claim``)."""
+        notice's state, channel_mode, channels and title as ``notice_<column>`` (see ``notices_of_claim``), and
+        the resident's ``language`` (which rendering it gets)."""
         return await self.db.fetch_all(
             "claim_deliveries",
             {

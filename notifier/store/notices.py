@@ -59,8 +59,12 @@ class NoticeRepository(SubscriberRepository):
         created_by: int | None,
         actor: str,
         idempotency_key: str | None = None,
+        template_version: int | None = None,
     ) -> tuple[Notice, bool]:
-        """Store a draft; with an idempotency key seen before, return the first notice and False."""
+        """Store a draft; with an idempotency key seen before, return the first notice and False.
+
+        ``template_version`` is the version of its template (``notice`` for a body) it was checked against
+        and renders with from then on."""
         fingerprint = request_fingerprint(notice)
         async with self.db.transaction():
             if idempotency_key:
@@ -76,6 +80,7 @@ class NoticeRepository(SubscriberRepository):
                 {
                     "department": department,
                     **_content_params(notice),
+                    "template_version": template_version,
                     "state": NoticeState.DRAFT.value,
                     "created_by": created_by,
                     "idempotency_key": idempotency_key,
@@ -121,12 +126,16 @@ class NoticeRepository(SubscriberRepository):
             )
         return await self.get_notice(notice_id)
 
-    async def edit_notice(self, notice_id: int, notice: NoticeIn, *, actor: str) -> Notice:
+    async def edit_notice(
+        self, notice_id: int, notice: NoticeIn, *, actor: str, template_version: int | None = None
+    ) -> Notice:
         """Replace the content of a draft or a rejected notice, which becomes a draft again; Conflict in any other
-        state. The rejection's comment (``reason``) and the decisions stay."""
+        state. The rejection's comment (``reason``) and the decisions stay. ``template_version`` as for
+        ``create_notice``: the version the new content was checked against."""
         async with self.db.transaction():
             before = await self.get_notice(notice_id)
-            row = await self.db.fetch_one("edit_notice", {"id": notice_id, **_content_params(notice), "now": now_iso()})
+            params = {"id": notice_id, **_content_params(notice), "template_version": template_version, "now": now_iso()}
+            row = await self.db.fetch_one("edit_notice", params)
             if row is None:
                 raise Conflict(
                     f"notice {notice_id} is {before.state.value}; only a draft or a rejected notice can be edited"
@@ -248,7 +257,7 @@ class NoticeRepository(SubscriberRepository):
         return Notice(
             **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
             **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
-            **{k: row[k] for k in ("reason", "failure_reason", "created_at", "updated_at")},
+            **{k: row[k] for k in ("reason", "failure_reason", "created_at", "updated_at", "template_version")},
             data=json.loads(row["data"]),
             target=json.loads(row["target"]),
             channels=json.loads(row["channels"]),

@@ -14,6 +14,7 @@ from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
+from notifier.store.templates import TemplateRepository
 
 __all__ = ["KEY_PREFIX", "Store", "hash_secret", "open_database"]
 
@@ -26,6 +27,7 @@ class Store(
     ApiKeyRepository,
     HookNonceRepository,
     StaffRepository,
+    TemplateRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

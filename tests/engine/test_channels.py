@@ -11,7 +11,9 @@ from channels import load_channels
 from channels.base import OutboundMessage, Sent
 from channels.outbox import OutboxChannel
 from notifier.config import Settings
+from notifier.domain.builtin_templates import builtin_version
 from notifier.domain.errors import ConfigError
+from notifier.domain.templates import TemplateIn, TemplateVersion, unsaved_version
 from notifier.engine import Engine, Renderer, RenderError
 from notifier.store import Store
 from notifier.testing import RecordingChannel
@@ -68,14 +70,18 @@ async def test_outbox_end_to_end(engine_store: Store, tmp_path: Path) -> None:
     assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"sent": 1}}
 
 
+def version_with(texts: dict[str, str]) -> TemplateVersion:
+    return unsaved_version(TemplateIn(name="digest", texts={"zh": texts}), created_by="test")
+
+
 def test_strict_templates_refuse_missing_data() -> None:
     renderer = Renderer()
     context = renderer.context(
         {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {}}, "部门"
     )
-    assert renderer.render(None, "sms", context)["text"] == "t：（部门）"
-    with pytest.raises(RenderError, match=r"no template no-such-template/sms\.txt"):
-        renderer.render("no-such-template", "sms", context)
+    assert renderer.render(builtin_version("notice"), "sms", context)["text"] == "t：（部门）"
+    with pytest.raises(RenderError, match=r"template digest has no text for sms"):
+        renderer.render(version_with({"email": "{{ title }}"}), "sms", context)
 
 
 def test_html_is_escaped_text_is_not() -> None:
@@ -83,18 +89,18 @@ def test_html_is_escaped_text_is_not() -> None:
     context = renderer.context(
         {"title": "A & B", "body": "<b>x</b>", "severity": "info", "topic": "x", "department": "d", "data": {}}, "部"
     )
-    rendered = renderer.render(None, "email", context)
+    rendered = renderer.render(builtin_version("notice"), "email", context)
     assert "<p>&lt;b&gt;x&lt;/b&gt;</p>" in (rendered["html"] or "")
     assert "<b>x</b>" in (rendered["text"] or "")
 
 
-def test_undefined_variables_are_errors_not_blanks(tmp_path: Path) -> None:
-    (tmp_path / "digest").mkdir()
-    (tmp_path / "digest" / "sms.txt").write_text("{{ title }}: {{ data.aqi }} {{ unknown }}", encoding="utf-8")
-    renderer = Renderer(root=tmp_path)
+def test_undefined_variables_are_errors_not_blanks() -> None:
+    renderer = Renderer()
     notice = {"title": "t", "body": None, "severity": "info", "topic": "x", "department": "d", "data": {"aqi": 80}}
     with pytest.raises(RenderError, match="unknown"):
-        renderer.render("digest", "sms", renderer.context(notice, "部"))
+        renderer.render(
+            version_with({"sms": "{{ title }}: {{ data.aqi }} {{ unknown }}"}), "sms", renderer.context(notice, "部")
+        )
 
 
 async def test_engine_gives_area_adapters_the_printable_area_names(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from notifier.config import Settings
+from notifier.domain.errors import InvalidInput
 from notifier.domain.models import NoticeIn
 from notifier.engine import Engine, add_recurring_notice
 from notifier.engine.scheduling import fire_recurring
@@ -94,3 +97,18 @@ async def test_a_slot_missed_while_down_is_caught_up_once_on_start(
     assert await second.scheduler.catch_up() == []
     await first.run_until_idle()
     assert len(channels["sms-main"].messages) == 1
+
+
+async def test_a_recurring_notice_naming_an_unknown_template_or_missing_a_field_is_refused(
+    engine_store: Store,
+) -> None:
+    """Before, it was registered and each firing was cancelled at fan-out, after the fact."""
+    unknown = DIGEST.model_copy(update={"body": None, "template": "no-such-template"})
+    with pytest.raises(InvalidInput) as refused:
+        await add_recurring_notice(engine_store, unknown, department="environment", cron="0 8 * * 1", actor="admin")
+    assert [error.loc for error in refused.value.errors] == ["template"]
+    lacking = DIGEST.model_copy(update={"body": None, "template": "heavy-pollution", "data": {"level": "橙色"}})
+    with pytest.raises(InvalidInput) as refused:
+        await add_recurring_notice(engine_store, lacking, department="environment", cron="0 8 * * 1", actor="admin")
+    assert sorted(error.loc for error in refused.value.errors) == ["data.measures", "data.start_date"]
+    assert await engine_store.active_recurring_notices() == []

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from notifier.domain.builtin_templates import builtin_version
 from notifier.domain.models import NoticeIn
 from notifier.engine import Renderer
 from tests.properties import SOME
@@ -72,7 +73,7 @@ def test_every_accepted_notice_renders_on_every_channel(title: str, body: str, d
     renderer = Renderer(public_url="https://notices.example.gov.cn")
     context = renderer.context(notice, "生态环境分局")
     for channel in CHANNELS:
-        rendered = renderer.render(None, channel, context)
+        rendered = renderer.render(builtin_version("notice"), channel, context)
         assert notice["body"] in (rendered["text"] or "")  # verbatim: plain text is never escaped
         if rendered["html"] is not None:
             html = parse(rendered["html"])
@@ -84,8 +85,9 @@ def test_every_accepted_notice_renders_on_every_channel(title: str, body: str, d
 @given(title=mixed_text, data=data)
 def test_any_accepted_data_renders_in_a_template_walking_it(title: str, data: dict[str, Any]) -> None:
     notice = accepted(title, "正文", data)
-    renderer = Renderer(root=DATA_TEMPLATES)
-    rendered = renderer.render("walk", "email", renderer.context(notice, "生态环境分局"))
+    renderer = Renderer()
+    walk = builtin_version("walk", root=DATA_TEMPLATES)
+    rendered = renderer.render(walk, "email", renderer.context(notice, "生态环境分局"))
     html = parse(rendered["html"] or "")
     assert set(html.tags) <= {"ul", "li"}
     assert rendered["text"] is not None

@@ -170,7 +170,8 @@ RETURNING id, notice_id, subscriber_id, channel, alias, rank, priority, attempts
     (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
     (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
     (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,
-    (SELECT n.title FROM notices n WHERE n.id = deliveries.notice_id) AS notice_title;
+    (SELECT n.title FROM notices n WHERE n.id = deliveries.notice_id) AS notice_title,
+    (SELECT s.language FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS language;
 
 -- name: notices_of_batch
 SELECT id, state, channel_mode, channels, title FROM notices WHERE id IN (SELECT value FROM json_each(:ids));

@@ -160,12 +160,12 @@ UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
 
 -- name: insert_notice
-INSERT INTO notices (department, topic, title, body, template, data, severity, target, channels, channel_mode,
-                     send_at, expires_at, references_id, state, created_by, idempotency_key, request_hash,
-                     created_at, updated_at)
-VALUES (:department, :topic, :title, :body, :template, :data, :severity, :target, :channels, :channel_mode,
-        :send_at, :expires_at, :references_id, :state, :created_by, :idempotency_key, :request_hash,
-        :now, :now)
+INSERT INTO notices (department, topic, title, body, template, template_version, data, severity, target, channels,
+                     channel_mode, send_at, expires_at, references_id, state, created_by, idempotency_key,
+                     request_hash, created_at, updated_at)
+VALUES (:department, :topic, :title, :body, :template, :template_version, :data, :severity, :target, :channels,
+        :channel_mode, :send_at, :expires_at, :references_id, :state, :created_by, :idempotency_key,
+        :request_hash, :now, :now)
 RETURNING id;
 
 -- name: get_notice
