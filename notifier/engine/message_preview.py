@@ -1,7 +1,7 @@
 """What each channel would carry for a notice, before it exists: the message per channel kind, as its provider
 receives it.
 
-Nothing here decides anything of its own: the text is the fan-out's render (``Renderer.render_for``, the
+Nothing here decides anything of its own: the text is the fan-out's render (``Renderer.render``, the
 same context, the current time standing in for the approval time), each alias composes its own text
 (``Channel.gateway_text``: an SMS gateway's 【signature】 and opt-out wording), a WeChat alias names its
 template keywords (``data_values``), and the printout is the bulletin adapter's own ``notice`` laid out by
@@ -32,7 +32,7 @@ from channels.wechat_official import WechatAccountChannel
 from notifier.config import Settings
 from notifier.domain.models import Notice, NoticeIn
 from notifier.engine.context import aliases_of
-from notifier.engine.render import Renderer
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.engine.sms_bill import sms_routes
 from notifier.store import Store
 
@@ -77,11 +77,16 @@ class ChannelMessage(BaseModel):
 async def render_draft(
     store: Store, notice: Notice | NoticeIn, department: str, renderer: Renderer, settings: Settings, kinds: list[str]
 ) -> dict[str, dict[str, str | None]]:
-    """The fan-out's render of every kind in ``kinds``; RenderError when a template fails."""
+    """The fan-out's render of every kind in ``kinds`` in the fallback language, with the template version a
+    stored notice recorded (the latest for a draft); RenderError when the template is missing or fails."""
+    template = notice.template or DEFAULT_TEMPLATE
+    version = await store.template_version(template, notice.template_version if isinstance(notice, Notice) else None)
+    if version is None:
+        raise RenderError(f"no template named {template}")
     name = (await store.get_department(department)).name
     issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
     context = renderer.context({**notice.model_dump(mode="json"), "department": department}, name, issued_at=issued_at)
-    return {kind: renderer.render_for(notice.template, kind, context) for kind in kinds}
+    return {kind: renderer.render(version, kind, context) for kind in kinds}
 
 
 def channel_message(
