@@ -134,7 +134,8 @@ class NoticeRepository(SubscriberRepository):
         ``create_notice``: the version the new content was checked against."""
         async with self.db.transaction():
             before = await self.get_notice(notice_id)
-            params = {"id": notice_id, **_content_params(notice), "template_version": template_version, "now": now_iso()}
+            params = {"id": notice_id, **_content_params(notice), "template_version": template_version}
+            params["now"] = now_iso()
             row = await self.db.fetch_one("edit_notice", params)
             if row is None:
                 raise Conflict(
