@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from notifier import console
 from notifier import web as pages
 from notifier.api import apikeys, audit, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
+from notifier.api import cap as cap_api
 from notifier.api.draft_preview import PRINTOUT_IMAGES
 from notifier.api.draft_preview import ROUTES as DRAFT_PREVIEW_ROUTES
 from notifier.api.keys import ENGINE, SETTINGS, STORE
@@ -30,6 +31,7 @@ ALL_ROUTES: list[Route] = [
     *DRAFT_PREVIEW_ROUTES,
     *apikeys.ROUTES,
     *audit.ROUTES,
+    *cap_api.ROUTES,
     *hooks.ROUTES,
     *wechat_hooks.ROUTES,
     *cloud_sms_hooks.ROUTES,

@@ -47,12 +47,22 @@ def read_areas() -> list[tuple[str, str]]:
     return [(row["code"], row["name"]) for row in csv.DictReader(text.splitlines())]
 
 
+def read_centroids() -> list[tuple[str, float, float, str]]:
+    """(code, latitude, longitude, source) of the areas whose point is known (the county's)."""
+    text = files("notifier.demo").joinpath("data", "changle-centroids.csv").read_text(encoding="utf-8")
+    return [
+        (row["code"], float(row["latitude"]), float(row["longitude"]), row["source"])
+        for row in csv.DictReader(text.splitlines())
+    ]
+
+
 async def load_demo(store: Store) -> DemoSummary:
     """Load (or top up) the demo data; return what is there and how many residents were new."""
     started = time.perf_counter()
     catalog = read_catalog()
     areas = read_areas()
     await store.upsert_areas(areas)
+    await store.upsert_area_centroids(read_centroids())
     async with store.db.transaction():
         for topic in catalog["topics"]:
             await store.upsert_topic(topic["code"], topic["name"], topic["description"])

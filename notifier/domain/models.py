@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from notifier.domain.contacts import area_level, normalise_email, normalise_phone
+from notifier.domain.disclosure import DisclosureDomain
 from notifier.domain.enums import ChannelKind, ChannelMode, NoticeState, Role, Severity
 from notifier.domain.errors import Forbidden
 from notifier.domain.text import MultiLineText, SingleLineText, clean_data
@@ -265,6 +266,17 @@ class NoticeIn(Strict):
     send_at: Moment | None = None
     expires_at: Moment | None = None
     references: Id | None = Field(None, description="id of an earlier notice this one updates or lifts")
+    public: bool = Field(
+        False,
+        description="shown once approved on the public notices page /public/notices, its Atom feed and the kiosks "
+        "(the channel kind feed means the same)",
+    )
+    domain: DisclosureDomain | None = Field(
+        None, description="column of the public notices page; by default the one of the notice's topic"
+    )
+    interpretation: MultiLineText | None = Field(
+        None, min_length=1, max_length=10000, description="政策解读: a plain-language reading shown beside the text"
+    )
 
     @model_validator(mode="after")
     def _content(self) -> NoticeIn:
@@ -356,6 +368,12 @@ class Notice(BaseModel):
     decisions: list[NoticeDecision] = Field(
         default_factory=list,
         description="approvals and rejections with their comments, oldest first (left out of notice lists)",
+    )
+    public: bool = Field(False, description="shown on the public pages, feeds and kiosks once approved")
+    domain: DisclosureDomain | None = Field(None, description="column of the public notices page")
+    interpretation: str | None = Field(None, description="政策解读 shown beside the text on the public page")
+    cap_identifier: str | None = Field(
+        None, description="sender,identifier,sent of the CAP alert this notice came from; null otherwise"
     )
 
 

@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from notifier.domain.enums import NoticeState
+from notifier.domain.disclosure import domain_of_topic
+from notifier.domain.enums import ChannelKind, NoticeState
 from notifier.domain.errors import Conflict, NotFound
 from notifier.domain.models import ApiKeyInfo, Delivery, Notice, NoticeDecision, NoticeIn
 from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
@@ -48,6 +49,14 @@ def _content_params(notice: NoticeIn) -> dict[str, Any]:
         "expires_at": iso(notice.expires_at),
         "references_id": notice.references,
     }
+
+
+def cap_reference(cap: str | None) -> str | None:
+    """``sender,identifier,sent`` of the CAP alert stored with a notice."""
+    if not cap:
+        return None
+    alert = json.loads(cap)
+    return f"{alert['sender']},{alert['identifier']},{alert['sent']}"
 
 
 class NoticeRepository(SubscriberRepository):
@@ -90,8 +99,22 @@ class NoticeRepository(SubscriberRepository):
             )
             assert row is not None
             notice_id = int(row["id"])
+            await self._set_disclosure(notice_id, notice)
             await self.audit(actor, "notice.create", "notice", notice_id, {"topic": notice.topic})
         return await self.get_notice(notice_id), True
+
+    async def _set_disclosure(self, notice_id: int, notice: NoticeIn) -> None:
+        """Whether the public pages show the notice (``public``, or the channel kind ``feed``), its domain (by
+        default its topic's) and its interpretation."""
+        await self.db.execute(
+            "set_notice_disclosure",
+            {
+                "id": notice_id,
+                "public": int(notice.public or ChannelKind.FEED in notice.channels),
+                "domain": notice.domain or domain_of_topic(notice.topic),
+                "interpretation": notice.interpretation,
+            },
+        )
 
     async def get_notice(self, notice_id: int) -> Notice:
         row = await self.db.fetch_one("get_notice", {"id": notice_id})
@@ -141,6 +164,7 @@ class NoticeRepository(SubscriberRepository):
                 raise Conflict(
                     f"notice {notice_id} is {before.state.value}; only a draft or a rejected notice can be edited"
                 )
+            await self._set_disclosure(notice_id, notice)
             await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
         return await self.get_notice(notice_id)
 
@@ -267,4 +291,8 @@ class NoticeRepository(SubscriberRepository):
             reach=reach,
             areas_reached=areas_reached,
             decisions=decisions,
+            public=bool(row.get("public")),
+            domain=row.get("domain"),
+            interpretation=row.get("interpretation"),
+            cap_identifier=cap_reference(row.get("cap")),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from notifier.domain.errors import ConfigError
 from notifier.store.api_keys import KEY_PREFIX, ApiKeyRepository, hash_secret
 from notifier.store.areas import AreaDeliveryRepository
+from notifier.store.cap import CapRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.hook_nonces import HookNonceRepository
@@ -20,6 +21,7 @@ __all__ = ["KEY_PREFIX", "Store", "hash_secret", "open_database"]
 
 
 class Store(
+    CapRepository,
     NoticeRepository,
     DeliveryRepository,
     AreaDeliveryRepository,

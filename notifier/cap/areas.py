@@ -1,0 +1,115 @@
+"""Where a CAP ``<area>`` falls in the county: geocodes by division code, polygons and circles by centroid.
+
+- ``geocode``: any value (whatever its ``valueName``) that is the code of a known area, as 6, 9 or 12
+  digits; a 12-digit statistical code padded with zeros (``370725000000``, ``370725001000``) names the
+  county or the town. A province or prefecture code that contains the county (``370000``, ``370700``)
+  names the whole county.
+- ``polygon`` (at least four ``lat,lon`` pairs, the first and last equal) and ``circle`` (``lat,lon
+  radius-km``): every area whose centroid lies inside. Only areas with a known centroid can match; the
+  demo county ships the county's own (``notifier/demo/data/changle-centroids.csv``), not those of its
+  towns and villages, which the statistical tables do not give.
+
+An area whose parent also matched is dropped: a town covers its villages, the county everything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from notifier.cap.document import CapArea
+
+EARTH_RADIUS_KM = 6371.0088
+Point = tuple[float, float]  # latitude, longitude (WGS 84)
+
+
+def normalise_code(value: str) -> str | None:
+    """A division code of 6, 9 or 12 ASCII digits, trailing zero groups of a 12-digit code dropped."""
+    code = value.strip()
+    if not code.isascii() or not code.isdigit() or len(code) not in (6, 9, 12):
+        return None
+    if len(code) == 12 and code.endswith("000000"):
+        return code[:6]
+    if len(code) == 12 and code.endswith("000"):
+        return code[:9]
+    return code
+
+
+def contains_county(code: str, county: str) -> bool:
+    """Whether a 6-digit province or prefecture code (``370000``, ``370700``) contains the county."""
+    if len(code) != 6 or code == county:
+        return False
+    if code.endswith("0000"):
+        return county.startswith(code[:2])
+    if code.endswith("00"):
+        return county.startswith(code[:4])
+    return False
+
+
+def parse_polygon(text: str) -> list[Point] | None:
+    """The polygon's points, or None when it is not a list of ``lat,lon`` pairs (an empty one is None too)."""
+    points = []
+    for pair in text.split():
+        lat, _, lon = pair.partition(",")
+        try:
+            points.append((float(lat), float(lon)))
+        except ValueError:
+            return None
+    return points if len(points) >= 3 else None
+
+
+def parse_circle(text: str) -> tuple[Point, float] | None:
+    parts = text.split()
+    if len(parts) != 2:
+        return None
+    lat, _, lon = parts[0].partition(",")
+    try:
+        return (float(lat), float(lon)), float(parts[1])
+    except ValueError:
+        return None
+
+
+def inside_polygon(point: Point, polygon: list[Point]) -> bool:
+    """Ray casting in the lat/lon plane: fine for areas the size of a county."""
+    lat, lon = point
+    inside = False
+    for (lat1, lon1), (lat2, lon2) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        if (lon1 > lon) != (lon2 > lon):
+            crossing = lat1 + (lon - lon1) * (lat2 - lat1) / (lon2 - lon1)
+            if lat < crossing:
+                inside = not inside
+    return inside
+
+
+def distance_km(a: Point, b: Point) -> float:
+    """Great-circle distance (haversine)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def match_areas(
+    areas: Iterable[CapArea], known: Iterable[str], centroids: Mapping[str, Point], county: str
+) -> list[str]:
+    """The codes of the county's areas the CAP areas name or cover, parents before children removed."""
+    known_codes = set(known)
+    found: set[str] = set()
+    for area in areas:
+        for _, value in area.geocodes:
+            code = normalise_code(value)
+            if code is None:
+                continue
+            if code in known_codes:
+                found.add(code)
+            elif contains_county(code, county):
+                found.add(county)
+        for text in area.polygons:
+            polygon = parse_polygon(text)
+            if polygon is not None:
+                found.update(code for code, point in centroids.items() if inside_polygon(point, polygon))
+        for text in area.circles:
+            circle = parse_circle(text)
+            if circle is not None:
+                centre, radius = circle
+                found.update(code for code, point in centroids.items() if distance_km(point, centre) <= radius)
+    return sorted(code for code in found if not any(code != other and code.startswith(other) for other in found))

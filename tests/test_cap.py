@@ -1,0 +1,192 @@
+"""CAP 1.2: the OASIS examples and published alerts through POST /api/v1/cap and back out of cap.xml."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from notifier.cap.areas import match_areas
+from notifier.cap.document import CapArea, InvalidCap, read_alert, write_alert
+from notifier.domain.enums import ChannelKind
+from tests.conftest import COUNTY, TOWN_A, TOWN_B, VILLAGE_A1, Api
+
+DATA = Path(__file__).parent / "data" / "cap"
+PUBLISHED = sorted(DATA.glob("*.xml"))
+CAP_XML = {"Content-Type": "application/cap+xml"}
+SEAT = (36.706964, 118.829992)  # the county seat, the one centroid the demo data ships
+
+
+def changle_alert(identifier: str, *, msg_type: str = "Alert", references: str = "", area: str = "") -> bytes:
+    """A heavy-pollution alert of the kind the county's environment bureau relays (written for these tests)."""
+    refs = f"<references>{references}</references>" if references else ""
+    area = area or f"<geocode><valueName>GB/T 2260</valueName><value>{TOWN_A}</value></geocode>"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier><sender>370725000000@12379.cn</sender>
+  <sent>2026-11-29T16:00:00+08:00</sent><status>Actual</status><msgType>{msg_type}</msgType>
+  <scope>Public</scope>{refs}
+  <info><language>zh-CN</language><category>Env</category><event>重污染天气</event>
+    <urgency>Expected</urgency><severity>Severe</severity><certainty>Likely</certainty>
+    <expires>2030-12-02T00:00:00+08:00</expires><headline>重污染天气橙色预警</headline>
+    <description>预计明起三天出现重污染天气。</description><instruction>请减少户外活动。</instruction>
+    <area><areaDesc>宝都街道</areaDesc>{area}</area></info>
+</alert>""".encode()
+
+
+async def _count_notices(api: Api) -> int:
+    notices, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=500)
+    return len(notices)
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=lambda p: p.stem)
+def test_published_alerts_survive_a_write_and_a_read(path: Path) -> None:
+    alert = read_alert(path.read_bytes())
+    assert alert.infos, "every sample has at least one info"
+    again = read_alert(write_alert(alert))  # read_alert validates the written document against the XSD
+    assert again == alert
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=lambda p: p.stem)
+async def test_import_export_import_gives_the_same_alert(api: Api, path: Path) -> None:
+    original = await asyncio.to_thread(path.read_bytes)
+    status, notice = await api.call(
+        "POST", f"/api/v1/cap?area={TOWN_A}", key="civ-issuer", data=original, headers=CAP_XML
+    )
+    assert status == 201, notice
+    alert = read_alert(original)
+    info = next((i for i in alert.infos if i.language.startswith("zh")), alert.infos[0])
+    assert notice["state"] == "pending_approval"
+    assert notice["title"] == " ".join((info.headline or info.event).split())[:200]
+    assert notice["severity"] == {"Unknown": "info"}.get(info.severity, info.severity.lower())
+    assert notice["target"]["areas"] == [TOWN_A]
+    assert notice["cap_identifier"] == alert.as_reference()
+    assert info.description is None or " ".join(info.description.split())[:50] in " ".join(notice["body"].split())
+    status, exported = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="civ-viewer")
+    assert status == 200
+    assert read_alert(exported.encode()) == alert
+    status, again = await api.call(
+        "POST", f"/api/v1/cap?area={TOWN_A}", key="civ-issuer", data=exported.encode(), headers=CAP_XML
+    )
+    assert (status, again["id"]) == (200, notice["id"])
+
+
+async def test_a_notice_written_as_cap_reads_back_as_the_same_notice(api: Api) -> None:
+    body = {
+        "topic": "air-quality",
+        "title": "重污染天气黄色预警",
+        "body": "预计明日出现重污染天气。\n请减少户外活动。",
+        "severity": "moderate",
+        "target": {"areas": [TOWN_A, VILLAGE_A1]},
+        "expires_at": "2030-01-02T08:00:00+08:00",
+    }
+    status, native = await api.call("POST", "/api/v1/notices", json=body)
+    assert status == 201
+    status, exported = await api.call("GET", f"/api/v1/notices/{native['id']}/cap.xml")
+    assert status == 200
+    alert = read_alert(exported.encode())
+    assert alert.identifier == f"notice-{native['id']}" and alert.sent.endswith("+08:00")
+    assert [area.geocodes for area in alert.infos[0].areas] == [(("GB/T 2260", TOWN_A),), (("GB/T 2260", VILLAGE_A1),)]
+    status, imported = await api.call("POST", "/api/v1/cap", data=exported.encode(), headers=CAP_XML)
+    assert status == 201, imported
+    same = ("topic", "title", "body", "severity", "expires_at")
+    assert {k: imported[k] for k in same} == {k: native[k] for k in same}
+    assert imported["target"]["areas"] == [TOWN_A]  # the village lies in the town, which covers it
+
+
+async def test_an_alert_that_breaks_the_schema_is_refused_with_the_schema_error(api: Api) -> None:
+    before = await _count_notices(api)
+    broken = changle_alert("bad-1").replace(b"<urgency>Expected", b"<urgency>Soon")
+    status, problem = await api.call("POST", "/api/v1/cap", data=broken, headers=CAP_XML)
+    assert status == 422
+    assert problem["type"] == "/problems/invalid-cap"
+    assert problem["errors"][0]["loc"] == "/alert/info/urgency"
+    assert "Immediate" in problem["errors"][0]["msg"]
+    out_of_order = changle_alert("bad-2").replace(b"<scope>Public</scope>", b"").replace(
+        b"<status>Actual</status>", b"<status>Actual</status><scope>Public</scope><scope>Public</scope>"
+    )
+    status, problem = await api.call("POST", "/api/v1/cap", data=out_of_order, headers=CAP_XML)
+    assert status == 422 and problem["errors"][0]["loc"].startswith("/alert")
+    entity = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><alert>&x;</alert>'
+    for data in (b"not xml", entity, b"<alert/>"):
+        status, problem = await api.call("POST", "/api/v1/cap", data=data, headers=CAP_XML)
+        assert (status, problem["type"]) == (422, "/problems/invalid-cap"), problem
+    status, _ = await api.call("POST", "/api/v1/cap", data=changle_alert("ok"), headers={"Content-Type": "text/plain"})
+    assert status == 415
+    exercise = changle_alert("drill").replace(b"<status>Actual", b"<status>Exercise")
+    status, problem = await api.call("POST", "/api/v1/cap", data=exercise, headers=CAP_XML)
+    assert (status, problem["errors"][0]["loc"]) == (422, "alert.status")
+    assert await _count_notices(api) == before
+
+
+async def test_update_replaces_and_cancel_stops_the_referenced_notice(api: Api) -> None:
+    status, first = await api.call("POST", "/api/v1/cap", data=changle_alert("hp-1"), headers=CAP_XML)
+    assert status == 201 and first["state"] == "pending_approval"
+    assert first["topic"] == "air-quality" and first["severity"] == "severe"
+    assert ChannelKind.FEED.value in first["channels"] and first["public"] is True
+    ref = "370725000000@12379.cn,hp-1,2026-11-29T16:00:00+08:00"
+    status, update = await api.call(
+        "POST", "/api/v1/cap", data=changle_alert("hp-2", msg_type="Update", references=ref), headers=CAP_XML
+    )
+    assert status == 201 and update["references"] == first["id"]
+    status, replaced = await api.call("GET", f"/api/v1/notices/{first['id']}")
+    assert replaced["state"] == "cancelled"  # nobody had approved it: the update takes its place
+    status, approved = await api.call("POST", f"/api/v1/notices/{update['id']}/approve", key="env-approver")
+    assert (status, approved["state"]) == (200, "approved")
+    ref2 = "370725000000@12379.cn,hp-2,2026-11-29T16:00:00+08:00"
+    cancel = changle_alert("hp-3", msg_type="Cancel", references=ref2)
+    status, cancelled = await api.call("POST", "/api/v1/cap", data=cancel, headers=CAP_XML)
+    assert (status, cancelled["id"], cancelled["state"]) == (200, update["id"], "cancelled")
+    status, again = await api.call("POST", "/api/v1/cap", data=cancel, headers=CAP_XML)
+    assert (status, again["id"]) == (200, update["id"])
+    unknown = changle_alert("hp-4", msg_type="Cancel", references="x@y,never-sent,2026-11-29T16:00:00+08:00")
+    status, problem = await api.call("POST", "/api/v1/cap", data=unknown, headers=CAP_XML)
+    assert (status, problem["errors"][0]["loc"]) == (422, "alert.references")
+
+
+async def test_a_repeated_identifier_answers_with_the_same_notice_and_only_to_its_department(api: Api) -> None:
+    status, first = await api.call("POST", "/api/v1/cap", data=changle_alert("rep-1"), headers=CAP_XML)
+    assert status == 201
+    before = await _count_notices(api)
+    status, again = await api.call("POST", "/api/v1/cap", data=changle_alert("rep-1"), headers=CAP_XML)
+    assert (status, again["id"]) == (200, first["id"])
+    status, _ = await api.call("POST", "/api/v1/cap", key="civ-issuer", data=changle_alert("rep-1"), headers=CAP_XML)
+    assert status == 409
+    assert await _count_notices(api) == before
+
+
+async def test_areas_by_geocode_polygon_and_circle(api: Api) -> None:
+    province = "<geocode><valueName>GB/T 2260</valueName><value>370000</value></geocode>"
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("g-1", area=province), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, [COUNTY])
+    await api.store.upsert_area_centroids([(COUNTY, *SEAT, "test")])
+    lat, lon = SEAT
+    corners = [(lat - 0.1, lon - 0.1), (lat - 0.1, lon + 0.1), (lat + 0.1, lon + 0.1), (lat + 0.1, lon - 0.1)]
+    square = " ".join(f"{a},{b}" for a, b in [*corners, corners[0]])
+    polygon = f"<polygon>{square}</polygon>"
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("g-2", area=polygon), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, [COUNTY])
+    far = f"<circle>{lat + 1},{lon} 10</circle>"  # 111 km north of the seat
+    status, problem = await api.call("POST", "/api/v1/cap", data=changle_alert("g-3", area=far), headers=CAP_XML)
+    assert (status, problem["errors"][0]["loc"]) == (422, "alert.info.area")
+    near = f"<circle>{lat + .05},{lon} 10</circle>"  # 5.6 km north
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("g-4", area=near), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, [COUNTY])
+
+
+def test_centroids_select_towns_and_parents_cover_children() -> None:
+    centroids = {TOWN_A: (36.70, 118.80), TOWN_B: (36.60, 118.90), VILLAGE_A1: (36.71, 118.81)}
+    known = [COUNTY, TOWN_A, TOWN_B, VILLAGE_A1]
+    around_a = CapArea(description="a", polygons=("36.65,118.75 36.65,118.85 36.75,118.85 36.75,118.75 36.65,118.75",))
+    assert match_areas([around_a], known, centroids, COUNTY) == [TOWN_A]
+    both = CapArea(description="b", circles=("36.65,118.85 20",))
+    assert match_areas([both], known, centroids, COUNTY) == [TOWN_A, TOWN_B]
+    padded = CapArea(description="c", geocodes=(("X", "370725002000"), ("X", VILLAGE_A1), ("SAME", "006037")))
+    assert match_areas([padded], known, centroids, COUNTY) == [VILLAGE_A1, TOWN_B]
+
+
+def test_a_dtd_is_refused_before_anything_expands() -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><alert>&b;</alert>'
+    with pytest.raises(InvalidCap):
+        read_alert(bomb)
