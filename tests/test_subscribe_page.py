@@ -1,8 +1,9 @@
 """The resident subscription page (/subscribe) against the real app on a real port, with a running engine.
 
-The engine's SMS alias is a RecordingChannel: a test reads the confirmation code from the message the
-page handed to it, as a resident reads it on the phone. The page's clock is a FakeClock, so expiry and
-the rate-limit windows move when a test says so.
+The engine's SMS aliases are RecordingChannels: the page queues the code (a direct message), the engine
+sends it (``submit`` runs the engine until idle, as its workers would), and a test reads the code from
+the message the adapter got, as a resident reads it on the phone. The page's and the engine's clock is
+a FakeClock, so expiry and the rate-limit windows move when a test says so.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from channels.base import Failed
+from channels.base import Channel, Failed
+from channels.email_smtp import SmtpEmailChannel, SmtpEmailOptions
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
-from notifier.web.subscribe import CLOCK
+from notifier.web.pages import CLOCK
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_B1, seed_catalog
+from tests.smtp_server import SmtpServer
 
 PHONE, E164 = "13800138000", "+8613800138000"
 _FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -46,6 +49,8 @@ class Page:
     settings: Settings
     sms: RecordingChannel
     clock: FakeClock
+    engine: Engine
+    backup: RecordingChannel
 
     async def get(self, query: str) -> tuple[int, str]:
         async with self.session.get(f"{self.base}/subscribe{query}") as response:
@@ -71,7 +76,9 @@ class Page:
         }
         pairs = [(k, v) for k, values in form.items() if values is not None
                  for v in (values if isinstance(values, list) else [values])]  # fmt: skip
-        return await self.post("/subscribe", pairs)
+        answer = await self.post("/subscribe", pairs)
+        await self.engine.run_until_idle()  # the engine's workers send what the page queued
+        return answer
 
     def code(self) -> str:
         return _CODE.search(self.sms.messages[-1].text)[1]  # type: ignore[index]
@@ -85,23 +92,40 @@ class Page:
             return db.execute(sql, params).fetchall()
 
 
-def page_settings(tmp_path: Path) -> Settings:
+def page_settings(tmp_path: Path, mail: bool = False) -> Settings:
+    channels = {"sms-main": {"kind": "sms", "type": "recording"},
+                "sms-backup": {"kind": "sms", "type": "recording", "order": 1}}  # fmt: skip
+    if mail:
+        channels["mail"] = {"kind": "email", "type": "recording"}  # the adapter is the SMTP one built below
     return Settings.model_validate({
         "database": {"url": f"sqlite:///{tmp_path}/subscribe.db"},
         "security": {"signing_secret": "subscribe-page-test-secret"},
-        "channels": {"sms-main": {"kind": "sms", "type": "recording"},
-                     "sms-backup": {"kind": "sms", "type": "recording", "order": 1}},
+        "server": {"public_url": "http://127.0.0.1:8080"},
+        "channels": channels,
     })  # fmt: skip
 
 
-async def start(tmp_path: Path, *, with_engine: bool = True) -> AsyncIterator[Page]:
-    settings = page_settings(tmp_path)
+def smtp_adapter(server: SmtpServer) -> SmtpEmailChannel:
+    """The real SMTP adapter, to the aiosmtpd server of the test (no List-Unsubscribe on these messages)."""
+    options = SmtpEmailOptions.model_validate({
+        "host": server.host, "port": server.port, "start_tls": False, "timeout": 10,
+        "local_hostname": "notify.example.test", "from_address": "notices@example.test", "list_unsubscribe": False,
+    })  # fmt: skip
+    return SmtpEmailChannel("mail", options)
+
+
+async def start(tmp_path: Path, *, with_engine: bool = True, mail: SmtpServer | None = None) -> AsyncIterator[Page]:
+    settings = page_settings(tmp_path, mail is not None)
     db = await open_database(settings.database.url)
     await db.migrate()
     store = Store(db)
     await seed_catalog(store)
-    sms, clock = RecordingChannel("sms-main"), FakeClock()
-    engine = Engine(store, settings, {"sms-main": sms, "sms-backup": RecordingChannel("sms-backup")}, clock=clock)
+    sms, backup, clock = RecordingChannel("sms-main"), RecordingChannel("sms-backup"), FakeClock()
+    adapters: dict[str, Channel] = {"sms-main": sms, "sms-backup": backup}
+    if mail is not None:
+        adapters["mail"] = smtp_adapter(mail)
+        await adapters["mail"].open()
+    engine = Engine(store, settings, adapters, clock=clock)
 
     async def engine_factory(app: object) -> Engine | None:
         return engine if with_engine else None
@@ -111,10 +135,13 @@ async def start(tmp_path: Path, *, with_engine: bool = True) -> AsyncIterator[Pa
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Page(str(server.make_url("")).rstrip("/"), session, store, settings, sms, clock)
+        # unsafe: keep cookies from an IP address (127.0.0.1), as browsers do; the forms need the CSRF cookie
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            yield Page(str(server.make_url("")).rstrip("/"), session, store, settings, sms, clock, engine, backup)
     finally:
         await server.close()
+        if mail is not None:
+            await adapters["mail"].close()
         await db.close()
 
 
@@ -140,22 +167,42 @@ async def test_page_names_the_village_and_ticks_the_topic(page: Page) -> None:
     assert "社会救助" in text and "空气质量" in text and "灾害救助" in text  # every topic
     assert re.search(r'value="social-assistance" checked', text)
     assert not re.search(r'value="air-quality" checked', text)
-    assert "我同意接收昌乐县政府通过短信发送的公益通知，可随时回复TD退订" in text
+    assert "我同意接收昌乐县政府通过短信或电子邮件发送的公益通知，可随时退订（短信回复TD）" in text
     assert 'name="viewport"' in text and "<style>" in text and "http" not in text.split("<body>")[1]
 
 
 async def test_topic_is_optional_and_an_unknown_one_is_ignored(page: Page) -> None:
     for query in (f"?area={VILLAGE_A1}", f"?area={VILLAGE_A1}&topic=nonsense", f"?area={VILLAGE_A1}&topic=<b>"):
         status, text = await page.get(query)
-        assert status == 200 and " checked" not in text.split('name="consent"')[0]
+        assert status == 200 and " checked" not in text.split('name="topics"', 1)[1].split('name="consent"')[0]
         assert "<b>" not in text
 
 
-@pytest.mark.parametrize("query", ["", "?area=", "?area=370725009999", f"?area={TOWN_A}", "?area=x'<script>"])
+@pytest.mark.parametrize("query", ["", "?area=", "?area=370725009999", "?area=370725999", "?area=370725",
+                                   "?area=x'<script>"])
 async def test_a_wrong_link_gets_a_friendly_404_page(page: Page, query: str) -> None:
     status, text = await page.get(query)
     assert status == 404
     assert "链接有误" in text and "二维码" in text and "<script>" not in text
+
+
+async def test_a_town_link_lets_the_resident_pick_the_village(page: Page) -> None:
+    status, text = await page.get(f"?area={TOWN_A}&topic=air-quality")
+    assert status == 200 and "宝都街道" in text and '<select id="area" name="area"' in text
+    assert f'<option value="{VILLAGE_A1}">' in text and f'value="{VILLAGE_B1}"' not in text  # B1 is another town's
+    token = _FORM_TOKEN.search(text)[1]  # type: ignore[index]
+    form = {"form_token": token, "board": TOWN_A, "name": "李明", "phone": PHONE, "topics": "air-quality",
+            "consent": "yes"}  # fmt: skip
+    status, again = await page.post("/subscribe", form)  # no village picked
+    assert status == 422 and 'data-field="area"' in again
+    status, again = await page.post("/subscribe", {**form, "area": VILLAGE_B1})  # a village of another town
+    assert status == 422 and 'data-field="area"' in again
+    status, code_page = await page.post("/subscribe", {**form, "area": VILLAGE_A1})
+    assert status == 200
+    await page.engine.run_until_idle()
+    assert (await page.confirm(code_page, page.code()))[0] == 200
+    resident = await page.store.get_subscriber(await page.store.find_subscriber_by_phone(E164) or 0)
+    assert resident.area_code == VILLAGE_A1
 
 
 # --- the whole flow ------------------------------------------------------------------------------------------------
@@ -310,7 +357,7 @@ async def test_a_bad_field_is_named_and_nothing_is_stored(page: Page, fields: di
 async def test_an_unknown_area_in_the_post_is_named(page: Page) -> None:
     _, form_page = await page.get(f"?area={VILLAGE_A1}")
     token = _FORM_TOKEN.search(form_page)[1]  # type: ignore[index]
-    for area in ("370725009999", TOWN_A, "", "<i>"):
+    for area in ("370725009999", "370725999", "", "<i>"):
         form = {"form_token": token, "area": area, "name": "李明", "phone": PHONE, "topics": "air-quality",
                 "consent": "yes"}  # fmt: skip
         status, text = await page.post("/subscribe", form)
@@ -347,15 +394,44 @@ async def test_the_form_token_binds_the_post_to_the_page(page: Page) -> None:
 
 async def test_without_an_sms_channel_the_page_says_so(bare_page: Page) -> None:
     status, text = await bare_page.submit()
-    assert status == 503 and "暂不支持短信订阅" in text
+    assert status == 503 and "暂不支持短信" in text
     assert not bare_page.rows("SELECT 1 FROM subscription_requests")
 
 
-async def test_a_code_the_gateway_refused_cannot_be_confirmed(page: Page) -> None:
+async def test_the_code_goes_through_a_delivery_record_and_the_text_is_blanked_once_sent(page: Page) -> None:
+    status, code_page = await page.submit()
+    assert status == 200
+    [row] = page.rows("SELECT purpose, channel, alias, address, state, attempts, text, provider_message_id "
+                      "FROM direct_messages")  # fmt: skip
+    assert row[:6] == ("subscribe-code", "sms", "sms-main", E164, "sent", 1)
+    assert row[6] == "" and row[7]  # the code is no longer in the database once it left
+    [message] = page.sms.messages
+    assert message.priority > 100 and message.notice_id == 0 and message.delivery_id < 0
+    assert not page.backup.messages
+    assert (await page.confirm(code_page, page.code()))[0] == 200
+
+
+async def test_a_code_the_primary_refused_fails_over_to_the_backup_gateway(page: Page) -> None:
     page.sms.plan(E164, Failed("blocked", "number on the blocklist"))
-    status, text = await page.submit()
-    assert status == 503 and "短信发送失败" in text
-    assert page.rows("SELECT state FROM subscription_requests") == [("unsent",)]
+    status, code_page = await page.submit()
+    assert status == 200
+    assert [m.recipient for m in page.sms.messages] == [E164]  # tried on the primary first
+    [message] = page.backup.messages
+    assert message.alias == "sms-backup"
+    [(alias, state, attempts, error)] = page.rows("SELECT alias, state, attempts, last_error FROM direct_messages")
+    assert (alias, state, attempts) == ("sms-backup", "sent", 2) and error is None
+    code = _CODE.search(message.text)[1]  # type: ignore[index]
+    assert (await page.confirm(code_page, code))[0] == 200
+
+
+async def test_a_code_both_gateways_refused_is_recorded_as_failed(page: Page) -> None:
+    page.sms.plan(E164, Failed("blocked", "number on the blocklist"))
+    page.backup.plan(E164, Failed("blocked", "number on the blocklist"))
+    status, _ = await page.submit()
+    assert status == 200  # the page cannot wait for the gateways; the resident asks again after a minute
+    [(state, error, text)] = page.rows("SELECT state, last_error, text FROM direct_messages")
+    assert state == "failed" and error.startswith("sms-backup: blocked") and text == ""
+
 
 
 # --- never a 500 ---------------------------------------------------------------------------------------------------

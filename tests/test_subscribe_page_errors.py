@@ -1,5 +1,5 @@
-"""The subscription page's SMS adapter raising: the resident is told to try later, the log gets the traceback
-once (not a bare type name), and no phone number."""
+"""The primary SMS adapter raising on a code: the engine hands it to the backup gateway, the log gets the
+traceback once (not a bare type name), and no phone number."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def scrubbed() -> Iterator[None]:
         logging.setLogRecordFactory(before)
 
 
-async def test_adapter_exception_on_the_code_sms_is_logged_with_its_traceback_once(
+async def test_adapter_exception_on_the_code_sms_fails_over_and_is_logged_with_its_traceback_once(
     page: Page, caplog: pytest.LogCaptureFixture, scrubbed: None
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -47,7 +47,8 @@ async def test_adapter_exception_on_the_code_sms_is_logged_with_its_traceback_on
         statuses.append(status)
         page.clock.advance(61)  # past the one-code-per-minute limit
 
-    assert statuses == [503, 503]
+    assert statuses == [200, 200]
+    assert [m.alias for m in page.backup.messages] == ["sms-backup", "sms-backup"]  # failed over
     found = [r for r in caplog.records if r.exc_info is not None and r.name.startswith("notifier")]
     assert len(found) == 1 and isinstance(found[0].exc_info[1], GatewayDown)  # type: ignore[index]
     assert "sms-main" in found[0].getMessage()

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
 from notifier.engine.context import EngineContext
+from notifier.engine.direct import dispatch_direct
 from notifier.engine.outcomes import record_results
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
@@ -42,6 +43,9 @@ async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     """Claim, send and record one batch for one alias; the number of deliveries handled."""
     if ctx.kind_of(alias) in AREA_KINDS:
         return await dispatch_area_alias(ctx, alias)
+    direct = await dispatch_direct(ctx, alias)  # codes and links go before any notice
+    if direct:
+        return direct
     channel = ctx.channels[alias]
     lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
     rows = await claim(ctx, alias, ctx.store.claim_deliveries)

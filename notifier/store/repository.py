@@ -11,6 +11,7 @@ from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.cap import CapRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
+from notifier.store.direct_messages import DirectMessageRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.staff import StaffRepository
@@ -26,6 +27,7 @@ class Store(
     DeliveryRepository,
     AreaDeliveryRepository,
     SubscriptionRequestRepository,
+    DirectMessageRepository,
     ApiKeyRepository,
     HookNonceRepository,
     StaffRepository,

@@ -1,8 +1,9 @@
-"""Subscriptions started on the resident page: confirmation codes sent by SMS, waiting to be entered.
+"""Residents' requests (subscribe, open /me): codes sent by SMS or links by e-mail, waiting to come back.
 
-Query-shaped, no policy: the page decides the limits and the expiry, passes ``now`` (epoch seconds)
-and the code's hash; this module only moves rows of ``subscription_requests``
-(``sql/sqlite_004_subscription_requests.sql``). The rows double as the rate-limit counters.
+Query-shaped, no policy: ``notifier.residents.flow`` decides the limits and the expiry, passes ``now``
+(epoch seconds) and the code's hash; this module only moves rows of ``subscription_requests``
+(``sql/sqlite_004_subscription_requests.sql``, rebuilt by ``sqlite_014_resident_messages.sql``). The rows
+double as the rate-limit counters.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ DAY = 86400.0
 
 @dataclass(frozen=True)
 class RequestCounts:
-    """Codes sent lately: to one phone in the last minute and day, from one client address in the last hour."""
+    """Codes sent lately: to one address in the last minute and day, from one client address in the last hour."""
 
     phone_minute: int
     phone_day: int
@@ -27,14 +28,17 @@ class RequestCounts:
 
 @dataclass(frozen=True)
 class NewRequest:
-    phone: str  # E.164
+    address: str  # E.164 phone, or lower-case e-mail address
     name: str
-    area_code: str
+    area_code: str | None
     topics: Sequence[str]
     client_ip: str
     code_hash: str
     max_attempts: int
     expires_at: float
+    purpose: str = "subscribe"  # or "me"
+    channel: str = "sms"  # or "email"
+    subscriber_id: int | None = None  # for "me": the resident the address belongs to
 
 
 class SubscriptionRequestRepository:
@@ -44,15 +48,23 @@ class SubscriptionRequestRepository:
         """(code, village, town, county) of a village; None for an unknown code or one that is no village."""
         return await self.db.fetch_one("web_village", {"code": code})
 
+    async def town_names(self, code: str) -> Row | None:
+        """(code, town, county, villages as JSON [{code, name}]) of a town; None for anything else."""
+        return await self.db.fetch_one("web_town", {"code": code})
+
+    async def find_subscriber_by_email(self, email: str) -> int | None:
+        value = await self.db.fetch_value("find_subscriber_by_email", {"email": email.lower()})
+        return None if value is None else int(value)
+
     async def topic_names(self) -> list[Row]:
         """(code, name) of every topic, in the order they were created."""
         return await self.db.fetch_all("web_topics")
 
-    async def count_subscription_requests(self, phone: str, client_ip: str, now: float) -> RequestCounts:
+    async def count_subscription_requests(self, address: str, client_ip: str, now: float) -> RequestCounts:
         row = await self.db.fetch_one(
             "count_subscription_requests",
             {
-                "phone": phone,
+                "address": address,
                 "client_ip": client_ip,
                 "minute_ago": now - 60,
                 "hour_ago": now - 3600,
@@ -67,7 +79,10 @@ class SubscriptionRequestRepository:
         row = await self.db.fetch_one(
             "insert_subscription_request",
             {
-                "phone": request.phone,
+                "purpose": request.purpose,
+                "channel": request.channel,
+                "address": request.address,
+                "subscriber_id": request.subscriber_id,
                 "name": request.name,
                 "area_code": request.area_code,
                 "topics": dumps(list(request.topics)),
@@ -101,5 +116,7 @@ class SubscriptionRequestRepository:
         await self.db.execute("set_subscription_request_subscriber", {"id": request_id, "subscriber_id": subscriber_id})
 
     async def purge_subscription_requests(self, now: float) -> int:
-        """Delete requests older than the longest limit window (a day); they hold personal data."""
-        return await self.db.execute("purge_subscription_requests", {"before": now - DAY})
+        """Delete requests, and the messages that carried their codes, older than the longest limit window (a
+        day); they hold personal data."""
+        purged = await self.db.execute("purge_direct_messages", {"before": now - DAY})
+        return purged + await self.db.execute("purge_subscription_requests", {"before": now - DAY})

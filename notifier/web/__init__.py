@@ -1,7 +1,7 @@
 """Pages for residents (not the API): each module exports a ``ROUTES`` list of public routes."""
 
-from notifier.web import subscribe, unsubscribe
+from notifier.web import me, subscribe, unsubscribe
 
-ROUTES = [*subscribe.ROUTES, *unsubscribe.ROUTES]
+ROUTES = [*subscribe.ROUTES, *me.ROUTES, *unsubscribe.ROUTES]
 
-__all__ = ["ROUTES", "subscribe", "unsubscribe"]
+__all__ = ["ROUTES", "me", "subscribe", "unsubscribe"]

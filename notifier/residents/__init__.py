@@ -1,0 +1,1 @@
+"""Residents' self-service: the rules behind the /subscribe and /me pages (``flow``)."""
