@@ -18,6 +18,7 @@ from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
 from notifier.api.routing import Route
+from notifier.api.templates import ROUTES as TEMPLATE_ROUTES
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
@@ -29,6 +30,7 @@ ALL_ROUTES: list[Route] = [
     *subscribers.ROUTES,
     *notices.ROUTES,
     *DRAFT_PREVIEW_ROUTES,
+    *TEMPLATE_ROUTES,
     *apikeys.ROUTES,
     *audit.ROUTES,
     *cap_api.ROUTES,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from notifier.domain.text import MultiLineText, SingleLineText, multi_line
 
@@ -52,17 +52,23 @@ class TemplateDraft(BaseModel):
         description="per language, the source of each slot; zh is required (the fallback language)",
     )
 
-    @model_validator(mode="after")
-    def _complete(self) -> TemplateDraft:
-        if FALLBACK_LANGUAGE not in self.texts:
+    @field_validator("texts")
+    @classmethod
+    def _complete(cls, texts: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        if FALLBACK_LANGUAGE not in texts:
             raise ValueError(f"texts needs {FALLBACK_LANGUAGE}: the language every resident falls back to")
-        for language, slots in self.texts.items():
+        for language, slots in texts.items():
             if not any(slot in TEXT_SLOTS for slot in slots):
                 raise ValueError(f"texts.{language} needs at least one text slot (default or a channel kind)")
-        names = [field.name for field in self.fields]
+        return texts
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, fields: list[TemplateField]) -> list[TemplateField]:
+        names = [field.name for field in fields]
         if len(set(names)) != len(names):
             raise ValueError("fields has a name twice")
-        return self
+        return fields
 
 
 class TemplateIn(TemplateDraft):

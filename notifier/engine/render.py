@@ -166,6 +166,16 @@ class Renderer:
             missing += sorted(field for field in data_fields(tree) if field not in data)
         return list(dict.fromkeys(missing))
 
+    def render_slot(self, version: TemplateVersion, language: str, slot: str, context: Mapping[str, Any]) -> str:
+        """One slot's source rendered as it stands (for checks and previews): HTML slots autoescaped."""
+        labels = SEVERITY_LABELS.get(language, SEVERITY_LABELS[FALLBACK_LANGUAGE])
+        local = {
+            **context,
+            "language": language,
+            "severity_label": labels.get(context["severity"], context["severity"]),
+        }
+        return self._run(version, language, slot, local).strip()
+
     def _run(self, version: TemplateVersion, language: str, slot: str, context: Mapping[str, Any]) -> str:
         key = (version.name, version.version, language, slot)
         try:
