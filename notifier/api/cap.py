@@ -159,10 +159,10 @@ async def _create(
     areas = await _areas(store, alert, query.area)
     notice_in = notice_from_alert(alert, info, topic, areas, earlier.id if earlier else None)
     await check_new_notice(store, key, notice_in)
-    await check_renders(store, notice_in, key.department, notice_renderer(request))
+    version = await check_renders(store, notice_in, key.department, notice_renderer(request))
     async with store.db.transaction():
         created, _ = await store.create_notice(
-            notice_in, department=key.department, created_by=key.id, actor=actor(key)
+            notice_in, department=key.department, created_by=key.id, actor=actor(key), template_version=version.version
         )
         await store.set_notice_cap(created.id, alert.model_dump(mode="json"))
         await store.record_cap_alert(
