@@ -279,9 +279,9 @@ async def _notices_send(store: Store, args: argparse.Namespace) -> int:
         template_version=version.version,
     )
     if not args.draft:
-        created = await store.transition_notice(
-            created.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor=f"apikey:{key.id}"
-        )
+        from notifier import approval
+
+        created = await approval.submit(store, args.settings.approval, key, created)
     print(f"notice {created.id}: {created.state.value}")
     return 0
 
@@ -297,16 +297,14 @@ def _decision_comment(args: argparse.Namespace) -> str | None:
 
 
 async def _notices_approve(store: Store, args: argparse.Namespace) -> int:
-    from notifier.policy import check_approver, notice_for_key
+    from notifier import approval
+    from notifier.policy import notice_for_key
 
     comment = _decision_comment(args)
     key = await _key(store, args.api_key, Role.APPROVER)
     notice = await notice_for_key(store, key, args.id)
-    check_approver(key, notice)
-    notice = await store.decide_notice(
-        notice.id, NoticeState.APPROVED, decider=key, actor=f"apikey:{key.id}", comment=comment
-    )
-    print(f"notice {notice.id}: {notice.state.value}")
+    notice = await approval.approve(store, args.settings.approval, key, notice, comment)
+    print(f"notice {notice.id}: {notice.state.value} ({notice.approvals} of {notice.approvals_required} approvals)")
     return 0
 
 
@@ -361,6 +359,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ("notices", "show"): _notices_show,
     }
     handler = handlers[(args.command, args.subcommand)]
+    args.settings = settings
     return asyncio.run(_with_store(settings, lambda store: handler(store, args)))
 
 

@@ -17,11 +17,11 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from notifier.domain.enums import ChannelKind
+from notifier.domain.enums import ChannelKind, Role, Severity
 from notifier.domain.errors import ConfigError
 
 ENV_PREFIX = "NOTIFIER_"
@@ -83,6 +83,60 @@ class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+ApproverCount = Annotated[int, Field(ge=1, le=5)]
+
+
+class DepartmentApproval(Section):
+    """``[approval.departments.<code>]``: the department's own rule, more specific than the county-wide one."""
+
+    approvers: ApproverCount | None = Field(None, description="distinct approvers each of its notices needs")
+    severity: dict[Severity, ApproverCount] = Field(default_factory=dict, description="per severity")
+
+
+DEFAULT_DUE_MINUTES = {
+    Severity.INFO: 1440,
+    Severity.MINOR: 1440,
+    Severity.MODERATE: 240,
+    Severity.SEVERE: 60,
+    Severity.EXTREME: 30,
+}
+
+
+class ApprovalConfig(Section):
+    """Who must approve a notice before it is sent, and who may send an extreme alert first.
+
+    The number of distinct approvers (never the author) a notice needs is the most specific rule that names
+    it: its department's rule for its severity, else the county-wide rule for its severity, else its
+    department's ``approvers``, else ``approvers``.
+    """
+
+    approvers: ApproverCount = Field(1, description="distinct approvers every notice needs by default")
+    severity: dict[Severity, ApproverCount] = Field(default_factory=dict, description="per severity, all departments")
+    departments: dict[str, DepartmentApproval] = Field(default_factory=dict)
+    override_roles: list[Role] = Field(
+        default_factory=list,
+        description="roles that may send an extreme alert at once, to be approved after the fact (empty: nobody)",
+    )
+    due_minutes: dict[Severity, Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=lambda: dict(DEFAULT_DUE_MINUTES),
+        description="minutes from submission (or from an override) within which approval counts as on time",
+    )
+
+    def required(self, department: str, severity: Severity) -> int:
+        own = self.departments.get(department)
+        if own is not None and severity in own.severity:
+            return own.severity[severity]
+        if severity in self.severity:
+            return self.severity[severity]
+        if own is not None and own.approvers is not None:
+            return own.approvers
+        return self.approvers
+
+    def due(self, severity: Severity) -> int:
+        """Minutes within which a notice of this severity is to be approved."""
+        return self.due_minutes.get(severity, DEFAULT_DUE_MINUTES[severity])
+
+
 class ChannelConfig(BaseModel):
     """One ``[channels.<alias>]`` table; adapter options are validated by the adapter's own model."""
 
@@ -105,6 +159,7 @@ class Settings(Section):
     engine: EngineConfig = EngineConfig()
     security: SecurityConfig = SecurityConfig()
     logging: LoggingConfig = LoggingConfig()
+    approval: ApprovalConfig = ApprovalConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
 
     @field_validator("channels")

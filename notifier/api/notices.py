@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from channels import load_channels
 from channels.base import Channel
+from notifier import approval
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
 from notifier.api.keys import ENGINE, SETTINGS, STORE
@@ -35,7 +36,7 @@ from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
 from notifier.engine.context import EngineContext
 from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
-from notifier.policy import check_approver, check_new_notice, notice_for_key
+from notifier.policy import check_new_notice, notice_for_key
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # a Structured Fields string (RFC 8941 §3.3.3), as the IETF Idempotency-Key draft defines the header
@@ -51,6 +52,9 @@ ACTIVE = (
 
 class NoticeQuery(PageQuery):
     state: NoticeState | None = None
+    overdue_approval: bool | None = Field(
+        None, description="true: only notices sent by override and not yet approved after the fact; false: the others"
+    )
 
 
 async def _own_notice(request: web.Request, key: ApiKeyInfo) -> Notice:
@@ -92,7 +96,7 @@ async def list_notices(request: web.Request) -> web.Response:
     key = await require(request)
     q = read_query(request, NoticeQuery)
     items, cursor = await request.app[STORE].list_notices(
-        department=key.department, state=q.state, cursor=q.cursor, limit=q.limit
+        department=key.department, state=q.state, cursor=q.cursor, limit=q.limit, overdue_approval=q.overdue_approval
     )
     return page_response(items, cursor)
 
@@ -130,9 +134,7 @@ async def edit_notice(request: web.Request) -> web.Response:
 async def submit_notice(request: web.Request) -> web.Response:
     key = await require(request, Role.ISSUER)
     notice = await _own_notice(request, key)
-    updated = await request.app[STORE].transition_notice(
-        notice.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor=actor(key)
-    )
+    updated = await approval.submit(request.app[STORE], request.app[SETTINGS].approval, key, notice)
     return json_response(updated)
 
 
@@ -147,14 +149,24 @@ async def approve_notice(request: web.Request) -> web.Response:
     key = await require(request, Role.APPROVER)
     notice = await _own_notice(request, key)
     decision = await _decision_in(request)
-    check_approver(key, notice)
-    updated = await request.app[STORE].decide_notice(
-        notice.id, NoticeState.APPROVED, decider=key, actor=actor(key), comment=decision.text
-    )
+    updated = await approval.approve(request.app[STORE], request.app[SETTINGS].approval, key, notice, decision.text)
+    _wake(request)
+    return json_response(updated)
+
+
+async def override_notice(request: web.Request) -> web.Response:
+    key = await require(request)
+    notice = await _own_notice(request, key)
+    decision = await _decision_in(request)
+    updated = await approval.override(request.app[STORE], request.app[SETTINGS].approval, key, notice, decision.text)
+    _wake(request)
+    return json_response(updated)
+
+
+def _wake(request: web.Request) -> None:
     engine = request.app.get(ENGINE)
     if engine is not None:
         engine.wake()
-    return json_response(updated)
 
 
 async def reject_notice(request: web.Request) -> web.Response:
@@ -369,12 +381,24 @@ ROUTES = [
         "POST",
         "/api/v1/notices/{id}/approve",
         approve_notice,
-        "Approve (not by the author), with an optional comment kept in the notice's decisions",
+        "Approve (not by the author; each approver counts once, the notice is approved when the rule's number is "
+        "reached), with an optional comment kept in the notice's decisions; after an override, approves after the fact",
         "notices",
         body=DecisionIn,
         response=Notice,
         roles=("approver", "admin"),
         extra_responses={409: "the notice is not pending approval"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/notices/{id}/override",
+        override_notice,
+        "Send an extreme alert at once (emergency override, roles named in [approval] override_roles; comment "
+        "required); it shows approval_overdue until approved after the fact",
+        "notices",
+        body=DecisionIn,
+        response=Notice,
+        extra_responses={409: "the notice is not a draft or pending approval"},
     ),
     Route(
         "POST",

@@ -315,14 +315,16 @@ class DecisionIn(Strict):
 
 
 class NoticeDecision(BaseModel):
-    """An approval or a rejection of a notice: who decided, in which role and department, when, and why."""
+    """An approval, a rejection or an emergency override of a notice: who decided, in which role and
+    department, when, and why."""
 
-    decision: Literal["approved", "rejected"]
+    decision: Literal["approved", "rejected", "overridden"]
     actor: str = Field(description="who decided, e.g. apikey:12")
     role: Role
     department: str
     comment: str | None
     decided_at: datetime
+    after_the_fact: bool = Field(False, description="an approval given after an override had sent the alert")
 
 
 class Notice(BaseModel):
@@ -367,7 +369,18 @@ class Notice(BaseModel):
     )
     decisions: list[NoticeDecision] = Field(
         default_factory=list,
-        description="approvals and rejections with their comments, oldest first (left out of notice lists)",
+        description="approvals, rejections and overrides with their comments, oldest first (left out of lists)",
+    )
+    approvals_required: int | None = Field(
+        None, description="distinct approvers the notice needs (the config's rule, fixed at submission)"
+    )
+    approvals: int = Field(0, description="distinct approvers who have approved it so far")
+    submitted_at: datetime | None = None
+    approved_at: datetime | None = Field(None, description="when its last required approval came")
+    overridden_by: str | None = Field(None, description="who sent it at once by the emergency override")
+    overridden_at: datetime | None = None
+    approval_overdue: bool = Field(
+        False, description="sent by an emergency override and not yet approved after the fact by its approvers"
     )
     public: bool = Field(False, description="shown on the public pages, feeds and kiosks once approved")
     domain: DisclosureDomain | None = Field(None, description="column of the public notices page")

@@ -123,12 +123,17 @@ class NoticeRepository(SubscriberRepository):
         return await self._notice_from_row(row)
 
     async def list_notices(
-        self, *, department: str | None, state: str | None, cursor: str | None, limit: int
+        self,
+        *,
+        department: str | None,
+        state: str | None,
+        cursor: str | None,
+        limit: int,
+        overdue_approval: bool | None = None,
     ) -> tuple[list[Notice], str | None]:
         before = decode_cursor(cursor) or 2**62
-        rows = await self.db.fetch_all(
-            "list_notices", {"before": before, "department": department, "state": state, "limit": limit + 1}
-        )
+        params = {"before": before, "department": department, "state": state, "limit": limit + 1}
+        rows = await self.db.fetch_all("list_notices", {**params, "overdue": overdue_approval})
         items, next_cursor = page(rows, limit)
         return [await self._notice_from_row(r, with_counts=False) for r in items], next_cursor
 
@@ -143,10 +148,12 @@ class NoticeRepository(SubscriberRepository):
         reason: str | None = None,
     ) -> Notice:
         async with self.db.transaction():
+            before = await self._state_of(notice_id)
             await self._change_state(notice_id, from_states, to_state, approved_by=approved_by, reason=reason)
-            await self.audit(
-                actor, f"notice.{to_state.value}", "notice", notice_id, {"reason": reason} if reason else {}
-            )
+            detail: dict[str, object] = {"before": {"state": before}, "after": {"state": to_state.value}}
+            if reason:
+                detail["reason"] = reason
+            await self.audit(actor, f"notice.{to_state.value}", "notice", notice_id, detail)
         return await self.get_notice(notice_id)
 
     async def edit_notice(
@@ -167,6 +174,110 @@ class NoticeRepository(SubscriberRepository):
             await self._set_disclosure(notice_id, notice)
             await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
         return await self.get_notice(notice_id)
+
+    async def _state_of(self, notice_id: int) -> str:
+        state = await self.db.fetch_value("notice_state", {"id": notice_id})
+        if state is None:
+            raise NotFound(f"no notice {notice_id}")
+        return str(state)
+
+    async def submit_notice(self, notice_id: int, *, actor: str, required: int) -> Notice:
+        """Draft -> pending_approval, fixing the number of distinct approvers the config's rule asks for."""
+        async with self.db.transaction():
+            await self._state_of(notice_id)
+            if await self.db.fetch_one("submit_notice", {"id": notice_id, "required": required, "now": now_iso()}):
+                detail: dict[str, object] = {
+                    "before": {"state": NoticeState.DRAFT.value},
+                    "after": {"state": NoticeState.PENDING_APPROVAL.value, "approvals_required": required},
+                }
+                await self.audit(actor, "notice.pending_approval", "notice", notice_id, detail)
+            else:
+                current = await self._state_of(notice_id)
+                raise Conflict(f"notice {notice_id} is {current}; it can become pending_approval only from draft")
+        return await self.get_notice(notice_id)
+
+    async def approve_notice(
+        self, notice_id: int, *, decider: ApiKeyInfo, actor: str, comment: str | None, required: int
+    ) -> Notice:
+        """One approval by a distinct approver. The notice becomes approved (or, after an override, its
+        approval complete) once ``approvals_required`` distinct approvers have approved it; ``required`` is
+        used for notices submitted before the rules existed."""
+        async with self.db.transaction():
+            row = await self.db.fetch_one("get_notice", {"id": notice_id})
+            if row is None:
+                raise NotFound(f"no notice {notice_id}")
+            after_the_fact = row["overridden_at"] is not None
+            if after_the_fact and row["approved_at"] is not None:
+                raise Conflict(f"notice {notice_id} was overridden and is already approved after the fact")
+            if not after_the_fact and row["state"] != NoticeState.PENDING_APPROVAL.value:
+                raise Conflict(
+                    f"notice {notice_id} is {row['state']}; it can become approved only from pending_approval"
+                )
+            approvers = {r["actor"] for r in await self.db.fetch_all("notice_approvers", {"notice_id": notice_id})}
+            if actor in approvers:
+                raise Conflict(f"notice {notice_id} is already approved by {actor}; it needs distinct approvers")
+            needed = int(row["approvals_required"] or required)
+            await self._insert_decision(notice_id, "approved", decider, actor, comment, after_the_fact)
+            count = len(approvers) + 1
+            complete = count >= needed
+            detail: dict[str, object] = {"role": decider.role.value, "department": decider.department}
+            detail.update(comment=comment, approvals=count, approvals_required=needed, after_the_fact=after_the_fact)
+            action = "notice.approval"
+            if complete and after_the_fact:
+                action = "notice.approved_after_the_fact"
+                detail.update(before={"approval_overdue": True}, after={"approval_overdue": False})
+            elif complete:
+                action = "notice.approved"
+                await self._change_state(
+                    notice_id, [NoticeState.PENDING_APPROVAL], NoticeState.APPROVED, approved_by=None, reason=None
+                )
+                detail.update(before={"state": row["state"]}, after={"state": NoticeState.APPROVED.value})
+            if complete:
+                params = {"id": notice_id, "approved_by": decider.id, "required": needed, "reason": comment}
+                await self.db.execute("complete_approval", {**params, "now": now_iso()})
+            await self.audit(actor, action, "notice", notice_id, detail)
+        return await self.get_notice(notice_id)
+
+    async def override_notice(
+        self, notice_id: int, *, decider: ApiKeyInfo, actor: str, comment: str, required: int
+    ) -> Notice:
+        """Send an extreme alert at once (draft or pending_approval -> approved) before anyone approved it;
+        it stays ``approval_overdue`` until ``required`` distinct approvers approve it after the fact."""
+        async with self.db.transaction():
+            before = await self._state_of(notice_id)
+            params = {"id": notice_id, "actor": actor, "required": required, "reason": comment, "now": now_iso()}
+            if await self.db.fetch_one("override_notice", params) is None:
+                raise Conflict(
+                    f"notice {notice_id} is {before}; only an extreme alert in draft or pending_approval "
+                    "can be sent by override"
+                )
+            await self._insert_decision(notice_id, "overridden", decider, actor, comment, False)
+            detail: dict[str, object] = {"role": decider.role.value, "department": decider.department}
+            detail.update(
+                comment=comment,
+                approvals_required=required,
+                before={"state": before, "approval_overdue": False},
+                after={"state": NoticeState.APPROVED.value, "approval_overdue": True},
+            )
+            await self.audit(actor, "notice.overridden", "notice", notice_id, detail)
+        return await self.get_notice(notice_id)
+
+    async def _insert_decision(
+        self, notice_id: int, decision: str, decider: ApiKeyInfo, actor: str, comment: str | None, after: bool
+    ) -> None:
+        await self.db.execute(
+            "insert_notice_decision_full",
+            {
+                "notice_id": notice_id,
+                "decision": decision,
+                "actor": actor,
+                "role": decider.role.value,
+                "department": decider.department,
+                "comment": comment,
+                "after_the_fact": int(after),
+                "now": now_iso(),
+            },
+        )
 
     async def decide_notice(
         self,
@@ -198,6 +309,7 @@ class NoticeRepository(SubscriberRepository):
             )
             detail: dict[str, object] = {"role": decider.role.value, "department": decider.department}
             detail["comment"] = comment
+            detail.update(before={"state": NoticeState.PENDING_APPROVAL.value}, after={"state": decision.value})
             await self.audit(actor, f"notice.{decision.value}", "notice", notice_id, detail)
         return await self.get_notice(notice_id)
 
@@ -234,7 +346,8 @@ class NoticeRepository(SubscriberRepository):
         """Keep why the service stopped a notice by itself (``failure_reason``), in the audit log too."""
         async with self.db.transaction():
             await self.db.execute("set_notice_failure_reason", {"id": notice_id, "reason": reason})
-            await self.audit(actor, "notice.failed", "notice", notice_id, {"failure_reason": reason})
+            detail: dict[str, object] = {"failure_reason": reason, "after": {"failure_reason": reason}}
+            await self.audit(actor, "notice.failed", "notice", notice_id, detail)
 
     async def failed_notices_per_department(self) -> dict[str, int]:
         """Notices the service stopped by itself, by department."""
@@ -279,6 +392,7 @@ class NoticeRepository(SubscriberRepository):
         if with_counts:
             rows = await self.db.fetch_all("list_notice_decisions", {"notice_id": row["id"]})
             decisions = [NoticeDecision(**decision) for decision in rows]
+        approvals = int(await self.db.fetch_value("count_notice_approvals", {"notice_id": row["id"]}) or 0)
         return Notice(
             **{k: row[k] for k in ("id", "department", "topic", "title", "body", "template", "severity")},
             **{k: row[k] for k in ("channel_mode", "send_at", "expires_at", "state", "created_by", "approved_by")},
@@ -295,4 +409,8 @@ class NoticeRepository(SubscriberRepository):
             domain=row.get("domain"),
             interpretation=row.get("interpretation"),
             cap_identifier=cap_reference(row.get("cap")),
+            approvals=approvals,
+            **{k: row[k] for k in ("approvals_required", "submitted_at", "approved_at")},
+            **{k: row[k] for k in ("overridden_by", "overridden_at")},
+            approval_overdue=row["overridden_at"] is not None and row["approved_at"] is None,
         )

@@ -177,6 +177,7 @@ SELECT * FROM notices WHERE department = :department AND idempotency_key = :idem
 -- name: list_notices
 SELECT * FROM notices
 WHERE id < :before AND (:department IS NULL OR department = :department) AND (:state IS NULL OR state = :state)
+  AND (:overdue IS NULL OR (overridden_at IS NOT NULL AND approved_at IS NULL) = :overdue)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: transition_notice
@@ -240,5 +241,5 @@ INSERT INTO notice_decisions (notice_id, decision, actor, role, department, comm
 VALUES (:notice_id, :decision, :actor, :role, :department, :comment, :now);
 
 -- name: list_notice_decisions
-SELECT decision, actor, role, department, comment, decided_at FROM notice_decisions
+SELECT decision, actor, role, department, comment, decided_at, after_the_fact FROM notice_decisions
 WHERE notice_id = :notice_id ORDER BY id;

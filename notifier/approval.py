@@ -1,0 +1,52 @@
+"""Approval rules: how many distinct approvers a notice needs, and the emergency override of extreme alerts.
+
+The config's ``[approval]`` section names the rules (``ApprovalConfig``); the API and the command line apply
+them through these functions alike. A notice's author never approves it; each approver counts once. An extreme
+alert may be sent at once by a role the config names: the override is a decision of its own, written to the
+audit log, and the notice shows ``approval_overdue`` until its approvers, none of them the author or the one
+who overrode, have approved it after the fact.
+"""
+
+from __future__ import annotations
+
+from notifier.config import ApprovalConfig
+from notifier.domain.enums import Severity
+from notifier.domain.errors import FieldError, Forbidden, InvalidInput
+from notifier.domain.models import ApiKeyInfo, Notice
+from notifier.store import Store
+
+
+def actor_of(key: ApiKeyInfo) -> str:
+    return f"apikey:{key.id}"
+
+
+async def submit(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice) -> Notice:
+    required = rules.required(notice.department, notice.severity)
+    return await store.submit_notice(notice.id, actor=actor_of(key), required=required)
+
+
+def check_approver(key: ApiKeyInfo, notice: Notice) -> None:
+    """Neither the author nor the one who sent it by override approves a notice."""
+    if notice.created_by == key.id:
+        raise Forbidden("a notice must be approved by someone other than its author")
+    if notice.overridden_by == actor_of(key):
+        raise Forbidden("the approval after the fact must come from someone other than who sent it by override")
+
+
+async def approve(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, comment: str | None) -> Notice:
+    check_approver(key, notice)
+    required = rules.required(notice.department, notice.severity)
+    return await store.approve_notice(notice.id, decider=key, actor=actor_of(key), comment=comment, required=required)
+
+
+async def override(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, comment: str | None) -> Notice:
+    """Send an extreme alert at once; only the roles ``[approval] override_roles`` names, and with a reason."""
+    if key.role not in rules.override_roles:
+        allowed = ", ".join(role.value for role in rules.override_roles) or "no role ([approval] override_roles)"
+        raise Forbidden(f"the emergency override is allowed to {allowed}; the key has {key.role.value}")
+    if notice.severity is not Severity.EXTREME:
+        raise Forbidden(f"only an extreme alert may be sent by override; notice {notice.id} is {notice.severity}")
+    if not comment:
+        raise InvalidInput("an override needs a comment", [FieldError("comment", "required: why it cannot wait")])
+    required = rules.required(notice.department, notice.severity)
+    return await store.override_notice(notice.id, decider=key, actor=actor_of(key), comment=comment, required=required)
