@@ -20,23 +20,34 @@ def actor_of(key: ApiKeyInfo) -> str:
     return f"apikey:{key.id}"
 
 
-async def submit(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice) -> Notice:
+async def submit(
+    store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, actor: str | None = None
+) -> Notice:
     required = rules.required(notice.department, notice.severity)
-    return await store.submit_notice(notice.id, actor=actor_of(key), required=required)
+    return await store.submit_notice(notice.id, actor=actor or actor_of(key), required=required)
 
 
-def check_approver(key: ApiKeyInfo, notice: Notice) -> None:
-    """Neither the author nor the one who sent it by override approves a notice."""
+def check_approver(key: ApiKeyInfo, notice: Notice, actor: str | None = None) -> None:
+    """Neither the author nor the one who sent it by override approves a notice (``actor``: how the audit log
+    names the approver, ``apikey:<id>`` unless a console session says ``staff:<id>``)."""
     if notice.created_by == key.id:
         raise Forbidden("a notice must be approved by someone other than its author")
-    if notice.overridden_by == actor_of(key):
+    if notice.overridden_by == (actor or actor_of(key)):
         raise Forbidden("the approval after the fact must come from someone other than who sent it by override")
 
 
-async def approve(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, comment: str | None) -> Notice:
-    check_approver(key, notice)
+async def approve(
+    store: Store,
+    rules: ApprovalConfig,
+    key: ApiKeyInfo,
+    notice: Notice,
+    comment: str | None,
+    actor: str | None = None,
+) -> Notice:
+    check_approver(key, notice, actor)
     required = rules.required(notice.department, notice.severity)
-    return await store.approve_notice(notice.id, decider=key, actor=actor_of(key), comment=comment, required=required)
+    by = actor or actor_of(key)
+    return await store.approve_notice(notice.id, decider=key, actor=by, comment=comment, required=required)
 
 
 async def override(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, comment: str | None) -> Notice:

@@ -18,14 +18,15 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import ValidationError
 
+from notifier import approval
 from notifier.api.draft_preview import DraftPreview, draft_preview
-from notifier.api.keys import ENGINE
+from notifier.api.keys import ENGINE, SETTINGS
 from notifier.api.routing import path_int
 from notifier.console.framework import Console, NavItem, page, redirect
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.errors import NotifierError
 from notifier.domain.models import DecisionIn, Notice
-from notifier.policy import check_approver, notice_for_key
+from notifier.policy import notice_for_key
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,7 @@ async def _notice_page(
     preview, preview_error = await _preview(console, notice)
     author_key = [notice.created_by] if notice.created_by is not None else []
     names = await console.store.people_names(author_key, [d.actor for d in notice.decisions])
-    may_decide = (
-        notice.state is NoticeState.PENDING_APPROVAL
-        and (staff.role in DECIDERS or staff.role is Role.ADMIN)
-    )
+    may_decide = notice.state is NoticeState.PENDING_APPROVAL and (staff.role in DECIDERS or staff.role is Role.ADMIN)
     context: dict[str, Any] = {
         "notice": notice,
         "preview": preview,
@@ -112,8 +110,10 @@ async def _decide(
         error = t("驳回时必须填写意见", "A rejection needs a comment")
         return await _notice_page(console, notice, status=422, errors={"comment": error}, comment=raw)
     if decision is NoticeState.APPROVED:
-        check_approver(key, notice)
-    await console.store.decide_notice(notice.id, decision, decider=key, actor=console.staff.actor, comment=comment)
+        rules = console.request.app[SETTINGS].approval
+        await approval.approve(console.store, rules, key, notice, comment, actor=console.staff.actor)
+    else:
+        await console.store.decide_notice(notice.id, decision, decider=key, actor=console.staff.actor, comment=comment)
     engine = console.request.app.get(ENGINE)
     if engine is not None and decision is NoticeState.APPROVED:
         engine.wake()
