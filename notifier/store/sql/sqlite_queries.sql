@@ -182,7 +182,8 @@ ORDER BY id DESC LIMIT :limit;
 
 -- name: transition_notice
 UPDATE notices SET state = :to_state, approved_by = COALESCE(:approved_by, approved_by),
-    reason = COALESCE(:reason, reason), updated_at = :now
+    reason = COALESCE(:reason, reason), updated_at = :now,
+    submitted_at = CASE WHEN :to_state = 'pending_approval' THEN :now ELSE submitted_at END
 WHERE id = :id AND state IN (SELECT value FROM json_each(:from_states))
 RETURNING id;
 
