@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, home, notices, static
+from notifier.console import auth_pages, follow, home, notices, static
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -20,6 +20,7 @@ ROUTES: list[ConsoleRoute] = [
     *auth_pages.ROUTES,
     *home.ROUTES,
     *notices.ROUTES,
+    *follow.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,

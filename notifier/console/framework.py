@@ -101,6 +101,10 @@ class Console:
         html = environment().get_template(template).render(**self._base_context(), **context)
         return web.Response(status=status, text=html, content_type="text/html", charset="utf-8")
 
+    def render_fragment(self, template: str, **context: Any) -> str:
+        """A piece of a page (no base.html), e.g. what a server-sent event carries."""
+        return environment().get_template(template).render(t=self.t, lang=self.language, **context)
+
     def _base_context(self) -> dict[str, Any]:
         staff = self.session.staff if self.session else None
         nav = [item for item in self.request.app.get(NAV, ()) if staff and item.visible_to(staff)]
@@ -170,6 +174,8 @@ def page(
             session = None if public else await current_session(request)
             console = Console(request, session, language)
             response = await _guarded(request, console, handler, roles, public, password_change)
+            if response.prepared:  # a stream (server-sent events) set its headers before its first byte
+                return response
             response.headers.update(security.HEADERS)
             if switched:
                 response.set_cookie(COOKIE, language, max_age=365 * 86400, path="/console", samesite="Lax")

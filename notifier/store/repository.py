@@ -12,6 +12,7 @@ from notifier.store.cap import CapRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.direct_messages import DirectMessageRepository
+from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.staff import StaffRepository
@@ -32,6 +33,7 @@ class Store(
     HookNonceRepository,
     StaffRepository,
     TemplateRepository,
+    FollowRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -4,6 +4,8 @@ on a loopback port. No browser is ever downloaded.
 Fixtures and helpers other browser tests reuse:
 
     console_server   the app (API, resident pages, console) on 127.0.0.1, over the ``store`` fixture
+    engine_console   the app with an engine whose SMS alias is a RecordingChannel; the test runs the engine
+                     (``await served.engine.run_until_idle()``) and the pages see what it did
     browser          a headless chromium (skipped when absent; a failure under NOTIFIER_REQUIRE_PEERS=1,
                      since every browser test carries ``@pytest.mark.peer("chromium")``)
     page             a fresh page (zh-CN, 1280x900) that fails its test if the browser reports a
@@ -31,7 +33,10 @@ from notifier.config import Settings
 from notifier.console.passwords import hash_password, one_time_password
 from notifier.domain.enums import Role
 from notifier.domain.staff import StaffMember
-from notifier.store import Store
+from notifier.engine import Engine
+from notifier.store import Store, open_database
+from notifier.testing import FakeClock, RecordingChannel
+from tests.conftest import seed_catalog
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +73,42 @@ async def console_server(settings: Settings, store: Store) -> AsyncIterator[str]
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+@dataclass
+class EngineConsole:
+    base: str
+    store: Store
+    settings: Settings
+    engine: Engine
+    sms: RecordingChannel
+    clock: FakeClock
+
+
+@pytest.fixture
+async def engine_console(tmp_path: Path) -> AsyncIterator[EngineConsole]:
+    settings = Settings.model_validate({
+        "database": {"url": f"sqlite:///{tmp_path}/console.db"},
+        "security": {"signing_secret": "console-browser-test-secret"},
+        "channels": {"sms": {"kind": "sms", "type": "recording"}},
+    })  # fmt: skip
+    db = await open_database(settings.database.url)
+    await db.migrate()
+    store = Store(db)
+    await seed_catalog(store)
+    sms, clock = RecordingChannel("sms"), FakeClock()
+    engine = Engine(store, settings, {"sms": sms}, clock=clock, jitter=lambda: 0.5)
+
+    async def engine_factory(app: object) -> Engine | None:
+        return engine
+
+    server = TestServer(create_app(settings, store=store, engine_factory=engine_factory), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield EngineConsole(str(server.make_url("")).rstrip("/"), store, settings, engine, sms, clock)
+    finally:
+        await server.close()
+        await db.close()
 
 
 @pytest.fixture
