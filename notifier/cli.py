@@ -56,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path, help="a .csv or .xlsx roster with a header row")
     imp.add_argument("--report", type=Path, help="where to write the per-row error report (default: FILE.errors.csv)")
 
+    rosters = commands.add_parser("rosters", help="relief rosters")
+    roster_commands = rosters.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    roster_import = roster_commands.add_parser(
+        "import", help="upload a roster from CSV or XLSX, with the per-row report"
+    )
+    _add_config(roster_import)
+    roster_import.add_argument("file", type=Path, help="a .csv or .xlsx roster with a header row")
+    roster_import.add_argument("--department", required=True, metavar="CODE", help="the department that owns it")
+    roster_import.add_argument(
+        "--key",
+        required=True,
+        choices=["phone", "external_id", "resident_id"],
+        help="the column that identifies the resident",
+    )
+    roster_import.add_argument("--name", help="the roster's name (default: the file's name)")
+    roster_import.add_argument(
+        "--direct", action="store_true", help="send to the phone of a row that matches no resident (statutory notice)"
+    )
+
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     verify = audit_commands.add_parser(
@@ -227,6 +246,16 @@ async def _import(store: Store, args: argparse.Namespace) -> int:
     return 0 if result.failed == 0 else 3
 
 
+async def _rosters_import(store: Store, args: argparse.Namespace) -> int:
+    from subscribers.roster_import import import_roster, report_lines
+
+    report = await import_roster(
+        store, args.file, department=args.department, key=args.key, name=args.name, direct=args.direct, actor="cli"
+    )
+    print("\n".join(report_lines(report)))
+    return 3 if report["unmatched"] else 0
+
+
 def _notice_payload(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         return dict(json.loads(args.json.read_text(encoding="utf-8")))
@@ -348,6 +377,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_migrate(settings))
     handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         ("subscribers", "import"): _import,
+        ("rosters", "import"): _rosters_import,
         ("audit", "verify"): _audit_verify,
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,

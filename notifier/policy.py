@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from notifier.domain.enums import Role
 from notifier.domain.errors import FieldError, Forbidden, InvalidInput, NotFound
 from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn, PersonalDataScope
@@ -26,6 +29,7 @@ async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> N
         scope.check_groups(notice.target.groups, "target.groups")
         _check_target_topics(scope, notice.target.topics)
     await _check_target_residents(store, scope, notice.target.subscribers)
+    await check_rosters(store, key, notice)
     if notice.references is not None:
         try:
             earlier = await store.get_notice(notice.references)
@@ -33,6 +37,55 @@ async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> N
             earlier = None
         if earlier is None or earlier.department != key.department:
             raise InvalidInput("unknown notice", [FieldError("references", "no such notice of this department")])
+
+
+AREA_KINDS = ("bot", "bulletin")
+
+
+async def check_rosters(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> None:
+    """A roster a notice targets or publishes must be its department's and not erased; a roster notice's
+    texts are personal, so it goes to residents only; a publicity list names columns the roster has."""
+    if notice.target.roster is not None:
+        await _own_roster(store, key, notice.target.roster, "target.roster")
+        area_kinds = [kind.value for kind in notice.channels if kind.value in AREA_KINDS]
+        if area_kinds:
+            raise InvalidInput(
+                "a roster notice's texts are personal",
+                [
+                    FieldError(
+                        "channels",
+                        f"{', '.join(area_kinds)} reach areas, not a roster's recipients; "
+                        "publish a roster on notice boards with publicity",
+                    )
+                ],
+            )
+    if notice.publicity is not None:
+        roster = await _own_roster(store, key, notice.publicity.roster, "publicity.roster")
+        known = set(json.loads(roster["columns"])) | {"name", "area"}
+        errors = [
+            FieldError(f"publicity.columns.{i}", f"the roster has no column {column} (nor is it name or area)")
+            for i, column in enumerate(notice.publicity.columns)
+            if column not in known
+        ]
+        errors += [
+            FieldError(f"publicity.masks.{column}", "not one of the published columns")
+            for column in notice.publicity.masks
+            if column not in notice.publicity.columns
+        ]
+        if errors:
+            raise InvalidInput(f"{len(errors)} invalid publicity field(s)", errors)
+
+
+async def _own_roster(store: Store, key: ApiKeyInfo, roster_id: int, loc: str) -> dict[str, Any]:
+    try:
+        roster = await store.roster_row(roster_id)
+    except NotFound:
+        roster = None
+    if roster is None or roster["department"] != key.department:
+        raise InvalidInput("unknown roster", [FieldError(loc, "no such roster of this department")])
+    if roster["erased_at"] is not None:
+        raise InvalidInput("erased roster", [FieldError(loc, "the roster was erased after its retention")])
+    return roster
 
 
 def _check_target_topics(scope: PersonalDataScope, topics: list[str]) -> None:

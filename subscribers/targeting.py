@@ -5,6 +5,10 @@ under it; none means the whole county) AND in one of ``groups`` OR subscribed to
 (``combine="all"``: in a group AND subscribed to a topic; neither given: everyone in the areas),
 plus everyone in ``subscribers``. A target naming only ``subscribers`` means exactly those.
 
+Rosters: a target with ``roster`` reaches only the residents (and statutory contacts) its rows matched;
+with areas, groups or topics, only those of them the rule also matches. A statutory contact (a phone
+number from a roster, ``consent_basis = 'statutory'``) is never reached by a target without a roster.
+
 Follow-ups: a notice whose ``references`` names an earlier notice and whose target carries
 ``"referenced": true`` goes to exactly the residents the earlier notice reached (a delivery sent or
 delivered), plus any explicit ``subscribers``; its areas, groups and topics, if any, widen it.
@@ -41,6 +45,7 @@ class TargetPlan:
     has_topics: bool
     combine_all: bool
     referenced_id: int | None
+    roster_id: int | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -49,11 +54,12 @@ class TargetPlan:
             "group_ids": json.dumps(self.group_ids),
             "topic_ids": json.dumps(self.topic_ids),
             "subscriber_ids": json.dumps(self.subscriber_ids),
-            "has_rule": bool(self.areas or self.has_groups or self.has_topics),
+            "has_rule": bool(self.areas or self.has_groups or self.has_topics or self.roster_id is not None),
             "has_groups": self.has_groups,
             "has_topics": self.has_topics,
             "combine_all": self.combine_all,
             "referenced_id": self.referenced_id,
+            "roster_id": self.roster_id,
         }
 
 
@@ -75,6 +81,7 @@ def plan_target(
         has_topics=bool(target.get("topics")),
         combine_all=target.get("combine") == "all",
         referenced_id=references if target.get(REFERENCED_FLAG) else None,
+        roster_id=int(target["roster"]) if target.get("roster") is not None else None,
     )
 
 

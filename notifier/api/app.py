@@ -10,7 +10,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from notifier import console
 from notifier import web as pages
-from notifier.api import apikeys, audit, catalog, cloud_sms_hooks, hooks, notices, subscribers, system, wechat_hooks
+from notifier.api import (
+    apikeys,
+    audit,
+    catalog,
+    cloud_sms_hooks,
+    hooks,
+    notices,
+    rosters,
+    subscribers,
+    system,
+    wechat_hooks,
+)
 from notifier.api import cap as cap_api
 from notifier.api.draft_preview import PRINTOUT_IMAGES
 from notifier.api.draft_preview import ROUTES as DRAFT_PREVIEW_ROUTES
@@ -31,6 +42,7 @@ ALL_ROUTES: list[Route] = [
     *notices.ROUTES,
     *DRAFT_PREVIEW_ROUTES,
     *TEMPLATE_ROUTES,
+    *rosters.ROUTES,
     *apikeys.ROUTES,
     *audit.ROUTES,
     *cap_api.ROUTES,

@@ -35,6 +35,7 @@ from notifier.engine import Renderer, check_renders, preview
 from notifier.engine import cancel_notice as stop_notice
 from notifier.engine.areas import plan_area_deliveries
 from notifier.engine.context import EngineContext
+from notifier.engine.personal_preview import PersonalPreview, personal_preview
 from notifier.engine.sms_bill import SmsBill, sms_bill, sms_text
 from notifier.policy import check_new_notice, notice_for_key
 
@@ -269,6 +270,11 @@ class Preview(TownPreview):
     sms: SmsBill | None = Field(
         None, description="the SMS bill for the whole audience, per SMS alias; null without SMS deliveries"
     )
+    personal: PersonalPreview | None = Field(
+        None,
+        description="a roster notice: three recipients' own texts and the longest SMS (the `sms` bill counts "
+        "every message at the template's length without the cells; use personal.longest_sms for the parts)",
+    )
 
 
 async def preview_notice(request: web.Request) -> web.Response:
@@ -284,7 +290,10 @@ async def preview_notice(request: web.Request) -> web.Response:
     for row in await planned_area_deliveries(request, notice):
         areas[row["channel"]] = areas.get(row["channel"], 0) + 1
     segments = bill.aliases[0].parts_per_message if bill is not None else None
-    return json_response(Preview(**figures, sms_segments=segments, sms=bill, areas=areas))
+    engine = request.app.get(ENGINE)
+    channels = engine.ctx.channels if engine is not None else await request.app[UNOPENED_ADAPTERS].get(settings)
+    personal = await personal_preview(request.app[STORE], notice, settings, notice_renderer(request), channels)
+    return json_response(Preview(**figures, sms_segments=segments, sms=bill, areas=areas, personal=personal))
 
 
 ROUTES = [

@@ -91,7 +91,9 @@ def _parameters(route: Route, schemas: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _request_body(route: Route) -> dict[str, Any] | None:
     if route.body is not None:
-        return {"required": route.status == 201, "content": {"application/json": {"schema": _ref(route.body)}}}
+        content = {"application/json": {"schema": _ref(route.body)}}
+        content |= {media: {"schema": dict(schema)} for media, schema in route.content.items()}
+        return {"required": route.status == 201, "content": content}
     if route.content:
         content = {media: {"schema": dict(schema)} for media, schema in route.content.items()}
         return {"required": route.content_required, "content": content}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -242,11 +242,53 @@ class Target(Strict):
     referenced: bool = Field(
         False, description="with the notice's `references`: exactly the residents the earlier notice reached"
     )
+    roster: Id | None = Field(
+        None,
+        description="a roster of the department: only its matched residents (and its direct phones), each with "
+        "their own row for `{{ row.<column> }}`; with areas or groups, those of them the rule also matches",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Target:
-        if not (self.areas or self.groups or self.topics or self.subscribers or self.referenced):
-            raise ValueError("target needs at least one of areas, groups, topics, subscribers, referenced")
+        if not (self.areas or self.groups or self.topics or self.subscribers or self.referenced or self.roster):
+            raise ValueError("target needs at least one of areas, groups, topics, subscribers, referenced, roster")
+        if self.roster is not None and (self.subscribers or self.referenced):
+            raise ValueError("target.roster goes with areas and groups only, not with subscribers or referenced")
+        return self
+
+
+RosterColumn = Annotated[SingleLineText, Field(min_length=1, max_length=64)]
+
+
+class PublicityIn(Strict):
+    """A publicity list (公示): columns of a roster shown, masked, on village boards and the public page."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, serialize_by_alias=True)
+
+    roster: Id = Field(description="a roster of the department")
+    columns: list[RosterColumn] = Field(
+        min_length=1,
+        max_length=20,
+        description="roster columns to publish, and `name` / `area` for the matched resident's name and village",
+    )
+    from_date: date = Field(alias="from", description="first day of the publicity period")
+    until: date = Field(description="last day of the publicity period; the public page answers 410 after it")
+    complaint_phone: SingleLineText = Field(
+        min_length=3, max_length=40, pattern=r"^[0-9+() -]+$", description="printed on every page"
+    )
+    masks: dict[RosterColumn, Literal["full"]] = Field(
+        default_factory=dict,
+        description="stricter masking per column: `full` hides every character (names, identity and phone "
+        "numbers are always masked; nothing can be shown more fully)",
+    )
+    paper: Literal["A4", "A3"] = "A4"
+
+    @model_validator(mode="after")
+    def _period(self) -> PublicityIn:
+        if self.until < self.from_date:
+            raise ValueError("until is before from")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("columns has duplicates")
         return self
 
 
@@ -277,6 +319,7 @@ class NoticeIn(Strict):
     interpretation: MultiLineText | None = Field(
         None, min_length=1, max_length=10000, description="政策解读: a plain-language reading shown beside the text"
     )
+    publicity: PublicityIn | None = Field(None, description="a publicity list (公示) the notice publishes")
 
     @model_validator(mode="after")
     def _content(self) -> NoticeIn:
@@ -388,6 +431,7 @@ class Notice(BaseModel):
     cap_identifier: str | None = Field(
         None, description="sender,identifier,sent of the CAP alert this notice came from; null otherwise"
     )
+    publicity: PublicityIn | None = Field(None, description="the publicity list, when the notice has one")
 
 
 class Delivery(BaseModel):

@@ -10,8 +10,9 @@ from typing import Any
 from notifier.domain.errors import Conflict, FieldError, InvalidInput
 from notifier.domain.models import Notice, NoticeIn
 from notifier.domain.templates import TemplateVersion
+from notifier.engine.personal import bind_row, row_problems
 from notifier.engine.quiet import local_seconds
-from notifier.engine.render import DEFAULT_TEMPLATE, Renderer
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.store import Store
 from subscribers.targeting import plan_target
 
@@ -40,7 +41,18 @@ async def check_renders(store: Store, notice: NoticeIn, department: str, rendere
         raise InvalidInput(f"no template named {name}", [FieldError("template", f"no template named {name}")])
     department_name = (await store.get_department(department)).name
     context = renderer.context({**notice.model_dump(mode="json"), "department": department}, department_name)
-    problems = renderer.problems(version, [kind.value for kind in notice.channels], context)
+    kinds = [kind.value for kind in notice.channels]
+    columns = None
+    if notice.target.roster is not None:
+        columns = json.loads((await store.roster_row(notice.target.roster))["columns"])
+    problems = row_problems(renderer, version, notice.body, kinds, columns)
+    if not problems and columns is not None:
+        try:
+            context = bind_row(renderer, context, columns)
+        except RenderError as exc:
+            problems = [FieldError("body", str(exc))]
+    if not problems:
+        problems = renderer.problems(version, kinds, context)
     if problems:
         raise InvalidInput(f"the notice does not render: {problems[0].loc}: {problems[0].msg}", problems)
     return version

@@ -28,6 +28,7 @@ from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
 from notifier.engine.context import EngineContext
 from notifier.engine.direct import dispatch_direct
 from notifier.engine.outcomes import record_results
+from notifier.engine.personal import PERSONAL_KEY, personalise
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
 from notifier.store.database import Row
@@ -165,8 +166,12 @@ async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 
 async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[OutboundMessage]:
     messages = []
-    for row in rows:
-        content = await rendered(ctx, row["notice_id"], row["channel"], row.get("language"))
+    contents = [await rendered(ctx, row["notice_id"], row["channel"], row.get("language")) for row in rows]
+    cells = await roster_cells(ctx, rows, contents)
+    for row, content in zip(rows, contents, strict=True):
+        personal = content.get(PERSONAL_KEY)
+        if personal:
+            content = personalise(content, cells.get((json.loads(personal)["roster"], row["subscriber_id"]), {}))
         messages.append(
             OutboundMessage(
                 delivery_id=row["id"],
@@ -182,6 +187,23 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
             )
         )
     return messages
+
+
+async def roster_cells(
+    ctx: EngineContext, rows: list[Row], contents: list[dict[str, str | None]]
+) -> dict[tuple[int, int], dict[str, str]]:
+    """The roster row of each recipient of a personal message in the batch, by (roster id, resident id): one
+    query per roster in the batch."""
+    wanted: dict[int, list[int]] = {}
+    for row, content in zip(rows, contents, strict=True):
+        personal = content.get(PERSONAL_KEY)
+        if personal:
+            wanted.setdefault(int(json.loads(personal)["roster"]), []).append(int(row["subscriber_id"]))
+    found: dict[tuple[int, int], dict[str, str]] = {}
+    for roster_id, ids in wanted.items():
+        for subscriber_id, row_cells in (await ctx.store.roster_cells(roster_id, ids)).items():
+            found[roster_id, subscriber_id] = row_cells
+    return found
 
 
 async def rendered(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from notifier.domain.enums import Severity
 from notifier.engine.areas import AREA_KINDS, fan_out_areas
 from notifier.engine.context import EngineContext
+from notifier.engine.personal import bind_row, tag_personal
 from notifier.engine.quiet import local_seconds
 from notifier.engine.render import DEFAULT_TEMPLATE, RenderError, content_key
 from notifier.store import Store
@@ -91,6 +92,11 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
     department = await ctx.store.get_department(notice["department"])
     row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
     context = ctx.templates.context(row, department.name, issued_at=issued_at(ctx, notice))
+    roster_id = notice.get("roster_id")
+    columns: list[str] = []
+    if roster_id is not None:  # a roster notice: markers where each recipient's cells go (engine.personal)
+        columns = json.loads((await ctx.store.roster_row(int(roster_id)))["columns"])
+        context = bind_row(ctx.templates, context, columns)
     contents = {}
     for kind in requested_channels(ctx, notice):
         contents[kind] = ctx.templates.render(version, kind, context)
@@ -98,7 +104,7 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
         for language in others:
             if version.language_for(kind, language) == language:
                 contents[content_key(kind, language)] = ctx.templates.render(version, kind, context, language)
-    return contents
+    return contents if roster_id is None else tag_personal(contents, int(roster_id), columns)
 
 
 def issued_at(ctx: EngineContext, notice: Row) -> str:
@@ -169,6 +175,8 @@ async def fan_out(ctx: EngineContext, notice: Row) -> None:
     size = ctx.settings.engine.fanout_batch_size
     fixed = await fanout_params(ctx, notice, ctx.clock())
     listed = listed_only(fixed)
+    if fixed["roster_id"] is not None and fixed["areas"] == "[]" and not (fixed["has_groups"] or fixed["has_topics"]):
+        listed = await ctx.store.roster_subscriber_ids(int(fixed["roster_id"]))  # only its rows' spans are read
     while (chunk := await next_chunk(ctx, after, size, listed)) is not None:
         start, upto = chunk
         params = {**fixed, **timing_params(ctx, ctx.clock()), "after": start, "upto": upto}

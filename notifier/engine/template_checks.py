@@ -3,6 +3,7 @@
 - syntax: every source parses (``texts.<language>.<slot>``, "line N: ...");
 - fields: a source reads only the renderer's context (``render.CONTEXT_NAMES``) and the declared fields, by
   name (``{{ level }}``) or through ``data`` (``{{ data.level }}``); anything else is named with its line;
+  ``row`` (a roster row's cells, ``engine.personal``) is checked against the roster when a notice uses it;
 - the sample: every slot renders with the declared fields' samples (``sample_context``);
 - SMS length: the SMS text (the ``sms`` slot, else ``default``) of each language, rendered with the samples,
   is at most ``SMS_MAX_CHARS`` characters, the most a Chinese gateway takes for one message (signature
@@ -18,6 +19,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from channels.sms_text import count_segments
 from notifier.domain.errors import FieldError
 from notifier.domain.templates import HTML_SLOTS, TemplateVersion
+from notifier.engine.personal import ROW, SampleRow
 from notifier.engine.render import CONTEXT_NAMES, Renderer, RenderError, data_fields
 
 SMS_MAX_CHARS = 500
@@ -36,7 +38,7 @@ SAMPLE_ISSUED_AT = "2026-12-01T08:00:00+08:00"
 def sample_context(version: TemplateVersion, renderer: Renderer) -> dict[str, Any]:
     """The context a template is checked and previewed with: a typical notice and each field's sample."""
     notice = {**SAMPLE_NOTICE, "data": {field.name: field.sample for field in version.fields}}
-    return renderer.context(notice, SAMPLE_DEPARTMENT, issued_at=SAMPLE_ISSUED_AT)
+    return {**renderer.context(notice, SAMPLE_DEPARTMENT, issued_at=SAMPLE_ISSUED_AT), "row": SampleRow()}
 
 
 def check_template(version: TemplateVersion, renderer: Renderer) -> list[FieldError]:
@@ -64,7 +66,7 @@ def check_template(version: TemplateVersion, renderer: Renderer) -> list[FieldEr
 
 
 def _undeclared(tree: nodes.Template, declared: set[str], loc: str) -> list[FieldError]:
-    unknown = sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES - declared)
+    unknown = sorted(meta.find_undeclared_variables(tree) - CONTEXT_NAMES - {ROW} - declared)
     unknown += sorted(data_fields(tree) - declared - set(unknown))
     return [
         FieldError(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from notifier.domain.disclosure import domain_of_topic
 from notifier.domain.enums import ChannelKind, NoticeState
 from notifier.domain.errors import Conflict, NotFound
-from notifier.domain.models import ApiKeyInfo, Delivery, Notice, NoticeDecision, NoticeIn
+from notifier.domain.models import ApiKeyInfo, Delivery, Notice, NoticeDecision, NoticeIn, PublicityIn
 from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
 from notifier.store.subscribers import SubscriberRepository
 
@@ -100,6 +100,7 @@ class NoticeRepository(SubscriberRepository):
             assert row is not None
             notice_id = int(row["id"])
             await self._set_disclosure(notice_id, notice)
+            await self._attach_roster(notice_id, notice)
             await self.audit(actor, "notice.create", "notice", notice_id, {"topic": notice.topic})
         return await self.get_notice(notice_id), True
 
@@ -114,6 +115,43 @@ class NoticeRepository(SubscriberRepository):
                 "domain": notice.domain or domain_of_topic(notice.topic),
                 "interpretation": notice.interpretation,
             },
+        )
+
+    async def _attach_roster(self, notice_id: int, notice: NoticeIn) -> None:
+        """The roster a notice targets and the publicity list it publishes, kept beside the notice (replaced
+        when a draft is edited)."""
+        await self.db.execute("set_notice_roster", {"id": notice_id, "roster_id": notice.target.roster})
+        await self.db.execute("delete_notice_publicity", {"notice_id": notice_id})
+        if notice.publicity is not None:
+            publicity = notice.publicity
+            await self.db.execute(
+                "insert_notice_publicity",
+                {
+                    "notice_id": notice_id,
+                    "roster_id": publicity.roster,
+                    "columns": dumps(publicity.columns),
+                    "masks": dumps(publicity.masks),
+                    "from_date": publicity.from_date.isoformat(),
+                    "until_date": publicity.until.isoformat(),
+                    "complaint_phone": publicity.complaint_phone,
+                    "paper": publicity.paper,
+                },
+            )
+
+    async def notice_publicity(self, notice_id: int) -> PublicityIn | None:
+        row = await self.db.fetch_one("get_notice_publicity", {"notice_id": notice_id})
+        if row is None:
+            return None
+        return PublicityIn.model_validate(
+            {
+                "roster": row["roster_id"],
+                "columns": json.loads(row["columns"]),
+                "masks": json.loads(row["masks"]),
+                "from": row["from_date"],
+                "until": row["until_date"],
+                "complaint_phone": row["complaint_phone"],
+                "paper": row["paper"],
+            }
         )
 
     async def get_notice(self, notice_id: int) -> Notice:
@@ -172,6 +210,7 @@ class NoticeRepository(SubscriberRepository):
                     f"notice {notice_id} is {before.state.value}; only a draft or a rejected notice can be edited"
                 )
             await self._set_disclosure(notice_id, notice)
+            await self._attach_roster(notice_id, notice)
             await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
         return await self.get_notice(notice_id)
 
@@ -413,4 +452,5 @@ class NoticeRepository(SubscriberRepository):
             **{k: row[k] for k in ("approvals_required", "submitted_at", "approved_at")},
             **{k: row[k] for k in ("overridden_by", "overridden_at")},
             approval_overdue=row["overridden_at"] is not None and row["approved_at"] is None,
+            publicity=await self.notice_publicity(row["id"]),
         )

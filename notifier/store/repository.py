@@ -15,6 +15,7 @@ from notifier.store.direct_messages import DirectMessageRepository
 from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
+from notifier.store.rosters import RosterRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 from notifier.store.templates import TemplateRepository
@@ -34,6 +35,7 @@ class Store(
     StaffRepository,
     TemplateRepository,
     FollowRepository,
+    RosterRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -64,7 +64,10 @@ SELECT s.id, s.area_code,
            SELECT 1 FROM subscriber_optouts o
            WHERE o.subscriber_id = s.id AND o.kind = 'topic' AND o.value = :topic)
 FROM subscribers s
-WHERE s.id > :after AND s.id <= :upto AND (
+WHERE s.id > :after AND s.id <= :upto
+  AND (:roster_id IS NULL AND s.consent_basis = 'consent'
+       OR EXISTS (SELECT 1 FROM roster_rows r WHERE r.roster_id = :roster_id AND r.subscriber_id = s.id))
+  AND (
     (:has_rule
      AND (json_array_length(:areas) = 0 OR EXISTS (
             SELECT 1 FROM json_each(:areas) a WHERE s.area_code >= a.value AND s.area_code < a.value || ':'))

@@ -1,0 +1,82 @@
+"""What a roster notice's preview shows besides its reach: three recipients' texts as they will read them, and
+the longest SMS with the parts it is billed as (each recipient's SMS has its own length)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from channels.base import Channel
+from channels.sms_text import count_segments
+from notifier.config import Settings
+from notifier.domain.models import Notice
+from notifier.engine.personal import bind_row, personalise, tag_personal
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
+from notifier.engine.sms_bill import sms_routes
+from notifier.store import Store
+
+SAMPLES = 3
+
+
+class PersonalSample(BaseModel):
+    row: int = Field(description="the roster's data row")
+    texts: dict[str, str] = Field(description="the text per channel kind, as this recipient reads it")
+
+
+class LongestSms(BaseModel):
+    row: int = Field(description="the roster row whose SMS is the longest")
+    text: str = Field(description="that SMS as the primary SMS gateway receives it")
+    chars: int
+    parts: int = Field(description="parts it is billed as")
+    parts_all_recipients: int = Field(description="parts billed for every recipient's own SMS, summed")
+
+
+class PersonalPreview(BaseModel):
+    samples: list[PersonalSample]
+    longest_sms: LongestSms | None
+
+
+async def personal_preview(
+    store: Store, notice: Notice, settings: Settings, renderer: Renderer, channels: Mapping[str, Channel]
+) -> PersonalPreview | None:
+    """None for a notice that targets no roster, or whose texts do not render."""
+    roster_id = notice.target.roster
+    if roster_id is None:
+        return None
+    roster = await store.roster_row(roster_id)
+    department = await store.get_department(notice.department)
+    issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
+    context = renderer.context(notice.model_dump(mode="json"), department.name, issued_at=issued_at)
+    kinds = [kind.value for kind in notice.channels]
+    version = await store.template_version(notice.template or DEFAULT_TEMPLATE, notice.template_version)
+    if version is None:
+        return None
+    try:
+        bound = bind_row(renderer, context, json.loads(roster["columns"]))
+        contents = {kind: renderer.render(version, kind, bound) for kind in kinds}
+    except RenderError:
+        return None
+    contents = tag_personal(contents, roster_id, json.loads(roster["columns"]))
+    rows = await store.roster_sample_rows(roster_id)
+    samples = [
+        PersonalSample(row=number, texts={kind: personalise(contents[kind], cells)["text"] or "" for kind in kinds})
+        for number, cells in rows[:SAMPLES]
+    ]
+    routes = sms_routes(settings, channels)
+    if "sms" not in contents or not routes or not rows:
+        return PersonalPreview(samples=samples, longest_sms=None)
+    gateway = channels[routes[0]]
+    longest: LongestSms | None = None
+    total = 0
+    for number, cells in rows:
+        text = gateway.gateway_text(personalise(contents["sms"], cells)["text"] or "")
+        info = count_segments(text)
+        total += info.segments
+        if longest is None or (info.segments, info.chars) > (longest.parts, longest.chars):
+            longest = LongestSms(row=number, text=text, chars=info.chars, parts=info.segments, parts_all_recipients=0)
+    assert longest is not None
+    return PersonalPreview(samples=samples, longest_sms=longest.model_copy(update={"parts_all_recipients": total}))
