@@ -125,6 +125,8 @@ async def test_a_clerk_and_an_approver_take_a_notice_from_draft_to_its_final_cou
         await approver_page.wait_for_selector("#decision-form")
         shown_parts = int(await approver_page.text_content("#message-sms .sms-parts") or "0")
         assert shown_parts == preview["sms_segments"]
+        await axe_check(approver_page)
+        await screenshot(approver_page, "console-e2e-notice")  # docs/console-notice.png is a copy of it
         await approver_page.fill("#comment", "请写明预警解除的条件")
         await approver_page.click("#reject")
         await approver_page.wait_for_selector("#notice-state[data-state=rejected]")
