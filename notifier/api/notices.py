@@ -71,18 +71,40 @@ async def create_notice(request: web.Request) -> web.Response:
             [FieldError("header.Idempotency-Key", "1 to 200 visible ASCII characters or spaces")],
         )
     notice = await read_body(request, NoticeIn)
+    created, is_new = await draft_notice(request, key, notice, actor=actor(key), idempotency_key=idempotency_key)
+    return json_response(created, 201 if is_new else 200)
+
+
+async def draft_notice(
+    request: web.Request, key: ApiKeyInfo, notice: NoticeIn, *, actor: str, idempotency_key: str | None = None
+) -> tuple[Notice, bool]:
+    """Store a draft after the department's rules and the render check: what ``POST /notices`` and the console's
+    compose page both do. (notice, False) for an idempotency key seen before."""
     store = request.app[STORE]
     await check_new_notice(store, key, notice)
     version = await check_renders(store, notice, key.department, notice_renderer(request))
-    created, is_new = await store.create_notice(
+    return await store.create_notice(
         notice,
         department=key.department,
         created_by=key.id,
-        actor=actor(key),
+        actor=actor,
         idempotency_key=idempotency_key,
         template_version=version.version,
     )
-    return json_response(created, 201 if is_new else 200)
+
+
+async def revise_notice(
+    request: web.Request, key: ApiKeyInfo, notice_id: int, content: NoticeIn, *, actor: str
+) -> Notice:
+    """Replace a draft's or a rejected notice's content, by its author only, with the checks of a new notice:
+    what ``PUT /notices/{id}`` and the console's edit page both do."""
+    store = request.app[STORE]
+    notice = await notice_for_key(store, key, notice_id)
+    if notice.created_by != key.id:
+        raise Forbidden("only the author of a notice may edit it (so that its approver is never its author)")
+    await check_new_notice(store, key, content)
+    version = await check_renders(store, content, key.department, notice_renderer(request))
+    return await store.edit_notice(notice.id, content, actor=actor, template_version=version.version)
 
 
 def notice_renderer(request: web.Request) -> Renderer:
@@ -122,14 +144,8 @@ async def edit_notice(request: web.Request) -> web.Response:
     """Replace the content of a draft or a rejected notice (by its author), with the checks of a new one."""
     key = await require(request, Role.ISSUER)
     notice = await _own_notice(request, key)
-    if notice.created_by != key.id:
-        raise Forbidden("only the author of a notice may edit it (so that its approver is never its author)")
     content = await read_body(request, NoticeIn)
-    store = request.app[STORE]
-    await check_new_notice(store, key, content)
-    version = await check_renders(store, content, key.department, notice_renderer(request))
-    edited = await store.edit_notice(notice.id, content, actor=actor(key), template_version=version.version)
-    return json_response(edited)
+    return json_response(await revise_notice(request, key, notice.id, content, actor=actor(key)))
 
 
 async def submit_notice(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, follow, home, notices, static
+from notifier.console import auth_pages, compose, follow, home, notices, static
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -19,11 +19,13 @@ ROUTES: list[ConsoleRoute] = [
     *static.ROUTES,
     *auth_pages.ROUTES,
     *home.ROUTES,
+    *compose.ROUTES,  # before notices: /console/notices/new is not a notice's id
     *notices.ROUTES,
     *follow.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
+    *compose.NAV_ITEMS,
     *notices.NAV_ITEMS,
 ]
 

@@ -61,6 +61,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "delivery.failed": ("失败", "failed"),
     "delivery.skipped": ("跳过", "skipped"),
     "delivery.fallback": ("转其他渠道", "handed on"),
+    "skip.erased": ("已注销", "erased"),
+    "skip.consent_withdrawn": ("撤回同意", "consent withdrawn"),
+    "skip.topic_opt_out": ("退订此主题", "opted out of the topic"),
+    "skip.channel_opt_out": ("退订所选渠道", "opted out of the channels"),
+    "skip.no_address": ("无可用联系方式", "no address for the channels"),
     "decision.approved": ("批准", "approved"),
     "decision.rejected": ("驳回", "rejected"),
 }
