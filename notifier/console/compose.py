@@ -23,7 +23,7 @@ from aiohttp import web
 
 from notifier.api.draft_preview import draft_preview
 from notifier.api.keys import SETTINGS
-from notifier.api.notices import draft_notice, notice_renderer, revise_notice
+from notifier.api.notices import draft_notice, revise_notice
 from notifier.api.routing import path_int
 from notifier.console.compose_form import (
     ComposeValues,
@@ -69,7 +69,7 @@ async def _choices(console: Console) -> dict[str, Any]:
         "target_topics": [t for t in topics if scope is None or t.code in scope.topics],
         "groups": [g for g in groups if scope is None or g.code in scope.groups],
         "towns": area_tree(await store.list_areas()),
-        "templates": template_choices(notice_renderer(console.request)),
+        "templates": await template_choices(store, staff.department),
         "channels": [kind.value for kind in ChannelKind if kind.value in served],
         "severities": [s.value for s in Severity],
         "modes": [m.value for m in ChannelMode],

@@ -17,15 +17,15 @@ from multidict import MultiDictProxy
 from pydantic import ValidationError
 
 from notifier.api.problems import field_errors
-from notifier.domain.enums import ChannelKind, ChannelMode, Severity
+from notifier.domain.enums import ChannelMode, Severity
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import Area, Notice, NoticeIn
-from notifier.engine.render import Renderer
+from notifier.engine.render import DEFAULT_TEMPLATE
+from notifier.store import Store
 
 TEXT, TEMPLATE = "text", "template"
 SCALARS = ("topic", "title", "body", "template", "severity", "channel_mode", "target.combine", "send_at", "expires_at")
 LISTS = ("target.areas", "target.groups", "target.topics", "channels")
-HIDDEN_TEMPLATES = frozenset({"bulletin", "web"})  # layout files under templates/, not notice templates
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"  # <input type="datetime-local">
 
 
@@ -48,7 +48,8 @@ class ComposeValues:
 @dataclass(frozen=True)
 class TemplateChoice:
     name: str
-    fields: list[str]
+    description: str
+    fields: list[tuple[str, str]]  # (name, label)
 
 
 def read_values(form: MultiDictProxy[Any], limit: int = 10_000) -> ComposeValues:
@@ -149,22 +150,15 @@ def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
     return shown
 
 
-def template_choices(renderer: Renderer) -> list[TemplateChoice]:
-    """The notice templates (``templates/<name>/``, not the default ``notice`` one a free text uses) with the
-    fields of ``data`` each reads, found by the renderer's own check for missing fields."""
-    context = renderer.context(
-        {"title": "", "severity": Severity.INFO.value, "topic": "", "department": "", "data": {}}, ""
-    )
-    choices = []
-    for folder in sorted(renderer.root.iterdir()):
-        name = folder.name
-        if not folder.is_dir() or name in HIDDEN_TEMPLATES or name == "notice":
-            continue
-        fields: list[str] = []
-        for kind in ChannelKind:
-            fields += renderer.missing_fields(name, kind.value, context)
-        choices.append(TemplateChoice(name, list(dict.fromkeys(fields))))
-    return choices
+async def template_choices(store: Store, department: str) -> list[TemplateChoice]:
+    """The templates a notice may name (the built-in ones and the department's own; not ``notice``, which a free
+    text uses), with the fields each declares: what its ``data`` must carry."""
+    versions, _ = await store.list_templates(None, 500)
+    return [
+        TemplateChoice(v.name, v.description, [(f.name, f.label or f.name) for f in v.fields])
+        for v in versions
+        if v.name != DEFAULT_TEMPLATE and v.department in (None, department)
+    ]
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ async def test_compose_preview_submit_edit_and_the_sms_that_reaches_the_outbox(
     await store.decide_notice(
         notice_id, NoticeState.REJECTED, decider=approver.as_key(), actor=approver.actor, comment="请注明预警级别"
     )
-    await page.goto(f"{base}/console/notices/{notice_id}/edit")
+    await page.reload()
+    await page.click("#edit-link")
     await page.wait_for_selector("#compose-form[data-ready='1']")
     assert "请注明预警级别" in (await page.text_content("#rejection") or "")
     assert await page.input_value("#title") == TITLE  # the form holds the notice as it was
