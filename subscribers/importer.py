@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
-from notifier.domain.models import SubscriberIn
+from notifier.domain.models import PersonalDataScope, SubscriberIn
 from notifier.store import Store
 from notifier.store.common import dumps, now_iso
 from notifier.store.subscribers import subscriber_row
@@ -78,13 +78,16 @@ async def import_file(
     report_path: Path | None,
     progress: Progress | None = None,
     existing: Existing = "error",
+    scope: PersonalDataScope | None = None,
 ) -> ImportResult:
     """Import every valid row of a CSV or XLSX roster; see the module docstring.
 
     ``progress(done, total)`` is called after every batch (``total`` is 0 while unknown).
     ``existing="skip"`` counts a row whose external_id is already stored as existing instead of as an
-    error (the demo loader uses it to be idempotent). Raises InvalidInput only for a file that cannot be
-    read or whose header is wrong; row errors go to the report. Do not call it inside a transaction.
+    error (the demo loader uses it to be idempotent). With a department's ``scope`` (the console), a row
+    naming a group the department does not work with is refused, as the API refuses it. Raises InvalidInput
+    only for a file that cannot be read or whose header is wrong; row errors go to the report. Do not call it
+    inside a transaction.
     """
     path = Path(path)
     started = time.perf_counter()
@@ -99,6 +102,11 @@ async def import_file(
         for number, cells in sheet.rows:
             result.total += 1
             row = parse_row(number, cells, columns, catalog, consent)
+            if scope is not None and row.data is not None:
+                outside = [group for group in row.data.groups if group not in scope.groups]
+                if outside:
+                    message = f"department {scope.department} does not work with group {', '.join(outside)}"
+                    row.errors.append(RowError(row.number, row.external_id, "groups", message))
             if row.errors:
                 report.add(row)
             else:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, compose, follow, home, notices, static
+from notifier.console import auth_pages, compose, follow, home, notices, residents, static
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -22,11 +22,13 @@ ROUTES: list[ConsoleRoute] = [
     *compose.ROUTES,  # before notices: /console/notices/new is not a notice's id
     *notices.ROUTES,
     *follow.ROUTES,
+    *residents.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
     *compose.NAV_ITEMS,
     *notices.NAV_ITEMS,
+    *residents.NAV_ITEMS,
 ]
 
 
@@ -34,5 +36,6 @@ def setup(app: web.Application) -> None:
     """Add the console's routes to an app. They are pages for people, not API operations: they stay out of
     the OpenAPI document."""
     app[NAV] = NAV_ITEMS
+    residents.setup(app)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

@@ -10,6 +10,7 @@ from notifier.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from notifier.domain.models import PersonalDataScope, QuietHours, Subscriber, SubscriberIn, SubscriberPatch
 from notifier.store.catalog import CatalogRepository
 from notifier.store.common import area_range, decode_cursor, dumps, now_iso, page
+from notifier.store.database import Row
 
 _CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid", "wecom_userid", "area_code", "language")
 
@@ -169,6 +170,35 @@ class SubscriberRepository(CatalogRepository):
         )
         items, next_cursor = page(rows, limit)
         return [_as_seen(subscriber, scope) for subscriber in await self._hydrate(items)], next_cursor
+
+    async def search_subscribers(
+        self,
+        *,
+        name: str | None,
+        phone_end: str | None,
+        area: str | None,
+        group: str | None,
+        topic: str | None,
+        cursor: str | None,
+        limit: int,
+        scope: PersonalDataScope | None,
+    ) -> tuple[list[Subscriber], str | None]:
+        """``list_subscribers`` also narrowed by a part of the name and the last digits of the phone number."""
+        lo, hi = area_range(area) if area else (None, None)
+        params = {"after": decode_cursor(cursor) or 0, "area_lo": lo, "area_hi": hi, "group": group, "topic": topic,
+                  "name": name or None, "phone": phone_end or None, **_scope_params(scope),
+                  "limit": limit + 1}  # fmt: skip
+        items, next_cursor = page(await self.db.fetch_all("search_subscribers", params), limit)
+        return [_as_seen(subscriber, scope) for subscriber in await self._hydrate(items)], next_cursor
+
+    async def subscriber_deliveries(self, subscriber_id: int, department: str | None, limit: int = 200) -> list[Row]:
+        """The messages sent to a resident, newest first, of ``department``'s notices (every one with None)."""
+        params = {"subscriber_id": subscriber_id, "department": department, "limit": limit}
+        return await self.db.fetch_all("subscriber_deliveries", params)
+
+    async def subscriber_history(self, subscriber_id: int, limit: int = 200) -> list[Row]:
+        """(at, actor, action) of the audit entries about a resident, oldest first."""
+        return await self.db.fetch_all("subscriber_history", {"subscriber_id": str(subscriber_id), "limit": limit})
 
     async def _hydrate(self, rows: list[dict[str, Any]]) -> list[Subscriber]:
         ids = dumps([r["id"] for r in rows])

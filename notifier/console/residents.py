@@ -1,0 +1,279 @@
+"""Residents in the console: search, one resident's record, import from CSV or XLSX, export.
+
+    GET  /console/residents                         search by name, phone (its last digits), area, group, topic
+    GET  /console/residents/export.csv              the search's residents as CSV (UTF-8 with BOM, for Excel)
+    GET  /console/residents/{id}                    contact points, groups, topics, consent and its history,
+                                                    the department's messages the resident received
+    POST /console/residents/import                  upload a roster; the import runs in the background
+    GET  /console/residents/import/{job}            its progress (the page reloads itself), then its counts
+    GET  /console/residents/import/{job}/report.csv the per-row error report
+
+The rules are the API's: the staff member's ``personal_data_scope`` (their department's topics and groups;
+everyone for an admin) limits what is found, shown and exported, and group memberships outside it are not
+shown; every search, read and export is written to the audit log (counts and filters, never the data). The
+import is ``subscribers.importer.import_file``, the command line's, with the department's scope: a row naming
+a group the department does not work with is refused in the report. An import job is seen only by whoever
+started it, and is forgotten (with its files) after ``KEPT_JOBS`` newer ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+from notifier.api.routing import path_int
+from notifier.console.compose_form import area_tree
+from notifier.console.framework import Console, NavItem, page, redirect
+from notifier.domain.contacts import area_level
+from notifier.domain.enums import Role
+from notifier.domain.errors import FieldError, InvalidInput, NotFound
+from notifier.domain.models import PersonalDataScope, Subscriber
+from notifier.policy import personal_data_scope
+from notifier.store import Store
+from subscribers.importer import ImportResult, import_file
+from subscribers.sheets import CSV_SUFFIXES, XLSX_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+RESIDENTS_PATH = "/console/residents"
+IMPORTERS = (Role.ISSUER,)
+PAGE_ROWS = 50
+EXPORT_ROWS = 100_000
+KEPT_JOBS = 20
+EXPORT_COLUMNS = ("id", "external_id", "name", "phone", "email", "area_code", "groups", "topics", "channels",
+                  "language", "consent_source", "consent_at", "consent_withdrawn_at")  # fmt: skip
+
+
+@dataclass
+class ImportJob:
+    id: str
+    staff_id: int
+    file_name: str
+    folder: Path
+    done: int = 0
+    total: int = 0
+    result: ImportResult | None = None
+    error: str | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.csv"
+
+
+@dataclass
+class ImportJobs:
+    """The console's import jobs of this process, newest last."""
+
+    jobs: dict[str, ImportJob] = field(default_factory=dict)
+
+    def add(self, job: ImportJob) -> None:
+        self.jobs[job.id] = job
+        while len(self.jobs) > KEPT_JOBS:
+            oldest = self.jobs.pop(next(iter(self.jobs)))
+            if oldest.task is not None and not oldest.task.done():
+                self.jobs[oldest.id] = oldest  # still running: kept
+                break
+            shutil.rmtree(oldest.folder, ignore_errors=True)
+
+
+IMPORT_JOBS = web.AppKey("console_import_jobs", ImportJobs)
+
+
+@dataclass
+class Search:
+    name: str = ""
+    phone: str = ""
+    area: str = ""
+    group: str = ""
+    topic: str = ""
+
+    @property
+    def phone_end(self) -> str:
+        return "".join(ch for ch in self.phone if ch in "0123456789")[-11:]
+
+    def filters(self) -> dict[str, str]:
+        return {k: v for k, v in (("area", self.area), ("group", self.group), ("topic", self.topic)) if v}
+
+
+def _search(request: web.Request) -> Search:
+    query = request.query
+    search = Search(*(str(query.get(name, ""))[:100].strip() for name in ("name", "phone", "area", "group", "topic")))
+    errors = []
+    if search.area:
+        try:
+            area_level(search.area)
+        except ValueError as exc:
+            errors.append(FieldError("area", str(exc)))
+    if errors:
+        raise InvalidInput("invalid search", errors)
+    return search
+
+
+async def _scope(console: Console) -> PersonalDataScope | None:
+    return await personal_data_scope(console.store, console.staff.as_key())
+
+
+async def _find(
+    console: Console, search: Search, cursor: str | None, limit: int
+) -> tuple[list[Subscriber], str | None]:
+    scope = await _scope(console)
+    if scope is not None and search.group:
+        scope.check_groups([search.group], "group")
+    return await console.store.search_subscribers(
+        name=search.name or None, phone_end=search.phone_end or None, area=search.area or None,
+        group=search.group or None, topic=search.topic or None, cursor=cursor, limit=limit, scope=scope,
+    )  # fmt: skip
+
+
+async def _choices(console: Console) -> dict[str, Any]:
+    scope = await _scope(console)
+    groups, _ = await console.store.list_groups(None, 500)
+    topics, _ = await console.store.list_topics(None, 500)
+    return {
+        "towns": area_tree(await console.store.list_areas()),
+        "groups": [g for g in groups if scope is None or g.code in scope.groups],
+        "topics": topics,
+        "area_names": await console.store.printable_area_names(),
+    }
+
+
+@page()
+async def residents(request: web.Request, console: Console) -> web.StreamResponse:
+    try:
+        search = _search(request)
+    except InvalidInput as exc:
+        return console.render("residents.html", status=422, search=Search(), found=None, next_cursor=None,
+                              errors={e.loc: e.msg for e in exc.errors}, **await _choices(console))  # fmt: skip
+    searched = any((search.name, search.phone, search.area, search.group, search.topic, request.query.get("all")))
+    found, next_cursor = None, None
+    if searched:
+        found, next_cursor = await _find(console, search, request.query.get("cursor"), PAGE_ROWS)
+        detail = {"filter": search.filters(), "by_name": bool(search.name), "by_phone": bool(search.phone),
+                  "rows": len(found)}  # fmt: skip
+        await console.store.audit(console.staff.actor, "subscriber.list", "subscriber", None, detail)
+    return console.render("residents.html", search=search, found=found, next_cursor=next_cursor, errors={},
+                          **await _choices(console))  # fmt: skip
+
+
+@page()
+async def export_csv(request: web.Request, console: Console) -> web.StreamResponse:
+    search = _search(request)
+    found, _ = await _find(console, search, None, EXPORT_ROWS)
+    await console.store.audit(console.staff.actor, "subscriber.export", "subscriber", None,
+                              {"filter": search.filters(), "rows": len(found)})  # fmt: skip
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(EXPORT_COLUMNS)
+    for s in found:
+        withdrawn = s.consent.withdrawn_at.isoformat() if s.consent.withdrawn_at else ""
+        writer.writerow([s.id, s.external_id or "", s.name, s.phone or "", s.email or "", s.area_code,
+                         " ".join(s.groups), " ".join(s.topics), " ".join(s.channels), s.language, s.consent.source,
+                         s.consent.at.isoformat(), withdrawn])  # fmt: skip
+    headers = {"Content-Disposition": 'attachment; filename="residents.csv"'}
+    return web.Response(body=("\ufeff" + text.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
+                        headers=headers)  # fmt: skip
+
+
+@page()
+async def resident(request: web.Request, console: Console) -> web.StreamResponse:
+    subscriber_id = path_int(request, "id")
+    scope = await _scope(console)
+    subscriber = await console.store.get_subscriber(subscriber_id, scope)
+    await console.store.audit(console.staff.actor, "subscriber.read", "subscriber", subscriber_id)
+    department = None if scope is None else console.staff.department
+    return console.render(
+        "resident.html",
+        resident=subscriber,
+        deliveries=await console.store.subscriber_deliveries(subscriber_id, department),
+        history=await console.store.subscriber_history(subscriber_id),
+        area_names=await console.store.printable_area_names(),
+    )
+
+
+@page(roles=IMPORTERS)
+async def start_import(request: web.Request, console: Console) -> web.StreamResponse:
+    upload = console.form.get("file")
+    t = console.t
+    if not isinstance(upload, FileField) or not upload.filename:
+        raise InvalidInput(t("请选择一个 CSV 或 XLSX 文件", "Choose a CSV or XLSX file"), [FieldError("file", "")])
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in (*CSV_SUFFIXES, *XLSX_SUFFIXES):
+        raise InvalidInput(t("只能导入 .csv 或 .xlsx 文件", "Only .csv and .xlsx files"), [FieldError("file", "")])
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="notifier-import-"))
+    roster = folder / f"roster{suffix}"
+    await asyncio.to_thread(_save, upload, roster)
+    job = ImportJob(secrets.token_urlsafe(12), console.staff.id, Path(upload.filename).name[:100], folder)
+    request.app[IMPORT_JOBS].add(job)
+    scope = await _scope(console)
+    job.task = asyncio.create_task(_run(console.store, console.staff.actor, job, roster, scope))
+    raise redirect(f"{RESIDENTS_PATH}/import/{job.id}")
+
+
+def _save(upload: FileField, path: Path) -> None:
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.file, out)
+
+
+async def _run(store: Store, actor: str, job: ImportJob, roster: Path, scope: PersonalDataScope | None) -> None:
+    def progress(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    try:
+        job.result = await import_file(store, roster, actor=actor, report_path=job.report,
+                                       progress=progress, scope=scope)  # fmt: skip
+    except InvalidInput as exc:
+        job.error = "; ".join(f"{e.loc}: {e.msg}" for e in exc.errors) or exc.detail
+    except Exception:
+        log.exception("console import %s failed", job.id)
+        job.error = "the import stopped; see the service log"
+    finally:
+        await asyncio.to_thread(roster.unlink, True)  # the roster holds personal data: not kept
+
+
+def _job(console: Console) -> ImportJob:
+    job = console.request.app[IMPORT_JOBS].jobs.get(console.request.match_info["job"])
+    if job is None or job.staff_id != console.staff.id:
+        raise NotFound(console.t("没有这个导入任务", "No such import"))
+    return job
+
+
+@page(roles=IMPORTERS)
+async def import_status(request: web.Request, console: Console) -> web.StreamResponse:
+    return console.render("resident_import.html", job=_job(console))
+
+
+@page(roles=IMPORTERS)
+async def import_report(request: web.Request, console: Console) -> web.StreamResponse:
+    job = _job(console)
+    if job.result is None or not job.report.is_file():
+        raise NotFound(console.t("报告尚未生成", "The report is not ready"))
+    body = await asyncio.to_thread(job.report.read_bytes)
+    headers = {"Content-Disposition": 'attachment; filename="import-errors.csv"'}
+    return web.Response(body=body, content_type="text/csv", charset="utf-8", headers=headers)
+
+
+def setup(app: web.Application) -> None:
+    app[IMPORT_JOBS] = ImportJobs()
+
+
+NAV_ITEMS = [NavItem(RESIDENTS_PATH, "居民", "Residents")]
+ROUTES = [
+    ("GET", RESIDENTS_PATH, residents),
+    ("GET", f"{RESIDENTS_PATH}/export.csv", export_csv),
+    ("POST", f"{RESIDENTS_PATH}/import", start_import),
+    ("GET", f"{RESIDENTS_PATH}/import/{{job}}", import_status),
+    ("GET", f"{RESIDENTS_PATH}/import/{{job}}/report.csv", import_report),
+    ("GET", f"{RESIDENTS_PATH}/{{id}}", resident),
+]
