@@ -38,9 +38,12 @@ _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em;line-height:1.6}}
-button{{font-size:1.1em;padding:.5em 1.5em}}</style></head>
-<body>{body}</body></html>
+<style>body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;font-size:20px;line-height:1.6;
+max-width:32em;margin:0 auto;padding:1em;color:#111;background:#fff}}h1{{font-size:1.5em;line-height:1.3}}
+button{{display:block;width:100%;font-size:1.2em;min-height:56px;padding:.6em;margin:1.4em 0;border:0;
+border-radius:8px;background:#b71c1c;color:#fff;font-weight:bold}}
+button:focus{{outline:3px solid #0b4f8a;outline-offset:2px}}</style></head>
+<body><main>{body}</main></body></html>
 """
 _CHANNEL_NAMES = {
     "email": ("电子邮件", "e-mail"),
