@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, compose, follow, home, notices, residents, static
+from notifier.console import auth_pages, compose, follow, home, notices, residents, static, template_pages
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -23,12 +23,14 @@ ROUTES: list[ConsoleRoute] = [
     *notices.ROUTES,
     *follow.ROUTES,
     *residents.ROUTES,
+    *template_pages.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
     *compose.NAV_ITEMS,
     *notices.NAV_ITEMS,
     *residents.NAV_ITEMS,
+    *template_pages.NAV_ITEMS,
 ]
 
 
