@@ -178,8 +178,10 @@ async def follow_up(request: web.Request, console: Console) -> web.StreamRespons
         return await _follow_page(console, notice, status=422, errors=errors, form=form)
     key = staff.as_key()
     await check_new_notice(store, key, new)
-    await check_renders(store, new, key.department, notice_renderer(request))
-    created, _ = await store.create_notice(new, department=key.department, created_by=key.id, actor=staff.actor)
+    version = await check_renders(store, new, key.department, notice_renderer(request))
+    created, _ = await store.create_notice(
+        new, department=key.department, created_by=key.id, actor=staff.actor, template_version=version.version
+    )
     await store.transition_notice(created.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor=staff.actor)
     raise redirect(notice_path(created.id))
 

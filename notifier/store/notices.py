@@ -84,6 +84,10 @@ class NoticeRepository(SubscriberRepository):
                     if row["request_hash"] != fingerprint:
                         raise Conflict("Idempotency-Key was already used for a different notice")
                     return await self._notice_from_row(row), False
+            if template_version is None:  # a caller that did not check: the version of now, not of the fan-out
+                template_version = await self.db.fetch_value(
+                    "latest_template_version", {"name": notice.template or "notice"}
+                )
             row = await self.db.fetch_one(
                 "insert_notice",
                 {

@@ -38,3 +38,6 @@ ORDER BY v.version DESC LIMIT :limit;
 
 -- name: template_names
 SELECT name FROM templates;
+
+-- name: latest_template_version
+SELECT latest FROM templates WHERE name = :name;
