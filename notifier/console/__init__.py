@@ -10,7 +10,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notifier.console import auth_pages, compose, follow, home, notices, residents, static, template_pages
+from notifier.console import (
+    auth_pages,
+    channels,
+    compose,
+    follow,
+    home,
+    notices,
+    residents,
+    static,
+    template_pages,
+)
 from notifier.console.framework import NAV, NavItem
 
 ConsoleRoute = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
@@ -24,6 +34,7 @@ ROUTES: list[ConsoleRoute] = [
     *follow.ROUTES,
     *residents.ROUTES,
     *template_pages.ROUTES,
+    *channels.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
@@ -31,6 +42,7 @@ NAV_ITEMS: list[NavItem] = [
     *notices.NAV_ITEMS,
     *residents.NAV_ITEMS,
     *template_pages.NAV_ITEMS,
+    *channels.NAV_ITEMS,
 ]
 
 

@@ -9,6 +9,7 @@ from notifier.domain.errors import ConfigError
 from notifier.store.api_keys import KEY_PREFIX, ApiKeyRepository, hash_secret
 from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.cap import CapRepository
+from notifier.store.channel_stats import ChannelStatsRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.direct_messages import DirectMessageRepository
@@ -36,6 +37,7 @@ class Store(
     TemplateRepository,
     FollowRepository,
     RosterRepository,
+    ChannelStatsRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db
