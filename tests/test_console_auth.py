@@ -194,3 +194,13 @@ async def test_a_revoked_key_disables_its_account(browser: Browser, store: Store
 async def _session_token(browser: Browser) -> str:
     async with browser.session.get(f"{browser.base}/console/password") as response:
         return _TOKEN.search(await response.text())[1]  # type: ignore[index]
+
+
+async def test_a_hostile_login_name_comes_back_escaped(browser: Browser) -> None:
+    payload = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    form = {"csrf_token": await browser.login_token(), "login": payload, "password": "wrong-password"}
+    async with browser.session.post(f"{browser.base}/console/login", data=form) as response:
+        assert response.status == 401
+        html = await response.text()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html  # kept in the field, as text

@@ -113,6 +113,8 @@ async def test_other_departments_and_roles_see_nothing(console_server: str, stor
     await log_in(page, console_server, outsider.login, one_time, new_password=PASSWORD)
     response = await page.goto(f"{console_server}/console/notices/{notice_id}")
     assert response.status == 404  # another department's notice is not disclosed
+    await axe_check(page)
+    await screenshot(page, "console-error-404")
     await page.goto(f"{console_server}/console/approvals")
     await page.wait_for_selector("#queue-empty")
 
