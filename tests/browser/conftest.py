@@ -4,7 +4,8 @@ on a loopback port. No browser is ever downloaded.
 Fixtures and helpers other browser tests reuse:
 
     console_server   the app (API, resident pages, console) on 127.0.0.1, over the ``store`` fixture
-    engine_console   the app with an engine whose SMS alias is a RecordingChannel; the test runs the engine
+    engine_console   the app with an engine whose SMS alias ``sms`` and notice-board alias ``board`` are
+                     RecordingChannels; the test runs the engine
                      (``await served.engine.run_until_idle()``) and the pages see what it did
     browser          a headless chromium (skipped when absent; a failure under NOTIFIER_REQUIRE_PEERS=1,
                      since every browser test carries ``@pytest.mark.peer("chromium")``)
@@ -83,6 +84,7 @@ class EngineConsole:
     engine: Engine
     sms: RecordingChannel
     clock: FakeClock
+    board: RecordingChannel
 
 
 @pytest.fixture
@@ -90,14 +92,14 @@ async def engine_console(tmp_path: Path) -> AsyncIterator[EngineConsole]:
     settings = Settings.model_validate({
         "database": {"url": f"sqlite:///{tmp_path}/console.db"},
         "security": {"signing_secret": "console-browser-test-secret"},
-        "channels": {"sms": {"kind": "sms", "type": "recording"}},
+        "channels": {"sms": {"kind": "sms", "type": "recording"}, "board": {"kind": "bulletin", "type": "recording"}},
     })  # fmt: skip
     db = await open_database(settings.database.url)
     await db.migrate()
     store = Store(db)
     await seed_catalog(store)
-    sms, clock = RecordingChannel("sms"), FakeClock()
-    engine = Engine(store, settings, {"sms": sms}, clock=clock, jitter=lambda: 0.5)
+    sms, board, clock = RecordingChannel("sms"), RecordingChannel("board"), FakeClock()
+    engine = Engine(store, settings, {"sms": sms, "board": board}, clock=clock, jitter=lambda: 0.5)
 
     async def engine_factory(app: object) -> Engine | None:
         return engine
@@ -105,7 +107,7 @@ async def engine_console(tmp_path: Path) -> AsyncIterator[EngineConsole]:
     server = TestServer(create_app(settings, store=store, engine_factory=engine_factory), host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        yield EngineConsole(str(server.make_url("")).rstrip("/"), store, settings, engine, sms, clock)
+        yield EngineConsole(str(server.make_url("")).rstrip("/"), store, settings, engine, sms, clock, board)
     finally:
         await server.close()
         await db.close()

@@ -29,10 +29,12 @@ async def _residents(store: Store) -> None:
         await store.create_subscriber(data, actor="test")
 
 
-async def _approved(store: Store, author: StaffMember, approver: StaffMember, title: str) -> int:
+async def _approved(
+    store: Store, author: StaffMember, approver: StaffMember, title: str, channels: tuple[str, ...] = ("sms",)
+) -> int:
     notice = NoticeIn.model_validate({
         "topic": "air-quality", "title": title, "body": "明天有重污染天气，请减少户外活动。",
-        "severity": "severe", "target": {"areas": [TOWN_A, TOWN_B]}, "channels": ["sms"],
+        "severity": "severe", "target": {"areas": [TOWN_A, TOWN_B]}, "channels": list(channels),
     })  # fmt: skip
     created, _ = await store.create_notice(notice, department="environment", created_by=author.key_id,
                                            actor=author.actor)  # fmt: skip
@@ -113,3 +115,23 @@ async def test_a_notice_is_cancelled_from_its_follow_page(engine_console: Engine
     await served.engine.run_until_idle()
     assert [m for m in served.sms.messages if m.notice_id == notice_id] == []  # nothing went out
     assert not await page.is_visible("#cancel")
+
+
+async def test_the_printouts_appear_per_village_with_their_print_job(engine_console: EngineConsole, page: Any) -> None:
+    served, store = engine_console, engine_console.store
+    await _residents(store)
+    clerk, one_time = await new_staff(store, role=Role.ISSUER)
+    approver, _ = await new_staff(store, role=Role.APPROVER, name="王审核")
+    notice_id = await _approved(store, clerk, approver, "公告栏通知", channels=("sms", "bulletin"))
+    await log_in(page, served.base, clerk.login, one_time, new_password=PASSWORD)
+    await page.goto(f"{served.base}/console/notices/{notice_id}/follow")
+    await page.wait_for_selector("#live-state[data-state=approved]")
+    await served.engine.run_until_idle()
+    for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1):  # every village of the two towns gets its printout
+        await page.wait_for_selector(f"#printout-{village} td[data-state=sent], #printout-{village} td[data-state=delivered]")
+    jobs = {m.recipient for m in served.board.messages if m.notice_id == notice_id}
+    assert {VILLAGE_A1, VILLAGE_A2, VILLAGE_B1} <= jobs
+    row = await page.text_content(f"#printout-{VILLAGE_A1}")
+    assert row is not None and "恒盛社区" in row and "board" in row
+    await axe_check(page)
+    await screenshot(page, "console-follow-printouts")
