@@ -1,10 +1,10 @@
 """The staff console's first "done when", end to end in Chromium, against the real app, its engine and an
 outbox SMS channel (the files the gateway would receive):
 
-a clerk logs in and changes the one-time password; a notice is composed from a template (through the API:
-the compose page is not there yet, see docs/console.md) and the SMS segment count the console shows matches
-what reaches the outbox; it is submitted; an approver rejects it with a comment; the clerk edits and
-resubmits it; the approver approves it; the follow page's counts reach the final numbers by themselves.
+a clerk logs in and changes the one-time password, composes a notice from a template on the compose page, the
+SMS segment count its preview shows matches what reaches the outbox, and submits it; an approver rejects it
+with a comment; the clerk edits and resubmits it; the approver approves it; the follow page's counts reach the
+final numbers by themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ pytestmark = pytest.mark.peer("chromium")
 
 RESIDENTS = {"13900000001": VILLAGE_A1, "13900000002": VILLAGE_A2, "13900000003": VILLAGE_B1}
 CLERK_PASSWORD, APPROVER_PASSWORD = "文员的新密码-2026", "审核人的新密码-2026"
+MEASURES = "中小学、幼儿园停止户外活动，老人儿童尽量减少外出，工地停止土石方作业，空气质量连续24小时好转后解除。"
+expect = pytest.importorskip("playwright.async_api").expect
 
 
 @dataclass
@@ -72,14 +74,6 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
         await db.close()
 
 
-async def _api(service: Service, key: str, method: str, path: str, body: Any = None) -> Any:
-    headers = {"Authorization": f"Bearer {key}"}
-    async with service.http.request(method, f"{service.base}/api/v1{path}", json=body, headers=headers) as response:
-        payload = await response.json(content_type=None)
-        assert response.status in (200, 201), payload
-        return payload
-
-
 def _ucs2_parts(text: str) -> int:
     """SMS parts of a UCS-2 text by the textbook rule (3GPP TS 23.040): 70 characters in one part, 67 per part
     of a concatenated message; worked out here independently of the service's own counting."""
@@ -99,21 +93,31 @@ async def test_a_clerk_and_an_approver_take_a_notice_from_draft_to_its_final_cou
         await store.create_subscriber(data, actor="test")
     clerk, clerk_once = await new_staff(store, role=Role.ISSUER, name="李文员")
     approver, approver_once = await new_staff(store, role=Role.APPROVER, name="王审核")
-    _, clerk_key = await store.create_api_key(department="environment", role=Role.ISSUER, name="李文员", actor="test")
 
     # the clerk: first login, the one-time password changed
     await log_in(page, service.base, clerk.login, clerk_once, new_password=CLERK_PASSWORD)
 
-    # composed from the heavy-pollution template, previewed, created and submitted through the API
-    notice = {
-        "topic": "air-quality", "title": "重污染天气预警", "template": "heavy-pollution", "severity": "severe",
-        "data": {"level": "橙色", "start_date": "12月1日0时", "measures": "中小学停止户外活动。"},
-        "target": {"areas": [TOWN_A, TOWN_B]}, "channels": ["sms"],
-    }  # fmt: skip
-    preview = await _api(service, clerk_key, "POST", "/notice-preview", notice)
-    created = await _api(service, clerk_key, "POST", "/notices", notice)
-    notice_id = created["id"]
-    await _api(service, clerk_key, "POST", f"/notices/{notice_id}/submit")
+    # composed from the heavy-pollution template on the compose page; its live preview shows the SMS parts
+    await page.click("nav >> text=起草通知")
+    await page.wait_for_selector("#compose-form[data-ready='1']")
+    await page.select_option("#topic", "air-quality")
+    await page.get_by_label("标题").fill("重污染天气预警")
+    await page.check("input[name=content][value=template]")
+    await page.select_option("#template", "heavy-pollution")
+    await page.fill("#data-heavy-pollution-level", "橙色")
+    await page.fill("#data-heavy-pollution-start_date", "12月1日0时")
+    await page.fill("#data-heavy-pollution-measures", "中小学停止户外活动。")
+    await page.select_option("#severity", "severe")
+    await page.check(f"input[name='target.areas'][value='{TOWN_A}']")
+    await page.check(f"input[name='target.areas'][value='{TOWN_B}']")
+    if not await page.is_checked("input[name=channels][value=sms]"):
+        await page.check("input[name=channels][value=sms]")
+    await expect(page.locator("#preview #audience-residents")).to_have_text("3")
+    composed_parts = int(await page.text_content("#preview #message-sms .sms-parts") or "0")
+    await page.click("#submit-notice")
+    await page.wait_for_selector("#notice-state[data-state='pending_approval']")
+    notice_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    assert (await store.get_notice(notice_id)).created_by == clerk.key_id
 
     # the approver, in a browser of their own, rejects it with a comment
     approver_context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
@@ -123,25 +127,28 @@ async def test_a_clerk_and_an_approver_take_a_notice_from_draft_to_its_final_cou
         await approver_page.click("nav >> text=待审核")
         await approver_page.click(f"a[href='/console/notices/{notice_id}']")
         await approver_page.wait_for_selector("#decision-form")
-        shown_parts = int(await approver_page.text_content("#message-sms .sms-parts") or "0")
-        assert shown_parts == preview["sms_segments"]
+        assert int(await approver_page.text_content("#message-sms .sms-parts") or "0") == composed_parts
         await axe_check(approver_page)
         await screenshot(approver_page, "console-e2e-notice")  # docs/console-notice.png is a copy of it
         await approver_page.fill("#comment", "请写明预警解除的条件")
         await approver_page.click("#reject")
         await approver_page.wait_for_selector("#notice-state[data-state=rejected]")
 
-        # the clerk edits and resubmits (the author only, as PUT /notices/{id} allows)
-        notice["data"] = {**notice["data"], "measures": "中小学、幼儿园停止户外活动，老人儿童尽量减少外出，"
-                       "工地停止土石方作业，空气质量连续24小时好转后解除。"}
-        await _api(service, clerk_key, "PUT", f"/notices/{notice_id}", notice)
-        await _api(service, clerk_key, "POST", f"/notices/{notice_id}/submit")
+        # the clerk edits and resubmits on the compose page
+        await page.goto(f"{service.base}/console/notices/{notice_id}/edit")
+        await page.wait_for_selector("#compose-form[data-ready='1']")
+        assert "请写明预警解除的条件" in (await page.text_content("#rejection") or "")
+        await page.fill("#data-heavy-pollution-measures", MEASURES)
+        await expect(page.locator("#preview #message-sms pre.text")).to_contain_text("好转后解除")
+        shown_parts = int(await page.text_content("#preview #message-sms .sms-parts") or "0")
+        await page.click("#submit-notice")
+        await page.wait_for_selector("#notice-state[data-state='pending_approval']")
 
-        # the approver sees the rejection in the history, and approves
+        # the approver sees the rejection in the history and the same parts as the clerk, and approves
         await approver_page.goto(f"{service.base}/console/notices/{notice_id}")
         history = await approver_page.text_content("#decisions")
         assert history is not None and "请写明预警解除的条件" in history
-        shown_parts = int(await approver_page.text_content("#message-sms .sms-parts") or "0")
+        assert int(await approver_page.text_content("#message-sms .sms-parts") or "0") == shown_parts
         await approver_page.fill("#comment", "已核实")
         await approver_page.click("#approve")
         await approver_page.wait_for_selector("#follow-link")

@@ -128,7 +128,8 @@ async def test_the_printouts_appear_per_village_with_their_print_job(engine_cons
     await page.wait_for_selector("#live-state[data-state=approved]")
     await served.engine.run_until_idle()
     for village in (VILLAGE_A1, VILLAGE_A2, VILLAGE_B1):  # every village of the two towns gets its printout
-        await page.wait_for_selector(f"#printout-{village} td[data-state=sent], #printout-{village} td[data-state=delivered]")
+        done = f"#printout-{village} td[data-state=sent], #printout-{village} td[data-state=delivered]"
+        await page.wait_for_selector(done)
     jobs = {m.recipient for m in served.board.messages if m.notice_id == notice_id}
     assert {VILLAGE_A1, VILLAGE_A2, VILLAGE_B1} <= jobs
     row = await page.text_content(f"#printout-{VILLAGE_A1}")
