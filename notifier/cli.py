@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--direct", action="store_true", help="send to the phone of a row that matches no resident (statutory notice)"
     )
 
+    retention = roster_commands.add_parser(
+        "retention", help="days a department's roster rows are kept after the last notice using them ends"
+    )
+    _add_config(retention)
+    retention.add_argument("--department", required=True, metavar="CODE")
+    retention.add_argument("--days", required=True, type=int, choices=range(1, 3651), metavar="DAYS")
+
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     verify = audit_commands.add_parser(
@@ -256,6 +263,12 @@ async def _rosters_import(store: Store, args: argparse.Namespace) -> int:
     return 3 if report["unmatched"] else 0
 
 
+async def _rosters_retention(store: Store, args: argparse.Namespace) -> int:
+    await store.set_roster_retention(args.department, args.days, "cli")
+    print(f"{args.department}: roster rows kept {args.days} days after the last notice using them ends")
+    return 0
+
+
 def _notice_payload(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         return dict(json.loads(args.json.read_text(encoding="utf-8")))
@@ -378,6 +391,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         ("subscribers", "import"): _import,
         ("rosters", "import"): _rosters_import,
+        ("rosters", "retention"): _rosters_retention,
         ("audit", "verify"): _audit_verify,
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,

@@ -14,6 +14,7 @@ from notifier.engine.context import EngineContext
 from notifier.engine.heartbeat import take_back_leases
 from notifier.engine.optouts import apply_kept_opt_outs
 from notifier.engine.outcomes import give_up
+from notifier.engine.roster_retention import erase_expired_rosters, withdraw_ended_publicity
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await poll_jobs(ctx, now)
     changed += await apply_kept_opt_outs(ctx)
     changed += await ctx.store.purge_hook_nonces(now)
+    changed += await erase_expired_rosters(ctx, now)
+    changed += await withdraw_ended_publicity(ctx, now)
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed

@@ -254,3 +254,20 @@ class RosterRepository(AuditRepository):
         """(row number, cells) of every row that reaches someone, in row order: the preview's samples."""
         rows = await self.db.fetch_all("roster_sample_cells", {"roster_id": roster_id})
         return [(int(r["row_no"]), json.loads(r["cells"])) for r in rows]
+
+    async def withdraw_ended_publicity(self, today: str, actor: str, limit: int = 100) -> list[int]:
+        """Mark the publicity lists whose last day is before ``today`` withdrawn, each with an audit entry."""
+        withdrawn = []
+        for row in await self.db.fetch_all("publicity_to_withdraw", {"today": today, "limit": limit}):
+            async with self.db.transaction():
+                if await self.db.execute("withdraw_publicity", {"notice_id": row["notice_id"], "now": now_iso()}):
+                    await self.audit(actor, "publicity.withdrawn", "notice", row["notice_id"], {"until": row["until"]})
+                    withdrawn.append(int(row["notice_id"]))
+        return withdrawn
+
+    async def set_roster_retention(self, department: str, days: int, actor: str) -> None:
+        """How many days a department's roster rows are kept after the last notice using them ends."""
+        async with self.db.transaction():
+            if not await self.db.execute("set_roster_retention", {"department": department, "days": days}):
+                raise NotFound(f"no department {department}")
+            await self.audit(actor, "department.roster_retention", "department", department, {"days": days})

@@ -114,7 +114,8 @@ ORDER BY s.area_code, r.row_no;
 -- name: publicity_to_withdraw
 -- publicity lists whose last day (:today, YYYY-MM-DD in the server's timezone) has passed and that are not
 -- withdrawn yet
-SELECT notice_id FROM notice_publicity WHERE withdrawn_at IS NULL AND until_date < :today LIMIT :limit;
+SELECT notice_id, until_date AS until FROM notice_publicity
+WHERE withdrawn_at IS NULL AND until_date < :today LIMIT :limit;
 
 -- name: withdraw_publicity
 UPDATE notice_publicity SET withdrawn_at = :now WHERE notice_id = :notice_id AND withdrawn_at IS NULL;
@@ -124,3 +125,6 @@ SELECT code FROM areas WHERE level = 'county' ORDER BY code LIMIT 1;
 
 -- name: set_consent_basis
 UPDATE subscribers SET consent_basis = :basis WHERE id = :id;
+
+-- name: set_roster_retention
+UPDATE departments SET roster_retention_days = :days WHERE code = :department;
