@@ -28,7 +28,7 @@ from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
 from notifier.engine.context import EngineContext
 from notifier.engine.direct import dispatch_direct
 from notifier.engine.outcomes import record_results
-from notifier.engine.personal import PERSONAL_KEY, personalise
+from notifier.engine.personal import PERSONAL_KEY, personal_meta, personalise
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
 from notifier.store.database import Row
@@ -171,7 +171,7 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
     for row, content in zip(rows, contents, strict=True):
         personal = content.get(PERSONAL_KEY)
         if personal:
-            content = personalise(content, cells.get((json.loads(personal)["roster"], row["subscriber_id"]), {}))
+            content = personalise(content, cells.get((personal_meta(personal)[0], row["subscriber_id"]), {}))
         messages.append(
             OutboundMessage(
                 delivery_id=row["id"],
@@ -198,7 +198,7 @@ async def roster_cells(
     for row, content in zip(rows, contents, strict=True):
         personal = content.get(PERSONAL_KEY)
         if personal:
-            wanted.setdefault(int(json.loads(personal)["roster"]), []).append(int(row["subscriber_id"]))
+            wanted.setdefault(personal_meta(personal)[0], []).append(int(row["subscriber_id"]))
     found: dict[tuple[int, int], dict[str, str]] = {}
     for roster_id, ids in wanted.items():
         for subscriber_id, row_cells in (await ctx.store.roster_cells(roster_id, ids)).items():

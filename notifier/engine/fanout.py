@@ -11,6 +11,7 @@ Kinds ``bot`` and ``bulletin`` get one delivery per area after the residents (``
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from datetime import UTC, datetime
@@ -165,7 +166,8 @@ async def next_chunk(ctx: EngineContext, after: int, size: int, listed: list[int
     if listed is None:
         upto = await ctx.store.chunk_end(after, size)
         return None if upto is None else (after, upto)
-    rest = [i for i in listed if i > after][:size]
+    first = bisect.bisect_right(listed, after)
+    rest = listed[first : first + size]
     return (rest[0] - 1, rest[-1]) if rest else None
 
 

@@ -23,6 +23,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
@@ -50,12 +51,19 @@ def markers(columns: Sequence[str]) -> dict[str, str]:
     return {column: f"{OPEN}{position}{CLOSE}" for position, column in enumerate(columns)}
 
 
+@lru_cache(maxsize=256)
+def personal_meta(personal: str) -> tuple[int, tuple[str, ...]]:
+    """(roster id, columns) of a stored rendering's ``personal`` entry (parsed once per rendering)."""
+    meta = json.loads(personal)
+    return int(meta["roster"]), tuple(meta["columns"])
+
+
 def personalise(content: Mapping[str, str | None], cells: Mapping[str, str]) -> dict[str, str | None]:
     """One recipient's message from a stored rendering with markers: their cells in place of the markers."""
     personal = content.get(PERSONAL_KEY)
     if not personal:
         return dict(content)
-    columns: list[str] = json.loads(personal)["columns"]
+    _, columns = personal_meta(personal)
 
     def fill(text: str | None, escape: bool) -> str | None:
         if text is None or OPEN not in text:
