@@ -27,6 +27,9 @@ prints the identical notice)::
     Topic: air-quality          topic code for the QR link (default: none, the link presets the area only)
     Department: 潍坊市生态环境局昌乐分局     issuing department (default: option department_name)
     Issued: 2026-11-30T16:00:00+08:00       date printed at the bottom (default: today)
+    Publicity: {"headers": [...], "rows": [[...]], "from": "2026-12-01", "until": "2026-12-07",
+               "complaint_phone": "0536-1234567"}   a publicity list (公示), one JSON line, cells masked by the
+                                                    engine: printed landscape, paginated, header on every page
 
 IPP (RFC 8011, https://www.rfc-editor.org/rfc/rfc8011 ; CUPS implementation notes
 https://www.cups.org/doc/spec-ipp.html) through pyipp. Response table:
@@ -66,12 +69,12 @@ from pyipp.exceptions import IPPConnectionError, IPPError, IPPParseError, IPPRes
 from pyipp.tags import ATTRIBUTE_TAG_MAP
 
 from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.bulletin_render import BulletinNotice, BulletinRenderer, Paper, RendererUnavailable
+from channels.bulletin_render import BulletinNotice, BulletinRenderer, Paper, PublicityTable, RendererUnavailable
 
 log = logging.getLogger(__name__)
 
 AREA_CODE = re.compile(r"[0-9]{9}|[0-9]{12}")
-HEADER_LINE = re.compile(r"(Severity|Topic|Department|Issued):[ \t]*(.*)", re.IGNORECASE)
+HEADER_LINE = re.compile(r"(Severity|Topic|Department|Issued|Publicity):[ \t]*(.*)", re.IGNORECASE)
 SEVERITIES = {"info", "minor", "moderate", "severe", "extreme"}
 IPP_ATTRIBUTES = ("requesting-user-name", "job-name", "document-format", "copies", "job-id", "requested-attributes")
 JOB_COMPLETED, JOB_CANCELED, JOB_ABORTED = 9, 7, 8
@@ -200,6 +203,7 @@ class BulletinChannel(Channel):
             county_name=self.settings.county_name,
             topic=header.get("topic", ""),
             paper=(printer.paper if printer and printer.paper else self.settings.paper),
+            table=PublicityTable.from_header(header["publicity"]) if header.get("publicity") else None,
         )
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:

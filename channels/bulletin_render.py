@@ -28,6 +28,7 @@ air-pollution alert levels (yellow III, orange II, red I).
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -68,6 +69,49 @@ SEVERITY_BANDS: dict[str, Band] = {
 
 
 @dataclass(frozen=True)
+class PublicityTable:
+    """A publicity list (公示) to print as a table: cells already masked by the engine, period as YYYY-MM-DD.
+
+    It travels in a message's header block as one line, ``Publicity: <JSON>`` (``to_header``)."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    period_from: str
+    period_until: str
+    complaint_phone: str
+
+    def to_header(self) -> str:
+        data = {
+            "headers": list(self.headers),
+            "rows": [list(row) for row in self.rows],
+            "from": self.period_from,
+            "until": self.period_until,
+            "complaint_phone": self.complaint_phone,
+        }
+        return "Publicity: " + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_header(cls, value: str) -> PublicityTable:
+        """The table of a ``Publicity:`` header's value; ValueError when it is not one."""
+        try:
+            data = json.loads(value)
+            headers = tuple(str(h) for h in data["headers"])
+            rows = tuple(tuple(str(cell) for cell in row) for row in data["rows"])
+            table = cls(headers, rows, str(data["from"]), str(data["until"]), str(data["complaint_phone"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a publicity table: {exc}") from None
+        if any(len(row) != len(headers) for row in rows):
+            raise ValueError("a publicity row has a different number of cells than the header")
+        return table
+
+
+def chinese_day(day: str) -> str:
+    """``2026-12-01`` as ``2026年12月1日``."""
+    moment = datetime.fromisoformat(day)
+    return f"{moment.year}年{moment.month}月{moment.day}日"
+
+
+@dataclass(frozen=True)
 class BulletinNotice:
     """What one printed notice shows; ``area_code`` is the village (12 digits) or town (9 digits) code."""
 
@@ -81,6 +125,7 @@ class BulletinNotice:
     county_name: str
     topic: str
     paper: Paper = "A4"
+    table: PublicityTable | None = None  # a publicity list: printed landscape, paginated, this area's rows only
 
 
 def subscribe_url(public_url: str, notice: BulletinNotice) -> str:
@@ -117,8 +162,31 @@ def _environment() -> Environment:
     )
 
 
+def render_publicity_html(notice: BulletinNotice) -> str:
+    """A publicity list as one HTML document: landscape pages, the table's header repeated on every page,
+    the period and the complaint phone at the top of every page and the page number at the bottom."""
+    assert notice.table is not None
+    table = notice.table
+    return (
+        _environment()
+        .get_template("publicity.html.j2")
+        .render(
+            notice=notice,
+            table=table,
+            css=(TEMPLATE_DIR / "publicity.css").read_text(encoding="utf-8"),
+            paragraphs=paragraphs(notice.body),
+            government=f"{notice.county_name}人民政府",
+            period=f"公示期：{chinese_day(table.period_from)}至{chinese_day(table.period_until)}",
+            complaint=f"监督投诉电话：{table.complaint_phone}",
+            issued_date=chinese_date(notice.issued_at),
+        )
+    )
+
+
 def render_html(notice: BulletinNotice, public_url: str) -> str:
     """The notice as one self-contained HTML document (CSS inlined, QR code as inline SVG)."""
+    if notice.table is not None:
+        return render_publicity_html(notice)
     url = subscribe_url(public_url, notice)
     qr_svg = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000000")
     place = area_word(notice)

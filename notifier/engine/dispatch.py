@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
@@ -29,12 +30,14 @@ from notifier.engine.context import EngineContext
 from notifier.engine.direct import dispatch_direct
 from notifier.engine.outcomes import record_results
 from notifier.engine.personal import PERSONAL_KEY, personal_meta, personalise
+from notifier.engine.publicity import publicity_table
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
 from notifier.store.database import Row
 
 log = logging.getLogger(__name__)
 
+HEADER_START = re.compile(r"(Severity|Topic|Department|Issued):", re.IGNORECASE)
 STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
 
 ClaimQuery = Callable[[str, str, float, float, int], Awaitable[list[Row]]]
@@ -142,12 +145,27 @@ async def dispatch_area_alias(ctx: EngineContext, alias: str) -> int:
         else:
             live.append(row)
     if live:
-        messages = [area_message(row, await rendered(ctx, row["notice_id"], row["channel"])) for row in live]
+        messages = [area_message(row, await area_content(ctx, row)) for row in live]
         results = await send_batch(ctx, ctx.channels[alias], messages)
         await asyncio.shield(
             keep_trying(ctx, alias, lease_end, lambda: record_area_results(ctx, live, notices, results))
         )
     return len(rows)
+
+
+async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
+    """An area delivery's message: the notice's rendering, and for the printout of a publicity list the
+    masked table of that area's rows in its header block (``engine.publicity``)."""
+    content = await rendered(ctx, row["notice_id"], row["channel"])
+    if row["channel"] != "bulletin":
+        return content
+    publicity = await ctx.store.notice_publicity(row["notice_id"])
+    if publicity is None:
+        return content
+    table = await publicity_table(ctx.store, publicity, row["area_code"])
+    text = content.get("text") or ""
+    joint = "\n" if HEADER_START.match(text) else "\n\n"  # join the header block, or start one
+    return {**content, "text": table.to_header() + joint + text}
 
 
 async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[Row]:

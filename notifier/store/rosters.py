@@ -271,3 +271,9 @@ class RosterRepository(AuditRepository):
             if not await self.db.execute("set_roster_retention", {"department": department, "days": days}):
                 raise NotFound(f"no department {department}")
             await self.audit(actor, "department.roster_retention", "department", department, {"days": days})
+
+    async def publicity_rows(self, roster_id: int, area: str | None) -> list[dict[str, Any]]:
+        """A publicity list's rows (cells, the matched resident's name, village code and name), of one area
+        (a code covers those under it) or of all; rows that reach nobody are not published."""
+        rows = await self.db.fetch_all("publicity_rows", {"roster_id": roster_id, "area": area})
+        return [{**row, "cells": json.loads(row["cells"])} for row in rows]

@@ -47,8 +47,9 @@ WHERE roster_id = :roster_id AND row_no > :after ORDER BY row_no LIMIT :limit;
 
 -- name: roster_cells_of
 -- the rows of a roster for some of its residents: what a batch of personal messages is completed with
-SELECT subscriber_id, cells FROM roster_rows
-WHERE roster_id = :roster_id AND subscriber_id IN (SELECT value FROM json_each(:ids));
+-- (CROSS JOIN fixes the order: each id looked up in roster_rows_subscriber, never a walk of the whole roster)
+SELECT r.subscriber_id, r.cells FROM json_each(:ids) j
+CROSS JOIN roster_rows r ON r.roster_id = :roster_id AND r.subscriber_id = j.value;
 
 -- name: roster_subscriber_ids
 SELECT subscriber_id FROM roster_rows

@@ -1,0 +1,78 @@
+"""Masking of a publicity list (公示) before anything leaves the service: the printout and the public page show
+only what the rules allow.
+
+- names keep the surname and the last character: 王秀英 -> 王*英, 王英 -> 王*; a two-character surname the
+  roster names (欧阳, 司马...) is kept whole: 欧阳长英 -> 欧阳*英;
+- identity numbers (18 characters, the last a digit or X; or the older 15 digits) keep the first 6 and the
+  last 4: 370725199001011234 -> 370725********1234;
+- phone numbers keep the first 3 and the last 4 of the national number: 13912345678 -> 139****5678.
+
+A cell is masked by its column (a name column: 姓名, name, 户主...; an identity column: 身份证号...; a phone column:
+手机号...) and, in any column, by its look (a value shaped like an identity or phone number is masked as one),
+so a column the clerk named oddly leaks nothing. A department may ask for stricter masking of a column
+(``full``: every character hidden), never for looser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+NAME_COLUMNS = frozenset({"name", "姓名", "户主", "户主姓名", "申请人", "收款人", "救助对象", "领取人"})
+ID_COLUMNS = frozenset({"id_number", "身份证", "身份证号", "身份证号码", "公民身份号码", "证件号码"})
+PHONE_COLUMNS = frozenset({"phone", "手机", "手机号", "手机号码", "电话", "联系电话"})
+DOUBLE_SURNAMES = frozenset(
+    {"欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "司徒", "夏侯"}
+)
+_ID = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
+_PHONE = re.compile(r"(?:\+?86[ -]?)?(1[3-9][0-9])[ -]?([0-9]{4})[ -]?([0-9]{4})")
+_ID_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{6})([0-9]{8}|[0-9]{5})([0-9]{3}[0-9Xx])(?![0-9Xx])")
+_PHONE_IN_TEXT = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+
+
+def mask_name(name: str) -> str:
+    name = name.strip()
+    if len(name) <= 1:
+        return "*" if name else ""
+    keep = 2 if name[:2] in DOUBLE_SURNAMES and len(name) > 2 else 1
+    if len(name) == keep + 1:
+        return name[:keep] + "*"
+    return name[:keep] + "*" * (len(name) - keep - 1) + name[-1]
+
+
+def mask_id_number(value: str) -> str:
+    text = value.strip()
+    return text[:6] + "*" * (len(text) - 10) + text[-4:] if len(text) > 10 else "*" * len(text)
+
+
+def mask_phone(value: str) -> str:
+    match = _PHONE.fullmatch(value.strip())
+    if match:
+        return f"{match.group(1)}****{match.group(3)}"
+    digits = re.sub(r"[^0-9]", "", value)
+    return digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:] if len(digits) > 7 else "*" * len(digits)
+
+
+def mask_numbers_in_text(value: str) -> str:
+    """Identity and mobile numbers anywhere in a free-text cell, masked as such."""
+    value = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], value)
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", value)
+
+
+def mask_cell(column: str, value: str, stricter: str | None = None) -> str:
+    """One published cell; ``stricter`` (``full``) hides every character."""
+    if not value:
+        return value
+    if stricter == "full":
+        return "*" * len(value)
+    if column in NAME_COLUMNS:
+        return mask_name(value)
+    if column in ID_COLUMNS or _ID.fullmatch(value.strip()):
+        return mask_id_number(value)
+    if column in PHONE_COLUMNS or _PHONE.fullmatch(value.strip()):
+        return mask_phone(value)
+    return mask_numbers_in_text(value)
+
+
+def mask_row(columns: Sequence[str], row: Mapping[str, str], stricter: Mapping[str, str]) -> list[str]:
+    return [mask_cell(column, row.get(column, ""), stricter.get(column)) for column in columns]
