@@ -126,7 +126,7 @@ async def test_each_village_board_prints_only_its_own_rows_masked_and_paginated(
     finally:
         await board.close()
     jobs: list[Path] = []
-    for _ in range(600):  # CUPS hands the job to its backend after answering: wait for the file, bounded
+    for _ in range(3000):  # CUPS hands the job to its backend after answering: wait for the file, bounded
         jobs = sorted(cups.jobs.glob("job-*.bin"))
         if jobs:
             break

@@ -316,3 +316,20 @@ async def test_a_saved_template_reading_a_column_the_roster_lacks_is_refused(api
     assert status == 201, notice
     status, preview = await api.call("GET", f"/api/v1/notices/{notice['id']}/preview", key="civ-issuer")
     assert preview["personal"]["samples"][0]["texts"]["sms"].startswith("王1英：低保金发放通知，500元由农商银行代发。")
+
+
+async def test_a_roster_in_use_by_a_notice_not_ended_cannot_be_deleted(api: Api, store: Store) -> None:
+    await add_residents(store, 1)
+    rows = [{"手机号": phone(1), "金额": "1"}]
+    status, report = await api.call(
+        "POST", "/api/v1/rosters", key="civ-issuer", json={"name": "r", "key": "phone", "rows": rows}
+    )
+    payload = relief_notice(report["id"], body="{{ row.金额 }}元")
+    status, notice = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=payload)
+    assert status == 201
+    status, problem = await api.call("DELETE", f"/api/v1/rosters/{report['id']}", key="civ-issuer")
+    assert status == 409 and str(notice["id"]) in problem["detail"], problem
+    assert (await api.call("POST", f"/api/v1/notices/{notice['id']}/cancel", key="civ-issuer"))[0] == 200
+    assert (await api.call("DELETE", f"/api/v1/rosters/{report['id']}", key="civ-issuer"))[0] == 204
+    status, problem = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=payload)
+    assert status == 422 and problem["errors"][0]["loc"] == "target.roster", problem
