@@ -67,7 +67,7 @@ from pydantic import Field, SecretStr
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions, HttpReply
-from channels.sms_text import platform_signed, template_parameter
+from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
 log = logging.getLogger("notifier.channels.aliyun_sms")
 
@@ -175,7 +175,7 @@ def parse_aliyun_receipts(body: bytes | str | list[Any]) -> list[Receipt]:
     return receipts
 
 
-class AliyunSmsOptions(HttpOptions):
+class AliyunSmsOptions(HttpOptions, ConfirmTextOptions):
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr
     sign_name: str = Field(min_length=2, max_length=12, description="approved signature, without 【】")
@@ -210,7 +210,8 @@ class AliyunSmsChannel(HttpChannel):
     def signed_params(self, message: OutboundMessage, *, nonce: str, timestamp: str) -> dict[str, str]:
         """Every parameter of the SendSms call for ``message``, ``Signature`` included."""
         opts = self.aliyun
-        text = template_parameter(message.text, opts.sign_name)
+        confirm = message.confirm_url is not None
+        text = template_parameter(with_confirm_text(message.text, opts, confirm), opts.sign_name)
         params = {
             "AccessKeyId": opts.access_key_id,
             "Action": "SendSms",
@@ -233,11 +234,11 @@ class AliyunSmsChannel(HttpChannel):
     def reports_delivery(self) -> bool:
         return self.aliyun.hook_token is not None
 
-    def gateway_text(self, text: str) -> str:
-        return platform_signed(text, self.aliyun.sign_name)
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
+        return platform_signed(with_confirm_text(text, self.aliyun, confirm), self.aliyun.sign_name)
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
-        chars = len(self.gateway_text(message.text))
+        chars = len(self.gateway_text(message.text, message.confirm_url is not None))
         if chars > MAX_CHARS:
             return Failed("too-long", f"{chars} characters with the signature; Aliyun takes at most {MAX_CHARS}")
         timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -45,6 +45,7 @@ class OutboundMessage:
     subject: str | None = None
     html: str | None = None
     priority: int = 0
+    confirm_url: str | None = None  # the notice asks for confirmation: the signed link (SMS adapters ask for a reply)
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,14 @@ class Channel(abc.ABC):
         Called by the engine at start, from the areas table, for adapters that address areas.
         """
 
-    def gateway_text(self, text: str) -> str:
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
         """The exact text the provider receives (and an SMS gateway bills) for a rendered ``text``.
 
         SMS adapters add their 【signature】 and opt-out wording here and send what this returns, so the
-        notice preview, which calls it too, counts the parts the gateway will bill.
+        notice preview, which calls it too, counts the parts the gateway will bill; with ``confirm`` (the
+        notice asks for confirmation) also their reply wording (``回复1确认收到``).
         """
+        del confirm
         return text
 
     def member_aliases(self) -> Sequence[str]:

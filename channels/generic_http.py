@@ -110,8 +110,8 @@ class GenericHttpChannel(HttpChannel):
         assert isinstance(self.options, GenericHttpOptions)
         return self.options
 
-    def gateway_text(self, text: str) -> str:
-        return compose_with(self.generic, text)
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
+        return compose_with(self.generic, text, confirm)
 
     def render(self, message: OutboundMessage, text: str) -> dict[str, Any]:
         """The request as aiohttp keyword arguments; raises TemplateError."""
@@ -140,7 +140,9 @@ class GenericHttpChannel(HttpChannel):
         return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
-        text = within_limit(self.gateway_text(message.text), self.generic.max_segments)
+        text = within_limit(
+            self.gateway_text(message.text, message.confirm_url is not None), self.generic.max_segments
+        )
         if isinstance(text, Failed):
             return text
         try:

@@ -101,8 +101,8 @@ class KannelChannel(HttpChannel):
         assert isinstance(self.options, KannelOptions)
         return self.options
 
-    def gateway_text(self, text: str) -> str:
-        return compose_with(self.kannel, text)
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
+        return compose_with(self.kannel, text, confirm)
 
     def dlr_url(self, message: OutboundMessage) -> str | None:
         """Our hook URL for this message; ``%d`` stays literal for Kannel to fill in."""
@@ -167,7 +167,9 @@ class KannelChannel(HttpChannel):
     async def _send_one(self, message: OutboundMessage) -> SendResult:
         if not _RECIPIENT.fullmatch(message.recipient):
             return Failed("invalid-number", "the recipient is not a phone number")
-        text = within_limit(self.gateway_text(message.text), self.kannel.max_segments)
+        text = within_limit(
+            self.gateway_text(message.text, message.confirm_url is not None), self.kannel.max_segments
+        )
         if isinstance(text, Failed):
             return text
         reply = await self.request("GET", self.request_url(message, text))

@@ -17,16 +17,22 @@ import asyncio
 import unicodedata
 from pathlib import Path
 
-from channels.base import Channel, ChannelOptions, OutboundMessage, Retry, SendResult, Sent
+from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
+from channels.sms_text import ConfirmTextOptions
 
 
-class OutboxOptions(ChannelOptions):
+class OutboxOptions(ConfirmTextOptions):
     root: str = "outbox"  # folder under which one sub-folder per alias is created
 
 
 class OutboxChannel(Channel):
     Options = OutboxOptions
     max_batch = 500
+
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
+        """As an SMS gateway would get it: with ``confirm``, the confirm wording at its end."""
+        assert isinstance(self.options, OutboxOptions)
+        return text.removesuffix(self.options.confirm_text) + self.options.confirm_text if confirm else text
 
     @property
     def folder(self) -> Path:
@@ -60,9 +66,12 @@ class OutboxChannel(Channel):
         ]
         if message.subject:
             header.append(f"Subject: {header_value(message.subject)}")
+        if message.confirm_url and message.channel != "sms":
+            header.append(f"Confirm: {header_value(message.confirm_url)}")
         path = self.folder / f"{message.delivery_id}.txt"
         partial = path.with_suffix(".tmp")
-        content = "\n".join(header) + "\n\n" + self.gateway_text(message.text) + "\n"
+        text = self.gateway_text(message.text, message.confirm_url is not None and message.channel == "sms")
+        content = "\n".join(header) + "\n\n" + text + "\n"
         partial.write_text(content, encoding="utf-8", errors="backslashreplace")
         partial.replace(path)
 

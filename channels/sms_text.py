@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from channels.base import ChannelOptions, Failed
 
@@ -75,7 +75,25 @@ def count_segments(text: str) -> SegmentInfo:
     return SegmentInfo(encoding, segments, len(text), units)
 
 
-class SmsTextOptions(ChannelOptions):
+class ConfirmTextOptions(ChannelOptions):
+    """The confirmation wording of an SMS channel: a notice that asks for confirmation ends with
+    ``confirm_text``, and a reply of ``confirm_word`` (NFKC, trimmed, any case) confirms it."""
+
+    confirm_word: str = Field("1", min_length=1, max_length=8, description="the reply that confirms, e.g. 1")
+    confirm_text: str = Field(
+        "回复1确认收到", min_length=1, max_length=30, description="appended to a notice asking for confirmation"
+    )
+
+    @model_validator(mode="after")
+    def _word_in_text(self) -> ConfirmTextOptions:
+        if self.confirm_word.strip().casefold() in {"td", "t", "n", "r", "退订"}:
+            raise ValueError("confirm_word must not be an opt-out word (TD, T, N, R, 退订)")
+        if self.confirm_word not in self.confirm_text:
+            raise ValueError("confirm_text must name confirm_word, e.g. 回复1确认收到")
+        return self
+
+
+class SmsTextOptions(ConfirmTextOptions):
     """Options of every SMS channel, mixed into the adapter's own options."""
 
     signature: str | None = Field(None, description="sender signature without brackets, e.g. 昌乐县政府")
@@ -103,21 +121,28 @@ class SmsTextOptions(ChannelOptions):
         return value
 
 
-def compose(text: str, signature: str | None = None, unsubscribe_text: str | None = None) -> str:
-    """``text`` with the 【signature】 in front and the opt-out wording at the end, each added at most once."""
+def compose(
+    text: str, signature: str | None = None, unsubscribe_text: str | None = None, confirm_text: str | None = None
+) -> str:
+    """``text`` with the 【signature】 in front and the opt-out wording at the end, each added at most once;
+    with ``confirm_text`` (a notice asking for confirmation) that wording ends the message."""
     body = text.strip()
+    if confirm_text:
+        body = body.removesuffix(confirm_text)
     if signature:
         prefix = f"【{signature}】"
         if not body.startswith(prefix):
             body = prefix + body
     if unsubscribe_text and not body.endswith(unsubscribe_text):
         body = body + unsubscribe_text
+    if confirm_text:
+        body = body + confirm_text
     return body
 
 
-def compose_with(options: SmsTextOptions, text: str) -> str:
-    """``compose`` with an SMS channel's own signature and opt-out wording."""
-    return compose(text, options.signature, options.unsubscribe_text)
+def compose_with(options: SmsTextOptions, text: str, confirm: bool = False) -> str:
+    """``compose`` with an SMS channel's own signature, opt-out wording and (``confirm``) confirm wording."""
+    return compose(text, options.signature, options.unsubscribe_text, options.confirm_text if confirm else None)
 
 
 def within_limit(final: str, max_segments: int) -> str | Failed:
@@ -139,6 +164,11 @@ def platform_signed(text: str, sign_name: str) -> str:
     return f"【{sign_name}】{template_parameter(text, sign_name)}"
 
 
+def with_confirm_text(text: str, options: ConfirmTextOptions, confirm: bool) -> str:
+    """A cloud platform's template parameter with the confirm wording at its end when ``confirm``."""
+    return text.removesuffix(options.confirm_text) + options.confirm_text if confirm else text
+
+
 def template_parameter(text: str, sign_name: str) -> str:
     """The rendered text as a cloud platform's template parameter: a leading 【sign_name】 is dropped,
     since the platform adds the signature itself."""
@@ -146,6 +176,7 @@ def template_parameter(text: str, sign_name: str) -> str:
 
 
 __all__ = [
+    "ConfirmTextOptions",
     "SegmentInfo",
     "SmsTextOptions",
     "compose",
@@ -154,5 +185,6 @@ __all__ = [
     "platform_signed",
     "prepare",
     "template_parameter",
+    "with_confirm_text",
     "within_limit",
 ]

@@ -59,7 +59,7 @@ from pydantic import Field, SecretStr
 from channels.aliyun_sms import Receipt
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.http import HttpChannel, HttpOptions
-from channels.sms_text import platform_signed, template_parameter
+from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
 log = logging.getLogger("notifier.channels.tencent_sms")
 
@@ -163,9 +163,9 @@ def parse_tencent_callback(body: bytes | str | list[Any]) -> list[Receipt]:
 def group_by_text(batch: list[OutboundMessage]) -> list[list[int]]:
     """Indexes of ``batch`` in calls: same text, each number at most once, at most 200 numbers."""
     calls: list[list[int]] = []
-    open_calls: dict[str, list[list[int]]] = {}
+    open_calls: dict[tuple[str, bool], list[list[int]]] = {}
     for index, message in enumerate(batch):
-        candidates = open_calls.setdefault(message.text, [])
+        candidates = open_calls.setdefault((message.text, message.confirm_url is not None), [])
         call = next((c for c in candidates if len(c) < MAX_NUMBERS
                      and all(batch[i].recipient != message.recipient for i in c)), None)
         if call is None:
@@ -176,7 +176,7 @@ def group_by_text(batch: list[OutboundMessage]) -> list[list[int]]:
     return calls
 
 
-class TencentSmsOptions(HttpOptions):
+class TencentSmsOptions(HttpOptions, ConfirmTextOptions):
     secret_id: str = Field(min_length=1)
     secret_key: SecretStr
     sdk_app_id: str = Field(min_length=1, description="SmsSdkAppId, e.g. 1400006666")
@@ -217,8 +217,8 @@ class TencentSmsChannel(HttpChannel):
     def reports_delivery(self) -> bool:
         return self.tencent.hook_token is not None
 
-    def gateway_text(self, text: str) -> str:
-        return platform_signed(text, self.tencent.sign_name)
+    def gateway_text(self, text: str, confirm: bool = False) -> str:
+        return platform_signed(with_confirm_text(text, self.tencent, confirm), self.tencent.sign_name)
 
     def request_body(self, messages: list[OutboundMessage]) -> dict[str, Any]:
         opts = self.tencent
@@ -230,7 +230,9 @@ class TencentSmsChannel(HttpChannel):
             "SmsSdkAppId": opts.sdk_app_id,
             "SignName": opts.sign_name,
             "TemplateId": opts.template_id,
-            "TemplateParamSet": [template_parameter(messages[0].text, opts.sign_name)],
+            "TemplateParamSet": [template_parameter(
+                with_confirm_text(messages[0].text, opts, messages[0].confirm_url is not None), opts.sign_name
+            )],
             "SessionContext": keys,
         }
 

@@ -285,6 +285,8 @@ class WechatOfficialChannel(WechatAccountChannel):
         }
         if opts.url:
             body["url"] = opts.url.replace("{notice_id}", str(message.notice_id))
+        if message.confirm_url:
+            body["url"] = message.confirm_url  # a tap confirms: the notice asks for it
         miniprogram = self.miniprogram(message)
         if miniprogram:
             body["miniprogram"] = miniprogram

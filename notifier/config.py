@@ -72,6 +72,13 @@ class EngineConfig(Section):
     )
 
 
+class FeedbackConfig(Section):
+    answer_within_hours: float = Field(
+        72, gt=0, le=8760, description="a feedback item not answered this long after it came is flagged overdue"
+    )
+    form_per_hour: int = Field(5, ge=1, le=1000, description="public feedback forms taken per client address an hour")
+
+
 class SecurityConfig(Section):
     signing_secret: SecretStr = Field(
         SecretStr(EXAMPLE_SIGNING_SECRET),
@@ -158,6 +165,7 @@ class Settings(Section):
     database: DatabaseConfig = DatabaseConfig()
     engine: EngineConfig = EngineConfig()
     security: SecurityConfig = SecurityConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
     logging: LoggingConfig = LoggingConfig()
     approval: ApprovalConfig = ApprovalConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)

@@ -170,3 +170,37 @@ def read_unsubscribe(token: str, secret: Secret, *, now: float | None = None) ->
 
 def _is_id(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 < value <= MAX_ID
+
+
+CONFIRM_PATH = "/confirm"
+CONFIRM_PURPOSE = "confirm"
+DEFAULT_CONFIRM_TTL = 30 * 86400.0  # a relief notice is confirmed within days, not months
+
+
+@dataclass(frozen=True)
+class ConfirmLinks:
+    """Builds ``<public_url>/confirm?token=…`` links: a click confirms the delivery the token names."""
+
+    public_url: str
+    secret: SecretStr
+    ttl: float = DEFAULT_CONFIRM_TTL
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConfirmLinks:
+        return cls(settings.server.public_url, settings.security.signing_secret)
+
+    def token(self, delivery_id: int, *, now: float | None = None) -> str:
+        return sign({"p": CONFIRM_PURPOSE, "d": delivery_id}, self.secret, self.ttl, now=now)
+
+    def url(self, delivery_id: int, *, now: float | None = None) -> str:
+        token = self.token(delivery_id, now=now)
+        return f"{self.public_url.rstrip('/')}{CONFIRM_PATH}?token={quote(token, safe='')}"
+
+
+def read_confirm(token: str, secret: Secret, *, now: float | None = None) -> int:
+    """The delivery id of a confirmation token; TokenError when it is not a genuine, live one."""
+    claims = verify(token, secret, now=now)
+    delivery = claims.get("d")
+    if claims.get("p") != CONFIRM_PURPOSE or not _is_id(delivery):
+        raise MalformedToken("the token is not a confirmation token")
+    return delivery

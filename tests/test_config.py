@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_example_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config.example.toml", environ={})
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    for section in ("server", "database", "engine", "security", "logging"):
+    for section in ("server", "database", "engine", "security", "feedback", "logging"):
         model = getattr(settings, section)
         for key in type(model).model_fields:
             assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{section}.{key} is not documented"

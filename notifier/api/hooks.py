@@ -22,10 +22,11 @@ DLR type for one message) and answered 200.
         4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
     GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%b[&charset=%C&coding=%c]
         an opt-out word ("TD", "T", "N", "R", "退订"; NFKC-normalised, trimmed, any case: "ＴＤ " counts) from a
-        resident's phone -> opt-out of the sms channel (source "sms-reply") and an audit entry; anything else
-        is logged (masked phone) and ignored. A reply the database cannot take now is kept in the inbox and
-        applied by housekeeping (``engine.optouts``): 200 all the same. Only when it cannot be kept either
-        is the answer 503, for Kannel to call again.
+        resident's phone -> opt-out of the sms channel (source "sms-reply") and an audit entry; the alias's
+        ``confirm_word`` ("1") confirms the latest notice awaiting that number's confirmation; any other text
+        becomes a feedback item on the latest notice sent to that number (``engine.replies``). A reply the
+        database cannot take now is kept in the inbox and applied by housekeeping (``engine.optouts``): 200
+        all the same. Only when it cannot be kept either is the answer 503, for Kannel to call again.
 
 The text of an MO comes as Kannel sends it with ``%b`` (the message's own bytes; ``%a`` squeezes space bytes
 and so breaks UCS-2 texts): UTF-8, or UTF-16BE when ``coding=2``/``charset=UTF-16BE``, so the raw query is
@@ -53,6 +54,7 @@ from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import mask_phone, normalise_phone
 from notifier.domain.text import ascii_digits
 from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt_out_word
+from notifier.engine.replies import apply_text_reply
 
 log = logging.getLogger("notifier.hooks")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -222,7 +224,14 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
     text = _decode_mo(params)
     word = opt_out_word(text)
     if word is None:
-        log.info("kannel MO on %s from %s ignored: not an opt-out word (%d chars)", alias, mask_phone(phone), len(text))
+        reply = OptOutReply(phone, alias, "", time.time(), text[:MAX_PARAM_BYTES])
+        try:
+            became = await asyncio.wait_for(
+                apply_text_reply(request.app[STORE], request.app[SETTINGS], reply), OPT_OUT_DEADLINE
+            )
+        except Exception as exc:
+            return await _keep(request, reply, exc)
+        log.info("kannel MO on %s from %s: %s (%d chars)", alias, mask_phone(phone), became, len(text))
         return _done()
     reply = OptOutReply(phone, alias, word, time.time())
     try:
@@ -233,15 +242,16 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
 
 
 async def _keep(request: web.Request, reply: OptOutReply, cause: Exception) -> web.StreamResponse:
-    """The database refused an opt-out: keep it for housekeeping, or ask Kannel to call again."""
+    """The database refused a reply (an opt-out, a confirmation, feedback): keep it for housekeeping, or ask
+    Kannel to call again."""
     masked = mask_phone(reply.phone)
     try:
         await OptOutInbox(request.app[SETTINGS].engine.inbox_dir).keep(reply)
     except OSError:
-        log.exception("kannel MO opt-out on %s from %s could neither be stored (%s) nor kept in the inbox",
+        log.exception("kannel MO reply on %s from %s could neither be stored (%s) nor kept in the inbox",
                       reply.alias, masked, type(cause).__name__)
         return _unavailable(request, "opt-out")
-    log.warning("kannel MO opt-out on %s from %s could not be stored now (%s); kept for housekeeping",
+    log.warning("kannel MO reply on %s from %s could not be stored now (%s); kept for housekeeping",
                 reply.alias, masked, type(cause).__name__)
     return _done()
 

@@ -236,7 +236,8 @@ async def notice_sms_bill(request: web.Request, notice: Notice, deliveries: int)
     engine = request.app.get(ENGINE)
     channels = engine.ctx.channels if engine is not None else await request.app[UNOPENED_ADAPTERS].get(settings)
     text = await sms_text(request.app[STORE], notice, settings, notice_renderer(request))
-    return None if text is None else sms_bill(text, deliveries, settings, channels)
+    confirm = notice.confirmation is not None
+    return None if text is None else sms_bill(text, deliveries, settings, channels, confirm=confirm)
 
 
 async def planning_context(request: web.Request) -> EngineContext:

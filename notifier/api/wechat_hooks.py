@@ -25,7 +25,9 @@ document type declaration or an entity, in any encoding (UTF-16 included), makes
             "failed:user block"            -> failed (the resident refuses messages from the account)
             "failed: system failed", any other "failed..." -> failed, with the text as detail
             anything else                  -> stored as given, no state change
-        Every other message or event (follows, texts...) is ignored. The answer is 200 "success" (also for
+        A text message (MsgType text) from a follower becomes a feedback item on the latest notice sent to
+        that openid's resident by WeChat (``engine.feedback``), in the transaction that spends the nonce.
+        Every other message or event (follows, images...) is ignored. The answer is 200 "success" (also for
         an unknown MsgID, which is logged), or 503 when the receipt could not be stored, so WeChat re-sends.
 
 Without ``alias``, the request is matched to the ``wechat`` aliases that have a ``callback_token`` by
@@ -40,6 +42,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiohttp import web
 from defusedxml import DefusedXmlException
@@ -52,6 +55,7 @@ from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
 from notifier.domain.text import ascii_digits
+from notifier.engine.feedback import feedback_from_reply
 
 log = logging.getLogger("notifier.hooks.wechat")
 
@@ -167,6 +171,15 @@ async def wechat_verify(request: web.Request) -> web.StreamResponse:
     return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
 
 
+async def _take_message(request: web.Request, alias: str, event: dict[str, str]) -> None:
+    """A resident's text message to the account: feedback on the latest notice sent to them by WeChat."""
+    openid = event["FromUserName"][:64]
+    store = request.app[STORE]
+    subscriber_id = await store.find_subscriber_by_openid(openid)
+    await feedback_from_reply(store, request.app[SETTINGS], "wechat", alias, openid, subscriber_id,
+                              event.get("Content", ""), datetime.now(UTC))
+
+
 async def wechat_event(request: web.Request) -> web.StreamResponse:
     """A message or event pushed by WeChat; TEMPLATESENDJOBFINISH becomes a delivery receipt."""
     signed = _check(request)
@@ -192,6 +205,9 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
             if not await store.remember_hook_nonce(f"wechat:{alias}", f"{signed.timestamp}:{signed.nonce}",
                                                    signed.timestamp + signed.max_age + 1, time.time()):
                 return _forbidden(request, "this request was received before (a replayed nonce)")
+            if event.get("MsgType") == "text" and event.get("FromUserName"):
+                await _take_message(request, alias, event)
+                return web.Response(text="success", content_type="text/plain")
             if not receipt:
                 log.debug("wechat hook on %s: %s/%s ignored", alias, event.get("MsgType"), event.get("Event"))
                 return web.Response(text="success", content_type="text/plain")
@@ -228,7 +244,7 @@ ROUTES: list[Route] = [
         "POST",
         "/hooks/wechat",
         wechat_event,
-        "WeChat pushed events: TEMPLATESENDJOBFINISH delivery receipts",
+        "WeChat pushed events: TEMPLATESENDJOBFINISH delivery receipts; residents' text messages become feedback",
         "hooks",
         public=True,
         params=_SIGNED,

@@ -44,6 +44,7 @@ class DeliveryState(StrEnum):
     SENDING = "sending"  # claimed by a worker under a lease
     SENT = "sent"  # accepted by the provider
     DELIVERED = "delivered"  # confirmed by a receipt
+    CONFIRMED = "confirmed"  # the resident confirmed (reply word or signed link), for notices that ask
     FAILED = "failed"
     SKIPPED = "skipped"  # no address, opted out, expired or cancelled before sending
     FALLBACK = "fallback"  # handed over to the resident's next channel
@@ -83,3 +84,14 @@ class AreaLevel(StrEnum):
     COUNTY = "county"  # 6 digits
     TOWN = "town"  # 9 digits
     VILLAGE = "village"  # 12 digits
+
+
+class FeedbackState(StrEnum):
+    OPEN = "open"  # received, not answered yet (overdue once past its due time)
+    ANSWERED = "answered"  # a reply went back to the resident (or was recorded when no channel reaches them)
+    CLOSED = "closed"  # closed with an outcome
+
+
+class FeedbackCategory(StrEnum):
+    OPINION = "opinion"  # 意见建议
+    COMPLAINT = "complaint"  # 投诉举报

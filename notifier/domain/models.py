@@ -292,6 +292,18 @@ class PublicityIn(Strict):
         return self
 
 
+class Confirmation(Strict):
+    """A notice that asks its residents to confirm they got it (docs/feedback.md)."""
+
+    remind_after_minutes: int | None = Field(
+        None,
+        ge=1,
+        le=10080,
+        description="minutes after a resident's message was sent with no confirmation before one reminder goes "
+        "out on their next channel; null: no reminder",
+    )
+
+
 class NoticeIn(Strict):
     topic: Code
     title: SingleLineText = Field(min_length=1, max_length=200)
@@ -320,6 +332,11 @@ class NoticeIn(Strict):
         None, min_length=1, max_length=10000, description="政策解读: a plain-language reading shown beside the text"
     )
     publicity: PublicityIn | None = Field(None, description="a publicity list (公示) the notice publishes")
+    confirmation: Confirmation | None = Field(
+        None,
+        description="ask residents to confirm: SMS end with the alias's reply wording (回复1确认收到), other "
+        "channels carry a signed link",
+    )
 
     @model_validator(mode="after")
     def _content(self) -> NoticeIn:
@@ -390,6 +407,8 @@ class Notice(BaseModel):
     send_at: datetime | None
     expires_at: datetime | None
     references: int | None
+    confirmation: Confirmation | None = None
+    answers_feedback: int | None = Field(None, description="set on the reply to a feedback item: its id")
     state: NoticeState
     created_by: int | None
     approved_by: int | None

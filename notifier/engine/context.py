@@ -47,6 +47,7 @@ class EngineContext:
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     contents: dict[int, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # rendered, by notice
     beat_at: float | None = None  # this worker's last heartbeat (engine.heartbeat); None before it registers
+    reminders_at: float = 0.0  # clock time of the next pass looking for unconfirmed residents (confirmations)
     errors: ErrorLog = field(default_factory=lambda: ErrorLog(logging.getLogger("notifier.engine")))
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
+from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
 from notifier.engine.direct import dispatch_direct
 from notifier.engine.outcomes import record_results
@@ -33,6 +34,7 @@ from notifier.engine.personal import PERSONAL_KEY, personal_meta, personalise
 from notifier.engine.publicity import publicity_table
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
+from notifier.signing import ConfirmLinks
 from notifier.store.database import Row
 
 log = logging.getLogger(__name__)
@@ -186,10 +188,13 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
     messages = []
     contents = [await rendered(ctx, row["notice_id"], row["channel"], row.get("language")) for row in rows]
     cells = await roster_cells(ctx, rows, contents)
+    links = ConfirmLinks.from_settings(ctx.settings)
     for row, content in zip(rows, contents, strict=True):
+        confirm_url = links.url(row["id"]) if asks_confirmation(content) else None
         personal = content.get(PERSONAL_KEY)
         if personal:
             content = personalise(content, cells.get((personal_meta(personal)[0], row["subscriber_id"]), {}))
+        text, html = with_confirm_link(row["channel"], content.get("text") or "", content.get("html"), confirm_url)
         messages.append(
             OutboundMessage(
                 delivery_id=row["id"],
@@ -197,11 +202,12 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
                 channel=row["channel"],
                 alias=row["alias"],
                 recipient=row["address"],
-                text=content.get("text") or "",
+                text=text,
                 subject=content.get("subject"),
-                html=content.get("html"),
+                html=html,
                 idempotency_key=f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}",
                 priority=row["priority"],
+                confirm_url=confirm_url,
             )
         )
     return messages

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from notifier.domain.enums import Severity
 from notifier.engine.areas import AREA_KINDS, fan_out_areas
+from notifier.engine.confirm_marks import mark_confirming
 from notifier.engine.context import EngineContext
 from notifier.engine.personal import bind_row, tag_personal
 from notifier.engine.quiet import local_seconds
@@ -126,10 +127,11 @@ async def fan_out_next(ctx: EngineContext) -> int | None:
     if notice is None:
         return None
     try:
-        await ctx.store.store_rendered(notice["id"], await render_notice(ctx, notice))
+        contents = await render_notice(ctx, notice)
     except RenderError as exc:
         await stop_unrenderable(ctx, notice, str(exc))
         return int(notice["id"])
+    await ctx.store.store_rendered(notice["id"], mark_confirming(contents) if notice.get("confirmation") else contents)
     await fan_out(ctx, notice)
     return int(notice["id"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from notifier.engine.areas import poll_jobs
+from notifier.engine.confirmations import remind_unconfirmed
 from notifier.engine.context import EngineContext
 from notifier.engine.heartbeat import take_back_leases
 from notifier.engine.optouts import apply_kept_opt_outs
@@ -25,6 +26,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed = await take_back_leases(ctx, now)
     changed += len(await ctx.store.expire_notices(now))
     changed += await fall_back_unconfirmed(ctx, now)
+    changed += await remind_unconfirmed(ctx, now)
     changed += await poll_jobs(ctx, now)
     changed += await apply_kept_opt_outs(ctx)
     changed += await ctx.store.purge_hook_nonces(now)

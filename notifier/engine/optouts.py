@@ -44,10 +44,14 @@ def opt_out_word(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class OptOutReply:
+    """An SMS reply kept until applied: an opt-out (``word``), or (``word`` empty) a confirmation or feedback
+    whose ``text`` ``notifier.engine.replies`` reads."""
+
     phone: str  # E.164
     alias: str  # the channel alias it came in on
-    word: str  # the normalised opt-out word
+    word: str  # the normalised opt-out word; "" for any other reply
     received_at: float  # epoch seconds
+    text: str = ""  # the reply as received, for a reply that is no opt-out
 
 
 async def apply_opt_out(store: Store, reply: OptOutReply) -> int | None:
@@ -130,7 +134,12 @@ async def apply_kept_opt_outs(ctx: EngineContext, limit: int = 200) -> int:
             await inbox.set_aside(path)
             continue
         try:
-            await apply_opt_out(ctx.store, reply)
+            if reply.word:
+                await apply_opt_out(ctx.store, reply)
+            else:
+                from notifier.engine.replies import apply_text_reply  # replies builds on this module
+
+                await apply_text_reply(ctx.store, ctx.settings, reply)
         except Exception as exc:
             log.warning("kept sms opt-outs still cannot be stored (%s); trying again later", type(exc).__name__)
             break

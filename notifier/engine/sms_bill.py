@@ -55,11 +55,14 @@ def sms_routes(settings: Settings, channels: Mapping[str, Channel]) -> list[str]
     return routes
 
 
-def sms_bill(text: str, deliveries: int, settings: Settings, channels: Mapping[str, Channel]) -> SmsBill | None:
-    """The bill for ``deliveries`` SMS messages of the rendered ``text``; None when no alias sends SMS."""
+def sms_bill(
+    text: str, deliveries: int, settings: Settings, channels: Mapping[str, Channel], *, confirm: bool = False
+) -> SmsBill | None:
+    """The bill for ``deliveries`` SMS messages of the rendered ``text`` (with each alias's confirm wording when
+    the notice asks for confirmation); None when no alias sends SMS."""
     routes: list[SmsRoute] = []
     for position, alias in enumerate(sms_routes(settings, channels)):
-        info = count_segments(channels[alias].gateway_text(text))
+        info = count_segments(channels[alias].gateway_text(text, confirm))
         carried = deliveries if position == 0 else 0
         routes.append(
             SmsRoute(

@@ -69,11 +69,12 @@ class NoticeRepository(SubscriberRepository):
         actor: str,
         idempotency_key: str | None = None,
         template_version: int | None = None,
+        answers_feedback: int | None = None,
     ) -> tuple[Notice, bool]:
         """Store a draft; with an idempotency key seen before, return the first notice and False.
 
         ``template_version`` is the version of its template (``notice`` for a body) it was checked against
-        and renders with from then on."""
+        and renders with from then on. ``answers_feedback``: the feedback item a reply notice answers."""
         fingerprint = request_fingerprint(notice)
         async with self.db.transaction():
             if idempotency_key:
@@ -105,6 +106,13 @@ class NoticeRepository(SubscriberRepository):
             notice_id = int(row["id"])
             await self._set_disclosure(notice_id, notice)
             await self._attach_roster(notice_id, notice)
+            if notice.confirmation is not None or answers_feedback is not None:
+                confirmation = notice.confirmation.model_dump(mode="json") if notice.confirmation else None
+                await self.db.execute(
+                    "set_notice_confirmation",
+                    {"id": notice_id, "confirmation": dumps(confirmation) if confirmation is not None else None,
+                     "answers_feedback": answers_feedback},
+                )
             await self.audit(actor, "notice.create", "notice", notice_id, {"topic": notice.topic})
         return await self.get_notice(notice_id), True
 
@@ -444,6 +452,8 @@ class NoticeRepository(SubscriberRepository):
             target=json.loads(row["target"]),
             channels=json.loads(row["channels"]),
             references=row["references_id"],
+            confirmation=json.loads(row["confirmation"]) if row.get("confirmation") else None,
+            answers_feedback=row.get("answers_feedback"),
             counts=counts,
             reach=reach,
             areas_reached=areas_reached,

@@ -10,9 +10,11 @@ from notifier.store.api_keys import KEY_PREFIX, ApiKeyRepository, hash_secret
 from notifier.store.areas import AreaDeliveryRepository
 from notifier.store.cap import CapRepository
 from notifier.store.channel_stats import ChannelStatsRepository
+from notifier.store.confirmations import ConfirmationRepository
 from notifier.store.database import Database
 from notifier.store.deliveries import DeliveryRepository
 from notifier.store.direct_messages import DirectMessageRepository
+from notifier.store.feedback import FeedbackRepository
 from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
@@ -38,6 +40,8 @@ class Store(
     FollowRepository,
     RosterRepository,
     ChannelStatsRepository,
+    ConfirmationRepository,
+    FeedbackRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -88,7 +88,7 @@ WHERE s.id > :after AND s.id <= :upto
          END)
     OR s.id IN (SELECT value FROM json_each(:subscriber_ids))
     OR s.id IN (SELECT d.subscriber_id FROM deliveries d
-                WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered')));
+                WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered', 'confirmed')));
 
 -- name: fanout_choose
 -- Channels per eligible resident: the notice's channels in the resident's preference order, with an

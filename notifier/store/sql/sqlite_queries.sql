@@ -192,7 +192,7 @@ SELECT channel, state, COUNT(*) AS n FROM deliveries WHERE notice_id = :notice_i
 
 -- name: notice_reached
 SELECT COUNT(DISTINCT subscriber_id) AS reached FROM deliveries
-WHERE notice_id = :notice_id AND state IN ('sent', 'delivered');
+WHERE notice_id = :notice_id AND state IN ('sent', 'delivered', 'confirmed');
 
 -- name: list_deliveries
 SELECT id, notice_id, subscriber_id, channel, alias, state, attempts, provider_message_id, last_error,
