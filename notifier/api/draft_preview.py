@@ -79,10 +79,13 @@ async def draft_preview(
         rendered = await render_draft(store, notice, key.department, renderer, settings, kinds)
     except RenderError as exc:  # a stored notice whose template changed since
         raise InvalidInput(f"the notice does not render: {exc}", [FieldError("template", str(exc))]) from None
-    messages = {kind: channel_message(kind, rendered[kind], settings, context.channels) for kind in kinds}
+    confirm = notice.confirmation is not None
+    messages = {kind: channel_message(kind, rendered[kind], settings, context.channels, confirm=confirm)
+                for kind in kinds}
     bill = None
     if ChannelKind.SMS in notice.channels:
-        bill = sms_bill(rendered["sms"]["text"] or "", figures["deliveries"].get("sms", 0), settings, context.channels)
+        bill = sms_bill(rendered["sms"]["text"] or "", figures["deliveries"].get("sms", 0), settings, context.channels,
+                        confirm=confirm)
     areas: dict[str, int] = {}
     first_printed: dict[str, str] | None = None
     for row in await planned_area_deliveries(request, notice):

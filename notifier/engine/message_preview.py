@@ -90,7 +90,8 @@ async def render_draft(
 
 
 def channel_message(
-    kind: str, rendered: Mapping[str, str | None], settings: Settings, channels: Mapping[str, Channel]
+    kind: str, rendered: Mapping[str, str | None], settings: Settings, channels: Mapping[str, Channel],
+    *, confirm: bool = False,
 ) -> ChannelMessage:
     """One kind's message as its first alias would send it (bulletin: without the printout, see ``printout``)."""
     text = rendered.get("text") or ""
@@ -99,7 +100,7 @@ def channel_message(
     alias = aliases[0] if aliases else None
     message = ChannelMessage(kind=kind, alias=alias, subject=subject, text=text, html=rendered.get("html"))
     if kind == "sms":
-        message.sms = sms_texts(text, settings, channels)
+        message.sms = sms_texts(text, settings, channels, confirm=confirm)
         if message.sms:
             message.alias, message.text = message.sms[0].alias, message.sms[0].text
         return message
@@ -112,11 +113,13 @@ def channel_message(
     return message
 
 
-def sms_texts(text: str, settings: Settings, channels: Mapping[str, Channel]) -> list[SmsText]:
+def sms_texts(
+    text: str, settings: Settings, channels: Mapping[str, Channel], *, confirm: bool = False
+) -> list[SmsText]:
     """The text each SMS gateway receives, in the order the engine tries them (as ``sms_bill`` counts it)."""
     found = []
     for position, alias in enumerate(sms_routes(settings, channels)):
-        sent = channels[alias].gateway_text(text)
+        sent = channels[alias].gateway_text(text, confirm)
         info = count_segments(sent)
         role: Literal["primary", "backup"] = "primary" if position == 0 else "backup"
         found.append(SmsText(alias=alias, role=role, text=sent, chars=info.chars, encoding=info.encoding,

@@ -223,6 +223,9 @@ class NoticeRepository(SubscriberRepository):
                 )
             await self._set_disclosure(notice_id, notice)
             await self._attach_roster(notice_id, notice)
+            confirmation = notice.confirmation.model_dump(mode="json") if notice.confirmation else None
+            await self.db.execute("set_notice_confirmation_only", {
+                "id": notice_id, "confirmation": dumps(confirmation) if confirmation is not None else None})
             await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
         return await self.get_notice(notice_id)
 

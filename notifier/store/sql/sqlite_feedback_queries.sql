@@ -5,6 +5,9 @@
 -- name: set_notice_confirmation
 UPDATE notices SET confirmation = :confirmation, answers_feedback = :answers_feedback WHERE id = :id;
 
+-- name: set_notice_confirmation_only
+UPDATE notices SET confirmation = :confirmation WHERE id = :id;
+
 -- name: awaiting_confirmation_by_sms
 -- The SMS delivery of the latest notice that asks this resident to confirm and that they have not confirmed
 SELECT d.id, d.notice_id, d.subscriber_id, d.channel FROM deliveries d
