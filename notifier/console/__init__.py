@@ -14,6 +14,7 @@ from notifier.console import (
     auth_pages,
     channels,
     compose,
+    feedback,
     follow,
     home,
     notices,
@@ -35,6 +36,7 @@ ROUTES: list[ConsoleRoute] = [
     *residents.ROUTES,
     *template_pages.ROUTES,
     *channels.ROUTES,
+    *feedback.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
@@ -43,6 +45,7 @@ NAV_ITEMS: list[NavItem] = [
     *residents.NAV_ITEMS,
     *template_pages.NAV_ITEMS,
     *channels.NAV_ITEMS,
+    *feedback.NAV_ITEMS,
 ]
 
 
