@@ -41,9 +41,9 @@ async def test_staff_assign_answer_and_close_feedback_and_the_answer_reaches_the
     await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
     engine = Engine(store, settings, load_channels(settings), clock=FakeClock())
     await engine.run_until_idle()
-    late = await take_feedback(store, settings, NewFeedback(channel="sms", text="名单什么时候公示？", notice_id=notice.id,
-                                                           contact="+8613900000099"),
-                               actor="test", received=datetime.now(UTC) - timedelta(hours=80))
+    question = NewFeedback(channel="sms", text="名单什么时候公示？", notice_id=notice.id, contact="+8613900000099")
+    long_ago = datetime.now(UTC) - timedelta(hours=80)
+    late = await take_feedback(store, settings, question, actor="test", received=long_ago)
     asked = await take_feedback(store, settings, NewFeedback(
         channel="form", category="complaint", text=f"我家没有收到救助金{XSS}", notice_id=notice.id,
         subscriber_id=resident.id, contact=PHONE, contact_name="吴六"), actor="test")
