@@ -42,7 +42,7 @@ from notifier.domain.models import Notice
 from notifier.engine.feedback import clean_text, take_feedback
 from notifier.signing import TokenError, sign, verify
 from notifier.store.feedback import NewFeedback
-from notifier.web.subscribe import TEMPLATE_DIR, PageError, never_500
+from notifier.web.pages import TEMPLATE_DIR, PageError, never_500
 
 log = logging.getLogger("notifier.web")
 
