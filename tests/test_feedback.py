@@ -5,8 +5,12 @@ department-scoped, flags overdue items, closes with an outcome, and the report c
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import aiohttp
+import pytest
 
 from channels import load_channels
 from notifier.config import Settings
@@ -38,8 +42,10 @@ async def sent_notice(api: Api, store: Store, settings: Settings, clock: FakeClo
     return int(notice["id"]), resident.id, engine
 
 
-async def form(api: Api, notice_id: int, **headers: str) -> str:
-    async with api.session.get(f"{api.base}/public/notices/{notice_id}/feedback", headers=headers) as response:
+async def form(api: Api, browser: aiohttp.ClientSession, notice_id: int, **headers: str) -> str:
+    """The form's token, read from its page (the browser keeps the CSRF cookie the token is bound to)."""
+    async with browser.get(f"{api.base}/public/notices/{notice_id}/feedback",
+                                         headers=headers) as response:
         assert response.status == 200
         page = await response.text()
     match = re.search(r'name="form_token" value="([^"]+)"', page)
@@ -47,10 +53,20 @@ async def form(api: Api, notice_id: int, **headers: str) -> str:
     return match.group(1)
 
 
-async def post_form(api: Api, notice_id: int, fields: dict[str, str], **headers: str) -> tuple[int, str]:
+async def post_form(
+    api: Api, browser: aiohttp.ClientSession, notice_id: int, fields: dict[str, str], **headers: str
+) -> tuple[int, str]:
     url = f"{api.base}/public/notices/{notice_id}/feedback"
-    async with api.session.post(url, data=fields, headers=headers) as response:
+    async with browser.post(url, data=fields, headers=headers) as response:
         return response.status, await response.text()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[aiohttp.ClientSession]:
+    """A browser-like client of the resident pages: it keeps cookies of 127.0.0.1 (aiohttp's default jar does
+    not take cookies from an IP address)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
 
 
 def outbox_texts(root: Path) -> list[str]:
@@ -58,14 +74,14 @@ def outbox_texts(root: Path) -> list[str]:
 
 
 async def test_public_form_feedback_reaches_the_inbox_and_the_answer_reaches_the_resident_by_sms(
-    api: Api, store: Store, settings: Settings, tmp_path: Path
+    api: Api, browser: aiohttp.ClientSession, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
     clock = FakeClock()
     notice_id, resident_id, engine = await sent_notice(api, store, settings, clock)
     assert len(outbox_texts(tmp_path / "outbox")) == 1
-    token = await form(api, notice_id)
+    token = await form(api, browser, notice_id)
     text = "我家符合条件，但没有收到救助金，请核实。"
-    status, page = await post_form(api, notice_id, {"form_token": token, "category": "complaint", "text": text,
+    status, page = await post_form(api, browser, notice_id, {"form_token": token, "category": "complaint", "text": text,
                                                     "name": "周五", "phone": "139 0000 0021"})
     assert status == 200 and "已收到" in page
 
@@ -116,21 +132,26 @@ async def test_public_form_feedback_reaches_the_inbox_and_the_answer_reaches_the
 
 
 async def test_the_public_form_refuses_forgeries_foreign_sites_bad_fields_and_floods(
-    api: Api, store: Store, settings: Settings
+    api: Api, browser: aiohttp.ClientSession, store: Store, settings: Settings
 ) -> None:
     notice_id, _, _ = await sent_notice(api, store, settings, FakeClock())
     fields = {"category": "opinion", "text": "建议在村委会门口张贴名单。"}
-    assert (await post_form(api, notice_id, fields))[0] == 400  # no token: the page comes first
-    token = await form(api, notice_id)
-    status, page = await post_form(api, notice_id, {**fields, "form_token": token + "x"})
+    assert (await post_form(api, browser, notice_id, fields))[0] == 400  # no token: the page comes first
+    token = await form(api, browser, notice_id)
+    status, page = await post_form(api, browser, notice_id, {**fields, "form_token": token + "x"})
     assert status == 400 and 'name="form_token"' in page
-    assert (await post_form(api, notice_id, {**fields, "form_token": token}, Origin="https://evil.example"))[0] == 403
-    status, page = await post_form(api, notice_id, {**fields, "form_token": token, "phone": "12345", "text": ""})
+    foreign = await post_form(api, browser, notice_id, {**fields, "form_token": token}, Origin="https://evil.example")
+    assert foreign[0] == 403
+    async with api.session.post(f"{api.base}/public/notices/{notice_id}/feedback",
+                                data={**fields, "form_token": token}) as response:
+        assert response.status == 400  # the token is bound to the browser that opened the page
+    bad = {**fields, "form_token": token, "phone": "12345", "text": ""}
+    status, page = await post_form(api, browser, notice_id, bad)
     assert status == 422 and 'data-field="phone"' in page and 'data-field="text"' in page
-    assert (await post_form(api, notice_id + 99, {**fields, "form_token": token}))[0] == 404
-    other = await form(api, notice_id)
-    assert (await post_form(api, notice_id, {**fields, "form_token": other, "category": "spam"}))[0] == 422
-    taken = [await post_form(api, notice_id, {**fields, "form_token": token}) for _ in range(6)]
+    assert (await post_form(api, browser, notice_id + 99, {**fields, "form_token": token}))[0] == 404
+    other = await form(api, browser, notice_id)
+    assert (await post_form(api, browser, notice_id, {**fields, "form_token": other, "category": "spam"}))[0] == 422
+    taken = [await post_form(api, browser, notice_id, {**fields, "form_token": token}) for _ in range(6)]
     assert [status for status, _ in taken] == [200] * settings.feedback.form_per_hour + [429]
     items, _ = await store.list_feedback(department="civil-affairs", unlinked=False, notice_id=notice_id, state=None,
                                          overdue=None, cursor=None, limit=50)

@@ -10,9 +10,9 @@ Fields: ``category`` (opinion 意见建议 | complaint 投诉举报), ``text`` (
 and ``phone``; a phone that is a registered resident's links the item to that resident, and the answer goes
 to them by SMS (the phone is not verified: docs/feedback.md says what that means).
 
-Safety: the form carries a signed token (``signing``, 1 day, naming the notice), so a POST needs the page
-first; no cookie or session exists, so there is nothing for a cross-site request to ride on, and a POST whose
-``Origin`` is another site is refused (403). Each client address may send ``[feedback] form_per_hour`` items
+Safety: the form carries the resident pages' signed token (``notifier.web.pages``, 1 day, naming the notice
+and bound to the browser's ``rp_csrf`` cookie), so a POST needs the page first, in the same browser; a POST
+whose ``Origin`` is another site is refused (403). Each client address may send ``[feedback] form_per_hour`` items
 an hour (429 beyond); the address is kept only as a keyed hash (HMAC with the signing secret). Only a notice
 that went out (scheduled, sending or done) and is no reply to a resident takes feedback; another is 404.
 
@@ -26,12 +26,10 @@ import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.routing import Answer, Route
@@ -40,54 +38,28 @@ from notifier.domain.contacts import normalise_phone
 from notifier.domain.errors import NotFound
 from notifier.domain.models import Notice
 from notifier.engine.feedback import clean_text, take_feedback
-from notifier.signing import TokenError, sign, verify
 from notifier.store.feedback import NewFeedback
-from notifier.web.pages import TEMPLATE_DIR, PageError, never_500
+from notifier.web import pages
+from notifier.web.pages import PageError, never_500
 
 log = logging.getLogger("notifier.web")
 
-FORM_PURPOSE = "fbform"
+FORM = "feedback"
 FORM_TTL = 86400.0
 OPEN_STATES = frozenset({"scheduled", "sending", "done"})
 MAX_FORM_BYTES = 16 * 1024
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'",
-}
 
 
 def action_path(notice_id: int) -> str:
     return f"/public/notices/{notice_id}/feedback"
 
 
-def form_token(settings: Settings, notice_id: int) -> str:
-    return sign({"p": FORM_PURPOSE, "n": notice_id}, settings.security.signing_secret, FORM_TTL)
-
-
-def feedback_form_context(settings: Settings, notice_id: int, values: dict[str, str] | None = None) -> dict[str, Any]:
-    """What ``feedback_form.html.j2`` needs: include it in a page with this context."""
-    return {"feedback_action": action_path(notice_id), "feedback_token": form_token(settings, notice_id),
+def feedback_form_context(request: web.Request, notice_id: int, values: dict[str, str] | None = None) -> dict[str, Any]:
+    """What ``feedback_form.html.j2`` needs: include it in a page rendered with ``notifier.web.pages.render``
+    (which sets the browser's CSRF cookie the form's token is bound to) with this context."""
+    return {"feedback_action": action_path(notice_id),
+            "feedback_token": pages.form_token(request, FORM, notice_id, FORM_TTL),
             "feedback_values": {"category": "", "text": "", "name": "", "phone": "", **(values or {})}}
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), undefined=StrictUndefined,
-                       autoescape=select_autoescape(["html", "html.j2"], default=True),
-                       trim_blocks=True, lstrip_blocks=True)
-
-
-def _page(template: str, status: int = 200, **context: Any) -> web.Response:
-    text = _environment().get_template(template).render(**context)
-    return web.Response(status=status, text=text, content_type="text/html", charset="utf-8", headers=_HEADERS)
-
-
-def _message(status: int, title: str, line: str, english: str) -> web.Response:
-    return _page("message.html.j2", status, title=title, heading=title, lines=[line], english=english,
-                 again_url="", errors=[])
 
 
 async def _open_notice(request: web.Request) -> Notice | None:
@@ -103,29 +75,31 @@ async def _open_notice(request: web.Request) -> Notice | None:
     return notice
 
 
-def _not_found() -> web.Response:
-    return _message(404, "没有这条通知", "没有找到这条已发布的通知。", "No such published notice.")
+def _not_found(request: web.Request) -> web.Response:
+    return pages.message(request, 404, ("没有这条通知", "No such notice"),
+                         [("没有找到这条已发布的通知。", "No such published notice.")])
 
 
 async def _form(request: web.Request, notice: Notice, status: int = 200, values: dict[str, str] | None = None,
                 errors: list[PageError] | None = None) -> web.Response:
     department = await request.app[STORE].get_department(notice.department)
-    return _page("feedback.html.j2", status, title=f"意见建议 · {notice.title}", notice_title=notice.title,
-                 department_name=department.name, errors=errors or [],
-                 **feedback_form_context(request.app[SETTINGS], notice.id, values))
+    return pages.render(request, "feedback.html.j2", status, title=("意见建议", "Feedback"),
+                        notice_title=notice.title, department_name=department.name, errors=errors or [],
+                        **feedback_form_context(request, notice.id, values))
 
 
 @never_500
 async def feedback_page(request: web.Request) -> web.StreamResponse:
     notice = await _open_notice(request)
-    return _not_found() if notice is None else await _form(request, notice)
+    return _not_found(request) if notice is None else await _form(request, notice)
 
 
 def _foreign_origin(request: web.Request, settings: Settings) -> bool:
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    allowed = {f"{request.scheme}://{request.host}", "{0.scheme}://{0.netloc}".format(urlsplit(settings.server.public_url))}
+    if origin is None:
+        return False
+    public = urlsplit(settings.server.public_url)
+    allowed = {f"{request.scheme}://{request.host}", f"{public.scheme}://{public.netloc}"}
     return origin.rstrip("/") not in allowed
 
 
@@ -138,18 +112,18 @@ def source_hash(settings: Settings, request: web.Request) -> str:
 def _errors(values: dict[str, str]) -> list[PageError]:
     errors = []
     if values["category"] not in ("opinion", "complaint"):
-        errors.append(PageError("category", "请选择意见建议或投诉举报"))
+        errors.append(PageError("category", "请选择意见建议或投诉举报", "Choose opinion or complaint."))
     if not values["text"]:
-        errors.append(PageError("text", "请填写内容"))
+        errors.append(PageError("text", "请填写内容", "Write what you want to tell us."))
     elif len(values["text"]) > 1000:
-        errors.append(PageError("text", "内容不能超过1000字"))
+        errors.append(PageError("text", "内容不能超过1000字", "At most 1000 characters."))
     if len(values["name"]) > 50:
-        errors.append(PageError("name", "姓名不能超过50字"))
+        errors.append(PageError("name", "姓名不能超过50字", "At most 50 characters."))
     if values["phone"]:
         try:
             values["phone"] = normalise_phone(values["phone"])
         except ValueError:
-            errors.append(PageError("phone", "手机号码格式不正确"))
+            errors.append(PageError("phone", "手机号码格式不正确", "Not a valid mobile number."))
     return errors
 
 
@@ -158,39 +132,37 @@ async def feedback_post(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     notice = await _open_notice(request)
     if notice is None:
-        return _not_found()
+        return _not_found(request)
     if _foreign_origin(request, settings):
-        return _message(403, "无法提交", "请在本网站的页面上提交。", "Submit the form from this site's own page.")
+        return pages.message(request, 403, ("无法提交", "Not sent"),
+                             [("请在本网站的页面上提交。", "Submit the form from this site's own page.")])
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        return _message(413, "内容过长", "提交的内容过长，请返回修改后再试。", "The form is too large.")
-    try:
-        form = await request.post()
-    except (ValueError, AssertionError, UnicodeDecodeError):
-        return _message(400, "无法读取", "提交的内容无法读取，请重新打开页面后再试。", "The form could not be read.")
+        return pages.message(request, 413, ("内容过长", "Too large"),
+                             [("提交的内容过长，请返回修改后再试。", "The form is too large.")])
+    form = await pages.read_form(request)
+    if form is None:
+        return pages.bad_form(request)
     values = {name: clean_text(str(form.get(name, ""))) for name in ("category", "text", "name", "phone")}
-    try:
-        claims = verify(str(form.get("form_token", "")), settings.security.signing_secret)
-        if claims.get("p") != FORM_PURPOSE or claims.get("n") != notice.id:
-            raise TokenError("not this notice's form")
-    except TokenError:
-        return await _form(request, notice, 400, values, [PageError("form_token", "页面已过期，请重新提交")])
+    token_error = pages.form_token_error(request, str(form.get("form_token", "")), FORM, notice.id)
+    if token_error is not None:
+        return await _form(request, notice, 400, values, [token_error])
     errors = _errors(values)
     if errors:
         return await _form(request, notice, 422, values, errors)
     store = request.app[STORE]
     source = source_hash(settings, request)
-    now = datetime.now(UTC)
-    if await store.recent_feedback_from(source, now - timedelta(hours=1)) >= settings.feedback.form_per_hour:
-        return _message(429, "提交太频繁", "您提交得太频繁了，请一小时后再试。",
-                        "Too many submissions; try again in an hour.")
+    received = datetime.now(UTC)
+    if await store.recent_feedback_from(source, received - timedelta(hours=1)) >= settings.feedback.form_per_hour:
+        return pages.message(request, 429, ("提交太频繁", "Too many"),
+                             [("您提交得太频繁了，请一小时后再试。", "Too many submissions; try again in an hour.")])
     phone = values["phone"] or None
     subscriber_id = await store.find_subscriber_by_phone(phone) if phone else None
     item = NewFeedback(channel="form", text=values["text"], category=values["category"], notice_id=notice.id,
                        department=notice.department, subscriber_id=subscriber_id, contact=phone,
                        contact_name=values["name"] or None, source_hash=source)
-    await take_feedback(store, settings, item, actor="web:feedback", received=now)
-    return _message(200, "已收到", "谢谢，您的意见已转交发布通知的部门办理。",
-                    "Thank you: your feedback reached the department.")
+    await take_feedback(store, settings, item, actor="web:feedback", received=received)
+    thanks = ("谢谢，您的意见已转交发布通知的部门办理。", "Thank you: your feedback reached the department.")
+    return pages.message(request, 200, ("已收到", "Received"), [thanks])
 
 
 _HTML = Answer("an HTML page", "text/html", {"type": "string"})
@@ -216,4 +188,4 @@ ROUTES = [
           }),
 ]
 
-__all__ = ["ROUTES", "action_path", "feedback_form_context", "form_token"]
+__all__ = ["ROUTES", "action_path", "feedback_form_context"]
