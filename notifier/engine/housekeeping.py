@@ -1,6 +1,6 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
 silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
-forget expired callback nonces, finish.
+forget expired callback nonces and residents' requests and direct messages older than a day, finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -32,6 +32,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await ctx.store.purge_hook_nonces(now)
     changed += await erase_expired_rosters(ctx, now)
     changed += await withdraw_ended_publicity(ctx, now)
+    changed += await ctx.store.purge_subscription_requests(now)  # residents' codes and links: a day at most
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed

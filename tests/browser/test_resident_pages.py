@@ -102,6 +102,7 @@ async def check(page: Any, name: str) -> None:
         await page.set_viewport_size(size)
 
 
+@pytest.mark.timeout(360)  # one journey over fifteen pages, two screenshots each, on a shared machine
 async def test_a_resident_subscribes_from_a_town_board_manages_me_and_leaves(served: Resident, page: Any) -> None:
     store, base, outbox, seen = served.store, served.base, served.outbox, set[Path]()
     # registered earlier by the village committee, reached by WeChat only
@@ -151,6 +152,18 @@ async def test_a_resident_subscribes_from_a_town_board_manages_me_and_leaves(ser
     await page.click("a[href='/me']")
     await page.wait_for_selector("#phone")
     await check(page, "resident-me-ask")
+    await page.get_by_label("手机号码", exact=True).fill(XSS[:20])
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#error-phone")
+    assert await page.input_value("#phone") == XSS[:20]
+    await check(page, "resident-me-ask-error")
+    await page.click("input[name=channel][value=email]")
+    await page.get_by_label("电子邮箱", exact=True).fill("x" + XSS[:40])
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#error-email")
+    assert await page.input_value("#email") == "x" + XSS[:40]
+    await check(page, "resident-me-ask-email-error")
+    await page.click("input[name=channel][value=sms]")
     await page.get_by_label("手机号码", exact=True).fill(PHONE)
     await page.click("button[type=submit]")
     await page.wait_for_selector("#code")

@@ -89,3 +89,16 @@ async def test_codes_share_the_alias_rate_limit(
     clock.advance(1)
     await engine.run_until_idle()
     assert len(channels["sms-main"].messages) == 3
+
+
+async def test_codes_and_their_requests_are_forgotten_after_a_day(
+    engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel], clock: FakeClock
+) -> None:
+    message_id = await engine_store.queue_direct_message(code(clock), clock())
+    await engine.run_until_idle()
+    clock.advance(86400 - 1)
+    await engine.run_until_idle()
+    assert await engine_store.get_direct_message(message_id) is not None
+    clock.advance(2)
+    await engine.run_until_idle()  # the chores delete it: it held a phone number
+    assert await engine_store.get_direct_message(message_id) is None
