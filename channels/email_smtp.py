@@ -316,6 +316,8 @@ class SmtpEmailChannel(Channel):
     def _unsubscribe_headers(self, message: OutboundMessage) -> dict[str, str]:
         if not self.opts.list_unsubscribe or self.links is None:
             return {}
+        if message.notice_id == 0:  # a resident's code or link (notifier.engine.direct): no notice to leave
+            return {}
         subscriber_id = _subscriber_id(message)
         if subscriber_id is None:
             log.warning(

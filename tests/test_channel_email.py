@@ -502,3 +502,17 @@ async def test_a_connection_dropped_while_idle_is_reopened_once(caplog: pytest.L
     assert [type(r) for r in third] == [Retry, Retry]  # reused and dropped, reopened and dropped again: no loop
     assert recorder.mail_commands == 4
     assert all("connection" in r.reason.lower() for r in third if isinstance(r, Retry))
+
+
+async def test_a_residents_code_or_link_has_no_unsubscribe_header_and_no_warning(
+    channel: SmtpEmailChannel, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Direct messages (notifier.engine.direct: notice 0, negative delivery id) answer a resident's own request:
+    there is no notice to leave, so no List-Unsubscribe and nothing to warn about."""
+    caplog.set_level(logging.WARNING, logger="notifier.channels.email")
+    code = OutboundMessage(delivery_id=-5, notice_id=0, channel="email", alias="mail", recipient="li@example.org",
+                           text="请打开链接", idempotency_key="direct-5", subject="您的通知设置链接")  # fmt: skip
+    assert isinstance((await channel.send([code]))[0], Sent)
+    message = recorder.to("li@example.org")[0].parsed()
+    assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
+    assert not [r for r in caplog.records if "List-Unsubscribe" in r.getMessage()]
