@@ -18,6 +18,7 @@ from notifier.domain.contacts import normalise_phone
 from notifier.domain.enums import Role
 from notifier.domain.errors import Conflict, NotFound
 from notifier.domain.models import ApiKeyInfo
+from notifier.domain.text import ascii_digits
 from notifier.store.audit import AuditRepository
 from notifier.store.common import dumps, now_iso
 from notifier.store.database import Row
@@ -35,7 +36,7 @@ def key_value(key: str, cell: str) -> tuple[str | None, str | None]:
             return normalise_phone(cell), None
         except ValueError:
             return None, "not a valid mobile phone number"
-    if key == "resident_id" and not (cell.isascii() and cell.isdigit() and len(cell) <= 18):
+    if key == "resident_id" and not (ascii_digits(cell) and len(cell) <= 18):
         return None, "resident_id is not a number"
     return cell, None
 
