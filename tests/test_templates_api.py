@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from notifier.domain.builtin_templates import builtin_templates
+from notifier.domain.templates import unsaved_version
+from notifier.engine.render import Renderer
+from notifier.engine.template_checks import check_template
 from tests.conftest import TOWN_A, Api
 
 WATER: dict[str, Any] = {
@@ -141,3 +145,8 @@ async def test_a_notice_missing_a_declared_field_is_refused_naming_it(api: Api) 
         "POST", "/api/v1/notices", json={**NOTICE, "data": {**NOTICE["data"], "contact": "1"}}
     )
     assert status == 201 and notice["template_version"] == 1, notice
+
+
+def test_the_shipped_templates_pass_the_checks_of_a_save() -> None:
+    for template in builtin_templates():
+        assert check_template(unsaved_version(template, created_by="builtin"), Renderer()) == [], template.name
