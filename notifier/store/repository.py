@@ -18,6 +18,7 @@ from notifier.store.feedback import FeedbackRepository
 from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
+from notifier.store.public import PublicRepository
 from notifier.store.rosters import RosterRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
@@ -27,6 +28,7 @@ __all__ = ["KEY_PREFIX", "Store", "hash_secret", "open_database"]
 
 
 class Store(
+    PublicRepository,
     CapRepository,
     NoticeRepository,
     DeliveryRepository,

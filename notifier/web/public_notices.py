@@ -1,0 +1,181 @@
+"""The portal column: published notices by domain, department, area and date (HTML, embeddable).
+
+    GET /public/notices?domain=&department=&area=&from=&to=&page=   the list, 20 a page, newest first
+    GET /public/notices/{id}                                       one notice: its text, and beside it the
+                                                                   plain-language interpretation (政策解读)
+    GET /public/notices/{id}/cap.xml                               the notice as a CAP 1.2 alert
+
+``?embed=1`` leaves out the page's own header and footer, for a frame in the government portal. A notice
+that is not published (not public, not yet approved, cancelled, or unknown) is a 404 page. Other modules
+add sections to a notice's page through ``NOTICE_SECTIONS``: each is called with the request and the
+notice and returns the HTML of a section (or None); the page shows them below the text, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from notifier.api.cap import notice_alert
+from notifier.api.keys import STORE
+from notifier.api.routing import Answer, Route, path_int, read_query
+from notifier.cap.document import MEDIA_TYPE, write_alert
+from notifier.domain.disclosure import DOMAINS, DisclosureDomain
+from notifier.domain.errors import NotFound
+from notifier.domain.models import AreaCode, Code, Notice
+from notifier.store.public import PublicFilter
+from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, render
+from notifier.web.publicity import SHOWN_STATES, publicity_page
+
+PAGE_SIZE = 20
+CHINA_TIME = timedelta(hours=8)
+Section = Callable[[web.Request, Notice], Awaitable[Markup | None]]
+NOTICE_SECTIONS: list[Section] = []  # extended at import time by the modules that add a section
+
+
+class PublicSearchQuery(BaseModel):
+    """The search form; an empty field means no filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: DisclosureDomain | None = None
+    department: Code | None = None
+    area: AreaCode | None = None
+    from_: date | None = Field(None, alias="from", description="published on or after this day (China time)")
+    to: date | None = Field(None, description="published on or before this day (China time)")
+    page: Annotated[int, Field(ge=1, le=1000)] = 1
+    embed: bool = False
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def where(self) -> PublicFilter:
+        def start_of(day: date) -> datetime:
+            return datetime.combine(day, time(), tzinfo=UTC) - CHINA_TIME
+
+        return PublicFilter(
+            domain=self.domain.value if self.domain else None,
+            department=self.department,
+            area=self.area,
+            published_from=start_of(self.from_) if self.from_ else None,
+            published_before=start_of(self.to + timedelta(days=1)) if self.to else None,
+        )
+
+    def link(self, **change: Any) -> str:
+        """The query string of this search with some values changed (page 1 and no filter left out)."""
+        values: dict[str, Any] = {
+            "domain": self.domain.value if self.domain else None,
+            "department": self.department,
+            "area": self.area,
+            "from": self.from_.isoformat() if self.from_ else None,
+            "to": self.to.isoformat() if self.to else None,
+            "page": self.page,
+            "embed": "1" if self.embed else None,
+        }
+        values.update(change)
+        return "?" + urlencode({k: v for k, v in values.items() if v is not None and not (k == "page" and v == 1)})
+
+
+class PublicNoticeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embed: bool = False
+
+
+async def list_page(request: web.Request) -> web.Response:
+    query = read_query(request, PublicSearchQuery)
+    store = request.app[STORE]
+    found = await store.list_published(
+        query.where(), limit=PAGE_SIZE + 1, offset=(query.page - 1) * PAGE_SIZE
+    )
+    known = await names(store)
+    notices = [public_notice(item, known) for item in found[:PAGE_SIZE]]
+    return render(
+        "notices.html.j2",
+        title="政务公开 · 公示公告",
+        query=query,
+        notices=notices,
+        domains=DOMAINS,
+        departments=sorted(known.departments.items(), key=lambda item: item[0]),
+        towns=sorted((code, name) for code, name in known.areas.items() if len(code) <= 9),
+        next_link=query.link(page=query.page + 1) if len(found) > PAGE_SIZE else None,
+        previous_link=query.link(page=query.page - 1) if query.page > 1 else None,
+        embed=query.embed,
+    )
+
+
+async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.Response:
+    store = request.app[STORE]
+    published = await store.get_published(path_int(request, "id"))
+    if published is None:
+        return render("message.html.j2", 404, title="没有这条公告", lines=["这条公告不存在，或尚未公开、已撤回。"])
+    return public_notice(published, await names(store)), published.notice
+
+
+async def notice_page(request: web.Request) -> web.Response:
+    query = read_query(request, PublicNoticeQuery)
+    try:
+        notice = await request.app[STORE].get_notice(path_int(request, "id"))
+    except NotFound:
+        notice = None
+    if notice is not None and notice.publicity is not None and notice.state.value in SHOWN_STATES:
+        return await publicity_page(request, notice)  # a publicity list (公示): its own page, 410 after its period
+    found = await _published(request)
+    if isinstance(found, web.Response):
+        return found
+    shown, notice = found
+    sections = [section for make in NOTICE_SECTIONS if (section := await make(request, notice)) is not None]
+    return render("notice.html.j2", title=shown.title, notice=shown, sections=sections, embed=query.embed)
+
+
+async def notice_cap(request: web.Request) -> web.Response:
+    found = await _published(request)
+    if isinstance(found, web.Response):
+        return found
+    alert = await notice_alert(request, request.app[STORE], found[1])
+    return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/public/notices",
+        list_page,
+        "The portal column: published notices by domain, department, area and date, 20 a page (HTML)",
+        "public",
+        public=True,
+        query=PublicSearchQuery,
+        success=HTML,
+    ),
+    Route(
+        "GET",
+        "/public/notices/{id}",
+        notice_page,
+        "A published notice with its plain-language interpretation (HTML)",
+        "public",
+        public=True,
+        query=PublicNoticeQuery,
+        success=HTML,
+        extra_responses={
+            404: Answer("no such published notice", "text/html", {"type": "string"}),
+            410: Answer("a publicity list whose period has ended: withdrawn", "text/html", {"type": "string"}),
+        },
+    ),
+    Route(
+        "GET",
+        "/public/notices/{id}/cap.xml",
+        notice_cap,
+        "A published notice as a CAP 1.2 alert",
+        "public",
+        public=True,
+        success=Answer("a CAP 1.2 alert", MEDIA_TYPE, {"type": "string"}),
+        extra_responses={404: Answer("no such published notice", "text/html", {"type": "string"})},
+    ),
+]

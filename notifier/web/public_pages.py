@@ -1,0 +1,172 @@
+"""What the public pages share: their templates (``templates/public``), headers, style sheet and script, and
+the public view of a notice.
+
+The public view carries only what a notice says to everyone: title, text, interpretation, department,
+domain, severity, the names of the areas it is addressed to and when it was published. Never its target
+groups, residents, deliveries or data; and the texts pass through ``mask_personal`` first, which masks what
+looks like a mainland mobile number (138****0000) or a resident identity card number (370725********1234),
+in case a department pasted one into a public text.
+
+Pages take no inline script or style: the Content-Security-Policy allows scripts, styles and connections
+from the service only. They may be framed by any site (the government portal embeds the column): they
+carry no form that changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from notifier.api.routing import Answer, Route
+from notifier.domain.disclosure import DOMAIN_NAMES
+from notifier.domain.enums import Severity
+from notifier.store import Store
+from notifier.store.public import PublishedNotice
+
+CHINA_TIME = timezone(timedelta(hours=8))
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "public"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors *"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+ASSETS = {"public.css": "text/css", "kiosk.js": "text/javascript"}
+SEVERITY_NAMES = {
+    Severity.INFO: "通知",
+    Severity.MINOR: "提示",
+    Severity.MODERATE: "预警",
+    Severity.SEVERE: "严重预警",
+    Severity.EXTREME: "紧急预警",
+}
+_MOBILE = re.compile(r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
+_IDENTITY_CARD = re.compile(r"(?<![0-9])([1-9][0-9]{5})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+
+
+def mask_personal(text: str) -> str:
+    """Mask mainland mobile numbers (first 3 and last 4 digits kept) and identity card numbers (first 6 and
+    last 4 kept)."""
+    text = _IDENTITY_CARD.sub(lambda m: f"{m[1]}********{m[2]}", text)
+    return _MOBILE.sub(lambda m: f"{m[1]}****{m[2]}", text)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html", "html.j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, status: int = 200, **context: Any) -> web.Response:
+    text = environment().get_template(template).render(china=CHINA_TIME, **context)
+    return web.Response(status=status, text=text, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+@dataclass(frozen=True)
+class PublicNotice:
+    """A published notice as the public sees it."""
+
+    id: int
+    title: str
+    text: str
+    interpretation: str | None
+    department: str
+    department_name: str
+    domain: str | None
+    domain_name: str | None
+    severity: str
+    severity_name: str
+    areas: list[str]
+    published_at: datetime
+    expires_at: datetime | None
+    from_cap: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "department": self.department_name,
+            "severity": self.severity,
+            "severity_name": self.severity_name,
+            "areas": self.areas,
+            "published_at": self.published_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Names:
+    departments: dict[str, str]
+    areas: dict[str, str]
+
+
+async def names(store: Store) -> Names:
+    departments = {department.code: department.name for department in await store.list_departments()}
+    return Names(departments, await store.printable_area_names())
+
+
+def public_notice(published: PublishedNotice, known: Names) -> PublicNotice:
+    notice = published.notice
+    county = "全县"
+    return PublicNotice(
+        id=notice.id,
+        title=mask_personal(notice.title),
+        text=mask_personal(notice.body or notice.title),
+        interpretation=mask_personal(notice.interpretation) if notice.interpretation else None,
+        department=notice.department,
+        department_name=known.departments.get(notice.department, notice.department),
+        domain=notice.domain,
+        domain_name=DOMAIN_NAMES.get(notice.domain) if notice.domain else None,
+        severity=notice.severity.value,
+        severity_name=SEVERITY_NAMES[notice.severity],
+        areas=[known.areas.get(code, code) for code in notice.target.areas] or [county],
+        published_at=published.published_at,
+        expires_at=notice.expires_at,
+        from_cap=notice.cap_identifier is not None,
+    )
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    media = ASSETS.get(name)
+    if media is None:
+        raise web.HTTPNotFound(text=f"no asset {name[:50]}")
+    body = files("notifier.web").joinpath("assets", name).read_bytes()
+    return web.Response(
+        body=body,
+        content_type=media,
+        charset="utf-8",
+        headers={**HEADERS, "Cache-Control": "public, max-age=300"},
+    )
+
+
+HTML = Answer("an HTML page", "text/html", {"type": "string"})
+ROUTES = [
+    Route(
+        "GET",
+        "/public/assets/{name}",
+        asset,
+        "The public pages' style sheet (public.css) and the kiosk's script (kiosk.js)",
+        "public",
+        public=True,
+        path_params={"name": {"type": "string", "enum": sorted(ASSETS)}},
+        success=Answer("the file", "text/css", {"type": "string"}),
+        success_media={"text/javascript": {"type": "string"}},
+        extra_responses={404: "no such file"},
+    ),
+]

@@ -1,0 +1,175 @@
+"""The portal column (/public/notices) and the two public Atom feeds, read by feedparser."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import pytest
+
+from notifier.cap.document import read_alert
+from tests.conftest import TOWN_A, TOWN_B, VILLAGE_B1, Api
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+PHONE, IDENTITY = "13812345678", "370725199001011234"
+
+
+async def publish(api: Api, dept: str = "env", approve: bool = True, **fields: Any) -> dict[str, Any]:
+    body = {
+        "topic": "air-quality" if dept == "env" else "social-assistance",
+        "title": "公告",
+        "body": "正文",
+        "target": {"areas": [TOWN_A]},
+        "public": True,
+    }
+    body.update(fields)
+    status, notice = await api.call("POST", "/api/v1/notices", key=f"{dept}-issuer", json=body)
+    assert status == 201, notice
+    if approve:
+        assert (await api.call("POST", f"/api/v1/notices/{notice['id']}/submit", key=f"{dept}-issuer"))[0] == 200
+        status, notice = await api.call("POST", f"/api/v1/notices/{notice['id']}/approve", key=f"{dept}-approver")
+        assert status == 200, notice
+    return notice
+
+
+async def page(api: Api, path: str) -> tuple[int, str, dict[str, str]]:
+    async with api.session.get(api.base + path) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
+@pytest.fixture
+async def published(api: Api) -> dict[str, dict[str, Any]]:
+    return {
+        "air": await publish(
+            api,
+            title="重污染天气橙色预警",
+            body=f"请减少户外活动。咨询电话 {PHONE}，身份证 {IDENTITY}。",
+            severity="severe",
+            interpretation="简单说：这几天空气不好，老人孩子少出门。",
+        ),
+        "welfare": await publish(
+            api, dept="civ", title="低保年审通知", target={"areas": [TOWN_B]}, domain="social-assistance"
+        ),
+        "private": await publish(api, title="内部通知不公开", public=False),
+        "pending": await publish(api, title="尚未批准的公告", approve=False),
+        "county": await publish(
+            api, dept="civ", topic="disaster-relief", title="全县防汛通知", target={"areas": ["370725"]},
+            channels=["feed"],
+        ),
+    }
+
+
+async def test_the_column_shows_published_public_notices_only(api: Api, published: dict[str, Any]) -> None:
+    status, html, headers = await page(api, "/public/notices")
+    assert status == 200
+    for shown in ("重污染天气橙色预警", "低保年审通知", "全县防汛通知"):
+        assert shown in html
+    for hidden in ("内部通知不公开", "尚未批准的公告"):
+        assert hidden not in html
+    domains = ("脱贫攻坚", "社会救助和社会福利", "教育", "基本医疗卫生", "环境保护", "灾害事故救援", "公共文化体育")
+    assert all(domain in html for domain in domains)
+    csp = headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "script-src 'self'" in csp and "frame-ancestors *" in csp
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("domain=environment", {"air"}),
+        ("domain=social-assistance", {"welfare"}),
+        ("department=civil-affairs", {"welfare", "county"}),
+        (f"area={VILLAGE_B1}", {"welfare", "county"}),
+        (f"area={TOWN_A}", {"air", "county"}),
+        ("from=2000-01-01&to=2999-12-31", {"air", "welfare", "county"}),
+    ],
+)
+async def test_search_by_domain_department_area_and_date(
+    api: Api, published: dict[str, Any], query: str, expected: set[str]
+) -> None:
+    status, html, _ = await page(api, f"/public/notices?{query}")
+    assert status == 200
+    shown = {name for name, notice in published.items() if f'href="/public/notices/{notice["id"]}' in html}
+    assert shown == expected
+
+
+async def test_dates_outside_and_bad_filters(api: Api, published: dict[str, Any]) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    status, html, _ = await page(api, f"/public/notices?from={tomorrow}")
+    assert status == 200 and "没有符合条件的公告" in html
+    for bad in ("domain=weather", "area=12", "from=2026-13-01", "page=0", "colour=red"):
+        async with api.session.get(f"{api.base}/public/notices?{bad}") as resp:
+            assert resp.status == 422, bad
+            assert (await resp.json())["errors"][0]["loc"].startswith("query."), bad
+
+
+async def test_pages_of_twenty(api: Api) -> None:
+    for n in range(23):
+        await publish(api, title=f"公告第{n:02d}号")
+    _, first, _ = await page(api, "/public/notices")
+    assert first.count('<li class="notice') == 20 and "公告第22号" in first and 'rel="next"' in first
+    _, second, _ = await page(api, "/public/notices?page=2")
+    assert second.count('<li class="notice') == 3 and "公告第00号" in second and 'rel="prev"' in second
+
+
+async def test_a_notice_page_shows_the_interpretation_beside_the_text_and_no_personal_data(
+    api: Api, published: dict[str, Any]
+) -> None:
+    status, html, _ = await page(api, f"/public/notices/{published['air']['id']}")
+    assert status == 200
+    assert "政策解读" in html and "老人孩子少出门" in html and 'class="interpretation"' in html
+    assert PHONE not in html and IDENTITY not in html
+    assert "138****5678" in html and "370725********1234" in html
+    for hidden in ("private", "pending"):
+        assert (await page(api, f"/public/notices/{published[hidden]['id']}"))[0] == 404
+    status, embedded, _ = await page(api, f"/public/notices/{published['air']['id']}?embed=1")
+    assert status == 200 and 'class="site"' not in embedded
+    status, cap, _ = await page(api, f"/public/notices/{published['air']['id']}/cap.xml")
+    assert status == 200 and read_alert(cap.encode()).infos[0].headline == "重污染天气橙色预警"
+
+
+def _check_atom(text: str) -> ET.Element:
+    """RFC 4287's required elements, checked on the XML itself: feed id, title, updated, a self link and an
+    author (none of the entries has to carry one then); entry id, title, updated, link."""
+    root = ET.fromstring(text)
+    assert root.tag == f"{ATOM}feed"
+    for name in ("id", "title", "updated", "author"):
+        assert root.find(f"{ATOM}{name}") is not None, name
+    assert any(link.get("rel") == "self" for link in root.findall(f"{ATOM}link"))
+    for entry in root.findall(f"{ATOM}entry"):
+        for name in ("id", "title", "updated", "link"):
+            assert entry.find(f"{ATOM}{name}") is not None, name
+    return root
+
+
+async def test_notices_feed_is_valid_atom(api: Api, published: dict[str, Any]) -> None:
+    status, text, headers = await page(api, "/feeds/notices.atom")
+    assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
+    _check_atom(text)
+    feed = feedparser.parse(text)
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.version == "atom10"
+    assert feed.feed.title.endswith("政务公开 · 公示公告")
+    titles = {entry.title for entry in feed.entries}
+    assert titles == {"重污染天气橙色预警", "低保年审通知", "全县防汛通知"}
+    air = next(entry for entry in feed.entries if entry.title == "重污染天气橙色预警")
+    assert air.link.endswith(f"/public/notices/{published['air']['id']}")
+    assert air.author == "生态环境分局" and PHONE not in air.summary
+    assert {tag.term for tag in air.tags} == {"environment", "severe"}
+    assert air.updated_parsed is not None
+    status, only, _ = await page(api, "/feeds/notices.atom?domain=social-assistance")
+    assert {entry.title for entry in feedparser.parse(only).entries} == {"低保年审通知"}
+
+
+async def test_cap_feed_lists_published_alerts_with_their_cap_documents(api: Api, published: dict[str, Any]) -> None:
+    status, text, _ = await page(api, "/feeds/cap.atom")
+    assert status == 200
+    _check_atom(text)
+    feed = feedparser.parse(text)
+    assert not feed.bozo, feed.bozo_exception
+    assert [entry.title for entry in feed.entries] == ["重污染天气橙色预警"]  # the only one above info
+    links = {link.type: link.href for link in feed.entries[0].links}
+    path = links["application/cap+xml"].removeprefix("http://127.0.0.1:8080")
+    status, cap, _ = await page(api, path)
+    assert status == 200 and read_alert(cap.encode()).infos[0].severity == "Severe"
