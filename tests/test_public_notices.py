@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,3 +175,33 @@ async def test_cap_feed_lists_published_alerts_with_their_cap_documents(api: Api
     path = links["application/cap+xml"].removeprefix("http://127.0.0.1:8080")
     status, cap, _ = await page(api, path)
     assert status == 200 and read_alert(cap.encode()).infos[0].severity == "Severe"
+
+
+async def test_kiosk_lists_the_active_notices_of_its_area_and_above(api: Api, published: dict[str, Any]) -> None:
+    await publish(api, title="已过期的预警", expires_at="2020-01-01T00:00:00+08:00")
+    async with api.session.get(f"{api.base}/kiosk/events?area={VILLAGE_B1}") as resp:
+        assert resp.status == 200
+        items = (await resp.json())["items"]
+    assert {item["title"] for item in items} == {"低保年审通知", "全县防汛通知"}  # town B and the county
+    status, html, headers = await page(api, f"/kiosk?area={TOWN_A}")
+    assert status == 200 and "重污染天气橙色预警" in html and "已过期的预警" not in html and "低保年审通知" not in html
+    assert '<script src="/public/assets/kiosk.js"' in html and "<script>" not in html
+    assert "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert PHONE not in html
+    assert (await page(api, "/kiosk?area=110101"))[0] == 404
+    async with api.session.get(f"{api.base}/kiosk?area=abc") as resp:
+        assert resp.status == 422
+
+
+async def test_kiosk_events_stream_the_list_as_server_sent_events(api: Api, published: dict[str, Any]) -> None:
+    headers = {"Accept": "text/event-stream"}
+    async with api.session.get(f"{api.base}/kiosk/events?area={TOWN_A}", headers=headers) as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        lines = []
+        while not lines or lines[-1] != "":  # up to the blank line that ends the first notices event
+            line = (await asyncio.wait_for(resp.content.readline(), timeout=10)).decode().rstrip("\n")
+            if line.startswith("event:") or lines:
+                lines.append(line)
+    assert lines[0] == "event: notices"
+    data = json.loads(lines[1].removeprefix("data: "))
+    assert [item["title"] for item in data] == ["重污染天气橙色预警", "全县防汛通知"]  # the severe one first

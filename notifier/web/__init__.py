@@ -4,6 +4,7 @@ from notifier.web import (
     confirm,
     feedback_form,
     feeds,
+    kiosk,
     me,
     public_notices,
     public_pages,
@@ -22,9 +23,10 @@ ROUTES = [
     *public_pages.ROUTES,
     *public_notices.ROUTES,
     *feeds.ROUTES,
+    *kiosk.ROUTES,
 ]
 
 __all__ = [
-    "ROUTES", "confirm", "feedback_form", "feeds", "me", "public_notices", "public_pages", "publicity", "subscribe",
-    "unsubscribe",
+    "ROUTES", "confirm", "feedback_form", "feeds", "kiosk", "me", "public_notices", "public_pages", "publicity",
+    "subscribe", "unsubscribe",
 ]  # fmt: skip

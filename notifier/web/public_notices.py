@@ -13,6 +13,7 @@ notice and returns the HTML of a section (or None); the page shows them below th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, 
 from notifier.web.publicity import SHOWN_STATES, publicity_page
 
 PAGE_SIZE = 20
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 CHINA_TIME = timedelta(hours=8)
 Section = Callable[[web.Request, Notice], Awaitable[Markup | None]]
 NOTICE_SECTIONS: list[Section] = []  # extended at import time by the modules that add a section
@@ -56,6 +58,13 @@ class PublicSearchQuery(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, str) and _DAY.fullmatch(value)):
+            raise ValueError("a day as YYYY-MM-DD")
+        return value
 
     def where(self) -> PublicFilter:
         def start_of(day: date) -> datetime:
