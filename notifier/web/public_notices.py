@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -46,46 +46,56 @@ class PublicSearchQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    domain: DisclosureDomain | None = None
-    department: Code | None = None
-    area: AreaCode | None = None
-    from_: date | None = Field(None, alias="from", description="published on or after this day (China time)")
-    to: date | None = Field(None, description="published on or before this day (China time)")
+    # the form sends an empty value for "all": "" is a value of each filter, meaning no filter
+    domain: DisclosureDomain | Literal[""] | None = None
+    department: Code | Literal[""] | None = None
+    area: AreaCode | Literal[""] | None = None
+    from_: date | Literal[""] | None = Field(
+        None, alias="from", description="published on or after this day (China time)"
+    )
+    to: date | Literal[""] | None = Field(None, description="published on or before this day (China time)")
     page: Annotated[int, Field(ge=1, le=1000)] = 1
     embed: bool = False
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("from_", "to", mode="before")
     @classmethod
     def _day(cls, value: Any) -> Any:
-        if value is not None and not (isinstance(value, str) and _DAY.fullmatch(value)):
+        if value not in (None, "") and not (isinstance(value, str) and _DAY.fullmatch(value)):
             raise ValueError("a day as YYYY-MM-DD")
         return value
+
+    @property
+    def domain_code(self) -> str | None:
+        return self.domain.value if isinstance(self.domain, DisclosureDomain) else None
+
+    @property
+    def from_day(self) -> date | None:
+        return self.from_ if isinstance(self.from_, date) else None
+
+    @property
+    def to_day(self) -> date | None:
+        return self.to if isinstance(self.to, date) else None
 
     def where(self) -> PublicFilter:
         def start_of(day: date) -> datetime:
             return datetime.combine(day, time(), tzinfo=UTC) - CHINA_TIME
 
         return PublicFilter(
-            domain=self.domain.value if self.domain else None,
-            department=self.department,
-            area=self.area,
-            published_from=start_of(self.from_) if self.from_ else None,
-            published_before=start_of(self.to + timedelta(days=1)) if self.to else None,
+            domain=self.domain_code,
+            department=self.department or None,
+            area=self.area or None,
+            published_from=start_of(self.from_day) if self.from_day else None,
+            published_before=start_of(self.to_day + timedelta(days=1)) if self.to_day else None,
         )
 
     def link(self, **change: Any) -> str:
         """The query string of this search with some values changed (page 1 and no filter left out)."""
         values: dict[str, Any] = {
-            "domain": self.domain.value if self.domain else None,
-            "department": self.department,
-            "area": self.area,
-            "from": self.from_.isoformat() if self.from_ else None,
-            "to": self.to.isoformat() if self.to else None,
+            "domain": self.domain_code,
+            "department": self.department or None,
+            "area": self.area or None,
+            "from": self.from_day.isoformat() if self.from_day else None,
+            "to": self.to_day.isoformat() if self.to_day else None,
             "page": self.page,
             "embed": "1" if self.embed else None,
         }
