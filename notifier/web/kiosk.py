@@ -134,8 +134,13 @@ ROUTES = [
         "public",
         public=True,
         query=KioskQuery,
-        success=Answer("the active notices of the area", "application/json", _ITEMS),
-        success_media={EVENT_STREAM: {"type": "string"}},
+        # the event stream (Accept: text/event-stream) is not listed as a media type of the answer: a client
+        # that reads the document to call every operation would wait on a stream that lasts minutes
+        success=Answer(
+            "the active notices of the area (with Accept: text/event-stream, a stream of notices events)",
+            "application/json",
+            _ITEMS,
+        ),
         extra_responses={404: "no such area"},
     ),
 ]
