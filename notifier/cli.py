@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(verify)
 
+    report = commands.add_parser("report", help="the reach report and the department assessment of a period")
+    _add_config(report)
+    report.set_defaults(subcommand="")
+    report.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD, server time zone) or RFC 3339 time")
+    report.add_argument("--to", help="last day, inclusive (YYYY-MM-DD), or RFC 3339 time (exclusive); default now")
+    report.add_argument("--department", help="one department's figures (default: every department)")
+    report.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
+    report.add_argument("--output", type=Path, help="write to this file instead of standard output (xlsx needs it)")
+
     apikey = commands.add_parser("apikey", help="API keys")
     key_commands = apikey.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     create = key_commands.add_parser("create", help="create a key; it is printed once, alone on the last line")
@@ -239,6 +248,12 @@ async def _audit_verify(store: Store, args: argparse.Namespace) -> int:
         return 1
     print(f"audit chain intact: {result.count} entries, head {result.head}")
     return 0
+
+
+async def _report(store: Store, args: argparse.Namespace) -> int:
+    from notifier.report_cli import write_report
+
+    return await write_report(store, args.settings, args)
 
 
 async def _import(store: Store, args: argparse.Namespace) -> int:
@@ -393,6 +408,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ("rosters", "import"): _rosters_import,
         ("rosters", "retention"): _rosters_retention,
         ("audit", "verify"): _audit_verify,
+        ("report", ""): _report,
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,
         ("staff", "create"): _staff_create,

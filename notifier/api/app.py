@@ -25,6 +25,7 @@ from notifier.api import (
     wechat_hooks,
 )
 from notifier.api import cap as cap_api
+from notifier.api import reports as report_api
 from notifier.api.draft_preview import PRINTOUT_IMAGES
 from notifier.api.draft_preview import ROUTES as DRAFT_PREVIEW_ROUTES
 from notifier.api.keys import ENGINE, SETTINGS, STORE
@@ -47,6 +48,7 @@ ALL_ROUTES: list[Route] = [
     *rosters.ROUTES,
     *apikeys.ROUTES,
     *audit.ROUTES,
+    *report_api.ROUTES,
     *cap_api.ROUTES,
     *follow_up.ROUTES,
     *feedback.ROUTES,

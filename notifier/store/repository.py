@@ -20,6 +20,7 @@ from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.public import PublicRepository
 from notifier.store.rosters import RosterRepository
+from notifier.store.reports import ReportRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 from notifier.store.templates import TemplateRepository
@@ -44,6 +45,7 @@ class Store(
     ChannelStatsRepository,
     ConfirmationRepository,
     FeedbackRepository,
+    ReportRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

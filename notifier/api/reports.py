@@ -1,0 +1,155 @@
+"""Reports: the reach of notices and the department assessment, as JSON, CSV or XLSX (by Accept).
+
+A department's key sees its own department's figures; an admin key sees every department's, or one with
+``?department=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, Field
+
+from notifier.api.auth import require
+from notifier.api.keys import SETTINGS, STORE
+from notifier.api.routing import Route, read_query
+from notifier.domain.enums import Role
+from notifier.domain.errors import Forbidden
+from notifier.domain.models import CODE_PATTERN, ApiKeyInfo, Strict
+from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, assessment_tables, reach_tables, to_csv, to_xlsx
+from notifier.reports import (
+    AssessmentReport,
+    ReachReport,
+    assessment_report,
+    period_end,
+    period_start,
+    reach_report,
+)
+
+_DAY_OR_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?"
+)
+_ZERO_WEIGHT = re.compile(r"q=0(\.0{0,3})?")
+
+
+def _day_or_time(value: object) -> object:
+    if isinstance(value, str) and not _DAY_OR_TIME.fullmatch(value):
+        raise ValueError("a date (2026-11-30) or an RFC 3339 time with a zone (2026-11-30T08:00:00+08:00)")
+    return value
+
+
+DayOrTime = Annotated[
+    datetime | date,
+    BeforeValidator(_day_or_time),
+    Field(json_schema_extra={"examples": ["2026-11-01", "2026-11-30T08:00:00+08:00"]}),
+]
+
+
+class PeriodQuery(Strict):
+    from_: DayOrTime | None = Field(
+        None, alias="from", description="notices created at or after this day (server time zone) or time"
+    )
+    to: DayOrTime | None = Field(None, description="notices created up to this day, inclusive, or before this time")
+
+
+class ReachQuery(PeriodQuery):
+    department: str | None = Field(
+        None, pattern=CODE_PATTERN, description="one department (admins); other keys see their own only"
+    )
+
+
+def _accepts(request: web.Request, media: str) -> bool:
+    for media_range in request.headers.get("Accept", "").split(","):
+        name, *params = (part.replace(" ", "").lower() for part in media_range.split(";"))
+        if name == media and not any(_ZERO_WEIGHT.fullmatch(param) for param in params):
+            return True
+    return False
+
+
+def _department(key: ApiKeyInfo, asked: str | None) -> str | None:
+    """The department whose figures the key may read: its own; an admin's any (None: all)."""
+    if key.role is Role.ADMIN:
+        return asked
+    if asked is not None and asked != key.department:
+        raise Forbidden(f"department {key.department} may read its own reports only, not {asked}'s")
+    return key.department
+
+
+async def _answer(
+    request: web.Request, report: BaseModel, tables: dict[str, tuple[list[str], list[list[object]]]], name: str
+) -> web.Response:
+    if _accepts(request, XLSX_MEDIA):
+        body = await asyncio.to_thread(to_xlsx, tables)
+        disposition = f'attachment; filename="{name}.xlsx"'
+        return web.Response(body=body, content_type=XLSX_MEDIA, headers={"Content-Disposition": disposition})
+    if _accepts(request, CSV_MEDIA):
+        disposition = f'attachment; filename="{name}.csv"'
+        return web.Response(
+            text=to_csv(tables), content_type=CSV_MEDIA, charset="utf-8", headers={"Content-Disposition": disposition}
+        )
+    return web.Response(text=report.model_dump_json(by_alias=True), content_type="application/json", charset="utf-8")
+
+
+async def get_reach_report(request: web.Request) -> web.Response:
+    key = await require(request)
+    q = read_query(request, ReachQuery)
+    timezone = request.app[SETTINGS].server.timezone
+    now = datetime.now(UTC)
+    department = _department(key, q.department)
+    report = await reach_report(
+        request.app[STORE], period_start(q.from_, timezone), period_end(q.to, timezone, now), department
+    )
+    return await _answer(request, report, reach_tables(report), "reach")
+
+
+async def get_department_report(request: web.Request) -> web.Response:
+    key = await require(request)
+    q = read_query(request, PeriodQuery)
+    settings = request.app[SETTINGS]
+    timezone = settings.server.timezone
+    now = datetime.now(UTC)
+    report = await assessment_report(
+        request.app[STORE],
+        settings.approval,
+        period_start(q.from_, timezone),
+        period_end(q.to, timezone, now),
+        _department(key, None),
+        now,
+    )
+    return await _answer(request, report, assessment_tables(report), "departments")
+
+
+_TABLE_MEDIA = {
+    CSV_MEDIA: {"type": "string", "description": "one table: scope (the part of the report), then its columns"},
+    XLSX_MEDIA: {"type": "string", "format": "binary", "description": "one sheet per part of the report"},
+}
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/reports/reach",
+        get_reach_report,
+        "Reach of the notices created in a period, per notice, department, channel, town and village; "
+        "JSON, or CSV / XLSX by Accept",
+        "reports",
+        query=ReachQuery,
+        response=ReachReport,
+        success_media=_TABLE_MEDIA,
+        extra_responses={403: "another department's figures (only admins read every department)"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/reports/departments",
+        get_department_report,
+        "The assessment per department for a period: notices issued, on-time approval, reach; "
+        "JSON, or CSV / XLSX by Accept",
+        "reports",
+        query=PeriodQuery,
+        response=AssessmentReport,
+        success_media=_TABLE_MEDIA,
+    ),
+]
