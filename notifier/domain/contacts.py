@@ -67,3 +67,19 @@ def mask_phone(e164: str) -> str:
     if len(e164) < 8:
         return "****"
     return e164[:-8] + "****" + e164[-4:]
+
+
+def mask_email(address: str) -> str:
+    """An e-mail address fit for the audit log: the first character of the mailbox and the domain
+    (``l***@example.org``)."""
+    mailbox, at, domain = address.rpartition("@")
+    if not at:
+        return mask_identifier(address)
+    return (mailbox[:1] or "*") + "***@" + domain
+
+
+def mask_identifier(value: str) -> str:
+    """An account id (WeChat openid, WeCom userid, a roster's external id): its first and last two characters."""
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:2] + "***" + value[-2:]

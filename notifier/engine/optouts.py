@@ -61,9 +61,9 @@ async def apply_opt_out(store: Store, reply: OptOutReply) -> int | None:
         log.info("sms opt-out on %s from %s: no such resident", reply.alias, mask_phone(reply.phone))
         return None
     async with store.db.transaction():
-        await store.add_optout(subscriber_id, "channel", "sms", "sms-reply")
+        change = await store.add_optout_audited(subscriber_id, "channel", "sms", "sms-reply")
         await store.audit("sms-reply", "subscriber.optout", "subscriber", subscriber_id,
-                          {"kind": "channel", "value": "sms", "alias": reply.alias, "word": reply.word})
+                          {"kind": "channel", "value": "sms", "alias": reply.alias, "word": reply.word, **change})
     log.info("resident %s opted out of sms by reply on %s", subscriber_id, reply.alias)
     return subscriber_id
 

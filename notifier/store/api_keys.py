@@ -52,6 +52,7 @@ class ApiKeyRepository(CatalogRepository):
             )
             assert row is not None
             detail: dict[str, object] = {"prefix": prefix, "department": department, "role": role}
+            detail["after"] = {"prefix": prefix, "name": name, "department": department, "role": role, "revoked": False}
             await self.audit(actor, "apikey.create", "api_key", row["id"], detail)
         info = ApiKeyInfo(id=row["id"], name=name, department=department, role=role)
         return info, f"{KEY_PREFIX}_{prefix}_{secret}"
@@ -97,6 +98,7 @@ class ApiKeyRepository(CatalogRepository):
             if row["revoked_at"] is None:
                 await self.db.execute("revoke_api_key", {"id": row["id"], "now": now_iso()})
                 detail: dict[str, object] = {"prefix": prefix, "department": row["department"], "role": row["role"]}
+                detail.update(before={"revoked": False}, after={"revoked": True})
                 await self.audit(actor, "apikey.revoke", "api_key", row["id"], detail)
             row = await self.db.fetch_one("get_api_key_by_prefix", {"prefix": prefix})
         assert row is not None

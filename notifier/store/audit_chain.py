@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from notifier.domain.contacts import mask_phone
+from notifier.domain.contacts import mask_email, mask_identifier, mask_phone
 
 GENESIS = "0" * 64
 CHAIN_FIELDS = ("id", "at", "actor", "action", "object_type", "object_id", "detail", "prev_hash")
@@ -61,14 +61,22 @@ def mask_phone_short(phone: str) -> str:
     return mask_phone(phone).removeprefix("+86")
 
 
+IDENTIFIERS = frozenset({"wechat_openid", "wecom_userid", "external_id", "openid", "userid"})
+
+
 def mask_detail(object_type: str, value: Any) -> Any:
-    """``detail`` with personal fields masked wherever they are nested: every ``phone`` and, for a
+    """``detail`` with personal fields masked wherever they are nested (in ``before`` and ``after`` too): every
+    ``phone``, ``email`` and account id (``wechat_openid``, ``wecom_userid``, ``external_id``) and, for a
     resident, ``name`` (the names of areas, topics and groups are not personal)."""
     if isinstance(value, Mapping):
         masked: dict[str, Any] = {}
         for key, item in value.items():
             if key == "phone" and isinstance(item, str):
                 masked[key] = mask_phone_short(item)
+            elif key == "email" and isinstance(item, str):
+                masked[key] = mask_email(item)
+            elif key in IDENTIFIERS and isinstance(item, str):
+                masked[key] = mask_identifier(item)
             elif key == "name" and object_type == "subscriber" and isinstance(item, str):
                 masked[key] = mask_name(item)
             else:

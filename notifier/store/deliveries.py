@@ -102,7 +102,8 @@ class DeliveryRepository:
         async with self.db.transaction():
             row = await self.db.fetch_one("finish_fanout", {"id": notice_id, "worker": worker, "now_iso": now_iso()})
             if row is not None:
-                await self.audit("engine", "notice.scheduled", "notice", notice_id)
+                moved: dict[str, object] = {"before": {"state": "approved"}, "after": {"state": "scheduled"}}
+                await self.audit("engine", "notice.scheduled", "notice", notice_id, moved)
         return row is not None
 
     async def store_rendered(self, notice_id: int, contents: Mapping[str, Mapping[str, Any]]) -> None:
@@ -159,8 +160,13 @@ class DeliveryRepository:
         could not change them (one statement less per batch while a notice is being sent).
         """
         ids = sorted(notice_id for notice_id, notice in notices.items() if notice["state"] != "sending")
-        if ids:
-            await self.db.execute("mark_notices_sending", {"ids": dumps(ids), "now_iso": now_iso()})
+        if not ids:
+            return
+        async with self.db.transaction():
+            rows = await self.db.fetch_all("mark_notices_sending", {"ids": dumps(ids), "now_iso": now_iso()})
+            for row in rows:
+                moved: dict[str, object] = {"before": {"state": "scheduled"}, "after": {"state": "sending"}}
+                await self.audit("engine", "notice.sending", "notice", row["id"], moved)
 
     async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None]]) -> None:
         """(delivery id, provider message id, confirm-by epoch or None) for each sent message."""
@@ -243,10 +249,12 @@ class DeliveryRepository:
     async def expire_notices(self, now: float) -> list[int]:
         """Expire unfinished notices past expires_at and skip their queued deliveries."""
         async with self.db.transaction():
+            before = await self._active_states()
             rows = await self.db.fetch_all("expire_notices", {"now_iso": iso_at(now)})
             for row in rows:
-                await self.skip_notice_deliveries(int(row["id"]), "expired")
-                await self.audit("engine", "notice.expired", "notice", row["id"])
+                skipped = await self.skip_notice_deliveries(int(row["id"]), "expired")
+                moved: dict[str, object] = {"before": {"state": before.get(row["id"])}, "after": {"state": "expired"}}
+                await self.audit("engine", "notice.expired", "notice", row["id"], {**moved, "skipped": skipped})
         return [int(r["id"]) for r in rows]
 
     async def skip_notice_deliveries(self, notice_id: int, reason: str) -> int:
@@ -261,9 +269,11 @@ class DeliveryRepository:
         if await self.db.fetch_value("notice_to_finish") is None:
             return []
         async with self.db.transaction():
+            before = await self._active_states()
             rows = await self.db.fetch_all("finish_notices", {"now_iso": now_iso()})
             for row in rows:
-                await self.audit("engine", "notice.done", "notice", row["id"])
+                moved: dict[str, object] = {"before": {"state": before.get(row["id"])}, "after": {"state": "done"}}
+                await self.audit("engine", "notice.done", "notice", row["id"], moved)
         return [int(r["id"]) for r in rows]
 
     async def unconfirmed_deliveries(self, now: float, limit: int) -> list[Row]:
@@ -275,12 +285,21 @@ class DeliveryRepository:
     async def cancel_notice_row(self, notice_id: int, actor: str) -> int | None:
         """Cancel a notice not yet finished and skip its queued deliveries; None if it was not cancellable."""
         async with self.db.transaction():
+            before = await self.db.fetch_value("notice_state", {"id": notice_id})
             row = await self.db.fetch_one("cancel_notice", {"id": notice_id, "now_iso": now_iso()})
             if row is None:
                 return None
             skipped = await self.skip_notice_deliveries(notice_id, "cancelled")
-            await self.audit(actor, "notice.cancelled", "notice", notice_id, {"skipped": skipped})
+            detail: dict[str, object] = {
+                "skipped": skipped,
+                "before": {"state": before},
+                "after": {"state": "cancelled"},
+            }
+            await self.audit(actor, "notice.cancelled", "notice", notice_id, detail)
         return skipped
+
+    async def _active_states(self) -> dict[int, str]:
+        return {int(r["id"]): str(r["state"]) for r in await self.db.fetch_all("active_notice_states")}
 
     async def next_send_at(self, now: float) -> str | None:
         value = await self.db.fetch_value("next_send_at", {"now_iso": iso_at(now)})

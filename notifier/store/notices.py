@@ -226,7 +226,12 @@ class NoticeRepository(SubscriberRepository):
             confirmation = notice.confirmation.model_dump(mode="json") if notice.confirmation else None
             await self.db.execute("set_notice_confirmation_only", {
                 "id": notice_id, "confirmation": dumps(confirmation) if confirmation is not None else None})
-            await self.audit(actor, "notice.edit", "notice", notice_id, {"from_state": before.state.value})
+            detail: dict[str, object] = {"from_state": before.state.value}
+            detail.update(
+                before={"state": before.state.value, "title": before.title, "severity": before.severity.value},
+                after={"state": "draft", "title": notice.title, "severity": notice.severity.value},
+            )
+            await self.audit(actor, "notice.edit", "notice", notice_id, detail)
         return await self.get_notice(notice_id)
 
     async def _state_of(self, notice_id: int) -> str:

@@ -29,6 +29,43 @@ def subscriber_row(data: SubscriberIn, now: str) -> dict[str, Any]:
     }
 
 
+AUDITED_FIELDS = (
+    "name",
+    "phone",
+    "email",
+    "wechat_openid",
+    "wecom_userid",
+    "external_id",
+    "area_code",
+    "groups",
+    "topics",
+    "channels",
+    "language",
+    "quiet_hours",
+    "consent_withdrawn_at",
+    "opt_out_topics",
+    "opt_out_channels",
+)
+
+
+def audited(subscriber: Subscriber) -> dict[str, Any]:
+    """The resident's fields as the audit log records them (masked by the log itself, audit_chain.mask_detail)."""
+    data = subscriber.model_dump(mode="json", include=set(AUDITED_FIELDS) - {"consent_withdrawn_at"})
+    data["consent_withdrawn_at"] = subscriber.consent.model_dump(mode="json")["withdrawn_at"]
+    return {name: data[name] for name in AUDITED_FIELDS}
+
+
+def changes_of(before: Subscriber | None, after: Subscriber | None) -> dict[str, dict[str, Any]]:
+    """``{"before": {...}, "after": {...}}`` with the fields that differ (all of them on creation or erasure)."""
+    old = audited(before) if before is not None else {}
+    new = audited(after) if after is not None else {}
+    changed = [name for name in AUDITED_FIELDS if old.get(name) != new.get(name)]
+    return {
+        "before": {name: old[name] for name in changed if name in old},
+        "after": {name: new[name] for name in changed if name in new},
+    }
+
+
 def _scope_params(scope: PersonalDataScope | None) -> dict[str, Any]:
     """The parameters a scoped query filters residents with."""
     return {
@@ -57,8 +94,10 @@ class SubscriberRepository(CatalogRepository):
             assert row is not None
             subscriber_id = int(row["id"])
             await self._set_memberships(subscriber_id, data.groups, data.topics)
-            await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, {"area": data.area_code})
-        return _as_seen(await self.get_subscriber(subscriber_id), scope)
+            created = await self.get_subscriber(subscriber_id)
+            detail: dict[str, object] = {"area": data.area_code, **changes_of(None, created)}
+            await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, detail)
+        return _as_seen(created, scope)
 
     async def update_subscriber(
         self, subscriber_id: int, patch: SubscriberPatch, actor: str, scope: PersonalDataScope | None = None
@@ -99,14 +138,24 @@ class SubscriberRepository(CatalogRepository):
                 values = changes.get(f"opt_out_{kind}s")
                 if values is not None:
                     await self.set_optouts(subscriber_id, kind, values, f"api:{actor}")
-            await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, {"fields": sorted(changes)})
-        return _as_seen(await self.get_subscriber(subscriber_id), scope)
+            updated = await self.get_subscriber(subscriber_id)
+            detail: dict[str, object] = {"fields": sorted(changes), **changes_of(current, updated)}
+            await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, detail)
+        return _as_seen(updated, scope)
 
     async def set_optouts(self, subscriber_id: int, kind: str, values: list[str], source: str) -> None:
         async with self.db.transaction():
             await self.db.execute("clear_subscriber_optouts", {"id": subscriber_id, "kind": kind})
             for value in values:
                 await self.add_optout(subscriber_id, kind, value, source)
+
+    async def add_optout_audited(self, subscriber_id: int, kind: str, value: str, source: str) -> dict[str, object]:
+        """Add an opt-out inside the caller's transaction; the before and after of the resident's opt-outs."""
+        field = f"opt_out_{kind}s"
+        before = await self._get_in_scope(subscriber_id, None)
+        await self.add_optout(subscriber_id, kind, value, source)
+        after = await self._get_in_scope(subscriber_id, None)
+        return {"before": {field: getattr(before, field)}, "after": {field: getattr(after, field)}}
 
     async def add_optout(self, subscriber_id: int, kind: str, value: str, source: str) -> None:
         await self.db.execute(
@@ -117,13 +166,13 @@ class SubscriberRepository(CatalogRepository):
     async def delete_subscriber(self, subscriber_id: int, actor: str, scope: PersonalDataScope | None = None) -> None:
         """Erase the resident's personal data; delivery statistics keep an anonymous row."""
         async with self.db.transaction():
-            if scope is not None:
-                await self._get_in_scope(subscriber_id, scope)
+            before = await self._get_in_scope(subscriber_id, scope)
             if not await self.db.execute("erase_subscriber", {"id": subscriber_id, "now": now_iso()}):
                 raise NotFound(f"no subscriber {subscriber_id}")
             for query in ("clear_subscriber_groups", "clear_subscriber_topics"):
                 await self.db.execute(query, {"id": subscriber_id})
-            await self.audit(actor, "subscriber.delete", "subscriber", subscriber_id)
+            detail: dict[str, object] = {**changes_of(before, None), "after": {"erased": True}}
+            await self.audit(actor, "subscriber.delete", "subscriber", subscriber_id, detail)
 
     async def get_subscriber(self, subscriber_id: int, scope: PersonalDataScope | None = None) -> Subscriber:
         """The resident as the scope shows it; NotFound also when outside the scope (its existence is not told)."""

@@ -111,8 +111,9 @@ async def unsubscribe_confirm(request: web.Request) -> web.Response:
         async with store.db.transaction():
             subscriber = await store.get_subscriber(claims.subscriber_id)
             if claims.channel not in subscriber.opt_out_channels:
-                await store.add_optout(subscriber.id, "channel", claims.channel, SOURCE)
+                change = await store.add_optout_audited(subscriber.id, "channel", claims.channel, SOURCE)
                 detail: dict[str, object] = {"channel": claims.channel, "source": SOURCE, "notice": claims.notice_id}
+                detail.update(change)
                 await store.audit(ACTOR, "subscriber.optout", "subscriber", subscriber.id, detail)
     except NotFound:
         pass  # erased since the message was sent: nothing will be sent to them anyway

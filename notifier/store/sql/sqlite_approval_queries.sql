@@ -36,3 +36,9 @@ WHERE d.notice_id = :notice_id AND d.decision = 'approved'
 
 -- name: notice_state
 SELECT state FROM notices WHERE id = :id;
+
+-- name: active_notice_states
+-- the states of the notices the engine may move (expire, finish), read before it moves them: the audit log
+-- records each move with the state before
+SELECT id, state FROM notices WHERE state IN ('approved', 'scheduled', 'sending');
+

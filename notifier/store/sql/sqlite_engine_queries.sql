@@ -181,7 +181,8 @@ SELECT id, state, channel_mode, channels, title FROM notices WHERE id IN (SELECT
 
 -- name: mark_notices_sending
 UPDATE notices SET state = 'sending', updated_at = :now_iso
-WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled';
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled'
+RETURNING id;
 
 -- name: record_sent
 -- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null]: a batch in one
