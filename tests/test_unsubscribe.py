@@ -101,7 +101,13 @@ async def test_one_click_post_from_the_mail_unsubscribes_once(site: Site, store:
     assert (await store.get_subscriber(other)).opt_out_channels == []
     [audit] = await optout_audits(store)
     assert audit["object_id"] == str(subscriber_id) and audit["actor"] == "unsubscribe-link"
-    assert json.loads(audit["detail"]) == {"channel": "email", "source": "one-click", "notice": 9}
+    assert json.loads(audit["detail"]) == {
+        "channel": "email",
+        "source": "one-click",
+        "notice": 9,
+        "before": {"opt_out_channels": []},
+        "after": {"opt_out_channels": ["email"]},
+    }
     rows = await store.db.fetch_all("subscriber_optout_values", {"ids": json.dumps([subscriber_id])})
     assert [(r["kind"], r["value"]) for r in rows] == [("channel", "email")]
 
