@@ -19,8 +19,8 @@ from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.public import PublicRepository
-from notifier.store.rosters import RosterRepository
 from notifier.store.reports import ReportRepository
+from notifier.store.rosters import RosterRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 from notifier.store.templates import TemplateRepository
