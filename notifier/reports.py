@@ -39,7 +39,7 @@ from notifier.store.database import Row
 UNRELEASED = {NoticeState.DRAFT.value, NoticeState.PENDING_APPROVAL.value, NoticeState.REJECTED.value}
 SENT_STATES = {"sent", "delivered", "confirmed"}
 DELIVERED_STATES = {"delivered", "confirmed"}
-FEEDBACK_NOTE = "feedback answered in time: not counted; the feedback module is not part of this version"
+FEEDBACK_NOTE = "feedback answered in time: not counted in this assessment yet; see GET /api/v1/reports/feedback"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
