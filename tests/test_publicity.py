@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,6 +37,11 @@ def test_masking_rules() -> None:
     assert mask_cell("说明", "电话13912345678") == "电话139****5678"
     assert mask_cell("金额", "800", "full") == "***"
     assert mask_cell("金额", "800") == "800"
+
+
+def server_today(settings: Settings) -> dt.date:
+    """Today as the service counts publicity days: in the server's timezone, not the test machine's."""
+    return dt.datetime.now(ZoneInfo(settings.server.timezone)).date()
 
 
 def id_number(n: int) -> str:
@@ -103,7 +109,7 @@ async def test_each_village_board_prints_only_its_own_rows_masked_and_paginated(
 ) -> None:
     need_fonts()
     roster_id = await seed_roster(api, store)
-    today = dt.date.today()
+    today = server_today(settings)
     notice_id = await create_approved(api, publicity_notice(roster_id, today, today + dt.timedelta(days=6)))
     board = BulletinChannel(
         "board",
@@ -155,9 +161,11 @@ async def test_each_village_board_prints_only_its_own_rows_masked_and_paginated(
     assert notice_id
 
 
-async def test_public_page_shows_the_masked_list_and_is_gone_after_the_period(api: Api, store: Store) -> None:
+async def test_public_page_shows_the_masked_list_and_is_gone_after_the_period(
+    api: Api, store: Store, settings: Settings
+) -> None:
     roster_id = await seed_roster(api, store)
-    today = dt.date.today()
+    today = server_today(settings)
     live = await create_approved(api, publicity_notice(roster_id, today - dt.timedelta(days=3), today))
     ended = await create_approved(
         api, publicity_notice(roster_id, today - dt.timedelta(days=10), today - dt.timedelta(days=3))
@@ -179,9 +187,9 @@ async def test_public_page_shows_the_masked_list_and_is_gone_after_the_period(ap
     assert (await api.call("GET", f"/public/notices/{later}", key=None))[0] == 404  # not yet
 
 
-async def test_publicity_columns_must_be_the_rosters(api: Api, store: Store) -> None:
+async def test_publicity_columns_must_be_the_rosters(api: Api, store: Store, settings: Settings) -> None:
     roster_id = await seed_roster(api, store)
-    today = dt.date.today()
+    today = server_today(settings)
     payload = publicity_notice(roster_id, today, today)
     payload["publicity"]["columns"] = ["name", "银行卡号"]
     status, problem = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=payload)
