@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from notifier.cap.document import CapArea
+from notifier.domain.text import ascii_digits
 
 EARTH_RADIUS_KM = 6371.0088
 Point = tuple[float, float]  # latitude, longitude (WGS 84)
@@ -26,7 +27,7 @@ Point = tuple[float, float]  # latitude, longitude (WGS 84)
 def normalise_code(value: str) -> str | None:
     """A division code of 6, 9 or 12 ASCII digits, trailing zero groups of a 12-digit code dropped."""
     code = value.strip()
-    if not code.isascii() or not code.isdigit() or len(code) not in (6, 9, 12):
+    if not ascii_digits(code) or len(code) not in (6, 9, 12):
         return None
     if len(code) == 12 and code.endswith("000000"):
         return code[:6]

@@ -31,6 +31,7 @@ from notifier.domain.templates import (
     TemplateVersion,
     unsaved_version,
 )
+from notifier.domain.text import ascii_digits
 from notifier.engine.template_checks import rendered_samples, sample_context
 from notifier.engine.template_library import EDITOR_ROLES, check_draft, check_editor, create_template, save_template
 
@@ -190,7 +191,7 @@ async def _editor(
 async def template_page(request: web.Request, console: Console) -> web.StreamResponse:
     name = request.match_info["name"]
     wanted = request.query.get("version", "")
-    number = int(wanted) if wanted.isascii() and wanted.isdigit() and len(wanted) < 10 else None
+    number = int(wanted) if ascii_digits(wanted) and len(wanted) < 10 else None
     latest = await console.store.template_version(name)
     version = latest if number is None else await console.store.template_version(name, number)
     if latest is None or version is None:

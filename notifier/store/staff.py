@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from notifier.domain.enums import Role
 from notifier.domain.errors import Conflict
 from notifier.domain.staff import StaffMember, StaffSession
+from notifier.domain.text import ascii_digits
 from notifier.store.api_keys import hash_secret
 from notifier.store.catalog import CatalogRepository
 from notifier.store.common import now_iso
@@ -148,8 +149,11 @@ class StaffRepository(CatalogRepository):
     async def people_names(self, key_ids: list[int], actors: list[str]) -> dict[str, str]:
         """Display names for authors (by API key id, as ``"key:<id>"``) and for audit actors (``"staff:<id>"``,
         ``"apikey:<id>"``): the person's name for a console account, else the key's name."""
-        staff_ids = {int(a.split(":", 1)[1]) for a in actors if a.startswith("staff:") and a[6:].isdigit()}
-        key_ids = [*key_ids, *(int(a.split(":", 1)[1]) for a in actors if a.startswith("apikey:") and a[7:].isdigit())]
+        staff_ids = {int(a.split(":", 1)[1]) for a in actors if a.startswith("staff:") and ascii_digits(a[6:])}
+        key_ids = [
+            *key_ids,
+            *(int(a.split(":", 1)[1]) for a in actors if a.startswith("apikey:") and ascii_digits(a[7:])),
+        ]
         names: dict[str, str] = {}
         for row in await self.db.fetch_all("console_key_names", {"ids": json.dumps(sorted(set(key_ids)))}):
             names[f"key:{row['id']}"] = names[f"apikey:{row['id']}"] = row["staff_name"] or row["key_name"]

@@ -37,6 +37,7 @@ from notifier.config import Settings
 from notifier.domain.contacts import normalise_phone
 from notifier.domain.errors import NotFound
 from notifier.domain.models import Notice
+from notifier.domain.text import ascii_digits
 from notifier.engine.feedback import clean_text, take_feedback
 from notifier.store.feedback import NewFeedback
 from notifier.web import pages
@@ -64,7 +65,7 @@ def feedback_form_context(request: web.Request, notice_id: int, values: dict[str
 
 async def _open_notice(request: web.Request) -> Notice | None:
     raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    if not ascii_digits(raw) or len(raw) > 18:
         return None
     try:
         notice = await request.app[STORE].get_notice(int(raw))
