@@ -18,7 +18,8 @@ from notifier.api.problems import invalid_from_validation
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.enums import Role
 from notifier.domain.errors import FieldError, InvalidInput
-from notifier.domain.models import Name, RosterColumn, Strict
+from notifier.domain.models import ApiKeyInfo, Name, RosterColumn, Strict
+from notifier.store import Store
 from notifier.store.common import decode_cursor, encode_cursor
 from subscribers.roster_rows import CSV_AND_XLSX, RosterTable, read_roster_file, table_from_rows
 
@@ -132,13 +133,20 @@ async def create_roster(request: web.Request) -> web.Response:
         body = await read_body(request, RosterIn)
         table = table_from_rows([{str(k): v for k, v in row.items()} for row in body.rows])
         name, roster_key, direct = body.name, body.key, body.direct
+    report = await store_roster(request.app[STORE], key, name=name, key_column=roster_key, table=table, direct=direct)
+    return json_response(Roster(**report), 201)
+
+
+async def store_roster(
+    store: Store, key: ApiKeyInfo, *, name: str, key_column: str, table: RosterTable, direct: bool
+) -> dict[str, Any]:
+    """Store a read roster for the key's department and give its report: the API's and the console's upload."""
     if not table.rows:
         raise InvalidInput("the roster has no rows", [FieldError("rows", "at least one data row")])
-    store = request.app[STORE]
     roster_id = await store.create_roster(
-        department=key.department, name=name, key=roster_key, table=table, direct=direct, actor=actor(key)
+        department=key.department, name=name, key=key_column, table=table, direct=direct, actor=actor(key)
     )
-    return json_response(Roster(**await store.roster_report(roster_id)), 201)
+    return await store.roster_report(roster_id)
 
 
 async def get_roster(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from notifier.console import (
     home,
     notices,
     residents,
+    rosters,
     static,
     template_pages,
 )
@@ -34,6 +35,7 @@ ROUTES: list[ConsoleRoute] = [
     *notices.ROUTES,
     *follow.ROUTES,
     *residents.ROUTES,
+    *rosters.ROUTES,
     *template_pages.ROUTES,
     *channels.ROUTES,
     *feedback.ROUTES,
@@ -43,6 +45,7 @@ NAV_ITEMS: list[NavItem] = [
     *compose.NAV_ITEMS,
     *notices.NAV_ITEMS,
     *residents.NAV_ITEMS,
+    *rosters.NAV_ITEMS,
     *template_pages.NAV_ITEMS,
     *channels.NAV_ITEMS,
     *feedback.NAV_ITEMS,

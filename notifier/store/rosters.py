@@ -203,6 +203,10 @@ class RosterRepository(AuditRepository):
             raise NotFound(f"no roster {roster_id}")
         return row
 
+    async def list_rosters(self, department: str | None, limit: int = 100) -> list[Row]:
+        """The newest rosters of a department (of every department when None)."""
+        return await self.db.fetch_all("list_department_rosters", {"department": department, "limit": limit})
+
     async def roster_report(self, roster_id: int) -> dict[str, Any]:
         row = await self.roster_row(roster_id)
         unmatched = await self.db.fetch_all("roster_unmatched", {"roster_id": roster_id})
