@@ -83,6 +83,9 @@ def assert_only_visible(key: str, residents: Residents, status: int, body: Any) 
             for value in (resident["phone"], resident["email"], resident["name"]):
                 assert value not in text, f"{key} read resident {resident['id']} ({status})"
     for shown in resident_objects(body if not isinstance(body, str) else None):
+        if "id" not in shown:  # the before/after of an audit entry: only masked contact values may appear
+            assert all("*" in str(shown[field]) for field in ("phone", "email") if shown.get(field)), shown
+            continue
         assert shown["id"] in allowed
         assert set(shown["groups"]) == allowed[shown["id"]], f"{key} sees groups {shown['groups']}"
 
