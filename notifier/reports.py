@@ -39,7 +39,6 @@ from notifier.store.database import Row
 UNRELEASED = {NoticeState.DRAFT.value, NoticeState.PENDING_APPROVAL.value, NoticeState.REJECTED.value}
 SENT_STATES = {"sent", "delivered", "confirmed"}
 DELIVERED_STATES = {"delivered", "confirmed"}
-FEEDBACK_NOTE = "feedback answered in time: not counted in this assessment yet; see GET /api/v1/reports/feedback"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -150,7 +149,10 @@ class DepartmentAssessment(BaseModel):
     reached: int
     reach_rate: float | None
     sent_rate: float | None
-    feedback_answered_in_time: int | None = Field(None, description="null: not counted in this version")
+    feedback_received: int = Field(0, description="residents' feedback items received in the period")
+    feedback_due: int = Field(0, description="of those, answered, or open past their due time")
+    feedback_answered_in_time: int = Field(0, description="of those, answered by their due time")
+    feedback_in_time_rate: float | None = Field(None, description="feedback_answered_in_time / feedback_due")
 
 
 class AssessmentReport(BaseModel):
@@ -307,6 +309,7 @@ async def assessment_report(
 ) -> AssessmentReport:
     rows = await store.report_notices(from_at, to_at, department)
     reach = await reach_report(store, from_at, to_at, department)
+    feedback = await store.feedback_report_rows(from_at, to_at, department)
     reach_of = {row.department: row for row in reach.departments}
     rejected_at = {
         int(r["notice_id"]): datetime.fromisoformat(r["decided_at"])
@@ -319,6 +322,9 @@ async def assessment_report(
         own = [row for row in rows if row["department"] == code]
         due, on_time = _approval_timeliness(own, rules, rejected_at, now)
         figures = reach_of.get(code) or DepartmentReach(department=code)
+        received, answered_due, answered_in_time = _feedback_timeliness(
+            [r for r in feedback if r["department"] == code], now
+        )
         result.append(
             DepartmentAssessment(
                 department=code,
@@ -334,11 +340,27 @@ async def assessment_report(
                 reached=figures.reached,
                 reach_rate=figures.reach_rate,
                 sent_rate=figures.sent_rate,
+                feedback_received=received,
+                feedback_due=answered_due,
+                feedback_answered_in_time=answered_in_time,
+                feedback_in_time_rate=round(answered_in_time / answered_due, 4) if answered_due else None,
             )
         )
-    return AssessmentReport.model_validate(
-        {"from": from_at, "to": to_at, "departments": result, "notes": [FEEDBACK_NOTE]}
-    )
+    return AssessmentReport.model_validate({"from": from_at, "to": to_at, "departments": result, "notes": []})
+
+
+def _feedback_timeliness(rows: list[Row], now: datetime) -> tuple[int, int, int]:
+    """(received, due, answered in time) of a department's feedback items received in the period: an item is
+    due once answered or once its due time has passed unanswered; in time when answered by its due time."""
+    due = in_time = 0
+    for row in rows:
+        deadline = datetime.fromisoformat(row["due_at"])
+        answered = datetime.fromisoformat(row["answered_at"]) if row["answered_at"] else None
+        if answered is None and now <= deadline:
+            continue
+        due += 1
+        in_time += answered is not None and answered <= deadline
+    return len(rows), due, in_time
 
 
 def _approval_timeliness(

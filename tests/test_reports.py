@@ -24,6 +24,7 @@ from notifier.domain.models import ApiKeyInfo, NoticeIn, SubscriberIn, Subscribe
 from notifier.engine import Engine
 from notifier.engine.receipts import record_receipt
 from notifier.store import Store
+from notifier.store.feedback import NewFeedback
 from notifier.testing import RecordingChannel
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
 from tests.test_cli import run_cli
@@ -281,13 +282,56 @@ async def test_the_department_assessment(api: Api, settings: Settings, report_no
     assert (environment["approvals_due"], environment["approved_on_time"], environment["on_time_rate"]) == (2, 1, 0.5)
     assert environment["targeted"] == expected["notice"]["targeted"]  # the late notice has not been sent
     assert environment["reached"] == expected["notice"]["reached"]
-    assert environment["feedback_answered_in_time"] is None and report["notes"]
+    assert environment["feedback_received"] == 0 and environment["feedback_in_time_rate"] is None
     assert {d["department"] for d in report["departments"]} == {"environment", "civil-affairs"}
     status, own = await api.call("GET", "/api/v1/reports/departments", key="civ-viewer")
     assert status == 200 and [d["department"] for d in own["departments"]] == ["civil-affairs"]
     assert own["departments"][0]["notices_created"] == 0
     status, text = await api.call("GET", "/api/v1/reports/departments", key="env-admin", headers={"Accept": "text/csv"})
     assert status == 200 and text.splitlines()[0].startswith("scope,department,name,notices_created")
+
+
+async def test_feedback_answered_in_time_in_the_assessment(api: Api, settings: Settings) -> None:
+    """Feedback items answered in time, answered late, open past their due time and open within it; the
+    assessment's figures equal what the test counts from the feedback table itself."""
+    store = api.store
+    now = datetime.now(UTC)
+    plan = [  # department, hours since it came, hours it had to be answered, answered now
+        ("environment", 1, 72, True),  # in time
+        ("environment", 100, 72, True),  # late
+        ("environment", 100, 72, False),  # open, overdue
+        ("environment", 2, 72, False),  # open, not due yet
+        ("environment", 3, 72, True),  # in time
+        ("civil-affairs", 80, 72, True),  # late, another department
+    ]
+    for department, hours, within, answer in plan:
+        received = now - timedelta(hours=hours)
+        item = NewFeedback(channel="form", text="路灯坏了", department=department)
+        item_id = await store.add_feedback(item, received=received, due=received + timedelta(hours=within), actor="t")
+        if answer:
+            await store.answer_feedback(item_id, "已派人维修。", None, "t")
+    with contextlib.closing(database(settings)) as conn:
+        counted = {
+            row["department"]: dict(row)
+            for row in conn.execute(
+                "SELECT department, COUNT(*) AS received, "
+                "SUM(answered_at IS NOT NULL OR due_at < ?) AS due, "
+                "SUM(answered_at IS NOT NULL AND julianday(answered_at) <= julianday(due_at)) AS in_time "
+                "FROM feedback GROUP BY department",
+                (now.isoformat(),),
+            )
+        }
+    assert counted["environment"] == {"department": "environment", "received": 5, "due": 4, "in_time": 2}
+    status, report = await api.call("GET", "/api/v1/reports/departments?from=2000-01-01", key="env-admin")
+    assert status == 200, report
+    for department in report["departments"]:
+        want = counted.get(department["department"], {"received": 0, "due": 0, "in_time": 0})
+        got = (department["feedback_received"], department["feedback_due"], department["feedback_answered_in_time"])
+        assert got == (want["received"], want["due"], want["in_time"]), department["department"]
+        rate = round(want["in_time"] / want["due"], 4) if want["due"] else None
+        assert department["feedback_in_time_rate"] == rate
+    status, own = await api.call("GET", "/api/v1/reports/departments", key="civ-viewer")
+    assert status == 200 and own["departments"][0]["feedback_due"] == counted["civil-affairs"]["due"]
 
 
 async def test_notifier_report_on_the_command_line(
