@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 
 from notifier.domain.enums import ChannelKind, Role, Severity
 from notifier.domain.errors import ConfigError
@@ -41,6 +41,10 @@ class ServerConfig(Section):
     public_url: str = Field("http://127.0.0.1:8080", description="base of links in messages")
     max_body_bytes: int = Field(1_048_576, ge=1024)
     timezone: str = "Asia/Shanghai"
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For names the client (addresses or networks); empty: none",
+    )
 
 
 class DatabaseConfig(Section):

@@ -28,6 +28,7 @@ from notifier.console.framework import (
     page,
     redirect,
 )
+from notifier.web.client_address import request_client
 
 MAX_LOGIN_LENGTH = 100
 
@@ -40,7 +41,7 @@ def _next_path(raw: str | None) -> str:
 
 
 def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    return request_client(request)
 
 
 @page(public=True)

@@ -41,6 +41,7 @@ from notifier.domain.text import ascii_digits
 from notifier.engine.feedback import clean_text, take_feedback
 from notifier.store.feedback import NewFeedback
 from notifier.web import pages
+from notifier.web.client_address import request_client
 from notifier.web.pages import PageError, never_500
 
 log = logging.getLogger("notifier.web")
@@ -107,7 +108,7 @@ def _foreign_origin(request: web.Request, settings: Settings) -> bool:
 def source_hash(settings: Settings, request: web.Request) -> str:
     """A keyed hash of the client address: enough to count its forms, useless to find who sent them."""
     key = settings.security.signing_secret.get_secret_value().encode()
-    return hmac.new(key, f"feedback-source\n{request.remote or ''}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, f"feedback-source\n{request_client(request)}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _errors(values: dict[str, str]) -> list[PageError]:

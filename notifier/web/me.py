@@ -30,6 +30,7 @@ from notifier.domain.models import Subscriber
 from notifier.residents import flow
 from notifier.residents.flow import Ask, Channel, Check, MeLinkError, MySettings
 from notifier.web import pages
+from notifier.web.client_address import request_client
 from notifier.web.pages import PageError, never_500
 from notifier.web.subscribe import asked_page, code_page, start_again, unknown_request
 
@@ -103,7 +104,7 @@ async def me_ask(request: web.Request) -> web.Response:
         message = (("请填写正确的电子邮箱", "Enter a valid e-mail address.") if channel is Channel.EMAIL
                    else ("请填写正确的11位手机号码", "Enter an 11-digit mobile number."))  # fmt: skip
         return _ask_page(request, values, [PageError(field, *message)], 422)
-    ask = Ask("me", channel, address, request.remote or "unknown")
+    ask = Ask("me", channel, address, request_client(request))
     outcome = await flow.request_code(pages.outside(request), ask)
     return asked_page(request, outcome, ask, "/me")
 

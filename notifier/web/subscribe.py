@@ -45,6 +45,7 @@ from notifier.residents.flow import Ask, Asked, Channel, Check, Limited, NoChann
 from notifier.store import Store
 from notifier.store.database import Row
 from notifier.web import pages
+from notifier.web.client_address import request_client
 from notifier.web.pages import PageError, never_500
 
 log = logging.getLogger("notifier.web")
@@ -213,7 +214,7 @@ async def subscribe_submit(request: web.Request) -> web.Response:
     if errors:
         return _form_page(request, board, topics, values, errors, 422)
     channel = Channel(values.channel)
-    ask = Ask("subscribe", channel, address, request.remote or "unknown", values.name, values.area, values.topics)
+    ask = Ask("subscribe", channel, address, request_client(request), values.name, values.area, values.topics)
     outcome = await flow.request_code(pages.outside(request), ask)
     return asked_page(request, outcome, ask, again_url(board.code, values.topics))
 
