@@ -68,6 +68,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "skip.no_address": ("无可用联系方式", "no address for the channels"),
     "decision.approved": ("批准", "approved"),
     "decision.rejected": ("驳回", "rejected"),
+    "decision.overridden": ("紧急先行发布", "sent by emergency override"),
 }
 
 Translate = Callable[..., str]

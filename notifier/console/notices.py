@@ -1,7 +1,8 @@
 """Notices in the console: the approval queue, a notice's page (its messages as each channel receives them,
 its audience, its decisions) and the approver's decision.
 
-    GET  /console/approvals                  notices of the department waiting for approval (approvers)
+    GET  /console/approvals                  notices of the department waiting for approval, and alerts sent by
+                                             emergency override still waiting for approval after the fact
     GET  /console/notices/{id}               the notice, its previews per channel and town, its decisions
     POST /console/notices/{id}/approve       optional comment; 403 page for the notice's own author
     POST /console/notices/{id}/reject        a comment is required (422 page naming it)
@@ -39,14 +40,27 @@ def notice_path(notice_id: int) -> str:
     return f"/console/notices/{notice_id}"
 
 
+async def overdue_after_the_fact(console: Console) -> list[Notice]:
+    """Alerts sent by emergency override and not yet approved after the fact: the staff member's department's,
+    every department's for an admin. They stay flagged until their approvers have approved them."""
+    staff = console.staff
+    department = None if staff.role is Role.ADMIN else staff.department
+    notices, _ = await console.store.list_notices(
+        department=department, state=None, cursor=None, limit=QUEUE_LIMIT, overdue_approval=True
+    )
+    return notices
+
+
 @page(roles=DECIDERS)
 async def approval_queue(request: web.Request, console: Console) -> web.StreamResponse:
     staff = console.staff
     notices, _ = await console.store.list_notices(
         department=staff.department, state=NoticeState.PENDING_APPROVAL.value, cursor=None, limit=QUEUE_LIMIT
     )
-    names = await console.store.people_names([n.created_by for n in notices if n.created_by is not None], [])
-    return console.render("approvals.html", notices=notices, names=names, own_key=staff.key_id)
+    overdue = await overdue_after_the_fact(console)
+    keys = [n.created_by for n in [*notices, *overdue] if n.created_by is not None]
+    names = await console.store.people_names(keys, [n.overridden_by for n in overdue if n.overridden_by])
+    return console.render("approvals.html", notices=notices, overdue=overdue, names=names, own_key=staff.key_id)
 
 
 async def _notice(console: Console) -> Notice:
@@ -67,8 +81,10 @@ async def _notice_page(
     staff = console.staff
     preview, preview_error = await _preview(console, notice)
     author_key = [notice.created_by] if notice.created_by is not None else []
-    names = await console.store.people_names(author_key, [d.actor for d in notice.decisions])
-    may_decide = notice.state is NoticeState.PENDING_APPROVAL and (staff.role in DECIDERS or staff.role is Role.ADMIN)
+    actors = [d.actor for d in notice.decisions] + ([notice.overridden_by] if notice.overridden_by else [])
+    names = await console.store.people_names(author_key, actors)
+    decider = staff.role in DECIDERS or staff.role is Role.ADMIN
+    may_decide = decider and (notice.state is NoticeState.PENDING_APPROVAL or notice.approval_overdue)
     context: dict[str, Any] = {
         "notice": notice,
         "preview": preview,
