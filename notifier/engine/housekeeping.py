@@ -1,6 +1,7 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
 silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
-forget expired callback nonces and residents' requests and direct messages older than a day, finish.
+forget expired callback nonces, residents' requests, direct messages and staff login attempts older than a
+day, finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -19,6 +20,8 @@ from notifier.engine.roster_retention import erase_expired_rosters, withdraw_end
 
 log = logging.getLogger(__name__)
 
+LOGIN_ATTEMPTS_KEPT = 86400.0  # seconds; the console's login throttle looks back 15 minutes
+
 
 async def housekeeping(ctx: EngineContext) -> int:
     """Run every chore once; the number of rows they changed."""
@@ -33,6 +36,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await erase_expired_rosters(ctx, now)
     changed += await withdraw_ended_publicity(ctx, now)
     changed += await ctx.store.purge_subscription_requests(now)  # residents' codes and links: a day at most
+    changed += await ctx.store.purge_staff_login_attempts(now - LOGIN_ATTEMPTS_KEPT)  # client addresses
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed

@@ -167,6 +167,10 @@ class StaffRepository(CatalogRepository):
         params = {"login": login, "client_ip": client_ip, "succeeded": int(succeeded), "now": now}
         await self.db.execute("insert_staff_login_attempt", params)
 
+    async def purge_staff_login_attempts(self, before: float) -> int:
+        """Forget login attempts older than ``before``; they hold client addresses."""
+        return await self.db.execute("purge_staff_login_attempts", {"before": before})
+
     async def login_failures(self, login: str, client_ip: str, *, since: float) -> LoginFailures:
         row = await self.db.fetch_one(
             "count_staff_login_failures", {"login": login, "client_ip": client_ip, "since": since}

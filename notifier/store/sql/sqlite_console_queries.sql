@@ -45,6 +45,10 @@ DELETE FROM staff_sessions WHERE expires_at <= :now;
 -- name: insert_staff_login_attempt
 INSERT INTO staff_login_attempts (login, client_ip, succeeded, at) VALUES (:login, :client_ip, :succeeded, :now);
 
+-- name: purge_staff_login_attempts
+-- Attempts carry the client's address: kept a day, far beyond the throttle's window.
+DELETE FROM staff_login_attempts WHERE at < :before;
+
 -- name: count_staff_login_failures
 -- Failed attempts since :since for one login name and from one client address, each counted only after the
 -- last success of that name (a successful login clears the name's count, not the address's).
