@@ -71,7 +71,7 @@ def _accepts(request: web.Request, media: str) -> bool:
     return False
 
 
-def _department(key: ApiKeyInfo, asked: str | None) -> str | None:
+def department_in_scope(key: ApiKeyInfo, asked: str | None) -> str | None:
     """The department whose figures the key may read: its own; an admin's any (None: all)."""
     if key.role is Role.ADMIN:
         return asked
@@ -100,7 +100,7 @@ async def get_reach_report(request: web.Request) -> web.Response:
     q = read_query(request, ReachQuery)
     timezone = request.app[SETTINGS].server.timezone
     now = datetime.now(UTC)
-    department = _department(key, q.department)
+    department = department_in_scope(key, q.department)
     report = await reach_report(
         request.app[STORE], period_start(q.from_, timezone), period_end(q.to, timezone, now), department
     )
@@ -118,7 +118,7 @@ async def get_department_report(request: web.Request) -> web.Response:
         settings.approval,
         period_start(q.from_, timezone),
         period_end(q.to, timezone, now),
-        _department(key, None),
+        department_in_scope(key, None),
         now,
     )
     return await _answer(request, report, assessment_tables(report), "departments")

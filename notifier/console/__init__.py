@@ -18,6 +18,7 @@ from notifier.console import (
     follow,
     home,
     notices,
+    reports,
     residents,
     rosters,
     static,
@@ -39,6 +40,7 @@ ROUTES: list[ConsoleRoute] = [
     *template_pages.ROUTES,
     *channels.ROUTES,
     *feedback.ROUTES,
+    *reports.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
@@ -49,6 +51,7 @@ NAV_ITEMS: list[NavItem] = [
     *template_pages.NAV_ITEMS,
     *channels.NAV_ITEMS,
     *feedback.NAV_ITEMS,
+    *reports.NAV_ITEMS,
 ]
 
 

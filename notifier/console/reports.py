@@ -1,0 +1,132 @@
+"""The reports page: the reach report and the department assessment of a period, as tables and SVG charts drawn
+on the server, with both reports to download as CSV and XLSX.
+
+    GET /console/reports?from=&to=&department=                 the page (any signed-in staff member)
+    GET /console/reports/{reach|departments}.{csv|xlsx}?...   the same report as the API gives it
+
+The figures are those of ``GET /api/v1/reports/reach`` and ``/reports/departments`` (``notifier.reports``),
+scoped as the API scopes a key: a department's staff see their own department, an admin every department or
+the one chosen. ``from`` and ``to`` are days (server time zone), both included; empty means open-ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from notifier.api.keys import SETTINGS
+from notifier.api.problems import invalid_from_validation
+from notifier.api.reports import ReachQuery, department_in_scope
+from notifier.console.charts import Chart, Series, bar_chart
+from notifier.console.framework import Console, NavItem, page
+from notifier.console.i18n import Translator
+from notifier.domain.enums import Role
+from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, assessment_tables, reach_tables, to_csv, to_xlsx
+from notifier.reports import (
+    AssessmentReport,
+    ReachReport,
+    assessment_report,
+    period_end,
+    period_start,
+    reach_report,
+)
+
+REPORTS_PATH = "/console/reports"
+_QUERY_FIELDS = ("from", "to", "department")
+
+
+def _query(console: Console) -> tuple[ReachQuery, dict[str, str]]:
+    """The period and department asked (empty fields left out), validated as the API validates them."""
+    asked = {name: console.request.query[name] for name in _QUERY_FIELDS if console.request.query.get(name)}
+    try:
+        return ReachQuery.model_validate(asked), asked
+    except ValidationError as exc:
+        raise invalid_from_validation(exc, "query.") from None
+
+
+async def _reports(console: Console) -> tuple[ReachReport, AssessmentReport, dict[str, str]]:
+    query, asked = _query(console)
+    settings = console.request.app[SETTINGS]
+    timezone = settings.server.timezone
+    now = datetime.fromtimestamp(console.now(), UTC)
+    department = department_in_scope(console.staff.as_key(), query.department)
+    start, end = period_start(query.from_, timezone), period_end(query.to, timezone, now)
+    reach = await reach_report(console.store, start, end, department)
+    assessment = await assessment_report(console.store, settings.approval, start, end, department, now)
+    return reach, assessment, asked
+
+
+def charts(reach: ReachReport, assessment: AssessmentReport, t: Translator) -> list[Chart]:
+    """The page's charts, each drawn from the report's own figures."""
+    rate = Series("reach_rate", t("触达率", "reach rate"), percent=True)
+    sent = Series("sent_rate", t("发出率", "sent rate"), percent=True)
+    return [
+        bar_chart(
+            "chart-towns",
+            t("各乡镇触达率", "Reach rate per town"),
+            [rate],
+            [(town.town, town.name or town.town, [town.reach_rate]) for town in reach.towns],
+        ),
+        bar_chart(
+            "chart-channels",
+            t("各渠道触达率和发出率", "Reach and sent rate per channel"),
+            [rate, sent],
+            [(c.channel, t("channel." + c.channel), [c.reach_rate, c.sent_rate]) for c in reach.channels],
+        ),
+        bar_chart(
+            "chart-departments",
+            t("各部门触达率和按时审批率", "Reach rate and on-time approval per department"),
+            [rate, Series("on_time_rate", t("按时审批率", "on-time approval"), percent=True)],
+            [(d.department, d.name, [d.reach_rate, d.on_time_rate]) for d in assessment.departments],
+        ),
+        bar_chart(
+            "chart-feedback",
+            t("各部门意见按时答复", "Feedback answered in time per department"),
+            [Series("feedback_in_time_rate", t("按时答复率", "answered in time"), percent=True)],
+            [(d.department, d.name, [d.feedback_in_time_rate]) for d in assessment.departments],
+        ),
+    ]
+
+
+@page()
+async def reports_page(request: web.Request, console: Console) -> web.StreamResponse:
+    reach, assessment, asked = await _reports(console)
+    departments = await console.store.department_names() if console.staff.role is Role.ADMIN else {}
+    query = urlencode(asked)
+    return console.render(
+        "reports.html",
+        reach=reach,
+        assessment=assessment,
+        charts=charts(reach, assessment, console.t),
+        asked=asked,
+        departments=departments,
+        downloads={
+            (name, fmt): f"{REPORTS_PATH}/{name}.{fmt}" + (f"?{query}" if query else "")
+            for name in ("reach", "departments")
+            for fmt in ("csv", "xlsx")
+        },
+    )
+
+
+@page()
+async def report_download(request: web.Request, console: Console) -> web.StreamResponse:
+    reach, assessment, _ = await _reports(console)
+    name, fmt = request.match_info["name"], request.match_info["format"]
+    tables: dict[str, Any] = reach_tables(reach) if name == "reach" else assessment_tables(assessment)
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    if fmt == "xlsx":
+        body = await asyncio.to_thread(to_xlsx, tables)
+        return web.Response(body=body, content_type=XLSX_MEDIA, headers=headers)
+    return web.Response(text=to_csv(tables), content_type=CSV_MEDIA, charset="utf-8", headers=headers)
+
+
+NAV_ITEMS = [NavItem(REPORTS_PATH, "统计报表", "Reports")]
+ROUTES = [
+    ("GET", REPORTS_PATH, reports_page),
+    ("GET", REPORTS_PATH + "/{name:reach|departments}.{format:csv|xlsx}", report_download),
+]
