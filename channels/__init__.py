@@ -35,8 +35,9 @@ def adapter_class(name: str) -> type[Channel]:
     return cls
 
 
-def load_channels(settings: Settings) -> dict[str, Channel]:
-    """One adapter per configured alias, options validated; nothing is opened yet."""
+def load_channels(settings: Settings, shared: dict[str, object] | None = None) -> dict[str, Channel]:
+    """One adapter per configured alias, options validated; nothing is opened yet. ``shared`` seeds the
+    objects the adapters share (``ChannelSetup.shared``), e.g. token caches kept in the database."""
     adapters: dict[str, Channel] = {}
     for alias, config in settings.channels.items():
         try:
@@ -53,7 +54,7 @@ def load_channels(settings: Settings) -> dict[str, Channel]:
             ]
             raise ConfigError("invalid channel options:\n  " + "\n  ".join(problems)) from None
         adapters[alias] = cls(alias, options)
-    setup = ChannelSetup(settings=settings, adapters=adapters)
+    setup = ChannelSetup(settings=settings, adapters=adapters, shared=dict(shared or {}))
     for alias, adapter in adapters.items():
         try:
             adapter.prepare(setup)

@@ -19,8 +19,8 @@ or per corpid + agent secret):
 ``refresh`` is a compare-and-swap: when another caller already replaced the rejected token, the
 replacement is returned and nothing is fetched, so a hundred workers hitting 42001 at once cause one
 fetch. ``MemoryTokenCache`` implements it for one process (single-flight under an ``asyncio.Lock``);
-a PostgreSQL-backed cache shared by several processes can implement the same two methods with a row
-per key read ``FOR UPDATE`` (or an advisory lock) around the fetch.
+the service hands its adapters ``notifier.engine.shared_tokens.DatabaseTokenCaches`` instead, whose caches
+keep each token in a database row, so the processes sharing a database fetch one token between them.
 
 ``TokenCaches`` holds one process's caches by key, so two aliases of one account (say, two templates
 of the same appid) share one token: create it once per process where the channels are built and call

@@ -21,8 +21,13 @@ log = logging.getLogger("notifier.server")
 
 async def start_engine(settings: Settings, store: Store) -> Engine:
     from channels import load_channels
+    from notifier.engine.context import new_worker_id
+    from notifier.engine.shared_tokens import DatabaseTokenCaches
 
-    engine = Engine(store, settings, load_channels(settings))
+    worker = new_worker_id()
+    # the WeChat and WeCom tokens are shared with every other process of the database, not fetched by each
+    channels = load_channels(settings, {"token_caches": DatabaseTokenCaches(store, worker)})
+    engine = Engine(store, settings, channels, worker_id=worker)
     await engine.start()
     return engine
 

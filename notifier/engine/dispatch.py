@@ -34,6 +34,7 @@ from notifier.engine.personal import PERSONAL_KEY, personal_meta, personalise
 from notifier.engine.publicity import publicity_table
 from notifier.engine.receipts import apply_early_receipts
 from notifier.engine.render import content_key
+from notifier.engine.shared_ratelimit import give_back_shared, take_shared
 from notifier.signing import ConfirmLinks
 from notifier.store.database import Row
 
@@ -117,16 +118,17 @@ async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 
 
 async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[Row]:
-    """Lease as many due rows of an alias as its rate limiter grants now (and give back the rest), and no more
-    than its adapter can answer within the send budget (``Channel.batch_limit``)."""
+    """Lease as many due rows of an alias as its rate limit grants now (and give back the rest), and no more
+    than its adapter can answer within the send budget (``Channel.batch_limit``). The limit's buckets are
+    shared by every process of the database (``shared_ratelimit``)."""
     limiter = ctx.limiters[alias]
     now = ctx.clock()
     wanted = min(ctx.settings.engine.batch_size, ctx.channels[alias].batch_limit(send_budget(ctx)))
-    granted = limiter.take(wanted, now)
+    granted = await take_shared(ctx.store, alias, limiter, wanted, now)
     if granted == 0:
         return []
     rows = await claim_rows(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
-    limiter.give_back(granted - len(rows))
+    await give_back_shared(ctx.store, alias, limiter, granted - len(rows), now)
     return rows
 
 

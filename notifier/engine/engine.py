@@ -29,6 +29,7 @@ from notifier.engine.dispatch import dispatch_alias
 from notifier.engine.fanout import fan_out_next
 from notifier.engine.heartbeat import beat, release
 from notifier.engine.housekeeping import housekeeping
+from notifier.engine.leadership import leadership_for
 from notifier.engine.receipts import ReceiptOutcome, record_receipt
 from notifier.engine.retry import RetryPolicy
 from notifier.engine.scheduling import NoticeScheduler
@@ -62,6 +63,7 @@ class Engine:
             retry=RetryPolicy.from_config(settings.engine, jitter),
         )
         self.scheduler = NoticeScheduler(self.ctx, self.wake)
+        self.leadership = leadership_for(settings.database.url)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._planner: asyncio.Task[None] | None = None
@@ -108,6 +110,7 @@ class Engine:
             channel.use_area_names(names)
             await channel.open()
         await self.scheduler.start()
+        await self.leadership.start(self.scheduler.lead, self.scheduler.step_down)
         self._stopping = False
         try:
             await self.heartbeat()
@@ -150,6 +153,7 @@ class Engine:
             await asyncio.gather(self._heart, return_exceptions=True)
             self._heart = None
             await release(self.ctx)
+        await self.leadership.stop()
         self.scheduler.shutdown()
         for channel in self.ctx.channels.values():
             await channel.close()

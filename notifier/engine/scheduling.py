@@ -1,5 +1,8 @@
 """Scheduling: notices with ``send_at`` start on time, recurring notices fire from cron expressions.
 
+Only the process that leads the scheduling (``engine.leadership``: an advisory lock on PostgreSQL,
+every process on SQLite) runs the recurring notices' jobs; every process keeps its own wake-ups.
+
 A notice with a future ``send_at`` waits in ``approved``; the fan-out's claim takes it once the
 clock passes ``send_at``, so it starts after a restart too, and exactly once (the claim is a leased
 UPDATE). The scheduler adds a one-off job at the next ``send_at`` that wakes the engine on time
@@ -9,8 +12,8 @@ Recurring notices (a weekly digest) live in ``recurring_notices``: a NoticeIn ap
 five-field cron expression in ``server.timezone``. Each gets an APScheduler cron job. Firing a slot
 first inserts ``job_runs(job_key)``, whose primary key lets exactly one process win the slot even
 when several schedulers run; the notice it creates is approved at once and carries the key as its
-idempotency key. On start every recurring notice's latest slot within ``CATCH_UP_SECONDS`` is
-fired, so a slot missed while no process ran goes out once after the restart.
+idempotency key. On taking the lead every recurring notice's latest slot within ``CATCH_UP_SECONDS`` is
+fired, so a slot missed while no process led goes out once after the restart or the takeover.
 """
 
 from __future__ import annotations
@@ -106,10 +109,22 @@ class NoticeScheduler:
         self.scheduler = AsyncIOScheduler(timezone=self.timezone)
 
     async def start(self) -> None:
-        await self.catch_up()
+        """Start the wake-ups at the next send_at; the recurring notices wait for ``lead``."""
         self.scheduler.start()
-        self.scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync-recurring")
+
+    async def lead(self) -> None:
+        """This process leads the scheduling (``engine.leadership``): fire the slots missed meanwhile, then
+        keep one cron job per recurring notice."""
+        await self.catch_up()
+        self.scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync-recurring",
+                               replace_existing=True)
         await self.sync()
+
+    async def step_down(self) -> None:
+        """Another process leads now: drop the recurring notices' jobs (the send_at wake-ups stay)."""
+        for job in self.scheduler.get_jobs():
+            if job.id == "sync-recurring" or job.id.startswith("recurring-"):
+                job.remove()
 
     def shutdown(self) -> None:
         if self.scheduler.running:

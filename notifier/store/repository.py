@@ -21,6 +21,7 @@ from notifier.store.notices import NoticeRepository
 from notifier.store.public import PublicRepository
 from notifier.store.reports import ReportRepository
 from notifier.store.rosters import RosterRepository
+from notifier.store.shared_limits import SharedLimitRepository
 from notifier.store.staff import StaffRepository
 from notifier.store.subscription_requests import SubscriptionRequestRepository
 from notifier.store.templates import TemplateRepository
@@ -46,6 +47,7 @@ class Store(
     ConfirmationRepository,
     FeedbackRepository,
     ReportRepository,
+    SharedLimitRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -1,0 +1,5 @@
+-- PostgreSQL blocks of sqlite_shared_limit_queries.sql that differ from the SQLite ones.
+
+-- name: rate_bucket_locked
+-- locked until the transaction ends: the other processes' claims on this alias wait their turn here
+SELECT tokens, updated FROM rate_buckets WHERE bucket = :bucket FOR UPDATE;
