@@ -38,6 +38,7 @@ async def next_line(process: Process, within: float = 30.0) -> str:
     return (await asyncio.wait_for(process.stdout.readline(), within)).decode().strip()
 
 
+@pytest.mark.peer("postgres")
 async def test_a_standby_takes_over_when_the_leader_is_killed(dsn: str) -> None:
     name = f"test-{uuid.uuid4().hex}"  # a lock of this test alone
     first = await start(dsn, name)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bench.population import populate
 from tests.engine.conftest import approved, seeded_store
 from tests.scale.workers import start_worker, stop_all, timed_sink, write_config
@@ -17,6 +19,8 @@ PROCESSES = 3
 RESIDENTS = 3000  # more than the window lets through, so every worker has work to the end
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(WINDOW * 4)
 async def test_three_workers_together_keep_one_rate(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path}/scale.db"
     async with seeded_store(db_url) as store:
