@@ -121,15 +121,12 @@ def outstanding(path: Path, notice_id: int) -> int | None:
         state = conn.execute("SELECT state FROM notices WHERE id = ?", (notice_id,)).fetchone()[0]
         if state not in ("scheduled", "sending", "done"):
             return None
-        (personal,) = conn.execute(
+        (waiting,) = conn.execute(
             "SELECT COUNT(*) FROM deliveries WHERE notice_id = ? AND (state IN ('queued', 'sending')"
-            " OR (state = 'sent' AND due_at IS NOT NULL))",
+            " OR (state = 'sent' AND due_at IS NOT NULL AND subscriber_id IS NOT NULL))",
             (notice_id,),
         ).fetchone()
-        (areas,) = conn.execute(
-            "SELECT COUNT(*) FROM area_deliveries WHERE notice_id = ? AND state IN ('queued', 'sending')", (notice_id,)
-        ).fetchone()
-        return int(personal) + int(areas)
+        return int(waiting)
     finally:
         conn.close()
 
@@ -139,10 +136,13 @@ def outcome(path: Path, notice_id: int) -> tuple[dict[str, int], int]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = conn.execute(
-            "SELECT channel, state, COUNT(*) FROM deliveries WHERE notice_id = ? GROUP BY channel, state", (notice_id,)
+            "SELECT channel, state, COUNT(*) FROM deliveries WHERE notice_id = ? AND subscriber_id IS NOT NULL"
+            " GROUP BY channel, state",
+            (notice_id,),
         ).fetchall()
         (villages,) = conn.execute(
-            "SELECT COUNT(*) FROM area_deliveries WHERE notice_id = ? AND channel = 'bulletin'", (notice_id,)
+            "SELECT COUNT(*) FROM deliveries WHERE notice_id = ? AND area_code IS NOT NULL AND channel = 'bulletin'",
+            (notice_id,),
         ).fetchone()
     finally:
         conn.close()

@@ -115,7 +115,7 @@ def database(settings: Settings) -> sqlite3.Connection:
 
 
 def independent_counts(settings: Settings, notice_id: int) -> dict[str, Any]:
-    """The report's figures, counted here from the rows of deliveries and area_deliveries."""
+    """The report's figures, counted here from the rows of deliveries: to residents, and printouts to areas."""
     with contextlib.closing(database(settings)) as conn:
         rows = [
             dict(r)
@@ -128,7 +128,8 @@ def independent_counts(settings: Settings, notice_id: int) -> dict[str, Any]:
         printouts = [
             dict(r)
             for r in conn.execute(
-                "SELECT area_code FROM area_deliveries WHERE notice_id = ? AND channel = 'bulletin' AND state = 'sent'",
+                "SELECT area_code FROM deliveries WHERE notice_id = ? AND area_code IS NOT NULL"
+                " AND channel = 'bulletin' AND state = 'sent'",
                 (notice_id,),
             )
         ]

@@ -73,6 +73,8 @@ class ChannelKind(StrEnum):
 
 
 PERSONAL_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.WECOM, ChannelKind.EMAIL})
+# area channels reach an area (a group chat, a notice board): their deliveries carry an area code, no resident
+AREA_CHANNELS = frozenset({ChannelKind.BOT, ChannelKind.BULLETIN})
 
 
 class ChannelMode(StrEnum):

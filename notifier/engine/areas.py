@@ -2,7 +2,9 @@
 
 A notice for a town is posted into that town's and its villages' resident groups (``bot``) and
 printed for each village's notice board (``bulletin``). One area delivery per (notice, area, kind),
-with the area code as the message's recipient; the queue rules are those of resident deliveries.
+with the area code as the message's recipient. Area deliveries are rows of the one delivery queue
+(``area_code`` set instead of ``subscriber_id``): claimed, sent and recorded by ``engine.dispatch`` and
+``engine.outcomes`` like a resident's, under the same lease and rate limits.
 
 Which areas (``plan_area_deliveries``), at fan-out, after the residents:
     - the target's areas and every area under them (a town covers its villages); a target with no
@@ -17,7 +19,7 @@ Which areas (``plan_area_deliveries``), at fan-out, after the residents:
       Each area goes to the first alias of the kind, in configured order, that reaches it.
     - sent at once whatever the severity: quiet hours are a resident's, not a group's.
 
-Outcomes (``record_area_results``):
+Outcomes (``engine.outcomes.record_results``):
     Sent     -> sent; when the adapter can be asked about the job (``channels.base.JobPoller``,
                 the bulletin's print jobs), its first poll is due in ``POLL_EVERY`` seconds
     Retry    -> queued again after the RetryPolicy's delay; skipped past the notice's deadline;
@@ -43,7 +45,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from channels.base import Channel, Failed, JobPoller, OutboundMessage, Retry, SendResult, Sent
+from channels.base import Channel, JobPoller, OutboundMessage
 from notifier.domain.contacts import area_level
 from notifier.domain.enums import Severity
 from notifier.engine.context import EngineContext
@@ -153,47 +155,6 @@ def poll_window(ctx: EngineContext, alias: str, now: float) -> tuple[float | Non
     return now + POLL_EVERY, now + window
 
 
-async def record_area_results(
-    ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]
-) -> None:
-    """Write a batch's results in one transaction (callers shield it from cancellation)."""
-    now = ctx.clock()
-    sent: list[tuple[int, str, float | None, float | None]] = []
-    async with ctx.store.db.transaction():
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, Sent):
-                sent.append((row["id"], result.provider_message_id, *poll_window(ctx, row["alias"], now)))
-            elif isinstance(result, Retry):
-                await on_area_retry(ctx, row, result, now)
-            else:
-                await on_area_failed(ctx, row, result, now)
-        await ctx.store.record_area_sent(ctx.worker, sent)
-        await ctx.store.mark_notices_sending(notices)
-
-
-async def on_area_retry(ctx: EngineContext, row: Row, result: Retry, now: float) -> None:
-    decision = ctx.policy.decide(row["attempts"], result.retry_after, now, row["deadline"])
-    if decision.retry:
-        await ctx.store.requeue_area_delivery(row["id"], ctx.worker, now + decision.delay, row["alias"], result.reason)
-        return
-    state, why = ("skipped", "expired") if decision.reason == "deadline" else ("failed", "retries exhausted")
-    await ctx.store.close_area_delivery(
-        row["id"], state=state, from_state="sending", error=f"{why}: {result.reason}", worker=ctx.worker
-    )
-
-
-async def on_area_failed(ctx: EngineContext, row: Row, result: Failed, now: float) -> None:
-    reason = f"{result.reason_code}: {result.detail}" if result.detail else result.reason_code
-    backup = alias_for_area(ctx, row["channel"], row["area_code"], after=row["alias"])
-    if backup is not None:
-        await ctx.store.requeue_area_delivery(row["id"], ctx.worker, now, backup, f"{row['alias']}: {reason}")
-        return
-    await ctx.store.close_area_delivery(
-        row["id"], state="failed", from_state="sending", error=reason, worker=ctx.worker
-    )
-    log.info("area delivery %s (%s %s) failed: %s", row["id"], row["channel"], row["area_code"], reason)
-
-
 async def poll_jobs(ctx: EngineContext, now: float, limit: int = POLL_BATCH) -> int:
     """Ask the adapters about sent area deliveries whose poll is due; the number asked about."""
     rows = await ctx.store.claim_area_polls(now, now + POLL_EVERY, limit)
@@ -215,9 +176,9 @@ async def poll_one(ctx: EngineContext, row: Row, now: float) -> None:
                              type(exc).__name__)
         state = "pending"
     if state == "completed":
-        await ctx.store.mark_area_delivered(row["id"])
+        await ctx.store.mark_delivered(row["id"])
     elif state == "failed":
-        await ctx.store.close_area_delivery(
+        await ctx.store.close_delivery(
             row["id"], state="failed", from_state="sent", error="job failed at the provider", worker=None
         )
     elif row["poll_until"] is not None and now >= row["poll_until"]:

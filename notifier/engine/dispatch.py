@@ -12,8 +12,9 @@ adapter chose before the send (``Channel.receipt_ids``) is recorded as sent from
 within the time it is given (``Channel.batch_limit``), so a slow provider does not get a batch cut off and
 sent again whole. Deliveries of a notice cancelled or expired (as the claiming statement read the notice)
 are skipped here, before any provider call; a cancel also skips every delivery still queued, so only a batch
-claimed in the moment before it can still go out. Aliases of kinds ``bot`` and ``bulletin`` claim area
-deliveries instead (``notifier.engine.areas``), under the same lease and rate limits.
+claimed in the moment before it can still go out. One path for both targets of a delivery: an alias of a
+resident channel claims deliveries to residents' addresses, an alias of kind ``bot`` or ``bulletin`` those to
+areas (``notifier.engine.areas``: the message is the area's, its recipient the area code).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
-from notifier.engine.areas import AREA_KINDS, area_message, record_area_results
+from notifier.engine.areas import AREA_KINDS, area_message
 from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
 from notifier.engine.direct import dispatch_direct
@@ -48,11 +49,10 @@ ClaimQuery = Callable[[str, str, float, float, int], Awaitable[list[Row]]]
 
 async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
     """Claim, send and record one batch for one alias; the number of deliveries handled."""
-    if ctx.kind_of(alias) in AREA_KINDS:
-        return await dispatch_area_alias(ctx, alias)
-    direct = await dispatch_direct(ctx, alias)  # codes and links go before any notice
-    if direct:
-        return direct
+    if ctx.kind_of(alias) not in AREA_KINDS:
+        direct = await dispatch_direct(ctx, alias)  # a resident's codes and links go before any notice
+        if direct:
+            return direct
     channel = ctx.channels[alias]
     lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
     rows = await claim(ctx, alias, ctx.store.claim_deliveries)
@@ -132,31 +132,6 @@ async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[
     return rows
 
 
-async def dispatch_area_alias(ctx: EngineContext, alias: str) -> int:
-    """The same for an alias of kind bot or bulletin: area deliveries, one message per area."""
-    lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
-    rows = await claim(ctx, alias, ctx.store.claim_area_deliveries)
-    if not rows:
-        return 0
-    notices = await ctx.store.notices_of_batch(r["notice_id"] for r in rows)
-    live = []
-    for row in rows:
-        state = notices[row["notice_id"]]["state"]
-        if state in STOPPED_NOTICE_STATES:
-            await ctx.store.close_area_delivery(
-                row["id"], state="skipped", from_state="sending", error=state, worker=ctx.worker
-            )
-        else:
-            live.append(row)
-    if live:
-        messages = [area_message(row, await area_content(ctx, row)) for row in live]
-        results = await send_batch(ctx, ctx.channels[alias], messages)
-        await asyncio.shield(
-            keep_trying(ctx, alias, lease_end, lambda: record_area_results(ctx, live, notices, results))
-        )
-    return len(rows)
-
-
 async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
     """An area delivery's message: the notice's rendering, and for the printout of a publicity list the
     masked table of that area's rows in its header block (``engine.publicity``)."""
@@ -188,10 +163,13 @@ async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 
 async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[OutboundMessage]:
     messages = []
-    contents = [await rendered(ctx, row["notice_id"], row["channel"], row.get("language")) for row in rows]
+    contents = [await message_content(ctx, row) for row in rows]
     cells = await roster_cells(ctx, rows, contents)
     links = ConfirmLinks.from_settings(ctx.settings)
     for row, content in zip(rows, contents, strict=True):
+        if row.get("area_code") is not None:
+            messages.append(area_message(row, content))
+            continue
         confirm_url = links.url(row["id"]) if asks_confirmation(content) else None
         personal = content.get(PERSONAL_KEY)
         if personal:
@@ -215,6 +193,13 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
     return messages
 
 
+async def message_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
+    """A delivery's message: an area's (``area_content``), or the rendering in the resident's language."""
+    if row.get("area_code") is not None:
+        return await area_content(ctx, row)
+    return await rendered(ctx, row["notice_id"], row["channel"], row.get("language"))
+
+
 async def roster_cells(
     ctx: EngineContext, rows: list[Row], contents: list[dict[str, str | None]]
 ) -> dict[tuple[int, int], dict[str, str]]:
@@ -223,7 +208,7 @@ async def roster_cells(
     wanted: dict[int, list[int]] = {}
     for row, content in zip(rows, contents, strict=True):
         personal = content.get(PERSONAL_KEY)
-        if personal:
+        if personal and row.get("area_code") is None:
             wanted.setdefault(personal_meta(personal)[0], []).append(int(row["subscriber_id"]))
     found: dict[tuple[int, int], dict[str, str]] = {}
     for roster_id, ids in wanted.items():

@@ -1,10 +1,14 @@
 """Step 5 of a notice's journey: write what the provider said, and decide what happens next.
 
-Sent     -> sent (with a confirm-by time when the confirm window is on)
+The same for a delivery to a resident and to an area (kinds bot and bulletin, ``engine.areas``):
+Sent     -> sent (a resident's with a confirm-by time when the confirm window is on; an area's with its
+            first print-job poll when its adapter can be asked, ``areas.poll_window``)
 Retry    -> queued again after the policy's delay, or given up (attempts) / skipped (deadline)
-Failed   -> queued on the next alias of the same kind (a backup gateway), else given up
+Failed   -> queued on the next alias of the same kind (a backup gateway; for an area, the next that
+            reaches it), else given up
 given up -> fallback (and a new delivery on the resident's next channel) in first-available
-            mode when there is a next channel; failed otherwise
+            mode when there is a next channel; failed otherwise, and always for an area: a printout is
+            not replaced by a bot post
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 
 from channels.base import Failed, Retry, SendResult, Sent
 from notifier.domain.enums import Severity
+from notifier.engine.areas import alias_for_area, poll_window
 from notifier.engine.context import EngineContext
 from notifier.engine.fanout import requested_channels
 from notifier.engine.quiet import local_seconds, seconds_until_quiet_ends
@@ -28,18 +33,25 @@ async def record_results(
 ) -> None:
     """Write a batch's results in one transaction (callers shield it from cancellation)."""
     now = ctx.clock()
-    sent: list[tuple[int, str, float | None]] = []
+    sent: list[tuple[int, str, float | None, float | None]] = []
     async with ctx.store.db.transaction():
         for row, result in zip(rows, results, strict=True):
             notice = notices[row["notice_id"]]
             if isinstance(result, Sent):
-                sent.append((row["id"], result.provider_message_id, confirm_by(ctx, row, notice, now)))
+                sent.append((row["id"], result.provider_message_id, *look_again(ctx, row, notice, now)))
             elif isinstance(result, Retry):
                 await on_retry(ctx, row, notice, result, now)
             else:
                 await on_failed(ctx, row, notice, result, now)
         await ctx.store.record_sent(ctx.worker, sent)
         await ctx.store.mark_notices_sending(notices)
+
+
+def look_again(ctx: EngineContext, row: Row, notice: Row, now: float) -> tuple[float | None, float | None]:
+    """(due_at, poll_until) of a sent message: a resident's confirm-by time, an area's print-job polls."""
+    if row.get("area_code") is not None:
+        return poll_window(ctx, row["alias"], now)
+    return confirm_by(ctx, row, notice, now), None
 
 
 def confirm_by(ctx: EngineContext, row: Row, notice: Row, now: float) -> float | None:
@@ -67,7 +79,10 @@ async def on_retry(ctx: EngineContext, row: Row, notice: Row, result: Retry, now
 
 async def on_failed(ctx: EngineContext, row: Row, notice: Row, result: Failed, now: float) -> None:
     reason = f"{result.reason_code}: {result.detail}" if result.detail else result.reason_code
-    backup = ctx.next_alias(row["channel"], row["alias"])
+    if row.get("area_code") is not None:
+        backup = alias_for_area(ctx, row["channel"], row["area_code"], after=row["alias"])
+    else:
+        backup = ctx.next_alias(row["channel"], row["alias"])
     if backup is not None:
         await ctx.store.requeue_delivery(row["id"], ctx.worker, now, backup, f"{row['alias']}: {reason}")
         return
@@ -77,7 +92,8 @@ async def on_failed(ctx: EngineContext, row: Row, notice: Row, result: Failed, n
 async def give_up(ctx: EngineContext, row: Row, notice: Row, reason: str, now: float, *, from_state: str) -> None:
     """No more tries on this channel: hand over to the resident's next channel, or fail."""
     worker = ctx.worker if from_state == "sending" else None
-    next_kind = await create_fallback(ctx, row, notice, now) if notice["channel_mode"] == "first-available" else None
+    falls_back = row.get("area_code") is None and notice["channel_mode"] == "first-available"
+    next_kind = await create_fallback(ctx, row, notice, now) if falls_back else None
     state = "fallback" if next_kind else "failed"
     await ctx.store.close_delivery(row["id"], state=state, from_state=from_state, error=reason, worker=worker)
     log.info("delivery %s %s (%s)%s", row["id"], state, reason, f" -> {next_kind}" if next_kind else "")

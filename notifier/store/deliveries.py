@@ -117,7 +117,8 @@ class DeliveryRepository:
     # queue
 
     async def claim_deliveries(self, alias: str, worker: str, now: float, lease: float, limit: int) -> list[Row]:
-        """Lease up to ``limit`` due deliveries of one alias, most urgent first; each row also carries its
+        """Lease up to ``limit`` due deliveries of one alias, most urgent first: to residents (``subscriber_id``)
+        or, for an alias of kind bot or bulletin, to areas (``area_code``). Each row also carries its
         notice's state, channel_mode, channels and title as ``notice_<column>`` (see ``notices_of_claim``), and
         the resident's ``language`` (which rendering it gets)."""
         return await self.db.fetch_all(
@@ -168,8 +169,9 @@ class DeliveryRepository:
                 moved: dict[str, object] = {"before": {"state": "scheduled"}, "after": {"state": "sending"}}
                 await self.audit("engine", "notice.sending", "notice", row["id"], moved)
 
-    async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None]]) -> None:
-        """(delivery id, provider message id, confirm-by epoch or None) for each sent message."""
+    async def record_sent(self, worker: str, sent: list[tuple[int, str, float | None, float | None]]) -> None:
+        """(delivery id, provider message id, due_at, poll_until) for each sent message: due_at is a resident's
+        confirm-by or an area's first print-job poll, poll_until an area's last poll (epochs, None: none)."""
         if sent:
             await self.db.execute("record_sent", {"sent": dumps(sent), "worker": worker, "now_iso": now_iso()})
 
@@ -215,8 +217,7 @@ class DeliveryRepository:
         """Put back in the queue the deliveries (resident and area) whose lease expired, and all those of
         workers whose last heartbeat is older than ``dead_before`` (their fan-outs too), then forget those
         workers; the number of deliveries put back."""
-        params = {"now": now, "now_iso": now_iso()}
-        taken = await self.db.execute("recover_leases", params) + await self.db.execute("recover_area_leases", params)
+        taken = await self.db.execute("recover_leases", {"now": now, "now_iso": now_iso()})
         if await self.db.fetch_value("dead_worker", {"dead_before": dead_before}) is not None:
             taken += await self.release_workers(dead_before, None)
         return taken
@@ -229,7 +230,6 @@ class DeliveryRepository:
         params = {"dead_before": dead_before, "worker": worker, "now_iso": now_iso()}
         async with self.db.transaction():
             released = await self.db.execute("release_worker_leases", params)
-            released += await self.db.execute("release_worker_area_leases", params)
             await self.db.execute("release_worker_fanouts", params)
             await self.db.execute("forget_workers", params)
         return released
@@ -260,9 +260,7 @@ class DeliveryRepository:
     async def skip_notice_deliveries(self, notice_id: int, reason: str) -> int:
         """Skip the notice's queued deliveries, resident and area ones; how many."""
         params = {"notice_id": notice_id, "reason": reason, "now_iso": now_iso()}
-        async with self.db.transaction():
-            skipped = await self.db.execute("skip_notice_deliveries", params)
-            return skipped + await self.db.execute("skip_notice_area_deliveries", params)
+        return await self.db.execute("skip_notice_deliveries", params)
 
     async def finish_notices(self) -> list[int]:
         """Mark done the notices with no delivery left queued or sending (none are, mostly: a read first)."""

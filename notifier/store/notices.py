@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from notifier.domain.disclosure import domain_of_topic
-from notifier.domain.enums import ChannelKind, NoticeState
+from notifier.domain.enums import AREA_CHANNELS, ChannelKind, NoticeState
 from notifier.domain.errors import Conflict, NotFound
 from notifier.domain.models import ApiKeyInfo, Delivery, Notice, NoticeDecision, NoticeIn, PublicityIn
 from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
@@ -434,19 +434,15 @@ class NoticeRepository(SubscriberRepository):
         return dict(counts)
 
     async def _notice_from_row(self, row: dict[str, Any], with_counts: bool = True) -> Notice:
-        """The API's notice; with counts: deliveries per channel and state (resident kinds, then the
-        area kinds bot and bulletin, which never share a key), reach among residents, areas reached."""
+        """The API's notice; with counts: deliveries per channel and state (resident kinds and the area kinds
+        bot and bulletin, which never share a key), reach among residents, areas reached."""
         counts = await self.delivery_counts(row["id"]) if with_counts else {}
         reach = areas_reached = None
         if with_counts and row["targeted"]:
             reached = await self.db.fetch_value("notice_reached", {"notice_id": row["id"]})
             reach = round(int(reached or 0) / int(row["targeted"]), 4)
-        if with_counts:
-            area_counts = await self.db.fetch_all("area_delivery_counts", {"notice_id": row["id"]})
-            for area_row in area_counts:
-                counts.setdefault(area_row["channel"], {})[area_row["state"]] = int(area_row["n"])
-            if area_counts:
-                areas_reached = int(await self.db.fetch_value("notice_areas_reached", {"notice_id": row["id"]}) or 0)
+        if with_counts and AREA_CHANNELS.intersection(counts):
+            areas_reached = int(await self.db.fetch_value("notice_areas_reached", {"notice_id": row["id"]}) or 0)
         decisions = []
         if with_counts:
             rows = await self.db.fetch_all("list_notice_decisions", {"notice_id": row["id"]})

@@ -340,7 +340,7 @@ async def test_lost_leases_and_repeated_fan_out_send_each_area_once(
     assert row is not None
     assert await fan_out_next(engine.ctx) == notice.id
     await fan_out_areas(engine.ctx, {**row, "fanout_by": engine.ctx.worker}, ["bot"], None)  # after finish: no-op
-    claimed = await store.claim_area_deliveries("bots", "crashed-worker", clock(), 60, 10)
+    claimed = await store.claim_deliveries("bots", "crashed-worker", clock(), 60, 10)
     assert len(claimed) == 2
 
     await engine.run_until_idle()

@@ -85,27 +85,22 @@ GROUP BY town ORDER BY town;
 
 -- name: console_notice_failures
 -- Failed deliveries of a notice by channel kind and reason, resident and area ones together.
-SELECT channel, reason, SUM(n) AS n FROM (
-    SELECT channel, COALESCE(last_error, '') AS reason, COUNT(*) AS n FROM deliveries
-    WHERE notice_id = :notice_id AND state = 'failed' GROUP BY channel, reason
-    UNION ALL
-    SELECT channel, COALESCE(last_error, '') AS reason, COUNT(*) AS n FROM area_deliveries
-    WHERE notice_id = :notice_id AND state = 'failed' GROUP BY channel, reason
-) GROUP BY channel, reason ORDER BY n DESC, channel, reason LIMIT 100;
+SELECT channel, COALESCE(last_error, '') AS reason, COUNT(*) AS n FROM deliveries
+WHERE notice_id = :notice_id AND state = 'failed'
+GROUP BY channel, reason ORDER BY n DESC, channel, reason LIMIT 100;
 
 -- name: console_notice_printouts
 -- The notice-board printouts of a notice, one per village (or town), with the print job's id and state.
 SELECT ad.area_code, a.name AS area_name, t.name AS town_name, ad.alias, ad.state, ad.attempts,
        ad.provider_message_id AS job, ad.last_error, ad.updated_at
-FROM area_deliveries ad
+FROM deliveries ad
 LEFT JOIN areas a ON a.code = ad.area_code LEFT JOIN areas t ON t.code = a.parent
-WHERE ad.notice_id = :notice_id AND ad.channel = 'bulletin'
+WHERE ad.notice_id = :notice_id AND ad.channel = 'bulletin' AND ad.area_code IS NOT NULL
 ORDER BY ad.area_code LIMIT 2000;
 
 -- name: console_notice_waiting
 -- Deliveries of a notice still to be sent (resident and area ones), and printouts whose print job is still
 -- being asked after (sent, with a next poll).
-SELECT (SELECT COUNT(*) FROM deliveries WHERE notice_id = :notice_id AND state IN ('queued', 'sending'))
-     + (SELECT COUNT(*) FROM area_deliveries WHERE notice_id = :notice_id
-        AND (state IN ('queued', 'sending') OR (state = 'sent' AND due_at IS NOT NULL)))
-       AS waiting;
+SELECT COUNT(*) AS waiting FROM deliveries
+WHERE notice_id = :notice_id
+  AND (state IN ('queued', 'sending') OR (state = 'sent' AND due_at IS NOT NULL AND area_code IS NOT NULL));

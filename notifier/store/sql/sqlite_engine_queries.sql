@@ -160,8 +160,9 @@ SELECT id FROM topics WHERE code IN (SELECT value FROM json_each(:codes));
 -- ------------------------------------------------------------------------------------------ queue
 
 -- name: claim_deliveries
--- The notice's columns the dispatcher needs (as notices_of_batch reads them) come with each claimed row,
--- read in the claiming statement: no second query per batch
+-- Resident and area deliveries alike (an alias sends to one kind of target). The notice's columns the
+-- dispatcher needs (as notices_of_batch reads them) come with each claimed row, read in the claiming
+-- statement: no second query per batch
 UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
     attempts = attempts + 1, updated_at = :now_iso
 WHERE id IN (
@@ -169,7 +170,7 @@ WHERE id IN (
     WHERE state = 'queued' AND alias = :alias AND due_at <= :now AND (deadline IS NULL OR deadline > :now)
     ORDER BY priority DESC, due_at
     LIMIT :limit)
-RETURNING id, notice_id, subscriber_id, channel, alias, rank, priority, attempts, address, deadline,
+RETURNING id, notice_id, subscriber_id, area_code, channel, alias, rank, priority, attempts, address, deadline,
     (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
     (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
     (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,
@@ -185,13 +186,14 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'scheduled'
 RETURNING id;
 
 -- name: record_sent
--- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null]: a batch in one
+-- :sent is a JSON array of [delivery id, provider message id, due_at, poll_until] (due_at: a resident's
+-- confirm-by or an area's first print-job poll, epoch or null; poll_until: an area's last poll): a batch in one
 -- statement, one trip through the query engine instead of one per message. The unary + keeps the planner
 -- off the deliveries_leased_by index: each delivery is looked up by its id, not found by walking every
 -- lease of the worker once per element of the list
 UPDATE deliveries SET state = 'sent', provider_message_id = json_extract(s.value, '$[1]'), lease_until = NULL,
     leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
-    due_at = json_extract(s.value, '$[2]')
+    due_at = json_extract(s.value, '$[2]'), poll_until = json_extract(s.value, '$[3]')
 FROM json_each(:sent) s
 WHERE deliveries.id = json_extract(s.value, '$[0]') AND deliveries.state = 'sending'
   AND +deliveries.leased_by = :worker;
@@ -247,7 +249,7 @@ SELECT id FROM workers WHERE beat_at < :dead_before LIMIT 1;
 
 -- name: release_worker_leases
 -- The leases of the workers about to be forgotten, dead ones (no beat since :dead_before) and :worker
--- (stopping cleanly): their deliveries go back in the queue
+-- (stopping cleanly): their deliveries (resident and area ones) go back in the queue
 UPDATE deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, updated_at = :now_iso
 WHERE state = 'sending'
   AND leased_by IN (SELECT id FROM workers WHERE beat_at < :dead_before UNION ALL SELECT :worker);
@@ -271,14 +273,14 @@ UPDATE deliveries SET state = 'skipped', last_error = :reason, due_at = NULL, up
 WHERE notice_id = :notice_id AND state = 'queued';
 
 -- name: finish_notices
--- Done: nothing queued or sending, and no sent message still inside its confirm window (due_at set, see
--- record_sent): until the window passes the notice may yet fall back, and can still be cancelled
+-- Done: nothing queued or sending, and no resident's sent message still inside its confirm window (due_at
+-- set, see record_sent): until the window passes the notice may yet fall back, and can still be cancelled. A
+-- printout whose print job is still asked after (an area's due_at) does not hold the notice open
 UPDATE notices SET state = 'done', updated_at = :now_iso
 WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
     SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
-      AND (d.state = 'queued' OR d.state = 'sending' OR (d.state = 'sent' AND d.due_at IS NOT NULL)))
-  AND NOT EXISTS (
-    SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
+      AND (d.state = 'queued' OR d.state = 'sending'
+           OR (d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)))
 RETURNING id;
 
 -- name: notice_to_finish
@@ -286,18 +288,17 @@ RETURNING id;
 SELECT 1 FROM notices
 WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
     SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
-      AND (d.state = 'queued' OR d.state = 'sending' OR (d.state = 'sent' AND d.due_at IS NOT NULL)))
-  AND NOT EXISTS (
-    SELECT 1 FROM area_deliveries a WHERE a.notice_id = notices.id AND (a.state = 'queued' OR a.state = 'sending'))
+      AND (d.state = 'queued' OR d.state = 'sending'
+           OR (d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)))
 LIMIT 1;
 
 -- name: unconfirmed_deliveries
 SELECT id, notice_id, subscriber_id, channel, alias, rank, priority, deadline FROM deliveries
-WHERE state = 'sent' AND due_at IS NOT NULL AND due_at <= :now
+WHERE state = 'sent' AND due_at IS NOT NULL AND due_at <= :now AND subscriber_id IS NOT NULL
 ORDER BY due_at LIMIT :limit;
 
 -- name: clear_confirm_deadline
-UPDATE deliveries SET due_at = NULL WHERE id = :id AND state = 'sent';
+UPDATE deliveries SET due_at = NULL WHERE id = :id AND state = 'sent' AND subscriber_id IS NOT NULL;
 
 -- name: cancel_notice
 UPDATE notices SET state = 'cancelled', updated_at = :now_iso

@@ -23,7 +23,7 @@ ORDER BY d.sent_at DESC, d.id DESC LIMIT 1;
 SELECT d.id, d.notice_id, d.subscriber_id, d.channel, d.state, n.confirmation, n.state AS notice_state,
        (SELECT c.id FROM deliveries c WHERE c.notice_id = d.notice_id AND c.subscriber_id = d.subscriber_id
           AND c.state = 'confirmed' LIMIT 1) AS confirmed_delivery
-FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.id = :id;
+FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.id = :id AND d.subscriber_id IS NOT NULL;
 
 -- name: confirm_delivery
 UPDATE deliveries SET state = 'confirmed', confirmed_at = :now_iso, due_at = NULL, updated_at = :now_iso
@@ -40,7 +40,7 @@ ORDER BY id;
 -- and no reminder yet: (resident, the highest rank and its priority and deadline, for the next delivery)
 SELECT d.notice_id, d.subscriber_id, MAX(d.rank) AS rank, MAX(d.priority) AS priority, MAX(d.deadline) AS deadline
 FROM deliveries d
-WHERE d.notice_id = :notice_id
+WHERE d.notice_id = :notice_id AND d.subscriber_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM confirmation_reminders r
                   WHERE r.notice_id = d.notice_id AND r.subscriber_id = d.subscriber_id)
 GROUP BY d.subscriber_id
@@ -62,7 +62,7 @@ SELECT s.id AS subscriber_id, s.name, s.phone, s.area_code,
        r.reminded_at, r.channel AS reminder_channel,
        (SELECT json_group_array(x.channel || ':' || x.state) FROM deliveries x
         WHERE x.notice_id = :notice_id AND x.subscriber_id = s.id) AS states
-FROM (SELECT subscriber_id FROM deliveries WHERE notice_id = :notice_id
+FROM (SELECT subscriber_id FROM deliveries WHERE notice_id = :notice_id AND subscriber_id IS NOT NULL
       GROUP BY subscriber_id HAVING SUM(state = 'confirmed') = 0) u
 JOIN subscribers s ON s.id = u.subscriber_id
 LEFT JOIN areas v ON v.code = substr(s.area_code, 1, 12)

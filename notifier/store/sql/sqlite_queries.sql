@@ -197,7 +197,7 @@ WHERE notice_id = :notice_id AND state IN ('sent', 'delivered', 'confirmed');
 -- name: list_deliveries
 SELECT id, notice_id, subscriber_id, channel, alias, state, attempts, provider_message_id, last_error,
        created_at, updated_at, address
-FROM deliveries WHERE notice_id = :notice_id AND id > :after ORDER BY id LIMIT :limit;
+FROM deliveries WHERE notice_id = :notice_id AND id > :after AND subscriber_id IS NOT NULL ORDER BY id LIMIT :limit;
 
 -- name: insert_audit
 INSERT INTO audit_log (id, at, actor, action, object_type, object_id, detail, prev_hash, hash)

@@ -1,5 +1,5 @@
 -- Reach reports and the department assessment (notifier/reports.py). Notices are chosen by creation time;
--- every figure is counted from the deliveries (residents) and area_deliveries (printouts) of those notices.
+-- every figure is counted from the deliveries of those notices: to residents (subscriber_id) and printouts (area_code).
 -- A resident's town is the first 9 digits of their area code (an erased resident keeps the code).
 
 -- name: report_notices
@@ -41,7 +41,7 @@ SELECT d.notice_id, d.channel,
        COUNT(DISTINCT CASE WHEN d.state IN ('delivered', 'confirmed') THEN d.subscriber_id END) AS reached,
        COUNT(DISTINCT CASE WHEN d.state IN ('sent', 'delivered', 'confirmed') THEN d.subscriber_id END) AS sent_to
 FROM deliveries d
-WHERE d.notice_id IN (SELECT value FROM json_each(:ids))
+WHERE d.notice_id IN (SELECT value FROM json_each(:ids)) AND d.subscriber_id IS NOT NULL
 GROUP BY d.notice_id, d.channel;
 
 -- name: report_first_deliveries
@@ -49,15 +49,15 @@ GROUP BY d.notice_id, d.channel;
 SELECT d.notice_id, MIN(d.delivered_at) AS first_at
 FROM deliveries d
 WHERE d.notice_id IN (SELECT value FROM json_each(:ids)) AND d.state IN ('delivered', 'confirmed')
-  AND d.delivered_at IS NOT NULL
+  AND d.delivered_at IS NOT NULL AND d.subscriber_id IS NOT NULL
 GROUP BY d.notice_id, d.subscriber_id
 ORDER BY d.notice_id, first_at;
 
 -- name: report_printouts
 -- notice-board printouts sent (or confirmed printed) per notice and village
 SELECT a.notice_id, a.area_code, COUNT(*) AS n
-FROM area_deliveries a
-WHERE a.notice_id IN (SELECT value FROM json_each(:ids)) AND a.channel = 'bulletin'
+FROM deliveries a
+WHERE a.notice_id IN (SELECT value FROM json_each(:ids)) AND a.channel = 'bulletin' AND a.area_code IS NOT NULL
   AND a.state IN ('sent', 'delivered')
 GROUP BY a.notice_id, a.area_code;
 
