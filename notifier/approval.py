@@ -5,15 +5,24 @@ them through these functions alike. A notice's author never approves it; each ap
 alert may be sent at once by a role the config names: the override is a decision of its own, written to the
 audit log, and the notice shows ``approval_overdue`` until its approvers, none of them the author or the one
 who overrode, have approved it after the fact.
+
+A recurring notice (``notifier.engine.scheduling``) is approved as a series: the rule of its department and
+severity fixes how many distinct approvers its revision needs, none of them who wrote that revision; no slot
+fires until they have approved it, and each notice a slot issues records their approvals as its decisions.
+Revising the series (its text or its cron expression) starts a new revision that needs approval again. There
+is no override for a series.
 """
 
 from __future__ import annotations
 
 from notifier.config import ApprovalConfig
-from notifier.domain.enums import Severity
-from notifier.domain.errors import FieldError, Forbidden, InvalidInput
+from notifier.domain.enums import Role, Severity
+from notifier.domain.errors import FieldError, Forbidden, InvalidInput, NotFound
 from notifier.domain.models import ApiKeyInfo, Notice
 from notifier.store import Store
+from notifier.store.database import Row
+
+DECIDERS = (Role.APPROVER, Role.ADMIN)
 
 
 def actor_of(key: ApiKeyInfo) -> str:
@@ -61,3 +70,18 @@ async def override(store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice:
         raise InvalidInput("an override needs a comment", [FieldError("comment", "required: why it cannot wait")])
     required = rules.required(notice.department, notice.severity)
     return await store.override_notice(notice.id, decider=key, actor=actor_of(key), comment=comment, required=required)
+
+
+async def approve_recurring(
+    store: Store, key: ApiKeyInfo, recurring_id: int, comment: str | None, actor: str | None = None
+) -> Row:
+    """One approval of a recurring notice's current revision: approvers and admins, of its department (an
+    admin of any), never who wrote the revision."""
+    if key.role not in DECIDERS:
+        raise Forbidden(f"a recurring notice is approved by an approver or an admin; the key has {key.role.value}")
+    series = await store.get_recurring_notice(recurring_id)
+    if key.role is not Role.ADMIN and series["department"] != key.department:
+        raise NotFound(f"no recurring notice {recurring_id}")
+    return await store.approve_recurring_notice(
+        recurring_id, decider=key, actor=actor or actor_of(key), comment=comment
+    )

@@ -9,7 +9,7 @@ What the rest of the service calls:
     preview(store, notice)              residents and deliveries per channel per town, before approval
     sms_bill(text, deliveries, ...)     the SMS parts each gateway would bill for them (engine.sms_bill)
     record_receipt(store, alias, provider_message_id, status, detail)
-    add_recurring_notice(store, notice, department=, cron=, actor=)
+    add_recurring_notice(store, rules, notice, department=, cron=, actor=)   approved later as a series
 """
 
 from notifier.engine.control import cancel_notice, check_renders, preview

@@ -8,12 +8,15 @@ clock passes ``send_at``, so it starts after a restart too, and exactly once (th
 UPDATE). The scheduler adds a one-off job at the next ``send_at`` that wakes the engine on time
 instead of at its next poll.
 
-Recurring notices (a weekly digest) live in ``recurring_notices``: a NoticeIn approved once, and a
-five-field cron expression in ``server.timezone``. Each gets an APScheduler cron job. Firing a slot
-first inserts ``job_runs(job_key)``, whose primary key lets exactly one process win the slot even
-when several schedulers run; the notice it creates is approved at once and carries the key as its
-idempotency key. On taking the lead every recurring notice's latest slot within ``CATCH_UP_SECONDS`` is
-fired, so a slot missed while no process led goes out once after the restart or the takeover.
+Recurring notices (a weekly digest) live in ``recurring_notices``: a NoticeIn and a five-field cron
+expression in ``server.timezone``, approved as a series under the approval rules (``notifier.approval``):
+registering or revising one fixes how many distinct approvers it needs, and it fires no slot until they
+have approved that revision. Each approved series gets an APScheduler cron job. Firing a slot first
+inserts ``job_runs(job_key)``, whose primary key lets exactly one process win the slot even when several
+schedulers run; the notice it creates records the series' approvals as its decisions, is approved at once
+and carries the key as its idempotency key. On taking the lead every approved series' latest slot within
+``CATCH_UP_SECONDS`` (and after its approval) is fired, so a slot missed while no process led goes out once
+after the restart or the takeover.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from notifier.config import ApprovalConfig
 from notifier.domain.enums import NoticeState
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import NoticeIn
@@ -63,16 +67,33 @@ def slot_key(recurring_id: int, slot: datetime) -> str:
     return f"recurring-{recurring_id}-{slot.astimezone(UTC):%Y%m%dT%H%M}"
 
 
-async def add_recurring_notice(store: Store, notice: NoticeIn, *, department: str, cron: str, actor: str) -> int:
-    """Register an approved notice to be issued at every time ``cron`` names; its id. Refused like a new
-    notice (``check_renders``) when its template is unknown or does not render with its data."""
+async def add_recurring_notice(
+    store: Store, rules: ApprovalConfig, notice: NoticeIn, *, department: str, cron: str, actor: str
+) -> int:
+    """Register a notice to be issued at every time ``cron`` names, once its approvers have approved it
+    (``approval.approve_recurring``); its id. Refused like a new notice (``check_renders``) when its template
+    is unknown or does not render with its data."""
     cron_trigger(cron, "UTC")
     await check_renders(store, notice, department, Renderer())
     body = notice.model_dump(mode="json", exclude={"send_at", "expires_at"})
+    required = rules.required(department, notice.severity)
     async with store.db.transaction():
-        recurring_id = await store.insert_recurring_notice(department, cron, body, actor)
-        await store.audit(actor, "recurring.create", "recurring_notice", recurring_id, {"cron": cron})
+        recurring_id = await store.insert_recurring_notice(department, cron, body, actor, required)
+        detail = {"cron": cron, "approvals_required": required}
+        await store.audit(actor, "recurring.create", "recurring_notice", recurring_id, detail)
     return recurring_id
+
+
+async def revise_recurring_notice(
+    store: Store, rules: ApprovalConfig, recurring_id: int, notice: NoticeIn, *, cron: str, actor: str
+) -> Row:
+    """Change a series' notice or cron expression: a new revision, which fires nothing until approved again."""
+    cron_trigger(cron, "UTC")
+    series = await store.get_recurring_notice(recurring_id)
+    await check_renders(store, notice, series["department"], Renderer())
+    body = notice.model_dump(mode="json", exclude={"send_at", "expires_at"})
+    required = rules.required(series["department"], notice.severity)
+    return await store.revise_recurring_notice(recurring_id, notice=body, cron=cron, required=required, actor=actor)
 
 
 async def fire_recurring(ctx: EngineContext, recurring: Row, slot: datetime) -> int | None:
@@ -80,20 +101,26 @@ async def fire_recurring(ctx: EngineContext, recurring: Row, slot: datetime) -> 
     key = slot_key(recurring["id"], slot)
     actor = f"recurring:{recurring['id']}"
     async with ctx.store.db.transaction():
+        # the series as it is now: revised since the scheduler read it, it waits for its new approval
+        series = await ctx.store.get_recurring_notice(recurring["id"])
+        if not series["active"] or series["approved_at"] is None:
+            return None
         if not await ctx.store.claim_job_run(key, ctx.worker):
             return None
-        notice_in = NoticeIn.model_validate_json(recurring["notice"])
+        notice_in = NoticeIn.model_validate_json(series["notice"])
         # each firing renders with the template's latest version; one that no longer renders is stopped,
         # with its reason, at fan-out
         version = await ctx.store.template_version(notice_in.template or DEFAULT_TEMPLATE)
         notice, _ = await ctx.store.create_notice(
             notice_in,
-            department=recurring["department"],
+            department=series["department"],
             created_by=None,
             actor=actor,
             idempotency_key=key,
             template_version=version.version if version else None,
         )
+        approvals = await ctx.store.recurring_approvals(series["id"], series["revision"])
+        await ctx.store.record_series_approval(notice.id, series, approvals)
         await ctx.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor=actor)
     log.info("recurring notice %s fired as notice %s", recurring["id"], notice.id)
     return notice.id
@@ -138,7 +165,8 @@ class NoticeScheduler:
         fired = []
         now = self.now()
         for recurring in await self.ctx.store.active_recurring_notices():
-            since = max(now - timedelta(seconds=CATCH_UP_SECONDS), datetime.fromisoformat(recurring["created_at"]))
+            approved = datetime.fromisoformat(recurring["approved_at"])  # no slot before its approval
+            since = max(now - timedelta(seconds=CATCH_UP_SECONDS), approved)
             slot = latest_slot(cron_trigger(recurring["cron"], self.timezone), now, since)
             if slot is not None and (notice_id := await fire_recurring(self.ctx, recurring, slot)) is not None:
                 fired.append(notice_id)

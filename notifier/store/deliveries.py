@@ -344,7 +344,9 @@ class DeliveryRepository:
 
     # scheduling
 
-    async def insert_recurring_notice(self, department: str, cron: str, notice: Mapping[str, Any], actor: str) -> int:
+    async def insert_recurring_notice(
+        self, department: str, cron: str, notice: Mapping[str, Any], actor: str, required: int
+    ) -> int:
         row = await self.db.fetch_one(
             "insert_recurring_notice",
             {
@@ -353,6 +355,7 @@ class DeliveryRepository:
                 "notice": dumps(notice),
                 "created_by": actor,
                 "now_iso": now_iso(),
+                "required": required,
             },
         )
         assert row is not None

@@ -19,6 +19,7 @@ from notifier.store.follow import FollowRepository
 from notifier.store.hook_nonces import HookNonceRepository
 from notifier.store.notices import NoticeRepository
 from notifier.store.public import PublicRepository
+from notifier.store.recurring import RecurringRepository
 from notifier.store.reports import ReportRepository
 from notifier.store.rosters import RosterRepository
 from notifier.store.shared_limits import SharedLimitRepository
@@ -48,6 +49,7 @@ class Store(
     FeedbackRepository,
     ReportRepository,
     SharedLimitRepository,
+    RecurringRepository,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from notifier.config import Settings
-from notifier.domain.enums import NoticeState
+from notifier import approval
+from notifier.config import ApprovalConfig, Settings
+from notifier.domain.enums import NoticeState, Role
 from notifier.domain.models import Notice, NoticeIn, Subscriber, SubscriberIn
-from notifier.engine import Engine
+from notifier.engine import Engine, add_recurring_notice
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
 
@@ -123,6 +124,16 @@ async def approved(store: Store, department: str = "environment", **fields: Any)
         NoticeIn.model_validate(data), department=department, created_by=None, actor="test"
     )
     return await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
+
+
+async def approved_series(store: Store, notice: NoticeIn, *, cron: str, department: str = "environment") -> int:
+    """A recurring notice registered by an issuer and approved by an approver, as the approval rules ask."""
+    recurring_id = await add_recurring_notice(
+        store, ApprovalConfig(), notice, department=department, cron=cron, actor="apikey:issuer"
+    )
+    key, _ = await store.create_api_key(department=department, role=Role.APPROVER, name="series approver", actor="t")
+    await approval.approve_recurring(store, key, recurring_id, "每周例行")
+    return recurring_id
 
 
 async def delivery_rows(store: Store, notice_id: int) -> list[dict[str, Any]]:

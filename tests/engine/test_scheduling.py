@@ -7,15 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.config import Settings
+from notifier.config import ApprovalConfig, Settings
 from notifier.domain.errors import InvalidInput
 from notifier.domain.models import NoticeIn
 from notifier.engine import Engine, add_recurring_notice
 from notifier.engine.scheduling import fire_recurring
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
-from tests.engine.conftest import approved, resident
+from tests.engine.conftest import approved, approved_series, resident
 
+RULES = ApprovalConfig()
 DIGEST = NoticeIn.model_validate(
     {
         "topic": "air-quality",
@@ -68,9 +69,7 @@ async def test_a_recurring_slot_fires_once_however_many_schedulers_race(
     engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel], clock: FakeClock
 ) -> None:
     await resident(engine_store)
-    recurring_id = await add_recurring_notice(
-        engine_store, DIGEST, department="environment", cron="0 8 * * 1", actor="admin"
-    )
+    recurring_id = await approved_series(engine_store, DIGEST, cron="0 8 * * 1")
     row = (await engine_store.active_recurring_notices())[0]
     assert row["id"] == recurring_id
     engines = [Engine(engine_store, engine_settings, dict(channels), clock=clock) for _ in range(3)]
@@ -88,7 +87,7 @@ async def test_a_slot_missed_while_down_is_caught_up_once_on_start(
     engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel], clock: FakeClock
 ) -> None:
     await resident(engine_store)
-    await add_recurring_notice(engine_store, DIGEST, department="environment", cron="* * * * *", actor="admin")
+    await approved_series(engine_store, DIGEST, cron="* * * * *")
     clock.advance(150)  # two minute slots passed with no process running
     first = Engine(engine_store, engine_settings, dict(channels), clock=clock)
     second = Engine(engine_store, engine_settings, dict(channels), clock=clock)
@@ -105,10 +104,10 @@ async def test_a_recurring_notice_naming_an_unknown_template_or_missing_a_field_
     """Before, it was registered and each firing was cancelled at fan-out, after the fact."""
     unknown = DIGEST.model_copy(update={"body": None, "template": "no-such-template"})
     with pytest.raises(InvalidInput) as refused:
-        await add_recurring_notice(engine_store, unknown, department="environment", cron="0 8 * * 1", actor="admin")
+        await add_recurring_notice(engine_store, RULES, unknown, department="environment", cron="0 8 * * 1", actor="a")
     assert [error.loc for error in refused.value.errors] == ["template"]
     lacking = DIGEST.model_copy(update={"body": None, "template": "heavy-pollution", "data": {"level": "橙色"}})
     with pytest.raises(InvalidInput) as refused:
-        await add_recurring_notice(engine_store, lacking, department="environment", cron="0 8 * * 1", actor="admin")
+        await add_recurring_notice(engine_store, RULES, lacking, department="environment", cron="0 8 * * 1", actor="a")
     assert sorted(error.loc for error in refused.value.errors) == ["data.measures", "data.start_date"]
     assert await engine_store.active_recurring_notices() == []

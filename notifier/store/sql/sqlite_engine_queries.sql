@@ -325,12 +325,14 @@ WHERE id = :id AND state IN ('sent', 'fallback');
 -- ------------------------------------------------------------------------------------- scheduling
 
 -- name: insert_recurring_notice
-INSERT INTO recurring_notices (department, cron, notice, created_by, created_at)
-VALUES (:department, :cron, :notice, :created_by, :now_iso)
+INSERT INTO recurring_notices (department, cron, notice, created_by, created_at, approvals_required)
+VALUES (:department, :cron, :notice, :created_by, :now_iso, :required)
 RETURNING id;
 
 -- name: active_recurring_notices
-SELECT id, department, cron, notice, created_by, created_at FROM recurring_notices WHERE active = 1 ORDER BY id;
+-- the series that may fire: active, and approved at their current revision
+SELECT id, department, cron, notice, created_by, created_at, revision, approvals_required, approved_at
+FROM recurring_notices WHERE active = 1 AND approved_at IS NOT NULL ORDER BY id;
 
 -- name: claim_job_run
 INSERT INTO job_runs (job_key, fired_at, fired_by) VALUES (:job_key, :now_iso, :worker)
