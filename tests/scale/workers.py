@@ -2,7 +2,8 @@
 
 ``TimedSink`` is a Kannel ``/cgi-bin/sendsms`` endpoint (answers ``202 0: Accepted for delivery``, as smsbox
 does) that keeps the monotonic time each message arrived and the recipient it was for, and sets
-``reached`` once it has seen ``until`` messages or a message ``window`` seconds after the first. The
+``reached`` once it has seen ``until`` recipients or a message ``window`` seconds after the first;
+``await sink.served(n)`` returns once ``n`` recipients have been reached. The
 workers are real ``python -m notifier worker`` processes started with a config file written here; a test
 stops them by their own pids.
 """
@@ -17,7 +18,7 @@ import sys
 import time
 from asyncio.subprocess import Process
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class TimedSink:
     recipients: Counter[str] = field(default_factory=Counter)
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
+    _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -47,9 +49,28 @@ class TimedSink:
         self.recipients[request.query.get("to", "")] += 1
         if self.window is not None and now - self.times[0] >= self.window:
             self.reached.set()
-        if self.until is not None and len(self.times) >= self.until:
+        if self.until is not None and len(self.recipients) >= self.until:
             self.reached.set()
+        for count, event in self._waiting:
+            if len(self.recipients) >= count:
+                event.set()
         return web.Response(status=202, text="0: Accepted for delivery")
+
+    async def served(self, count: int) -> None:
+        """Return once ``count`` different recipients have been reached."""
+        event = asyncio.Event()
+        self._waiting.append((count, event))
+        if len(self.recipients) >= count:
+            event.set()
+        try:
+            await event.wait()
+        finally:
+            self._waiting.remove((count, event))
+
+    @property
+    def duplicates(self) -> int:
+        """Messages beyond the first to the same recipient."""
+        return sum(self.recipients.values()) - len(self.recipients)
 
     def count_within(self, seconds: float) -> int:
         """Messages received in the first ``seconds`` after the first one."""
@@ -93,6 +114,14 @@ def write_config(path: Path, db_url: str, sink: TimedSink, *, engine: dict[str, 
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+async def until(condition: Callable[[], Awaitable[bool]], every: float = 0.05) -> None:
+    """Return once ``condition`` holds: what other processes write to the database has no event to wait on."""
+    while True:
+        if await condition():
+            return
+        await asyncio.sleep(every)
 
 
 async def start_worker(config: Path) -> Process:
