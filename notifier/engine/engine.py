@@ -9,7 +9,8 @@
 ``start()`` registers the process's worker id, runs one planner task (housekeeping every ``CHORES_EVERY``
 seconds while it finds nothing, fan-out of one notice per pass, scheduling), ``engine.workers`` worker
 tasks per alias and a heartbeat (``heartbeat``); ``stop()`` gives back what the workers had not finished;
-``wake()`` lets the API say "something is due" so nobody waits for the next poll. Tests use ``run_once()`` /
+``wake()`` lets the API say "something is due" so nobody waits for the next poll, and on PostgreSQL tells
+the other processes too (``wakeups``: LISTEN / NOTIFY). Tests use ``run_once()`` /
 ``run_until_idle()`` (burst mode) with an injected clock instead.
 """
 
@@ -33,6 +34,7 @@ from notifier.engine.leadership import leadership_for
 from notifier.engine.receipts import ReceiptOutcome, record_receipt
 from notifier.engine.retry import RetryPolicy
 from notifier.engine.scheduling import NoticeScheduler
+from notifier.engine.wakeups import work_signals_for
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Engine:
         )
         self.scheduler = NoticeScheduler(self.ctx, self.wake)
         self.leadership = leadership_for(settings.database.url)
+        self.signals = work_signals_for(settings.database.url)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._planner: asyncio.Task[None] | None = None
@@ -72,7 +75,13 @@ class Engine:
         self._handled = False  # a worker handled deliveries since the planner last looked for finished notices
 
     def wake(self) -> None:
-        """Tell the engine that something may be due (an approval, a cancel): no poll wait."""
+        """Tell the engine that something may be due (an approval, a cancel, a fan-out): no poll wait; and
+        the engines of the other processes of the database too (``wakeups``)."""
+        self._wakeup.set()
+        self.signals.announce()
+
+    def _woken(self) -> None:
+        """Another process announced new work."""
         self._wakeup.set()
 
     async def heartbeat(self) -> None:
@@ -111,6 +120,7 @@ class Engine:
             await channel.open()
         await self.scheduler.start()
         await self.leadership.start(self.scheduler.lead, self.scheduler.step_down)
+        await self.signals.start(self._woken)
         self._stopping = False
         try:
             await self.heartbeat()
@@ -138,7 +148,7 @@ class Engine:
         """Let each worker finish the batch it holds (its result write is shielded) within ``grace`` seconds
         (default: the lease), then stop, giving back at once the deliveries of a batch not finished."""
         self._stopping = True
-        self.wake()
+        self._wakeup.set()
         if self._planner is not None:
             self._planner.cancel()
         tasks = [t for t in (self._planner, *self._workers) if t is not None]
@@ -153,6 +163,7 @@ class Engine:
             await asyncio.gather(self._heart, return_exceptions=True)
             self._heart = None
             await release(self.ctx)
+        await self.signals.stop()
         await self.leadership.stop()
         self.scheduler.shutdown()
         for channel in self.ctx.channels.values():

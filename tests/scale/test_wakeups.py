@@ -1,0 +1,41 @@
+"""New work announced by one engine wakes the others at once on PostgreSQL (``engine.wakeups``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from notifier.engine.wakeups import PostgresWorkSignals
+
+
+@pytest.fixture
+def dsn() -> str:
+    value = os.environ.get("NOTIFIER_TEST_PG_DSN")
+    if not value:
+        pytest.skip("NOTIFIER_TEST_PG_DSN is not set: no PostgreSQL to LISTEN on")
+    return value
+
+
+@pytest.mark.peer("postgres")
+async def test_an_announcement_wakes_the_other_listeners(dsn: str) -> None:
+    channel = f"test_{uuid.uuid4().hex}"  # this test's alone
+    announcer, listener = PostgresWorkSignals(dsn, channel), PostgresWorkSignals(dsn, channel)
+    woken = asyncio.Event()
+    await listener.start(woken.set)
+    await announcer.start(lambda: None)
+    try:
+        woken.clear()  # set once on connecting: whatever was announced before it listened
+        announcer.announce()
+        await asyncio.wait_for(woken.wait(), 10)
+        assert listener.received == 1
+        woken.clear()
+        for _ in range(20):  # a burst of announcements: at most one notification in flight at a time
+            announcer.announce()
+        await asyncio.wait_for(woken.wait(), 10)
+        assert announcer.sent <= 2
+    finally:
+        await announcer.stop()
+        await listener.stop()
