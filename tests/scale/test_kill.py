@@ -28,9 +28,19 @@ KILLS = 3
 TAKE_BACK_LIMIT = 20.0  # seconds the test waits for a dead worker's leases (a third of the lease)
 
 
+def worker_prefix(process: Process) -> str:
+    return f"{socket.gethostname()}:{process.pid}:"
+
+
+async def registered(store: Store, processes: list[Process]) -> list[Process]:
+    """The live processes whose engine has registered (and so may hold leases)."""
+    ids = await store.registered_workers()
+    return [p for p in processes if p.returncode is None and any(i.startswith(worker_prefix(p)) for i in ids)]
+
+
 async def dead_worker_forgotten(store: Store, process: Process) -> None:
     """Return once no registered worker is the killed process (its leases went back with its registration)."""
-    prefix = f"{socket.gethostname()}:{process.pid}:"
+    prefix = worker_prefix(process)
 
     async def forgotten() -> bool:
         return not any(worker.startswith(prefix) for worker in await store.registered_workers())
@@ -64,7 +74,7 @@ async def test_killed_workers_lose_nobody_and_send_twice_only_their_batches(tmp_
             workers = [await start_worker(config) for _ in range(PROCESSES)]
             for moment in moments:
                 await asyncio.wait_for(sink.served(moment), 60)
-                victim = chance.choice([w for w in workers if w.returncode is None])
+                victim = chance.choice(await registered(store, workers))
                 victim.send_signal(signal.SIGKILL)
                 killed_at = time.monotonic()
                 await victim.wait()
