@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from notifier.cap.areas import match_areas
+from notifier.cap.areas import distance_km, match_areas
 from notifier.cap.document import CapArea, InvalidCap, read_alert, write_alert
+from notifier.demo.loader import read_areas, read_centroids
 from notifier.domain.enums import ChannelKind
 from tests.conftest import COUNTY, TOWN_A, TOWN_B, VILLAGE_A1, Api
 
 DATA = Path(__file__).parent / "data" / "cap"
 PUBLISHED = sorted(DATA.glob("*.xml"))
 CAP_XML = {"Content-Type": "application/cap+xml"}
-SEAT = (36.706964, 118.829992)  # the county seat, the one centroid the demo data ships
+SEAT = COUNTY_SEAT = (36.706964, 118.829992)  # the county seat, the county's point in the demo data
 
 
 def changle_alert(identifier: str, *, msg_type: str = "Alert", references: str = "", area: str = "") -> bytes:
@@ -184,6 +185,44 @@ def test_centroids_select_towns_and_parents_cover_children() -> None:
     assert match_areas([both], known, centroids, COUNTY) == [TOWN_A, TOWN_B]
     padded = CapArea(description="c", geocodes=(("X", "370725002000"), ("X", VILLAGE_A1), ("SAME", "006037")))
     assert match_areas([padded], known, centroids, COUNTY) == [VILLAGE_A1, TOWN_B]
+
+
+def _square(centre: tuple[float, float], half: float) -> str:
+    lat, lon = centre
+    corners = [(lat - half, lon - half), (lat - half, lon + half), (lat + half, lon + half), (lat + half, lon - half)]
+    return "<polygon>" + " ".join(f"{a},{b}" for a, b in [*corners, corners[0]]) + "</polygon>"
+
+
+async def test_a_polygon_over_one_town_reaches_that_town_by_the_shipped_points(api: Api) -> None:
+    """The demo county's shipped points (the county seat and four towns' seats, GeoNames): a polygon that
+    covers 乔官镇 and not 鄌郚镇 reaches 乔官镇 alone, not the whole county; one over every point reaches the
+    county; one over the county seat alone no longer stands for the county."""
+    await api.store.upsert_areas(read_areas())
+    points = {code: (lat, lon) for code, lat, lon, _ in read_centroids()}
+    await api.store.upsert_area_centroids(read_centroids())
+    qiaoguan, tangwu = points["370725107"], points["370725108"]
+    assert distance_km(qiaoguan, tangwu) > 10  # two towns apart: a 3 km square cannot hold both
+    around = _square(qiaoguan, 0.03)
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("p-1", area=around), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, ["370725107"]), notice
+    circle = f"<circle>{tangwu[0]},{tangwu[1]} 5</circle>"  # 鄌郚 and none of the other points
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("p-2", area=circle), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, ["370725108"]), notice
+    whole = _square(COUNTY_SEAT, 0.5)  # covers the seat and every town's point
+    status, notice = await api.call("POST", "/api/v1/cap", data=changle_alert("p-3", area=whole), headers=CAP_XML)
+    assert (status, notice["target"]["areas"]) == (201, [COUNTY]), notice
+    seat_only = _square(COUNTY_SEAT, 0.02)
+    status, problem = await api.call("POST", "/api/v1/cap", data=changle_alert("p-4", area=seat_only), headers=CAP_XML)
+    assert (status, problem["errors"][0]["loc"]) == (422, "alert.info.area")
+
+
+def test_a_parent_is_matched_only_when_all_its_points_are_covered() -> None:
+    centroids = {COUNTY: (36.70, 118.83), TOWN_A: (36.56, 118.88), TOWN_B: (36.45, 118.86)}
+    known = [COUNTY, TOWN_A, TOWN_B]
+    seat_and_a = CapArea(description="a", circles=("36.63,118.85 10",))
+    assert match_areas([seat_and_a], known, centroids, COUNTY) == [TOWN_A]
+    everything = CapArea(description="b", circles=("36.58,118.85 20",))
+    assert match_areas([everything], known, centroids, COUNTY) == [COUNTY]
 
 
 def test_a_dtd_is_refused_before_anything_expands() -> None:

@@ -5,17 +5,22 @@
   county or the town. A province or prefecture code that contains the county (``370000``, ``370700``)
   names the whole county.
 - ``polygon`` (at least four ``lat,lon`` pairs, the first and last equal) and ``circle`` (``lat,lon
-  radius-km``): every area whose centroid lies inside. Only areas with a known centroid can match; the
-  demo county ships the county's own (``notifier/demo/data/changle-centroids.csv``), not those of its
-  towns and villages, which the statistical tables do not give.
+  radius-km``): matched against the most specific points known (``area_centroids``). An area with a point is
+  matched when the shape covers its point and the points of all its sub-areas: a town by its own point (and
+  those of its villages, when known), the county only when the shape covers the county's point and every
+  town's. So a shape over one town's point reaches that town, not the whole county, and the county's own
+  point alone (its seat) does not stand for towns that have points of their own. An area with no point is
+  reached only through a parent that is matched whole. The demo county ships the county's point and four
+  towns' (``notifier/demo/data/changle-centroids.csv``, with their sources).
 
 An area whose parent also matched is dropped: a town covers its villages, the county everything.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from notifier.cap.document import CapArea
 from notifier.domain.text import ascii_digits
@@ -107,10 +112,24 @@ def match_areas(
         for text in area.polygons:
             polygon = parse_polygon(text)
             if polygon is not None:
-                found.update(code for code, point in centroids.items() if inside_polygon(point, polygon))
+                found.update(_covered(centroids, functools.partial(_in_polygon, polygon)))
         for text in area.circles:
             circle = parse_circle(text)
             if circle is not None:
                 centre, radius = circle
-                found.update(code for code, point in centroids.items() if distance_km(point, centre) <= radius)
+                found.update(_covered(centroids, functools.partial(_in_circle, centre, radius)))
     return sorted(code for code in found if not any(code != other and code.startswith(other) for other in found))
+
+
+def _in_polygon(polygon: list[Point], point: Point) -> bool:
+    return inside_polygon(point, polygon)
+
+
+def _in_circle(centre: Point, radius: float, point: Point) -> bool:
+    return distance_km(point, centre) <= radius
+
+
+def _covered(centroids: Mapping[str, Point], inside: Callable[[Point], bool]) -> set[str]:
+    """The areas with a point whose point, and every point of their sub-areas, the shape covers."""
+    within = {code: inside(point) for code, point in centroids.items()}
+    return {code for code in within if all(ok for other, ok in within.items() if other.startswith(code))}
