@@ -41,7 +41,7 @@ class OutboundMessage:
     alias: str
     recipient: str  # phone (E.164), e-mail address, openid or userid; area code for bot and bulletin
     text: str
-    idempotency_key: str  # "n<notice>-s<subscriber>-<channel>": providers that dedupe can use it
+    idempotency_key: str  # "n<notice>-s<subscriber>-<channel>[-r1]": providers that dedupe can use it
     subject: str | None = None
     html: str | None = None
     priority: int = 0

@@ -69,7 +69,7 @@ DKIM_HEADERS = [
     b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
     b"list-unsubscribe", b"list-unsubscribe-post", b"x-idempotency-key",
 ]  # fmt: skip
-_KEY = re.compile(r"n([0-9]+)-s([0-9]+)-[a-z]+")
+_KEY = re.compile(r"n([0-9]+)-s([0-9]+)-[a-z]+(?:-r[0-9]+)?")
 # values the email library writes out unchanged: no encoded words, no folding (short), no quoting
 _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 _SIMPLE_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")

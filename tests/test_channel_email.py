@@ -265,6 +265,19 @@ async def test_without_subscriber_id_there_is_no_unsubscribe_header(
     assert "List-Unsubscribe" not in recorder.received[0].parsed()
 
 
+async def test_a_reminder_sent_again_keeps_its_unsubscribe_header_and_gets_a_new_message_id(
+    channel: SmtpEmailChannel, recorder: Recorder
+) -> None:
+    message = outbound(1, "a@example.test")
+    again = OutboundMessage(**{**message.__dict__, "idempotency_key": message.idempotency_key + "-r1"})
+
+    assert all(isinstance(result, Sent) for result in await channel.send([message, again]))
+    first, second = (received.parsed() for received in recorder.received)
+    assert second["X-Idempotency-Key"] == first["X-Idempotency-Key"] + "-r1"
+    assert second["Message-ID"] != first["Message-ID"]
+    assert second["List-Unsubscribe"] == first["List-Unsubscribe"]
+
+
 async def test_starttls_and_login(recorder: Recorder, tmp_path: Path) -> None:
     tls = _self_signed(tmp_path)
     server = SmtpServer(recorder, credentials=("county", "s3cret"), tls_context=tls, require_starttls=True)

@@ -5,7 +5,9 @@ click on the signed link confirms, and the follow-up PDF lists exactly the resid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +17,7 @@ from notifier.config import Settings
 from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.engine.confirmations import confirm_by_reply
+from notifier.engine.optouts import OptOutReply, apply_opt_out
 from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
@@ -110,7 +113,8 @@ async def test_the_unconfirmed_get_one_reminder_and_the_follow_up_pdf_lists_thos
     }
     status, page = await api.call("GET", f"/api/v1/notices/{notice_id}/follow-up", key="civ-viewer")
     assert status == 200, page
-    assert [(r["subscriber_id"], r["reminder_channel"]) for r in page["items"]] == [(silent, "email"), (no_other, None)]
+    assert [(r["subscriber_id"], r["reminder_channel"]) for r in page["items"]] == [
+        (silent, "email"), (no_other, "sms")]  # 李四 has one channel: reminded on it
     assert (await api.call("GET", f"/api/v1/notices/{notice_id}/follow-up", key="env-admin"))[0] == 404
 
     need_fonts()
@@ -137,3 +141,61 @@ async def test_a_notice_without_confirmation_has_no_follow_up_list(api: Api, sto
     notice_id = await issue(api, BODY)
     status, problem = await api.call("GET", f"/api/v1/notices/{notice_id}/follow-up", key="civ-issuer")
     assert status == 409, problem
+
+
+def reminders(settings: Settings, notice_id: int) -> dict[int, str | None]:
+    with contextlib.closing(sqlite3.connect(settings.sqlite_path or "")) as db:
+        rows = db.execute("SELECT subscriber_id, channel FROM confirmation_reminders WHERE notice_id = ?",
+                          (notice_id,)).fetchall()
+    return dict(rows)
+
+
+def outbox_files(outbox: Path) -> dict[Path, str]:
+    return {path: path.read_text(encoding="utf-8") for path in outbox.glob("*/*.txt")}
+
+
+async def test_a_resident_with_one_channel_gets_the_reminder_once_on_that_channel(
+    api: Api, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    sms_only = await resident(store, "李四", "+8613900000004", VILLAGE_B1, ["sms"])
+    email_only = await resident(store, "周五", "+8613900000005", VILLAGE_A2, ["email"], email="zhou@example.com")
+    refused = await resident(store, "吴六", "+8613900000006", VILLAGE_A1, ["sms"])
+    notice_id = await issue(api, {**BODY, "confirmation": {"remind_after_minutes": 60}})
+    assert (await api.call("POST", f"/api/v1/notices/{notice_id}/approve", key="civ-approver"))[0] == 200
+    clock = FakeClock()
+    engine = Engine(store, settings, load_channels(settings), clock=clock)
+    await engine.run_until_idle()
+    first = outbox_files(outbox)
+    assert len(first) == 3 and not any("-r1" in text for text in first.values())
+    await apply_opt_out(store, OptOutReply("+8613900000006", "sms", "td", clock()))  # no more SMS for 吴六
+
+    clock.advance(59 * 60)
+    await engine.run_until_idle()
+    assert reminders(settings, notice_id) == {} and outbox_files(outbox) == first
+
+    clock.advance(2 * 60)
+    await engine.run_until_idle()
+    assert reminders(settings, notice_id) == {sms_only: "sms", email_only: "email", refused: None}
+    again = outbox_files(outbox)
+    [sms_file] = [name for name, text in again.items() if "To: +8613900000004" in text]
+    [email_file] = [name for name, text in again.items() if "To: zhou@example.com" in text]
+    [refused_file] = [name for name, text in again.items() if "To: +8613900000006" in text]
+    # the same message again (the outbox writes it over the first), a new one for the provider: its key says so
+    assert f"Idempotency-Key: n{notice_id}-s{sms_only}-sms-r1" in again[sms_file]
+    assert again[sms_file].rstrip().endswith(CONFIRM) and BODY["body"] in again[sms_file]
+    assert f"Idempotency-Key: n{notice_id}-s{email_only}-email-r1" in again[email_file]
+    assert "确认收到请点击：" in again[email_file]
+    assert again[refused_file] == first[refused_file]
+
+    for path in again:
+        path.unlink()
+    clock.advance(6 * 3600)
+    await engine.run_until_idle()
+    assert outbox_files(outbox) == {}  # once only
+
+    assert await confirm_by_reply(store, "+8613900000004", "sms") == "confirmed"
+    status, page = await api.call("GET", f"/api/v1/notices/{notice_id}/follow-up", key="civ-viewer")
+    assert status == 200, page
+    assert [(r["subscriber_id"], r["reminder_channel"]) for r in page["items"]] == [(email_only, "email"),
+                                                                                     (refused, None)]

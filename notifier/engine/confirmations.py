@@ -17,8 +17,12 @@ Reminders (``remind_unconfirmed``, a housekeeping chore at most every ``REMIND_E
 notice with ``remind_after_minutes`` in scheduled, sending or done state (issued in the last
 ``REMIND_HORIZON``), every resident with a message sent at least that long ago, none confirmed and none still
 queued, gets one more delivery on their next channel among the notice's (the fallback rule: their preference
-order, an address, not refused). ``confirmation_reminders`` records that it happened, also when no next
-channel exists, so each resident is reminded once. Whoever is still unconfirmed is on the follow-up list.
+order, an address, not refused); a resident with no next channel (one channel only, or every other one used
+or refused) gets their last message again on the same channel (``resend_on_same_channel``: the delivery is
+queued once more with the content it was rendered with, so a roster notice's personal text and the confirm
+wording come back unchanged). ``confirmation_reminders`` records that it happened, also when the resident
+could be reached on no channel at all, so each resident is reminded once. Whoever is still unconfirmed is on
+the follow-up list.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ import logging
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from notifier.domain.enums import Severity
 from notifier.engine.confirm_marks import asks_confirmation, mark_confirming, with_confirm_link
 from notifier.engine.context import EngineContext
+from notifier.engine.fanout import requested_channels
 from notifier.engine.outcomes import create_fallback
+from notifier.engine.quiet import local_seconds, seconds_until_quiet_ends
 from notifier.store import Store
 from notifier.store.common import iso
+from notifier.store.database import Row
+from subscribers.targeting import ADDRESS_FIELD, available_channels
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,26 @@ def _at(epoch: float) -> str:
     return iso(datetime.fromtimestamp(epoch, UTC)) or ""
 
 
+async def resend_on_same_channel(ctx: EngineContext, row: Row, notice: Row, now: float) -> str | None:
+    """Queue the resident's last message of the notice again on its own channel; the channel kind, or None
+    when that channel is no longer usable (refused, no address, not served, the resident gone)."""
+    subject = await ctx.store.fallback_subject(row["notice_id"], row["subscriber_id"])
+    last = await ctx.store.latest_sent_delivery(row["notice_id"], row["subscriber_id"])
+    if subject is None or not subject["eligible"] or last is None:
+        return None
+    kind = last["channel"]
+    usable = available_channels(json.loads(subject["channels"]), requested_channels(ctx, notice), subject,
+                                json.loads(subject["refused"]))  # fmt: skip
+    aliases = ctx.aliases_of(kind)
+    if kind not in usable or not aliases:
+        return None
+    local = local_seconds(now, ctx.settings.server.timezone)
+    urgent = row["priority"] >= Severity.SEVERE.priority  # as a fallback: quiet hours hold back no alert
+    wait = 0 if urgent else seconds_until_quiet_ends(local, subject["quiet_start"], subject["quiet_end"])
+    resent = await ctx.store.resend_delivery(last["id"], aliases[0], subject[ADDRESS_FIELD[kind]], now + wait)
+    return kind if resent else None
+
+
 async def remind_unconfirmed(ctx: EngineContext, now: float, limit: int = 500) -> int:
     """One reminder on the next channel for each resident unconfirmed past the notice's time; how many handled."""
     if now < ctx.reminders_at:
@@ -95,10 +124,12 @@ async def remind_unconfirmed(ctx: EngineContext, now: float, limit: int = 500) -
         for row in rows:
             async with ctx.store.db.transaction():
                 kind = await create_fallback(ctx, row, notice, now)
+                if kind is None:
+                    kind = await resend_on_same_channel(ctx, row, notice, now)
                 await ctx.store.record_reminder(notice["id"], row["subscriber_id"], kind)
             sent += kind is not None
         if rows:
-            log.info("notice %s: %d residents unconfirmed after %d minutes, %d reminded on their next channel",
+            log.info("notice %s: %d residents unconfirmed after %d minutes, %d reminded",
                      notice["id"], len(rows), minutes, sent)
         handled += len(rows)
     if handled:

@@ -132,6 +132,12 @@ async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[
     return rows
 
 
+def idempotency_key(row: Row) -> str:
+    """Stable across retries of one message; a reminder sent again on the same channel is a new message."""
+    key = f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}"
+    return f"{key}-r1" if row.get("resent") else key  # sent before: the reminder (once) on the same channel
+
+
 async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
     """An area delivery's message: the notice's rendering, and for the printout of a publicity list the
     masked table of that area's rows in its header block (``engine.publicity``)."""
@@ -185,7 +191,7 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
                 text=text,
                 subject=content.get("subject"),
                 html=html,
-                idempotency_key=f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}",
+                idempotency_key=idempotency_key(row),
                 priority=row["priority"],
                 confirm_url=confirm_url,
             )

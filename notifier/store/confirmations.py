@@ -37,6 +37,16 @@ class ConfirmationRepository:
             {"notice_id": notice_id, "subscriber_id": subscriber_id, "channel": channel, "now_iso": now_iso()},
         )
 
+    async def latest_sent_delivery(self, notice_id: int, subscriber_id: int) -> Row | None:
+        return await self.db.fetch_one(
+            "latest_sent_delivery", {"notice_id": notice_id, "subscriber_id": subscriber_id}
+        )
+
+    async def resend_delivery(self, delivery_id: int, alias: str, address: str, due_at: float) -> bool:
+        """Queue a sent or delivered message again (the same rendered content); False when it is in no such state."""
+        params = {"id": delivery_id, "alias": alias, "address": address, "due_at": due_at, "now_iso": now_iso()}
+        return await self.db.execute("resend_delivery", params) > 0
+
     async def follow_up_rows(self, notice_id: int, area: str | None, after: int, limit: int) -> list[Row]:
         """Residents of the notice with no confirmed delivery (personal data: callers scope and audit)."""
         return await self.db.fetch_all(

@@ -171,6 +171,7 @@ WHERE id IN (
     ORDER BY priority DESC, due_at
     LIMIT :limit)
 RETURNING id, notice_id, subscriber_id, area_code, channel, alias, rank, priority, attempts, address, deadline,
+    sent_at IS NOT NULL AS resent,
     (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
     (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
     (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,

@@ -54,6 +54,19 @@ INSERT INTO confirmation_reminders (notice_id, subscriber_id, channel, reminded_
 VALUES (:notice_id, :subscriber_id, :channel, :now_iso)
 ON CONFLICT (notice_id, subscriber_id) DO NOTHING;
 
+-- name: latest_sent_delivery
+-- The resident's last message of the notice that went out (a reminder on the same channel re-sends it)
+SELECT id, channel, rank FROM deliveries
+WHERE notice_id = :notice_id AND subscriber_id = :subscriber_id AND state IN ('sent', 'delivered')
+ORDER BY rank DESC, id DESC LIMIT 1;
+
+-- name: resend_delivery
+-- Queue a sent message again (a reminder on the same channel) on the alias and address given; it keeps its
+-- sent_at, which no other queued delivery has (a queued one was never sent), so the claim can tell a resend
+UPDATE deliveries SET state = 'queued', alias = :alias, address = :address, due_at = :due_at, attempts = 0,
+    lease_until = NULL, leased_by = NULL, last_error = NULL, updated_at = :now_iso
+WHERE id = :id AND state IN ('sent', 'delivered');
+
 -- name: follow_up_list
 -- Residents of the notice with no confirmed delivery, by village then id; :after is a resident id
 SELECT s.id AS subscriber_id, s.name, s.phone, s.area_code,
