@@ -16,6 +16,11 @@ isv.BUSINESS_LIMIT_CONTROL, ``illegal`` numbers isv.MOBILE_NUMBER_ILLEGAL, ``bal
 account can still pay for) isv.AMOUNT_NOT_ENOUGH once spent, ``http_errors`` makes the next requests
 answer with those HTTP statuses (an HTML page, as from a load balancer), ``api_throttled`` the next
 requests Throttling.User.
+
+Residents' replies: ``sms_up`` builds the SmsUp push of the HTTP batch push mode exactly as
+https://help.aliyun.com/zh/sms/developer-reference/smsup-http (document 101847) shows it (a JSON array of
+``phone_number``, ``content``, ``send_time``, ``dest_code``, ``sequence_id``), and ``push`` POSTs it as the
+platform does (``application/json``, UTF-8) to the URL configured in the console, returning the answer.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import time
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -66,6 +73,26 @@ class FakeAliyun:
     nonces: set[str] = field(default_factory=set)
     url: str = ""
     _server: TestServer | None = None
+    _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1234567890))
+
+    def sms_up(self, phone: str, content: str, *, dest_code: str = "1234") -> dict[str, str]:
+        """One entry of an SmsUp push (document 101847): a reply from ``phone`` (11 digits, no +86)."""
+        return {
+            "phone_number": phone.removeprefix("+86"),
+            "content": content,
+            "send_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "dest_code": dest_code,
+            "sequence_id": str(next(self._sequence)),
+        }
+
+    async def push(self, url: str, entries: list[dict[str, str]]) -> tuple[int, Any]:
+        """POST a push (a JSON array) to a receiver, as the platform's HTTP batch push does."""
+        data = json.dumps(entries, ensure_ascii=False).encode("utf-8")
+        async with aiohttp.ClientSession() as session, session.post(
+            url, data=data, headers={"Content-Type": "application/json;charset=utf-8"}
+        ) as response:
+            body = await response.text()
+            return response.status, json.loads(body) if response.content_type.endswith("json") else body
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -14,6 +14,12 @@ request, else ``{"Response": {"SendStatusSet": [...], "RequestId"}}`` with one s
 Scripts: ``number_codes`` gives a number its error code, ``request_errors`` refuses the next requests
 whole (e.g. RequestLimitExceeded), ``http_errors`` answers the next ones with a bare HTTP status,
 ``balance`` is how many messages the SMS package still pays for.
+
+Residents' replies: ``reply`` builds the SMS reply callback exactly as
+https://cloud.tencent.com/document/api/382/59179 (English: https://www.tencentcloud.com/document/product/382/
+43548) shows it (one JSON object: ``extend``, ``mobile``, ``nationcode``, ``sign``, ``text``, ``time`` in Unix
+seconds), and ``push`` POSTs it as the platform does to the callback URL configured in the console,
+returning the answer.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -87,6 +94,20 @@ class FakeTencent:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         await self._server.close()
+
+    def reply(self, phone: str, text: str, *, sign: str = "昌乐县政府") -> dict[str, Any]:
+        """The reply callback (document 59179) for a reply from ``phone`` (E.164 +86...) reading ``text``."""
+        return {"extend": "", "mobile": phone.removeprefix("+86"), "nationcode": "86", "sign": sign, "text": text,
+                "time": int(time.time())}
+
+    async def push(self, url: str, callback: dict[str, Any]) -> tuple[int, Any]:
+        """POST a reply callback to a receiver, as the platform does."""
+        data = json.dumps(callback, ensure_ascii=False).encode("utf-8")
+        async with aiohttp.ClientSession() as session, session.post(
+            url, data=data, headers={"Content-Type": "application/json"}
+        ) as response:
+            body = await response.text()
+            return response.status, json.loads(body) if response.content_type.endswith("json") else body
 
     def callback(self, *, failed: Collection[str] = ()) -> list[dict[str, str]]:
         """A status callback (doc 43547) for every accepted message; E.164 numbers in ``failed`` undelivered."""

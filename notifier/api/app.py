@@ -15,6 +15,7 @@ from notifier.api import (
     audit,
     catalog,
     cloud_sms_hooks,
+    cloud_sms_replies,
     feedback,
     follow_up,
     hooks,
@@ -55,6 +56,7 @@ ALL_ROUTES: list[Route] = [
     *hooks.ROUTES,
     *wechat_hooks.ROUTES,
     *cloud_sms_hooks.ROUTES,
+    *cloud_sms_replies.ROUTES,
     *pages.ROUTES,
 ]
 EngineFactory = Callable[[web.Application], Awaitable[Engine | None]]

@@ -58,7 +58,7 @@ ALIYUN_ANSWER = {"code": 0, "msg": "接收成功"}
 TENCENT_ANSWER = {"result": 0, "errmsg": "OK"}
 
 
-def _authorised(request: web.Request, channel_type: str) -> str | None:
+def hook_alias(request: web.Request, channel_type: str) -> str | None:
     """The alias when it is a ``channel_type`` channel with a hook token and the request presents it."""
     alias = request.query.get("alias", "")
     channel = request.app[SETTINGS].channels.get(alias)
@@ -84,7 +84,7 @@ async def _receive(
     parse: Callable[[bytes], list[Receipt]],
     answer: dict[str, Any],
 ) -> web.StreamResponse:
-    alias = _authorised(request, channel_type)
+    alias = hook_alias(request, channel_type)
     if alias is None:
         log.warning("%s receipt hook refused: unknown alias, not a %s channel, or wrong token", vendor, channel_type)
         return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
@@ -166,4 +166,4 @@ ROUTES: list[Route] = [
           success=_answers(TENCENT_ANSWER), extra_responses=_ERRORS),
 ]  # fmt: skip
 
-__all__ = ["ALIYUN_ANSWER", "ROUTES", "TENCENT_ANSWER", "aliyun_sms_receipts", "tencent_sms_receipts"]
+__all__ = ["ALIYUN_ANSWER", "ROUTES", "TENCENT_ANSWER", "aliyun_sms_receipts", "hook_alias", "tencent_sms_receipts"]

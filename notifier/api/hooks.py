@@ -35,10 +35,8 @@ decoded here rather than by aiohttp (which would assume UTF-8).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl
 
@@ -50,11 +48,10 @@ from notifier.api.bodies import read_body
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
+from notifier.api.sms_replies import take_reply
 from notifier.config import ChannelConfig, Settings
-from notifier.domain.contacts import mask_phone, normalise_phone
+from notifier.domain.contacts import normalise_phone
 from notifier.domain.text import ascii_digits
-from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt_out_word
-from notifier.engine.replies import apply_text_reply
 
 log = logging.getLogger("notifier.hooks")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,9 +60,6 @@ DLR_TYPES = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "fa
 DLR_DETAIL = {2: "not delivered to the phone", 16: "refused by the SMSC"}
 MAX_PARAM_BYTES = 2048
 MAX_FORM_BYTES = 64 * 1024
-OPT_OUT_DEADLINE = 5.0
-"""Seconds the MO hook waits for the database before it keeps the reply in the inbox instead: a locked
-database makes each writer wait out SQLite's busy timeout in turn, and Kannel should not wait on that."""
 
 
 async def _params(request: web.Request) -> dict[str, bytes]:
@@ -222,37 +216,8 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
         log.info("kannel MO on %s from an unusable sender number ignored", alias)
         return _done()
     text = _decode_mo(params)
-    word = opt_out_word(text)
-    if word is None:
-        reply = OptOutReply(phone, alias, "", time.time(), text[:MAX_PARAM_BYTES])
-        try:
-            became = await asyncio.wait_for(
-                apply_text_reply(request.app[STORE], request.app[SETTINGS], reply), OPT_OUT_DEADLINE
-            )
-        except Exception as exc:
-            return await _keep(request, reply, exc)
-        log.info("kannel MO on %s from %s: %s (%d chars)", alias, mask_phone(phone), became, len(text))
-        return _done()
-    reply = OptOutReply(phone, alias, word, time.time())
-    try:
-        await asyncio.wait_for(apply_opt_out(request.app[STORE], reply), OPT_OUT_DEADLINE)
-    except Exception as exc:
-        return await _keep(request, reply, exc)
-    return _done()
-
-
-async def _keep(request: web.Request, reply: OptOutReply, cause: Exception) -> web.StreamResponse:
-    """The database refused a reply (an opt-out, a confirmation, feedback): keep it for housekeeping, or ask
-    Kannel to call again."""
-    masked = mask_phone(reply.phone)
-    try:
-        await OptOutInbox(request.app[SETTINGS].engine.inbox_dir).keep(reply)
-    except OSError:
-        log.exception("kannel MO reply on %s from %s could neither be stored (%s) nor kept in the inbox",
-                      reply.alias, masked, type(cause).__name__)
+    if not await take_reply(request, "kannel", alias, phone, text):
         return _unavailable(request, "opt-out")
-    log.warning("kannel MO reply on %s from %s could not be stored now (%s); kept for housekeeping",
-                reply.alias, masked, type(cause).__name__)
     return _done()
 
 
