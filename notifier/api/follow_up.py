@@ -30,9 +30,10 @@ from channels.bulletin_render import html_to_pdf
 from notifier.api.auth import actor, require
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.routing import Route, page_response, path_int, read_query
+from notifier.config import Settings
 from notifier.domain.errors import Conflict
 from notifier.domain.feedback import FollowUpResident
-from notifier.domain.models import AreaCode, Strict
+from notifier.domain.models import AreaCode, Notice, Strict
 from notifier.policy import notice_for_key
 from notifier.store import Store
 from notifier.store.common import decode_cursor, page
@@ -90,6 +91,15 @@ def render_follow_up_html(notice_id: int, title: str, department_name: str, gene
     )
 
 
+async def follow_up_pdf(store: Store, settings: Settings, notice: Notice, residents: list[FollowUpResident]) -> bytes:
+    """The printable list (one section per village), laid out in a worker thread."""
+    department = await store.get_department(notice.department)
+    zone = ZoneInfo(settings.server.timezone)
+    html = render_follow_up_html(notice.id, notice.title, department.name,
+                                 datetime.now(zone).strftime("%Y-%m-%d %H:%M"), residents)  # fmt: skip
+    return await asyncio.to_thread(html_to_pdf, html)
+
+
 async def follow_up(request: web.Request) -> web.StreamResponse:
     key = await require(request)
     store = request.app[STORE]
@@ -102,11 +112,7 @@ async def follow_up(request: web.Request) -> web.StreamResponse:
         residents = await all_residents(store, notice.id, q.area)
         await store.audit(actor(key), "notice.follow_up", "notice", notice.id,
                           {"area": q.area, "format": "pdf", "residents": len(residents)})
-        department = await store.get_department(notice.department)
-        zone = ZoneInfo(request.app[SETTINGS].server.timezone)
-        html = render_follow_up_html(notice.id, notice.title, department.name,
-                                     datetime.now(zone).strftime("%Y-%m-%d %H:%M"), residents)
-        pdf = await asyncio.to_thread(html_to_pdf, html)
+        pdf = await follow_up_pdf(store, request.app[SETTINGS], notice, residents)
         return web.Response(body=pdf, content_type=PDF_MEDIA, headers={
             "Content-Disposition": f'attachment; filename="follow-up-{notice.id}.pdf"', "Cache-Control": "no-store"})
     rows = await store.follow_up_rows(notice.id, q.area, decode_cursor(q.cursor) or 0, q.limit + 1)

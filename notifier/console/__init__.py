@@ -23,6 +23,7 @@ from notifier.console import (
     rosters,
     static,
     template_pages,
+    unconfirmed,
 )
 from notifier.console.framework import NAV, NavItem
 
@@ -35,6 +36,7 @@ ROUTES: list[ConsoleRoute] = [
     *compose.ROUTES,  # before notices: /console/notices/new is not a notice's id
     *notices.ROUTES,
     *follow.ROUTES,
+    *unconfirmed.ROUTES,
     *residents.ROUTES,
     *rosters.ROUTES,
     *template_pages.ROUTES,
