@@ -145,6 +145,22 @@ def _check_atom(text: str) -> ET.Element:
     return root
 
 
+async def test_a_notice_written_from_a_template_shows_its_rendered_text(api: Api) -> None:
+    """Before, the public page, the feed and the kiosk showed only the title of a notice with no body."""
+    measures = f"中小学停止户外活动。咨询电话 {PHONE}"
+    data = {"level": "橙色", "start_date": "12月1日0时", "measures": measures}
+    notice = await publish(api, title="重污染天气预警", body=None, template="heavy-pollution", data=data)
+    status, html, _ = await page(api, f"/public/notices/{notice['id']}")
+    assert status == 200
+    assert "12月1日0时起启动重污染天气橙色预警。" in html and "中小学停止户外活动。" in html
+    assert PHONE not in html  # the masking rules apply to the rendered text too
+    status, text, _ = await page(api, "/feeds/notices.atom")
+    [entry] = [e for e in feedparser.parse(text).entries if e.title == "重污染天气预警"]
+    assert "12月1日0时起启动重污染天气橙色预警" in entry.summary
+    status, kiosk, _ = await page(api, f"/kiosk?area={TOWN_A}")
+    assert status == 200 and "12月1日0时起启动重污染天气橙色预警" in kiosk
+
+
 async def test_notices_feed_is_valid_atom(api: Api, published: dict[str, Any]) -> None:
     status, text, headers = await page(api, "/feeds/notices.atom")
     assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")

@@ -23,7 +23,7 @@ from notifier.api.routing import Answer, Route, read_query
 from notifier.cap.document import MEDIA_TYPE
 from notifier.domain.disclosure import DisclosureDomain
 from notifier.store.public import PublicFilter
-from notifier.web.public_pages import PublicNotice, names, public_notice
+from notifier.web.public_pages import PublicNotice, names, public_notices
 
 ATOM = "http://www.w3.org/2005/Atom"
 ATOM_MEDIA = "application/atom+xml"
@@ -96,7 +96,7 @@ async def notices_feed(request: web.Request) -> web.Response:
     )
     known = await names(store)
     return await _respond(
-        request, "/feeds/notices.atom", " 政务公开 · 公示公告", [public_notice(item, known) for item in found], False
+        request, "/feeds/notices.atom", " 政务公开 · 公示公告", await public_notices(store, found, known), False
     )
 
 
@@ -107,11 +107,11 @@ async def cap_feed(request: web.Request) -> web.Response:
     offset = 0
     while len(alerts) < FEED_SIZE:  # alerts are among the published notices; read them a page at a time
         found = await store.list_published(PublicFilter(), limit=200, offset=offset)
-        alerts += [
-            public_notice(item, known)
-            for item in found
-            if item.notice.severity.value != "info" or item.notice.cap_identifier is not None
-        ]
+        alerts += await public_notices(
+            store,
+            [item for item in found if item.notice.severity.value != "info" or item.notice.cap_identifier is not None],
+            known,
+        )
         if len(found) < 200:
             break
         offset += 200

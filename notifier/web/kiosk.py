@@ -30,7 +30,7 @@ from notifier.api.routing import Answer, Route, read_query
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode
 from notifier.store import Store
-from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notice, render
+from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notices, render
 
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
@@ -45,7 +45,7 @@ class KioskQuery(BaseModel):
 
 async def _active(store: Store, area: str) -> list[PublicNotice]:
     known = await names(store)
-    return [public_notice(item, known) for item in await store.active_public_notices(area)]
+    return await public_notices(store, await store.active_public_notices(area), known)
 
 
 async def _area_name(store: Store, area: str) -> str:

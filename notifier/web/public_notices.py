@@ -31,7 +31,7 @@ from notifier.domain.disclosure import DOMAINS, DisclosureDomain
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode, Code, Notice
 from notifier.store.public import PublicFilter
-from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, render
+from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, public_notices, public_text, render
 from notifier.web.publicity import SHOWN_STATES, publicity_page
 
 PAGE_SIZE = 20
@@ -115,7 +115,7 @@ async def list_page(request: web.Request) -> web.Response:
         query.where(), limit=PAGE_SIZE + 1, offset=(query.page - 1) * PAGE_SIZE
     )
     known = await names(store)
-    notices = [public_notice(item, known) for item in found[:PAGE_SIZE]]
+    notices = await public_notices(store, found[:PAGE_SIZE], known)
     return render(
         "notices.html.j2",
         title="政务公开 · 公示公告",
@@ -135,7 +135,8 @@ async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.
     published = await store.get_published(path_int(request, "id"))
     if published is None:
         return render("message.html.j2", 404, title="没有这条公告", lines=["这条公告不存在，或尚未公开、已撤回。"])
-    return public_notice(published, await names(store)), published.notice
+    known = await names(store)
+    return public_notice(published, known, await public_text(store, published.notice, known)), published.notice
 
 
 async def notice_page(request: web.Request) -> web.Response:

@@ -28,6 +28,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from notifier.api.routing import Answer, Route
 from notifier.domain.disclosure import DOMAIN_NAMES
 from notifier.domain.enums import Severity
+from notifier.domain.models import Notice
+from notifier.engine.render import Renderer, RenderError
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
 
@@ -120,13 +122,43 @@ async def names(store: Store) -> Names:
     return Names(departments, await store.printable_area_names())
 
 
-def public_notice(published: PublishedNotice, known: Names) -> PublicNotice:
+_RENDERER = Renderer()
+
+
+async def public_text(store: Store, notice: Notice, known: Names) -> str:
+    """The text a notice shows to the public: its body, or for a notice written from a template that template's
+    public text (the ``feed`` kind: its ``feed`` slot, else its ``default`` one) rendered with the notice's data in
+    the template's version the notice was checked against; the title alone when there is no such text (a roster
+    notice, whose text carries each recipient's cells, is never rendered here)."""
+    if notice.body or not notice.template or notice.target.roster is not None:
+        return notice.body or notice.title
+    version = await store.template_version(notice.template, notice.template_version)
+    if version is None:
+        return notice.title
+    department_name = known.departments.get(notice.department, notice.department)
+    context = _RENDERER.context(notice.model_dump(mode="json"), department_name)
+    try:
+        text = str(_RENDERER.render(version, "feed", context)["text"] or "")
+    except RenderError:
+        return notice.title
+    lines = text.strip().splitlines()
+    if lines and lines[0].strip() == notice.title.strip():  # the page shows the title above the text
+        lines = lines[1:]
+    return "\n".join(lines).strip() or notice.title
+
+
+async def public_notices(store: Store, items: list[PublishedNotice], known: Names) -> list[PublicNotice]:
+    return [public_notice(item, known, await public_text(store, item.notice, known)) for item in items]
+
+
+def public_notice(published: PublishedNotice, known: Names, text: str | None = None) -> PublicNotice:
+    """What the public sees of a published notice (personal data masked); ``text`` from :func:`public_text`."""
     notice = published.notice
     county = "全县"
     return PublicNotice(
         id=notice.id,
         title=mask_personal(notice.title),
-        text=mask_personal(notice.body or notice.title),
+        text=mask_personal(text or notice.body or notice.title),
         interpretation=mask_personal(notice.interpretation) if notice.interpretation else None,
         department=notice.department,
         department_name=known.departments.get(notice.department, notice.department),
