@@ -2,8 +2,11 @@
 
 Definitions (docs/api.md, "Reports"):
 
-- a notice belongs to the period when it was created in it; the reach report covers the notices that were
-  released (approved, or sent by emergency override), the assessment every notice;
+- the period picks notices by the moment each figure is about: the reach report covers the notices *released*
+  in the period (approved, or sent by emergency override; a notice released without a recorded approval time
+  by its creation), so a notice drafted in one month and sent in the next counts in the next; the assessment
+  counts ``notices_created`` by creation, ``notices_submitted`` and the approvals due by submission (or
+  override), ``notices_issued``, the reach and the overdue overrides by release;
 - ``targeted``: residents with at least one message (delivery) of the notice; ``reached``: residents with at
   least one message delivered or confirmed; ``sent_to``: residents with at least one message accepted by a
   provider. ``reach_rate`` = reached / targeted; ``sent_rate`` = sent_to / targeted (channels that never
@@ -196,8 +199,26 @@ def parse_day_or_moment(text: str) -> date | datetime:
 # --- the reach report ----------------------------------------------------------------------------------
 
 
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def released_at(row: Row) -> datetime | None:
+    """When a notice was released: its override, else its approval; one released without a recorded approval
+    time (made approved by the engine itself) by its creation; None while it is not released."""
+    if row["state"] in UNRELEASED and not row["overridden_at"]:
+        return None
+    return _at(row["overridden_at"]) or _at(row["approved_at"]) or _at(row["created_at"])
+
+
+def _within(moment: datetime | None, from_at: datetime, to_at: datetime) -> bool:
+    return moment is not None and from_at <= moment < to_at
+
+
 async def reach_report(store: Store, from_at: datetime, to_at: datetime, department: str | None) -> ReachReport:
-    rows = [r for r in await store.report_notices(from_at, to_at, department) if r["state"] not in UNRELEASED]
+    rows = [
+        r for r in await store.report_notices(from_at, to_at, department) if _within(released_at(r), from_at, to_at)
+    ]
     ids = [int(r["id"]) for r in rows]
     notices = {int(r["id"]): _notice_reach(r) for r in rows}
     channels: dict[str, ChannelReach] = {}
@@ -242,7 +263,7 @@ async def reach_report(store: Store, from_at: datetime, to_at: datetime, departm
 
 
 def _notice_reach(row: Row) -> NoticeReach:
-    released = row["overridden_at"] or row["approved_at"]
+    released = released_at(row)
     return NoticeReach(
         notice_id=row["id"],
         department=row["department"],
@@ -320,7 +341,9 @@ async def assessment_report(
     result = []
     for code in codes:
         own = [row for row in rows if row["department"] == code]
-        due, on_time = _approval_timeliness(own, rules, rejected_at, now)
+        submitted = [r for r in own if _within(_at(r["overridden_at"] or r["submitted_at"]), from_at, to_at)]
+        released = [r for r in own if _within(released_at(r), from_at, to_at)]
+        due, on_time = _approval_timeliness(submitted, rules, rejected_at, now)
         figures = reach_of.get(code) or DepartmentReach(department=code)
         received, answered_due, answered_in_time = _feedback_timeliness(
             [r for r in feedback if r["department"] == code], now
@@ -329,13 +352,13 @@ async def assessment_report(
             DepartmentAssessment(
                 department=code,
                 name=names.get(code, code),
-                notices_created=len(own),
-                notices_submitted=sum(1 for r in own if r["submitted_at"] or r["overridden_at"]),
-                notices_issued=sum(1 for r in own if r["state"] not in UNRELEASED),
+                notices_created=sum(1 for r in own if _within(_at(r["created_at"]), from_at, to_at)),
+                notices_submitted=len(submitted),
+                notices_issued=len(released),
                 approvals_due=due,
                 approved_on_time=on_time,
                 on_time_rate=round(on_time / due, 4) if due else None,
-                overdue_after_the_fact=sum(1 for r in own if r["overridden_at"] and not r["approved_at"]),
+                overdue_after_the_fact=sum(1 for r in released if r["overridden_at"] and not r["approved_at"]),
                 targeted=figures.targeted,
                 reached=figures.reached,
                 reach_rate=figures.reach_rate,

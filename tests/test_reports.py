@@ -231,6 +231,33 @@ async def test_the_period_and_the_department_choose_the_notices(
         assert status == 422 and body["errors"][0]["loc"].startswith("query."), (bad, body)
 
 
+async def test_the_period_picks_notices_by_their_release_not_their_creation(
+    api: Api, settings: Settings, report_notice: tuple[int, dict[str, Any]]
+) -> None:
+    """A notice drafted 40 days ago and approved now belongs to this period's reach and issued notices, and to
+    the old period's created notices only."""
+    notice_id, expected = report_notice
+    forty_days_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="microseconds")
+    with contextlib.closing(database(settings)) as conn:
+        conn.execute("UPDATE notices SET created_at = ? WHERE id = ?", (forty_days_ago, notice_id))
+    recent = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
+    old_from = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
+    old_to = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    status, report = await api.call("GET", f"/api/v1/reports/reach?from={recent}", key="env-viewer")
+    assert status == 200 and [n["notice_id"] for n in report["notices"]] == [notice_id]
+    assert report["total"]["reached"] == expected["notice"]["reached"]
+    status, report = await api.call("GET", f"/api/v1/reports/reach?from={old_from}&to={old_to}", key="env-viewer")
+    assert status == 200 and report["notices"] == []  # created then, but not sent then
+    status, now = await api.call("GET", f"/api/v1/reports/departments?from={recent}", key="env-viewer")
+    [environment] = now["departments"]
+    figures = ("notices_created", "notices_submitted", "notices_issued")
+    assert tuple(environment[f] for f in figures) == (0, 1, 1)
+    assert environment["reached"] == expected["notice"]["reached"]
+    status, then = await api.call("GET", f"/api/v1/reports/departments?from={old_from}&to={old_to}", key="env-viewer")
+    [environment] = then["departments"]
+    assert (environment["notices_created"], environment["notices_issued"], environment["reached"]) == (1, 0, 0)
+
+
 async def test_csv_and_xlsx_carry_the_same_figures(api: Api, report_notice: tuple[int, dict[str, Any]]) -> None:
     notice_id, expected = report_notice
     status, text = await api.call("GET", "/api/v1/reports/reach", key="env-viewer", headers={"Accept": "text/csv"})

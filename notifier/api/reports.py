@@ -52,9 +52,9 @@ DayOrTime = Annotated[
 
 class PeriodQuery(Strict):
     from_: DayOrTime | None = Field(
-        None, alias="from", description="notices created at or after this day (server time zone) or time"
+        None, alias="from", description="start of the period: this day (server time zone) or time"
     )
-    to: DayOrTime | None = Field(None, description="notices created up to this day, inclusive, or before this time")
+    to: DayOrTime | None = Field(None, description="end of the period: this day, inclusive, or before this time")
 
 
 class ReachQuery(PeriodQuery):
@@ -133,7 +133,8 @@ ROUTES = [
         "GET",
         "/api/v1/reports/reach",
         get_reach_report,
-        "Reach of the notices created in a period, per notice, department, channel, town and village; "
+        "Reach of the notices released (approved or sent by override) in a period, per notice, department, "
+        "channel, town and village; "
         "JSON, or CSV / XLSX by Accept",
         "reports",
         query=ReachQuery,
