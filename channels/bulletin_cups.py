@@ -204,6 +204,7 @@ class BulletinChannel(Channel):
             topic=header.get("topic", ""),
             paper=(printer.paper if printer and printer.paper else self.settings.paper),
             table=PublicityTable.from_header(header["publicity"]) if header.get("publicity") else None,
+            notice_id=message.notice_id,
         )
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:

@@ -126,12 +126,18 @@ class BulletinNotice:
     topic: str
     paper: Paper = "A4"
     table: PublicityTable | None = None  # a publicity list: printed landscape, paginated, this area's rows only
+    notice_id: int | None = None  # a publicity list's feedback link names its notice
 
 
 def subscribe_url(public_url: str, notice: BulletinNotice) -> str:
     """The page the QR code opens: subscription pre-set to this area and (when known) topic."""
     query = urlencode({"area": notice.area_code, **({"topic": notice.topic} if notice.topic else {})})
     return f"{public_url.rstrip('/')}/subscribe?{query}"
+
+
+def feedback_url(public_url: str, notice_id: int) -> str:
+    """The public feedback form of a notice (``notifier.web.feedback_form``), which a publicity list prints."""
+    return f"{public_url.rstrip('/')}/public/notices/{notice_id}/feedback"
 
 
 def paragraphs(body: str) -> list[str]:
@@ -162,11 +168,14 @@ def _environment() -> Environment:
     )
 
 
-def render_publicity_html(notice: BulletinNotice) -> str:
+def render_publicity_html(notice: BulletinNotice, public_url: str) -> str:
     """A publicity list as one HTML document: landscape pages, the table's header repeated on every page,
-    the period and the complaint phone at the top of every page and the page number at the bottom."""
+    the period and the complaint phone at the top of every page, the feedback form's link (text and QR code)
+    and the page number at the bottom."""
     assert notice.table is not None
     table = notice.table
+    link = feedback_url(public_url, notice.notice_id) if notice.notice_id is not None else None
+    qr_svg = segno.make(link, error="m").svg_inline(scale=2, border=1, dark="#000000") if link else None
     return (
         _environment()
         .get_template("publicity.html.j2")
@@ -178,6 +187,8 @@ def render_publicity_html(notice: BulletinNotice) -> str:
             government=f"{notice.county_name}人民政府",
             period=f"公示期：{chinese_day(table.period_from)}至{chinese_day(table.period_until)}",
             complaint=f"监督投诉电话：{table.complaint_phone}",
+            feedback=f"意见反馈：{link}" if link else "",
+            feedback_qr=qr_svg,
             issued_date=chinese_date(notice.issued_at),
         )
     )
@@ -186,7 +197,7 @@ def render_publicity_html(notice: BulletinNotice) -> str:
 def render_html(notice: BulletinNotice, public_url: str) -> str:
     """The notice as one self-contained HTML document (CSS inlined, QR code as inline SVG)."""
     if notice.table is not None:
-        return render_publicity_html(notice)
+        return render_publicity_html(notice, public_url)
     url = subscribe_url(public_url, notice)
     qr_svg = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000000")
     place = area_word(notice)

@@ -131,6 +131,14 @@ async def test_a_notice_page_shows_the_interpretation_beside_the_text_and_no_per
     assert status == 200 and read_alert(cap.encode()).infos[0].headline == "重污染天气橙色预警"
 
 
+async def test_a_notice_page_links_the_notices_feedback_form(api: Api, published: dict[str, Any]) -> None:
+    air = published["air"]["id"]
+    status, html, _ = await page(api, f"/public/notices/{air}")
+    assert status == 200 and f'href="/public/notices/{air}/feedback" id="feedback-link"' in html
+    status, form, _ = await page(api, f"/public/notices/{air}/feedback")
+    assert status == 200 and 'name="text"' in form and "重污染天气橙色预警" in form
+
+
 def _check_atom(text: str) -> ET.Element:
     """RFC 4287's required elements, checked on the XML itself: feed id, title, updated, a self link and an
     author (none of the entries has to carry one then); entry id, title, updated, link."""

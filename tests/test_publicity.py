@@ -103,6 +103,14 @@ def pdf_pages(pdf: Path) -> list[str]:
     return [page for page in text.split("\f") if page.strip()]
 
 
+def qr_code_of_page(pdf: Path, number: int) -> str:
+    """What zbarimg reads from page ``number`` of the PDF laid out at 100 dpi."""
+    png = pdf.with_name(f"{pdf.stem}-page{number}")
+    subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", str(number), "-l", str(number), "-singlefile", str(pdf),
+                    str(png)], check=True)  # fmt: skip
+    return subprocess.run(["zbarimg", "-q", "--raw", f"{png}.png"], capture_output=True, text=True).stdout.strip()
+
+
 @pytest.mark.peer("cups")
 async def test_each_village_board_prints_only_its_own_rows_masked_and_paginated(
     api: Api, store: Store, settings: Settings, cups: CupsPeer, tmp_path: Path
@@ -143,10 +151,14 @@ async def test_each_village_board_prints_only_its_own_rows_masked_and_paginated(
     pages = pdf_pages(printed)
     whole = "\n".join(pages)
     assert len(pages) >= 2, "60 rows take more than one landscape page"
+    feedback = f"http://127.0.0.1:8080/public/notices/{notice_id}/feedback"
     for number, page in enumerate(pages, start=1):
         assert f"第{number}页共{len(pages)}页" in page.replace(" ", "")
         assert "身份证号" in page and "金额" in page  # the table header on every page
         assert "0536-6212345" in page and "公示期" in page
+        assert f"意见反馈：{feedback}" in page  # beside the period and the phone, on every page
+    for number in (1, len(pages)):  # the QR code of the feedback form, read back from the page as printed
+        assert qr_code_of_page(printed, number) == feedback, number
     for n in range(1, A1_ROWS + 1):
         assert f"{1000 + n}.00" in whole
         assert f"370725********{n:04d}" in whole and f"139****{n:04d}" in whole
@@ -173,9 +185,13 @@ async def test_public_page_shows_the_masked_list_and_is_gone_after_the_period(
     status, page = await api.call("GET", f"/public/notices/{live}", key=None)
     assert status == 200, page
     assert "370725********0001" in page and "1065.00" in page and "0536-6212345" in page
+    assert f'意见反馈：<a href="/public/notices/{live}/feedback" id="feedback-link">' in page
+    status, form = await api.call("GET", f"/public/notices/{live}/feedback", key=None)
+    assert status == 200 and 'name="text"' in form  # the link leads to a form that takes feedback
     assert id_number(1) not in page and "13912340001" not in page and "王1英" not in page
     status, page = await api.call("GET", f"/public/notices/{ended}", key=None)
     assert status == 410 and "公示" in page
+    assert "/feedback" not in page
     assert "1065.00" not in page
     entries, _ = await store.list_audit(AuditFilter(action="publicity.withdrawn"), None, 10)
     assert [e.object_id for e in entries] == [str(ended)]

@@ -14,7 +14,9 @@ Safety: the form carries the resident pages' signed token (``notifier.web.pages`
 and bound to the browser's ``rp_csrf`` cookie), so a POST needs the page first, in the same browser; a POST
 whose ``Origin`` is another site is refused (403). Each client address may send ``[feedback] form_per_hour`` items
 an hour (429 beyond); the address is kept only as a keyed hash (HMAC with the signing secret). Only a notice
-that went out (scheduled, sending or done) and is no reply to a resident takes feedback; another is 404.
+that is approved or went out (scheduled, sending or done: what the public pages show) and is no reply to a
+resident takes feedback; another is 404. The public notice pages link here (``takes_feedback``), and a
+publicity list's printout prints this address with its QR code (``channels.bulletin_render.feedback_url``).
 
 Every answer is an HTML page: 200 (form, thanks), 400 (token missing, forged or expired: the form comes back
 with a fresh one), 403 (foreign origin), 404, 422 (a field is wrong, named), 429.
@@ -48,7 +50,7 @@ log = logging.getLogger("notifier.web")
 
 FORM = "feedback"
 FORM_TTL = 86400.0
-OPEN_STATES = frozenset({"scheduled", "sending", "done"})
+OPEN_STATES = frozenset({"approved", "scheduled", "sending", "done"})
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -64,6 +66,11 @@ def feedback_form_context(request: web.Request, notice_id: int, values: dict[str
             "feedback_values": {"category": "", "text": "", "name": "", "phone": "", **(values or {})}}
 
 
+def takes_feedback(notice: Notice) -> bool:
+    """Whether the form takes feedback on ``notice`` (the pages that link to it ask this)."""
+    return notice.state.value in OPEN_STATES and notice.answers_feedback is None
+
+
 async def _open_notice(request: web.Request) -> Notice | None:
     raw = request.match_info["id"]
     if not ascii_digits(raw) or len(raw) > 18:
@@ -72,9 +79,7 @@ async def _open_notice(request: web.Request) -> Notice | None:
         notice = await request.app[STORE].get_notice(int(raw))
     except NotFound:
         return None
-    if notice.state.value not in OPEN_STATES or notice.answers_feedback is not None:
-        return None
-    return notice
+    return notice if takes_feedback(notice) else None
 
 
 def _not_found(request: web.Request) -> web.Response:

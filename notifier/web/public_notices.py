@@ -31,6 +31,7 @@ from notifier.domain.disclosure import DOMAINS, DisclosureDomain
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode, Code, Notice
 from notifier.store.public import PublicFilter
+from notifier.web.feedback_form import action_path, takes_feedback
 from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, public_notices, public_text, render
 from notifier.web.publicity import SHOWN_STATES, publicity_page
 
@@ -152,7 +153,9 @@ async def notice_page(request: web.Request) -> web.Response:
         return found
     shown, notice = found
     sections = [section for make in NOTICE_SECTIONS if (section := await make(request, notice)) is not None]
-    return render("notice.html.j2", title=shown.title, notice=shown, sections=sections, embed=query.embed)
+    feedback_link = action_path(notice.id) if takes_feedback(notice) else None
+    return render("notice.html.j2", title=shown.title, notice=shown, sections=sections, embed=query.embed,
+                  feedback_link=feedback_link)
 
 
 async def notice_cap(request: web.Request) -> web.Response:

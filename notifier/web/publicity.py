@@ -2,7 +2,8 @@
 
 Shown (200, no login) from the first day of the period to the last, in the server's timezone, once the
 notice is approved: its title and text, the period, the complaint phone and the whole table, masked
-(``engine.publicity``). Before the period, or for a notice that is not an approved publicity notice: 404.
+(``engine.publicity``), and the link to the notice's feedback form (``feedback_form``) once it went out.
+Before the period, or for a notice that is not an approved publicity notice: 404.
 After the last day: 410 Gone, and the withdrawal is logged once (audit ``publicity.withdrawn``; housekeeping
 logs it too when nobody asks for the page).
 
@@ -23,6 +24,7 @@ from notifier.api.routing import Answer, Route, path_int
 from notifier.domain.errors import NotFound
 from notifier.domain.models import Notice
 from notifier.engine.publicity import publicity_table
+from notifier.web.feedback_form import action_path, takes_feedback
 from notifier.web.pages import message, render
 
 SHOWN_STATES = frozenset({"approved", "scheduled", "sending", "done"})
@@ -60,6 +62,7 @@ async def publicity_page(request: web.Request, notice: Notice) -> web.Response:
         period_from=chinese_day(period.from_date.isoformat()),
         period_until=chinese_day(period.until.isoformat()),
         table=table,
+        feedback_link=action_path(notice.id) if takes_feedback(notice) else None,
     )
 
 
