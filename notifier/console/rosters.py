@@ -2,7 +2,8 @@
 publicity preview of a roster.
 
     GET  /console/rosters                    the department's rosters (everyone's for an admin), the upload form
-    POST /console/rosters                    upload a CSV or XLSX roster, then its page (303)
+    POST /console/rosters                    upload a CSV or XLSX roster, then its page (303); ``direct``: an
+                                             unmatched row's mobile number is reached directly (statutory)
     GET  /console/rosters/{id}               the report (rows, matched, unmatched rows with their reasons) and
                                              the publicity preview: chosen columns of one village, masked
     GET  /console/rosters/{id}/unmatched.csv the unmatched rows (row number, reason, cells) as CSV
@@ -57,6 +58,7 @@ async def rosters(request: web.Request, console: Console) -> web.StreamResponse:
 async def upload(request: web.Request, console: Console) -> web.StreamResponse:
     t = console.t
     form_values = {name: console.field(name, 200) for name in ("name", "key")}
+    form_values["direct"] = "true" if console.field("direct", 10) == "true" else "false"
     try:
         form = RosterForm.model_validate(form_values)
         file = console.form.get("file")
@@ -73,7 +75,8 @@ async def upload(request: web.Request, console: Console) -> web.StreamResponse:
         data = await asyncio.to_thread(file.file.read)
         table = await asyncio.to_thread(read_uploaded, data, suffix)
         report = await store_roster(
-            console.store, console.staff.as_key(), name=form.name, key_column=form.key, table=table, direct=False
+            console.store, console.staff.as_key(), name=form.name, key_column=form.key, table=table,
+            direct=form.direct,
         )
     except (InvalidInput, ValidationError) as exc:
         problem = invalid_from_validation(exc) if isinstance(exc, ValidationError) else exc

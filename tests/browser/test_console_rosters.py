@@ -3,13 +3,17 @@ them, download those rows, and preview the publicity list masked as the public p
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime as dt
 import io
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from notifier.config import Settings
 from notifier.domain.enums import Role
 from notifier.domain.models import SubscriberIn
 from notifier.store import Store
@@ -111,3 +115,42 @@ async def test_upload_report_and_masked_publicity_preview(
     roster_id = (await store.list_rosters("civil-affairs"))[0]["id"]
     assert (await page.request.get(f"{console_server}/console/rosters/{roster_id}")).status == 404
     assert (await page.request.get(f"{console_server}/console/rosters/{roster_id}/unmatched.csv")).status == 404
+
+
+async def test_an_xlsx_roster_with_direct_sends_to_an_unmatched_rows_phone(
+    console_server: str, store: Store, settings: Settings, page: Any, tmp_path: Path
+) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    await store.create_subscriber(
+        SubscriberIn(name="王秀英", phone="13812345678", area_code=VILLAGE_A1, topics=["air-quality"]), "test"
+    )
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["姓名", "手机号", "金额", "发放日期"])
+    sheet.append(["王秀英", "13812345678", 800, dt.datetime(2026, 12, 5)])
+    sheet.append(["孙大娘", "13700000000", 650, dt.datetime(2026, 12, 5)])  # nobody has it: reached directly
+    sheet.append(["钱不明", "12345", 500, dt.datetime(2026, 12, 5)])  # row 3: no mobile number
+    path = tmp_path / "临时救助名单.xlsx"
+    book.save(path)
+    clerk, one_time = await new_staff(store, department="civil-affairs", name="赵民政", role=Role.ISSUER)
+    await log_in(page, console_server, clerk.login, one_time, new_password=PASSWORD)
+    await page.goto(f"{console_server}/console/rosters")
+    await page.get_by_label("名称").fill("临时救助")
+    await page.select_option("#key", "phone")
+    await page.set_input_files("#file", str(path))
+    await page.get_by_label("直接发送到找不到居民的行的手机号").check()
+    await axe_check(page)
+    await page.click("#upload-submit")
+    await page.wait_for_selector("#report")
+    assert (await page.text_content("#rows"), await page.text_content("#matched")) == ("3", "2")
+    assert await page.text_content("#direct-count") == "1"
+    assert await page.locator("#unmatched tbody td:first-child").all_text_contents() == ["3"]
+    await axe_check(page)
+
+    [roster] = await store.list_rosters("civil-affairs")
+    rows = await store.roster_rows_page(int(roster["id"]), 0, 10)
+    assert [row["cells"]["发放日期"] for row in rows] == ["2026-12-05"] * 3  # Excel dates as days
+    contact = await store.find_subscriber_by_phone("+8613700000000")
+    with contextlib.closing(sqlite3.connect(settings.sqlite_path or "")) as db:
+        [(basis,)] = db.execute("SELECT consent_basis FROM subscribers WHERE id = ?", (contact,)).fetchall()
+    assert basis == "statutory"  # kept for the statutory notice, not as a subscription
