@@ -220,6 +220,15 @@ async def test_preview_shows_three_recipients_and_the_longest_sms(api: Api, stor
     assert longest["row"] == 3 and longest["parts"] == 2 and "95元" in longest["text"]
     assert longest["parts_all_recipients"] == 2 + 4 * 1
 
+    # the draft preview (before the notice exists, as the console's compose page asks) fills the same cells
+    status, draft = await api.call("POST", "/api/v1/notice-preview", key="civ-issuer", json=payload)
+    assert status == 200, draft
+    assert draft["personal"] == preview["personal"]
+    status, other = await api.call("POST", "/api/v1/notice-preview", key="env-issuer",
+                                   json={**payload, "topic": "air-quality"})
+    assert status in (403, 404, 422), other  # another department's roster: refused, nothing of it shown
+    assert "王1英" not in str(other)
+
 
 async def test_cli_rosters_import_prints_the_per_row_report(store: Store, settings: Settings, tmp_path: Path) -> None:
     from tests.test_cli import run_cli

@@ -36,6 +36,7 @@ from notifier.engine.message_preview import (
     printout_notice,
     render_draft,
 )
+from notifier.engine.personal_preview import personal_preview
 from notifier.engine.render import RenderError
 from notifier.engine.sms_bill import sms_bill
 from notifier.policy import check_new_notice
@@ -96,8 +97,11 @@ async def draft_preview(
     if first_printed is not None and "bulletin" in messages:
         error = await _add_printout(request, messages["bulletin"], first_printed, rendered["bulletin"], printout)
     segments = bill.aliases[0].parts_per_message if bill is not None else None
+    personal = await personal_preview(store, notice, settings, renderer, context.channels,
+                                      department_code=key.department)  # fmt: skip
     return DraftPreview(
-        **figures, sms_segments=segments, sms=bill, areas=areas, messages=messages, printout_error=error
+        **figures, sms_segments=segments, sms=bill, areas=areas, messages=messages, printout_error=error,
+        personal=personal,
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from channels.base import Channel
 from channels.sms_text import count_segments
 from notifier.config import Settings
-from notifier.domain.models import Notice
+from notifier.domain.models import Notice, NoticeIn
 from notifier.engine.personal import bind_row, personalise, tag_personal
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.engine.sms_bill import sms_routes
@@ -41,18 +41,24 @@ class PersonalPreview(BaseModel):
 
 
 async def personal_preview(
-    store: Store, notice: Notice, settings: Settings, renderer: Renderer, channels: Mapping[str, Channel]
+    store: Store, notice: Notice | NoticeIn, settings: Settings, renderer: Renderer, channels: Mapping[str, Channel],
+    *, department_code: str | None = None,
 ) -> PersonalPreview | None:
-    """None for a notice that targets no roster, or whose texts do not render."""
+    """None for a notice that targets no roster, or whose texts do not render. A draft (``NoticeIn``, as
+    ``POST /notice-preview`` has it) renders with the latest template version, as the department
+    ``department_code`` that would create it."""
     roster_id = notice.target.roster
     if roster_id is None:
         return None
     roster = await store.roster_row(roster_id)
-    department = await store.get_department(notice.department)
+    code = notice.department if isinstance(notice, Notice) else department_code or ""
+    department = await store.get_department(code)
     issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
-    context = renderer.context(notice.model_dump(mode="json"), department.name, issued_at=issued_at)
+    context = renderer.context({**notice.model_dump(mode="json"), "department": code}, department.name,
+                               issued_at=issued_at)  # fmt: skip
     kinds = [kind.value for kind in notice.channels]
-    version = await store.template_version(notice.template or DEFAULT_TEMPLATE, notice.template_version)
+    pinned = notice.template_version if isinstance(notice, Notice) else None
+    version = await store.template_version(notice.template or DEFAULT_TEMPLATE, pinned)
     if version is None:
         return None
     try:
