@@ -14,10 +14,11 @@ like the API's (``feedback.list``, ``feedback.read``), actions by the store (``f
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from notifier.api.keys import ENGINE
 from notifier.api.routing import path_int
@@ -81,45 +82,50 @@ def _problem(exc: ValidationError) -> str:
     return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
 
 
+Act = Callable[[Console, FeedbackItem, Any], Awaitable[None]]
+
+
+async def _form_action(console: Console, field: str, limit: int, model: type[BaseModel], act: Act) -> web.Response:
+    """One action on an item: read ``field`` from the form, validate it with ``model`` (the API's body), show the
+    item's page again with a 422 naming the field when it is wrong, else ``act`` and go back to the item."""
+    item = await _item(console)
+    raw = console.field(field, limit)
+    try:
+        body = model.model_validate({field: raw})
+    except ValidationError as exc:
+        return await _item_page(console, item, status=422, errors={field: _problem(exc)}, values={field: raw})
+    await act(console, item, body)
+    raise redirect(item_path(item.id))
+
+
+async def _assign(console: Console, item: FeedbackItem, body: FeedbackAssignIn) -> None:
+    await console.store.assign_feedback(item.id, body.assigned_to, console.staff.actor)
+
+
+async def _reply(console: Console, item: FeedbackItem, body: FeedbackReplyIn) -> None:
+    await answer_feedback(console.store, console.staff.as_key(), console.staff.actor, item, body.text)
+    engine = console.request.app.get(ENGINE)
+    if engine is not None:
+        engine.wake()
+
+
+async def _close(console: Console, item: FeedbackItem, body: FeedbackCloseIn) -> None:
+    await console.store.close_feedback(item.id, body.outcome, console.staff.actor)
+
+
 @page(roles=ACTING)
 async def assign(request: web.Request, console: Console) -> web.StreamResponse:
-    item = await _item(console)
-    raw = console.field("assigned_to", 101)
-    try:
-        body = FeedbackAssignIn(assigned_to=raw)
-    except ValidationError as exc:
-        return await _item_page(console, item, status=422, errors={"assigned_to": _problem(exc)},
-                                values={"assigned_to": raw})
-    await console.store.assign_feedback(item.id, body.assigned_to, console.staff.actor)
-    raise redirect(item_path(item.id))
+    return await _form_action(console, "assigned_to", 101, FeedbackAssignIn, _assign)
 
 
 @page(roles=ACTING)
 async def reply(request: web.Request, console: Console) -> web.StreamResponse:
-    item = await _item(console)
-    raw = console.field("text", 501)
-    try:
-        body = FeedbackReplyIn(text=raw)
-    except ValidationError as exc:
-        return await _item_page(console, item, status=422, errors={"text": _problem(exc)}, values={"text": raw})
-    await answer_feedback(console.store, console.staff.as_key(), console.staff.actor, item, body.text)
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
-    raise redirect(item_path(item.id))
+    return await _form_action(console, "text", 501, FeedbackReplyIn, _reply)
 
 
 @page(roles=ACTING)
 async def close(request: web.Request, console: Console) -> web.StreamResponse:
-    item = await _item(console)
-    raw = console.field("outcome", 1001)
-    try:
-        body = FeedbackCloseIn(outcome=raw)
-    except ValidationError as exc:
-        return await _item_page(console, item, status=422, errors={"outcome": _problem(exc)},
-                                values={"outcome": raw})
-    await console.store.close_feedback(item.id, body.outcome, console.staff.actor)
-    raise redirect(item_path(item.id))
+    return await _form_action(console, "outcome", 1001, FeedbackCloseIn, _close)
 
 
 NAV_ITEMS = [NavItem(INBOX_PATH, "意见建议", "Feedback")]
