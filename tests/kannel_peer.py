@@ -6,6 +6,8 @@ and waits until bearerbox listens (checked with ``ss``: a probe connection to th
 taken for a fakesmsc client) and the admin status page shows the MT link online and smsbox connected.
 ``kannel.received()`` reads what fakesmsc printed (decoded text per message); ``kannel.inject_mo(...)``
 runs a second, short-lived fakesmsc on the MO link. Everything is stopped by PID on exit.
+``kannel_hook_app(store, settings, token)`` serves the app with the Kannel hooks on a real port for the alias
+``kannel``, and ``mo_hook_url(base, token)`` is the sms-service URL to give ``kannel_peer``.
 Without Kannel installed (``bash scripts/install-peers``) the test is skipped; CI turns that into a failure.
 """
 
@@ -24,6 +26,11 @@ from urllib.parse import unquote_to_bytes
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
+
+from notifier.api import create_app, hooks
+from notifier.config import Settings
+from notifier.store import Store
 
 BEARERBOX = "/usr/sbin/bearerbox"
 SMSBOX = "/usr/sbin/smsbox"
@@ -248,3 +255,25 @@ async def kannel_peer(tmp_path: Path, mo_url: str) -> AsyncIterator[KannelPeer]:
         yield peer
     finally:
         await peer.stop()
+
+
+@contextlib.asynccontextmanager
+async def kannel_hook_app(store: Store, settings: Settings, token: str, **options: str) -> AsyncIterator[
+    tuple[str, Settings]
+]:  # fmt: skip
+    """The app with the hooks on a real port (its base URL, its settings): the settings declare the Kannel alias
+    ``kannel`` with the test sendsms account, ``hook_token`` = ``token`` and ``options`` (``confirm_text``...)."""
+    channels = {"kannel": {"kind": "sms", "type": "kannel", "username": SENDSMS_USER, "password": SENDSMS_PASSWORD,
+                           "hook_token": token, **options}}  # fmt: skip
+    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
+    server = TestServer(create_app(app_settings, store=store, extra_routes=hooks.ROUTES), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), app_settings
+    finally:
+        await server.close()
+
+
+def mo_hook_url(base: str, token: str) -> str:
+    """The sms-service get-url that forwards inbound SMS to the app at ``base`` (docs/kannel.md's)."""
+    return f"{base}/hooks/kannel/mo?alias=kannel&token={token}&{MO_ESCAPES}"

@@ -13,11 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.kannel import KannelChannel, KannelOptions, dlr_signature
-from notifier.api import create_app, hooks
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn, SubscriberIn
@@ -31,7 +29,9 @@ from tests.kannel_peer import (
     SENDSMS_PASSWORD,
     SENDSMS_USER,
     KannelPeer,
+    kannel_hook_app,
     kannel_peer,
+    mo_hook_url,
     wait_until,
 )
 
@@ -172,27 +172,15 @@ def test_options_reject_unknown_keys_and_bad_urls() -> None:
 
 
 @pytest.fixture
-async def hook_server(
-    store: Store, settings: Settings
-) -> AsyncIterator[tuple[str, Settings]]:
+async def hook_server(store: Store, settings: Settings) -> AsyncIterator[tuple[str, Settings]]:
     """The app with the hooks on a real port; its settings declare the alias ``kannel`` and its hook token."""
-    channels = {"kannel": {"kind": "sms", "type": "kannel", "username": SENDSMS_USER, "password": SENDSMS_PASSWORD,
-                           "hook_token": TOKEN}}
-    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
-    app = create_app(app_settings, store=store, extra_routes=hooks.ROUTES)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), app_settings
-    finally:
-        await server.close()
+    async with kannel_hook_app(store, settings, TOKEN) as served:
+        yield served
 
 
 @pytest.fixture
 async def kannel(tmp_path: Path, hook_server: tuple[str, Settings]) -> AsyncIterator[KannelPeer]:
-    base, _ = hook_server
-    mo_url = f"{base}/hooks/kannel/mo?alias=kannel&token={TOKEN}&{MO_ESCAPES}"
-    async with kannel_peer(tmp_path, mo_url) as peer:
+    async with kannel_peer(tmp_path, mo_hook_url(hook_server[0], TOKEN)) as peer:
         yield peer
 
 

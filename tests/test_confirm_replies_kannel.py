@@ -8,17 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from channels.kannel import KannelChannel, KannelOptions
-from notifier.api import create_app, hooks
 from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn, SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from tests.conftest import VILLAGE_A1, VILLAGE_A2
-from tests.kannel_peer import MO_ESCAPES, SENDSMS_PASSWORD, SENDSMS_USER, KannelPeer, kannel_peer
+from tests.kannel_peer import SENDSMS_PASSWORD, SENDSMS_USER, KannelPeer, kannel_hook_app, kannel_peer, mo_hook_url
 
 TOKEN = "t0ken-for-kannel-confirmations"
 ASKER, OTHER = "+8613900139001", "+8613900139002"
@@ -26,22 +24,13 @@ ASKER, OTHER = "+8613900139001", "+8613900139002"
 
 @pytest.fixture
 async def hook_server(store: Store, settings: Settings) -> AsyncIterator[tuple[str, Settings]]:
-    channels = {"kannel": {"kind": "sms", "type": "kannel", "username": SENDSMS_USER, "password": SENDSMS_PASSWORD,
-                           "hook_token": TOKEN, "signature": "昌乐县政府", "confirm_text": "回复1确认收到"}}
-    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": channels})
-    app = create_app(app_settings, store=store, extra_routes=hooks.ROUTES)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/"), app_settings
-    finally:
-        await server.close()
+    async with kannel_hook_app(store, settings, TOKEN, signature="昌乐县政府", confirm_text="回复1确认收到") as served:
+        yield served
 
 
 @pytest.fixture
 async def kannel(tmp_path: Path, hook_server: tuple[str, Settings]) -> AsyncIterator[KannelPeer]:
-    base, _ = hook_server
-    async with kannel_peer(tmp_path, f"{base}/hooks/kannel/mo?alias=kannel&token={TOKEN}&{MO_ESCAPES}") as peer:
+    async with kannel_peer(tmp_path, mo_hook_url(hook_server[0], TOKEN)) as peer:
         yield peer
 
 
