@@ -1,7 +1,7 @@
 """Transactional messages to one address (verification codes, /me links): sent before any notice.
 
 The resident pages queue them (``direct_messages``); here each alias's worker claims them first, under the
-same rate limiter, batch limit and lease as deliveries (``dispatch.claim``), and records what the gateway
+same rate limiter, batch limit and lease as deliveries (``dispatch.claim_next``), and records what the gateway
 said:
 
     Sent    -> sent; the text (it holds the code or link) is blanked
@@ -42,13 +42,10 @@ def message_of(row: Row) -> OutboundMessage:
     )
 
 
-async def dispatch_direct(ctx: EngineContext, alias: str) -> int:
-    """Claim, send and record one batch of an alias's direct messages; the number handled."""
-    from notifier.engine.dispatch import claim, keep_trying, send_batch  # dispatch calls this module
+async def send_direct(ctx: EngineContext, alias: str, rows: list[Row]) -> int:
+    """Send and record a batch of an alias's direct messages, claimed by ``dispatch.record_and_claim``; how many."""
+    from notifier.engine.dispatch import keep_trying, send_batch  # dispatch calls this module
 
-    rows = await claim(ctx, alias, ctx.store.claim_direct_messages)
-    if not rows:
-        return 0
     lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
     results = await send_batch(ctx, ctx.channels[alias], [message_of(row) for row in rows])
     await asyncio.shield(keep_trying(ctx, alias, lease_end, lambda: record_direct(ctx, rows, results)))

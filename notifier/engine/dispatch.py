@@ -3,7 +3,8 @@
 Before the provider call every delivery of the batch is ``sending`` with a lease in the database; after it,
 the results are written in one shielded transaction (``record_batch``: ``outcomes.record_results`` and the
 receipts that overtook the sends, ``receipts.apply_early_receipts``), tried again while the database refuses,
-as long as the lease lasts (``keep_trying``). A worker that dies in between leaves its
+as long as the lease lasts (``keep_trying``). A running worker writes them in the transaction that claims its
+next batch (``record_and_claim``): one write transaction a batch, not two. A worker that dies in between leaves its
 claims to be taken back (``heartbeat``: within a few heartbeats, when the lease expires at the latest) and
 claimed again, so at most the batch in flight at the crash can reach a resident twice; and not even those of
 its messages a receipt already speaks for: a delivery claimed again whose receipt is stored under an id its
@@ -24,12 +25,14 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from notifier.engine.areas import AREA_KINDS, area_message
 from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
-from notifier.engine.direct import dispatch_direct
+from notifier.engine.direct import send_direct
 from notifier.engine.outcomes import record_results
 from notifier.engine.personal import PERSONAL_KEY, personal_meta, personalise
 from notifier.engine.publicity import publicity_table
@@ -44,29 +47,58 @@ log = logging.getLogger(__name__)
 HEADER_START = re.compile(r"(Severity|Topic|Department|Issued):", re.IGNORECASE)
 STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
 
-ClaimQuery = Callable[[str, str, float, float, int], Awaitable[list[Row]]]
+T = TypeVar("T")
+
+
+@dataclass
+class Unrecorded:
+    """A batch handed to the gateway whose results are not written yet: the worker writes them in the same
+    transaction as its next claim (``record_and_claim``), or alone when it claims nothing more."""
+
+    count: int
+    lease_end: float  # the batch's lease: after it the rows may be another worker's (``keep_trying``)
+    write: Callable[[], Awaitable[None]]
+    written: bool = False
 
 
 async def dispatch_alias(ctx: EngineContext, alias: str) -> int:
-    """Claim, send and record one batch for one alias; the number of deliveries handled."""
-    if ctx.kind_of(alias) not in AREA_KINDS:
-        direct = await dispatch_direct(ctx, alias)  # a resident's codes and links go before any notice
-        if direct:
-            return direct
-    channel = ctx.channels[alias]
+    """Claim, send and record one batch for one alias, its results written before it returns (burst mode);
+    the number of deliveries handled."""
+    handled, unrecorded = await dispatch_batch(ctx, alias, None)
+    if unrecorded is not None:
+        await write_alone(ctx, alias, unrecorded)
+    return handled
+
+
+async def dispatch_batch(ctx: EngineContext, alias: str, previous: Unrecorded | None) -> tuple[int, Unrecorded | None]:
+    """Write ``previous`` (the results of this worker's last batch) and claim the next batch in one write
+    transaction, then send it: (deliveries handled, written or claimed; the new batch's results, still to
+    write). A crash before that transaction commits leaves the previous batch leased and unrecorded (sent
+    again, as a crash between any send and its record); after it, the new batch is leased and not sent
+    (taken back and sent). So the fold loses no result and marks nothing sent that was not."""
+    handled = previous.count if previous is not None else 0
     lease_end = ctx.clock() + ctx.settings.engine.lease_seconds
-    rows = await claim(ctx, alias, ctx.store.claim_deliveries)
+    direct, rows = await claim_next(ctx, alias, previous)
+    if direct:
+        return handled + await send_direct(ctx, alias, direct), None
     if not rows:
-        return 0
+        return handled, None
+    channel = ctx.channels[alias]
     notices = ctx.store.notices_of_claim(rows)  # read by the claiming statement itself
     live = await skip_stopped(ctx, rows, notices)
-    if live:
-        confirmed = await already_sent(ctx, channel, live)
-        unsent = [row for row in live if row["id"] not in confirmed]
-        answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
-        results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
-        await asyncio.shield(keep_trying(ctx, alias, lease_end, lambda: record_batch(ctx, live, notices, results)))
-    return len(rows)
+    if not live:
+        return handled + len(rows), None
+    confirmed = await already_sent(ctx, channel, live)
+    unsent = [row for row in live if row["id"] not in confirmed]
+    answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
+    results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
+    return handled + len(rows), Unrecorded(len(live), lease_end, lambda: record_batch(ctx, live, notices, results))
+
+
+async def write_alone(ctx: EngineContext, alias: str, unrecorded: Unrecorded) -> None:
+    """Write a batch's results with no claim after them (burst mode, a worker stopping, no token left)."""
+    await asyncio.shield(keep_trying(ctx, alias, unrecorded.lease_end, unrecorded.write))
+    unrecorded.written = True
 
 
 async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) -> dict[int, str]:
@@ -85,7 +117,7 @@ async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) ->
     return {candidates[message_id]: message_id for message_id in sorted(found)}
 
 
-async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: Callable[[], Awaitable[None]]) -> None:
+async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: Callable[[], Awaitable[T]]) -> T:
     """Write a batch's results, again and again while the database refuses (locked past its busy timeout,
     briefly unreachable): the provider has answered, and results not written would have the batch sent
     again once its lease ran out. Until the lease ends; after it the rows may be another worker's, and the
@@ -93,7 +125,7 @@ async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: 
     failures = 0
     while True:
         try:
-            await record()
+            written = await record()
         except Exception:
             if ctx.clock() >= lease_end:
                 raise
@@ -104,7 +136,7 @@ async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: 
         else:
             if failures:
                 log.info("batch on %s recorded after %d failed tries", alias, failures)
-            return
+            return written
 
 
 async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
@@ -117,19 +149,51 @@ async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, R
         await apply_early_receipts(ctx.store, sent_ids, ctx)
 
 
-async def claim(ctx: EngineContext, alias: str, claim_rows: ClaimQuery) -> list[Row]:
-    """Lease as many due rows of an alias as its rate limit grants now (and give back the rest), and no more
-    than its adapter can answer within the send budget (``Channel.batch_limit``). The limit's buckets are
-    shared by every process of the database (``shared_ratelimit``)."""
+async def claim_next(ctx: EngineContext, alias: str, previous: Unrecorded | None) -> tuple[list[Row], list[Row]]:
+    """Take as many sends as the alias's rate limit grants now (shared by every process of the database,
+    ``shared_ratelimit``), no more than its adapter can answer within the send budget (``Channel.batch_limit``);
+    then, in one transaction with the write of ``previous``, lease that many: the alias's direct messages
+    first, else its deliveries (``record_and_claim``). Tokens not used go back. (direct rows, delivery rows)."""
     limiter = ctx.limiters[alias]
     now = ctx.clock()
     wanted = min(ctx.settings.engine.batch_size, ctx.channels[alias].batch_limit(send_budget(ctx)))
-    granted = await take_shared(ctx.store, alias, limiter, wanted, now)
-    if granted == 0:
-        return []
-    rows = await claim_rows(alias, ctx.worker, now, ctx.settings.engine.lease_seconds, granted)
-    await give_back_shared(ctx.store, alias, limiter, granted - len(rows), now)
-    return rows
+    try:
+        granted = await take_shared(ctx.store, alias, limiter, wanted, now)
+    except Exception:
+        if previous is not None:  # the shared limit's table refused: the results in hand are still written
+            await write_alone(ctx, alias, previous)
+        raise
+    if previous is None and granted == 0:
+        return [], []
+    if previous is None:
+        direct, rows = await record_and_claim(ctx, alias, None, granted, now)
+    else:  # the provider has answered: the write goes on if this task is cancelled, and is retried
+        write = previous.write
+        direct, rows = await asyncio.shield(
+            keep_trying(ctx, alias, previous.lease_end, lambda: record_and_claim(ctx, alias, write, granted, now))
+        )
+        previous.written = True
+    await give_back_shared(ctx.store, alias, limiter, granted - len(direct) - len(rows), now)
+    return direct, rows
+
+
+async def record_and_claim(
+    ctx: EngineContext, alias: str, write: Callable[[], Awaitable[None]] | None, granted: int, now: float
+) -> tuple[list[Row], list[Row]]:
+    """One write transaction: the last batch's results (``write``), then up to ``granted`` of the alias's
+    direct messages (codes and links go before any notice; none for area kinds) or else deliveries leased."""
+    lease = ctx.settings.engine.lease_seconds
+    async with ctx.store.db.transaction():
+        if write is not None:
+            await write()
+        if granted == 0:
+            return [], []
+        direct = []
+        if ctx.kind_of(alias) not in AREA_KINDS:
+            direct = await ctx.store.claim_direct_messages(alias, ctx.worker, now, lease, granted)
+        if direct:
+            return direct, []
+        return [], await ctx.store.claim_deliveries(alias, ctx.worker, now, lease, granted)
 
 
 def idempotency_key(row: Row) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from channels.base import Channel
 from notifier.config import Settings
 from notifier.engine.context import EngineContext, new_worker_id
-from notifier.engine.dispatch import dispatch_alias
+from notifier.engine.dispatch import Unrecorded, dispatch_alias, dispatch_batch, write_alone
 from notifier.engine.fanout import fan_out_next
 from notifier.engine.heartbeat import beat, release
 from notifier.engine.housekeeping import housekeeping
@@ -207,16 +207,24 @@ class Engine:
                 await self._idle(self.ctx.settings.engine.poll_interval)
 
     async def _work_loop(self, alias: str) -> None:
-        while not self._stopping:
-            try:
-                handled = await dispatch_alias(self.ctx, alias)
-                if handled:
-                    self._handled = True  # the planner looks for finished notices on its next pass
-            except Exception:
-                log.exception("engine worker pass on %s failed; retrying after the poll interval", alias)
-                handled = 0
-            if not handled and not self._stopping:
-                await self._idle(self._worker_wait(alias))
+        """Batch after batch: the results of each are written in the transaction that claims the next
+        (``dispatch.dispatch_batch``), one write transaction a batch instead of two; the last batch's when
+        the next claim finds nothing, or the worker stops."""
+        unrecorded: Unrecorded | None = None
+        try:
+            while not self._stopping:
+                try:
+                    handled, unrecorded = await dispatch_batch(self.ctx, alias, unrecorded)
+                    if handled:
+                        self._handled = True  # the planner looks for finished notices on its next pass
+                except Exception:
+                    log.exception("engine worker pass on %s failed; retrying after the poll interval", alias)
+                    handled, unrecorded = 0, None  # its write failed past the lease: that batch is sent again
+                if not handled and not self._stopping:
+                    await self._idle(self._worker_wait(alias))
+        finally:  # stopping, or cancelled: the results in hand are written before the leases are given back
+            if unrecorded is not None and not unrecorded.written:
+                await write_alone(self.ctx, alias, unrecorded)
 
     def _worker_wait(self, alias: str) -> float:
         """The poll interval, or longer while the alias is out of rate-limit tokens."""

@@ -11,16 +11,19 @@ of the delivery path of batch number n + 1, after n batches went through whole:
     claimed    the batch is leased in the database, nothing handed to the gateway yet
     sending    half of the batch handed to the gateway
     sent       all of it handed to the gateway, the answers not recorded
-    recorded   the answers recorded in the database
+    recorded   the answers recorded in the database (with the next batch's claim, in one transaction)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from channels.kannel import KannelChannel, KannelOptions
 from notifier.config import Settings
 from notifier.engine import Engine, dispatch
 from notifier.store import Store, open_database
-from notifier.store.database import Row
+from notifier.store.database import Database, Row
 from notifier.testing import RecordingChannel, RecordingOptions
 
 KILL_AT = "CRASH_WORKER_KILL_AT"
@@ -73,19 +76,35 @@ class KillingChannel(RecordingChannel):
         return results
 
 
-def die_after_recording(channel: KillingChannel) -> None:
-    """Kill the process once the doomed batch's answers are committed."""
-    record = dispatch.record_batch
+def die_after_recording(channel: KillingChannel, db: Database) -> None:
+    """Kill the process as soon as the transaction that wrote the doomed batch's answers commits (a running
+    worker's also leases its next batch, ``dispatch.record_and_claim``)."""
+    record, transaction = dispatch.record_batch, db.transaction
+    depth: contextvars.ContextVar[int] = contextvars.ContextVar("depth", default=0)
+    doomed_written = False
 
-    async def record_then_die(ctx: Any, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
+    async def record_doomed(ctx: Any, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
+        nonlocal doomed_written
+        doomed_written = doomed_written or len(channel.batches) == channel.after + 1  # before its commit
         await record(ctx, rows, notices, results)
-        if len(channel.batches) == channel.after + 1:
+
+    @contextlib.asynccontextmanager
+    async def transaction_then_die() -> AsyncIterator[None]:
+        level = depth.get()
+        token = depth.set(level + 1)
+        try:
+            async with transaction():
+                yield
+        finally:
+            depth.reset(token)
+        if level == 0 and doomed_written:
             die()
 
-    dispatch.record_batch = record_then_die
+    dispatch.record_batch = record_doomed
+    db.transaction = transaction_then_die  # type: ignore[method-assign]
 
 
-def recording_channel(log_path: str, options: dict[str, Any]) -> RecordingChannel:
+def recording_channel(log_path: str, options: dict[str, Any], db: Database) -> RecordingChannel:
     kill_at = os.environ.get(KILL_AT)
     if not kill_at:
         return RecordingChannel("sms", log_path=log_path, max_batch=100, **options)
@@ -93,7 +112,7 @@ def recording_channel(log_path: str, options: dict[str, Any]) -> RecordingChanne
     assert step in STEPS, f"{KILL_AT}: no step {step!r}"
     channel = KillingChannel(step, int(after), log_path=log_path, max_batch=100, **options)
     if step == "recorded":
-        die_after_recording(channel)
+        die_after_recording(channel, db)
     return channel
 
 
@@ -120,7 +139,7 @@ async def main(db_url: str, log_path: str, options: dict[str, Any]) -> None:
             "sms", KannelOptions.model_validate(options["kannel"]), options["stall_after"]
         )
     else:
-        channel = recording_channel(log_path, options.get("channel", {}))
+        channel = recording_channel(log_path, options.get("channel", {}), db)
     engine = Engine(Store(db), crash_settings(db_url, **options.get("engine", {})), {"sms": channel})
     await engine.start()
     await asyncio.Event().wait()
