@@ -81,6 +81,11 @@ class FeedbackConfig(Section):
         72, gt=0, le=8760, description="a feedback item not answered this long after it came is flagged overdue"
     )
     form_per_hour: int = Field(5, ge=1, le=1000, description="public feedback forms taken per client address an hour")
+    keep_days: int = Field(
+        730, ge=30, le=36500,
+        description="an item's text, contact, resident and answer are erased this many days after it was closed "
+        "(after it came, for an item never closed)",
+    )
 
 
 class SecurityConfig(Section):

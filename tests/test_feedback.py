@@ -184,3 +184,21 @@ async def test_a_wechat_message_becomes_feedback_and_its_answer_goes_back_by_wec
     sent = hook.wechat.messages[before:]
     assert len(sent) == 1 and sent[0].recipient == OPENID and "需要携带本人身份证。" in sent[0].text
     assert hook.sms.messages == []  # the answer went back where the question came from
+
+
+async def test_an_erased_item_reads_erased_after_its_retention_and_cannot_be_answered(
+    api: Api, store: Store, settings: Settings
+) -> None:
+    received = datetime.now(UTC) - timedelta(days=settings.feedback.keep_days + 1)
+    feedback_id = await take_feedback(store, settings, NewFeedback(
+        channel="sms", text="我家低保金没到账", department="civil-affairs", contact=PHONE), actor="test",
+        received=received)
+    assert [row["id"] for row in await store.erase_expired_feedback(datetime.now(UTC), 730)] == [feedback_id]
+    status, item = await api.call("GET", f"/api/v1/feedback/{feedback_id}", key="civ-viewer")
+    assert status == 200
+    assert (item["text"], item["contact"], item["erased_after_days"]) == ("erased after 730 days", None, 730)
+    assert item["erased_at"] is not None and item["state"] == "open"
+    status, problem = await api.call("POST", f"/api/v1/feedback/{feedback_id}/reply", key="civ-issuer",
+                                     json={"text": "已核实"})
+    assert status == 409 and "erased" in problem["detail"]
+    assert (await store.get_feedback(feedback_id)).answer is None

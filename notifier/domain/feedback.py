@@ -22,7 +22,7 @@ class FeedbackItem(BaseModel):
     contact: str | None = Field(description="phone or WeChat openid a reply goes back to; null when none")
     contact_name: str | None = Field(description="the name given on the public form")
     category: FeedbackCategory
-    text: str
+    text: str = Field(description="the resident's words; 'erased after N days' once the retention erased them")
     state: FeedbackState
     overdue: bool = Field(description="open and past its due time")
     assigned_to: str | None
@@ -35,6 +35,11 @@ class FeedbackItem(BaseModel):
     outcome: str | None
     closed_at: datetime | None
     closed_by: str | None
+    erased_at: datetime | None = Field(
+        description="when housekeeping erased the text, contact, resident and answer ([feedback] keep_days after "
+        "it was closed, or after it came for an item never closed); null while kept"
+    )
+    erased_after_days: int | None = Field(description="the retention in days it was erased under; null while kept")
 
 
 class FeedbackQuery(Strict):

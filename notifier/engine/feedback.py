@@ -84,6 +84,8 @@ async def answer_feedback(store: Store, key: ApiKeyInfo, actor: str, item: Feedb
     on the channel the item came from; the reply notice's id, or None when no channel reaches the sender."""
     if item.state == "closed":
         raise Conflict(f"feedback {item.id} is closed")
+    if item.erased_at is not None:
+        raise Conflict(f"feedback {item.id} was erased after its retention: nobody to answer")
     if item.subscriber_id is None:
         await store.answer_feedback(item.id, text, None, actor)
         return None

@@ -1,7 +1,7 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
 silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
-forget expired callback nonces, residents' requests, direct messages and staff login attempts older than a
-day, finish.
+erase rosters and residents' feedback past their retention, forget expired callback nonces, residents'
+requests, direct messages and staff login attempts older than a day, finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -13,6 +13,7 @@ import logging
 from notifier.engine.areas import poll_jobs
 from notifier.engine.confirmations import remind_unconfirmed
 from notifier.engine.context import EngineContext
+from notifier.engine.feedback_retention import erase_expired_feedback
 from notifier.engine.heartbeat import take_back_leases
 from notifier.engine.optouts import apply_kept_opt_outs
 from notifier.engine.outcomes import give_up
@@ -34,6 +35,7 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await apply_kept_opt_outs(ctx)
     changed += await ctx.store.purge_hook_nonces(now)
     changed += await erase_expired_rosters(ctx, now)
+    changed += await erase_expired_feedback(ctx, now)
     changed += await withdraw_ended_publicity(ctx, now)
     changed += await ctx.store.purge_subscription_requests(now)  # residents' codes and links: a day at most
     changed += await ctx.store.purge_staff_login_attempts(now - LOGIN_ATTEMPTS_KEPT)  # client addresses

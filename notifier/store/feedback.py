@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from notifier.domain.errors import Conflict, NotFound
 from notifier.domain.feedback import FeedbackItem
@@ -26,10 +26,16 @@ class NewFeedback:
     source_hash: str | None = None
 
 
+def erased_text(days: int) -> str:
+    return f"erased after {days} days"
+
+
 def feedback_item(row: Row, now: datetime) -> FeedbackItem:
     due = datetime.fromisoformat(row["due_at"])
-    return FeedbackItem(**{k: v for k, v in row.items() if k != "source_hash"},
-                        overdue=row["state"] == "open" and due < now)
+    fields = {k: v for k, v in row.items() if k != "source_hash"}
+    if row["erased_at"] is not None:
+        fields["text"] = erased_text(int(row["erased_after_days"]))
+    return FeedbackItem(**fields, overdue=row["state"] == "open" and due < now)
 
 
 class FeedbackRepository(AuditRepository):
@@ -103,6 +109,20 @@ class FeedbackRepository(AuditRepository):
             if changed is None:
                 raise Conflict(f"feedback {feedback_id} is already closed")
             await self.audit(actor, "feedback.closed", "feedback", feedback_id, {})
+
+    async def erase_expired_feedback(self, now: datetime, keep_days: int, limit: int = 500) -> list[Row]:
+        """Erase the personal fields of items closed (never closed: received) more than ``keep_days`` before
+        ``now``, at most ``limit``; one audit entry ``feedback.erase`` per item. The items erased (id, department)."""
+        async with self.db.transaction():
+            rows = await self.db.fetch_all(
+                "erase_expired_feedback",
+                {"cutoff_iso": iso(now - timedelta(days=keep_days)), "now_iso": iso(now), "keep_days": keep_days,
+                 "limit": limit},
+            )
+            for row in rows:
+                await self.audit("engine", "feedback.erase", "feedback", row["id"],
+                                 {"department": row["department"], "keep_days": keep_days})
+        return rows
 
     async def feedback_report_rows(self, start: datetime, end: datetime, department: str | None) -> list[Row]:
         return await self.db.fetch_all(

@@ -92,3 +92,21 @@ async def test_staff_assign_answer_and_close_feedback_and_the_answer_reaches_the
     texts = [p.read_text(encoding="utf-8") for p in (tmp_path / "outbox" / "sms").glob("*.txt")]
     answers = [t for t in texts if "经核实，救助金已于今日补发。" in t]
     assert len(answers) == 1 and f"To: {PHONE}" in answers[0]
+
+
+async def test_an_erased_item_shows_its_retention_instead_of_the_text_and_offers_no_answer(
+    console_server: str, store: Store, settings: Settings, page: Any
+) -> None:
+    received = datetime.now(UTC) - timedelta(days=731)
+    erased = await take_feedback(store, settings, NewFeedback(
+        channel="sms", text="低保金没到账", department="civil-affairs", contact=PHONE), actor="test",
+        received=received)
+    await store.erase_expired_feedback(datetime.now(UTC), 730)
+    clerk, one_time = await new_staff(store, department="civil-affairs", role=Role.ISSUER, name="钱办理")
+    await log_in(page, console_server, clerk.login, one_time, new_password=PASSWORD)
+    await page.goto(f"{console_server}/console/feedback/{erased}")
+    await page.wait_for_selector("#item-erased")
+    assert "730" in await page.inner_text("#item-erased")
+    assert await page.locator("#item-text").count() == 0
+    assert await page.locator("#reply-form").count() == 0
+    assert await page.locator("#close-form").count() == 1  # an abandoned item may still be closed

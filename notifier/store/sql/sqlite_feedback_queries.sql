@@ -144,3 +144,12 @@ SELECT COALESCE(department, '') AS department, received_at, due_at, answered_at 
 WHERE received_at >= :from_iso AND received_at < :to_iso
   AND (:department IS NULL OR department = :department)
 ORDER BY department, id;
+
+-- name: erase_expired_feedback
+-- Items closed (or, never closed, received) before :cutoff_iso and not yet erased: personal fields blanked,
+-- the rest kept for the reports; at most :limit a run, oldest first
+UPDATE feedback SET text = '', contact = NULL, contact_name = NULL, subscriber_id = NULL, answer = NULL,
+    source_hash = NULL, erased_at = :now_iso, erased_after_days = :keep_days
+WHERE id IN (SELECT id FROM feedback WHERE erased_at IS NULL AND COALESCE(closed_at, received_at) < :cutoff_iso
+             ORDER BY id LIMIT :limit)
+RETURNING id, department;
