@@ -73,7 +73,7 @@ def bench_settings(path: Path, **engine: Any) -> Settings:
 
 
 async def open_store(settings: Settings) -> Store:
-    db = await open_database(settings.database.url)
+    db = await open_database(settings.database.url, pool_size=settings.database.pool_size)
     await db.migrate()
     return Store(db)
 

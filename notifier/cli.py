@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema; safe to run twice")
     _add_config(migrate)
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        metavar="sqlite:///old.db",
+        help="copy this SQLite installation into the (empty) PostgreSQL database of [database] url",
+    )
 
     subscribers = commands.add_parser("subscribers", help="residents")
     sub_commands = subscribers.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -159,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _with_store(settings: Settings, action: Callable[[Store], Awaitable[int]]) -> int:
-    db = await open_database(settings.database.url)
+    db = await open_database(settings.database.url, pool_size=settings.database.pool_size)
     try:
         await db.migrate()
         return await action(Store(db))
@@ -167,9 +173,19 @@ async def _with_store(settings: Settings, action: Callable[[Store], Awaitable[in
         await db.close()
 
 
-async def _migrate(settings: Settings) -> int:
-    db = await open_database(settings.database.url)
+async def _migrate(settings: Settings, source: str | None = None) -> int:
+    if source is not None and not settings.database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("migrate --from: [database] url (NOTIFIER_DATABASE__URL) must name the PostgreSQL target")
+    db = await open_database(settings.database.url, pool_size=settings.database.pool_size)
     try:
+        if source is not None:
+            from notifier.store.postgres import PostgresDatabase
+            from notifier.store.transfer import copy_from_sqlite
+
+            assert isinstance(db, PostgresDatabase)
+            copied = await copy_from_sqlite(source, db)
+            print("copied: " + ", ".join(f"{table} {rows}" for table, rows in copied.items()))
+            return 0
         applied = await db.migrate()
     finally:
         await db.close()
@@ -402,7 +418,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_worker(settings)
     if args.command == "migrate":
-        return asyncio.run(_migrate(settings))
+        return asyncio.run(_migrate(settings, args.source))
     handlers: dict[tuple[str, str], Callable[[Store, argparse.Namespace], Awaitable[int]]] = {
         ("subscribers", "import"): _import,
         ("rosters", "import"): _rosters_import,

@@ -49,12 +49,13 @@ class ServerConfig(Section):
 
 class DatabaseConfig(Section):
     url: str = "sqlite:///notifier.db"
+    pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections each process may open")
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
         if not (value.startswith("sqlite:///") or value.startswith(("postgresql://", "postgres://"))):
-            raise ValueError("expected sqlite:///path.db (PostgreSQL is planned, not supported yet)")
+            raise ValueError("expected sqlite:///path.db or postgresql://user@host/database")
         return value
 
 

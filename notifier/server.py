@@ -80,7 +80,7 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
 
 
 async def _worker_main(settings: Settings) -> None:
-    db = await open_database(settings.database.url)
+    db = await open_database(settings.database.url, pool_size=settings.database.pool_size)
     await db.migrate()
     engine = await start_engine(settings, Store(db))
     stop = asyncio.Event()

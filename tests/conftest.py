@@ -1,4 +1,5 @@
-"""Shared fixtures: a migrated SQLite store with a small real catalog, and the API on a real port."""
+"""Shared fixtures: a migrated store (SQLite, or PostgreSQL: tests/databases.py) with a small real catalog, and
+the API on a real port."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import Role
 from notifier.store import Store, open_database
+from tests.databases import (  # the hooks and fixture that choose the test database
+    _drop_test_databases,
+    database_url,
+    pytest_addoption,
+    pytest_configure,
+    pytest_sessionfinish,
+)
+
+__all__ = ["_drop_test_databases", "pytest_addoption", "pytest_configure", "pytest_sessionfinish"]
 
 pytest_plugins = ["tests.peers", "pytester"]
 
@@ -54,7 +64,7 @@ async def seed_catalog(store: Store) -> None:
 def settings(tmp_path: Path) -> Settings:
     outbox = {"type": "outbox", "root": str(tmp_path / "outbox")}
     channels = {kind: {"kind": kind, **outbox} for kind in ("sms", "wechat", "wecom", "email")}
-    return Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/notifier.db"}, "channels": channels})
+    return Settings.model_validate({"database": {"url": database_url(tmp_path)}, "channels": channels})
 
 
 @pytest.fixture

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import COUNTY, TOWN_A, Api
+from tests.databases import on_postgres
 
 
 async def test_healthz_and_openapi_need_no_key(api: Api) -> None:
     status, body = await api.call("GET", "/healthz", key=None)
-    assert status == 200 and body == {"status": "ok", "database": "sqlite"}
+    assert status == 200 and body == {"status": "ok", "database": "postgres" if on_postgres() else "sqlite"}
     status, doc = await api.call("GET", "/openapi.json", key=None)
     assert status == 200
     assert doc["openapi"] == "3.1.0"

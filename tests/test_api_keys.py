@@ -9,6 +9,7 @@ import pytest
 
 from notifier.domain.enums import Role
 from tests.conftest import Api
+from tests.databases import url_of
 from tests.test_cli import run_cli
 
 NON_ADMIN = [role.value for role in Role if role is not Role.ADMIN]
@@ -36,7 +37,7 @@ async def test_key_revoked_on_the_command_line_is_refused_by_the_running_server(
 
 
 def db_url(api: Api) -> str:
-    return f"sqlite:///{api.store.db.path}"  # type: ignore[attr-defined]
+    return url_of(api.store.db)
 
 
 async def test_admin_lists_keys_without_their_secrets(api: Api) -> None:

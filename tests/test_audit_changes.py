@@ -4,7 +4,6 @@ still verifies."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from notifier.engine import Engine
 from notifier.engine.optouts import OptOutReply, apply_opt_out
 from notifier.testing import RecordingChannel
 from tests.conftest import VILLAGE_A1, VILLAGE_B1, Api
+from tests.databases import run_sql
 from tests.test_cli import run_cli
 
 PHONE, NEW_PHONE, EMAIL, OPENID = "+8619912340001", "+8619912340002", "wang.xiuying@example.org", "oAbCdEfGh123456"
@@ -64,11 +64,7 @@ async def test_a_residents_changes_are_recorded_before_and_after_with_personal_f
     assert erased["detail"]["before"]["name"] == "王*英" and erased["detail"]["before"]["phone"] == "199****0002"
     assert erased["detail"]["after"] == {"erased": True}
 
-    raw = sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))
-    try:
-        text = "\n".join(row[0] for row in raw.execute("SELECT detail FROM audit_log"))
-    finally:
-        raw.close()
+    text = "\n".join(row["detail"] for row in await run_sql(api.store.db, "SELECT detail FROM audit_log"))
     for personal in ("王秀英", PHONE[3:], NEW_PHONE[3:], EMAIL, OPENID):
         assert personal not in text, personal
     code, out, err = await run_cli("audit", "verify", db_url=settings.database.url)

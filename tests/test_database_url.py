@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
+from tests.databases import admin_dsn, postgres_database
 from tests.test_cli import run_cli
 
 SETTING_NAMES = ("[database] url", "NOTIFIER_DATABASE__URL")
@@ -22,7 +25,18 @@ def refused_urls(tmp_path: Path) -> dict[str, str]:
         "empty path": "sqlite:///",
         "malformed": "sqlite:/notifier.db",
         "unknown scheme": "mysql://root@127.0.0.1/notifier",
-        "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
+        "postgresql unreachable": "postgresql://postgres:s3cret-pw@127.0.0.1:1/test",
+        "postgresql bad url": "postgresql://postgres:s3cret-pw@127.0.0.1:notaport/test",
+    }
+
+
+def refused_postgres_urls() -> dict[str, str]:
+    """URLs that reach the test server (NOTIFIER_TEST_PG_DSN) but cannot give a database."""
+    parts = urlsplit(admin_dsn())
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    return {
+        "unknown user": f"postgresql://no_such_role_{secrets.token_hex(3)}:s3cret-pw@{host}/test",
+        "missing database": f"postgresql://{parts.username}:s3cret-pw@{host}/no_such_db_{secrets.token_hex(3)}",
     }
 
 
@@ -45,7 +59,8 @@ def assert_one_line_naming_the_setting(code: int, err: str) -> str:
         "empty path",
         "malformed",
         "unknown scheme",
-        "postgresql",
+        "postgresql unreachable",
+        "postgresql bad url",
     ],
 )
 async def test_migrate_with_a_bad_database_url(tmp_path: Path, case: str) -> None:
@@ -55,13 +70,41 @@ async def test_migrate_with_a_bad_database_url(tmp_path: Path, case: str) -> Non
     assert "applied" not in out
     if case == "missing directory":
         assert not (tmp_path / "no-such-dir").exists()
-    if case == "postgresql":
-        assert "PostgreSQL" in line and "not supported" in line
-        assert "postgres@" not in line
+    if case == "postgresql unreachable":
+        assert "PostgreSQL" in line and "127.0.0.1:1/test" in line and "reach" in line
+    assert "s3cret-pw" not in line
+
+
+@pytest.mark.peer("postgres")
+@pytest.mark.parametrize("case", ["unknown user", "missing database"])
+async def test_migrate_with_a_refused_postgres_url(tmp_path: Path, case: str) -> None:
+    url = refused_postgres_urls()[case]
+    await assert_server_answers()
+    code, out, err = await run_cli("migrate", db_url=url, cwd=tmp_path)
+    line = assert_one_line_naming_the_setting(code, err)
+    assert "applied" not in out
+    assert "s3cret-pw" not in line and "PostgreSQL" in line
+    assert ("login" in line) if case == "unknown user" else ("does not exist" in line)
+
+
+async def assert_server_answers() -> None:
+    try:
+        conn = await asyncpg.connect(admin_dsn(), timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.skip(f"PostgreSQL at NOTIFIER_TEST_PG_DSN is not available: {exc}")
+    await conn.close()
+
+
+@pytest.mark.peer("postgres")
+async def test_a_good_postgres_url_migrates(tmp_path: Path) -> None:
+    url = postgres_database(migrated=False)
+    code, out, err = await run_cli("migrate", db_url=url, cwd=tmp_path)
+    assert code == 0, err
+    assert out.startswith("applied: postgres_001_initial.sql")
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
-@pytest.mark.parametrize("case", ["missing directory", "postgresql"])
+@pytest.mark.parametrize("case", ["missing directory", "postgresql unreachable"])
 async def test_serve_and_worker_with_a_bad_database_url(tmp_path: Path, command: list[str], case: str) -> None:
     url = refused_urls(tmp_path)[case]
     env = {"NOTIFIER_SECURITY__SIGNING_SECRET": secrets.token_urlsafe(32), "NOTIFIER_SERVER__HOST": "127.0.0.1"}

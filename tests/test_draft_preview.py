@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from notifier.config import Settings
 from notifier.domain.enums import Role
 from notifier.store import Store
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
+from tests.databases import run_sql
 from tests.test_bulletin_render import need_fonts
 
 TITLE = "重污染天气橙色预警"
@@ -82,9 +82,7 @@ async def add(api: Api, resident: dict[str, Any], patch: dict[str, Any] | None =
 
 
 async def deliveries_in(store: Store) -> int:
-    path = store.db.path  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+    return int((await run_sql(store.db, "SELECT COUNT(*) AS n FROM deliveries"))[0]["n"])
 
 
 async def draft_preview(api: Api, draft: dict[str, Any], query: str = "") -> tuple[int, Any]:

@@ -17,6 +17,7 @@ import pytest
 from notifier.api.app import ALL_ROUTES
 from notifier.domain.enums import Role
 from tests.conftest import VILLAGE_A1, VILLAGE_B1, Api
+from tests.databases import run_sql
 
 ROLES = [role.value for role in Role]
 
@@ -259,14 +260,14 @@ async def test_a_delivery_list_never_shows_an_address_a_gateway_echoed(api: Api,
         "sms": "invalid-number: isv.MOBILE_NUMBER_ILLEGAL: 13900000101 is not a mobile number",
     }
     addresses = {"email": "jia@example.org", "sms": "+8613900000101"}
-    async with api.store.db.transaction():
-        for channel, error in errors.items():
-            await api.store.db.writer.execute(  # type: ignore[attr-defined]
-                "INSERT INTO deliveries (notice_id, subscriber_id, channel, state, address, last_error, created_at,"
-                " updated_at) VALUES (?, ?, ?, 'failed', ?, ?, '2026-11-30T08:00:00+00:00',"
-                " '2026-11-30T08:00:00+00:00')",
-                (county_wide, residents.dibao_only["id"], channel, addresses[channel], error),
-            )
+    for channel, error in errors.items():
+        await run_sql(
+            api.store.db,
+            "INSERT INTO deliveries (notice_id, subscriber_id, channel, state, address, last_error, created_at,"
+            " updated_at) VALUES (?, ?, ?, 'failed', ?, ?, '2026-11-30T08:00:00+00:00',"
+            " '2026-11-30T08:00:00+00:00')",
+            (county_wide, residents.dibao_only["id"], channel, addresses[channel], error),
+        )
     status, body = await api.call("GET", f"/api/v1/notices/{county_wide}/deliveries", key="env-viewer")
     assert status == 200 and len(body["items"]) == 2
     text = json.dumps(body).lower()

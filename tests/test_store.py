@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, append-only audit, contact normalisation."""
+"""The store: migrations, append-only audit, contact normalisation. The tests that reach into SQLite itself
+run on SQLite only; tests/test_postgres_store.py checks the same on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from notifier.config import Settings
@@ -13,6 +15,9 @@ from notifier.domain.contacts import area_level, mask_phone, normalise_phone, pa
 from notifier.store import Store, open_database
 from notifier.store.queries import parse_blocks
 from notifier.store.sqlite import SqliteDatabase
+from tests.databases import on_postgres
+
+sqlite_only = pytest.mark.skipif(on_postgres(), reason="SQLite's own connection; see tests/test_postgres_store.py")
 
 
 async def test_migrations_run_from_empty_and_rerun_harmlessly(tmp_path: Path) -> None:
@@ -48,6 +53,7 @@ async def test_a_missing_lower_migration_is_applied_after_a_higher_one(tmp_path:
         assert conn.execute("SELECT COUNT(*) FROM hook_nonces").fetchone()[0] == 0
 
 
+@sqlite_only
 async def test_audit_log_is_append_only(store: Store) -> None:
     await store.audit("test", "thing.happen", "thing", 1, {"k": "v"})
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -61,7 +67,7 @@ async def test_audit_log_is_append_only(store: Store) -> None:
 
 
 async def test_foreign_keys_are_enforced(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.ForeignKeyViolationError)):
         await store.db.execute(
             "insert_area", {"code": "370725009001", "name": "x", "level": "village", "parent": "370725009"}
         )
@@ -76,6 +82,7 @@ async def test_failed_transaction_leaves_nothing(store: Store) -> None:
 
 
 
+@sqlite_only
 async def test_a_writer_cancelled_while_waiting_for_begin_leaves_no_transaction_open(
     store: Store, settings: Settings
 ) -> None:
@@ -99,6 +106,7 @@ async def test_a_writer_cancelled_while_waiting_for_begin_leaves_no_transaction_
     assert await store.db.fetch_one("get_topic", {"code": "water"}) is not None
 
 
+@sqlite_only
 async def test_a_begin_that_fails_leaves_the_task_outside_any_transaction(store: Store, settings: Settings) -> None:
     path = settings.database.url.removeprefix("sqlite:///")
     other = sqlite3.connect(path, isolation_level=None)

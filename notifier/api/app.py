@@ -113,7 +113,7 @@ def create_app(
             app[STORE] = store
             yield
             return
-        db = await open_database(settings.database.url)
+        db = await open_database(settings.database.url, pool_size=settings.database.pool_size)
         await db.migrate()
         app[STORE] = Store(db)
         try:

@@ -112,6 +112,13 @@ async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
 
 
 def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    # no text the service keeps holds U+0000 (PostgreSQL cannot store one), so no filter can match it
+    nul = [name for name, value in request.query.items() if "\x00" in value]
+    if nul:
+        raise InvalidInput(
+            "a query parameter holds a NUL character",
+            [FieldError(f"query.{name}", "contains a NUL character (U+0000)", "nul_character") for name in nul],
+        )
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:

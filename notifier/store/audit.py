@@ -35,10 +35,12 @@ class AuditRepository:
     ) -> None:
         """Append to the audit log, inside the caller's transaction when there is one.
 
-        Reading the last entry and inserting the next happen in one write transaction (BEGIN IMMEDIATE on
-        SQLite), so writers in any number of tasks or processes extend a single chain.
+        Reading the last entry and inserting the next happen in one write transaction that holds the chain's
+        lock (BEGIN IMMEDIATE on SQLite; a transaction advisory lock on PostgreSQL, where transactions run
+        side by side), so writers in any number of tasks or processes extend a single chain.
         """
         async with self.db.transaction():
+            await self.db.execute("lock_audit_chain")
             last = await self.db.fetch_one("last_audit")
             entry: dict[str, Any] = {
                 "id": 1 if last is None else last["id"] + 1,

@@ -16,6 +16,7 @@ from notifier.domain.models import Notice, NoticeIn, Subscriber, SubscriberIn
 from notifier.engine import Engine, add_recurring_notice
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import database_url
 
 COUNTY, TOWN_A, TOWN_B = "370725", "370725001", "370725002"
 VILLAGE_A1, VILLAGE_A2, VILLAGE_B1 = "370725001001", "370725001002", "370725002001"
@@ -32,7 +33,7 @@ CHANNELS = {
 def make_settings(tmp_path: Path, **engine: Any) -> Settings:
     return Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/engine.db"},
+            "database": {"url": database_url(tmp_path, "engine.db")},
             "engine": {"workers": 1, "poll_interval": 0.05, "backoff_base": 2, "backoff_max": 60, **engine},
             "channels": CHANNELS,
         }

@@ -7,6 +7,7 @@ from notifier.domain.models import SubscriberPatch
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.testing import RecordingChannel
+from tests.databases import run_sql
 from tests.engine.conftest import VILLAGE_A1, VILLAGE_B1, approved, delivery_rows, resident
 
 
@@ -95,8 +96,9 @@ async def test_fan_out_repeated_from_the_start_creates_nothing_new(
     notice = await approved(engine_store, target={"areas": [VILLAGE_A1]})
     await engine.run_until_idle()
     # as if a crash lost the cursor: the notice is approved again and fans out from the first id
-    sqlite = engine_store.db.writer  # type: ignore[attr-defined]
-    await sqlite.execute("UPDATE notices SET state = 'approved', fanout_cursor = 0, fanout_lease_until = NULL")
+    await run_sql(
+        engine_store.db, "UPDATE notices SET state = 'approved', fanout_cursor = 0, fanout_lease_until = NULL"
+    )
 
     await engine.run_until_idle()
 

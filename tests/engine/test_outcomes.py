@@ -14,14 +14,15 @@ from notifier.engine import Engine, ReceiptOutcome, cancel_notice, record_receip
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import run_sql
 from tests.engine.conftest import approved, delivery_rows, resident
 
 
 async def queue_row(store: Store, delivery_id: int) -> dict[str, Any]:
-    cursor = await store.db.writer.execute(  # type: ignore[attr-defined]
-        "SELECT state, attempts, due_at, alias, last_error FROM deliveries WHERE id = ?", (delivery_id,)
+    rows = await run_sql(
+        store.db, "SELECT state, attempts, due_at, alias, last_error FROM deliveries WHERE id = ?", (delivery_id,)
     )
-    return dict(await cursor.fetchone())
+    return rows[0]
 
 
 async def test_retries_follow_the_backoff(

@@ -203,6 +203,11 @@ FROM deliveries WHERE notice_id = :notice_id AND id > :after AND subscriber_id I
 INSERT INTO audit_log (id, at, actor, action, object_type, object_id, detail, prev_hash, hash)
 VALUES (:id, :at, :actor, :action, :object_type, :object_id, :detail, :prev_hash, :hash);
 
+-- name: lock_audit_chain
+-- Taken before last_audit, in the same transaction: on SQLite, BEGIN IMMEDIATE already lets one writer in at
+-- a time, so there is nothing more to lock (PostgreSQL takes an advisory lock).
+SELECT 1;
+
 -- name: last_audit
 SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1;
 

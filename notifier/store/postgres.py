@@ -1,0 +1,301 @@
+"""PostgreSQL database on asyncpg: a connection pool, named queries with ``:name`` parameters sent as ``$n``.
+
+The query text of each block is translated once, when the dialect's queries are loaded (:func:`translate`).
+Parameter values are fitted to the types the server infers for them the first time a query runs (SQLite takes
+any value anywhere; asyncpg wants an ``int`` for ``bigint`` and a ``str`` for ``text``), and ``numeric``
+results come back as ``int`` or ``float`` like SQLite's, never ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from notifier.domain.errors import FieldError, InvalidInput
+from notifier.store.database import Database, Row
+from notifier.store.queries import load_queries, migrations
+
+# the key of the advisory lock that serializes concurrent `notifier migrate` runs (any constant; "notifier")
+MIGRATION_LOCK = 0x6E6F746966696572
+
+_in_transaction: contextvars.ContextVar[tuple[PostgresDatabase, asyncpg.Connection] | None] = (
+    contextvars.ContextVar("postgres_transaction", default=None)
+)
+
+_TOKEN = re.compile(
+    r"""('(?:[^']|'')*')"""  # a string literal
+    r"""|("(?:[^"]|"")*")"""  # a quoted identifier
+    r"""|(--[^\n]*)"""  # a comment
+    r"""|(\$\$.*?\$\$)"""  # a dollar-quoted body
+    r"""|(::)"""  # a cast, not a parameter
+    r"""|:([A-Za-z_]\w*)""",  # a parameter
+    re.DOTALL,
+)
+
+
+_NULL_TEST = re.compile(r"(\$\d+)\s+IS\s+(NOT\s+)?NULL\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str  # with $1, $2, ...
+    names: tuple[str, ...]  # the parameter name of each $n
+
+
+# SQLite's way of passing a list (a JSON text unpacked by json_each) becomes an array parameter: the server
+# types it from the column it is compared with, and the index on that column stays usable
+_IN_JSON_LIST = re.compile(
+    r"\b(NOT\s+)?IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\s*:(\w+)\s*\)\s*\)", re.IGNORECASE
+)
+
+
+def translate(sql: str) -> Statement:
+    """A SQLite block as PostgreSQL runs it: ``x IN (SELECT value FROM json_each(:list))`` becomes
+    ``x = ANY(:list)`` (``<> ALL`` for NOT IN), then ``:name`` parameters become ``$n`` (the same name the same
+    number); strings, comments and ``::`` casts are kept."""
+    sql = _IN_JSON_LIST.sub(lambda m: f"<> ALL(:{m.group(2)})" if m.group(1) else f"= ANY(:{m.group(2)})", sql)
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(6)
+        if name is None:
+            return match.group(0)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return Statement(_TOKEN.sub(replace, sql), tuple(names))
+
+
+def _decode_numeric(text: str) -> int | float:
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() and "." not in text else float(value)
+
+
+async def _setup_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "numeric", encoder=str, decoder=_decode_numeric, schema="pg_catalog", format="text"
+    )
+
+
+_INTEGERS = {"int2", "int4", "int8"}
+_FLOATS = {"float4", "float8"}
+_TEXTS = {"text", "varchar", "bpchar", "name"}
+
+
+def _fit(value: Any, type_name: str) -> Any:
+    """A Python value as asyncpg wants it for a parameter the server typed ``type_name``."""
+    if value is None:
+        return None
+    if type_name.endswith("[]"):  # an array: the JSON list text the SQLite block unpacks with json_each
+        items = json.loads(value) if isinstance(value, str) else value
+        return [_fit(item, type_name[:-2]) for item in items]
+    if type_name in _TEXTS:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return str(int(value))
+        return str(value)
+    if type_name in _INTEGERS:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        return value
+    if type_name in _FLOATS:
+        if isinstance(value, str):
+            return float(value)
+        return value
+    if type_name == "bool" and isinstance(value, int):
+        return bool(value)
+    if type_name == "numeric" and isinstance(value, float):
+        return repr(value)
+    return value
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self.statements = {name: translate(sql) for name, sql in load_queries(self.dialect).items()}
+        self._types: dict[str, tuple[str, ...]] = {}  # by query name: the server's type of each parameter
+        self._pool: asyncpg.Pool | None = None
+
+    async def connect(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=self.min_size, max_size=self.max_size, init=_setup_connection
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database is not connected")
+        return self._pool
+
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self.pool.acquire() as conn:
+            # a session lock: a second `migrate` waits here and then finds every version recorded
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " applied_at TEXT NOT NULL)"
+                )
+                done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_version")}
+                for version, name, sql in migrations(self.dialect):
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)  # the simple protocol: many statements, $$ bodies
+                        await conn.execute(
+                            "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+                            version,
+                            name,
+                            datetime.now(UTC).isoformat(),
+                        )
+                    applied.append(name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        return applied
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        current = _in_transaction.get()
+        if current is not None and current[0] is self:
+            yield
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            token = _in_transaction.set((self, conn))
+            try:
+                yield
+            finally:
+                _in_transaction.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection of the transaction in progress, or one from the pool for this statement."""
+        current = _in_transaction.get()
+        if current is not None and current[0] is self:
+            yield current[1]
+            return
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    async def _args(self, conn: asyncpg.Connection, query: str, params: Mapping[str, Any] | None) -> list[Any]:
+        types = self._types.get(query)
+        if types is None:
+            types = self._types[query] = await self._parameter_types(conn, query)
+        statement = self.statements[query]
+        values = params or {}
+        try:
+            args = [_fit(values[name], kind) for name, kind in zip(statement.names, types, strict=True)]
+        except KeyError as exc:
+            raise KeyError(f"query {query} needs parameter {exc.args[0]}") from None
+        for name, value in zip(statement.names, args, strict=True):
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL's text cannot hold U+0000; SQLite's can
+                raise InvalidInput(
+                    "text holding a NUL character (U+0000) cannot be stored", [FieldError(name, "contains U+0000")]
+                )
+        return args
+
+    async def _parameter_types(self, conn: asyncpg.Connection, query: str) -> tuple[str, ...]:
+        """The server's type of each parameter, from preparing the statement once.
+
+        ``:p IS NULL OR column = :p`` leaves the first ``$n`` untyped on PostgreSQL: such a statement is
+        prepared again with its null tests read as true, which gives every parameter the type of its other
+        uses, and its null tests are then cast to that type (``$n::text IS NULL``) for good.
+        """
+        statement = self.statements[query]
+        try:
+            # in a savepoint inside a transaction: a failed prepare would abort the caller's transaction
+            async with conn.transaction() if conn.is_in_transaction() else contextlib.nullcontext():
+                prepared = await conn.prepare(statement.sql)
+        except asyncpg.AmbiguousParameterError:
+            probe = await conn.prepare(_NULL_TEST.sub("TRUE", statement.sql))
+            types = tuple(t.name for t in probe.get_parameters())
+            sql = _NULL_TEST.sub(
+                lambda m: f"{m.group(1)}::pg_catalog.{types[int(m.group(1)[1:]) - 1]} IS {m.group(2) or ''}NULL",
+                statement.sql,
+            )
+            self.statements[query] = Statement(sql, statement.names)
+            prepared = await conn.prepare(sql)
+        return tuple(t.name for t in prepared.get_parameters())
+
+    async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        async with self._connection() as conn:
+            args = await self._args(conn, query, params)
+            return [dict(r) for r in await conn.fetch(self.statements[query].sql, *args)]
+
+    async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        rows = await self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+    async def execute(self, query: str, params: Mapping[str, Any] | None = None) -> int:
+        async with self._connection() as conn:
+            args = await self._args(conn, query, params)
+            status = await conn.execute(self.statements[query].sql, *args)
+        return _rowcount(status)
+
+    async def execute_many(self, query: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        async with self.transaction(), self._connection() as conn:
+            batch: list[Sequence[Any]] = []
+            for row in rows:
+                batch.append(await self._args(conn, query, row))
+            if batch:
+                await conn.executemany(self.statements[query].sql, batch)
+
+    async def stream(
+        self, query: str, params: Mapping[str, Any] | None = None, chunk: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        # a server-side cursor lives in a transaction: the caller's, or a read-only one of its own
+        current = _in_transaction.get()
+        if current is not None and current[0] is self:
+            async for rows in self._cursor(current[1], query, params, chunk):
+                yield rows
+            return
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            async for rows in self._cursor(conn, query, params, chunk):
+                yield rows
+
+    async def _cursor(
+        self, conn: asyncpg.Connection, query: str, params: Mapping[str, Any] | None, chunk: int
+    ) -> AsyncIterator[list[Row]]:
+        args = await self._args(conn, query, params)
+        cursor = await conn.cursor(self.statements[query].sql, *args)
+        while True:
+            rows = await cursor.fetch(chunk)
+            if not rows:
+                return
+            yield [dict(r) for r in rows]
+
+    async def copy_records(self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> int:
+        """COPY rows into a table (inside the transaction in progress, if any); the number copied."""
+        async with self._connection() as conn:
+            status = await conn.copy_records_to_table(table, columns=list(columns), records=records)
+        return _rowcount(status)
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command tag ("UPDATE 3", "INSERT 0 1", "COPY 10"); 0 when it has none."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0

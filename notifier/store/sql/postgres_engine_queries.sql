@@ -1,0 +1,118 @@
+-- PostgreSQL blocks of the engine's queries (sqlite_engine_queries.sql holds the reference; see docs/storage.md).
+
+-- name: fanout_chunk_end
+SELECT MAX(id) AS upto FROM (SELECT id FROM subscribers WHERE id > :after ORDER BY id LIMIT :limit) AS chunk;
+
+-- name: fanout_create_matched
+-- the staging tables live on the fanning connection (a temporary table is per session); ANALYZE-free: the
+-- chunk drives every join through primary keys
+CREATE TEMP TABLE IF NOT EXISTS fanout_matched (
+    id BIGINT PRIMARY KEY, area_code TEXT NOT NULL, eligible BOOLEAN NOT NULL);
+
+-- name: fanout_create_chosen
+CREATE TEMP TABLE IF NOT EXISTS fanout_chosen (
+    subscriber_id BIGINT NOT NULL, channel TEXT NOT NULL, rank INTEGER NOT NULL, address TEXT NOT NULL,
+    area_code TEXT NOT NULL, due_at DOUBLE PRECISION NOT NULL);
+
+-- name: fanout_clear_matched
+TRUNCATE pg_temp.fanout_matched;
+
+-- name: fanout_clear_chosen
+TRUNCATE pg_temp.fanout_chosen;
+
+-- name: fanout_match
+-- The target rule of notifier.domain.models.Target, for the residents with :after < id <= :upto.
+-- eligible: not erased, consent not withdrawn, not opted out of the notice's topic.
+INSERT INTO pg_temp.fanout_matched (id, area_code, eligible)
+SELECT s.id, s.area_code,
+       s.deleted_at IS NULL AND s.consent_withdrawn_at IS NULL AND NOT EXISTS (
+           SELECT 1 FROM subscriber_optouts o
+           WHERE o.subscriber_id = s.id AND o.kind = 'topic' AND o.value = :topic)
+FROM subscribers s
+WHERE s.id > :after AND s.id <= :upto
+  AND (:roster_id IS NULL AND s.consent_basis = 'consent'
+       OR EXISTS (SELECT 1 FROM roster_rows r WHERE r.roster_id = :roster_id AND r.subscriber_id = s.id))
+  AND (
+    (:has_rule
+     AND (json_array_length(:areas) = 0 OR EXISTS (
+            SELECT 1 FROM json_each(:areas) a WHERE s.area_code >= a.value AND s.area_code < a.value || ':'))
+     AND CASE
+           WHEN NOT :has_groups AND NOT :has_topics THEN TRUE
+           WHEN :combine_all THEN
+                (NOT :has_groups OR EXISTS (
+                    SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                      AND sg.group_id IN (SELECT value FROM json_each(:group_ids))))
+            AND (NOT :has_topics OR EXISTS (
+                    SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                      AND st.topic_id IN (SELECT value FROM json_each(:topic_ids))))
+           ELSE
+                EXISTS (SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                          AND sg.group_id IN (SELECT value FROM json_each(:group_ids)))
+             OR EXISTS (SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                          AND st.topic_id IN (SELECT value FROM json_each(:topic_ids)))
+         END)
+    OR s.id IN (SELECT value FROM json_each(:subscriber_ids))
+    OR s.id IN (SELECT d.subscriber_id FROM deliveries d
+                WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered', 'confirmed')));;
+
+-- name: fanout_choose
+-- Channels per eligible resident: the notice's channels in the resident's preference order, with an
+-- address and not opted out; rank 0 is tried first. :all_channels keeps every rank, else rank 0 only.
+-- due_at: now, or the end of the resident's quiet hours for non-urgent notices (:local = seconds
+-- since local midnight).
+INSERT INTO pg_temp.fanout_chosen (subscriber_id, channel, rank, address, area_code, due_at)
+SELECT subscriber_id, channel, rank, address, area_code,
+       :now + CASE
+           WHEN :urgent OR qs IS NULL THEN 0
+           WHEN qs <= qe AND :local >= qs AND :local < qe THEN qe - :local
+           WHEN qs > qe AND :local >= qs THEN qe + 86400 - :local
+           WHEN qs > qe AND :local < qe THEN qe - :local
+           ELSE 0 END
+FROM (
+    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.subscriber_id ORDER BY c.pref::integer) - 1 AS rank
+    FROM (
+        SELECT s.id AS subscriber_id, p.value AS channel, p.key AS pref, s.area_code,
+               CASE p.value WHEN 'sms' THEN s.phone WHEN 'email' THEN s.email
+                            WHEN 'wechat' THEN s.wechat_openid WHEN 'wecom' THEN s.wecom_userid END AS address,
+               CAST(substr(s.quiet_start, 1, 2) AS INTEGER) * 3600
+                   + CAST(substr(s.quiet_start, 4, 2) AS INTEGER) * 60 AS qs,
+               CAST(substr(s.quiet_end, 1, 2) AS INTEGER) * 3600
+                   + CAST(substr(s.quiet_end, 4, 2) AS INTEGER) * 60 AS qe
+        FROM pg_temp.fanout_matched m
+        JOIN subscribers s ON s.id = m.id
+        CROSS JOIN json_each(s.channels) p
+        WHERE m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
+          AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
+                          WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
+    ) c
+    WHERE c.address IS NOT NULL
+) ranked
+WHERE :all_channels OR rank = 0;;
+
+-- name: fanout_insert_deliveries
+INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
+                        address, created_at, updated_at)
+SELECT :notice_id, subscriber_id, channel, json_extract(:aliases, '$.' || channel), rank, 'queued', :priority,
+       due_at, :deadline, address, :now_iso, :now_iso
+FROM pg_temp.fanout_chosen
+ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING;
+
+-- name: fanout_chunk_counts
+SELECT (SELECT COUNT(*) FROM pg_temp.fanout_matched) AS matched,
+       (SELECT COUNT(DISTINCT subscriber_id) FROM pg_temp.fanout_chosen) AS reached;
+
+-- name: fanout_chunk_summary
+SELECT substr(area_code, 1, 9) AS town, '' AS channel, COUNT(*) AS n FROM pg_temp.fanout_matched GROUP BY 1
+UNION ALL
+SELECT substr(area_code, 1, 9), '*', COUNT(DISTINCT subscriber_id) FROM pg_temp.fanout_chosen GROUP BY 1
+UNION ALL
+SELECT substr(area_code, 1, 9), channel, COUNT(*) FROM pg_temp.fanout_chosen GROUP BY 1, 2;
+
+-- name: record_sent
+-- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null], as on SQLite
+UPDATE deliveries SET state = 'sent', provider_message_id = s.value ->> 1, lease_until = NULL,
+    leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
+    due_at = (s.value ->> 2)::double precision
+FROM json_array_elements(CAST(:sent AS json)) AS s (value)
+WHERE deliveries.id = (s.value ->> 0)::bigint AND deliveries.state = 'sending'
+  AND deliveries.leased_by = :worker;

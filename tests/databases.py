@@ -1,0 +1,238 @@
+"""The database a test runs on: SQLite in its temporary directory, or PostgreSQL.
+
+``NOTIFIER_TEST_DB=postgres`` (or ``pytest --db=postgres``) runs the ``store`` and ``settings`` fixtures (and
+every fixture built on :func:`database_url`) on PostgreSQL at ``NOTIFIER_TEST_PG_DSN``. The run migrates one
+template database once, and each test gets its own copy (``CREATE DATABASE ... TEMPLATE``, a file copy on the
+server, far cheaper than migrating), made ahead while earlier tests run and dropped behind them when the test
+ends; the template is dropped when the run ends.
+Tests that need PostgreSQL whatever the setting use :func:`postgres_database` and are marked
+``@pytest.mark.peer("postgres")``: they skip when no server answers, which CI turns into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+T = TypeVar("T")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default=None,
+        help="the database the store fixtures use (default: NOTIFIER_TEST_DB, else sqlite)",
+    )
+
+
+_chosen: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _chosen.append(config.getoption("--db") or os.environ.get("NOTIFIER_TEST_DB") or "sqlite")
+
+
+def on_postgres() -> bool:
+    """Whether this run's store fixtures use PostgreSQL."""
+    return bool(_chosen) and _chosen[-1] == "postgres"
+
+
+def admin_dsn() -> str:
+    return os.environ.get("NOTIFIER_TEST_PG_DSN") or DEFAULT_DSN
+
+
+def dsn_for(database: str) -> str:
+    parts = urlsplit(admin_dsn())
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to the end from synchronous code, even inside a running event loop (in a thread)."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+class PostgresDatabases:
+    """The run's template database and the per-test copies.
+
+    Copying and dropping a database take a second or two each on a busy server, so one thread keeps the next
+    copies ready while tests run, and another drops the used ones behind them.
+    """
+
+    AHEAD = 2  # copies kept ready
+
+    def __init__(self) -> None:
+        self.prefix = f"notifier_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self.template: str | None = None
+        self.unavailable: str | None = None
+        self.created: list[str] = []  # handed to the running test
+        self.counter = itertools.count(1)
+        self.ready: collections.deque[Future[str]] = collections.deque()
+        self.maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-db-copies")
+        self.dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-db-drops")
+        self.dropping: list[Future[None]] = []
+
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(admin_dsn(), timeout=10)
+
+    def _ensure_template(self) -> str:
+        if self.unavailable is not None:
+            pytest.skip(self.unavailable)
+        if self.template is not None:
+            return self.template
+        name = f"{self.prefix}_template"
+
+        async def build() -> None:
+            from notifier.store.postgres import PostgresDatabase
+
+            admin = await self._admin()
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            db = PostgresDatabase(dsn_for(name), max_size=2)
+            await db.connect()
+            try:
+                await db.migrate()
+            finally:
+                await db.close()
+
+        try:
+            run_sync(build)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            self.unavailable = f"PostgreSQL at NOTIFIER_TEST_PG_DSN is not available: {exc}"
+            pytest.skip(self.unavailable)
+        self.template = name
+        return name
+
+    def _create(self, template: str | None) -> str:
+        name = f"{self.prefix}_{next(self.counter)}"
+        source = f' TEMPLATE "{template}"' if template else ""
+
+        async def create() -> None:
+            admin = await self._admin()
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"{source}')
+            finally:
+                await admin.close()
+
+        asyncio.run(create())
+        return name
+
+    def new_database(self, *, migrated: bool = True) -> str:
+        """The URL of a fresh database, a copy of the migrated template (or empty); dropped after the test."""
+        template = self._ensure_template()
+        if migrated:
+            while len(self.ready) < self.AHEAD + 1:
+                self.ready.append(self.maker.submit(self._create, template))
+            name = self.ready.popleft().result()
+        else:
+            name = self.maker.submit(self._create, None).result()
+        self.created.append(name)
+        return dsn_for(name)
+
+    def _drop(self, names: list[str]) -> None:
+        async def drop_all() -> None:
+            admin = await self._admin()
+            try:
+                for name in names:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        asyncio.run(drop_all())
+
+    def drop_created(self) -> None:
+        """Drop the running test's databases, behind the next tests."""
+        names, self.created = self.created, []
+        if names:
+            self.dropping.append(self.dropper.submit(self._drop, names))
+
+    def finish(self) -> None:
+        """At the end of the run: drop every copy (ready or used) and the template, and wait for it."""
+        self.drop_created()
+        spare = [future.result() for future in self.ready]
+        self.ready.clear()
+        if self.template is not None:
+            spare.append(self.template)
+            self.template = None
+        if spare:
+            self.dropping.append(self.dropper.submit(self._drop, spare))
+        for future in self.dropping:
+            future.result()
+        self.maker.shutdown()
+        self.dropper.shutdown()
+
+
+DATABASES = PostgresDatabases()
+
+
+def postgres_database(*, migrated: bool = True) -> str:
+    """A fresh PostgreSQL database for this test, migrated or empty (skips when no server answers)."""
+    return DATABASES.new_database(migrated=migrated)
+
+
+def database_url(tmp_path: Path, name: str = "notifier.db") -> str:
+    """The database URL a test's settings use: SQLite at ``tmp_path/name``, or a PostgreSQL copy (see above)."""
+    if on_postgres():
+        return postgres_database()
+    return f"sqlite:///{tmp_path}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Generator[None, None, None]:
+    yield
+    DATABASES.drop_created()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    DATABASES.finish()
+
+
+async def run_sql(db: Any, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Plain SQL with ``?`` placeholders on a test's database, whichever dialect: what a test reads or breaks
+    behind the store's back. A write commits at once."""
+    from notifier.store.postgres import PostgresDatabase
+
+    if isinstance(db, PostgresDatabase):
+        numbers = itertools.count(1)
+        numbered = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+        async with db.pool.acquire() as conn:
+            return [dict(row) for row in await conn.fetch(numbered, *params)]
+    cursor = await db.writer.execute(sql, tuple(params))
+    return [dict(row) for row in await cursor.fetchall()]
+
+
+def url_of(db: Any) -> str:
+    """The ``[database] url`` of a test's open database (for a command-line run against the same data)."""
+    from notifier.store.postgres import PostgresDatabase
+
+    return db.dsn if isinstance(db, PostgresDatabase) else f"sqlite:///{db.path}"

@@ -1,0 +1,56 @@
+"""The two SQL dialects stay in step (docs/storage.md): the same migration versions, PostgreSQL blocks that each
+replace a SQLite block, and every named query accepted by PostgreSQL on a migrated database."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier.store.postgres import PostgresDatabase, translate
+from notifier.store.queries import dialect_blocks, load_queries, migrations
+from tests.databases import postgres_database
+
+
+def test_both_dialects_have_the_same_migration_versions() -> None:
+    sqlite = [version for version, _, _ in migrations("sqlite")]
+    postgres = [version for version, _, _ in migrations("postgres")]
+    only_sqlite, only_postgres = set(sqlite) - set(postgres), set(postgres) - set(sqlite)
+    assert sqlite == postgres, f"only SQLite: {only_sqlite}, only PostgreSQL: {only_postgres}"
+
+
+def test_every_postgres_block_replaces_a_sqlite_block() -> None:
+    orphans = set(dialect_blocks("postgres")) - set(dialect_blocks("sqlite"))
+    assert not orphans, f"PostgreSQL blocks with no SQLite block of that name: {sorted(orphans)}"
+    assert set(load_queries("postgres")) == set(load_queries("sqlite"))
+
+
+def test_parameters_become_numbered_and_lists_become_arrays() -> None:
+    statement = translate(
+        "SELECT ':not' AS a, x::text FROM t -- :nor this\n"
+        "WHERE id IN (SELECT value FROM json_each(:ids)) AND y = :y AND z <> :y "
+        "AND w NOT IN (SELECT value FROM json_each(:skip))"
+    )
+    assert statement.sql == (
+        "SELECT ':not' AS a, x::text FROM t -- :nor this\nWHERE id = ANY($1) AND y = $2 AND z <> $2 AND w <> ALL($3)"
+    )
+    assert statement.names == ("ids", "y", "skip")
+
+
+@pytest.mark.peer("postgres")
+async def test_every_named_query_prepares_on_postgres() -> None:
+    """A SQLite block that PostgreSQL cannot run fails here until its PostgreSQL block is written."""
+    db = PostgresDatabase(postgres_database(), max_size=1)
+    await db.connect()
+    failures = []
+    try:
+        async with db.pool.acquire() as conn:
+            # the fan-out's staging tables exist only on the connection that fans out
+            await conn.execute(db.statements["fanout_create_matched"].sql)
+            await conn.execute(db.statements["fanout_create_chosen"].sql)
+            for name in sorted(db.statements):
+                try:
+                    await db._parameter_types(conn, name)
+                except Exception as exc:  # every failure is listed, not only the first
+                    failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    finally:
+        await db.close()
+    assert not failures, "queries PostgreSQL rejects:\n" + "\n".join(failures)

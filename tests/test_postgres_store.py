@@ -1,0 +1,118 @@
+"""The PostgreSQL database itself: migrations (serialized, rerun harmlessly), the append-only audit log and its
+single chain under concurrent writers, joined transactions, streaming, and the values it hands back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from notifier.store import Store, open_database
+from notifier.store.audit import AuditFilter
+from notifier.store.postgres import PostgresDatabase
+from notifier.store.queries import migrations
+from tests.conftest import seed_catalog
+from tests.databases import postgres_database
+
+pytestmark = pytest.mark.peer("postgres")
+
+
+async def test_migrations_run_from_empty_and_rerun_harmlessly() -> None:
+    url = postgres_database(migrated=False)
+    db = await open_database(url)
+    try:
+        applied = await db.migrate()
+        assert applied == [name for _, name, _ in migrations("postgres")]
+        assert applied[0] == "postgres_001_initial.sql"
+        assert await db.migrate() == []
+    finally:
+        await db.close()
+
+
+async def test_concurrent_migrations_apply_each_version_once() -> None:
+    """Two processes starting together (two pools here) both finish; the second finds nothing left to do."""
+    url = postgres_database(migrated=False)
+    first, second = PostgresDatabase(url), PostgresDatabase(url)
+    await first.connect()
+    await second.connect()
+    try:
+        results = await asyncio.gather(first.migrate(), second.migrate())
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(len(r) for r in results) == [0, len(migrations("postgres"))]
+
+
+async def test_a_missing_lower_migration_is_applied_after_a_higher_one() -> None:
+    url = postgres_database()
+    db = await open_database(url)
+    assert isinstance(db, PostgresDatabase)
+    try:
+        async with db.pool.acquire() as conn:
+            await conn.execute("DROP TABLE hook_nonces; DELETE FROM schema_version WHERE version = 9")
+        assert await db.migrate() == ["postgres_009_hook_nonces.sql"]
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT COUNT(*) FROM hook_nonces") == 0
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def pg_store() -> Store:
+    db = await open_database(postgres_database())
+    store = Store(db)
+    await seed_catalog(store)
+    yield store  # type: ignore[misc]
+    await db.close()
+
+
+async def test_audit_log_is_append_only(pg_store: Store) -> None:
+    db = pg_store.db
+    assert isinstance(db, PostgresDatabase)
+    await pg_store.audit("test", "thing.happen", "thing", 1, {"k": "v"})
+    async with db.pool.acquire() as conn:
+        for statement in ("UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(statement)
+    rows = await db.fetch_all("list_audit", {"after": 0, "limit": 10})
+    assert [r["action"] for r in rows] == ["thing.happen"]
+
+
+async def test_concurrent_audit_writers_extend_one_chain(pg_store: Store) -> None:
+    """Forty appends at once over a pool of ten connections: consecutive ids, one unbroken chain."""
+    await asyncio.gather(*(pg_store.audit("test", "thing.happen", "thing", i) for i in range(40)))
+    result = await pg_store.verify_audit_chain()
+    assert result.broken is None, result
+    ids = [row["id"] async for rows in pg_store.audit_rows(AuditFilter()) for row in rows]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 40
+
+
+async def test_a_nested_transaction_joins_the_outer_one(pg_store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with pg_store.db.transaction():
+            await pg_store.upsert_topic("water", "供水")
+            async with pg_store.db.transaction():
+                await pg_store.upsert_topic("roads", "道路")
+            assert await pg_store.db.fetch_one("get_topic", {"code": "roads"}) is not None
+            raise RuntimeError("boom")
+    assert await pg_store.db.fetch_one("get_topic", {"code": "water"}) is None
+    assert await pg_store.db.fetch_one("get_topic", {"code": "roads"}) is None
+
+
+async def test_stream_reads_in_chunks(pg_store: Store) -> None:
+    chunks = [rows async for rows in pg_store.db.stream("list_areas", {}, chunk=2)]
+    assert [len(c) for c in chunks] == [2, 2, 2]
+    assert [r["code"] for c in chunks for r in c] == sorted(r["code"] for c in chunks for r in c)
+
+
+async def test_values_come_back_as_sqlite_gives_them(pg_store: Store) -> None:
+    """Booleans of comparisons summed are integers, numeric results are int or float, never Decimal."""
+    db = pg_store.db
+    assert isinstance(db, PostgresDatabase)
+    async with db.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT SUM(x > 1) AS n, SUM(x::numeric) AS total, AVG(x) AS mean "
+                                  "FROM (VALUES (1), (2), (4)) AS v (x)")
+    assert row["n"] == 2 and type(row["n"]) is int
+    assert row["total"] == 7 and type(row["total"]) is int
+    assert row["mean"] == pytest.approx(7 / 3) and type(row["mean"]) is float
