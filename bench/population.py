@@ -1,4 +1,4 @@
-"""Synthetic residents, written straight into SQLite for benchmarks and large tests.
+"""Synthetic residents, written straight into SQLite (or PostgreSQL) for benchmarks and large tests.
 
 Numbers and names are generated (``+86139`` followed by the id), never real people's data.
 Residents are spread over ``towns`` towns of one county, with two villages each; every resident
@@ -88,3 +88,48 @@ def populate(path: str, count: int, *, towns: int = 10, first_id: int = 1) -> No
             conn.commit()
     finally:
         conn.close()
+
+
+async def populate_postgres(dsn: str, count: int, *, towns: int = 10, first_id: int = 1) -> None:
+    """``populate`` on a migrated PostgreSQL database, with COPY (asyncpg): the same residents and memberships."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        areas = [(COUNTY, "县", "county", None)]
+        for t in range(towns):
+            town = town_code(t)
+            areas.append((town, f"镇{t + 1}", "town", COUNTY))
+            areas += [(village_code(town, v), f"村{t + 1}-{v + 1}", "village", town) for v in range(2)]
+        await conn.executemany(
+            "INSERT INTO areas (code, name, level, parent) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", areas
+        )
+        await conn.execute("INSERT INTO topics (code, name) VALUES ('air-quality', '空气质量') ON CONFLICT DO NOTHING")
+        await conn.execute("INSERT INTO resident_groups (code, name) VALUES ('dibao', '低保户') ON CONFLICT DO NOTHING")
+        await conn.execute(
+            "INSERT INTO departments (code, name) VALUES ('environment', '生态环境分局') ON CONFLICT DO NOTHING"
+        )
+        topic = await conn.fetchval("SELECT id FROM topics WHERE code = 'air-quality'")
+        group = await conn.fetchval("SELECT id FROM resident_groups WHERE code = 'dibao'")
+        columns = [
+            "id", "name", "phone", "email", "wechat_openid", "area_code", "channels", "consent_source",
+            "consent_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        for start in range(first_id, first_id + count, CHUNK):
+            size = min(CHUNK, first_id + count - start)
+            async with conn.transaction():
+                await conn.copy_records_to_table("subscribers", columns=columns, records=_rows(start, size, towns))
+                await conn.copy_records_to_table(
+                    "subscriber_topics", columns=["subscriber_id", "topic_id"],
+                    records=((i, topic) for i in range(start, start + size)),
+                )  # fmt: skip
+                await conn.copy_records_to_table(
+                    "subscriber_groups", columns=["subscriber_id", "group_id"],
+                    records=((i, group) for i in range(start, start + size) if i % 5 == 0),
+                )  # fmt: skip
+        await conn.execute(
+            "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), (SELECT MAX(id) FROM subscribers))"
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.store.postgres import PostgresDatabase, translate
-from notifier.store.queries import dialect_blocks, load_queries, migrations
+from notifier.store.queries import WRITTEN_FOR, dialect_blocks, fingerprint, load_queries, migrations
 from tests.databases import postgres_database
 
 
@@ -21,6 +21,20 @@ def test_every_postgres_block_replaces_a_sqlite_block() -> None:
     orphans = set(dialect_blocks("postgres")) - set(dialect_blocks("sqlite"))
     assert not orphans, f"PostgreSQL blocks with no SQLite block of that name: {sorted(orphans)}"
     assert set(load_queries("postgres")) == set(load_queries("sqlite"))
+
+
+def test_every_postgres_block_was_written_for_the_sqlite_block_as_it_is() -> None:
+    """A change to a SQLite block that has a PostgreSQL twin fails here until the twin is looked at again
+    (and its ``-- written for sqlite <fingerprint>`` line moved to the new fingerprint)."""
+    sqlite = dialect_blocks("sqlite")
+    stale = []
+    for name, sql in dialect_blocks("postgres").items():
+        if name not in sqlite:
+            continue  # the test above names it
+        marks, now = WRITTEN_FOR.findall(sql), fingerprint(sqlite[name])
+        if marks != [now]:
+            stale.append(f"{name}: written for {marks or 'no fingerprint'}, the SQLite block is now {now}")
+    assert not stale, "PostgreSQL blocks to bring in step with their SQLite block:\n" + "\n".join(stale)
 
 
 def test_parameters_become_numbered_and_lists_become_arrays() -> None:

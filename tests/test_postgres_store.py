@@ -4,16 +4,18 @@ single chain under concurrent writers, joined transactions, streaming, and the v
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import asyncpg
 import pytest
 
+from notifier.domain.errors import ConfigError
 from notifier.store import Store, open_database
 from notifier.store.audit import AuditFilter
 from notifier.store.postgres import PostgresDatabase
 from notifier.store.queries import migrations
 from tests.conftest import seed_catalog
-from tests.databases import postgres_database
+from tests.databases import admin_dsn, dsn_for, postgres_database
 
 pytestmark = pytest.mark.peer("postgres")
 
@@ -116,3 +118,22 @@ async def test_values_come_back_as_sqlite_gives_them(pg_store: Store) -> None:
     assert row["n"] == 2 and type(row["n"]) is int
     assert row["total"] == 7 and type(row["total"]) is int
     assert row["mean"] == pytest.approx(7 / 3) and type(row["mean"]) is float
+
+
+async def test_a_database_with_a_language_collation_is_refused() -> None:
+    """Under a language's collation ':' does not sort after the digits, so ``code < :area || ':'`` would miss
+    areas; migrate refuses such a database in one line instead of answering wrongly later."""
+    name = f"notifier_icu_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(admin_dsn())
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'")
+        db = PostgresDatabase(dsn_for(name))
+        await db.connect()
+        try:
+            with pytest.raises(ConfigError, match=r"collation .*LC_COLLATE .C\.UTF-8"):
+                await db.migrate()
+        finally:
+            await db.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

@@ -20,10 +20,11 @@ from typing import Any
 
 import asyncpg
 
-from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.errors import ConfigError, FieldError, InvalidInput
 from notifier.store.database import Database, Row
 from notifier.store.queries import load_queries, migrations
 
+DATABASE_SETTING = "[database] url (NOTIFIER_DATABASE__URL)"
 # the key of the advisory lock that serializes concurrent `notifier migrate` runs (any constant; "notifier")
 MIGRATION_LOCK = 0x6E6F746966696572
 
@@ -154,6 +155,7 @@ class PostgresDatabase(Database):
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         async with self.pool.acquire() as conn:
+            await _check_collation(conn)
             # a session lock: a second `migrate` waits here and then finds every version recorded
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
             try:
@@ -293,6 +295,25 @@ class PostgresDatabase(Database):
         async with self._connection() as conn:
             status = await conn.copy_records_to_table(table, columns=list(columns), records=records)
         return _rowcount(status)
+
+
+BYTEWISE_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "C.UTF8"}
+
+
+async def _check_collation(conn: asyncpg.Connection) -> None:
+    """ConfigError unless the database compares text byte by byte, as SQLite does: the shared queries find the
+    areas under a code with ``code >= :area AND code < :area || ':'`` and sort RFC 3339 text as time, which a
+    language's collation (en_US, zh_CN) would reorder."""
+    row = await conn.fetchrow(
+        "SELECT to_jsonb(d) ->> 'datcollate' AS collate, COALESCE(to_jsonb(d) ->> 'datlocprovider', 'c') AS provider"
+        " FROM pg_database d WHERE datname = current_database()"
+    )
+    if row["provider"] != "c" or row["collate"] not in BYTEWISE_COLLATIONS:
+        raise ConfigError(
+            f"{DATABASE_SETTING}: the PostgreSQL database's collation is {row['collate']} ({row['provider']});"
+            " notifier needs text compared byte by byte: create it with TEMPLATE template0 LC_COLLATE 'C.UTF-8'"
+            " LC_CTYPE 'C.UTF-8' (docs/storage.md)"
+        )
 
 
 def _rowcount(status: str) -> int:

@@ -9,6 +9,7 @@ PostgreSQL block is written (docs/storage.md).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib.resources import files
@@ -27,6 +28,15 @@ def parse_blocks(text: str) -> dict[str, str]:
 
 
 BASE_DIALECT = "sqlite"
+# each block of another dialect names the SQLite block it was written for by this fingerprint, so that a change
+# to the SQLite block fails tests/test_dialects.py until its twin is looked at again
+WRITTEN_FOR = re.compile(r"^--\s*written for sqlite ([0-9a-f]{12})\s*$", re.MULTILINE)
+
+
+def fingerprint(sql: str) -> str:
+    """A short hash of a query block's text as loaded."""
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()[:12]
+
 
 
 @cache

@@ -2,6 +2,7 @@
 -- (PostgreSQL 15 wants a name for every subquery in FROM)
 
 -- name: list_published_notices
+-- written for sqlite 9ef1acad96c1
 -- Public notices once approved (expired ones stay in the archive), newest first, with the time they were
 -- published (the first approval; the last change for a notice sent without one). An area matches the
 -- notices addressed to it, to an area above it (its town, the county) or below it, and county-wide ones.
@@ -20,6 +21,7 @@ WHERE (:from IS NULL OR published_at >= :from) AND (:to IS NULL OR published_at 
 ORDER BY published_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
 -- name: get_published_notice
+-- written for sqlite 1cd936da0688
 SELECT * FROM (
     SELECT n.*, COALESCE((SELECT MIN(d.decided_at) FROM notice_decisions d
                           WHERE d.notice_id = n.id AND d.decision = 'approved'), n.updated_at) AS published_at
@@ -28,6 +30,7 @@ SELECT * FROM (
 ) AS published;
 
 -- name: list_active_public_notices
+-- written for sqlite 2ee049fe6f99
 -- What a kiosk shows: public notices being sent or sent and not expired, addressed to the area, to an area
 -- above it or to the whole county; not those a CAP Cancel withdrew nor those a published update replaced.
 SELECT * FROM (

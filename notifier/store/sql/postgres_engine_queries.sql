@@ -1,26 +1,32 @@
 -- PostgreSQL blocks of the engine's queries (sqlite_engine_queries.sql holds the reference; see docs/storage.md).
 
 -- name: fanout_chunk_end
+-- written for sqlite 2baefcd2d6a5
 SELECT MAX(id) AS upto FROM (SELECT id FROM subscribers WHERE id > :after ORDER BY id LIMIT :limit) AS chunk;
 
 -- name: fanout_create_matched
+-- written for sqlite 86b1cd4615a6
 -- the staging tables live on the fanning connection (a temporary table is per session); ANALYZE-free: the
 -- chunk drives every join through primary keys
 CREATE TEMP TABLE IF NOT EXISTS fanout_matched (
     id BIGINT PRIMARY KEY, area_code TEXT NOT NULL, eligible BOOLEAN NOT NULL);
 
 -- name: fanout_create_chosen
+-- written for sqlite 7a9226fe3aab
 CREATE TEMP TABLE IF NOT EXISTS fanout_chosen (
     subscriber_id BIGINT NOT NULL, channel TEXT NOT NULL, rank INTEGER NOT NULL, address TEXT NOT NULL,
     area_code TEXT NOT NULL, due_at DOUBLE PRECISION NOT NULL);
 
 -- name: fanout_clear_matched
+-- written for sqlite dbeed751955b
 TRUNCATE pg_temp.fanout_matched;
 
 -- name: fanout_clear_chosen
+-- written for sqlite e44da2361518
 TRUNCATE pg_temp.fanout_chosen;
 
 -- name: fanout_match
+-- written for sqlite 0911ab6c880b
 -- The target rule of notifier.domain.models.Target, for the residents with :after < id <= :upto.
 -- eligible: not erased, consent not withdrawn, not opted out of the notice's topic.
 INSERT INTO pg_temp.fanout_matched (id, area_code, eligible)
@@ -56,6 +62,7 @@ WHERE s.id > :after AND s.id <= :upto
                 WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered', 'confirmed')));;
 
 -- name: fanout_choose
+-- written for sqlite ad8d6d1d0eec
 -- Channels per eligible resident: the notice's channels in the resident's preference order, with an
 -- address and not opted out; rank 0 is tried first. :all_channels keeps every rank, else rank 0 only.
 -- due_at: now, or the end of the resident's quiet hours for non-urgent notices (:local = seconds
@@ -69,7 +76,7 @@ SELECT subscriber_id, channel, rank, address, area_code,
            WHEN qs > qe AND :local < qe THEN qe - :local
            ELSE 0 END
 FROM (
-    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.subscriber_id ORDER BY c.pref::integer) - 1 AS rank
+    SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.subscriber_id ORDER BY c.pref) - 1 AS rank
     FROM (
         SELECT s.id AS subscriber_id, p.value AS channel, p.key AS pref, s.area_code,
                CASE p.value WHEN 'sms' THEN s.phone WHEN 'email' THEN s.email
@@ -80,7 +87,7 @@ FROM (
                    + CAST(substr(s.quiet_end, 4, 2) AS INTEGER) * 60 AS qe
         FROM pg_temp.fanout_matched m
         JOIN subscribers s ON s.id = m.id
-        CROSS JOIN json_each(s.channels) p
+        CROSS JOIN LATERAL json_array_elements_text(s.channels::json) WITH ORDINALITY AS p (value, key)
         WHERE m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
           AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
                           WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
@@ -90,18 +97,21 @@ FROM (
 WHERE :all_channels OR rank = 0;;
 
 -- name: fanout_insert_deliveries
+-- written for sqlite d98c47da35fd
 INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
                         address, created_at, updated_at)
-SELECT :notice_id, subscriber_id, channel, json_extract(:aliases, '$.' || channel), rank, 'queued', :priority,
+SELECT :notice_id, subscriber_id, channel, CAST(:aliases AS json) ->> channel, rank, 'queued', :priority,
        due_at, :deadline, address, :now_iso, :now_iso
 FROM pg_temp.fanout_chosen
 ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING;
 
 -- name: fanout_chunk_counts
+-- written for sqlite b82879e3ffd3
 SELECT (SELECT COUNT(*) FROM pg_temp.fanout_matched) AS matched,
        (SELECT COUNT(DISTINCT subscriber_id) FROM pg_temp.fanout_chosen) AS reached;
 
 -- name: fanout_chunk_summary
+-- written for sqlite d5c4f83702ec
 SELECT substr(area_code, 1, 9) AS town, '' AS channel, COUNT(*) AS n FROM pg_temp.fanout_matched GROUP BY 1
 UNION ALL
 SELECT substr(area_code, 1, 9), '*', COUNT(DISTINCT subscriber_id) FROM pg_temp.fanout_chosen GROUP BY 1
@@ -109,10 +119,11 @@ UNION ALL
 SELECT substr(area_code, 1, 9), channel, COUNT(*) FROM pg_temp.fanout_chosen GROUP BY 1, 2;
 
 -- name: record_sent
--- :sent is a JSON array of [delivery id, provider message id, confirm-by epoch or null], as on SQLite
+-- written for sqlite 9beb4ce71c94
+-- :sent is a JSON array of [delivery id, provider message id, due_at, poll_until], as on SQLite
 UPDATE deliveries SET state = 'sent', provider_message_id = s.value ->> 1, lease_until = NULL,
     leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
-    due_at = (s.value ->> 2)::double precision
+    due_at = (s.value ->> 2)::double precision, poll_until = (s.value ->> 3)::double precision
 FROM json_array_elements(CAST(:sent AS json)) AS s (value)
 WHERE deliveries.id = (s.value ->> 0)::bigint AND deliveries.state = 'sending'
   AND deliveries.leased_by = :worker;

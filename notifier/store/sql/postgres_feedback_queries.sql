@@ -1,12 +1,13 @@
 -- PostgreSQL blocks replacing the SQLite blocks of the same name in sqlite_feedback_queries.sql (docs/storage.md, "Two dialects").
 
 -- name: reminder_candidates
+-- written for sqlite 82f09d05e57c
 -- (every selected column grouped: PostgreSQL does not take a bare column beside aggregates)
 -- Residents of the notice with a message sent at or before :cutoff, none confirmed, none still on its way,
 -- and no reminder yet: (resident, the highest rank and its priority and deadline, for the next delivery)
 SELECT d.notice_id, d.subscriber_id, MAX(d.rank) AS rank, MAX(d.priority) AS priority, MAX(d.deadline) AS deadline
 FROM deliveries d
-WHERE d.notice_id = :notice_id
+WHERE d.notice_id = :notice_id AND d.subscriber_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM confirmation_reminders r
                   WHERE r.notice_id = d.notice_id AND r.subscriber_id = d.subscriber_id)
 GROUP BY d.notice_id, d.subscriber_id

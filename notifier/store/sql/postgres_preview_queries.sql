@@ -2,6 +2,7 @@
 -- "Two dialects"): the staging tables are in pg_temp, and a join takes JOIN ... ON.
 
 -- name: preview_chunk_skips
+-- written for sqlite 8d706462f8a0
 -- Why each matched resident the fan-out gives no channel is skipped, per town: the first reason that holds.
 -- erased: personal data deleted; consent_withdrawn; topic_opt_out: opted out of the notice's topic;
 -- channel_opt_out: has an address for one of :channels among their preferences but opted out of each such one;
@@ -26,6 +27,7 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_temp.fanout_chosen c WHERE c.subscriber_id = 
 GROUP BY 1, 2;
 
 -- name: preview_chunk_held
+-- written for sqlite f4f8fcaaa93b
 -- Residents reached whose first message would wait for the end of their quiet hours (fanout_choose sets
 -- due_at past :now only for a non-urgent notice inside a resident's quiet hours), per town.
 SELECT substr(area_code, 1, 9) AS town, COUNT(DISTINCT subscriber_id) AS n

@@ -1,6 +1,7 @@
 -- PostgreSQL blocks replacing the SQLite blocks of the same name in sqlite_resident_search_queries.sql (docs/storage.md, "Two dialects").
 
 -- name: search_subscribers
+-- written for sqlite 368a69627bf3
 -- (a negative start counts from the end in SQLite's substr, not in PostgreSQL's: right() here)
 -- list_subscribers (the same scope rule) narrowed by a part of the name and the end of the phone number.
 SELECT s.* FROM subscribers s

@@ -1,11 +1,13 @@
 -- PostgreSQL blocks replacing the SQLite blocks of the same name in sqlite_roster_queries.sql (docs/storage.md, "Two dialects").
 
 -- name: roster_cells_of
+-- written for sqlite c41a65cc0e80
 -- the rows of a roster for some of its residents: each id looked up in roster_rows_subscriber
 SELECT r.subscriber_id, r.cells FROM roster_rows r
 WHERE r.roster_id = :roster_id AND r.subscriber_id = ANY(:ids);
 
 -- name: rosters_past_retention
+-- written for sqlite ecfd4a8054fe
 -- (SQLite's MAX of several values is GREATEST here)
 -- Rosters not erased whose retention has run out: :now (epoch seconds) is past the department's
 -- roster_retention_days after the last of its notices ended (its last update once done, cancelled, rejected
