@@ -5,9 +5,7 @@ click on the signed link confirms, and the follow-up PDF lists exactly the resid
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ from notifier.engine.optouts import OptOutReply, apply_opt_out
 from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
+from tests.databases import run_sql
 from tests.test_bulletin_render import need_fonts
 
 CONFIRM = "回复1确认收到"
@@ -143,11 +142,11 @@ async def test_a_notice_without_confirmation_has_no_follow_up_list(api: Api, sto
     assert status == 409, problem
 
 
-def reminders(settings: Settings, notice_id: int) -> dict[int, str | None]:
-    with contextlib.closing(sqlite3.connect(settings.sqlite_path or "")) as db:
-        rows = db.execute("SELECT subscriber_id, channel FROM confirmation_reminders WHERE notice_id = ?",
-                          (notice_id,)).fetchall()
-    return dict(rows)
+async def reminders(store: Store, notice_id: int) -> dict[int, str | None]:
+    rows = await run_sql(
+        store.db, "SELECT subscriber_id, channel FROM confirmation_reminders WHERE notice_id = ?", (notice_id,)
+    )
+    return {row["subscriber_id"]: row["channel"] for row in rows}
 
 
 def outbox_files(outbox: Path) -> dict[Path, str]:
@@ -172,11 +171,11 @@ async def test_a_resident_with_one_channel_gets_the_reminder_once_on_that_channe
 
     clock.advance(59 * 60)
     await engine.run_until_idle()
-    assert reminders(settings, notice_id) == {} and outbox_files(outbox) == first
+    assert await reminders(store, notice_id) == {} and outbox_files(outbox) == first
 
     clock.advance(2 * 60)
     await engine.run_until_idle()
-    assert reminders(settings, notice_id) == {sms_only: "sms", email_only: "email", refused: None}
+    assert await reminders(store, notice_id) == {sms_only: "sms", email_only: "email", refused: None}
     again = outbox_files(outbox)
     [sms_file] = [name for name, text in again.items() if "To: +8613900000004" in text]
     [email_file] = [name for name, text in again.items() if "To: zhou@example.com" in text]

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from notifier.domain.errors import ConfigError, FieldError, InvalidInput
+from notifier.domain.text import ascii_digits
 from notifier.store.database import Database, Row
 from notifier.store.queries import load_queries, migrations
 
@@ -43,7 +44,7 @@ _TOKEN = re.compile(
 )
 
 
-_NULL_TEST = re.compile(r"(\$\d+)\s+IS\s+(NOT\s+)?NULL\b", re.IGNORECASE)
+_NULL_TEST = re.compile(r"(\$[0-9]+)\s+IS\s+(NOT\s+)?NULL\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _fit(value: Any, type_name: str) -> Any:
             return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        if isinstance(value, str) and ascii_digits(value.removeprefix("-")):
             return int(value)
         return value
     if type_name in _FLOATS:
@@ -319,4 +320,4 @@ async def _check_collation(conn: asyncpg.Connection) -> None:
 def _rowcount(status: str) -> int:
     """The row count of a command tag ("UPDATE 3", "INSERT 0 1", "COPY 10"); 0 when it has none."""
     last = status.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else 0
+    return int(last) if ascii_digits(last) else 0
