@@ -3,11 +3,9 @@ receipts; every figure of the report is checked against counts the test makes it
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from notifier.store import Store
 from notifier.store.feedback import NewFeedback
 from notifier.testing import RecordingChannel
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
+from tests.databases import run_sql
 from tests.test_cli import run_cli
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -108,31 +107,20 @@ async def sent_notice(store: Store, settings: Settings) -> tuple[int, dict[str, 
     return notice.id, channels
 
 
-def database(settings: Settings) -> sqlite3.Connection:
-    conn = sqlite3.connect(settings.database.url.removeprefix("sqlite:///"), isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def independent_counts(settings: Settings, notice_id: int) -> dict[str, Any]:
+async def independent_counts(store: Store, notice_id: int) -> dict[str, Any]:
     """The report's figures, counted here from the rows of deliveries: to residents, and printouts to areas."""
-    with contextlib.closing(database(settings)) as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                "SELECT d.subscriber_id, d.channel, d.state, d.last_error, d.delivered_at, s.area_code "
-                "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.notice_id = ?",
-                (notice_id,),
-            )
-        ]
-        printouts = [
-            dict(r)
-            for r in conn.execute(
-                "SELECT area_code FROM deliveries WHERE notice_id = ? AND area_code IS NOT NULL"
-                " AND channel = 'bulletin' AND state = 'sent'",
-                (notice_id,),
-            )
-        ]
+    rows = await run_sql(
+        store.db,
+        "SELECT d.subscriber_id, d.channel, d.state, d.last_error, d.delivered_at, s.area_code "
+        "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.notice_id = ?",
+        (notice_id,),
+    )
+    printouts = await run_sql(
+        store.db,
+        "SELECT area_code FROM deliveries WHERE notice_id = ? AND area_code IS NOT NULL"
+        " AND channel = 'bulletin' AND state = 'sent'",
+        (notice_id,),
+    )
 
     def figures(part: list[dict[str, Any]]) -> dict[str, Any]:
         targeted = {r["subscriber_id"] for r in part}
@@ -174,7 +162,7 @@ def _subset(report_row: dict[str, Any], expected: dict[str, Any]) -> dict[str, A
 @pytest.fixture
 async def report_notice(api: Api, settings: Settings) -> tuple[int, dict[str, Any]]:
     notice_id, _ = await sent_notice(api.store, settings)
-    return notice_id, independent_counts(settings, notice_id)
+    return notice_id, await independent_counts(api.store, notice_id)
 
 
 async def test_reach_figures_equal_the_counts_of_the_deliveries(
@@ -238,8 +226,7 @@ async def test_the_period_picks_notices_by_their_release_not_their_creation(
     the old period's created notices only."""
     notice_id, expected = report_notice
     forty_days_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="microseconds")
-    with contextlib.closing(database(settings)) as conn:
-        conn.execute("UPDATE notices SET created_at = ? WHERE id = ?", (forty_days_ago, notice_id))
+    await run_sql(api.store.db, "UPDATE notices SET created_at = ? WHERE id = ?", (forty_days_ago, notice_id))
     recent = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
     old_from = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
     old_to = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
@@ -294,8 +281,8 @@ async def test_the_department_assessment(api: Api, settings: Settings, report_no
     )
     late = await approval.submit(store, settings.approval, issuer, late)
     hours_ago = (datetime.now(UTC) - timedelta(hours=30)).isoformat(timespec="microseconds")
-    with contextlib.closing(database(settings)) as conn:  # submitted 30 hours ago
-        conn.execute("UPDATE notices SET submitted_at = ? WHERE id = ?", (hours_ago, late.id))
+    # submitted 30 hours ago
+    await run_sql(store.db, "UPDATE notices SET submitted_at = ? WHERE id = ?", (hours_ago, late.id))
     await approval.approve(store, settings.approval, approver, late, None)  # info is due within 1440 minutes
     waiting, _ = await store.create_notice(
         NoticeIn.model_validate(data), department="environment", created_by=issuer.id, actor="t"
@@ -338,17 +325,14 @@ async def test_feedback_answered_in_time_in_the_assessment(api: Api, settings: S
         item_id = await store.add_feedback(item, received=received, due=received + timedelta(hours=within), actor="t")
         if answer:
             await store.answer_feedback(item_id, "已派人维修。", None, "t")
-    with contextlib.closing(database(settings)) as conn:
-        counted = {
-            row["department"]: dict(row)
-            for row in conn.execute(
-                "SELECT department, COUNT(*) AS received, "
-                "SUM(answered_at IS NOT NULL OR due_at < ?) AS due, "
-                "SUM(answered_at IS NOT NULL AND julianday(answered_at) <= julianday(due_at)) AS in_time "
-                "FROM feedback GROUP BY department",
-                (now.isoformat(),),
-            )
-        }
+    counted: dict[str, dict[str, Any]] = {}
+    for row in await run_sql(store.db, "SELECT department, due_at, answered_at FROM feedback"):
+        tally = counted.setdefault(row["department"], {"department": row["department"], "received": 0, "due": 0,
+                                                        "in_time": 0})  # fmt: skip
+        tally["received"] += 1
+        answered, due = row["answered_at"], datetime.fromisoformat(row["due_at"])
+        tally["due"] += answered is not None or due < now
+        tally["in_time"] += answered is not None and datetime.fromisoformat(answered) <= due
     assert counted["environment"] == {"department": "environment", "received": 5, "due": 4, "in_time": 2}
     status, report = await api.call("GET", "/api/v1/reports/departments?from=2000-01-01", key="env-admin")
     assert status == 200, report
