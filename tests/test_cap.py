@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,56 @@ def changle_alert(identifier: str, *, msg_type: str = "Alert", references: str =
     <expires>2030-12-02T00:00:00+08:00</expires><headline>重污染天气橙色预警</headline>
     <description>预计明起三天出现重污染天气。</description><instruction>请减少户外活动。</instruction>
     <area><areaDesc>宝都街道</areaDesc>{area}</area></info>
+</alert>""".encode()
+
+
+KEPT = ("code", "audience", "parameter", "resource", "altitude", "ceiling")
+
+
+def kept_elements(data: bytes) -> list[tuple[str, str]]:
+    """(path, text) of every code, audience, parameter, resource, altitude and ceiling of a document and of their
+    children, read with the XML parser alone (not notifier's reader), in document order."""
+    found: list[tuple[str, str]] = []
+
+    def walk(element: ET.Element, path: str, inside: bool) -> None:
+        counts: dict[str, int] = {}
+        for child in element:
+            name = child.tag.rpartition("}")[2]
+            counts[name] = counts.get(name, 0) + 1
+            where = f"{path}/{name}[{counts[name]}]"
+            kept = inside or name in KEPT
+            if kept and len(child) == 0:
+                found.append((where, (child.text or "").strip()))
+            walk(child, where, kept)
+
+    walk(ET.fromstring(data), "alert", False)
+    return found
+
+
+def full_alert(identifier: str, *, resource: str = "", extra_codes: int = 0, parameter: str = "值") -> bytes:
+    """An alert using every element notifier keeps (written for these tests): codes, audience, parameters,
+    a resource with size, inline content and digest, an area with altitude and ceiling."""
+    content = base64.b64encode("预警广播".encode()).decode()
+    resource = resource or f"""<resource><resourceDesc>预警广播音频</resourceDesc><mimeType>audio/mpeg</mimeType>
+      <size>12</size><uri>http://127.0.0.1/a.mp3</uri><derefUri>{content}</derefUri>
+      <digest>{hashlib.sha1(b"x").hexdigest()}</digest></resource>"""
+    codes = "".join(f"<code>extra-{n}</code>" for n in range(extra_codes))
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier><sender>370725000000@12379.cn</sender>
+  <sent>2026-11-29T16:00:00+08:00</sent><status>Actual</status><msgType>Alert</msgType>
+  <scope>Public</scope><code>GB/T 35965.1</code><code>IPAWSv1.0</code>{codes}
+  <info><language>zh-CN</language><category>Met</category><event>暴雨</event>
+    <urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty>
+    <audience>沿河村庄居民</audience>
+    <expires>2030-12-02T00:00:00+08:00</expires><headline>暴雨橙色预警</headline>
+    <description>预计未来6小时降雨量达100毫米以上。</description>
+    <parameter><valueName>预警级别</valueName><value>{parameter}</value></parameter>
+    <parameter><valueName>EAS-ORG</valueName><value>WXR</value></parameter>
+    {resource}
+    <area><areaDesc>宝都街道</areaDesc>
+      <geocode><valueName>GB/T 2260</valueName><value>{TOWN_A}</value></geocode>
+      <altitude>100</altitude><ceiling>3000.5</ceiling></area></info>
 </alert>""".encode()
 
 
@@ -67,10 +120,67 @@ async def test_import_export_import_gives_the_same_alert(api: Api, path: Path) -
     status, exported = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="civ-viewer")
     assert status == 200
     assert read_alert(exported.encode()) == alert
+    assert kept_elements(exported.encode()) == kept_elements(original)
     status, again = await api.call(
         "POST", f"/api/v1/cap?area={TOWN_A}", key="civ-issuer", data=exported.encode(), headers=CAP_XML
     )
     assert (status, again["id"]) == (200, notice["id"])
+
+
+def test_the_published_alerts_have_codes_parameters_and_resources_to_keep() -> None:
+    kinds = {path.split("/")[-1].partition("[")[0] for p in PUBLISHED for path, _ in kept_elements(p.read_bytes())}
+    assert {"code", "valueName", "value", "resourceDesc", "mimeType", "uri"} <= kinds
+
+
+async def test_codes_audience_parameters_resources_altitude_and_ceiling_survive_import_and_export(
+    api: Api,
+) -> None:
+    original = full_alert("full-1")
+    status, notice = await api.call("POST", "/api/v1/cap", key="civ-issuer", data=original, headers=CAP_XML)
+    assert status == 201, notice
+    status, exported = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="civ-viewer")
+    assert status == 200
+    kept = kept_elements(exported.encode())
+    assert kept == kept_elements(original)
+    names = {path.split("/")[-1].partition("[")[0] for path, _ in kept}
+    assert names == {"code", "audience", "valueName", "value", "resourceDesc", "mimeType", "size", "uri",
+                     "derefUri", "digest", "altitude", "ceiling"}
+    assert read_alert(exported.encode()) == read_alert(original)
+
+
+async def test_lists_and_texts_past_their_bounds_are_refused_and_big_inline_content_is_dropped(api: Api) -> None:
+    before = await _count_notices(api)
+    status, problem = await api.call("POST", "/api/v1/cap", data=full_alert("many", extra_codes=19),
+                                     headers=CAP_XML)
+    assert (status, problem["type"]) == (422, "/problems/invalid-cap"), problem
+    assert problem["errors"][0]["loc"] == "/alert/code" and "at most 20" in problem["errors"][0]["msg"]
+    status, problem = await api.call("POST", "/api/v1/cap", data=full_alert("long", parameter="长" * 2001),
+                                     headers=CAP_XML)
+    assert status == 422
+    assert problem["errors"][0]["loc"] == "/alert/info[1]/parameter[1]/value[1]", problem
+    assert "at most 2000" in problem["errors"][0]["msg"]
+    resources = "".join(
+        f"<resource><resourceDesc>r{n}</resourceDesc><mimeType>text/plain</mimeType></resource>" for n in range(21)
+    )
+    status, problem = await api.call("POST", "/api/v1/cap", data=full_alert("res", resource=resources),
+                                     headers=CAP_XML)
+    assert (status, problem["errors"][0]["loc"]) == (422, "/alert/info[1]/resource")
+    references = " ".join(f"s,id-{n},2026-11-29T16:00:00+08:00" for n in range(101))
+    status, problem = await api.call(
+        "POST", "/api/v1/cap", headers=CAP_XML,
+        data=changle_alert("refs", msg_type="Update", references=references))
+    assert (status, problem["errors"][0]["loc"]) == (422, "/alert/references[1]")
+    assert await _count_notices(api) == before
+
+    audio = base64.b64encode(b"\0" * 60_000).decode()  # 80,000 characters: past DEREF_MAX
+    big = f"""<resource><resourceDesc>录音</resourceDesc><mimeType>audio/mpeg</mimeType><size>60000</size>
+      <uri>http://127.0.0.1/b.mp3</uri><derefUri>{audio}</derefUri><digest>{"a" * 40}</digest></resource>"""
+    status, notice = await api.call("POST", "/api/v1/cap", data=full_alert("big", resource=big), headers=CAP_XML)
+    assert status == 201, notice
+    status, exported = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml")
+    resource = read_alert(exported.encode()).infos[0].resources[0]
+    assert (resource.deref_uri, resource.uri, resource.size, resource.digest) == (
+        None, "http://127.0.0.1/b.mp3", "60000", "a" * 40)
 
 
 async def test_a_notice_written_as_cap_reads_back_as_the_same_notice(api: Api) -> None:

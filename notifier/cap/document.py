@@ -2,14 +2,20 @@
 
 ``read_alert(data)`` turns the bytes of an ``<alert>`` into a :class:`CapAlert` or raises
 :class:`InvalidCap` with the schema's own error (its reason and the path of the element at fault);
-``write_alert(alert)`` is the inverse. What is kept of an alert is what notifier maps or shows: the
-alert's header (identifier, sender, sent, status, msgType, source, scope, note, references, incidents)
-and of each ``<info>`` its language, categories, event, response types, urgency, severity, certainty,
-event codes, effective, onset, expires, sender name, headline, description, instruction, web, contact,
-parameters and areas (description, polygons, circles, geocodes). Resources (often megabytes of base64
-audio), ``restriction``, ``addresses``, ``code``, ``audience``, ``altitude`` and ``ceiling`` are not
-kept, and neither is an XML signature. So ``read_alert(write_alert(read_alert(x))) == read_alert(x)``
-for every valid ``x``: the round trip the tests check on the OASIS examples and on published alerts.
+``write_alert(alert)`` is the inverse. What is kept of an alert: the alert's header (identifier, sender,
+sent, status, msgType, source, scope, codes, note, references, incidents) and of each ``<info>`` its
+language, categories, event, response types, urgency, severity, certainty, audience, event codes,
+effective, onset, expires, sender name, headline, description, instruction, web, contact, parameters,
+resources (description, MIME type, size, URI, digest, and the inline ``derefUri`` when it is at most
+``DEREF_MAX`` characters: a bigger one, often megabytes of base64 audio, is dropped and its URI and digest
+kept) and areas (description, polygons, circles, geocodes, altitude, ceiling). ``restriction`` and
+``addresses`` (only Restricted and Private alerts have them, and those never become notices) are not kept,
+and neither is an XML signature. So ``read_alert(write_alert(read_alert(x))) == read_alert(x)`` for every
+valid ``x``: the round trip the tests check on the OASIS examples and on published alerts.
+
+Every repeated element and every text is bounded (``COUNT_MAX`` per parent, ``LENGTH_MAX`` characters,
+``references`` and ``incidents`` by their entries): past a bound the alert is refused with ``InvalidCap``
+naming the element, as for a schema error.
 
 Times stay the exact text of the document (CAP writes UTC as ``-00:00``, which Python does not), and
 text is kept with surrounding blanks stripped.
@@ -32,6 +38,21 @@ NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 MEDIA_TYPE = "application/cap+xml"
 _NS = f"{{{NAMESPACE}}}"
 MAX_SCHEMA_ERRORS = 10
+DEREF_MAX = 65536  # characters of base64 kept of a resource's derefUri; a bigger payload is dropped
+# the most of each repeated element one parent may hold
+COUNT_MAX = {
+    "code": 20, "info": 20, "category": 12, "responseType": 10, "eventCode": 50, "parameter": 100,
+    "resource": 20, "area": 100, "polygon": 100, "circle": 100, "geocode": 1000,
+}
+ENTRIES_MAX = {"references": 100, "incidents": 100}  # space-separated lists in one element
+# the longest text of an element, in characters (derefUri: see DEREF_MAX)
+LENGTH_MAX = {
+    "identifier": 500, "sender": 500, "source": 500, "code": 200, "note": 5000, "references": 50000,
+    "incidents": 10000, "event": 500, "audience": 1000, "senderName": 500, "headline": 1000,
+    "description": 20000, "instruction": 20000, "web": 2048, "contact": 1000, "valueName": 200, "value": 2000,
+    "resourceDesc": 1000, "mimeType": 255, "uri": 2048, "digest": 128, "areaDesc": 1000, "polygon": 60000,
+    "circle": 200, "altitude": 32, "ceiling": 32,
+}
 
 
 class InvalidCap(Exception):
@@ -52,6 +73,17 @@ class CapArea(_Model):
     polygons: tuple[str, ...] = ()
     circles: tuple[str, ...] = ()
     geocodes: tuple[tuple[str, str], ...] = ()
+    altitude: str | None = None  # feet above sea level, as written
+    ceiling: str | None = None
+
+
+class CapResource(_Model):
+    description: str
+    mime_type: str
+    size: str | None = None  # bytes, as written
+    uri: str | None = None
+    deref_uri: str | None = None  # the base64 content, when at most DEREF_MAX characters
+    digest: str | None = None  # SHA-1 of the content, hex
 
 
 class CapInfo(_Model):
@@ -62,6 +94,7 @@ class CapInfo(_Model):
     urgency: str
     severity: str
     certainty: str
+    audience: str | None = None
     event_codes: tuple[tuple[str, str], ...] = ()
     effective: str | None = None
     onset: str | None = None
@@ -73,6 +106,7 @@ class CapInfo(_Model):
     web: str | None = None
     contact: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()
+    resources: tuple[CapResource, ...] = ()
     areas: tuple[CapArea, ...] = ()
 
 
@@ -84,6 +118,7 @@ class CapAlert(_Model):
     msg_type: str
     source: str | None = None
     scope: str
+    codes: tuple[str, ...] = ()
     note: str | None = None
     references: tuple[str, ...] = ()  # "sender,identifier,sent" triples
     incidents: str | None = None
@@ -144,7 +179,36 @@ def read_alert(data: bytes) -> CapAlert:
     if errors:
         path, reason = errors[0]
         raise InvalidCap(f"not valid against the CAP 1.2 schema: {path}: {reason}", errors)
+    errors = bound_errors(root)
+    if errors:
+        path, reason = errors[0]
+        raise InvalidCap(f"too large: {path}: {reason}", errors)
     return _alert(root)
+
+
+def bound_errors(root: Element) -> list[tuple[str, str]]:
+    """(path, reason) of each repeated element past COUNT_MAX and each text past LENGTH_MAX or ENTRIES_MAX, at
+    most MAX_SCHEMA_ERRORS; empty when the alert is within bounds."""
+    errors: list[tuple[str, str]] = []
+
+    def walk(element: Element, path: str) -> None:
+        counts: dict[str, int] = {}
+        for child in element:
+            name = child.tag.replace(_NS, "")
+            counts[name] = counts.get(name, 0) + 1
+            where = f"{path}/{name}[{counts[name]}]"
+            text = (child.text or "").strip()
+            if name in LENGTH_MAX and len(text) > LENGTH_MAX[name]:
+                errors.append((where, f"{name} is {len(text)} characters long; at most {LENGTH_MAX[name]} are taken"))
+            if name in ENTRIES_MAX and len(text.split()) > ENTRIES_MAX[name]:
+                errors.append((where, f"{name} lists {len(text.split())} entries; at most {ENTRIES_MAX[name]}"))
+            walk(child, where)
+        for name, count in counts.items():
+            if count > COUNT_MAX.get(name, count):
+                errors.append((f"{path}/{name}", f"{count} {name} elements; at most {COUNT_MAX[name]} are taken"))
+
+    walk(root, "/alert")
+    return errors[:MAX_SCHEMA_ERRORS]
 
 
 def _text(parent: Element, name: str) -> str | None:
@@ -170,6 +234,20 @@ def _area(element: Element) -> CapArea:
         polygons=_texts(element, "polygon"),
         circles=_texts(element, "circle"),
         geocodes=_pairs(element, "geocode"),
+        altitude=_text(element, "altitude"),
+        ceiling=_text(element, "ceiling"),
+    )
+
+
+def _resource(element: Element) -> CapResource:
+    deref = _text(element, "derefUri")
+    return CapResource(
+        description=_text(element, "resourceDesc") or "",
+        mime_type=_text(element, "mimeType") or "",
+        size=_text(element, "size"),
+        uri=_text(element, "uri"),
+        deref_uri=deref if deref is not None and len(deref) <= DEREF_MAX else None,
+        digest=_text(element, "digest"),
     )
 
 
@@ -184,8 +262,10 @@ def _info(element: Element) -> CapInfo:
         urgency=_text(element, "urgency") or "",
         severity=_text(element, "severity") or "",
         certainty=_text(element, "certainty") or "",
+        audience=_text(element, "audience"),
         event_codes=_pairs(element, "eventCode"),
         parameters=_pairs(element, "parameter"),
+        resources=tuple(_resource(resource) for resource in element.findall(_NS + "resource")),
         areas=tuple(_area(area) for area in element.findall(_NS + "area")),
         **fields,
     )
@@ -205,6 +285,7 @@ def _alert(root: Element) -> CapAlert:
         msg_type=_text(root, "msgType") or "",
         source=_text(root, "source"),
         scope=_text(root, "scope") or "",
+        codes=_texts(root, "code"),
         note=_text(root, "note"),
         references=tuple(references.split()) if references else (),
         incidents=_text(root, "incidents"),
@@ -235,7 +316,7 @@ def _write_info(parent: Element, info: CapInfo) -> None:
     _add(element, "event", info.event)
     for response in info.response_types:
         _add(element, "responseType", response)
-    for name in ("urgency", "severity", "certainty"):
+    for name in ("urgency", "severity", "certainty", "audience"):
         _add(element, name, getattr(info, name))
     _add_pairs(element, "eventCode", info.event_codes)
     for name in ("effective", "onset", "expires", "senderName", "headline", "description", "instruction"):
@@ -243,6 +324,13 @@ def _write_info(parent: Element, info: CapInfo) -> None:
     _add(element, "web", info.web)
     _add(element, "contact", info.contact)
     _add_pairs(element, "parameter", info.parameters)
+    for resource in info.resources:
+        resource_element = ET.SubElement(element, _NS + "resource")
+        for name, value in (
+            ("resourceDesc", resource.description), ("mimeType", resource.mime_type), ("size", resource.size),
+            ("uri", resource.uri), ("derefUri", resource.deref_uri), ("digest", resource.digest),
+        ):
+            _add(resource_element, name, value)
     for area in info.areas:
         area_element = ET.SubElement(element, _NS + "area")
         _add(area_element, "areaDesc", area.description)
@@ -251,6 +339,8 @@ def _write_info(parent: Element, info: CapInfo) -> None:
         for circle in area.circles:
             _add(area_element, "circle", circle)
         _add_pairs(area_element, "geocode", area.geocodes)
+        _add(area_element, "altitude", area.altitude)
+        _add(area_element, "ceiling", area.ceiling)
 
 
 def write_alert(alert: CapAlert) -> bytes:
@@ -264,6 +354,11 @@ def write_alert(alert: CapAlert) -> bytes:
         ("msgType", alert.msg_type),
         ("source", alert.source),
         ("scope", alert.scope),
+    ):
+        _add(root, name, value)
+    for code in alert.codes:
+        _add(root, "code", code)
+    for name, value in (
         ("note", alert.note),
         ("references", " ".join(alert.references) or None),
         ("incidents", alert.incidents),
