@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dispatch, email, fanout, fanout_pg, load, reach, recovery, roster, sms, wechat
+from bench import dispatch, email, fanout, fanout_pg, load, reach, recovery, roster, sms, wechat, workers
 from bench.common import Result, skipped
 
 
@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "load": load.run,
     "recovery": recovery.run,
     "roster": roster.run,
+    "workers": workers.run,
 }
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 TARGETS = [
@@ -86,6 +87,8 @@ TARGETS = [
     "client), 13 % the record-and-claim transaction (mostly handing its statements to the SQLite thread; the",
     "direct-message claim, nearly always empty, is 15 % of it), 8 % the benchmark's own poller, 4 % the",
     "planner, 2 % building messages.",
+    "Workers (`workers`, issue 12): delivery throughput with 1, 2 and 4 `notifier worker` processes on one",
+    "PostgreSQL database to a local Kannel sink; target: 2 processes >= 1.7 x one.",
 ]
 
 

@@ -1,5 +1,5 @@
-"""Workers killed at random moments: several ``notifier worker`` processes over one database send a notice
-to tens of thousands of residents while the test SIGKILLs one at random moments and starts a new one. Every
+"""Workers killed at random moments: several ``notifier worker`` processes over one PostgreSQL database send a
+notice to tens of thousands of residents while the test SIGKILLs one at random moments and starts another. Every
 resident is served; none twice beyond the batches in flight at the kills (counted and printed); the killed
 worker's leases are taken back within seconds (its heartbeat stops; ``engine.heartbeat``), not after the
 60 s lease."""
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.population import populate
 from notifier.store import Store, open_database
 from tests.engine.conftest import approved, seeded_store
-from tests.scale.workers import start_worker, stop_all, timed_sink, until, write_config
+from tests.scale.workers import populated_database, start_worker, stop_all, timed_sink, until, write_config
 
 RESIDENTS = 20_000
 PROCESSES = 3
@@ -56,11 +55,11 @@ async def all_recorded(store: Store, notice_id: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.peer("postgres")
+@pytest.mark.timeout(300)
 async def test_killed_workers_lose_nobody_and_send_twice_only_their_batches(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path}/scale.db"
+    db_url = await populated_database(tmp_path, RESIDENTS, postgres=True)
     async with seeded_store(db_url) as store:
-        await asyncio.to_thread(populate, str(tmp_path / "scale.db"), RESIDENTS)
         notice = await approved(store, target={"topics": ["air-quality"]})
     chance = random.Random()
     moments = sorted(chance.sample(range(RESIDENTS // 10, RESIDENTS * 8 // 10), KILLS))

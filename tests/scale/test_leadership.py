@@ -4,7 +4,6 @@ is killed (SIGKILL) a standby takes the leadership over within seconds (``engine
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -13,6 +12,7 @@ from asyncio.subprocess import Process
 
 import pytest
 
+from tests.databases import postgres_database
 from tests.scale.workers import ROOT
 
 TAKEOVER_LIMIT = 10.0  # seconds the test waits for the standby; the measured time is printed
@@ -20,10 +20,8 @@ TAKEOVER_LIMIT = 10.0  # seconds the test waits for the standby; the measured ti
 
 @pytest.fixture
 def dsn() -> str:
-    value = os.environ.get("NOTIFIER_TEST_PG_DSN")
-    if not value:
-        pytest.skip("NOTIFIER_TEST_PG_DSN is not set: no PostgreSQL to hold the advisory lock")
-    return value
+    """A database of this test's own on the test server (skips when no server answers)."""
+    return postgres_database(migrated=False)
 
 
 async def start(dsn: str, name: str) -> Process:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.population import populate
 from tests.engine.conftest import approved, seeded_store
-from tests.scale.workers import start_worker, stop_all, timed_sink, write_config
+from tests.scale.workers import populated_database, start_worker, stop_all, timed_sink, write_config
 
 RATE = 30.0  # messages per second, for the alias, whatever the number of processes
 WINDOW = 60.0  # seconds measured, from the first message the sink receives
@@ -22,9 +21,8 @@ RESIDENTS = 3000  # more than the window lets through, so every worker has work 
 @pytest.mark.slow
 @pytest.mark.timeout(WINDOW * 4)
 async def test_three_workers_together_keep_one_rate(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path}/scale.db"
+    db_url = await populated_database(tmp_path, RESIDENTS)
     async with seeded_store(db_url) as store:
-        await asyncio.to_thread(populate, str(tmp_path / "scale.db"), RESIDENTS)
         await approved(store, target={"topics": ["air-quality"]})
     async with timed_sink(window=WINDOW, until=RESIDENTS) as sink:
         config = write_config(

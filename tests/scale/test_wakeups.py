@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pytest
 
 from notifier.engine.wakeups import PostgresWorkSignals
+from tests.databases import postgres_database
 
 
 @pytest.fixture
 def dsn() -> str:
-    value = os.environ.get("NOTIFIER_TEST_PG_DSN")
-    if not value:
-        pytest.skip("NOTIFIER_TEST_PG_DSN is not set: no PostgreSQL to LISTEN on")
-    return value
+    """A database of this test's own on the test server (skips when no server answers)."""
+    return postgres_database(migrated=False)
 
 
 @pytest.mark.peer("postgres")

@@ -25,6 +25,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.population import populate
+from bench.workers import populate_postgres
+from tests.databases import database_url, postgres_database
+from tests.engine.conftest import seeded_store
+
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "scale-test-signing-secret-0123456789abcdef"
 
@@ -116,6 +121,19 @@ def write_config(path: Path, db_url: str, sink: TimedSink, *, engine: dict[str, 
     return path
 
 
+async def populated_database(tmp_path: Path, residents: int, *, postgres: bool = False) -> str:
+    """The URL of this test's database (SQLite, or PostgreSQL: tests/databases.py; with ``postgres`` always
+    PostgreSQL), seeded with the test county and ``residents`` synthetic residents following air-quality (the
+    residents of bench.population)."""
+    url = postgres_database() if postgres else database_url(tmp_path, "scale.db")
+    async with seeded_store(url):
+        if url.startswith("sqlite:///"):
+            await asyncio.to_thread(populate, url.removeprefix("sqlite:///"), residents)
+        else:
+            await populate_postgres(url, residents)
+    return url
+
+
 async def until(condition: Callable[[], Awaitable[bool]], every: float = 0.05) -> None:
     """Return once ``condition`` holds: what other processes write to the database has no event to wait on."""
     while True:
@@ -124,11 +142,13 @@ async def until(condition: Callable[[], Awaitable[bool]], every: float = 0.05) -
         await asyncio.sleep(every)
 
 
-async def start_worker(config: Path) -> Process:
+async def start_worker(config: Path, *, log: bool = False) -> Process:
+    """``notifier worker`` with this config; with ``log`` its log (stderr) is a pipe the test reads."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "notifier", "worker", "--config", str(config),
         cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if log else None,
     )
 
 

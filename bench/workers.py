@@ -1,0 +1,227 @@
+"""Throughput with 1, 2 and 4 ``notifier worker`` processes sharing one PostgreSQL database.
+
+Each round makes a fresh database on the PostgreSQL server of ``NOTIFIER_BENCH_PG_DSN`` (else
+``NOTIFIER_TEST_PG_DSN``, else ``postgresql://postgres@127.0.0.1:5432/test``), migrates it, writes the synthetic
+residents with COPY, and fans a notice to all of them out beforehand (in this process), so the rounds measure
+claiming, sending and recording alone. Then it starts N real ``python -m notifier worker`` processes (two
+delivery tasks each, batches of 50) sending SMS to the local sink: the outbox adapter, one file per message
+on local disk (an HTTP sink on this small machine is itself the bottleneck: its one process answers no
+faster for more clients). Measured: messages per second recorded as sent in the database, from the moment
+every process has registered to the last message (the processes' start-up is left out). Baseline: the
+one-process rate of the same run; the target is 2 processes >= 1.7 x one. Each round's database is dropped
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from asyncio.subprocess import Process
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.common import Result, skipped
+from bench.population import _resident  # the same synthetic residents as the SQLite benchmarks
+from notifier.config import Settings
+from notifier.domain.enums import NoticeState
+from notifier.domain.models import NoticeIn
+from notifier.engine.context import EngineContext
+from notifier.engine.fanout import fan_out_next
+from notifier.store import Store, open_database
+from notifier.testing import RecordingChannel
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PROCESSES = (1, 2, 4)
+ENGINE = {"workers": 2, "batch_size": 50, "poll_interval": 0.05, "heartbeat_seconds": 1.0}
+SIGNING_SECRET = "bench-workers-signing-secret-0123456789abcdef"
+TOWNS = 10
+
+
+def base_dsn() -> str:
+    return os.environ.get("NOTIFIER_BENCH_PG_DSN") or os.environ.get("NOTIFIER_TEST_PG_DSN") or DEFAULT_DSN
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def create_database(dsn: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(dsn: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def populate_postgres(url: str, count: int) -> None:
+    """The residents of ``bench.population`` (ids 1..count, all following air-quality), written with COPY."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        stamp = datetime.now(UTC).isoformat()
+        areas = [("370725", "县", "county", None)]
+        for t in range(TOWNS):
+            town = f"370725{t + 1:03d}"
+            areas.append((town, f"镇{t + 1}", "town", "370725"))
+            areas += [(f"{town}{v + 1:03d}", f"村{t + 1}-{v + 1}", "village", town) for v in range(2)]
+        await conn.executemany(
+            "INSERT INTO areas (code, name, level, parent) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", areas
+        )
+        await conn.execute("INSERT INTO topics (code, name) VALUES ('air-quality', '空气质量') ON CONFLICT DO NOTHING")
+        await conn.execute(
+            "INSERT INTO departments (code, name) VALUES ('environment', '生态环境分局') ON CONFLICT DO NOTHING"
+        )
+        topic = await conn.fetchval("SELECT id FROM topics WHERE code = 'air-quality'")
+        columns = ["id", "name", "phone", "email", "wechat_openid", "area_code", "channels", "consent_source",
+                   "consent_at", "created_at", "updated_at"]
+        await conn.copy_to_table("subscribers", source=csv_bytes(_resident(i, TOWNS, stamp) for i in
+                                                                  range(1, count + 1)), columns=columns, format="csv")
+        await conn.copy_to_table("subscriber_topics", source=csv_bytes((i, topic) for i in range(1, count + 1)),
+                                 columns=["subscriber_id", "topic_id"], format="csv")
+        await conn.execute("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), $1)", count)
+    finally:
+        await conn.close()
+
+
+def csv_bytes(rows: Any) -> io.BytesIO:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in row])
+    return io.BytesIO(text.getvalue().encode("utf-8"))
+
+
+def settings_for(url: str, outbox: Path) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": url},
+            "security": {"signing_secret": SIGNING_SECRET},
+            "engine": ENGINE,
+            "channels": {"sms": {"kind": "sms", "type": "outbox", "root": str(outbox)}},
+        }
+    )
+
+
+def write_config(path: Path, settings: Settings, outbox: Path) -> None:
+    lines = ["[database]", f'url = "{settings.database.url}"', "[security]", f'signing_secret = "{SIGNING_SECRET}"',
+             "[engine]", *(f"{k} = {v!r}" for k, v in ENGINE.items()), "[channels.sms]", 'kind = "sms"',
+             'type = "outbox"', f'root = "{outbox}"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+async def prepare(url: str, residents: int, settings: Settings) -> tuple[Store, int]:
+    """Migrated, populated, and the notice fanned out: every delivery queued before a worker starts."""
+    db = await open_database(url)
+    await db.migrate()
+    await populate_postgres(url, residents)
+    store = Store(db)
+    notice_in = NoticeIn.model_validate({"topic": "air-quality", "title": "bench", "body": "bench",
+                                         "target": {"areas": ["370725"]}, "channels": ["sms"]})
+    notice, _ = await store.create_notice(notice_in, department="environment", created_by=None, actor="bench")
+    await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="bench")
+    ctx = EngineContext(store, settings, {"sms": RecordingChannel("sms")})
+    while await fan_out_next(ctx) is not None:
+        pass
+    return store, notice.id
+
+
+async def start_workers(config: Path, count: int) -> list[Process]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    return [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notifier", "worker", "--config", str(config), cwd=ROOT,
+            env={**env, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+async def stop_workers(processes: list[Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def sent(store: Store, notice_id: int) -> int:
+    return (await store.delivery_counts(notice_id)).get("sms", {}).get("sent", 0)
+
+
+async def one_round(dsn: str, processes: int, residents: int) -> float:
+    """Messages per second recorded as sent while ``processes`` worker processes run."""
+    name = f"bench_workers_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    await create_database(dsn, name)
+    url = with_database(dsn, name)
+    workers: list[Process] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+            settings = settings_for(url, Path(tmp) / "outbox")
+            store, notice_id = await prepare(url, residents, settings)
+            config = Path(tmp) / "config.toml"
+            write_config(config, settings, Path(tmp) / "outbox")
+            workers = await start_workers(config, processes)
+            while len(await store.registered_workers()) < processes:
+                if any(w.returncode is not None for w in workers):
+                    raise RuntimeError("a worker process died")
+                await asyncio.sleep(0.05)
+            started, done_before = time.perf_counter(), await sent(store, notice_id)
+            while (count := await sent(store, notice_id)) < residents:
+                if any(w.returncode is not None for w in workers):
+                    raise RuntimeError("a worker process died")
+                await asyncio.sleep(0.2)
+            rate = (count - done_before) / (time.perf_counter() - started)
+            await stop_workers(workers)
+            await store.db.close()
+        return rate
+    finally:
+        await stop_workers(workers)
+        await drop_database(dsn, name)
+
+
+async def measure(dsn: str, residents: int) -> dict[int, float]:
+    return {n: await one_round(dsn, n, residents) for n in PROCESSES}
+
+
+def run(quick: bool) -> list[Result]:
+    residents = 10_000 if quick else 60_000
+    dsn = base_dsn()
+    try:
+        rates = asyncio.run(measure(dsn, residents))
+    except (OSError, ImportError) as exc:
+        return [skipped("workers.throughput", "messages/s", f"no PostgreSQL here: {type(exc).__name__}").emit()]
+    params = {"residents": residents, "database": "PostgreSQL", "sink": "outbox (a file per message)",
+              **{k: v for k, v in ENGINE.items() if k in ("workers", "batch_size")}}
+    return [
+        Result(f"workers.throughput_{n}", rates[n], "messages/s", rates[1],
+               {**params, "processes": n, "baseline": "1 process, same run"}).emit()
+        for n in PROCESSES
+    ]

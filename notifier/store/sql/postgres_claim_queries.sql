@@ -1,0 +1,64 @@
+-- The claims of the PostgreSQL dialect: the SQLite blocks of the same name with FOR UPDATE SKIP LOCKED in the
+-- subquery that picks the rows. SQLite runs one writer at a time, so its claims never meet; on PostgreSQL
+-- several processes claim at once, and without the lock two of them could pick the same rows (the outer UPDATE
+-- re-checks only the row it waited for, not the subquery's condition). With it each claim takes rows no other
+-- open claim holds, and skips, rather than waits for, those another worker is taking: N workers claim N
+-- different batches at the same moment. Keep each block in step with its SQLite block: only the lock differs.
+
+-- name: claim_notice_for_fanout
+-- written for sqlite 61bdc952c601
+UPDATE notices SET fanout_by = :worker, fanout_lease_until = :lease_until
+WHERE id = (
+    SELECT id FROM notices
+    WHERE state = 'approved' AND (send_at IS NULL OR send_at <= :now_iso)
+      AND (fanout_lease_until IS NULL OR fanout_lease_until < :now OR fanout_by = :worker)
+    ORDER BY CASE severity WHEN 'extreme' THEN 9 WHEN 'severe' THEN 8 ELSE 0 END DESC, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING *;
+
+-- name: claim_deliveries
+-- written for sqlite 44febb840321
+-- Resident and area deliveries alike (an alias sends to one kind of target). The notice's columns the
+-- dispatcher needs (as notices_of_batch reads them) come with each claimed row, read in the claiming
+-- statement: no second query per batch
+UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
+    attempts = attempts + 1, updated_at = :now_iso
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state = 'queued' AND alias = :alias AND due_at <= :now AND (deadline IS NULL OR deadline > :now)
+    ORDER BY priority DESC, due_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, notice_id, subscriber_id, area_code, channel, alias, rank, priority, attempts, address, deadline,
+    sent_at IS NOT NULL AS resent,
+    (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
+    (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
+    (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,
+    (SELECT n.title FROM notices n WHERE n.id = deliveries.notice_id) AS notice_title,
+    (SELECT s.language FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS language;
+
+-- name: claim_area_polls
+-- written for sqlite a9d86324396f
+-- Sent area deliveries whose job state is due to be asked (due_at of a sent resident delivery is its
+-- confirm-by time instead); the next poll time moves first, so two processes never ask about one job at once.
+UPDATE deliveries SET due_at = :next_poll
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state = 'sent' AND due_at IS NOT NULL AND due_at <= :now AND area_code IS NOT NULL
+    ORDER BY due_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, notice_id, area_code, channel, alias, provider_message_id, poll_until;
+
+-- name: claim_direct_messages
+-- written for sqlite 018321b6ecab
+-- Due messages of an alias, and those whose worker's lease ran out (it died mid-send), oldest first.
+UPDATE direct_messages SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM direct_messages
+    WHERE alias = :alias AND ((state = 'queued' AND due_at <= :now) OR (state = 'sending' AND lease_until < :now))
+    ORDER BY due_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, purpose, request_id, channel, alias, address, subject, text, html, attempts, deadline;
