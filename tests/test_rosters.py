@@ -18,6 +18,7 @@ from notifier.config import Settings
 from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
+from notifier.store.audit import AuditFilter
 from tests.conftest import VILLAGE_A1, VILLAGE_A2, Api
 
 BODY = "{{ row.姓名 }}您好：您的{{ row.项目 }}{{ row.金额 }}元已于{{ row.发放日期 }}发放，请查收。"
@@ -224,6 +225,10 @@ async def test_preview_shows_three_recipients_and_the_longest_sms(api: Api, stor
     status, draft = await api.call("POST", "/api/v1/notice-preview", key="civ-issuer", json=payload)
     assert status == 200, draft
     assert draft["personal"] == preview["personal"]
+    reads, _ = await store.list_audit(AuditFilter(action="roster.read"), None, 10)
+    # the notice's preview and the draft's: three samples and the longest SMS (row 3, among them) were shown
+    assert [(r.object_id, r.detail) for r in reads] == [(str(report["id"]), {"rows": 3, "preview": True})] * 2
+    assert len({r.actor for r in reads}) == 1 and reads[0].actor.startswith("apikey:")
     status, other = await api.call("POST", "/api/v1/notice-preview", key="env-issuer",
                                    json={**payload, "topic": "air-quality"})
     assert status in (403, 404, 422), other  # another department's roster: refused, nothing of it shown

@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.bulletin_cups import BulletinChannel
-from notifier.api.auth import require
+from notifier.api.auth import actor, require
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.notices import (
     Preview,
@@ -62,11 +62,12 @@ class DraftPreview(Preview):
 
 
 async def draft_preview(
-    request: web.Request, key: ApiKeyInfo, notice: NoticeIn | Notice, *, printout: bool = False
+    request: web.Request, key: ApiKeyInfo, notice: NoticeIn | Notice, *, printout: bool = False,
+    by: str | None = None,
 ) -> DraftPreview:
     """What ``notice`` would produce if ``key`` created it now: the checks of ``POST /notices`` first (Forbidden,
     InvalidInput), then the audience (the fan-out's own queries), the SMS bill, the area deliveries and the
-    message per channel kind."""
+    message per channel kind. ``by`` names who asks in the audit log (default: the key)."""
     store, settings = request.app[STORE], request.app[SETTINGS]
     renderer = notice_renderer(request)
     if isinstance(notice, NoticeIn):  # a stored notice passed these checks when it was created
@@ -97,7 +98,7 @@ async def draft_preview(
     if first_printed is not None and "bulletin" in messages:
         error = await _add_printout(request, messages["bulletin"], first_printed, rendered["bulletin"], printout)
     segments = bill.aliases[0].parts_per_message if bill is not None else None
-    personal = await personal_preview(store, notice, settings, renderer, context.channels,
+    personal = await personal_preview(store, notice, settings, renderer, context.channels, actor=by or actor(key),
                                       department_code=key.department)  # fmt: skip
     return DraftPreview(
         **figures, sms_segments=segments, sms=bill, areas=areas, messages=messages, printout_error=error,

@@ -309,7 +309,8 @@ async def preview_notice(request: web.Request) -> web.Response:
     segments = bill.aliases[0].parts_per_message if bill is not None else None
     engine = request.app.get(ENGINE)
     channels = engine.ctx.channels if engine is not None else await request.app[UNOPENED_ADAPTERS].get(settings)
-    personal = await personal_preview(request.app[STORE], notice, settings, notice_renderer(request), channels)
+    personal = await personal_preview(request.app[STORE], notice, settings, notice_renderer(request), channels,
+                                      actor=actor(key))  # fmt: skip
     return json_response(Preview(**figures, sms_segments=segments, sms=bill, areas=areas, personal=personal))
 
 

@@ -148,7 +148,8 @@ async def _act(console: Console, notice: Notice | None) -> web.StreamResponse:
     try:
         draft = to_notice(values, _timezone(console))
         if action == "preview":
-            preview = await draft_preview(console.request, console.staff.as_key(), draft, printout=True)
+            preview = await draft_preview(console.request, console.staff.as_key(), draft, printout=True,
+                                          by=console.staff.actor)
             return await _form(console, values, notice=notice, preview=preview, token=token)
         saved = await _save(console, notice, draft, token)
     except (InvalidInput, Forbidden, Conflict) as exc:
@@ -175,7 +176,8 @@ async def preview_fragment(request: web.Request, console: Console) -> web.Stream
     values = read_values(console.form)
     try:
         draft = to_notice(values, _timezone(console))
-        preview = await draft_preview(request, console.staff.as_key(), draft, printout=console.field("printout") == "1")
+        preview = await draft_preview(request, console.staff.as_key(), draft, printout=console.field("printout") == "1",
+                                      by=console.staff.actor)
     except (InvalidInput, Forbidden) as exc:
         return console.render("_compose_preview.html", status=exc.status, preview=None, errors=_refusal(exc),
                               town_names={})  # fmt: skip

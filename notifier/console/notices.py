@@ -70,7 +70,8 @@ async def _notice(console: Console) -> Notice:
 async def _preview(console: Console, notice: Notice) -> tuple[DraftPreview | None, str | None]:
     """The same previews as the compose page and ``POST /notice-preview``; the reason when there are none."""
     try:
-        return await draft_preview(console.request, console.staff.as_key(), notice, printout=True), None
+        return await draft_preview(console.request, console.staff.as_key(), notice, printout=True,
+                                   by=console.staff.actor), None
     except NotifierError as exc:
         return None, exc.detail
 

@@ -40,13 +40,19 @@ class PersonalPreview(BaseModel):
     longest_sms: LongestSms | None
 
 
+async def _audit(store: Store, actor: str, roster_id: int, shown: list[int]) -> None:
+    if shown:
+        await store.audit(actor, "roster.read", "roster", roster_id, {"rows": len(shown), "preview": True})
+
+
 async def personal_preview(
     store: Store, notice: Notice | NoticeIn, settings: Settings, renderer: Renderer, channels: Mapping[str, Channel],
-    *, department_code: str | None = None,
+    *, actor: str, department_code: str | None = None,
 ) -> PersonalPreview | None:
     """None for a notice that targets no roster, or whose texts do not render. A draft (``NoticeIn``, as
     ``POST /notice-preview`` has it) renders with the latest template version, as the department
-    ``department_code`` that would create it."""
+    ``department_code`` that would create it. The samples and the longest SMS show roster rows: the read is
+    audited (``roster.read`` by ``actor``, the rows shown, never their cells)."""
     roster_id = notice.target.roster
     if roster_id is None:
         return None
@@ -74,6 +80,7 @@ async def personal_preview(
     ]
     routes = sms_routes(settings, channels)
     if "sms" not in contents or not routes or not rows:
+        await _audit(store, actor, roster_id, [sample.row for sample in samples])
         return PersonalPreview(samples=samples, longest_sms=None)
     gateway = channels[routes[0]]
     longest: LongestSms | None = None
@@ -85,4 +92,5 @@ async def personal_preview(
         if longest is None or (info.segments, info.chars) > (longest.parts, longest.chars):
             longest = LongestSms(row=number, text=text, chars=info.chars, parts=info.segments, parts_all_recipients=0)
     assert longest is not None
+    await _audit(store, actor, roster_id, sorted({*(sample.row for sample in samples), longest.row}))
     return PersonalPreview(samples=samples, longest_sms=longest.model_copy(update={"parts_all_recipients": total}))

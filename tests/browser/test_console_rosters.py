@@ -105,6 +105,24 @@ async def test_upload_report_and_masked_publicity_preview(
     body = await page.text_content("body") or ""
     assert "李*华" in body and "王秀英" not in body and "李建华" not in body
 
+    # a notice to the roster: its page shows the personal texts, filled from the rows, and the read is audited
+    roster_id = (await store.list_rosters("civil-affairs"))[0]["id"]
+    _, key = await store.create_api_key(department="civil-affairs", role=Role.ISSUER, name="script", actor="test")
+    created = await page.request.post(f"{console_server}/api/v1/notices", headers={"Authorization": f"Bearer {key}"},
+                                      data={"topic": "social-assistance", "title": "低保金发放通知",
+                                            "body": "{{ row.项目 }}{{ row.金额 }}元已发放。", "channels": ["sms"],
+                                            "target": {"roster": roster_id}})  # fmt: skip
+    assert created.status == 201, await created.text()
+    await page.goto(f"{console_server}/console/notices/{(await created.json())['id']}")
+    await expect(page.locator("#personal .personal-sample")).to_have_count(2)
+    samples = await page.locator("#personal .personal-sample pre").all_text_contents()
+    assert "低保金800元已发放。" in samples[0] and "低保金650元已发放。" in samples[1]
+    assert "低保金800元" not in (await page.text_content("#messages-title ~ article") or "")  # the shared text
+    await axe_check(page)
+    reads = await store.db.fetch_all("list_audit", {"after": 0, "limit": 500})
+    assert [(r["actor"], r["object_id"]) for r in reads if r["action"] == "roster.read" and '"preview"' in r["detail"]
+            ] == [(clerk.actor, str(roster_id))]  # fmt: skip
+
     await page.goto(f"{console_server}/console/rosters")
     assert f"低保金{XSS}" in (await page.text_content("#rosters") or "")
     assert await page.locator("#rosters img").count() == 0
