@@ -88,7 +88,9 @@ FROM (
         FROM pg_temp.fanout_matched m
         JOIN subscribers s ON s.id = m.id
         CROSS JOIN LATERAL json_array_elements_text(s.channels::json) WITH ORDINALITY AS p (value, key)
-        WHERE m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
+        -- the chunk's id range on subscribers too: the staging table has no statistics, and without the range
+        -- the planner may hash-join it against a scan of every resident
+        WHERE s.id > :after AND s.id <= :upto AND m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
           AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
                           WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
     ) c
