@@ -6,7 +6,8 @@ template database once, and each test gets its own copy (``CREATE DATABASE ... T
 server, far cheaper than migrating), made ahead while earlier tests run and dropped behind them when the test
 ends; the template is dropped when the run ends.
 Tests that need PostgreSQL whatever the setting use :func:`postgres_database` and are marked
-``@pytest.mark.peer("postgres")``: they skip when no server answers, which CI turns into a failure.
+``@pytest.mark.peer("postgres")``: they skip when no server answers, which CI turns into a failure; with
+``NOTIFIER_REQUIRE_PEERS=1`` a store fixture that cannot reach PostgreSQL fails instead of skipping too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import asyncpg
 import pytest
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def peers_required() -> bool:
+    """tests.peers' switch (not imported from there: this module loads before the plugin is registered)."""
+    return os.environ.get("NOTIFIER_REQUIRE_PEERS") == "1"
 T = TypeVar("T")
 
 
@@ -105,6 +111,8 @@ class PostgresDatabases:
 
     def _ensure_template(self) -> str:
         if self.unavailable is not None:
+            if peers_required():
+                raise RuntimeError(self.unavailable)
             pytest.skip(self.unavailable)
         if self.template is not None:
             return self.template
@@ -129,6 +137,8 @@ class PostgresDatabases:
             run_sync(build)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             self.unavailable = f"PostgreSQL at NOTIFIER_TEST_PG_DSN is not available: {exc}"
+            if peers_required():  # CI installs PostgreSQL: a run that cannot reach it must fail, not skip
+                raise RuntimeError(self.unavailable) from exc
             pytest.skip(self.unavailable)
         self.template = name
         return name
