@@ -212,7 +212,7 @@ async def measure(dsn: str, residents: int) -> dict[int, float]:
 
 
 def run(quick: bool) -> list[Result]:
-    residents = 10_000 if quick else 60_000
+    residents = 10_000 if quick else 30_000
     dsn = base_dsn()
     try:
         rates = asyncio.run(measure(dsn, residents))
