@@ -21,13 +21,16 @@ apprise
     Apprise fans out over its thread pool (only the call is timed) -- the baseline, the faster of the two;
     and ``Apprise().add(url)`` + ``notify()`` per message, one after the other (in the params).
 
-Records: ``sms_engine`` (baseline: raw) and ``sms_engine_vs_apprise`` (value: the engine, baseline: Apprise).
+Records: ``sms_engine`` (baseline: raw; its params also hold the 1-minute load average after each round)
+and ``sms_engine_vs_apprise`` (value: the engine, baseline: Apprise). ``bench.sms_pg`` runs the engine and
+raw sides on PostgreSQL.
 Targets (issue 4): at least 0.5 x raw and 10 x Apprise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +53,7 @@ from bench.common import (
 from bench.population import populate
 from bench.sinks import Sink, sink_process
 from channels.sms_text import count_segments
+from notifier.config import Settings
 
 USERNAME, PASSWORD = "bench", "bench-password"
 WORKERS, BATCH, CONNECTIONS = 4, 50, 8
@@ -92,14 +96,23 @@ async def raw_rate(sink: Sink, count: int) -> float:
     return count / seconds
 
 
-async def engine_rate(sink: Sink, path: Path, count: int) -> float:
-    await migrate(path)
-    populate(str(path), count)
-    channel = {
+def kannel_channel(sink: Sink) -> dict[str, Any]:
+    """The ``[channels.sms]`` table of the engine side: the Kannel adapter, pointed at the sink."""
+    return {
         "kind": "sms", "type": "kannel", "url": f"{sink.url}/cgi-bin/sendsms", "username": USERNAME,
         "password": PASSWORD, "max_connections": CONNECTIONS,
     }  # fmt: skip
-    settings = channel_settings(path, "sms", channel, workers=WORKERS, batch_size=BATCH)
+
+
+async def engine_rate(sink: Sink, path: Path, count: int) -> float:
+    await migrate(path)
+    populate(str(path), count)
+    settings = channel_settings(path, "sms", kannel_channel(sink), workers=WORKERS, batch_size=BATCH)
+    return await sent_rate(sink, settings, count)
+
+
+async def sent_rate(sink: Sink, settings: Settings, count: int) -> float:
+    """Messages per second of the engine with ``settings`` (its database already populated), checked at the sink."""
     before = sink.received()
     seconds = await engine_send_rate(settings, "sms", count)
     if sink.received() - before != count:
@@ -150,17 +163,19 @@ def run(quick: bool) -> list[Result]:
     raw: list[float] = []
     concurrent: list[float] = []
     sequential: list[float] = []
+    load: list[float] = []  # 1-minute load average after each round's engine and raw sides
     with sink_process("kannel") as sink, tempfile.TemporaryDirectory() as folder:
         for n in range(rounds(quick)):  # interleaved: engine, raw, apprise, engine, raw, apprise, ...
             engine.append(asyncio.run(engine_rate(sink, Path(folder) / f"sms{n}.db", count)))
             raw.append(asyncio.run(raw_rate(sink, raw_count)))
+            load.append(os.getloadavg()[0])
             try:
                 together, one_by_one = apprise_rates(sink, apprise_count)
             except ImportError:
                 continue
             concurrent.append(together)
             sequential.append(one_by_one)
-    samples = {"engine": engine, "raw": raw}
+    samples = {"engine": engine, "raw": raw, "load_average": load}
     results = [
         Result(
             "sms_engine", median(engine), "messages/s", median(raw),
