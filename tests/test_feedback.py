@@ -26,7 +26,7 @@ from tests.test_wechat_hooks import OPENID, Hook, hook, signed  # noqa: F401 - h
 
 PHONE = "+8613900000021"
 BODY = {"topic": "social-assistance", "title": "临时救助金发放通知", "body": "请于12月5日前到村委会领取救助金。",
-        "target": {"areas": [COUNTY]}, "channels": ["sms"]}
+        "target": {"areas": [COUNTY]}, "channels": ["sms"], "public": True}
 
 
 async def sent_notice(api: Api, store: Store, settings: Settings, clock: FakeClock) -> tuple[int, int, Engine]:
@@ -157,6 +157,26 @@ async def test_the_public_form_refuses_forgeries_foreign_sites_bad_fields_and_fl
                                          overdue=None, cursor=None, limit=50)
     assert len(items) == settings.feedback.form_per_hour
 
+
+
+async def test_the_form_takes_feedback_only_on_notices_the_public_pages_show(
+    api: Api, browser: aiohttp.ClientSession, store: Store, settings: Settings
+) -> None:
+    """A notice that is not public (a personal relief notice, say) has no form: guessing its id shows
+    neither the form nor the notice's title."""
+    private = {**BODY, "public": False, "title": "某户临时救助金发放通知"}
+    status, notice = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=private)
+    assert status == 201
+    await api.call("POST", f"/api/v1/notices/{notice['id']}/submit", key="civ-issuer")
+    status, _ = await api.call("POST", f"/api/v1/notices/{notice['id']}/approve", key="civ-approver")
+    assert status == 200
+    async with browser.get(f"{api.base}/public/notices/{notice['id']}/feedback") as response:
+        assert response.status == 404
+        assert "某户临时救助金" not in await response.text()
+    public_id, _, _ = await sent_notice(api, store, settings, FakeClock())
+    token = await form(api, browser, public_id)
+    fields = {"category": "opinion", "text": "建议在村委会门口张贴名单。", "form_token": token}
+    assert (await post_form(api, browser, notice["id"], fields))[0] == 404
 
 def message_xml(content: str) -> str:
     return (

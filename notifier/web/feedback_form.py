@@ -15,7 +15,8 @@ and bound to the browser's ``rp_csrf`` cookie), so a POST needs the page first, 
 whose ``Origin`` is another site is refused (403). Each client address may send ``[feedback] form_per_hour`` items
 an hour (429 beyond); the address is kept only as a keyed hash (HMAC with the signing secret). Only a notice
 that is approved or went out (scheduled, sending or done: what the public pages show) and is no reply to a
-resident takes feedback; another is 404. The public notice pages link here (``takes_feedback``), and a
+resident takes feedback, and only when the public pages show it (a public notice or a publicity list);
+another is 404, whatever its id. The public notice pages link here (``takes_feedback``), and a
 publicity list's printout prints this address with its QR code (``channels.bulletin_render.feedback_url``).
 
 Every answer is an HTML page: 200 (form, thanks), 400 (token missing, forged or expired: the form comes back
@@ -67,8 +68,10 @@ def feedback_form_context(request: web.Request, notice_id: int, values: dict[str
 
 
 def takes_feedback(notice: Notice) -> bool:
-    """Whether the form takes feedback on ``notice`` (the pages that link to it ask this)."""
-    return notice.state.value in OPEN_STATES and notice.answers_feedback is None
+    """Whether the form takes feedback on ``notice`` (the pages that link to it ask this): only a notice the
+    public pages show (public, or a publicity list), so that guessing ids reveals nothing of the others."""
+    published = notice.public or notice.publicity is not None
+    return published and notice.state.value in OPEN_STATES and notice.answers_feedback is None
 
 
 async def _open_notice(request: web.Request) -> Notice | None:
