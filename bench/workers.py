@@ -176,8 +176,18 @@ async def sent(store: Store, notice_id: int) -> int:
     return (await store.delivery_counts(notice_id)).get("sms", {}).get("sent", 0)
 
 
-async def one_round(dsn: str, processes: int, residents: int) -> float:
-    """Messages per second recorded as sent while ``processes`` worker processes run."""
+def cpu_seconds(pid: int) -> float:
+    """User and system processor time of a running process so far (Linux /proc), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, float]:
+    """Messages per second recorded as sent while ``processes`` worker processes run, and the cores the
+    workers used in all (their processor seconds, start-up included, per second of the measured span)."""
     name = f"bench_workers_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     await create_database(dsn, name)
     url = with_database(dsn, name)
@@ -198,16 +208,20 @@ async def one_round(dsn: str, processes: int, residents: int) -> float:
                 if any(w.returncode is not None for w in workers):
                     raise RuntimeError("a worker process died")
                 await asyncio.sleep(0.2)
-            rate = (count - done_before) / (time.perf_counter() - started)
+            wall = time.perf_counter() - started
+            rate = (count - done_before) / wall
+            cpu = sum(cpu_seconds(w.pid) for w in workers)
             await stop_workers(workers)
             await store.db.close()
-        return rate
+        # the workers' processor time over the measured span and before it (start-up included): what they were
+        # given, beside the wall time; a machine short of cores gives N processes no more than it gave one
+        return rate, cpu / wall
     finally:
         await stop_workers(workers)
         await drop_database(dsn, name)
 
 
-async def measure(dsn: str, residents: int) -> dict[int, float]:
+async def measure(dsn: str, residents: int) -> dict[int, tuple[float, float]]:
     return {n: await one_round(dsn, n, residents) for n in PROCESSES}
 
 
@@ -221,7 +235,8 @@ def run(quick: bool) -> list[Result]:
     params = {"residents": residents, "database": "PostgreSQL", "sink": "outbox (a file per message)",
               **{k: v for k, v in ENGINE.items() if k in ("workers", "batch_size")}}
     return [
-        Result(f"workers.throughput_{n}", rates[n], "messages/s", rates[1],
-               {**params, "processes": n, "baseline": "1 process, same run"}).emit()
+        Result(f"workers.throughput_{n}", rates[n][0], "messages/s", rates[1][0],
+               {**params, "processes": n, "baseline": "1 process, same run", "worker_cores": round(rates[n][1], 2),
+                "cores": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}).emit()
         for n in PROCESSES
     ]
