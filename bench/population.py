@@ -133,3 +133,16 @@ async def populate_postgres(dsn: str, count: int, *, towns: int = 10, first_id: 
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+
+
+async def populate_url(url: str, count: int) -> None:
+    """``populate`` for the database a ``[database] url`` names: SQLite directly, PostgreSQL with COPY
+    (``bench.workers.populate_postgres``); the database is migrated already."""
+    import asyncio
+
+    if url.startswith("sqlite:///"):
+        await asyncio.to_thread(populate, url.removeprefix("sqlite:///"), count)
+        return
+    from bench.workers import populate_postgres
+
+    await populate_postgres(url, count)

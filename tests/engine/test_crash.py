@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from bench.population import populate
+from bench.population import populate_url
 from notifier.config import Settings
 from notifier.engine import Engine, ReceiptOutcome, record_receipt
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import url_of
 from tests.engine.conftest import approved
 from tests.engine.crash_worker import ENGINE, crash_settings
 
@@ -52,12 +53,12 @@ async def count_log(path: Path) -> Counter[int]:
     return Counter(await asyncio.to_thread(read_log, path))
 
 
-async def start_worker(db_path: Path, log_path: Path, options: dict[str, Any] | None = None) -> Process:
+async def start_worker(db_url: str, log_path: Path, options: dict[str, Any] | None = None) -> Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.engine.crash_worker",
-        f"sqlite:///{db_path}",
+        db_url,
         str(log_path),
         json.dumps(options or {}),
         cwd=ROOT,
@@ -75,8 +76,8 @@ async def assert_everyone_served_once_beyond_the_batch(store: Store, notice_id: 
 
 
 async def test_cancelled_worker_task_loses_nobody(engine_store: Store, tmp_path: Path) -> None:
-    settings = crash_settings(f"sqlite:///{tmp_path}/engine.db")
-    await asyncio.to_thread(populate, str(tmp_path / "engine.db"), 1000)
+    settings = crash_settings(url_of(engine_store.db))
+    await populate_url(url_of(engine_store.db), 1000)
     notice = await approved(engine_store, target={"topics": ["air-quality"]})
     channel = RecordingChannel("sms", log_path=str(tmp_path / "sent.log"), max_batch=100)
     engine = Engine(engine_store, settings, {"sms": channel})
@@ -99,10 +100,10 @@ async def test_cancelled_worker_task_loses_nobody(engine_store: Store, tmp_path:
 
 @pytest.mark.slow
 async def test_sigkilled_process_resumes_with_every_resident_served(engine_store: Store, tmp_path: Path) -> None:
-    db_path, log_path = tmp_path / "engine.db", tmp_path / "sent.log"
-    await asyncio.to_thread(populate, str(db_path), 10_000)
+    db_url, log_path = url_of(engine_store.db), tmp_path / "sent.log"
+    await populate_url(db_url, 10_000)
     notice = await approved(engine_store, target={"areas": ["370725"]})
-    process = await start_worker(db_path, log_path)
+    process = await start_worker(db_url, log_path)
     try:
         while len(await count_log(log_path)) < 4000:
             assert process.returncode is None, "the delivery process died by itself"
@@ -113,7 +114,7 @@ async def test_sigkilled_process_resumes_with_every_resident_served(engine_store
     sent_before_kill = sum((await count_log(log_path)).values())
     assert sent_before_kill < 10_000, "the kill came too late to test anything"
 
-    await restart_and_drain(engine_store, crash_settings(f"sqlite:///{db_path}"), log_path)
+    await restart_and_drain(engine_store, crash_settings(db_url), log_path)
 
     log = await count_log(log_path)
     duplicates = await assert_everyone_served_once_beyond_the_batch(engine_store, notice.id, log, 10_000)
@@ -127,12 +128,12 @@ async def test_sigkilled_worker_is_replaced_on_its_heartbeat_and_receipted_sends
     """The process dies between handing a batch to the gateway and recording it, with receipts for part of
     that batch already stored. Its leases run for 600 s; the restarted process takes them back 2 s after the
     dead one's last beat, and sends again only the messages no receipt speaks for."""
-    db_path, log_path = tmp_path / "engine.db", tmp_path / "sent.log"
-    await asyncio.to_thread(populate, str(db_path), 1000)
+    db_url, log_path = url_of(engine_store.db), tmp_path / "sent.log"
+    await populate_url(db_url, 1000)
     notice = await approved(engine_store, target={"areas": ["370725"]})
     engine = {"workers": 1, "lease_seconds": 600, "heartbeat_seconds": 0.2}
     process = await start_worker(
-        db_path, log_path, {"engine": engine, "channel": {"own_ids": True, "stall_after": 3}}
+        db_url, log_path, {"engine": engine, "channel": {"own_ids": True, "stall_after": 3}}
     )
     try:
         while len(handed := await asyncio.to_thread(read_log, log_path)) < 400:  # 3 batches, and the stalled one
@@ -147,7 +148,7 @@ async def test_sigkilled_worker_is_replaced_on_its_heartbeat_and_receipted_sends
         process.send_signal(signal.SIGKILL)
         await process.wait()
 
-    settings = crash_settings(f"sqlite:///{db_path}", **engine)
+    settings = crash_settings(db_url, **engine)
     clock = FakeClock()
     clock.advance(2)  # ten missed beats; 598 s left on the dead process's leases
     channel = RecordingChannel("sms", log_path=str(log_path), max_batch=100, own_ids=True)
