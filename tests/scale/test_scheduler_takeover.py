@@ -61,12 +61,13 @@ async def test_a_killed_scheduler_leader_is_replaced_and_the_slot_fires_once(tmp
             await first.wait()
             await asyncio.wait_for(logged(second, LEADS), TAKEOVER_LIMIT)
             print(f"\nthe standby led {time.monotonic() - killed_at:.2f} s after the leader was killed")
-            # the new leader has caught up (a slot of the minute that began meanwhile may be fired, once)
-            fired = await run_sql(store.db, "SELECT job_key FROM job_runs")
-            notices = await run_sql(store.db, "SELECT idempotency_key FROM notices WHERE idempotency_key LIKE ?",
-                                    [f"recurring-{series}-%"])
         finally:
             await stop_all([p for p in (first, second) if p is not None])
+        # the new leader caught up without firing the first slot again (a slot of a minute that began meanwhile
+        # may have been fired, once): one notice per slot, and no more messages than notices
+        fired = await run_sql(store.db, "SELECT job_key FROM job_runs")
+        notices = await run_sql(store.db, "SELECT idempotency_key FROM notices WHERE idempotency_key LIKE ?",
+                                [f"recurring-{series}-%"])
     keys = [row["idempotency_key"] for row in notices]
-    assert len(keys) == len(set(keys)) == len(fired) >= 1  # each slot one notice
-    assert sink.duplicates == 0
+    assert len(keys) == len(set(keys)) == len(fired) >= 1
+    assert 1 <= len(sink.times) <= len(keys)

@@ -28,12 +28,12 @@ async def test_an_announcement_wakes_the_other_listeners(dsn: str) -> None:
         woken.clear()  # set once on connecting: whatever was announced before it listened
         announcer.announce()
         await asyncio.wait_for(woken.wait(), 10)
-        assert listener.received == 1
+        assert listener.received >= 1
         woken.clear()
         for _ in range(20):  # a burst of announcements: at most one notification in flight at a time
             announcer.announce()
         await asyncio.wait_for(woken.wait(), 10)
-        assert announcer.sent <= 2
+        assert announcer.sent <= 3  # the first, and one or two for the burst (one may start as another ends)
     finally:
         await announcer.stop()
         await listener.stop()
