@@ -22,7 +22,9 @@ from tests.scale.workers import populated_database, start_worker, stop_all, time
 
 RESIDENTS = 20_000
 PROCESSES = 3
-ENGINE = {"workers": 2, "batch_size": 50, "poll_interval": 0.1, "lease_seconds": 60, "heartbeat_seconds": 0.5}
+# a heartbeat a second: a worker is taken for dead after 3 s without one. At 0.5 s a live worker of a loaded
+# 2-core machine (three workers, PostgreSQL and the sink on it) missed 1.5 s and lost its leases while sending
+ENGINE = {"workers": 2, "batch_size": 50, "poll_interval": 0.1, "lease_seconds": 60, "heartbeat_seconds": 1.0}
 KILLS = 3
 TAKE_BACK_LIMIT = 20.0  # seconds the test waits for a dead worker's leases (a third of the lease)
 
