@@ -46,7 +46,7 @@ async def test_charts_tables_and_downloads_of_the_reports(
     console_server: str, store: Store, settings: Settings, page: Any
 ) -> None:
     notice_id, _ = await sent_notice(store, settings)
-    counted = independent_counts(settings, notice_id)
+    counted = await independent_counts(store, notice_id)
     viewer, one_time = await new_staff(store, name="赵统计", role=Role.VIEWER)
     await log_in(page, console_server, viewer.login, one_time, new_password=PASSWORD)
     await page.click("nav >> text=统计报表")

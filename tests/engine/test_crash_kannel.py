@@ -80,7 +80,7 @@ async def test_sigkill_after_kannel_took_a_batch_repeats_no_reported_message(
             "url": kannel.sendsms_url, "username": SENDSMS_USER, "password": SENDSMS_PASSWORD, "hook_token": TOKEN,
             "dlr_url": f"{hook_base}/hooks/kannel/dlr",
         }
-        process = await start_worker(db_path, tmp_path / "unused.log",
+        process = await start_worker(f"sqlite:///{db_path}", tmp_path / "unused.log",
                                      {"engine": ENGINE, "kannel": options, "stall_after": 2})
         try:  # two batches recorded; the third is with Kannel, unrecorded, and its reports come back
             async def third_batch_reported() -> bool:
