@@ -165,16 +165,30 @@ async def claim_next(ctx: EngineContext, alias: str, previous: Unrecorded | None
         raise
     if previous is None and granted == 0:
         return [], []
-    if previous is None:
-        direct, rows = await record_and_claim(ctx, alias, None, granted, now)
-    else:  # the provider has answered: the write goes on if this task is cancelled, and is retried
-        write = previous.write
-        direct, rows = await asyncio.shield(
-            keep_trying(ctx, alias, previous.lease_end, lambda: record_and_claim(ctx, alias, write, granted, now))
-        )
-        previous.written = True
+    try:
+        if previous is None:
+            direct, rows = await record_and_claim(ctx, alias, None, granted, now)
+        else:  # the provider has answered: the write goes on if this task is cancelled, and is retried
+            write = previous.write
+            direct, rows = await asyncio.shield(
+                keep_trying(ctx, alias, previous.lease_end, lambda: record_and_claim(ctx, alias, write, granted, now))
+            )
+            previous.written = True
+    except Exception:  # its transaction rolled back: nothing was claimed, every token granted goes back
+        await give_back_after_failure(ctx, alias, granted, now)
+        raise
     await give_back_shared(ctx.store, alias, limiter, granted - len(direct) - len(rows), now)
     return direct, rows
+
+
+async def give_back_after_failure(ctx: EngineContext, alias: str, granted: int, now: float) -> None:
+    """The tokens of a claim that raised, back to the shared bucket; were they kept, the alias would send
+    below its rate from then on. A cancelled claim keeps them (its shielded write may still claim)."""
+    try:
+        await give_back_shared(ctx.store, alias, ctx.limiters[alias], granted, now)
+    except Exception as exc:  # the database still refuses: the claim's own error is the one to raise
+        log.warning("%d rate tokens of %s could not be given back after a failed claim: %s", granted, alias,
+                    type(exc).__name__)
 
 
 async def record_and_claim(
