@@ -137,3 +137,44 @@ async def test_a_database_with_a_language_collation_is_refused() -> None:
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()
+
+
+async def last_statement_of(db: PostgresDatabase, pid: int) -> str:
+    conn = await asyncpg.connect(db.dsn)
+    try:
+        return str(await conn.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid))
+    finally:
+        await conn.close()
+
+
+async def test_a_named_statement_costs_no_reset_round_trip() -> None:
+    """asyncpg resets a connection it takes back with a query of its own; after a named statement or a
+    transaction of them there is nothing to reset, so the statement is the connection's last."""
+    db = PostgresDatabase(postgres_database(), min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.pool.acquire() as conn:
+            pid = conn.get_server_pid()
+        await db.fetch_all("list_areas", {})
+        assert "FROM areas" in await last_statement_of(db, pid)
+        async with db.transaction():
+            await db.fetch_all("list_areas", {})
+        assert await last_statement_of(db, pid) == "COMMIT;"
+    finally:
+        await db.close()
+
+
+async def test_a_connection_lent_outside_the_named_statements_is_reset() -> None:
+    """Session state set over ``pool.acquire`` (here a setting) does not outlive the lending, even on a
+    connection the named statements used before."""
+    db = PostgresDatabase(postgres_database(), min_size=1, max_size=1)
+    await db.connect()
+    try:
+        await db.fetch_all("list_areas", {})
+        async with db.pool.acquire() as conn:
+            await conn.execute("SET statement_timeout = '7s'")
+        await db.fetch_all("list_areas", {})
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "0"
+    finally:
+        await db.close()

@@ -83,6 +83,39 @@ def _decode_numeric(text: str) -> int | float:
     return int(value) if value == value.to_integral_value() and "." not in text else float(value)
 
 
+class PoolConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that knows whether it was lent only to the named statements of this module.
+
+    asyncpg resets every connection it takes back (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL``): one more round trip after every statement outside a transaction and every transaction, about
+    one in six of a worker's per batch. The named statements have nothing of that to undo: no session
+    setting (SET LOCAL at most), no session advisory lock (``pg_advisory_xact_lock`` ends with its
+    transaction), no LISTEN (the wake-ups and the scheduler's lock have connections of their own, outside
+    the pool), no cursor outside a transaction (``stream`` reads in one; it closes at commit), and temporary
+    tables are not the reset's business either. So a connection lent to them goes back as it is; one lent
+    to anything else (``migrate``, ``transfer``, a caller of ``pool.acquire``) is reset in full. A
+    transaction left open is rolled back by asyncpg either way."""
+
+    __slots__ = ("named_statements_only",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.named_statements_only = False
+
+    def lend_to_named_statements(self) -> None:
+        self.named_statements_only = True
+
+
+async def _reset_connection(conn: PoolConnection) -> None:
+    """asyncpg's reset, skipped for a connection that only ran named statements (``PoolConnection``)."""
+    if conn.named_statements_only:
+        conn.named_statements_only = False
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
 async def _setup_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "numeric", encoder=str, decoder=_decode_numeric, schema="pg_catalog", format="text"
@@ -139,7 +172,12 @@ class PostgresDatabase(Database):
 
     async def connect(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=self.min_size, max_size=self.max_size, init=_setup_connection
+            self.dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            init=_setup_connection,
+            connection_class=PoolConnection,
+            reset=_reset_connection,
         )
 
     async def close(self) -> None:
@@ -187,7 +225,7 @@ class PostgresDatabase(Database):
         if current is not None and current[0] is self:
             yield
             return
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._lent() as conn, conn.transaction():
             token = _in_transaction.set((self, conn))
             try:
                 yield
@@ -201,7 +239,15 @@ class PostgresDatabase(Database):
         if current is not None and current[0] is self:
             yield current[1]
             return
+        async with self._lent() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _lent(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection from the pool for the named statements only: it goes back without asyncpg's reset
+        (``PoolConnection``)."""
         async with self.pool.acquire() as conn:
+            conn.lend_to_named_statements()
             yield conn
 
     async def _args(self, conn: asyncpg.Connection, query: str, params: Mapping[str, Any] | None) -> list[Any]:
@@ -276,7 +322,7 @@ class PostgresDatabase(Database):
             async for rows in self._cursor(current[1], query, params, chunk):
                 yield rows
             return
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+        async with self._lent() as conn, conn.transaction(readonly=True):
             async for rows in self._cursor(conn, query, params, chunk):
                 yield rows
 
