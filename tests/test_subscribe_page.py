@@ -92,9 +92,10 @@ class Page:
             return db.execute(sql, params).fetchall()
 
 
-def page_settings(tmp_path: Path, mail: bool = False) -> Settings:
-    channels = {"sms-main": {"kind": "sms", "type": "recording"},
-                "sms-backup": {"kind": "sms", "type": "recording", "order": 1}}  # fmt: skip
+def page_settings(tmp_path: Path, mail: bool = False, channels: dict[str, Any] | None = None) -> Settings:
+    if channels is None:
+        channels = {"sms-main": {"kind": "sms", "type": "recording"},
+                    "sms-backup": {"kind": "sms", "type": "recording", "order": 1}}  # fmt: skip
     if mail:
         channels["mail"] = {"kind": "email", "type": "recording"}  # the adapter is the SMTP one built below
     return Settings.model_validate({
@@ -114,8 +115,10 @@ def smtp_adapter(server: SmtpServer) -> SmtpEmailChannel:
     return SmtpEmailChannel("mail", options)
 
 
-async def start(tmp_path: Path, *, with_engine: bool = True, mail: SmtpServer | None = None) -> AsyncIterator[Page]:
-    settings = page_settings(tmp_path, mail is not None)
+async def start(
+    tmp_path: Path, *, with_engine: bool = True, mail: SmtpServer | None = None, channels: dict[str, Any] | None = None
+) -> AsyncIterator[Page]:
+    settings = page_settings(tmp_path, mail is not None, channels)
     db = await open_database(settings.database.url)
     await db.migrate()
     store = Store(db)
@@ -151,9 +154,22 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
         yield p
 
 
+def outbox(tmp_path: Path, kind: str, **fields: Any) -> dict[str, Any]:
+    """A channel the process can load without an engine (a recording one is the test's own object)."""
+    return {"kind": kind, "type": "outbox", "root": str(tmp_path / "outbox"), **fields}
+
+
 @pytest.fixture
 async def bare_page(tmp_path: Path) -> AsyncIterator[Page]:
-    async for p in start(tmp_path, with_engine=False):
+    """An API node: the SMS channels configured, no engine in the process (``engine.workers = 0``)."""
+    channels = {"sms-main": outbox(tmp_path, "sms"), "sms-backup": outbox(tmp_path, "sms", order=1)}
+    async for p in start(tmp_path, with_engine=False, channels=channels):
+        yield p
+
+
+@pytest.fixture
+async def mail_only_page(tmp_path: Path) -> AsyncIterator[Page]:
+    async for p in start(tmp_path, with_engine=False, channels={"mail": outbox(tmp_path, "email")}):
         yield p
 
 
@@ -392,10 +408,19 @@ async def test_the_form_token_binds_the_post_to_the_page(page: Page) -> None:
 # --- the SMS channel -----------------------------------------------------------------------------------------------
 
 
-async def test_without_an_sms_channel_the_page_says_so(bare_page: Page) -> None:
-    status, text = await bare_page.submit()
+async def test_without_an_sms_channel_the_page_says_so(mail_only_page: Page) -> None:
+    status, text = await mail_only_page.submit()
     assert status == 503 and "暂不支持短信" in text
-    assert not bare_page.rows("SELECT 1 FROM subscription_requests")
+    assert not mail_only_page.rows("SELECT 1 FROM subscription_requests")
+
+
+async def test_a_process_without_an_engine_queues_the_code_for_the_workers_elsewhere(bare_page: Page) -> None:
+    status, text = await bare_page.submit()
+    assert status == 200 and "暂不支持短信" not in text
+    [row] = bare_page.rows("SELECT purpose, alias, state FROM direct_messages")
+    assert row == ("subscribe-code", "sms-main", "sent")  # by the engine the page's process does not run
+    assert len(bare_page.sms.messages) == 1
+    assert (await bare_page.confirm(text, bare_page.code()))[0] == 200
 
 
 async def test_the_code_goes_through_a_delivery_record_and_the_text_is_blanked_once_sent(page: Page) -> None:

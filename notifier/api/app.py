@@ -34,6 +34,7 @@ from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
 from notifier.api.routing import Route
 from notifier.api.templates import ROUTES as TEMPLATE_ROUTES
+from notifier.api.wake import work_signals_ctx
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
@@ -126,5 +127,5 @@ def create_app(
         app[ENGINE] = engine
         yield
 
-    app.cleanup_ctx.extend([database_ctx, engine_ctx])
+    app.cleanup_ctx.extend([database_ctx, engine_ctx, work_signals_ctx])
     return app

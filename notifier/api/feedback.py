@@ -24,8 +24,9 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from notifier.api.auth import actor, require
-from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.keys import SETTINGS, STORE
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
+from notifier.api.wake import wake
 from notifier.domain.enums import Role
 from notifier.domain.errors import Forbidden, NotFound
 from notifier.domain.feedback import (
@@ -88,9 +89,7 @@ async def reply_feedback(request: web.Request) -> web.Response:
     body = await read_body(request, FeedbackReplyIn)
     store = request.app[STORE]
     await answer_feedback(store, key, actor(key), item, body.text)
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
+    wake(request.app)
     return json_response(await store.get_feedback(item.id))
 
 

@@ -27,6 +27,7 @@ from notifier.api.routing import (
     read_body,
     read_query,
 )
+from notifier.api.wake import wake
 from notifier.config import Settings
 from notifier.domain.enums import ChannelKind, NoticeState, Role
 from notifier.domain.errors import FieldError, Forbidden, InvalidInput
@@ -167,7 +168,7 @@ async def approve_notice(request: web.Request) -> web.Response:
     notice = await _own_notice(request, key)
     decision = await _decision_in(request)
     updated = await approval.approve(request.app[STORE], request.app[SETTINGS].approval, key, notice, decision.text)
-    _wake(request)
+    wake(request.app)
     return json_response(updated)
 
 
@@ -176,14 +177,8 @@ async def override_notice(request: web.Request) -> web.Response:
     notice = await _own_notice(request, key)
     decision = await _decision_in(request)
     updated = await approval.override(request.app[STORE], request.app[SETTINGS].approval, key, notice, decision.text)
-    _wake(request)
+    wake(request.app)
     return json_response(updated)
-
-
-def _wake(request: web.Request) -> None:
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
 
 
 async def reject_notice(request: web.Request) -> web.Response:
@@ -207,9 +202,7 @@ async def cancel_notice(request: web.Request) -> web.Response:
         await stop_notice(store, notice.id, actor(key))
         if decision.reason:
             await store.db.execute("set_notice_reason", {"id": notice.id, "reason": decision.reason})
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
+    wake(request.app)
     return json_response(await store.get_notice(notice.id))
 
 

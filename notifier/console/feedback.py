@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from notifier.api.keys import ENGINE
 from notifier.api.routing import path_int
+from notifier.api.wake import wake
 from notifier.console.framework import Console, NavItem, page, redirect
 from notifier.domain.enums import FeedbackState, Role
 from notifier.domain.errors import NotFound
@@ -104,9 +104,7 @@ async def _assign(console: Console, item: FeedbackItem, body: FeedbackAssignIn) 
 
 async def _reply(console: Console, item: FeedbackItem, body: FeedbackReplyIn) -> None:
     await answer_feedback(console.store, console.staff.as_key(), console.staff.actor, item, body.text)
-    engine = console.request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
+    wake(console.request.app)
 
 
 async def _close(console: Console, item: FeedbackItem, body: FeedbackCloseIn) -> None:

@@ -23,10 +23,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from notifier.api.keys import ENGINE
 from notifier.api.notices import notice_renderer
 from notifier.api.problems import field_errors
 from notifier.api.routing import path_int
+from notifier.api.wake import wake
 from notifier.console import security
 from notifier.console.framework import Console, current_session, page, redirect
 from notifier.console.notices import notice_path
@@ -145,9 +145,7 @@ async def cancel(request: web.Request, console: Console) -> web.StreamResponse:
         await stop_notice(store, notice.id, console.staff.actor)
         if decision.reason:
             await store.db.execute("set_notice_reason", {"id": notice.id, "reason": decision.reason})
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        engine.wake()
+    wake(request.app)
     raise redirect(f"{notice_path(notice.id)}/follow")
 
 

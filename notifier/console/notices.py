@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from notifier import approval
 from notifier.api.draft_preview import DraftPreview, draft_preview
-from notifier.api.keys import ENGINE, SETTINGS
+from notifier.api.keys import SETTINGS
 from notifier.api.routing import path_int
+from notifier.api.wake import wake
 from notifier.console.framework import Console, NavItem, page, redirect
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.errors import NotifierError
@@ -131,9 +132,8 @@ async def _decide(
         await approval.approve(console.store, rules, key, notice, comment, actor=console.staff.actor)
     else:
         await console.store.decide_notice(notice.id, decision, decider=key, actor=console.staff.actor, comment=comment)
-    engine = console.request.app.get(ENGINE)
-    if engine is not None and decision is NoticeState.APPROVED:
-        engine.wake()
+    if decision is NoticeState.APPROVED:
+        wake(console.request.app)
     raise redirect(notice_path(notice.id))
 
 

@@ -8,6 +8,10 @@ one poll interval, because every process still polls (``engine.poll_interval``) 
 notification is sent after the work it announces is committed (NOTIFY from the listener's own connection,
 outside any transaction), so the woken worker finds it.
 
+A process that runs no engine (an API node, ``engine.workers = 0``) only announces: it starts the signals
+without a listener (``start(None)``) and its API calls ``announce`` where an engine would be woken
+(``notifier.api.wake``).
+
 On SQLite there is one host and usually one process; the others keep polling (``PollingOnly``).
 """
 
@@ -26,7 +30,9 @@ RECONNECT_SECONDS = 1.0
 
 
 class WorkSignals(Protocol):
-    async def start(self, on_signal: Callable[[], None]) -> None: ...
+    async def start(self, on_signal: Callable[[], None] | None) -> None:
+        """Connect; call ``on_signal`` whenever another process announces work (None: announce only)."""
+        ...
 
     def announce(self) -> None:
         """Tell the other processes that work is due (returns at once; sent in the background)."""
@@ -38,7 +44,7 @@ class WorkSignals(Protocol):
 class PollingOnly:
     """No notifications: the other processes find new work at their next poll."""
 
-    async def start(self, on_signal: Callable[[], None]) -> None:
+    async def start(self, on_signal: Callable[[], None] | None) -> None:
         return None
 
     def announce(self) -> None:
@@ -59,7 +65,7 @@ class PostgresWorkSignals:
         self._sender: asyncio.Task[None] | None = None
         self.sent = self.received = 0
 
-    async def start(self, on_signal: Callable[[], None]) -> None:
+    async def start(self, on_signal: Callable[[], None] | None) -> None:
         listening = asyncio.Event()
         self._task = asyncio.create_task(self._run(on_signal, listening), name="work-signals")
         with contextlib.suppress(TimeoutError):  # a database away at start: the loop keeps trying
@@ -86,12 +92,13 @@ class PostgresWorkSignals:
         except Exception as exc:  # the listener's loop reconnects; the others still poll
             log.warning("could not announce new work: %s", type(exc).__name__)
 
-    async def _run(self, on_signal: Callable[[], None], listening: asyncio.Event) -> None:
+    async def _run(self, on_signal: Callable[[], None] | None, listening: asyncio.Event) -> None:
         import asyncpg
 
         def heard(*_: object) -> None:
             self.received += 1
-            on_signal()
+            if on_signal is not None:
+                on_signal()
 
         while True:
             lost = asyncio.Event()
@@ -101,10 +108,12 @@ class PostgresWorkSignals:
                     self.dsn, timeout=10, server_settings={"application_name": "notifier-wakeups"}
                 )
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
-                await conn.add_listener(self.channel, heard)
+                if on_signal is not None:
+                    await conn.add_listener(self.channel, heard)
                 self._conn = conn
                 listening.set()
-                on_signal()  # anything announced while this process was not listening
+                if on_signal is not None:
+                    on_signal()  # anything announced while this process was not listening
                 await lost.wait()
                 log.warning("the connection listening for new work closed; reconnecting")
             except asyncio.CancelledError:

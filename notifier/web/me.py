@@ -105,7 +105,7 @@ async def me_ask(request: web.Request) -> web.Response:
                    else ("请填写正确的11位手机号码", "Enter an 11-digit mobile number."))  # fmt: skip
         return _ask_page(request, values, [PageError(field, *message)], 422)
     ask = Ask("me", channel, address, request_client(request))
-    outcome = await flow.request_code(pages.outside(request), ask)
+    outcome = await flow.request_code(await pages.outside(request), ask)
     return asked_page(request, outcome, ask, "/me")
 
 
@@ -114,7 +114,7 @@ async def me_confirm(request: web.Request) -> web.Response:
     form = await pages.read_form(request)
     if form is None:
         return pages.bad_form(request)
-    out = pages.outside(request)
+    out = await pages.outside(request)
     token = pages.text(form, "request", 2048)
     checked = await flow.check_code(out, token, pages.text(form, "code", 20), "me")
     row = checked.request

@@ -29,6 +29,8 @@ from multidict import MultiDictProxy
 from pydantic import SecretStr
 
 from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.notices import UNOPENED_ADAPTERS
+from notifier.api.wake import wake
 from notifier.engine.context import aliases_of
 from notifier.residents.flow import Outside
 from notifier.signing import ExpiredToken, TokenError, sign, verify
@@ -85,20 +87,20 @@ def secret(request: web.Request) -> SecretStr:
     return request.app[SETTINGS].security.signing_secret
 
 
-def outside(request: web.Request) -> Outside:
-    """The flow's view of this process: store, secret, clock, and the engine's aliases when it runs here."""
+async def outside(request: web.Request) -> Outside:
+    """The flow's view of this process: store, secret, clock, and the aliases a message is queued on. A
+    process without an engine (an API node) queues on the configured aliases; the workers elsewhere send."""
     settings = request.app[SETTINGS]
     engine = request.app.get(ENGINE)
+    channels = engine.ctx.channels if engine is not None else await request.app[UNOPENED_ADAPTERS].get(settings)
 
     def first_alias(kind: str) -> str | None:
-        if engine is None:
-            return None
-        found = aliases_of(settings, engine.ctx.channels, kind)
+        found = aliases_of(settings, channels, kind)
         return found[0] if found else None
 
     return Outside(
         store=request.app[STORE], secret=secret(request), public_url=settings.server.public_url,
-        now=now(request), first_alias=first_alias, wake=engine.wake if engine is not None else lambda: None,
+        now=now(request), first_alias=first_alias, wake=lambda: wake(request.app),
     )  # fmt: skip
 
 

@@ -215,7 +215,7 @@ async def subscribe_submit(request: web.Request) -> web.Response:
         return _form_page(request, board, topics, values, errors, 422)
     channel = Channel(values.channel)
     ask = Ask("subscribe", channel, address, request_client(request), values.name, values.area, values.topics)
-    outcome = await flow.request_code(pages.outside(request), ask)
+    outcome = await flow.request_code(await pages.outside(request), ask)
     return asked_page(request, outcome, ask, again_url(board.code, values.topics))
 
 
@@ -285,7 +285,7 @@ async def subscribe_confirm(request: web.Request) -> web.Response:
     form = await pages.read_form(request)
     if form is None:
         return pages.bad_form(request)
-    out = pages.outside(request)
+    out = await pages.outside(request)
     token = pages.text(form, "request", 2048)
     checked = await flow.check_code(out, token, pages.text(form, "code", 20), "subscribe")
     return await _after_check(request, out, checked, token)
@@ -340,7 +340,7 @@ def _success(request: web.Request, channel: str) -> web.Response:
 
 @never_500
 async def link_page(request: web.Request) -> web.Response:
-    out = pages.outside(request)
+    out = await pages.outside(request)
     token = request.query.get("token", "")[:2048]
     checked = await flow.check_link(out, token)
     if checked.outcome is Check.UNKNOWN or checked.request is None:
@@ -360,7 +360,7 @@ async def link_confirm(request: web.Request) -> web.Response:
     form = await pages.read_form(request)
     if form is None:
         return pages.bad_form(request)
-    out = pages.outside(request)
+    out = await pages.outside(request)
     token = pages.text(form, "link", 2048)
     checked = await flow.check_link(out, token)
     if checked.request is not None:
