@@ -61,7 +61,7 @@ class PostgresWorkSignals:
         self.dsn, self.channel = dsn, channel
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
-        self._pending = False  # one NOTIFY in flight at most: many announcements in a burst wake once
+        self._again = False  # announced while a NOTIFY was in flight: one more follows it
         self._sender: asyncio.Task[None] | None = None
         self.sent = self.received = 0
 
@@ -72,9 +72,11 @@ class PostgresWorkSignals:
             await asyncio.wait_for(listening.wait(), 10)
 
     def announce(self) -> None:
-        if self._conn is None or self._pending:
+        if self._conn is None:
             return
-        self._pending = True
+        if self._sender is not None and not self._sender.done():
+            self._again = True  # one statement at a time on the connection: many in a burst wake once more
+            return
         self._sender = asyncio.create_task(self._notify(), name="work-signal")
 
     async def stop(self) -> None:
@@ -85,12 +87,18 @@ class PostgresWorkSignals:
         self._task = self._sender = None
 
     async def _notify(self) -> None:
-        try:
-            self._pending = False  # an announcement from now on needs a notification of its own
-            await self._conn.execute("SELECT pg_notify($1, '')", self.channel)
-            self.sent += 1
-        except Exception as exc:  # the listener's loop reconnects; the others still poll
-            log.warning("could not announce new work: %s", type(exc).__name__)
+        """NOTIFY, and once more while announcements came during it: work committed after the one in flight
+        was sent may be missed by a listener that woke on it."""
+        again = True
+        while again and self._conn is not None:
+            self._again = False
+            try:
+                await self._conn.execute("SELECT pg_notify($1, '')", self.channel)
+                self.sent += 1
+            except Exception as exc:  # the listener's loop reconnects; the others still poll
+                log.warning("could not announce new work: %s", type(exc).__name__)
+                return
+            again = self._again
 
     async def _run(self, on_signal: Callable[[], None] | None, listening: asyncio.Event) -> None:
         import asyncpg

@@ -37,3 +37,23 @@ async def test_an_announcement_wakes_the_other_listeners(dsn: str) -> None:
     finally:
         await announcer.stop()
         await listener.stop()
+
+
+@pytest.mark.peer("postgres")
+async def test_an_announcement_during_a_notify_in_flight_is_sent_after_it(dsn: str) -> None:
+    """Work committed while a NOTIFY is on its way may be missed by the engine that wakes on that one: a second
+    NOTIFY follows, on the same connection after the first (two at once on one connection fail)."""
+    channel = f"test_{uuid.uuid4().hex}"
+    announcer, listener = PostgresWorkSignals(dsn, channel), PostgresWorkSignals(dsn, channel)
+    heard_two = asyncio.Event()
+    await listener.start(lambda: heard_two.set() if listener.received >= 2 else None)
+    await announcer.start(None)  # announcing only, as an API node
+    try:
+        announcer.announce()
+        await asyncio.sleep(0)  # the first NOTIFY starts: it is in flight now
+        announcer.announce()
+        await asyncio.wait_for(heard_two.wait(), 10)
+        assert announcer.sent == 2 and announcer.received == 0
+    finally:
+        await announcer.stop()
+        await listener.stop()
