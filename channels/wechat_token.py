@@ -75,31 +75,25 @@ class TokenCache(Protocol):
         ...
 
 
-class MemoryTokenCache:
-    """One process's cache of one token: single-flight fetches, refreshed ``margin`` s before expiry.
+class SingleFlightTokenCache:
+    """What the token caches share: the token kept in memory until it goes stale, and fetches single-flight
+    under an ``asyncio.Lock``, ``refresh`` a compare-and-swap. Where a missing or rejected token comes from
+    is the subclass's ``_obtain``: the endpoint (``MemoryTokenCache``), or a row every process shares
+    (``notifier.engine.shared_tokens``).
 
-    ``clock`` is monotonic seconds (injectable for tests); ``can_force`` says whether the endpoint can be
-    asked for a new token while the current one is valid (stable_token can, WeCom's gettoken cannot).
-    A token whose ``expires_in`` is short is kept for at least half its lifetime, so a short-lived token
-    never makes every call fetch.
+    ``can_force`` says whether the endpoint can be asked for a new token while the current one is valid
+    (stable_token can, WeCom's gettoken cannot).
     """
 
     def __init__(
-        self,
-        fetch: TokenFetcher,
-        *,
-        margin: float = DEFAULT_MARGIN,
-        clock: Callable[[], float] = time.monotonic,
-        can_force: bool = True,
+        self, fetch: TokenFetcher, *, margin: float, clock: Callable[[], float], can_force: bool
     ) -> None:
         self._fetch = fetch
-        self._can_force = can_force
-        self._margin = margin
-        self._clock = clock
+        self._margin, self._clock, self._can_force = margin, clock, can_force
         self._lock = asyncio.Lock()
         self._value: str | None = None
         self._stale_at = 0.0
-        self.fetches = 0  # how many times the endpoint was called (for metrics and tests)
+        self.fetches = 0  # how many times this process called the endpoint (for metrics and tests)
 
     def _valid(self) -> str | None:
         return self._value if self._value is not None and self._clock() < self._stale_at else None
@@ -112,28 +106,57 @@ class MemoryTokenCache:
             current = self._valid()
             if current is not None:
                 return current
-            return self._store(await self._call(force=False))
+            return await self._obtain(rejected=None)
 
     async def refresh(self, rejected: str) -> str:
         async with self._lock:
             current = self._valid()
             if current is not None and current != rejected:
                 return current
-            issued = await self._call(force=False)
-            if issued.value == rejected and self._can_force:
-                # The platform still hands out the token it refuses ("not latest"): ask for a new one, once.
-                issued = await self._call(force=True)
-            return self._store(issued)
+            return await self._obtain(rejected)
 
-    async def _call(self, *, force: bool) -> IssuedToken:
+    async def _obtain(self, rejected: str | None) -> str:
+        """A token other than ``rejected``, called under the lock when none valid is in memory."""
+        raise NotImplementedError
+
+    async def _fetch_new(self, rejected: str | None) -> IssuedToken:
+        """A token from the endpoint."""
         self.fetches += 1
-        return await self._fetch(force)
+        issued = await self._fetch(False)
+        if rejected is not None and issued.value == rejected and self._can_force:
+            # The platform still hands out the token it refuses ("not latest"): ask for a new one, once.
+            self.fetches += 1
+            issued = await self._fetch(True)
+        return issued
 
-    def _store(self, issued: IssuedToken) -> str:
-        lifetime = max(issued.expires_in - self._margin, issued.expires_in / 2)
-        self._value = issued.value
-        self._stale_at = self._clock() + lifetime
-        return issued.value
+    def _keep(self, value: str, stale_at: float) -> str:
+        self._value, self._stale_at = value, stale_at
+        return value
+
+
+def lifetime(issued: IssuedToken, margin: float) -> float:
+    """Seconds a token is used before it is fetched again: ``margin`` s before it expires, but at least half
+    its lifetime, so a short-lived token never makes every call fetch."""
+    return max(issued.expires_in - margin, issued.expires_in / 2)
+
+
+class MemoryTokenCache(SingleFlightTokenCache):
+    """One process's cache of one token, fetched from the endpoint and refreshed ``margin`` s before expiry.
+    ``clock`` is monotonic seconds (injectable for tests)."""
+
+    def __init__(
+        self,
+        fetch: TokenFetcher,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        can_force: bool = True,
+    ) -> None:
+        super().__init__(fetch, margin=margin, clock=clock, can_force=can_force)
+
+    async def _obtain(self, rejected: str | None) -> str:
+        issued = await self._fetch_new(rejected)
+        return self._keep(issued.value, self._clock() + lifetime(issued, self._margin))
 
 
 class TokenCaches:
@@ -157,6 +180,7 @@ __all__ = [
     "DEFAULT_MARGIN",
     "IssuedToken",
     "MemoryTokenCache",
+    "SingleFlightTokenCache",
     "TokenCache",
     "TokenCaches",
     "TokenError",

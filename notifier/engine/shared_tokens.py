@@ -20,7 +20,14 @@ import logging
 import time
 from collections.abc import Callable
 
-from channels.wechat_token import DEFAULT_MARGIN, IssuedToken, MemoryTokenCache, TokenCaches, TokenFetcher
+from channels.wechat_token import (
+    DEFAULT_MARGIN,
+    MemoryTokenCache,
+    SingleFlightTokenCache,
+    TokenCaches,
+    TokenFetcher,
+    lifetime,
+)
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,7 @@ WAIT_STEP = 0.05
 """Seconds between two reads of the row while another process fetches."""
 
 
-class DatabaseTokenCache:
+class DatabaseTokenCache(SingleFlightTokenCache):
     def __init__(
         self,
         store: Store,
@@ -44,32 +51,10 @@ class DatabaseTokenCache:
         clock: Callable[[], float] = time.time,
         can_force: bool = True,
     ) -> None:
+        super().__init__(fetch, margin=margin, clock=clock, can_force=can_force)
         self.store, self.key, self.holder = store, key, holder
-        self._fetch = fetch
-        self._margin, self._clock, self._can_force = margin, clock, can_force
-        self._lock = asyncio.Lock()
-        self._value: str | None = None
-        self._stale_at = 0.0
-        self.fetches = 0  # how many times this process called the endpoint
 
-    def _valid(self) -> str | None:
-        return self._value if self._value is not None and self._clock() < self._stale_at else None
-
-    async def token(self) -> str:
-        current = self._valid()
-        if current is not None:
-            return current
-        async with self._lock:
-            return self._valid() or await self._shared(rejected=None)
-
-    async def refresh(self, rejected: str) -> str:
-        async with self._lock:
-            current = self._valid()
-            if current is not None and current != rejected:
-                return current
-            return await self._shared(rejected)
-
-    async def _shared(self, rejected: str | None) -> str:
+    async def _obtain(self, rejected: str | None) -> str:
         """The account's token from the row, fetched by this process when it holds the fetch lease."""
         while True:
             row = await self.store.shared_token(self.key)
@@ -82,12 +67,7 @@ class DatabaseTokenCache:
 
     async def _fetch_and_store(self, rejected: str | None) -> str:
         try:
-            self.fetches += 1
-            issued = await self._fetch(False)
-            if rejected is not None and issued.value == rejected and self._can_force:
-                # the platform still hands out the token it refuses ("not latest"): ask for a new one, once
-                self.fetches += 1
-                issued = await self._fetch(True)
+            issued = await self._fetch_new(rejected)
         except BaseException:
             await asyncio.shield(self.store.abandon_token_fetch(self.key, self.holder))
             raise
@@ -95,15 +75,6 @@ class DatabaseTokenCache:
         if not await self.store.save_shared_token(self.key, self.holder, issued.value, stale_at):
             log.warning("token %s: the fetch took longer than its lease; kept for this process only", self.key)
         return self._keep(issued.value, stale_at)
-
-    def _keep(self, value: str, stale_at: float) -> str:
-        self._value, self._stale_at = value, stale_at
-        return value
-
-
-def lifetime(issued: IssuedToken, margin: float) -> float:
-    """Seconds a token is used before it is fetched again (as ``MemoryTokenCache`` keeps it)."""
-    return max(issued.expires_in - margin, issued.expires_in / 2)
 
 
 class DatabaseTokenCaches(TokenCaches):
