@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, Field
@@ -20,7 +20,7 @@ from notifier.api.routing import Route, read_query
 from notifier.domain.enums import Role
 from notifier.domain.errors import Forbidden
 from notifier.domain.models import CODE_PATTERN, ApiKeyInfo, Strict
-from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, assessment_tables, reach_tables, to_csv, to_xlsx
+from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, Table, assessment_tables, reach_tables, to_csv, to_xlsx
 from notifier.reports import (
     AssessmentReport,
     ReachReport,
@@ -80,30 +80,33 @@ def department_in_scope(key: ApiKeyInfo, asked: str | None) -> str | None:
     return key.department
 
 
-async def _answer(
-    request: web.Request, report: BaseModel, tables: dict[str, tuple[list[str], list[list[object]]]], name: str
-) -> web.Response:
-    if _accepts(request, XLSX_MEDIA):
+def period_asked(query: PeriodQuery, timezone: str, now: datetime) -> tuple[datetime, datetime]:
+    """The period a query names: from its first day's start (or its time) to its last day's end, or now."""
+    return period_start(query.from_, timezone), period_end(query.to, timezone, now)
+
+
+async def table_download(tables: dict[str, Table], name: str, fmt: Literal["csv", "xlsx"]) -> web.Response:
+    """A report's tables as a file to save: one CSV table, or an XLSX workbook (built off the event loop)."""
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    if fmt == "xlsx":
         body = await asyncio.to_thread(to_xlsx, tables)
-        disposition = f'attachment; filename="{name}.xlsx"'
-        return web.Response(body=body, content_type=XLSX_MEDIA, headers={"Content-Disposition": disposition})
+        return web.Response(body=body, content_type=XLSX_MEDIA, headers=headers)
+    return web.Response(text=to_csv(tables), content_type=CSV_MEDIA, charset="utf-8", headers=headers)
+
+
+async def _answer(request: web.Request, report: BaseModel, tables: dict[str, Table], name: str) -> web.Response:
+    if _accepts(request, XLSX_MEDIA):
+        return await table_download(tables, name, "xlsx")
     if _accepts(request, CSV_MEDIA):
-        disposition = f'attachment; filename="{name}.csv"'
-        return web.Response(
-            text=to_csv(tables), content_type=CSV_MEDIA, charset="utf-8", headers={"Content-Disposition": disposition}
-        )
+        return await table_download(tables, name, "csv")
     return web.Response(text=report.model_dump_json(by_alias=True), content_type="application/json", charset="utf-8")
 
 
 async def get_reach_report(request: web.Request) -> web.Response:
     key = await require(request)
     q = read_query(request, ReachQuery)
-    timezone = request.app[SETTINGS].server.timezone
-    now = datetime.now(UTC)
-    department = department_in_scope(key, q.department)
-    report = await reach_report(
-        request.app[STORE], period_start(q.from_, timezone), period_end(q.to, timezone, now), department
-    )
+    start, end = period_asked(q, request.app[SETTINGS].server.timezone, datetime.now(UTC))
+    report = await reach_report(request.app[STORE], start, end, department_in_scope(key, q.department))
     return await _answer(request, report, reach_tables(report), "reach")
 
 
@@ -111,16 +114,10 @@ async def get_department_report(request: web.Request) -> web.Response:
     key = await require(request)
     q = read_query(request, PeriodQuery)
     settings = request.app[SETTINGS]
-    timezone = settings.server.timezone
     now = datetime.now(UTC)
-    report = await assessment_report(
-        request.app[STORE],
-        settings.approval,
-        period_start(q.from_, timezone),
-        period_end(q.to, timezone, now),
-        department_in_scope(key, None),
-        now,
-    )
+    start, end = period_asked(q, settings.server.timezone, now)
+    department = department_in_scope(key, None)
+    report = await assessment_report(request.app[STORE], settings.approval, start, end, department, now)
     return await _answer(request, report, assessment_tables(report), "departments")
 
 

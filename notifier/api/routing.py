@@ -112,15 +112,20 @@ async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
 
 
 def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    return validate_query(model, request.query)
+
+
+def validate_query(model: type[ModelT], query: Mapping[str, str]) -> ModelT:
+    """Query parameters as ``model``; a 422 naming each wrong one (``query.<name>``)."""
     # no text the service keeps holds U+0000 (PostgreSQL cannot store one), so no filter can match it
-    nul = [name for name, value in request.query.items() if "\x00" in value]
+    nul = [name for name, value in query.items() if "\x00" in value]
     if nul:
         raise InvalidInput(
             "a query parameter holds a NUL character",
             [FieldError(f"query.{name}", "contains a NUL character (U+0000)", "nul_character") for name in nul],
         )
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(dict(query))
     except ValidationError as exc:
         raise invalid_from_validation(exc, "query.") from None
 

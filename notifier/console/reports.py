@@ -11,30 +11,20 @@ the one chosen. ``from`` and ``to`` are days (server time zone), both included; 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from notifier.api.keys import SETTINGS
-from notifier.api.problems import invalid_from_validation
-from notifier.api.reports import ReachQuery, department_in_scope
+from notifier.api.reports import ReachQuery, department_in_scope, period_asked, table_download
+from notifier.api.routing import validate_query
 from notifier.console.charts import Chart, Series, bar_chart
 from notifier.console.framework import Console, NavItem, page
 from notifier.console.i18n import Translator
 from notifier.domain.enums import Role
-from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, assessment_tables, reach_tables, to_csv, to_xlsx
-from notifier.reports import (
-    AssessmentReport,
-    ReachReport,
-    assessment_report,
-    period_end,
-    period_start,
-    reach_report,
-)
+from notifier.report_formats import assessment_tables, reach_tables
+from notifier.reports import AssessmentReport, ReachReport, assessment_report, reach_report
 
 REPORTS_PATH = "/console/reports"
 _QUERY_FIELDS = ("from", "to", "department")
@@ -43,19 +33,15 @@ _QUERY_FIELDS = ("from", "to", "department")
 def _query(console: Console) -> tuple[ReachQuery, dict[str, str]]:
     """The period and department asked (empty fields left out), validated as the API validates them."""
     asked = {name: console.request.query[name] for name in _QUERY_FIELDS if console.request.query.get(name)}
-    try:
-        return ReachQuery.model_validate(asked), asked
-    except ValidationError as exc:
-        raise invalid_from_validation(exc, "query.") from None
+    return validate_query(ReachQuery, asked), asked
 
 
 async def _reports(console: Console) -> tuple[ReachReport, AssessmentReport, dict[str, str]]:
     query, asked = _query(console)
     settings = console.request.app[SETTINGS]
-    timezone = settings.server.timezone
     now = datetime.fromtimestamp(console.now(), UTC)
     department = department_in_scope(console.staff.as_key(), query.department)
-    start, end = period_start(query.from_, timezone), period_end(query.to, timezone, now)
+    start, end = period_asked(query, settings.server.timezone, now)
     reach = await reach_report(console.store, start, end, department)
     assessment = await assessment_report(console.store, settings.approval, start, end, department, now)
     return reach, assessment, asked
@@ -117,12 +103,8 @@ async def reports_page(request: web.Request, console: Console) -> web.StreamResp
 async def report_download(request: web.Request, console: Console) -> web.StreamResponse:
     reach, assessment, _ = await _reports(console)
     name, fmt = request.match_info["name"], request.match_info["format"]
-    tables: dict[str, Any] = reach_tables(reach) if name == "reach" else assessment_tables(assessment)
-    headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
-    if fmt == "xlsx":
-        body = await asyncio.to_thread(to_xlsx, tables)
-        return web.Response(body=body, content_type=XLSX_MEDIA, headers=headers)
-    return web.Response(text=to_csv(tables), content_type=CSV_MEDIA, charset="utf-8", headers=headers)
+    tables = reach_tables(reach) if name == "reach" else assessment_tables(assessment)
+    return await table_download(tables, name, "xlsx" if fmt == "xlsx" else "csv")
 
 
 NAV_ITEMS = [NavItem(REPORTS_PATH, "统计报表", "Reports")]
