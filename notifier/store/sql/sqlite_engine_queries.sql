@@ -278,19 +278,22 @@ WHERE notice_id = :notice_id AND state = 'queued';
 -- set, see record_sent): until the window passes the notice may yet fall back, and can still be cancelled. A
 -- printout whose print job is still asked after (an area's due_at) does not hold the notice open
 UPDATE notices SET state = 'done', updated_at = :now_iso
-WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
-    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
-      AND (d.state = 'queued' OR d.state = 'sending'
-           OR (d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)))
+WHERE state IN ('scheduled', 'sending')
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
+                  AND d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)
 RETURNING id;
 
 -- name: notice_to_finish
--- The same condition as finish_notices, read only: most passes find none, and need not take the write lock
+-- The same condition as finish_notices, read only: most passes find none, and need not take the write lock.
+-- Two tests, not one with an OR: while a notice is being sent the first finds a queued or sending delivery
+-- through the partial index deliveries_active at once; one OR'ed test walked the notice's deliveries already
+-- sent on every pass of the planner (1.5 ms each for 20,000 residents, in the bench)
 SELECT 1 FROM notices
-WHERE state IN ('scheduled', 'sending') AND NOT EXISTS (
-    SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
-      AND (d.state = 'queued' OR d.state = 'sending'
-           OR (d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)))
+WHERE state IN ('scheduled', 'sending')
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id AND (d.state = 'queued' OR d.state = 'sending'))
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id
+                  AND d.state = 'sent' AND d.due_at IS NOT NULL AND d.subscriber_id IS NOT NULL)
 LIMIT 1;
 
 -- name: unconfirmed_deliveries
