@@ -149,7 +149,9 @@ class KannelChannel(HttpChannel):
                 params.pop(per_message, None)
             separator = "&" if "?" in self.kannel.url else "?"
             fixed = self._fixed_queries[text] = f"{self.kannel.url}{separator}{urlencode(params, quote_via=quote)}"
-        url = f"{fixed}&to={quote(message.recipient, safe='')}"
+        to = message.recipient
+        to = to.replace("+", "%2B") if _RECIPIENT.fullmatch(to) else quote(to, safe="")  # +digits: only + to quote
+        url = f"{fixed}&to={to}"
         dlr_url = self.dlr_url(message)
         if dlr_url is not None:
             url += f"&dlr-mask={self.kannel.dlr_mask}&dlr-url={quote(dlr_url, safe='')}"

@@ -20,8 +20,13 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON as the store writes it (one encoder for the process: ``json.dumps`` with options builds
+    a new one per call, and the engine calls this for every batch)."""
+    return _ENCODER.encode(value)
 
 
 def encode_cursor(last_id: int) -> str:
