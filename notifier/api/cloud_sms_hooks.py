@@ -35,7 +35,8 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -73,8 +74,69 @@ def hook_alias(request: web.Request, channel_type: str) -> str | None:
     return alias if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")) else None
 
 
-def _answer(body: dict[str, Any]) -> web.Response:
+def push_answer(body: dict[str, Any]) -> web.Response:
+    """What the platform expects to hear once a push is read (anything else, and it pushes again)."""
     return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json", charset="utf-8")
+
+
+@dataclass(frozen=True)
+class PushKind:
+    """What a platform pushes to a hook, as its logs and problems name it."""
+
+    name: str  # "receipt", "MO"
+    body: str  # what the body is, said when it is not: "a JSON array of reports"
+
+
+ParsedT = TypeVar("ParsedT")
+
+
+async def read_push(
+    request: web.Request, vendor: str, channel_type: str, kind: PushKind, parse: Callable[[bytes], ParsedT]
+) -> tuple[str, ParsedT] | web.Response:
+    """(alias, what ``parse`` read) of a push to a ``channel_type`` alias presenting its hook token; else the
+    problem to answer: 403 for the alias or token, 413 for a body over ``MAX_BODY_BYTES``, 400 for one
+    ``parse`` cannot read."""
+    alias = hook_alias(request, channel_type)
+    if alias is None:
+        log.warning("%s %s hook refused: unknown alias, not a %s channel, or wrong token", vendor, kind.name,
+                    channel_type)  # fmt: skip
+        return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
+                       instance=request.path)  # fmt: skip
+    body = await read_body(request, MAX_BODY_BYTES)
+    if body is None:
+        log.warning("%s %s push on %s refused: over %d bytes", vendor, kind.name, alias, MAX_BODY_BYTES)
+        return problem(413, "Payload too large", f"a {kind.name} push is at most {MAX_BODY_BYTES} bytes",
+                       slug="too-large", instance=request.path)  # fmt: skip
+    try:
+        return alias, parse(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        log.warning("%s %s push on %s unreadable: %s", vendor, kind.name, alias, reason)
+        return problem(400, "Bad request", f"the body is not {kind.body}: {reason}", slug="bad-request",
+                       instance=request.path)  # fmt: skip
+
+
+def push_errors(bad_body: str, unavailable: str) -> dict[int, str]:
+    """The problems of a push hook, for the API description."""
+    return {
+        400: bad_body,
+        403: "unknown alias, not a channel of this platform, or wrong hook token",
+        413: "the body is too large",
+        503: unavailable,
+    }
+
+
+def push_success(answer: dict[str, Any]) -> Answer:
+    keys = {name: {"const": value} for name, value in answer.items()}
+    return Answer("the push was read", "application/json", {"type": "object", "properties": keys})
+
+
+HOOK_PARAMS = (
+    Param("alias", {"type": "string"}, required=True, description="the channel alias the push is for"),
+    Param("token", {"type": "string"}, required=True, description="the alias's hook_token"),
+)
+
+RECEIPTS = PushKind("receipt", "a JSON array of reports")
 
 
 async def _receive(
@@ -84,23 +146,10 @@ async def _receive(
     parse: Callable[[bytes], list[Receipt]],
     answer: dict[str, Any],
 ) -> web.StreamResponse:
-    alias = hook_alias(request, channel_type)
-    if alias is None:
-        log.warning("%s receipt hook refused: unknown alias, not a %s channel, or wrong token", vendor, channel_type)
-        return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
-                       instance=request.path)
-    body = await read_body(request, MAX_BODY_BYTES)
-    if body is None:
-        log.warning("%s receipt push on %s refused: over %d bytes", vendor, alias, MAX_BODY_BYTES)
-        return problem(413, "Payload too large", f"a receipt push is at most {MAX_BODY_BYTES} bytes",
-                       slug="too-large", instance=request.path)
-    try:
-        receipts = parse(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        reason = "not a JSON array" if isinstance(exc, RecursionError) else str(exc)[:200]
-        log.warning("%s receipt push on %s unreadable: %s", vendor, alias, reason)
-        return problem(400, "Bad request", f"the body must be a JSON array of reports: {reason}",
-                       slug="bad-request", instance=request.path)
+    read = await read_push(request, vendor, channel_type, RECEIPTS, parse)
+    if isinstance(read, web.Response):
+        return read
+    alias, receipts = read
     outcomes: dict[str, int] = {}
     for receipt in receipts:
         message_id = receipt.provider_message_id.strip()
@@ -117,7 +166,7 @@ async def _receive(
         log.info("%s receipt %s on %s: %s (%s)", vendor, message_id, alias, receipt.status, outcome)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     log.info("%s receipt push on %s: %d reports, %s", vendor, alias, len(receipts), outcomes or "nothing recorded")
-    return _answer(answer)
+    return push_answer(answer)
 
 
 async def aliyun_sms_receipts(request: web.Request) -> web.StreamResponse:
@@ -130,16 +179,8 @@ async def tencent_sms_receipts(request: web.Request) -> web.StreamResponse:
     return await _receive(request, "tencent", "tencent_sms", parse_tencent_callback, TENCENT_ANSWER)
 
 
-_ERRORS = {
-    400: "the body is not a JSON array of reports",
-    403: "unknown alias, not a channel of this platform, or wrong hook token",
-    413: "the body is too large",
-    503: "the receipts could not be stored; the platform should push again",
-}
-_TOKEN = (
-    Param("alias", {"type": "string"}, required=True, description="the channel alias the push is for"),
-    Param("token", {"type": "string"}, required=True, description="the alias's hook_token"),
-)
+_ERRORS = push_errors("the body is not a JSON array of reports",
+                      "the receipts could not be stored; the platform should push again")  # fmt: skip
 
 
 def _reports(fields: str) -> dict[str, Any]:
@@ -148,22 +189,30 @@ def _reports(fields: str) -> dict[str, Any]:
     return {"application/json": {"type": "array", "items": item}}
 
 
-def _answers(answer: dict[str, Any]) -> Answer:
-    keys = {name: {"const": value} for name, value in answer.items()}
-    return Answer("the push was read", "application/json", {"type": "object", "properties": keys})
-
-
 ROUTES: list[Route] = [
     Route("POST", "/hooks/aliyun-sms", aliyun_sms_receipts,
           'Aliyun SMS delivery receipts (SmsReport HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
-          "hooks", public=True, params=_TOKEN, content_required=True,
+          "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content=_reports("biz_id, success, err_code, err_msg, report_time"),
-          success=_answers(ALIYUN_ANSWER), extra_responses=_ERRORS),
+          success=push_success(ALIYUN_ANSWER), extra_responses=_ERRORS),
     Route("POST", "/hooks/tencent-sms", tencent_sms_receipts,
           'Tencent Cloud SMS status callback; answers {"result": 0, "errmsg": "OK"}',
-          "hooks", public=True, params=_TOKEN, content_required=True,
+          "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content=_reports("sid, report_status, errmsg, description, user_receive_time"),
-          success=_answers(TENCENT_ANSWER), extra_responses=_ERRORS),
+          success=push_success(TENCENT_ANSWER), extra_responses=_ERRORS),
 ]  # fmt: skip
 
-__all__ = ["ALIYUN_ANSWER", "ROUTES", "TENCENT_ANSWER", "aliyun_sms_receipts", "hook_alias", "tencent_sms_receipts"]
+__all__ = [
+    "ALIYUN_ANSWER",
+    "HOOK_PARAMS",
+    "ROUTES",
+    "TENCENT_ANSWER",
+    "PushKind",
+    "aliyun_sms_receipts",
+    "hook_alias",
+    "push_answer",
+    "push_errors",
+    "push_success",
+    "read_push",
+    "tencent_sms_receipts",
+]

@@ -43,11 +43,19 @@ from typing import Any
 
 from aiohttp import web
 
-from notifier.api.bodies import read_body
-from notifier.api.cloud_sms_hooks import ALIYUN_ANSWER, TENCENT_ANSWER, hook_alias
+from notifier.api.cloud_sms_hooks import (
+    ALIYUN_ANSWER,
+    HOOK_PARAMS,
+    TENCENT_ANSWER,
+    PushKind,
+    push_answer,
+    push_errors,
+    push_success,
+    read_push,
+)
 from notifier.api.keys import STORE
 from notifier.api.problems import problem
-from notifier.api.routing import Answer, Param, Route
+from notifier.api.routing import Route
 from notifier.api.sms_replies import OPT_OUT_DEADLINE, take_reply
 from notifier.domain.contacts import normalise_phone
 
@@ -119,26 +127,17 @@ async def _first_time(request: web.Request, vendor: str, alias: str, reply: Inbo
         return True
 
 
+REPLIES = PushKind("MO", "the platform's reply push")
+
+
 async def _receive(
     request: web.Request, vendor: str, channel_type: str, parse: Callable[[bytes], list[InboundSms | None]],
     answer: dict[str, Any],
 ) -> web.StreamResponse:  # fmt: skip
-    alias = hook_alias(request, channel_type)
-    if alias is None:
-        log.warning("%s MO hook refused: unknown alias, not a %s channel, or wrong token", vendor, channel_type)
-        return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
-                       instance=request.path)  # fmt: skip
-    body = await read_body(request, MAX_BODY_BYTES)
-    if body is None:
-        return problem(413, "Payload too large", f"a push is at most {MAX_BODY_BYTES} bytes", slug="too-large",
-                       instance=request.path)  # fmt: skip
-    try:
-        replies = parse(body)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        log.warning("%s MO push on %s unreadable: %s", vendor, alias, reason)
-        return problem(400, "Bad request", f"the body is not the platform's reply push: {reason}",
-                       slug="bad-request", instance=request.path)  # fmt: skip
+    read = await read_push(request, vendor, channel_type, REPLIES, parse)
+    if isinstance(read, web.Response):
+        return read
+    alias, replies = read
     taken = skipped = 0
     for reply in replies:
         try:
@@ -156,8 +155,7 @@ async def _receive(
                            slug="unavailable", instance=request.path)  # fmt: skip
         taken += 1
     log.info("%s MO push on %s: %d replies taken, %d skipped", vendor, alias, taken, skipped)
-    return web.Response(text=json.dumps(answer, ensure_ascii=False), content_type="application/json",
-                        charset="utf-8")  # fmt: skip
+    return push_answer(answer)
 
 
 async def aliyun_sms_up(request: web.Request) -> web.StreamResponse:
@@ -170,21 +168,8 @@ async def tencent_sms_reply(request: web.Request) -> web.StreamResponse:
     return await _receive(request, "tencent", "tencent_sms", parse_tencent_reply, TENCENT_ANSWER)
 
 
-_ERRORS = {
-    400: "the body is not the platform's JSON reply push",
-    403: "unknown alias, not a channel of this platform, or wrong hook token",
-    413: "the body is too large",
-    503: "a reply could be neither stored nor kept; the platform should push again",
-}
-_TOKEN = (
-    Param("alias", {"type": "string"}, required=True, description="the channel alias the push is for"),
-    Param("token", {"type": "string"}, required=True, description="the alias's hook_token"),
-)
-
-
-def _answer(body: dict[str, Any]) -> Answer:
-    keys = {name: {"const": value} for name, value in body.items()}
-    return Answer("the push was read", "application/json", {"type": "object", "properties": keys})
+_ERRORS = push_errors("the body is not the platform's JSON reply push",
+                      "a reply could be neither stored nor kept; the platform should push again")  # fmt: skip
 
 
 _ALIYUN_ITEM = {"description": "one reply; read: phone_number, content, send_time, dest_code, sequence_id"}
@@ -193,14 +178,14 @@ _TENCENT_ITEM = {"type": "object", "description": "one reply; read: mobile, nati
 ROUTES: list[Route] = [
     Route("POST", "/hooks/aliyun-sms/up", aliyun_sms_up,
           'Aliyun SMS replies (SmsUp HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
-          "hooks", public=True, params=_TOKEN, content_required=True,
+          "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content={"application/json": {"type": "array", "items": _ALIYUN_ITEM}},
-          success=_answer(ALIYUN_ANSWER), extra_responses=_ERRORS),
+          success=push_success(ALIYUN_ANSWER), extra_responses=_ERRORS),
     Route("POST", "/hooks/tencent-sms/reply", tencent_sms_reply,
           'Tencent Cloud SMS reply callback; answers {"result": 0, "errmsg": "OK"}',
-          "hooks", public=True, params=_TOKEN, content_required=True,
+          "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content={"application/json": {"oneOf": [_TENCENT_ITEM, {"type": "array", "items": _TENCENT_ITEM}]}},
-          success=_answer(TENCENT_ANSWER), extra_responses=_ERRORS),
+          success=push_success(TENCENT_ANSWER), extra_responses=_ERRORS),
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "aliyun_sms_up", "parse_aliyun_up", "parse_tencent_reply", "tencent_sms_reply"]
