@@ -371,12 +371,15 @@ def _decision_comment(args: argparse.Namespace) -> str | None:
 
 async def _notices_approve(store: Store, args: argparse.Namespace) -> int:
     from notifier import approval
+    from notifier.engine.wakeups import announce_once
     from notifier.policy import notice_for_key
 
     comment = _decision_comment(args)
     key = await _key(store, args.api_key, Role.APPROVER)
     notice = await notice_for_key(store, key, args.id)
     notice = await approval.approve(store, args.settings.approval, key, notice, comment)
+    if notice.state is NoticeState.APPROVED:  # the workers start on it now, not at their next poll
+        await announce_once(args.settings.database.url)
     print(f"notice {notice.id}: {notice.state.value} ({notice.approvals} of {notice.approvals_required} approvals)")
     return 0
 

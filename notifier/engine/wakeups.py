@@ -38,6 +38,10 @@ class WorkSignals(Protocol):
         """Tell the other processes that work is due (returns at once; sent in the background)."""
         ...
 
+    async def flush(self) -> None:
+        """Return once what was announced is sent (a process about to exit)."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -48,6 +52,9 @@ class PollingOnly:
         return None
 
     def announce(self) -> None:
+        return None
+
+    async def flush(self) -> None:
         return None
 
     async def stop(self) -> None:
@@ -78,6 +85,10 @@ class PostgresWorkSignals:
             self._again = True  # one statement at a time on the connection: many in a burst wake once more
             return
         self._sender = asyncio.create_task(self._notify(), name="work-signal")
+
+    async def flush(self) -> None:
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
     async def stop(self) -> None:
         for task in (self._sender, self._task):
@@ -141,3 +152,15 @@ def work_signals_for(url: str) -> WorkSignals:
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresWorkSignals(url)
     return PollingOnly()
+
+
+async def announce_once(url: str) -> None:
+    """Announce new work from a process that neither runs an engine nor serves (a command such as
+    ``notifier notices approve``): connect, NOTIFY, disconnect."""
+    signals = work_signals_for(url)
+    await signals.start(None)
+    try:
+        signals.announce()
+        await signals.flush()
+    finally:
+        await signals.stop()

@@ -1,6 +1,7 @@
 """An API node (``notifier serve`` with ``engine.workers = 0``) announces the work made through it: a
 ``notifier worker`` process polling every 30 s sends an approval's messages and a resident's code at once
-(LISTEN / NOTIFY, ``engine.wakeups``, ``api.wake``). Two real processes on PostgreSQL."""
+(LISTEN / NOTIFY, ``engine.wakeups``, ``api.wake``); so does ``notifier notices approve``. Real processes on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ import pytest
 
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.models import NoticeIn
+from notifier.store import Store
 from tests.databases import postgres_database
-from tests.engine.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_B1, approved, resident, seeded_store
+from tests.engine.conftest import VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, approved, resident, seeded_store
 from tests.scale.workers import ROOT, start_worker, stop_all, timed_sink, write_config
 
 POLL = 30.0  # the worker's poll interval: far longer than the test waits
 WAKE_LIMIT = 10.0  # seconds the test waits for the first message after the API node's answer
-PEOPLE = 10  # in each town
+PEOPLE = 10  # in each village
 PHONE = "+8613800138000"  # the resident who subscribes through the API node's page
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 
@@ -84,20 +86,39 @@ async def subscribe_through(base: str) -> float:
     return time.monotonic()
 
 
+async def pending(store: Store, village: str) -> int:
+    """A notice to the village's residents, waiting for approval."""
+    notice, _ = await store.create_notice(
+        NoticeIn.model_validate({"topic": "air-quality", "title": "预警", "body": "明日重度污染。",
+                                 "target": {"areas": [village]}, "channels": ["sms"]}),
+        department="environment", created_by=None, actor="test",
+    )  # fmt: skip
+    await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor="test")
+    return notice.id
+
+
+async def approve_by_command(config: Path, notice_id: int, approver: str) -> float:
+    """``notifier notices approve``; the monotonic time it exited."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "notifier", "notices", "approve", str(notice_id), "--api-key", approver,
+        "--config", str(config), cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0 and b"approved" in out, err
+    return time.monotonic()
+
+
 @pytest.mark.peer("postgres")
 async def test_a_worker_elsewhere_sends_at_once_what_an_api_node_approved_or_queued(tmp_path: Path) -> None:
     db_url = postgres_database()
     async with seeded_store(db_url) as store, timed_sink() as sink:
-        for village in (VILLAGE_A1, VILLAGE_B1):
+        for village in (VILLAGE_A1, VILLAGE_B1, VILLAGE_A2):
             for _ in range(PEOPLE):
                 await resident(store, village)
-        await approved(store, target={"areas": [TOWN_A]})
-        pending, _ = await store.create_notice(
-            NoticeIn.model_validate({"topic": "air-quality", "title": "预警", "body": "明日重度污染。",
-                                     "target": {"areas": [TOWN_B]}, "channels": ["sms"]}),
-            department="environment", created_by=None, actor="test",
-        )  # fmt: skip
-        await store.transition_notice(pending.id, [NoticeState.DRAFT], NoticeState.PENDING_APPROVAL, actor="test")
+        await approved(store, target={"areas": [VILLAGE_A1]})
+        by_api, by_command = await pending(store, VILLAGE_B1), await pending(store, VILLAGE_A2)
         _, approver = await store.create_api_key(department="environment", role=Role.APPROVER, name="t", actor="t")
         api_config = write_config(tmp_path / "api.toml", db_url, sink, engine={"workers": 0}, channel={})
         worker_config = write_config(
@@ -108,15 +129,20 @@ async def test_a_worker_elsewhere_sends_at_once_what_an_api_node_approved_or_que
             try:
                 # its first pass fans the first notice out and sends it; then it has nothing to do for POLL seconds
                 await asyncio.wait_for(sink.served(PEOPLE), 60)
-                approved_at = await approve_through(base, pending.id, approver)
+                approved_at = await approve_through(base, by_api, approver)
                 await asyncio.wait_for(sink.served(PEOPLE + 1), WAKE_LIMIT)
                 approval_wake = time.monotonic() - approved_at
                 await asyncio.wait_for(sink.served(2 * PEOPLE), 60)
                 asked_at = await subscribe_through(base)
                 await asyncio.wait_for(sink.served(2 * PEOPLE + 1), WAKE_LIMIT)
                 code_wake = time.monotonic() - asked_at
+                approved_at = await approve_by_command(api_config, by_command, approver)
+                await asyncio.wait_for(sink.served(2 * PEOPLE + 2), WAKE_LIMIT)
+                command_wake = time.monotonic() - approved_at
+                await asyncio.wait_for(sink.served(3 * PEOPLE + 1), 60)
             finally:
                 await stop_all([worker])
     print(f"\nthe idle worker's first message {approval_wake:.2f} s after the API node approved;"
-          f" the resident's code {code_wake:.2f} s after the API node queued it")
+          f" the resident's code {code_wake:.2f} s after the API node queued it;"
+          f" the first message {command_wake:.2f} s after `notifier notices approve` exited")
     assert sink.recipients[PHONE] == 1
