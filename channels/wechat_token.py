@@ -86,7 +86,12 @@ class SingleFlightTokenCache:
     """
 
     def __init__(
-        self, fetch: TokenFetcher, *, margin: float, clock: Callable[[], float], can_force: bool
+        self,
+        fetch: TokenFetcher,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        can_force: bool = True,
     ) -> None:
         self._fetch = fetch
         self._margin, self._clock, self._can_force = margin, clock, can_force
@@ -143,16 +148,6 @@ def lifetime(issued: IssuedToken, margin: float) -> float:
 class MemoryTokenCache(SingleFlightTokenCache):
     """One process's cache of one token, fetched from the endpoint and refreshed ``margin`` s before expiry.
     ``clock`` is monotonic seconds (injectable for tests)."""
-
-    def __init__(
-        self,
-        fetch: TokenFetcher,
-        *,
-        margin: float = DEFAULT_MARGIN,
-        clock: Callable[[], float] = time.monotonic,
-        can_force: bool = True,
-    ) -> None:
-        super().__init__(fetch, margin=margin, clock=clock, can_force=can_force)
 
     async def _obtain(self, rejected: str | None) -> str:
         issued = await self._fetch_new(rejected)
