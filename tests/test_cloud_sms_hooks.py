@@ -98,7 +98,7 @@ def channel_settings(db_url: str) -> Settings:
             "sms-aliyun-off": {"kind": "sms", "type": "aliyun_sms", "order": 2, "access_key_id": "LTAI-test-id",
                                "access_key_secret": "s", "sign_name": "昌乐县政府", "template_code": "SMS_100000001"},
             "sms-ha": {"kind": "sms", "type": "failover", "order": 3, "aliases": ["sms-tencent", "sms-aliyun"]},
-            "wechat": {"kind": "wechat", "type": "recording"},
+            "wechat": {"kind": "wechat", "type": "outbox"},  # loadable by a process without an engine
         },
     })
 
@@ -170,7 +170,7 @@ async def hook(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 @pytest.fixture(params=[ALIYUN, TENCENT], ids=lambda v: v.name)
 async def bare_hook(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Hook]:
-    """The API without a running engine: receipts go straight to the store."""
+    """The API without a running engine (an API node)."""
     async for h in start(tmp_path, request.param, sends_through=request.param.alias, running_engine=False):
         yield h
 
@@ -227,13 +227,16 @@ async def test_failure_report_fails_the_sms_and_falls_back_to_wechat(hook: Hook)
     assert state_of(rows, "wechat") == ["queued"]
 
 
-async def test_failure_without_an_engine_fails_the_delivery(bare_hook: Hook) -> None:
+async def test_failure_on_an_api_node_falls_back_to_wechat_too(bare_hook: Hook) -> None:
+    """An API node (no engine in its process) hands the resident to the next channel as a worker would."""
     notice_id = await bare_hook.sent(bare_hook.vendor.provider_id)
 
     status, _, body = await bare_hook.push([bare_hook.vendor.report(bare_hook.vendor.provider_id, success=False)])
 
     assert (status, body) == (200, bare_hook.vendor.answer)
-    assert state_of(await delivery_rows(bare_hook.store, notice_id), "sms") == ["failed"]
+    rows = await delivery_rows(bare_hook.store, notice_id)
+    assert state_of(rows, "sms") == ["fallback"]
+    assert state_of(rows, "wechat") == ["queued"]
 
 
 async def test_one_push_carries_several_reports(hook: Hook) -> None:

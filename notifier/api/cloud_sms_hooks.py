@@ -22,8 +22,8 @@ in constant time, and never logged. Serve these URLs over HTTPS only.
     a receipt could not be stored (database down)                 -> 503 problem: the platform pushes again
                                                                      (Aliyun after 1, 5, 10 min)
 
-Receipts are matched on the alias, then on every failover alias listing it, through the running engine
-when there is one (a failure hands the resident to the next channel) - see ``hooks.apply_receipt``.
+Receipts are matched on the alias, then on every failover alias listing it; a failure hands the resident to
+the next channel, on an API node as in a process with workers - see ``hooks.apply_receipt``.
 Entries without an id (or with an absurd one) are skipped; a receipt for an unknown id is kept for a
 send not yet recorded and is otherwise harmless; a repeated receipt is ignored. Phone numbers in the
 reports are never read nor logged.

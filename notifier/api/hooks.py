@@ -45,13 +45,16 @@ from pydantic import SecretStr
 
 from channels.kannel import dlr_signature
 from notifier.api.bodies import read_body
-from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
 from notifier.api.sms_replies import take_reply
+from notifier.api.wake import wake
 from notifier.config import ChannelConfig, Settings
 from notifier.domain.contacts import normalise_phone
+from notifier.domain.errors import ConfigError
 from notifier.domain.text import ascii_digits
+from notifier.engine.context import EngineContext
 
 log = logging.getLogger("notifier.hooks")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -135,22 +138,25 @@ async def apply_receipt(
 ) -> str:
     """Record one receipt for ``alias`` (then for each failover alias sending through it); the outcome.
 
-    Through the running engine when the app has one, so that a failure hands the resident to the next
-    channel; else straight into the store (a failure then only closes the delivery). Raises when the
-    receipt could not be stored: each hook decides what its platform should hear then.
+    With the engine's context when the process runs one, else with one over the configured adapters (an
+    API node): either way a failure hands the resident to the next channel, and the workers are told.
+    Raises when the receipt could not be stored: each hook decides what its platform should hear then.
     """
+    from notifier.api.notices import planning_context
     from notifier.engine import record_receipt  # the engine is the service layer the hooks hand over to
 
-    engine = request.app.get(ENGINE)
-    engine_record = getattr(engine, "record_receipt", None)
+    try:
+        context: EngineContext | None = await planning_context(request)
+    except ConfigError:  # an adapter this process cannot build: the receipt is still recorded, without fallback
+        log.warning("receipt on %s recorded without fallback: the channel adapters cannot be built here", alias)
+        context = None
     outcome = "unknown"
     for owner in _receipt_aliases(request.app[SETTINGS], alias):
-        if engine_record is not None:
-            outcome = await engine_record(owner, provider_message_id, status, detail)
-        else:
-            outcome = await record_receipt(request.app[STORE], owner, provider_message_id, status, detail)
+        outcome = await record_receipt(request.app[STORE], owner, provider_message_id, status, detail, context=context)
         if outcome != "unknown":
             break
+    if status == "failed" and outcome == "applied":
+        wake(request.app)  # a fallback on the resident's next channel may be due now
     return str(outcome)
 
 
