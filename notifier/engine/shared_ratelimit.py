@@ -9,10 +9,11 @@ process's own ``RateLimiter`` keeps the state it last saw, which is what ``wait_
 Why a shared bucket rather than a share of the rate per process: a share must be renegotiated whenever a
 worker starts, dies or goes idle (an idle worker's share is lost meanwhile, a dead one's until the others
 notice), while the bucket is exact at every moment and needs nothing when the set of workers changes. Its
-cost is one write transaction per claimed batch of a limited alias, which is small beside the batch's
-own claim and record; aliases without a limit never touch the table. The refill uses each process's
-clock and never moves a bucket's time backwards, so a host whose clock is behind gets fewer tokens, never
-more: keep the hosts' clocks in step (NTP), as the leases already require.
+cost is one write transaction of two statements per claimed batch of a limited alias, whatever the number
+of its buckets (one reads and locks them all, creating those that are new; one writes them all back),
+which is small beside the batch's own claim and record; aliases without a limit never touch the table.
+The refill uses each process's clock and never moves a bucket's time backwards, so a host whose clock is
+behind gets fewer tokens, never more: keep the hosts' clocks in step (NTP), as the leases already require.
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ async def give_back_shared(store: Store, alias: str, limiter: RateLimiter, unuse
 
 async def _load(store: Store, alias: str, limiter: RateLimiter, now: float) -> None:
     # always in the same order (per second, then per minute), so two transactions never wait on each other
+    wanted = [(bucket_key(alias, bucket), bucket.capacity) for bucket in limiter.buckets]
+    stored = await store.locked_rate_buckets(wanted, now)
     for bucket in limiter.buckets:
-        bucket.tokens, updated = await store.locked_rate_bucket(bucket_key(alias, bucket), bucket.capacity, now)
-        bucket.updated = updated
+        bucket.tokens, bucket.updated = stored[bucket_key(alias, bucket)]
         bucket.tokens = min(bucket.tokens, bucket.capacity)  # a smaller limit configured since
 
 
 async def _save(store: Store, alias: str, limiter: RateLimiter) -> None:
+    saved = []
     for bucket in limiter.buckets:
         assert bucket.updated is not None
-        await store.save_rate_bucket(bucket_key(alias, bucket), bucket.tokens, bucket.updated)
+        saved.append((bucket_key(alias, bucket), bucket.tokens, bucket.updated))
+    await store.save_rate_buckets(saved)

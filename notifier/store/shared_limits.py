@@ -6,22 +6,24 @@ decides when a token is fetched. Times are epoch seconds from the caller's clock
 
 from __future__ import annotations
 
+from notifier.store.common import dumps
 from notifier.store.database import Database, Row
 
 
 class SharedLimitRepository:
     db: Database
 
-    async def locked_rate_bucket(self, bucket: str, capacity: float, now: float) -> tuple[float, float]:
-        """(tokens, time of the last refill) of a bucket, created full when new; inside a transaction the
-        row stays locked until it ends (on PostgreSQL by FOR UPDATE, on SQLite by the write transaction)."""
-        await self.db.execute("rate_bucket_create", {"bucket": bucket, "tokens": capacity, "now": now})
-        row = await self.db.fetch_one("rate_bucket_locked", {"bucket": bucket})
-        assert row is not None
-        return float(row["tokens"]), float(row["updated"])
+    async def locked_rate_buckets(self, buckets: list[tuple[str, float]], now: float) -> dict[str, tuple[float, float]]:
+        """(tokens, time of the last refill) of each of ``buckets`` (name, capacity), by name, those that are new
+        created full: one statement for all. Inside a transaction the rows stay locked until it ends (on
+        PostgreSQL by the upsert, taken in the order given; on SQLite by the write transaction)."""
+        params = {"buckets": dumps([[name, capacity] for name, capacity in buckets]), "now": now}
+        rows = await self.db.fetch_all("rate_buckets_lock", params)
+        return {row["bucket"]: (float(row["tokens"]), float(row["updated"])) for row in rows}
 
-    async def save_rate_bucket(self, bucket: str, tokens: float, updated: float) -> None:
-        await self.db.execute("rate_bucket_save", {"bucket": bucket, "tokens": tokens, "updated": updated})
+    async def save_rate_buckets(self, buckets: list[tuple[str, float, float]]) -> None:
+        """(name, tokens, time of the last refill) of each bucket: one statement for all."""
+        await self.db.execute("rate_buckets_save", {"buckets": dumps([list(bucket) for bucket in buckets])})
 
     async def shared_token(self, key: str) -> Row | None:
         return await self.db.fetch_one("shared_token_get", {"key": key})

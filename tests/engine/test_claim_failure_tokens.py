@@ -38,8 +38,9 @@ def refuse_once(store: Store, method: str) -> list[int]:
 
 async def bucket_tokens(engine: Engine, alias: str, now: float) -> float:
     store, bucket = engine.ctx.store, engine.ctx.limiters[alias].buckets[0]
+    key = bucket_key(alias, bucket)
     async with store.db.transaction():
-        tokens, _ = await store.locked_rate_bucket(bucket_key(alias, bucket), bucket.capacity, now)
+        tokens, _ = (await store.locked_rate_buckets([(key, bucket.capacity)], now))[key]
     return tokens
 
 

@@ -1,16 +1,20 @@
 -- Rate-limit buckets and access tokens shared by every process of one database (sqlite_027).
--- The PostgreSQL file of the same name differs only where marked: there the bucket is read FOR UPDATE,
--- here the write transaction (BEGIN IMMEDIATE) already keeps every other writer out.
+-- The PostgreSQL file of the same name holds the bucket blocks in its JSON functions; there the upsert locks
+-- the buckets' rows, here the write transaction (BEGIN IMMEDIATE) already keeps every other writer out.
 
--- name: rate_bucket_create
-INSERT INTO rate_buckets (bucket, tokens, updated) VALUES (:bucket, :tokens, :now)
-ON CONFLICT (bucket) DO NOTHING;
+-- name: rate_buckets_lock
+-- :buckets is a JSON array of [bucket, capacity], each bucket created full when new; every one comes back
+-- (the no-op update returns an existing row too: on PostgreSQL it also locks it)
+INSERT INTO rate_buckets (bucket, tokens, updated)
+SELECT json_extract(b.value, '$[0]'), json_extract(b.value, '$[1]'), :now FROM json_each(:buckets) b WHERE true
+ON CONFLICT (bucket) DO UPDATE SET tokens = rate_buckets.tokens
+RETURNING bucket, tokens, updated;
 
--- name: rate_bucket_locked
-SELECT tokens, updated FROM rate_buckets WHERE bucket = :bucket;
-
--- name: rate_bucket_save
-UPDATE rate_buckets SET tokens = :tokens, updated = :updated WHERE bucket = :bucket;
+-- name: rate_buckets_save
+-- :buckets is a JSON array of [bucket, tokens, updated]
+UPDATE rate_buckets SET tokens = json_extract(s.value, '$[1]'), updated = json_extract(s.value, '$[2]')
+FROM json_each(:buckets) s
+WHERE rate_buckets.bucket = json_extract(s.value, '$[0]');
 
 -- name: shared_token_get
 SELECT value, stale_at, fetching_by, fetch_until FROM shared_tokens WHERE key = :key;
