@@ -36,7 +36,8 @@ from typing import Any, Literal
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 from notifier.domain.models import PersonalDataScope, SubscriberIn
 from notifier.store import Store
-from notifier.store.common import dumps, now_iso
+from notifier.store.audit import AuditItem
+from notifier.store.common import now_iso
 from notifier.store.subscribers import subscriber_row
 from subscribers.progress import rich_progress
 from subscribers.rows import PERSONAL_COLUMNS, Catalog, Row, RowError, map_header, parse_row, scrub
@@ -192,7 +193,7 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
     outcomes: list[Outcome] = []
     groups: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
+    audits: list[AuditItem] = []
     now = now_iso()
     for row in batch:
         data = row.data
@@ -204,20 +205,11 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
         subscriber_id = await store.db.fetch_value("insert_subscriber", subscriber_row(data, now))
         groups += [{"id": subscriber_id, "code": code} for code in data.groups]
         topics += [{"id": subscriber_id, "code": code} for code in data.topics]
-        audits.append(
-            {
-                "now": now,
-                "actor": actor,
-                "action": "subscriber.create",
-                "object_type": "subscriber",
-                "object_id": str(subscriber_id),
-                "detail": dumps({"area": data.area_code}),
-            }
-        )
+        audits.append(("subscriber.create", "subscriber", subscriber_id, {"area": data.area_code}))
         outcomes.append("imported")
     await store.db.execute_many("add_subscriber_group", groups)
     await store.db.execute_many("add_subscriber_topic", topics)
-    await store.db.execute_many("insert_audit", audits)
+    await store.audit_many(actor, audits)
     return outcomes
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,8 @@ from notifier.domain.models import AuditEntry
 from notifier.store.audit_chain import GENESIS, ChainResult, entry_hash, mask_detail, verify_pages
 from notifier.store.common import decode_cursor, dumps, iso, now_iso, page
 from notifier.store.database import Database, Row
+
+AuditItem = tuple[str, str, object, dict[str, object] | None]  # action, object_type, object_id, detail
 
 PAGE = 1000  # entries read at a time by the verifier and the CSV export
 
@@ -39,20 +41,33 @@ class AuditRepository:
         lock (BEGIN IMMEDIATE on SQLite; a transaction advisory lock on PostgreSQL, where transactions run
         side by side), so writers in any number of tasks or processes extend a single chain.
         """
+        await self.audit_many(actor, [(action, object_type, object_id, detail)])
+
+    async def audit_many(self, actor: str, entries: Sequence[AuditItem]) -> None:
+        """Append ``(action, object_type, object_id, detail)`` entries in order, as :meth:`audit` appends one,
+        with one lock, one read of the chain's end and one batched insert (a bulk import's entries)."""
+        if not entries:
+            return
         async with self.db.transaction():
             await self.db.execute("lock_audit_chain")
             last = await self.db.fetch_one("last_audit")
-            entry: dict[str, Any] = {
-                "id": 1 if last is None else last["id"] + 1,
-                "at": now_iso(),
-                "actor": actor,
-                "action": action,
-                "object_type": object_type,
-                "object_id": None if object_id is None else str(object_id),
-                "detail": dumps(mask_detail(object_type, detail or {})),
-                "prev_hash": GENESIS if last is None else last["hash"],
-            }
-            await self.db.execute("insert_audit", {**entry, "hash": entry_hash(entry)})
+            next_id, prev_hash = (1, GENESIS) if last is None else (last["id"] + 1, last["hash"])
+            at = now_iso()
+            rows: list[dict[str, Any]] = []
+            for offset, (action, object_type, object_id, detail) in enumerate(entries):
+                entry: dict[str, Any] = {
+                    "id": next_id + offset,
+                    "at": at,
+                    "actor": actor,
+                    "action": action,
+                    "object_type": object_type,
+                    "object_id": None if object_id is None else str(object_id),
+                    "detail": dumps(mask_detail(object_type, detail or {})),
+                    "prev_hash": prev_hash,
+                }
+                prev_hash = entry_hash(entry)
+                rows.append({**entry, "hash": prev_hash})
+            await self.db.execute_many("insert_audit", rows)
 
     async def list_audit(
         self, where: AuditFilter, cursor: str | None, limit: int
