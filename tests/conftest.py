@@ -20,11 +20,20 @@ from tests.databases import (  # the hooks and fixture that choose the test data
     _drop_test_databases,
     database_url,
     pytest_addoption,
+    pytest_collection_modifyitems,
     pytest_configure,
     pytest_sessionfinish,
+    pytest_unconfigure,
 )
 
-__all__ = ["_drop_test_databases", "pytest_addoption", "pytest_configure", "pytest_sessionfinish"]
+__all__ = [
+    "_drop_test_databases",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_sessionfinish",
+    "pytest_unconfigure",
+]
 
 pytest_plugins = ["tests.peers", "pytester"]
 

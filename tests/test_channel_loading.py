@@ -15,6 +15,7 @@ from notifier.config import Settings
 from notifier.domain.errors import ConfigError
 from notifier.engine.context import EngineContext
 from notifier.store import Store
+from tests.databases import database_url
 
 WECHAT = {"kind": "wechat", "type": "wechat_official", "appid": "wx0123456789abcdef", "secret": "s", "template_id": "t"}
 CHANNELS: dict[str, Any] = {
@@ -41,7 +42,7 @@ CHANNELS: dict[str, Any] = {
 def settings_with(channels: dict[str, Any], tmp_path: Path) -> Settings:
     return Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/c.db"},
+            "database": {"url": database_url(tmp_path, "c.db")},
             "server": {"public_url": "https://notify.example.gov.cn"},
             "channels": channels,
         }

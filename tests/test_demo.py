@@ -16,6 +16,7 @@ import pytest
 from notifier.demo import load_demo, read_areas, read_catalog
 from notifier.domain.models import Subscriber
 from notifier.store import Store, open_database
+from tests.databases import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "notifier" / "demo" / "data"
@@ -43,7 +44,7 @@ GROUPS = {"dibao", "extreme-poverty", "disabled", "elderly-alone", "pupils-paren
 
 @pytest.fixture
 async def demo_store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(f"sqlite:///{tmp_path}/t.db")
+    db = await open_database(database_url(tmp_path, "t.db"))
     await db.migrate()
     try:
         yield Store(db)

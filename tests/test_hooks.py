@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ from notifier.engine import Engine
 from notifier.store import Store
 from notifier.testing import RecordingChannel
 from tests.conftest import VILLAGE_A1
+from tests.databases import read_rows
 
 TOKEN = "t0ken-for-kannel"
 TENCENT_TOKEN = "t0ken-for-tencent"
@@ -195,8 +194,8 @@ async def test_dlr_types(hooks_app: Hooks, dlr_type: str, state: str, status: st
     code, _, _ = await hooks_app.get("/hooks/kannel/dlr", dlr(provider_id, dlr_type) + "&reply=NACK%2Fno+SMSC")
     assert code == 200
     assert await delivery_state(hooks_app, provider_id) == state
-    with contextlib.closing(sqlite3.connect(hooks_app.settings.sqlite_path or "")) as db:
-        receipts = db.execute("SELECT alias, provider_message_id, status, detail FROM receipts").fetchall()
+    query = "SELECT alias, provider_message_id, status, detail FROM receipts"
+    receipts = await read_rows(hooks_app.settings.database.url, query)
     detail = {"2": "not delivered to the phone; NACK/no SMSC", "16": "refused by the SMSC; NACK/no SMSC"}
     assert receipts == [("kannel", provider_id, status, detail.get(dlr_type, "NACK/no SMSC"))]
 

@@ -29,3 +29,39 @@ def test_peer_skips_fail_when_peers_are_required(
     result.assert_outcomes(failed=failed, skipped=skipped)
     if failed:
         result.stdout.fnmatch_lines(["*peer kannel is required*bearerbox is not installed*"])
+
+
+SQLITE_ONLY_EXAMPLE = """
+import pytest
+
+pytestmark = [pytest.mark.peer("kannel"), pytest.mark.sqlite_only("reads the SQLite file behind the worker")]
+
+def test_reads_the_file():
+    pass
+
+def test_peer_missing():
+    pytest.skip("bearerbox is not installed")
+"""
+
+SQLITE_ONLY_CONFTEST = """
+from tests.databases import pytest_addoption, pytest_collection_modifyitems, pytest_configure, pytest_unconfigure
+"""
+
+
+@pytest.mark.parametrize(("db", "passed", "failed", "skipped"), [("postgres", 0, 0, 2), ("sqlite", 1, 1, 0)])
+def test_a_sqlite_only_skip_on_postgres_is_no_missing_peer(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, db: str, passed: int, failed: int, skipped: int
+) -> None:
+    monkeypatch.setenv("NOTIFIER_REQUIRE_PEERS", "1")
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    peer(name): needs a peer\n"
+        "    sqlite_only(reason): SQLite only\n"
+    )
+    pytester.makeconftest(SQLITE_ONLY_CONFTEST)
+    pytester.makepyfile(SQLITE_ONLY_EXAMPLE)
+    result = pytester.runpytest("-p", "tests.peers", f"--db={db}", "-rs")
+    result.assert_outcomes(passed=passed, failed=failed, skipped=skipped)
+    if db == "postgres":
+        result.stdout.fnmatch_lines(["*SQLite only: reads the SQLite file behind the worker*"])
+    else:
+        result.stdout.fnmatch_lines(["*peer kannel is required*bearerbox is not installed*"])

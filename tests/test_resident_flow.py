@@ -15,6 +15,7 @@ from notifier.residents.flow import Ask, Asked, Channel, Check, Limited, MeLinkE
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock
 from tests.conftest import VILLAGE_A1, seed_catalog
+from tests.databases import database_url
 
 SECRET = SecretStr("flow-test-secret")
 PHONE = "+8613800138000"
@@ -22,7 +23,7 @@ PHONE = "+8613800138000"
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(f"sqlite:///{tmp_path}/flow.db")
+    db = await open_database(database_url(tmp_path, "flow.db"))
     await db.migrate()
     store = Store(db)
     await seed_catalog(store)

@@ -15,9 +15,8 @@ from notifier.domain.contacts import area_level, mask_phone, normalise_phone, pa
 from notifier.store import Store, open_database
 from notifier.store.queries import parse_blocks
 from notifier.store.sqlite import SqliteDatabase
-from tests.databases import on_postgres
 
-sqlite_only = pytest.mark.skipif(on_postgres(), reason="SQLite's own connection; see tests/test_postgres_store.py")
+sqlite_only = pytest.mark.sqlite_only("SQLite's own writer connection and file lock; see tests/test_postgres_store.py")
 
 
 async def test_migrations_run_from_empty_and_rerun_harmlessly(tmp_path: Path) -> None:

@@ -8,10 +8,8 @@ a FakeClock, so expiry and the rate-limit windows move when a test says so.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
 from notifier.web.pages import CLOCK
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_B1, seed_catalog
+from tests.databases import database_url, read_rows
 from tests.smtp_server import SmtpServer
 
 PHONE, E164 = "13800138000", "+8613800138000"
@@ -87,9 +86,8 @@ class Page:
         token = _REQUEST_TOKEN.search(page)[1]  # type: ignore[index]
         return await self.post("/subscribe/confirm", {"request": token, "code": code})
 
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with contextlib.closing(sqlite3.connect(self.settings.sqlite_path or "")) as db:
-            return db.execute(sql, params).fetchall()
+    async def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return await read_rows(self.settings.database.url, sql, *params)
 
 
 def page_settings(tmp_path: Path, mail: bool = False, channels: dict[str, Any] | None = None) -> Settings:
@@ -99,7 +97,7 @@ def page_settings(tmp_path: Path, mail: bool = False, channels: dict[str, Any] |
     if mail:
         channels["mail"] = {"kind": "email", "type": "recording"}  # the adapter is the SMTP one built below
     return Settings.model_validate({
-        "database": {"url": f"sqlite:///{tmp_path}/subscribe.db"},
+        "database": {"url": database_url(tmp_path, "subscribe.db")},
         "security": {"signing_secret": "subscribe-page-test-secret"},
         "server": {"public_url": "http://127.0.0.1:8080"},
         "channels": channels,
@@ -232,7 +230,7 @@ async def test_scan_fill_in_confirm_creates_the_resident(page: Page, caplog: pyt
     assert message.recipient == E164 and message.channel == "sms" and message.alias == "sms-main"
     assert re.fullmatch(r"您的订阅验证码为\d{6}，10分钟内有效。如非本人操作请忽略。", message.text)
     code = page.code()
-    assert not page.rows("SELECT 1 FROM subscription_requests WHERE code_hash = ? OR code_hash LIKE ?", code,
+    assert not await page.rows("SELECT 1 FROM subscription_requests WHERE code_hash = ? OR code_hash LIKE ?", code,
                          f"%{code}%")  # fmt: skip
     assert await page.store.find_subscriber_by_phone(E164) is None  # nothing before the code comes back
 
@@ -244,14 +242,15 @@ async def test_scan_fill_in_confirm_creates_the_resident(page: Page, caplog: pyt
     assert (resident.name, resident.area_code, resident.topics, resident.channels) == (
         "李明", VILLAGE_A1, ["air-quality"], ["sms"])  # fmt: skip
     assert resident.consent.source == f"web:qr-code {VILLAGE_A1}"
-    actions = [row[0] for row in page.rows("SELECT action FROM audit_log WHERE object_id = ?", str(subscriber_id))]
+    logged = await page.rows("SELECT action FROM audit_log WHERE object_id = ?", str(subscriber_id))
+    actions = [row[0] for row in logged]
     assert "subscriber.create" in actions and "subscriber.subscribe" in actions
     assert E164 not in caplog.text and PHONE not in caplog.text and code not in caplog.text
     assert "+86138****8000" in caplog.text
 
     status, again = await page.confirm(code_page, code)  # a double tap
     assert status == 200 and "订阅成功" in again
-    assert len(page.rows("SELECT id FROM subscribers")) == 1
+    assert len(await page.rows("SELECT id FROM subscribers")) == 1
 
 
 async def test_an_existing_resident_gets_the_topic_added(page: Page) -> None:
@@ -266,8 +265,8 @@ async def test_an_existing_resident_gets_the_topic_added(page: Page) -> None:
     assert sorted(resident.topics) == ["air-quality", "disaster-relief", "social-assistance"]
     assert resident.channels == ["wechat", "sms"]
     assert (resident.name, resident.area_code, resident.consent.source) == ("李明", VILLAGE_B1, "paper")
-    assert len(page.rows("SELECT id FROM subscribers")) == 1
-    assert page.rows("SELECT 1 FROM audit_log WHERE action = 'subscriber.subscribe' AND object_id = ?",
+    assert len(await page.rows("SELECT id FROM subscribers")) == 1
+    assert await page.rows("SELECT 1 FROM audit_log WHERE action = 'subscriber.subscribe' AND object_id = ?",
                      str(existing.id))  # fmt: skip
 
 
@@ -367,7 +366,7 @@ async def test_a_bad_field_is_named_and_nothing_is_stored(page: Page, fields: di
     status, text = await page.submit(**fields)
     assert status == 422 and f'data-field="{field}"' in text
     assert 'name="form_token"' in text  # the form comes back, filled in
-    assert not page.sms.messages and not page.rows("SELECT 1 FROM subscription_requests")
+    assert not page.sms.messages and not await page.rows("SELECT 1 FROM subscription_requests")
 
 
 async def test_an_unknown_area_in_the_post_is_named(page: Page) -> None:
@@ -378,7 +377,7 @@ async def test_an_unknown_area_in_the_post_is_named(page: Page) -> None:
                 "consent": "yes"}  # fmt: skip
         status, text = await page.post("/subscribe", form)
         assert status == 422 and 'data-field="area"' in text and "<i>" not in text
-    assert not page.sms.messages and not page.rows("SELECT 1 FROM subscription_requests")
+    assert not page.sms.messages and not await page.rows("SELECT 1 FROM subscription_requests")
 
 
 async def test_input_is_escaped(page: Page) -> None:
@@ -411,13 +410,13 @@ async def test_the_form_token_binds_the_post_to_the_page(page: Page) -> None:
 async def test_without_an_sms_channel_the_page_says_so(mail_only_page: Page) -> None:
     status, text = await mail_only_page.submit()
     assert status == 503 and "暂不支持短信" in text
-    assert not mail_only_page.rows("SELECT 1 FROM subscription_requests")
+    assert not await mail_only_page.rows("SELECT 1 FROM subscription_requests")
 
 
 async def test_a_process_without_an_engine_queues_the_code_for_the_workers_elsewhere(bare_page: Page) -> None:
     status, text = await bare_page.submit()
     assert status == 200 and "暂不支持短信" not in text
-    [row] = bare_page.rows("SELECT purpose, alias, state FROM direct_messages")
+    [row] = await bare_page.rows("SELECT purpose, alias, state FROM direct_messages")
     assert row == ("subscribe-code", "sms-main", "sent")  # by the engine the page's process does not run
     assert len(bare_page.sms.messages) == 1
     assert (await bare_page.confirm(text, bare_page.code()))[0] == 200
@@ -426,7 +425,7 @@ async def test_a_process_without_an_engine_queues_the_code_for_the_workers_elsew
 async def test_the_code_goes_through_a_delivery_record_and_the_text_is_blanked_once_sent(page: Page) -> None:
     status, code_page = await page.submit()
     assert status == 200
-    [row] = page.rows("SELECT purpose, channel, alias, address, state, attempts, text, provider_message_id "
+    [row] = await page.rows("SELECT purpose, channel, alias, address, state, attempts, text, provider_message_id "
                       "FROM direct_messages")  # fmt: skip
     assert row[:6] == ("subscribe-code", "sms", "sms-main", E164, "sent", 1)
     assert row[6] == "" and row[7]  # the code is no longer in the database once it left
@@ -443,7 +442,8 @@ async def test_a_code_the_primary_refused_fails_over_to_the_backup_gateway(page:
     assert [m.recipient for m in page.sms.messages] == [E164]  # tried on the primary first
     [message] = page.backup.messages
     assert message.alias == "sms-backup"
-    [(alias, state, attempts, error)] = page.rows("SELECT alias, state, attempts, last_error FROM direct_messages")
+    query = "SELECT alias, state, attempts, last_error FROM direct_messages"
+    [(alias, state, attempts, error)] = await page.rows(query)
     assert (alias, state, attempts) == ("sms-backup", "sent", 2) and error is None
     code = _CODE.search(message.text)[1]  # type: ignore[index]
     assert (await page.confirm(code_page, code))[0] == 200
@@ -454,7 +454,7 @@ async def test_a_code_both_gateways_refused_is_recorded_as_failed(page: Page) ->
     page.backup.plan(E164, Failed("blocked", "number on the blocklist"))
     status, _ = await page.submit()
     assert status == 200  # the page cannot wait for the gateways; the resident asks again after a minute
-    [(state, error, text)] = page.rows("SELECT state, last_error, text FROM direct_messages")
+    [(state, error, text)] = await page.rows("SELECT state, last_error, text FROM direct_messages")
     assert state == "failed" and error.startswith("sms-backup: blocked") and text == ""
 
 

@@ -24,6 +24,7 @@ from notifier.signing import UnsubscribeLinks, sign
 from notifier.store import Store
 from notifier.web import unsubscribe
 from tests.conftest import VILLAGE_A1
+from tests.databases import database_url
 from tests.smtp_server import Recorder, SmtpServer
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -214,7 +215,7 @@ async def test_routes_are_public_and_documented(site: Site) -> None:
 
 
 async def test_a_broken_multipart_body_is_a_400_not_a_server_error(tmp_path: Path) -> None:
-    settings = Settings.model_validate({"database": {"url": f"sqlite:///{tmp_path}/u.db"}})
+    settings = Settings.model_validate({"database": {"url": database_url(tmp_path, "u.db")}})
     token = UnsubscribeLinks.from_settings(settings).token(1, "email")
     server = TestServer(create_app(settings), host="127.0.0.1", port=0)
     await server.start_server()

@@ -23,6 +23,7 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import database_url
 from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident, seed
 
 TOKEN = "county-wechat-callback-token"
@@ -82,7 +83,7 @@ class Hook:
 async def running_hook(tmp_path: Path, **wechat_options: object) -> AsyncIterator[Hook]:
     settings = Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/hooks.db"},
+            "database": {"url": database_url(tmp_path, "hooks.db")},
             "channels": {
                 "wechat": {"kind": "wechat", "type": "recording", "callback_token": TOKEN, **wechat_options},
                 "sms": {"kind": "sms", "type": "recording"},

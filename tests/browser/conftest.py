@@ -38,6 +38,7 @@ from notifier.engine import Engine
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
 from tests.conftest import seed_catalog
+from tests.databases import database_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ class EngineConsole:
 @pytest.fixture
 async def engine_console(tmp_path: Path) -> AsyncIterator[EngineConsole]:
     settings = Settings.model_validate({
-        "database": {"url": f"sqlite:///{tmp_path}/console.db"},
+        "database": {"url": database_url(tmp_path, "console.db")},
         "security": {"signing_secret": "console-browser-test-secret"},
         "channels": {"sms": {"kind": "sms", "type": "recording"}, "board": {"kind": "bulletin", "type": "recording"}},
     })  # fmt: skip

@@ -29,6 +29,7 @@ from notifier.store import Store, open_database
 from notifier.testing import FakeClock
 from tests.browser.conftest import axe_check, log_in, new_staff, screenshot
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, seed_catalog
+from tests.databases import database_url
 
 pytestmark = pytest.mark.peer("chromium")
 
@@ -51,7 +52,7 @@ class Service:
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     outbox = tmp_path / "outbox"
     settings = Settings.model_validate({
-        "database": {"url": f"sqlite:///{tmp_path}/e2e.db"},
+        "database": {"url": database_url(tmp_path, "e2e.db")},
         "security": {"signing_secret": "console-e2e-test-secret"},
         "channels": {"sms": {"kind": "sms", "type": "outbox", "root": str(outbox)}},
     })  # fmt: skip

@@ -3,11 +3,9 @@ them, download those rows, and preview the publicity list masked as the public p
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from notifier.domain.models import SubscriberIn
 from notifier.store import Store
 from tests.browser.conftest import axe_check, log_in, new_staff, screenshot
 from tests.conftest import VILLAGE_A1, VILLAGE_B1
+from tests.databases import read_rows
 
 pytestmark = pytest.mark.peer("chromium")
 expect = pytest.importorskip("playwright.async_api").expect
@@ -169,6 +168,5 @@ async def test_an_xlsx_roster_with_direct_sends_to_an_unmatched_rows_phone(
     rows = await store.roster_rows_page(int(roster["id"]), 0, 10)
     assert [row["cells"]["发放日期"] for row in rows] == ["2026-12-05"] * 3  # Excel dates as days
     contact = await store.find_subscriber_by_phone("+8613700000000")
-    with contextlib.closing(sqlite3.connect(settings.sqlite_path or "")) as db:
-        [(basis,)] = db.execute("SELECT consent_basis FROM subscribers WHERE id = ?", (contact,)).fetchall()
+    [(basis,)] = await read_rows(settings.database.url, "SELECT consent_basis FROM subscribers WHERE id = ?", contact)
     assert basis == "statutory"  # kept for the statutory notice, not as a subscription

@@ -18,6 +18,7 @@ from notifier.engine.areas import POLL_EVERY, fan_out_areas
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel, RecordingOptions
+from tests.databases import database_url
 from tests.engine.conftest import (
     CHANNELS,
     COUNTY,
@@ -84,7 +85,7 @@ AREA_CHANNELS = {
 def area_settings(tmp_path: Path, channels: dict[str, Any] | None = None, **engine: Any) -> Settings:
     return Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/areas.db"},
+            "database": {"url": database_url(tmp_path, "areas.db")},
             "engine": {"workers": 1, "poll_interval": 0.05, "backoff_base": 2, "backoff_max": 60, **engine},
             "channels": channels or AREA_CHANNELS,
         }
@@ -93,7 +94,7 @@ def area_settings(tmp_path: Path, channels: dict[str, Any] | None = None, **engi
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with seeded_store(f"sqlite:///{tmp_path}/areas.db") as store:
+    async with seeded_store(database_url(tmp_path, "areas.db")) as store:
         yield store
 
 

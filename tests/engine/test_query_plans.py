@@ -9,9 +9,8 @@ import pytest
 from notifier.config import Settings
 from notifier.store import Store
 from notifier.store.queries import load_queries
-from tests.databases import on_postgres
 
-pytestmark = pytest.mark.skipif(on_postgres(), reason="SQLite's query planner")
+pytestmark = pytest.mark.sqlite_only("SQLite's query planner; the PostgreSQL block has its own plan")
 
 
 async def test_recording_a_batch_finds_each_delivery_by_its_id(engine_store: Store, engine_settings: Settings) -> None:

@@ -12,6 +12,7 @@ from notifier.domain.models import NoticeIn
 from notifier.domain.templates import TemplateDraft, TemplateIn
 from notifier.engine import Engine, Renderer, check_renders
 from notifier.store import Store
+from tests.databases import database_url
 from tests.engine.conftest import COUNTY, resident
 
 
@@ -19,7 +20,7 @@ def outbox_settings(tmp_path: Path) -> Settings:
     outbox = {"type": "outbox", "root": str(tmp_path / "outbox")}
     return Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/engine.db"},
+            "database": {"url": database_url(tmp_path, "engine.db")},
             "channels": {"sms": {"kind": "sms", **outbox}, "email": {"kind": "email", **outbox}},
         }
     )

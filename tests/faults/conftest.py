@@ -24,6 +24,7 @@ from notifier.domain.models import Notice
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.testing import FakeClock
+from tests.databases import database_url
 from tests.engine.conftest import delivery_rows, seeded_store
 
 ENGINE = {"workers": 1, "batch_size": 20, "lease_seconds": 30, "poll_interval": 0.02, "max_attempts": 5}
@@ -35,7 +36,7 @@ WITHIN = 60.0  # seconds a test waits for an event before it fails; far above wh
 def fault_settings(tmp_path: Path, channels: Mapping[str, Mapping[str, Any]], **engine: Any) -> Settings:
     return Settings.model_validate(
         {
-            "database": {"url": f"sqlite:///{tmp_path}/faults.db"},
+            "database": {"url": database_url(tmp_path, "faults.db")},
             "engine": {**ENGINE, **engine},
             "channels": channels,
         }
@@ -44,7 +45,7 @@ def fault_settings(tmp_path: Path, channels: Mapping[str, Mapping[str, Any]], **
 
 @pytest.fixture
 async def fault_store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with seeded_store(f"sqlite:///{tmp_path}/faults.db") as store:
+    async with seeded_store(database_url(tmp_path, "faults.db")) as store:
         yield store
 
 

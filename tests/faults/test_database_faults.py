@@ -23,6 +23,10 @@ from notifier.testing import FakeClock, RecordingChannel
 from tests.engine.conftest import approved, resident
 from tests.faults.conftest import counts, fault_settings, running, until
 
+pytestmark = pytest.mark.sqlite_only(
+    "SQLite's whole-file write lock and busy timeout; PostgreSQL locks rows, never the whole database"
+)
+
 RESIDENTS = 10
 
 

@@ -8,8 +8,6 @@ wait the engine chose (backoff or the gateway's Retry-After), never touching the
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from channels import load_channels
 from notifier.config import Settings
 from notifier.store import Store
 from notifier.testing import FakeClock
+from tests.databases import database_url, read_rows
 from tests.engine.conftest import approved, delivery_rows, resident
 from tests.fake_gateway import FakeGateway, Reply, fake_gateway
 from tests.faults.conftest import counts, deliveries_by_state, fault_settings, running, until
@@ -47,10 +46,10 @@ def requests_per_phone(gateway: FakeGateway) -> Counter[str]:
     return Counter(seen.query["to"] for seen in gateway.seen)
 
 
-def due_times(tmp_path: Path) -> list[float]:
-    """``due_at`` of every queued delivery, read from the database file by a connection of its own."""
-    with sqlite3.connect(tmp_path / "faults.db") as conn:
-        return [row[0] for row in conn.execute("SELECT due_at FROM deliveries WHERE state = 'queued'")]
+async def due_times(tmp_path: Path) -> list[float]:
+    """``due_at`` of every queued delivery, read from the database by a connection of its own."""
+    rows = await read_rows(database_url(tmp_path, "faults.db"), "SELECT due_at FROM deliveries WHERE state = 'queued'")
+    return [row[0] for row in rows]
 
 
 FIRST_ATTEMPT_FAULTS = {
@@ -90,7 +89,7 @@ async def test_a_gateway_fault_is_retried_once_the_backoff_has_passed(
             queued = await deliveries_by_state(fault_store, notice, "queued")
             assert {row["last_error"].split(":")[0] for row in queued} == {reason}
             assert len(gateway.seen) == RESIDENTS  # one request each, none repeated while the clock stands
-            assert min(await asyncio.to_thread(due_times, tmp_path)) > clock.now  # the backoff is waited out
+            assert min(await due_times(tmp_path)) > clock.now  # the backoff is waited out
 
             clock.advance(settings.engine.backoff_max)  # time passes; the engine notices by itself
 
@@ -131,7 +130,7 @@ async def test_retry_after_of_a_throttling_gateway_is_waited_out(
                 ) == RESIDENTS
 
             await until(all_throttled, "every delivery queued again after the 429")
-            assert await asyncio.to_thread(due_times, tmp_path) == [started + 120] * RESIDENTS
+            assert await due_times(tmp_path) == [started + 120] * RESIDENTS
             queued = await deliveries_by_state(fault_store, notice, "queued")
             assert {row["last_error"] for row in queued} == {"http 429"}
 

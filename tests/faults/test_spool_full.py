@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from channels import load_channels
 from notifier.store import Store
 from notifier.testing import FakeClock
+from tests.databases import database_url, read_rows
 from tests.engine.conftest import VILLAGE_A1, approved, resident
 from tests.faults.conftest import counts, fault_settings, running, until
 from tests.test_bulletin_render import need_fonts
@@ -57,13 +57,11 @@ def spool_files(disk: Path) -> list[str]:
     return sorted(str(p.relative_to(disk)) for p in disk.rglob("*") if p.is_file() and p.name != "archive.bin")
 
 
-def area_rows(db: Path) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(db) as conn:
-        return list(
-            conn.execute(
-                "SELECT area_code, state, last_error FROM deliveries WHERE area_code IS NOT NULL ORDER BY area_code"
-            )
-        )
+async def area_rows(tmp_path: Path) -> list[tuple[str, str, str | None]]:
+    return await read_rows(
+        database_url(tmp_path, "faults.db"),
+        "SELECT area_code, state, last_error FROM deliveries WHERE area_code IS NOT NULL ORDER BY area_code",
+    )
 
 
 @pytest.mark.peer("tmpfs")
@@ -88,11 +86,11 @@ async def test_a_full_spool_disk_holds_printouts_back_until_there_is_room(
         async with running(fault_store, settings, load_channels(settings), clock):
 
             async def refused() -> bool:
-                rows = await asyncio.to_thread(area_rows, tmp_path / "faults.db")
+                rows = await area_rows(tmp_path)
                 return len(rows) == 1 and all(state == "queued" and error for _, state, error in rows)
 
             await until(refused, "the printout refused by the full disk", within=RENDERING)
-            rows = await asyncio.to_thread(area_rows, tmp_path / "faults.db")
+            rows = await area_rows(tmp_path)
             assert {error for _, _, error in rows} == {"spool write failed: No space left on device"}
             assert await counts(fault_store, notice) == {"bulletin": {"queued": 1}}
             assert await asyncio.to_thread(spool_files, disk) == []  # nothing half-written left behind

@@ -10,8 +10,6 @@ engine sends the rest by itself.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from channels import load_channels
 from notifier.domain.models import Notice
 from notifier.store import Store
 from notifier.testing import FakeClock
+from tests.databases import database_url, read_rows
 from tests.engine.conftest import approved, delivery_rows, resident
 from tests.fake_aliyun import FakeAliyun
 from tests.fake_tencent import FakeTencent
@@ -32,11 +31,10 @@ from tests.faults.conftest import counts, deliveries_by_state, fault_settings, r
 SIGN = "昌乐县政府"
 
 
-def waits(tmp_path: Path, notice: Notice) -> list[float]:
-    """``due_at`` of the notice's queued deliveries, read from the database file by a connection of its own."""
-    with sqlite3.connect(tmp_path / "faults.db") as conn:
-        query = "SELECT due_at FROM deliveries WHERE state = 'queued' AND notice_id = ?"
-        return [row[0] for row in conn.execute(query, (notice.id,))]
+async def waits(tmp_path: Path, notice: Notice) -> list[float]:
+    """``due_at`` of the notice's queued deliveries, read from the database by a connection of its own."""
+    query = "SELECT due_at FROM deliveries WHERE state = 'queued' AND notice_id = ?"
+    return [row[0] for row in await read_rows(database_url(tmp_path, "faults.db"), query, notice.id)]
 
 
 async def wait_for_queued(store: Store, notice: Notice, expected: int, kind: str, sent: int) -> None:
@@ -80,7 +78,7 @@ async def test_aliyun_business_limit_control_holds_back_one_number_for_a_minute(
             await wait_for_queued(fault_store, notice, 1, "sms", 3)
             [row] = await deliveries_by_state(fault_store, notice, "queued")
             assert row["last_error"] == "rate-limited"
-            assert await asyncio.to_thread(waits, tmp_path, notice) == [started + 60]
+            assert await waits(tmp_path, notice) == [started + 60]
 
             del fake.throttled[throttled]  # the vendor's minute is over
             clock.advance(60)
@@ -114,7 +112,7 @@ async def test_tencent_thirty_second_limit_holds_back_one_number(
             await wait_for_queued(fault_store, notice, 1, "sms", 3)
             [row] = await deliveries_by_state(fault_store, notice, "queued")
             assert row["last_error"] == "rate-limited"
-            assert await asyncio.to_thread(waits, tmp_path, notice) == [started + 30]
+            assert await waits(tmp_path, notice) == [started + 30]
 
             fake.number_codes.clear()
             clock.advance(30)
@@ -156,7 +154,7 @@ async def test_wechat_daily_quota_defers_the_rest_to_the_next_day(
             await wait_for_queued(fault_store, notice, 3, "wechat", 2)
             queued = await deliveries_by_state(fault_store, notice, "queued")
             assert {row["last_error"] for row in queued} == {"daily template-message quota reached"}
-            due = set(await asyncio.to_thread(waits, tmp_path, notice))
+            due = set(await waits(tmp_path, notice))
             assert len(due) == 1 and started < due.pop() <= started + 86400
             calls_while_over_quota = fake.send_calls
 
@@ -214,7 +212,7 @@ async def test_busy_or_frequency_limited_platform_is_asked_again_later(
             await until(refused_call_requeued, f"the messages of the refused call queued again after {code}")
             queued = await deliveries_by_state(fault_store, notice, "queued")
             assert all(reason in row["last_error"] for row in queued)
-            due = await asyncio.to_thread(waits, tmp_path, notice)
+            due = await waits(tmp_path, notice)
             if wait is not None:
                 assert set(due) == {started + wait}
             else:

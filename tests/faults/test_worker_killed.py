@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.population import populate
+from bench.population import populate_url
 from notifier.store import Store
 from notifier.testing import RecordingChannel
+from tests.databases import url_of
 from tests.engine.conftest import approved
 from tests.engine.crash_worker import KILL_AT, crash_settings
 from tests.engine.test_crash import count_log
@@ -34,12 +35,12 @@ RESIDENTS, BATCH, BATCHES_BEFORE = 300, 50, 2
 ENGINE = {"workers": 1, "batch_size": BATCH, "lease_seconds": 600, "heartbeat_seconds": 0.2, "poll_interval": 0.02}
 
 
-async def run_until_it_kills_itself(db_path: Path, log_path: Path, step: str) -> None:
+async def run_until_it_kills_itself(db_url: str, log_path: Path, step: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.engine.crash_worker",
-        f"sqlite:///{db_path}",
+        db_url,
         str(log_path),
         json.dumps({"engine": ENGINE}),
         cwd=ROOT,
@@ -70,17 +71,17 @@ async def test_a_worker_killed_at_each_step_is_replaced_without_losing_anyone(
     recording it (``recorded``: the transaction that wrote its results also leased the next batch, which is
     sent once, by the replacement); the part already handed over when it died during the send (``sending``:
     half the batch); the whole batch in flight when it died between send and record (``sent``)."""
-    db_path, log_path = tmp_path / "faults.db", tmp_path / "sent.log"
-    await asyncio.to_thread(populate, str(db_path), RESIDENTS)
+    db_url, log_path = url_of(fault_store.db), tmp_path / "sent.log"
+    await populate_url(db_url, RESIDENTS)
     notice = await approved(fault_store, target={"areas": ["370725"]})
 
-    await run_until_it_kills_itself(db_path, log_path, step)
+    await run_until_it_kills_itself(db_url, log_path, step)
 
     before = await counts(fault_store, notice)
     assert before["sms"]["sent"] == BATCHES_BEFORE * BATCH + (BATCH if step == "recorded" else 0)
     assert before["sms"]["sending"] == BATCH  # "recorded": the next batch, claimed with that record, not sent
 
-    settings = crash_settings(f"sqlite:///{db_path}", **ENGINE)
+    settings = crash_settings(db_url, **ENGINE)
     channel = RecordingChannel("sms", log_path=str(log_path), max_batch=100)
     async with running(fault_store, settings, {"sms": channel}, time.time):
 
