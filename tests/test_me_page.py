@@ -111,7 +111,7 @@ async def test_a_resident_opens_me_by_sms_code_changes_settings_and_leaves(page:
     assert sorted(after.topics) == ["disaster-relief", "social-assistance"]
     assert after.channels == ["email", "sms"] and after.language == "en"
     assert after.quiet_hours is not None and (after.quiet_hours.start, after.quiet_hours.end) == ("22:00", "07:00")
-    actors = page.rows("SELECT actor, action FROM audit_log WHERE object_id = ? ORDER BY id", str(subscriber_id))
+    actors = await page.rows("SELECT actor, action FROM audit_log WHERE object_id = ? ORDER BY id", str(subscriber_id))
     assert ("web:me", "subscriber.update") in actors
 
     # a notice reaches them, then they leave: their data goes, the delivery count stays
@@ -121,7 +121,7 @@ async def test_a_resident_opens_me_by_sms_code_changes_settings_and_leaves(page:
         actor="test")  # fmt: skip
     await page.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
     await page.engine.run_until_idle()
-    assert page.rows("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = ?", subscriber_id) == [(1,)]
+    assert await page.rows("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = ?", subscriber_id) == [(1,)]
 
     status, me = await get(page, location)
     delete = {"token": _TOKEN.search(me)[1], "form_token": re.findall(r'name="form_token" value="([^"]+)"', me)[1],  # type: ignore[index]
@@ -132,9 +132,10 @@ async def test_a_resident_opens_me_by_sms_code_changes_settings_and_leaves(page:
     assert status == 200 and "已删除" in text
     with pytest.raises(NotFound):
         await page.store.get_subscriber(subscriber_id)
-    assert page.rows("SELECT name, phone, email FROM subscribers WHERE id = ?", subscriber_id) == [("", None, None)]
-    assert page.rows("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = ?", subscriber_id) == [(1,)]
-    assert page.rows("SELECT actor FROM audit_log WHERE action = 'subscriber.delete' AND object_id = ?",
+    erased = await page.rows("SELECT name, phone, email FROM subscribers WHERE id = ?", subscriber_id)
+    assert erased == [("", None, None)]
+    assert await page.rows("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = ?", subscriber_id) == [(1,)]
+    assert await page.rows("SELECT actor FROM audit_log WHERE action = 'subscriber.delete' AND object_id = ?",
                      str(subscriber_id)) == [("web:me",)]  # fmt: skip
     assert (await get(page, location))[0] == 404  # the link of an erased resident
 
@@ -142,7 +143,7 @@ async def test_a_resident_opens_me_by_sms_code_changes_settings_and_leaves(page:
 async def test_an_unknown_number_gets_the_same_page_and_no_message(page: Page) -> None:
     status, code_page = await ask(page)
     assert status == 200 and "如果该号码已订阅" in code_page
-    assert not page.sms.messages and not page.rows("SELECT 1 FROM direct_messages")
+    assert not page.sms.messages and not await page.rows("SELECT 1 FROM direct_messages")
     token = _REQUEST_TOKEN.search(code_page)[1]  # type: ignore[index]
     status, text = await page.post("/me/confirm", {"request": token, "code": "123456"})
     assert status == 422 and "验证码不正确" in text
@@ -232,7 +233,7 @@ async def test_me_link_by_email_goes_through_smtp(page: Page, recorder: Recorder
     assert "设置链接" in subject and path == "/me"
     status, me = await get(page, link)
     assert status == 200 and "李明" in me
-    assert page.rows("SELECT purpose, state, text FROM direct_messages") == [("me-link", "sent", "")]
+    assert await page.rows("SELECT purpose, state, text FROM direct_messages") == [("me-link", "sent", "")]
     assert subscriber_id
 
 
@@ -246,17 +247,17 @@ async def test_subscribe_by_email_with_a_confirmation_link(page: Page, recorder:
     subject, link, path = last_mail(recorder, "wang.fang@example.org")
     assert "确认订阅" in subject and path == "/subscribe/link"
     status, confirm_page = await get(page, link)  # opening the link (or a mail scanner) changes nothing
-    assert status == 200 and not page.rows("SELECT 1 FROM subscribers")
+    assert status == 200 and not await page.rows("SELECT 1 FROM subscribers")
     token = re.search(r'name="link" value="([^"]+)"', confirm_page)[1]  # type: ignore[index]
     form_token = _FORM_TOKEN.search(confirm_page)[1]  # type: ignore[index]
     status, text = await page.post("/subscribe/link", {"link": token, "form_token": "forged"})
-    assert status == 403 and not page.rows("SELECT 1 FROM subscribers")
+    assert status == 403 and not await page.rows("SELECT 1 FROM subscribers")
     status, text = await page.post("/subscribe/link", {"link": token, "form_token": form_token})
     assert status == 200 and "订阅成功" in text
-    [(name, email, phone, channels)] = page.rows("SELECT name, email, phone, channels FROM subscribers")
+    [(name, email, phone, channels)] = await page.rows("SELECT name, email, phone, channels FROM subscribers")
     assert (name, email, phone, channels) == ("王芳", "wang.fang@example.org", None, '["email"]')
     status, text = await page.post("/subscribe/link", {"link": token, "form_token": form_token})
-    assert status == 200 and len(page.rows("SELECT 1 FROM subscribers")) == 1  # a double tap
+    assert status == 200 and len(await page.rows("SELECT 1 FROM subscribers")) == 1  # a double tap
     page.clock.advance(flow.LINK_TTL + 1)
     status, text = await get(page, link)
     assert status == 410
