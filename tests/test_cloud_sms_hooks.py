@@ -8,7 +8,6 @@ unknown and repeated receipts behave; no body makes the hook answer 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
@@ -30,6 +29,7 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import database_url, read_rows
 from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident, seed
 
 ALIYUN_TOKEN = "aliyun-receipts-2b7e1516"
@@ -133,14 +133,13 @@ class Hook:
         assert (row["state"], row["alias"], row["provider_message_id"]) == (state, self.sms.alias, provider_id)
         return notice.id
 
-    def receipts(self) -> list[tuple[Any, ...]]:
-        with contextlib.closing(sqlite3.connect(self.settings.sqlite_path or "")) as db:
-            return db.execute("SELECT delivery_id, alias, provider_message_id, status, detail FROM receipts "
-                              "ORDER BY id").fetchall()
+    async def receipts(self) -> list[tuple[Any, ...]]:
+        query = "SELECT delivery_id, alias, provider_message_id, status, detail FROM receipts ORDER BY id"
+        return await read_rows(self.settings.database.url, query)
 
 
 async def start(tmp_path: Path, vendor: Vendor, *, sends_through: str, running_engine: bool) -> AsyncIterator[Hook]:
-    settings = channel_settings(f"sqlite:///{tmp_path}/cloud-sms-hooks.db")
+    settings = channel_settings(database_url(tmp_path, "cloud-sms-hooks.db"))
     db = await open_database(settings.database.url)
     await db.migrate()
     store = Store(db)
@@ -267,7 +266,7 @@ async def test_a_member_of_a_failover_finds_the_failover_delivery(failover_hook:
 async def test_unknown_ids_are_kept_and_harmless(hook: Hook) -> None:
     assert (await hook.push([hook.vendor.report("unknown-17")]))[::2] == (200, hook.vendor.answer)
     # kept for a send not yet recorded, under the alias and the failover alias that may have sent it
-    assert {(d, a, p, s) for d, a, p, s, _ in hook.receipts()} == {
+    assert {(d, a, p, s) for d, a, p, s, _ in await hook.receipts()} == {
         (None, hook.vendor.alias, "unknown-17", "delivered"), (None, "sms-ha", "unknown-17", "delivered")
     }
 
@@ -289,7 +288,7 @@ async def test_repeated_receipts_are_harmless(hook: Hook) -> None:
 
     rows = await delivery_rows(hook.store, notice_id)
     assert state_of(rows, "sms") == ["delivered"] and state_of(rows, "wechat") == []
-    assert [s for _, _, _, s, _ in hook.receipts()] == ["delivered"]
+    assert [s for _, _, _, s, _ in await hook.receipts()] == ["delivered"]
 
 
 # --- refusals ------------------------------------------------------------------------------------------------------
@@ -318,7 +317,7 @@ async def test_wrong_token_or_alias_is_a_403_problem(hook: Hook, case: str, quer
     assert (status, content_type) == (403, "application/problem+json"), case
     assert body["type"] == "/problems/forbidden"
     assert hook.vendor.token not in json.dumps(body)
-    assert hook.receipts() == []
+    assert await hook.receipts() == []
 
 
 async def test_a_missing_token_is_403(hook: Hook) -> None:
@@ -367,7 +366,7 @@ FUZZ: list[Any] = [
 async def test_odd_pushes_never_get_a_500(hook: Hook, body: Any) -> None:
     status, _, answer = await hook.push(body)
     assert status == 200 and answer == hook.vendor.answer
-    for delivery_id, _, message_id, _, detail in hook.receipts():
+    for delivery_id, _, message_id, _, detail in await hook.receipts():
         assert delivery_id is None and 0 < len(message_id.strip()) <= 128 and len(detail or "") <= 200
 
 

@@ -153,10 +153,10 @@ async def _receive(
     outcomes: dict[str, int] = {}
     for receipt in receipts:
         message_id = receipt.provider_message_id.strip()
-        if not message_id or len(message_id) > MAX_ID_CHARS:
+        if not message_id or len(message_id) > MAX_ID_CHARS or "\x00" in message_id:  # no id of ours has a NUL
             log.warning("%s receipt on %s with an unusable id skipped (%d chars)", vendor, alias, len(message_id))
             continue
-        detail = receipt.detail[:MAX_DETAIL_CHARS] or None
+        detail = receipt.detail.replace("\x00", "")[:MAX_DETAIL_CHARS] or None  # PostgreSQL text holds no NUL
         try:
             outcome = await apply_receipt(request, alias, message_id, receipt.status, detail)
         except Exception:
