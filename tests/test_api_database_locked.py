@@ -15,6 +15,8 @@ import pytest
 from notifier.config import Settings
 from tests.conftest import VILLAGE_A1, Api
 
+pytestmark = pytest.mark.sqlite_only("another connection's exclusive lock on the SQLite file and its busy timeout")
+
 
 @pytest.fixture
 async def resident(api: Api) -> int:

@@ -9,13 +9,16 @@ import json
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from notifier.store import Store, open_database
 from notifier.store import audit as audit_module
 from notifier.store.audit_chain import GENESIS, canonical, entry_hash
+from notifier.store.postgres import PostgresDatabase
 from notifier.store.queries import migrations
 from notifier.store.sqlite import _split_statements
+from tests.databases import run_sql, url_of
 from tests.test_cli import run_cli
 
 DETAILS: list[dict[str, object]] = [
@@ -27,17 +30,23 @@ DETAILS: list[dict[str, object]] = [
 ]
 
 
-def db_path(store: Store) -> str:
-    return store.db.path  # type: ignore[attr-defined, no-any-return]
-
-
 def url(store: Store) -> str:
-    return f"sqlite:///{db_path(store)}"
+    return url_of(store.db)
 
 
-def tamper(path: str, *statements: str) -> None:
-    """What someone with the database file can do: lift the append-only triggers and edit rows."""
-    conn = sqlite3.connect(path)
+async def tamper(store: Store, *statements: str) -> None:
+    """What someone with the database's owner rights can do: lift the append-only triggers and edit rows."""
+    if isinstance(store.db, PostgresDatabase):
+        conn = await asyncpg.connect(store.db.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+                for statement in statements:
+                    await conn.execute(statement)
+        finally:
+            await conn.close()
+        return
+    conn = sqlite3.connect(store.db.path)  # type: ignore[attr-defined]
     try:
         conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
         conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
@@ -79,7 +88,7 @@ async def test_an_untouched_chain_verifies_with_its_count(store: Store) -> None:
 
 async def test_changed_details_are_named_as_a_hash_mismatch(store: Store) -> None:
     await write_entries(store)
-    tamper(db_path(store), """UPDATE audit_log SET detail = '{"reason":"nothing"}' WHERE id = 3""")
+    await tamper(store, """UPDATE audit_log SET detail = '{"reason":"nothing"}' WHERE id = 3""")
     code, out = await verify(store)
     assert code == 1
     assert "audit entry 3 (at " in out and "hash mismatch" in out and "previous-hash" not in out
@@ -87,12 +96,9 @@ async def test_changed_details_are_named_as_a_hash_mismatch(store: Store) -> Non
 
 async def test_a_rewritten_entry_with_a_fresh_hash_breaks_the_next_link(store: Store) -> None:
     await write_entries(store)
-    conn = sqlite3.connect(db_path(store))
-    conn.row_factory = sqlite3.Row
-    row = dict(conn.execute("SELECT * FROM audit_log WHERE id = 2").fetchone())
-    conn.close()
+    [row] = await run_sql(store.db, "SELECT * FROM audit_log WHERE id = 2")
     forged = {**row, "actor": "someone-else"}
-    tamper(db_path(store), f"UPDATE audit_log SET actor = 'someone-else', hash = '{entry_hash(forged)}' WHERE id = 2")
+    await tamper(store, f"UPDATE audit_log SET actor = 'someone-else', hash = '{entry_hash(forged)}' WHERE id = 2")
     code, out = await verify(store)
     assert code == 1
     assert "audit entry 3 (at " in out and "previous-hash mismatch" in out
@@ -100,7 +106,7 @@ async def test_a_rewritten_entry_with_a_fresh_hash_breaks_the_next_link(store: S
 
 async def test_a_deleted_entry_is_named_as_a_gap(store: Store) -> None:
     await write_entries(store)
-    tamper(db_path(store), "DELETE FROM audit_log WHERE id = 3")
+    await tamper(store, "DELETE FROM audit_log WHERE id = 3")
     code, out = await verify(store)
     assert code == 1
     assert "audit entry 4 (at " in out and "gap: entry 3 is missing" in out
@@ -108,8 +114,8 @@ async def test_a_deleted_entry_is_named_as_a_gap(store: Store) -> None:
 
 async def test_reordered_entries_are_named(store: Store) -> None:
     await write_entries(store)
-    tamper(
-        db_path(store),
+    await tamper(
+        store,
         "UPDATE audit_log SET id = -2 WHERE id = 2",
         "UPDATE audit_log SET id = 2 WHERE id = 3",
         "UPDATE audit_log SET id = 3 WHERE id = -2",
@@ -126,7 +132,7 @@ async def test_verify_reads_in_pages_and_finds_a_break_past_the_first(
     await write_entries(store)
     result = await store.verify_audit_chain()
     assert result.broken is None and result.count == await count(store)
-    tamper(db_path(store), """UPDATE audit_log SET object_id = '99' WHERE id = 5""")
+    await tamper(store, """UPDATE audit_log SET object_id = '99' WHERE id = 5""")
     result = await store.verify_audit_chain()
     assert result.broken is not None and result.broken.id == 5 and result.count == 4
 
@@ -149,10 +155,11 @@ async def test_concurrent_writers_in_two_connections_extend_one_chain(store: Sto
     )
 
 
+@pytest.mark.sqlite_only("the recipe of docs/audit.md is SQLite's json_array")
 async def test_the_chain_recomputes_with_sqlite_json_array_and_sha256(store: Store) -> None:
     """The recipe of docs/audit.md: SQLite's json_array gives the canonical bytes."""
     await write_entries(store)
-    conn = sqlite3.connect(db_path(store))
+    conn = sqlite3.connect(store.db.path)  # type: ignore[attr-defined]
     conn.row_factory = sqlite3.Row
     try:
         rows = conn.execute(
@@ -179,6 +186,7 @@ async def test_personal_fields_are_masked_in_the_log(store: Store) -> None:
     assert json.loads(rows[-1]["detail"]) == {"name": "南明区"}
 
 
+@pytest.mark.sqlite_only("SQLite's migration 011 chains earlier entries; PostgreSQL had none (docs/storage.md)")
 async def test_the_upgrade_chains_entries_written_before(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     conn = sqlite3.connect(path, isolation_level=None)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from notifier.domain.models import NoticeIn, SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from tests.conftest import VILLAGE_A1
+from tests.databases import read_rows
 from tests.fake_gateway import Reply, fake_gateway
 from tests.kannel_peer import (
     MO_ESCAPES,
@@ -231,15 +229,14 @@ async def test_chinese_alert_reaches_the_smsc_intact_and_its_dlr_marks_it_delive
     # the channel's registered signature leads, the issuing department is named in the text
     assert sms.text == "【昌乐县政府】重污染天气橙色预警：明起三天减少户外活动。（县生态环境分局）回TD退订"
 
-    def stored_receipts() -> list[tuple[str, str]]:
-        with contextlib.closing(sqlite3.connect(app_settings.sqlite_path or "")) as db:
-            return sorted(db.execute("SELECT status, provider_message_id FROM receipts").fetchall())
+    async def stored_receipts() -> list[tuple[str, str]]:
+        return sorted(await read_rows(app_settings.database.url, "SELECT status, provider_message_id FROM receipts"))
 
     async def both_reports_stored() -> bool:  # the SMSC-submit and the handset reports may arrive in any order
-        return len(await asyncio.to_thread(stored_receipts)) >= 2
+        return len(await stored_receipts()) >= 2
 
     await wait_until(both_reports_stored, "both delivery reports")
-    assert await asyncio.to_thread(stored_receipts) == [("delivered", sms_id), ("submitted", sms_id)]
+    assert await stored_receipts() == [("delivered", sms_id), ("submitted", sms_id)]
 
 
 @pytest.mark.peer("kannel")

@@ -84,6 +84,7 @@ def write_locked(path: str) -> Iterator[None]:
         other.close()
 
 
+@pytest.mark.sqlite_only("another connection's BEGIN EXCLUSIVE on the SQLite file; PostgreSQL has no such lock")
 async def test_td_under_a_locked_database_is_applied_once_the_lock_is_released(
     mo_hook: MoHook, caplog: pytest.LogCaptureFixture
 ) -> None:

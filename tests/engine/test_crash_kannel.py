@@ -4,10 +4,7 @@ and the SMSC (Kannel's fake SMSC) receives no message twice."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import signal
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +14,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bench.population import populate
+from bench.population import populate_url
 from channels.kannel import KannelChannel, KannelOptions
 from notifier.api import create_app, hooks
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.testing import FakeClock
+from tests.databases import read_rows, url_of
 from tests.engine.conftest import approved
 from tests.engine.crash_worker import crash_settings
 from tests.engine.test_crash import start_worker
@@ -38,7 +36,7 @@ ENGINE = {"workers": 1, "lease_seconds": 600, "heartbeat_seconds": 0.2}
 async def hook_base(engine_store: Store, tmp_path: Path) -> AsyncIterator[str]:
     """Our receipt hook on a real port, for the alias ``sms`` of type kannel."""
     settings = Settings.model_validate({
-        "database": {"url": f"sqlite:///{tmp_path}/engine.db"},
+        "database": {"url": url_of(engine_store.db)},
         "channels": {"sms": {"kind": "sms", "type": "kannel", "username": SENDSMS_USER,
                              "password": SENDSMS_PASSWORD, "hook_token": TOKEN}},
     })  # fmt: skip
@@ -50,11 +48,11 @@ async def hook_base(engine_store: Store, tmp_path: Path) -> AsyncIterator[str]:
         await server.close()
 
 
-def unmatched_reports(db_path: Path) -> int:
+async def unmatched_reports(db_url: str) -> int:
     """Delivery reports stored before their send was recorded, and not matched since."""
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM receipts WHERE delivery_id IS NULL AND status = 'delivered'")
-                   .fetchone()[0])
+    query = "SELECT COUNT(*) FROM receipts WHERE delivery_id IS NULL AND status = 'delivered'"
+    [(count,)] = await read_rows(db_url, query)
+    return int(count)
 
 
 async def smsc_sent(kannel: KannelPeer) -> tuple[int, int]:
@@ -72,20 +70,20 @@ async def smsc_sent(kannel: KannelPeer) -> tuple[int, int]:
 async def test_sigkill_after_kannel_took_a_batch_repeats_no_reported_message(
     engine_store: Store, tmp_path: Path, hook_base: str
 ) -> None:
-    db_path = tmp_path / "engine.db"
-    await asyncio.to_thread(populate, str(db_path), RESIDENTS)
+    db_url = url_of(engine_store.db)
+    await populate_url(db_url, RESIDENTS)
     notice = await approved(engine_store, target={"areas": ["370725"]})
     async with kannel_peer(tmp_path, f"{hook_base}/hooks/kannel/mo?alias=sms&token={TOKEN}&from=%p&text=%b") as kannel:
         options: dict[str, Any] = {
             "url": kannel.sendsms_url, "username": SENDSMS_USER, "password": SENDSMS_PASSWORD, "hook_token": TOKEN,
             "dlr_url": f"{hook_base}/hooks/kannel/dlr",
         }
-        process = await start_worker(f"sqlite:///{db_path}", tmp_path / "unused.log",
+        process = await start_worker(db_url, tmp_path / "unused.log",
                                      {"engine": ENGINE, "kannel": options, "stall_after": 2})
         try:  # two batches recorded; the third is with Kannel, unrecorded, and its reports come back
             async def third_batch_reported() -> bool:
                 assert process.returncode is None, "the delivery process died by itself"
-                return await asyncio.to_thread(unmatched_reports, db_path) == BATCH
+                return await unmatched_reports(db_url) == BATCH
 
             await wait_until(third_batch_reported, "the reports of the batch in flight", within=60)
         finally:
@@ -98,7 +96,7 @@ async def test_sigkill_after_kannel_took_a_batch_repeats_no_reported_message(
         channel = KannelChannel("sms", KannelOptions.model_validate(options))
         await channel.open()
         try:
-            await Engine(engine_store, crash_settings(f"sqlite:///{db_path}", **ENGINE), {"sms": channel},
+            await Engine(engine_store, crash_settings(db_url, **ENGINE), {"sms": channel},
                          clock=clock).run_until_idle()
         finally:
             await channel.close()
