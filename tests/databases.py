@@ -44,6 +44,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="the database the store fixtures use (default: NOTIFIER_TEST_DB, else sqlite)",
     )
+    parser.addoption(
+        "--record-database-tests",
+        metavar="FILE",
+        help="write to FILE the ids of the tests that opened the run's database (tests.databases.database_url)",
+    )
+    parser.addoption(
+        "--only-database-tests",
+        metavar="FILE",
+        help="run only the tests FILE names (written by --record-database-tests); deselect the others",
+    )
 
 
 _chosen: list[str] = []
@@ -236,12 +246,15 @@ def postgres_database(*, migrated: bool = True) -> str:
 
 
 _named: dict[tuple[Path, str], str] = {}  # this test's PostgreSQL copies by the SQLite file they stand for
+_opened: list[bool] = []  # whether the running test asked for the run's database
+_database_tests: list[str] = []  # the ids of the tests that did (--record-database-tests)
 
 
 def database_url(tmp_path: Path, name: str = "notifier.db") -> str:
     """The database URL a test's settings use: SQLite at ``tmp_path/name``, or a PostgreSQL copy (see above).
 
     The same ``tmp_path`` and ``name`` give the same database within a test, as the same file would."""
+    _opened[:] = [True]
     if on_postgres():
         key = (tmp_path, name)
         if key not in _named:
@@ -251,8 +264,11 @@ def database_url(tmp_path: Path, name: str = "notifier.db") -> str:
 
 
 @pytest.fixture(autouse=True)
-def _drop_test_databases() -> Generator[None, None, None]:
+def _drop_test_databases(request: pytest.FixtureRequest) -> Generator[None, None, None]:
+    _opened.clear()
     yield
+    if _opened:
+        _database_tests.append(request.node.nodeid)
     _named.clear()
     DATABASES.drop_created()
 
@@ -261,7 +277,13 @@ SQLITE_ONLY = "SQLite only: "  # the reason's prefix, which tests.peers does not
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL, skip the tests marked ``@pytest.mark.sqlite_only("why")``, saying why."""
+    """With ``--only-database-tests``, deselect the tests its file does not name. On PostgreSQL, skip the tests
+    marked ``@pytest.mark.sqlite_only("why")``, saying why."""
+    listed = config.getoption("--only-database-tests", None)
+    if listed:
+        wanted = set(Path(listed).read_text(encoding="utf-8").splitlines())
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
+        items[:] = [item for item in items if item.nodeid in wanted]
     if not on_postgres():
         return
     for item in items:
@@ -271,6 +293,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    record = session.config.getoption("--record-database-tests", None)
+    if record:
+        Path(record).write_text("".join(f"{nodeid}\n" for nodeid in _database_tests), encoding="utf-8")
     DATABASES.finish()
 
 
