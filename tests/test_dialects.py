@@ -3,6 +3,8 @@ replace a SQLite block, and every named query accepted by PostgreSQL on a migrat
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from notifier.store.postgres import PostgresDatabase, translate
@@ -68,3 +70,23 @@ async def test_every_named_query_prepares_on_postgres() -> None:
     finally:
         await db.close()
     assert not failures, "queries PostgreSQL rejects:\n" + "\n".join(failures)
+
+
+def without_comments_or_layout(sql: str) -> str:
+    return " ".join(re.sub(r"--[^\n]*", "", sql).split())
+
+
+def test_postgres_one_statement_fan_out_matches_and_chooses_as_the_staged_blocks() -> None:
+    """PostgreSQL's ``fanout_insert_deliveries`` matches and chooses in its own WITH clause (no staging table):
+    its ``matched`` and ``chosen`` must be ``fanout_match``'s and ``fanout_choose``'s SELECTs, so that a change to
+    who is targeted or which channel is chosen (which the preview runs through the staged blocks) reaches the
+    fan-out too."""
+    blocks = dialect_blocks("postgres")
+    one_statement = without_comments_or_layout(blocks["fanout_insert_deliveries"])
+    match = without_comments_or_layout(blocks["fanout_match"])
+    choose = without_comments_or_layout(blocks["fanout_choose"]).replace("pg_temp.fanout_matched", "matched")
+    assert f"matched (id, area_code, eligible) AS MATERIALIZED ( {match[match.index('SELECT'):]} )" in one_statement
+    chosen = choose[choose.index("SELECT subscriber_id") :]
+    assert f"chosen (subscriber_id, channel, rank, address, area_code, due_at) AS MATERIALIZED ( {chosen} )" in (
+        one_statement
+    )

@@ -16,6 +16,9 @@ Row = dict[str, Any]
 
 class Database(abc.ABC):
     dialect: str
+    # whether INSERT and UPDATE may stand inside a statement's WITH clause (PostgreSQL; not SQLite): the fan-out
+    # then writes a chunk in one statement instead of staging it in temporary tables first
+    writes_in_with: bool = False
 
     @abc.abstractmethod
     async def connect(self) -> None: ...

@@ -75,6 +75,21 @@ class DeliveryRepository:
         """(town, n): residents of the staged chunk whose first message waits for their quiet hours to end."""
         return await self.db.fetch_all("preview_chunk_held", {"now": now})
 
+    async def write_chunk(self, params: Mapping[str, Any]) -> tuple[int, int]:
+        """Insert one chunk's deliveries; (residents matched, residents with a chosen channel).
+
+        Where the database writes inside ``WITH`` (PostgreSQL), ``fanout_insert_deliveries`` matches, chooses
+        and inserts in one statement and returns the counts, with no staging table; SQLite stages the chunk
+        first (``stage_chunk``) and inserts from the staging tables. Call inside a transaction.
+        """
+        if self.db.writes_in_with:
+            row = await self.db.fetch_one("fanout_insert_deliveries", params)
+            assert row is not None
+            return int(row["matched"]), int(row["reached"])
+        await self.stage_chunk(params)
+        await self.db.execute("fanout_insert_deliveries", params)
+        return await self.staged_counts()
+
     async def fan_out_chunk(
         self, notice_id: int, worker: str, after: int, upto: int, params: Mapping[str, Any]
     ) -> bool:
@@ -90,9 +105,7 @@ class DeliveryRepository:
             )
             if held is None:
                 return False
-            await self.stage_chunk(params)
-            await self.db.execute("fanout_insert_deliveries", params)
-            matched, reached = await self.staged_counts()
+            matched, reached = await self.write_chunk(params)
             await self.db.execute(
                 "advance_fanout", {"id": notice_id, "upto": upto, "reached": reached, "skipped": matched - reached}
             )

@@ -161,6 +161,7 @@ def _fit(value: Any, type_name: str) -> Any:
 
 class PostgresDatabase(Database):
     dialect = "postgres"
+    writes_in_with = True
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.dsn = dsn

@@ -100,12 +100,83 @@ WHERE :all_channels OR rank = 0;;
 
 -- name: fanout_insert_deliveries
 -- written for sqlite d98c47da35fd
-INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
-                        address, created_at, updated_at)
-SELECT :notice_id, subscriber_id, channel, CAST(:aliases AS json) ->> channel, rank, 'queued', :priority,
-       due_at, :deadline, address, :now_iso, :now_iso
-FROM pg_temp.fanout_chosen
-ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING;
+-- One statement per chunk, no staging table (PostgreSQL writes inside WITH; DeliveryRepository.write_chunk):
+-- `matched` is fanout_match's SELECT and `chosen` fanout_choose's, word for word, reading `matched` instead of
+-- pg_temp.fanout_matched (tests/test_dialects.py holds them in step); returns the chunk's counts as
+-- fanout_chunk_counts would. Staging cost six more round trips per chunk (create, truncate, insert twice,
+-- count): interleaved with it on a million residents, a chunk took 0.82 to 1.05 x the staged chunk's time
+-- (median per run, load 6 to 9) for the same CPU time of the server.
+WITH matched (id, area_code, eligible) AS MATERIALIZED (
+    SELECT s.id, s.area_code,
+           s.deleted_at IS NULL AND s.consent_withdrawn_at IS NULL AND NOT EXISTS (
+               SELECT 1 FROM subscriber_optouts o
+               WHERE o.subscriber_id = s.id AND o.kind = 'topic' AND o.value = :topic)
+    FROM subscribers s
+    WHERE s.id > :after AND s.id <= :upto
+      AND (:roster_id IS NULL AND s.consent_basis = 'consent'
+           OR EXISTS (SELECT 1 FROM roster_rows r WHERE r.roster_id = :roster_id AND r.subscriber_id = s.id))
+      AND (
+        (:has_rule
+         AND (json_array_length(:areas) = 0 OR EXISTS (
+                SELECT 1 FROM json_each(:areas) a WHERE s.area_code >= a.value AND s.area_code < a.value || ':'))
+         AND CASE
+               WHEN NOT :has_groups AND NOT :has_topics THEN TRUE
+               WHEN :combine_all THEN
+                    (NOT :has_groups OR EXISTS (
+                        SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                          AND sg.group_id IN (SELECT value FROM json_each(:group_ids))))
+                AND (NOT :has_topics OR EXISTS (
+                        SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                          AND st.topic_id IN (SELECT value FROM json_each(:topic_ids))))
+               ELSE
+                    EXISTS (SELECT 1 FROM subscriber_groups sg WHERE sg.subscriber_id = s.id
+                              AND sg.group_id IN (SELECT value FROM json_each(:group_ids)))
+                 OR EXISTS (SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id
+                              AND st.topic_id IN (SELECT value FROM json_each(:topic_ids)))
+             END)
+        OR s.id IN (SELECT value FROM json_each(:subscriber_ids))
+        OR s.id IN (SELECT d.subscriber_id FROM deliveries d
+                    WHERE d.notice_id = :referenced_id AND d.state IN ('sent', 'delivered', 'confirmed')))
+),
+chosen (subscriber_id, channel, rank, address, area_code, due_at) AS MATERIALIZED (
+    SELECT subscriber_id, channel, rank, address, area_code,
+           :now + CASE
+               WHEN :urgent OR qs IS NULL THEN 0
+               WHEN qs <= qe AND :local >= qs AND :local < qe THEN qe - :local
+               WHEN qs > qe AND :local >= qs THEN qe + 86400 - :local
+               WHEN qs > qe AND :local < qe THEN qe - :local
+               ELSE 0 END
+    FROM (
+        SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.subscriber_id ORDER BY c.pref) - 1 AS rank
+        FROM (
+            SELECT s.id AS subscriber_id, p.value AS channel, p.key AS pref, s.area_code,
+                   CASE p.value WHEN 'sms' THEN s.phone WHEN 'email' THEN s.email
+                                WHEN 'wechat' THEN s.wechat_openid WHEN 'wecom' THEN s.wecom_userid END AS address,
+                   CAST(substr(s.quiet_start, 1, 2) AS INTEGER) * 3600
+                       + CAST(substr(s.quiet_start, 4, 2) AS INTEGER) * 60 AS qs,
+                   CAST(substr(s.quiet_end, 1, 2) AS INTEGER) * 3600
+                       + CAST(substr(s.quiet_end, 4, 2) AS INTEGER) * 60 AS qe
+            FROM matched m
+            JOIN subscribers s ON s.id = m.id
+            CROSS JOIN LATERAL json_array_elements_text(s.channels::json) WITH ORDINALITY AS p (value, key)
+            -- the chunk's id range on subscribers too, as in fanout_choose
+            WHERE s.id > :after AND s.id <= :upto AND m.eligible AND p.value IN (SELECT value FROM json_each(:channels))
+              AND NOT EXISTS (SELECT 1 FROM subscriber_optouts o
+                              WHERE o.subscriber_id = s.id AND o.kind = 'channel' AND o.value = p.value)
+        ) c
+        WHERE c.address IS NOT NULL
+    ) ranked
+    WHERE :all_channels OR rank = 0
+),
+inserted AS (
+    INSERT INTO deliveries (notice_id, subscriber_id, channel, alias, rank, state, priority, due_at, deadline,
+                            address, created_at, updated_at)
+    SELECT :notice_id, subscriber_id, channel, CAST(:aliases AS json) ->> channel, rank, 'queued', :priority,
+           due_at, :deadline, address, :now_iso, :now_iso
+    FROM chosen
+    ON CONFLICT (notice_id, subscriber_id, channel) DO NOTHING
+)
+SELECT (SELECT COUNT(*) FROM matched) AS matched, (SELECT COUNT(DISTINCT subscriber_id) FROM chosen) AS reached;
 
 -- name: fanout_chunk_counts
 -- written for sqlite b82879e3ffd3
