@@ -1,12 +1,20 @@
 """Fan-out on PostgreSQL: deliveries created per second, beside a bare COPY of the very same rows.
 
 A throwaway database on the server of ``NOTIFIER_BENCH_PG_DSN`` (else ``NOTIFIER_TEST_PG_DSN``, else
-postgres@127.0.0.1:5432) is migrated and given the synthetic residents (``bench.population``, with COPY); one
-approved notice to the whole county is fanned out by the engine (``fan_out_next``: per chunk of 2,000 ids,
-set-based SQL that stages the chunk and inserts its deliveries on the server, nothing per row in Python).
-Then the same rows, read back into a binary COPY file, are loaded again with a bare ``COPY ... FROM`` into the
-same table under a second notice: the server's raw bulk-load rate for this table, its indexes and foreign
-keys. The database is dropped at the end. ``--quick``: 20,000 residents instead of a million.
+postgres@127.0.0.1:5432) is migrated and given the synthetic residents (``bench.population``, with COPY; then
+vacuumed, so the first round does not pay for setting the residents' visibility bits). One approved notice to
+the whole county is fanned out by the engine (``fan_out_next``: per chunk of 2,000 ids, one statement that
+matches, chooses and inserts on the server, nothing per row in Python). The same rows, read back into a
+binary COPY file, are loaded with a bare ``COPY ... FROM`` into the same table under a second notice: the
+server's raw bulk-load rate for this table, its indexes, foreign keys and constraints.
+
+Each side starts from the same state: ``deliveries`` emptied (``TRUNCATE``: an empty table and empty indexes
+for both) and a ``CHECKPOINT`` (both pay the same full-page writes). The sides alternate in ``rounds()``
+rounds, the first side swapped each round (engine, COPY, COPY, engine, engine, COPY), and each side's median
+is reported with its samples, so a change of this shared machine's load falls on both; beside the rates, the
+CPU seconds the database's server processes spent on each side (read from /proc when the server runs on
+this machine), which other work on the machine does not inflate. The database is dropped at the end.
+``--quick``: 20,000 residents and one round instead of a million and three.
 """
 
 from __future__ import annotations
@@ -16,16 +24,20 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import Result, bench_settings, open_store, peak_rss_mb, skipped
+from bench.common import Result, bench_settings, median, open_store, peak_rss_mb, rounds, sampling, skipped
 from bench.fanout import COLUMNS, NOTICE
 from bench.population import populate_postgres
+from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn
 from notifier.engine.context import EngineContext
 from notifier.engine.fanout import fan_out_next
+from notifier.store import Store
 from notifier.testing import RecordingChannel
 
 CHUNK = 2000
@@ -43,48 +55,123 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
-async def measure(dsn: str, residents: int) -> tuple[int, float, int, float, float]:
-    """(deliveries the engine created, its seconds, rows COPY loaded, their seconds, peak MB after fan-out)."""
+class ServerCpu:
+    """CPU seconds of the server processes serving one database, from /proc (None where it cannot be read:
+    a server on another machine)."""
+
+    def __init__(self, admin: Any, database: str) -> None:
+        self.admin = admin
+        self.database = database
+
+    async def seconds(self) -> float | None:
+        pids = await self.admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database)
+        try:
+            return sum(process_ticks(int(row["pid"])) for row in pids) / os.sysconf("SC_CLK_TCK")
+        except OSError:  # not this machine's process, not ours to read, or it just ended
+            return None
+
+
+def process_ticks(pid: int) -> int:
+    """User and system CPU time of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+async def timed(cpu: ServerCpu, work: Callable[[], Awaitable[None]]) -> tuple[float, float | None]:
+    """(real seconds, server CPU seconds) of ``work``."""
+    before = await cpu.seconds()
+    started = time.perf_counter()
+    await work()
+    seconds = time.perf_counter() - started
+    after = await cpu.seconds()
+    return seconds, None if before is None or after is None else after - before
+
+
+async def fresh_deliveries(conn: Any) -> None:
+    """Both sides start from an empty deliveries table and a checkpoint."""
+    await conn.execute("TRUNCATE deliveries, receipts")
+    await conn.execute("CHECKPOINT")
+
+
+async def approved_notice(store: Store) -> int:
+    notice, _ = await store.create_notice(
+        NoticeIn.model_validate(NOTICE), department="environment", created_by=None, actor="bench"
+    )
+    await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="bench")
+    return notice.id
+
+
+async def measure(dsn: str, database: str, residents: int, quick: bool) -> dict[str, Any]:
+    """Rates and CPU samples of both sides, and the peak memory after the fan-outs."""
     import asyncpg
 
-    settings = bench_settings(Path("unused.db"), fanout_batch_size=CHUNK)
+    settings: Settings = bench_settings(Path("unused.db"), fanout_batch_size=CHUNK)
     settings.database.url = dsn
     store = await open_store(settings)
+    conn = await asyncpg.connect(dsn)
+    cpu = ServerCpu(conn, database)
+    samples: dict[str, list[float]] = {"engine": [], "copy": []}
+    cpu_samples: dict[str, list[float]] = {"engine": [], "copy": []}
+    created = copied = 0
     try:
         await populate_postgres(dsn, residents)
-        notice_in = NoticeIn.model_validate(NOTICE)
-        notice, _ = await store.create_notice(notice_in, department="environment", created_by=None, actor="bench")
-        twin, _ = await store.create_notice(notice_in, department="environment", created_by=None, actor="bench")
-        await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="bench")
+        await conn.execute("VACUUM (FREEZE, ANALYZE)")
         ctx = EngineContext(store, settings, {alias: RecordingChannel(alias) for alias in settings.channels})
-        started = time.perf_counter()
-        await fan_out_next(ctx)
-        seconds = time.perf_counter() - started
-        peak = peak_rss_mb()
-    finally:
-        await store.db.close()
-    conn = await asyncpg.connect(dsn)
-    try:
-        created = await conn.fetchval("SELECT COUNT(*) FROM deliveries WHERE notice_id = $1", notice.id)
-        await conn.execute("CHECKPOINT")  # the fan-out's dirty pages are not the COPY's to write
+        twin = await approved_notice(store)
+        await conn.execute("UPDATE notices SET state = 'draft' WHERE id = $1", twin)  # not the engine's to fan out
         with tempfile.TemporaryDirectory() as folder:
             rows = Path(folder) / "deliveries.copy"
-            await conn.copy_from_query(
-                f"SELECT {twin.id}::bigint, {COLUMNS} FROM deliveries WHERE notice_id = {notice.id}",
-                output=str(rows),
-                format="binary",
-            )
-            started = time.perf_counter()
-            status = await conn.copy_to_table(
-                "deliveries", source=str(rows), columns=["notice_id", *COLUMNS.split(", ")], format="binary"
-            )
-            copy_seconds = time.perf_counter() - started
+
+            async def fan_out_round() -> None:
+                nonlocal created
+                await fresh_deliveries(conn)
+                notice = await approved_notice(store)
+
+                async def work() -> None:
+                    await fan_out_next(ctx)
+
+                seconds, server = await timed(cpu, work)
+                created = int(await conn.fetchval("SELECT COUNT(*) FROM deliveries WHERE notice_id = $1", notice))
+                samples["engine"].append(created / seconds)
+                if server is not None:
+                    cpu_samples["engine"].append(server)
+                if not rows.exists():
+                    await conn.copy_from_query(
+                        f"SELECT {twin}::bigint, {COLUMNS} FROM deliveries WHERE notice_id = {notice}",
+                        output=str(rows),
+                        format="binary",
+                    )
+
+            async def copy_round() -> None:
+                nonlocal copied
+                await fresh_deliveries(conn)
+                status = ""
+
+                async def work() -> None:
+                    nonlocal status
+                    status = await conn.copy_to_table(
+                        "deliveries", source=str(rows), columns=["notice_id", *COLUMNS.split(", ")], format="binary"
+                    )
+
+                seconds, server = await timed(cpu, work)
+                copied = int(status.rsplit(" ", 1)[-1])
+                samples["copy"].append(copied / seconds)
+                if server is not None:
+                    cpu_samples["copy"].append(server)
+
+            for round_ in range(rounds(quick)):  # the first round fans out first: it writes the COPY's rows
+                sides = [fan_out_round, copy_round] if round_ % 2 == 0 else [copy_round, fan_out_round]
+                for side in sides:
+                    await side()
+        peak = peak_rss_mb()
     finally:
         await conn.close()
-    return int(created), seconds, int(status.rsplit(" ", 1)[-1]), copy_seconds, peak
+        await store.db.close()
+    return {"created": created, "copied": copied, "samples": samples, "cpu": cpu_samples, "peak": peak}
 
 
-async def run_size(residents: int) -> list[Result]:
+async def run_size(residents: int, quick: bool) -> list[Result]:
     import asyncpg
 
     server = server_dsn()
@@ -96,15 +183,25 @@ async def run_size(residents: int) -> list[Result]:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            created, seconds, copied, copy_seconds, peak = await measure(with_database(server, name), residents)
+            found = await measure(with_database(server, name), name, residents, quick)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-    params = {"residents": residents, "deliveries": created, "chunk": CHUNK, "copied": copied}
+    samples, cpu = found["samples"], found["cpu"]
+    params: dict[str, Any] = {
+        "residents": residents, "deliveries": found["created"], "chunk": CHUNK, "copied": found["copied"],
+        **sampling(samples), "load_average": round(os.getloadavg()[0], 1),
+    }  # fmt: skip
+    if len(cpu["engine"]) == len(samples["engine"]) and len(cpu["copy"]) == len(samples["copy"]):
+        params["server_cpu_s_engine"] = [round(v, 1) for v in cpu["engine"]]
+        params["server_cpu_s_copy"] = [round(v, 1) for v in cpu["copy"]]
+        params["server_cpu_ratio"] = round(median(cpu["copy"]) / median(cpu["engine"]), 3)  # as the rates: copy/engine
     return [
-        Result("fanout_pg.rate", created / seconds, "deliveries/s", copied / copy_seconds, params).emit(),
-        Result("fanout_pg.peak_memory", peak, "MB", 200.0, {**params, "baseline": "target ceiling"}).emit(),
+        Result("fanout_pg.rate", median(samples["engine"]), "deliveries/s", median(samples["copy"]), params).emit(),
+        Result(
+            "fanout_pg.peak_memory", found["peak"], "MB", 200.0, {**params, "baseline": "target ceiling"}
+        ).emit(),
     ]
 
 
@@ -112,5 +209,5 @@ def run(quick: bool) -> list[Result]:
     sizes = [20_000] if quick else [1_000_000]
     results: list[Result] = []
     for size in sizes:
-        results += asyncio.run(run_size(size))
+        results += asyncio.run(run_size(size, quick))
     return results
