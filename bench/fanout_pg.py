@@ -3,10 +3,11 @@
 A throwaway database on the server of ``NOTIFIER_BENCH_PG_DSN`` (else ``NOTIFIER_TEST_PG_DSN``, else
 postgres@127.0.0.1:5432) is migrated and given the synthetic residents (``bench.population``, with COPY; then
 vacuumed, so the first round does not pay for setting the residents' visibility bits). One approved notice to
-the whole county is fanned out by the engine (``fan_out_next``: per chunk of 2,000 ids, one statement that
-matches, chooses and inserts on the server, nothing per row in Python). The same rows, read back into a
-binary COPY file, are loaded with a bare ``COPY ... FROM`` into the same table under a second notice: the
-server's raw bulk-load rate for this table, its indexes, foreign keys and constraints.
+the whole county is fanned out by the engine (``fan_out_next``: per chunk of the database's ``fanout_chunk``,
+10,000 ids on PostgreSQL, one statement that matches, chooses and inserts on the server, nothing per row in
+Python). The same rows, read back into a binary COPY file, are loaded with a bare ``COPY ... FROM`` into the
+same table under a second notice: the server's raw bulk-load rate for this table, its indexes, foreign keys
+and constraints.
 
 Each side starts from the same state: ``deliveries`` emptied (``TRUNCATE``: an empty table and empty indexes
 for both) and a ``CHECKPOINT`` (both pay the same full-page writes). The sides alternate in ``rounds()``
@@ -39,8 +40,6 @@ from notifier.engine.context import EngineContext
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store
 from notifier.testing import RecordingChannel
-
-CHUNK = 2000
 
 
 def server_dsn() -> str:
@@ -106,7 +105,7 @@ async def measure(dsn: str, database: str, residents: int, quick: bool) -> dict[
     """Rates and CPU samples of both sides, and the peak memory after the fan-outs."""
     import asyncpg
 
-    settings: Settings = bench_settings(Path("unused.db"), fanout_batch_size=CHUNK)
+    settings: Settings = bench_settings(Path("unused.db"))  # fanout_batch_size unset: the database's own
     settings.database.url = dsn
     store = await open_store(settings)
     conn = await asyncpg.connect(dsn)
@@ -168,7 +167,8 @@ async def measure(dsn: str, database: str, residents: int, quick: bool) -> dict[
     finally:
         await conn.close()
         await store.db.close()
-    return {"created": created, "copied": copied, "samples": samples, "cpu": cpu_samples, "peak": peak}
+    chunk = store.db.fanout_chunk
+    return {"created": created, "copied": copied, "chunk": chunk, "samples": samples, "cpu": cpu_samples, "peak": peak}
 
 
 async def run_size(residents: int, quick: bool) -> list[Result]:
@@ -190,7 +190,7 @@ async def run_size(residents: int, quick: bool) -> list[Result]:
         await admin.close()
     samples, cpu = found["samples"], found["cpu"]
     params: dict[str, Any] = {
-        "residents": residents, "deliveries": found["created"], "chunk": CHUNK, "copied": found["copied"],
+        "residents": residents, "deliveries": found["created"], "chunk": found["chunk"], "copied": found["copied"],
         **sampling(samples), "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
     if len(cpu["engine"]) == len(samples["engine"]) and len(cpu["copy"]) == len(samples["copy"]):

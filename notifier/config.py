@@ -62,7 +62,9 @@ class DatabaseConfig(Section):
 class EngineConfig(Section):
     workers: int = Field(2, ge=0, le=64, description="delivery worker tasks per process")
     batch_size: int = Field(100, ge=1, le=5000)
-    fanout_batch_size: int = Field(2000, ge=100, le=50000)
+    fanout_batch_size: int | None = Field(
+        None, ge=100, le=50000, description="residents per fan-out transaction; unset: the database's own size"
+    )
     lease_seconds: float = Field(60, gt=0)
     heartbeat_seconds: float = Field(
         2.0, gt=0, description="each process beats this often; its leases are taken back after 3 missed beats"

@@ -1,11 +1,12 @@
 """Step 2 and 3 of a notice's journey: render it once per channel, then fan it out to deliveries.
 
 The fan-out runs in SQL (``fanout_match``, ``fanout_choose``, ``fanout_insert_deliveries``; on PostgreSQL
-the last does all three in one statement), one chunk of ``fanout_batch_size`` subscriber ids per transaction,
-so memory does not grow with the audience (a target that only lists residents reads only the spans of ids
-that hold them). Each chunk moves ``notices.fanout_cursor`` in the same transaction as its deliveries, so
-a crash resumes at the first unfinished chunk; the UNIQUE (notice, subscriber, channel) key makes a repeated
-chunk harmless. A lease on the notice keeps two processes from fanning out one notice.
+the last does all three in one statement), one chunk of ``fanout_batch_size`` subscriber ids (unset: the
+database's ``fanout_chunk``) per transaction, so memory does not grow with the audience (a target that only
+lists residents reads only the spans of ids that hold them). Each chunk moves ``notices.fanout_cursor`` in
+the same transaction as its deliveries, so a crash resumes at the first unfinished chunk; the UNIQUE
+(notice, subscriber, channel) key makes a repeated chunk harmless. A lease on the notice keeps two processes
+from fanning out one notice.
 Kinds ``bot`` and ``bulletin`` get one delivery per area after the residents (``areas.fan_out_areas``).
 """
 
@@ -176,7 +177,7 @@ async def next_chunk(ctx: EngineContext, after: int, size: int, listed: list[int
 async def fan_out(ctx: EngineContext, notice: Row) -> None:
     """Create the notice's deliveries chunk by chunk from its cursor on, then mark it scheduled."""
     after = int(notice["fanout_cursor"])
-    size = ctx.settings.engine.fanout_batch_size
+    size = ctx.settings.engine.fanout_batch_size or ctx.store.db.fanout_chunk
     fixed = await fanout_params(ctx, notice, ctx.clock())
     listed = listed_only(fixed)
     if fixed["roster_id"] is not None and fixed["areas"] == "[]" and not (fixed["has_groups"] or fixed["has_topics"]):

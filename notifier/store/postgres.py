@@ -162,6 +162,10 @@ def _fit(value: Any, type_name: str) -> Any:
 class PostgresDatabase(Database):
     dialect = "postgres"
     writes_in_with = True
+    # each chunk costs eight round trips (pool reset, BEGIN, chunk end, lease, write, cursor, COMMIT): a million
+    # residents fanned out in 22, 23 and 31 s at 10,000 against 34, 51 and 33 s at 2,000 (and 57 s at 20,000)
+    # on this 2-core machine at load 6. Other writers do not wait for it (row locks); its rows stay on the server.
+    fanout_chunk = 10000
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.dsn = dsn

@@ -1,0 +1,45 @@
+"""The fan-out's chunk: ``[engine] fanout_batch_size`` when set, else the database's own size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifier.config import Settings
+from notifier.engine import Engine
+from notifier.store import Store
+
+from .conftest import approved, delivery_rows, resident
+
+
+async def count_chunks(engine: Engine, engine_store: Store) -> tuple[int, int]:
+    """(chunk transactions, deliveries) of one notice to the whole test county."""
+    notice = await approved(engine_store)
+    chunks: list[Any] = []
+    fan_out_chunk = engine_store.fan_out_chunk
+
+    async def counted(*args: Any) -> bool:
+        chunks.append(args)
+        return await fan_out_chunk(*args)
+
+    engine_store.fan_out_chunk = counted  # type: ignore[method-assign]
+    await engine.run_until_idle()
+    return len(chunks), len(await delivery_rows(engine_store, notice.id))
+
+
+async def test_unset_the_database_decides_the_chunk(
+    engine: Engine, engine_store: Store, engine_settings: Settings
+) -> None:
+    """PostgreSQL fans out in larger chunks than SQLite (``Database.fanout_chunk``) when no size is set."""
+    assert engine_settings.engine.fanout_batch_size is None
+    engine_store.db.fanout_chunk = 10
+    for _ in range(25):
+        await resident(engine_store)
+    assert await count_chunks(engine, engine_store) == (3, 25)
+
+
+async def test_a_set_size_wins(engine: Engine, engine_store: Store, engine_settings: Settings) -> None:
+    engine_settings.engine.fanout_batch_size = 100
+    engine_store.db.fanout_chunk = 10
+    for _ in range(25):
+        await resident(engine_store)
+    assert await count_chunks(engine, engine_store) == (1, 25)
