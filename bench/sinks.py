@@ -8,7 +8,8 @@ arrived, not a timing).
 
     kind      what it is
     --------  ----------------------------------------------------------------------------------------
-    kannel    aiohttp app: any method on /cgi-bin/sendsms -> ``202 0: Accepted for delivery``
+    kannel    aiohttp app: any method on /cgi-bin/sendsms -> ``202 0: Accepted for delivery``; keeps the
+              last query string (``Sink.last_query``)
     smtp      aiosmtpd Controller: accepts every recipient, discards the message after DATA
     wechat    tests/fake_wechat.FakeWechat (the fake used by the tests), following the given openids
 """
@@ -44,12 +45,20 @@ class Sink:
 
     def received(self) -> int:
         """Requests (or messages) the sink has accepted so far."""
+        count: int = self._ask("count")
+        return count
+
+    def last_query(self) -> str:
+        """The query string (as sent, still encoded) of the last request the ``kannel`` sink accepted; "" before any."""
+        query: str = self._ask("last")
+        return query
+
+    def _ask(self, question: str) -> Any:
         with self._lock:
-            self._conn.send("count")
+            self._conn.send(question)
             if not self._conn.poll(STARTUP_SECONDS):
                 raise RuntimeError(f"{self.kind} sink does not answer")
-            count: int = self._conn.recv()
-            return count
+            return self._conn.recv()
 
 
 @contextlib.contextmanager
@@ -85,11 +94,13 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
     from aiohttp import web
 
     counter = [0]
+    last = [""]  # the last query string: the raw client sends the very text the engine sent
     if kind == "kannel":
 
         async def sendsms(request: web.Request) -> web.Response:
             await request.read()
             counter[0] += 1
+            last[0] = request.rel_url.raw_query_string
             return web.Response(status=202, text="0: Accepted for delivery")
 
         app = web.Application()
@@ -120,6 +131,8 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
         message = conn.recv()
         if message == "count":
             conn.send(count())
+        elif message == "last":
+            conn.send(last[0])
         else:
             stop.set()
 

@@ -8,8 +8,9 @@ notifier, raw, ...), and each side's median is reported, the samples in the para
 
 raw
     A bare ``aiohttp.ClientSession`` with a keep-alive ``TCPConnector`` (as many connections as the
-    adapter's pool) and a fixed number of requests in flight, sending the very query the adapter sends:
-    the client limit of this machine for this sink.
+    adapter's pool) and a fixed number of requests in flight, sending the very query the adapter sends
+    (the text of the engine's last message, read back from the sink, ``engine_text``): the client limit of
+    this machine for this sink.
 notifier
     N synthetic residents with phones, one notice on ``sms``; the engine runs as the service does
     (planner and workers, ``KannelChannel`` built from config; a fresh database each round) and the clock
@@ -35,12 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import aiohttp
 
 from bench.common import (
-    BODY,
     Result,
     channel_settings,
     engine_send_rate,
@@ -64,18 +64,30 @@ def phone(i: int) -> str:
     return f"+86139{i:08d}"  # as bench.population makes them
 
 
-def kannel_query(to: str) -> dict[str, str]:
-    """The query ``KannelChannel.params`` sends for the bench notice (no DLR URL)."""
-    query = {"username": USERNAME, "password": PASSWORD, "to": to, "text": BODY, "charset": "UTF-8"}
-    if count_segments(BODY).encoding == "ucs2":
+def kannel_query(to: str, text: str) -> dict[str, str]:
+    """The query ``KannelChannel.params`` sends for ``text`` (no DLR URL)."""
+    query = {"username": USERNAME, "password": PASSWORD, "to": to, "text": text, "charset": "UTF-8"}
+    if count_segments(text).encoding == "ucs2":
         query["coding"] = "2"
     return query
 
 
+def engine_text(sink: Sink) -> str:
+    """The text of the engine's last message to the sink: the notice as the SMS template renders it, with
+    the channel's signature and opt-out wording. The raw and Apprise clients send the very same text (they
+    sent the bare notice body before, shorter by a third, which flattered them)."""
+    text = dict(parse_qsl(sink.last_query())).get("text")
+    if not text:
+        raise RuntimeError("the sink has no message of the engine yet: run the engine side first")
+    return text
+
+
 async def raw_rate(sink: Sink, count: int) -> float:
-    """Messages per second of a bare aiohttp client: keep-alive pool, ``RAW_IN_FLIGHT`` requests in flight."""
+    """Messages per second of a bare aiohttp client: keep-alive pool, ``RAW_IN_FLIGHT`` requests in flight,
+    the engine's text (``engine_text``): run after an engine round."""
     url = f"{sink.url}/cgi-bin/sendsms"
-    queries = [kannel_query(phone(i)) for i in range(1, count + 1)]
+    text = engine_text(sink)
+    queries = [kannel_query(phone(i), text) for i in range(1, count + 1)]
     accepted = 0
 
     async def worker(session: aiohttp.ClientSession, mine: list[dict[str, str]]) -> None:
@@ -120,8 +132,8 @@ async def sent_rate(sink: Sink, settings: Settings, count: int) -> float:
     return count / seconds
 
 
-def apprise_url(sink: Sink, to: str) -> str:
-    extras = {**kannel_query(to), "message": "text"}  # ':message=text' renames Apprise's body field
+def apprise_url(sink: Sink, to: str, text: str) -> str:
+    extras = {**kannel_query(to, text), "message": "text"}  # ':message=text' renames Apprise's body field
     extras.pop("text")
     fields = "&".join(f":{key}={quote(value, safe='')}" for key, value in extras.items())
     return f"form://{sink.host}:{sink.port}/cgi-bin/sendsms?method=GET&{fields}&:title=&:type=&:version="
@@ -131,20 +143,21 @@ def apprise_rates(sink: Sink, count: int) -> tuple[float, float]:
     """(messages/s of one notify() to ``count`` URLs, messages/s of one Apprise().add(url).notify() per message)."""
     import apprise
 
-    urls = [apprise_url(sink, phone(i)) for i in range(1, count + 1)]
+    text = engine_text(sink)
+    urls = [apprise_url(sink, phone(i), text) for i in range(1, count + 1)]
     together = apprise.Apprise()
     for url in urls:
         if not together.add(url):
             raise RuntimeError("Apprise refused the form:// URL")
     before = sink.received()
     started = time.perf_counter()
-    ok = together.notify(body=BODY, title="")
+    ok = together.notify(body=text, title="")
     concurrent = count / (time.perf_counter() - started)
     started = time.perf_counter()
     for url in urls:
         single = apprise.Apprise()
         single.add(url)
-        ok = single.notify(body=BODY, title="") and ok
+        ok = single.notify(body=text, title="") and ok
     sequential = count / (time.perf_counter() - started)
     if not ok or sink.received() - before != 2 * count:
         raise RuntimeError(f"Apprise: the sink got {sink.received() - before} of {2 * count} messages")
