@@ -9,7 +9,10 @@ on local disk (an HTTP sink on this small machine is itself the bottleneck: its 
 faster for more clients). Measured: messages per second recorded as sent in the database, from the moment
 every process has registered to the last message (the processes' start-up is left out). Baseline: the
 one-process rate of the same run; the target is 2 processes >= 1.7 x one. Each round's database is dropped
-afterwards.
+afterwards. Each record also carries the processor time a message costs the workers and the PostgreSQL backends
+serving them over the measured span, and from the one-process round's figures the most N processes can give
+over one on this machine's cores (``ceiling_here``, see ``ceiling``): a machine whose cores the database shares
+cannot show more than that, whatever the engine does.
 """
 
 from __future__ import annotations
@@ -185,9 +188,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, float]:
-    """Messages per second recorded as sent while ``processes`` worker processes run, and the cores the
-    workers used in all (their processor seconds, start-up included, per second of the measured span)."""
+async def server_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's database (the workers' pools, the poller)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(row["pid"]) for row in rows]
+
+
+async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, float, float, float]:
+    """Messages per second recorded as sent while ``processes`` worker processes run; the cores the workers
+    used in all (their processor seconds, start-up included, per second of the measured span); and over
+    the measured span alone, the processor microseconds per message of the workers and of the PostgreSQL
+    backends serving them (not the server's shared writer processes)."""
     name = f"bench_workers_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     await create_database(dsn, name)
     url = with_database(dsn, name)
@@ -204,6 +223,9 @@ async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, fl
                     raise RuntimeError("a worker process died")
                 await asyncio.sleep(0.05)
             started, done_before = time.perf_counter(), await sent(store, notice_id)
+            workers_before = sum(cpu_seconds(w.pid) for w in workers)
+            backends = await server_pids(url)  # each worker's pool is open by now: they stay for the round
+            server_before = {pid: cpu_seconds(pid) for pid in backends}
             while (count := await sent(store, notice_id)) < residents:
                 if any(w.returncode is not None for w in workers):
                     raise RuntimeError("a worker process died")
@@ -211,17 +233,22 @@ async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, fl
             wall = time.perf_counter() - started
             rate = (count - done_before) / wall
             cpu = sum(cpu_seconds(w.pid) for w in workers)
+            messages = max(1, count - done_before)
+            worker_us = (cpu - workers_before) / messages * 1e6
+            server_after = {pid: cpu_seconds(pid) for pid in backends}
+            server_cpu = sum(server_after[pid] - server_before[pid] for pid in backends if server_after[pid])
+            server_us = server_cpu / messages * 1e6
             await stop_workers(workers)
             await store.db.close()
         # the workers' processor time over the measured span and before it (start-up included): what they were
         # given, beside the wall time; a machine short of cores gives N processes no more than it gave one
-        return rate, cpu / wall
+        return rate, cpu / wall, worker_us, server_us
     finally:
         await stop_workers(workers)
         await drop_database(dsn, name)
 
 
-async def measure(dsn: str, residents: int) -> dict[int, tuple[float, float]]:
+async def measure(dsn: str, residents: int) -> dict[int, tuple[float, float, float, float]]:
     return {n: await one_round(dsn, n, residents) for n in PROCESSES}
 
 
@@ -234,9 +261,25 @@ def run(quick: bool) -> list[Result]:
         return [skipped("workers.throughput", "messages/s", f"no PostgreSQL here: {type(exc).__name__}").emit()]
     params = {"residents": residents, "database": "PostgreSQL", "sink": "outbox (a file per message)",
               **{k: v for k, v in ENGINE.items() if k in ("workers", "batch_size")}}
+    cores = os.cpu_count() or 1
+    worker_us, server_us = rates[1][2], rates[1][3]
     return [
         Result(f"workers.throughput_{n}", rates[n][0], "messages/s", rates[1][0],
                {**params, "processes": n, "baseline": "1 process, same run", "worker_cores": round(rates[n][1], 2),
-                "cores": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1)}).emit()
+                "worker_us_per_message": round(rates[n][2], 1), "server_us_per_message": round(rates[n][3], 1),
+                "ceiling_here": round(ceiling(n, cores, worker_us, server_us), 2),
+                "cores": cores, "load_average": round(os.getloadavg()[0], 1)}).emit()
         for n in PROCESSES
     ]
+
+
+def ceiling(processes: int, cores: int, worker_us: float, server_us: float) -> float:
+    """The most ``processes`` workers can give over one on ``cores`` cores shared with the database server,
+    from the processor time one message costs a worker and the server in the one-process round: one process
+    is held to a core (1 / worker_us); N processes to N cores' worth of workers, or to all the machine's
+    cores shared by the workers' and the server's part of every message, whichever is less."""
+    if worker_us <= 0:
+        return float("nan")
+    one = min(1.0, cores / (worker_us + server_us) * worker_us) / worker_us
+    many = min(processes / worker_us, cores / (worker_us + server_us))
+    return many / one
