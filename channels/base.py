@@ -17,6 +17,7 @@ Options come from ``[channels.<alias>]`` and are validated by the adapter's ``Op
 from __future__ import annotations
 
 import abc
+import contextvars
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
@@ -57,6 +58,7 @@ class Sent:
 class Retry:
     reason: str
     retry_after: float | None = None  # seconds the provider asked us to wait, if it said
+    started: bool = True  # False: nothing reached the provider (``start_by`` passed): not a try, sent again at once
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,12 @@ class Failed:
 
 
 SendResult = Sent | Retry | Failed
+
+# The event-loop time (``loop.time()``) by which the engine must have a batch's answers, set around each
+# ``Channel.send``. An adapter starts no provider request it could not finish by then (within its own
+# timeouts) and answers that message ``Retry(started=False)`` instead: a batch of any size then ends in time,
+# and no message the provider had already taken is ever sent again for being cut off.
+start_by: contextvars.ContextVar[float | None] = contextvars.ContextVar("start_by", default=None)
 
 JobState = Literal["completed", "pending", "failed"]
 

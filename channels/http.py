@@ -29,8 +29,10 @@ of 10, so the default is 8) and keeps connections alive between sends. As many r
 connections are in flight at once (every worker's batches share them); the others wait for a turn
 before their request starts, so ``timeout`` and ``connect_timeout`` time the exchange with the
 provider, never the wait for a free connection, and a batch of any size can run concurrently. A batch
-therefore takes up to ``timeout`` per turn of the pool: ``batch_limit(seconds)`` tells the engine how many
-messages fit in the time it gives one batch, so a slow provider never has a batch cut off half-sent.
+takes up to ``timeout`` per turn of the pool; a request whose turn comes too late to be answered before the
+batch's ``start_by`` (set by the engine around ``send``) is not started and answers
+``Retry(started=False)``: a slow provider gets as many messages as the time allows, the rest go in the next
+batch, and no batch is cut off half-sent (so ``batch_limit`` is ``max_batch``, not a worst case of turns).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import aiohttp
 from pydantic import BaseModel, Field, SecretStr
 from yarl import URL
 
-from channels.base import Channel, ChannelOptions, Failed, Retry
+from channels.base import Channel, ChannelOptions, Failed, Retry, start_by
 from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.http")
@@ -197,10 +199,10 @@ class HttpChannel(Channel):
         return redact(text, self._secrets)
 
     def batch_limit(self, seconds: float) -> int:
-        """As many messages as the pool's connections carry in the request timeouts that fit in ``seconds``."""
-        opts = self.http_options
-        turns = max(1, int(seconds // opts.timeout))
-        return max(1, min(self.max_batch, turns * opts.max_connections * self.messages_per_request))
+        """``max_batch``, whatever ``seconds``: a request that could not be answered in the batch's time is not
+        started (``request`` and ``start_by``), so no batch is cut off half-sent however slow the provider."""
+        del seconds
+        return self.max_batch
 
     def classify(self, reply: HttpReply) -> Retry | Failed | None:
         return classify_status(reply, self._secrets)
@@ -212,8 +214,20 @@ class HttpChannel(Channel):
         """
         if self._session is None or self._turns is None:
             raise RuntimeError(f"channel {self.alias!r} used before open()")
+        async with self._turns:
+            if not self._answered_in_time():
+                return Retry("not started: the batch's time ran out before a connection was free", started=False)
+            return await self._exchange(method, url, **kwargs)
+
+    def _answered_in_time(self) -> bool:
+        """Whether a request started now is answered (or timed out) before the batch's ``start_by``."""
+        deadline = start_by.get()
+        return deadline is None or asyncio.get_running_loop().time() + self.http_options.timeout <= deadline
+
+    async def _exchange(self, method: str, url: str | URL, **kwargs: Any) -> HttpReply | Retry:
+        assert self._session is not None
         try:
-            async with self._turns, self._session.request(method, url, **kwargs) as response:
+            async with self._session.request(method, url, **kwargs) as response:
                 body = await read_body(response)
                 # the response's own (case-insensitive, read-only) headers: no copy per response
                 reply = HttpReply(response.status, response.headers, body)

@@ -61,6 +61,9 @@ async def record_direct(ctx: EngineContext, rows: list[Row], results: list[SendR
                 log.info("direct message %d (%s) sent via %s", row["id"], row["purpose"], row["alias"])
                 continue
             reason = f"{row['alias']}: {result.reason if isinstance(result, Retry) else result.reason_code}"
+            if isinstance(result, Retry) and not result.started:  # never handed over: the same alias, at once
+                await ctx.store.requeue_direct_message(row["id"], ctx.worker, row["alias"], now, reason)
+                continue
             backup = ctx.next_alias(row["channel"], row["alias"])
             if backup is not None:
                 await ctx.store.requeue_direct_message(row["id"], ctx.worker, backup, now, reason)

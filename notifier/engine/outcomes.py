@@ -3,7 +3,8 @@
 The same for a delivery to a resident and to an area (kinds bot and bulletin, ``engine.areas``):
 Sent     -> sent (a resident's with a confirm-by time when the confirm window is on; an area's with its
             first print-job poll when its adapter can be asked, ``areas.poll_window``)
-Retry    -> queued again after the policy's delay, or given up (attempts) / skipped (deadline)
+Retry    -> queued again after the policy's delay, or given up (attempts) / skipped (deadline); one the
+            adapter never started (the batch's time ran out first) queued again at once, its try not counted
 Failed   -> queued on the next alias of the same kind (a backup gateway; for an area, the next that
             reaches it), else given up
 given up -> fallback (and a new delivery on the resident's next channel) in first-available
@@ -66,6 +67,9 @@ def confirm_by(ctx: EngineContext, row: Row, notice: Row, now: float) -> float |
 
 
 async def on_retry(ctx: EngineContext, row: Row, notice: Row, result: Retry, now: float) -> None:
+    if not result.started:  # the batch's time ran out before its turn: nothing was sent, and it was no try
+        await ctx.store.return_unstarted(row["id"], ctx.worker, result.reason)
+        return
     decision = ctx.policy.decide(row["attempts"], result.retry_after, now, row["deadline"])
     if decision.retry:
         await ctx.store.requeue_delivery(row["id"], ctx.worker, now + decision.delay, row["alias"], result.reason)

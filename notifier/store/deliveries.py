@@ -201,6 +201,12 @@ class DeliveryRepository:
             },
         )
 
+    async def return_unstarted(self, delivery_id: int, worker: str, reason: str) -> None:
+        """Queue again, as it was and due at once, a claimed delivery its adapter never started."""
+        await self.db.execute(
+            "return_unstarted", {"id": delivery_id, "worker": worker, "error": reason, "now_iso": now_iso()}
+        )
+
     async def close_delivery(
         self, delivery_id: int, *, state: str, from_state: str, error: str | None, worker: str | None
     ) -> bool:

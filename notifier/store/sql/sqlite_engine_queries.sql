@@ -204,6 +204,13 @@ UPDATE deliveries SET state = 'queued', due_at = :due_at, alias = :alias, lease_
     last_error = :error, updated_at = :now_iso
 WHERE id = :id AND state = 'sending' AND leased_by = :worker;
 
+-- name: return_unstarted
+-- A claimed delivery the adapter never handed to the provider (the batch's time ran out before its turn):
+-- queued again as it was, due at once, the claim's try taken back
+UPDATE deliveries SET state = 'queued', lease_until = NULL, leased_by = NULL, attempts = attempts - 1,
+    last_error = :error, updated_at = :now_iso
+WHERE id = :id AND state = 'sending' AND leased_by = :worker;
+
 -- name: close_delivery
 UPDATE deliveries SET state = :state, lease_until = NULL, leased_by = NULL, last_error = :error,
     due_at = NULL, updated_at = :now_iso
