@@ -58,7 +58,7 @@ class Sent:
 class Retry:
     reason: str
     retry_after: float | None = None  # seconds the provider asked us to wait, if it said
-    started: bool = True  # False: nothing reached the provider (``start_by`` passed): not a try, sent again at once
+    started: bool = True  # False: nothing reached the provider (``SendWindow`` closed): not a try, sent again at once
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,21 @@ class Failed:
 
 SendResult = Sent | Retry | Failed
 
-# The event-loop time (``loop.time()``) by which the engine must have a batch's answers, set around each
-# ``Channel.send``. An adapter starts no provider request it could not finish by then (within its own
-# timeouts) and answers that message ``Retry(started=False)`` instead: a batch of any size then ends in time,
-# and no message the provider had already taken is ever sent again for being cut off.
-start_by: contextvars.ContextVar[float | None] = contextvars.ContextVar("start_by", default=None)
+@dataclass
+class SendWindow:
+    """The time the engine gives one batch, set around each ``Channel.send`` (``send_window``): ``deadline`` is
+    the event-loop time (``loop.time()``) by which it must have the batch's answers. An adapter starts no
+    provider request it could not finish by then within its own timeouts, beyond its first turn of
+    connections (``starts`` counts the requests begun), and answers that message ``Retry(started=False)``
+    instead: a batch of any size then ends in time, and no message the provider had already taken is sent
+    again for having been cut off. (The first turn always goes, so an adapter whose timeout exceeds the
+    window still moves: as many messages a batch as it has connections.)"""
+
+    deadline: float
+    starts: int = 0
+
+
+send_window: contextvars.ContextVar[SendWindow | None] = contextvars.ContextVar("send_window", default=None)
 
 JobState = Literal["completed", "pending", "failed"]
 

@@ -30,9 +30,10 @@ connections are in flight at once (every worker's batches share them); the other
 before their request starts, so ``timeout`` and ``connect_timeout`` time the exchange with the
 provider, never the wait for a free connection, and a batch of any size can run concurrently. A batch
 takes up to ``timeout`` per turn of the pool; a request whose turn comes too late to be answered before the
-batch's ``start_by`` (set by the engine around ``send``) is not started and answers
-``Retry(started=False)``: a slow provider gets as many messages as the time allows, the rest go in the next
-batch, and no batch is cut off half-sent (so ``batch_limit`` is ``max_batch``, not a worst case of turns).
+batch's deadline (``channels.base.SendWindow``, set by the engine around ``send``; the batch's first turn
+always goes) is not started and answers ``Retry(started=False)``: a slow provider gets as many messages as
+the time allows, the rest go in the next batch, and no batch is cut off half-sent (so ``batch_limit`` is
+``max_batch``, not a worst case of turns).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import aiohttp
 from pydantic import BaseModel, Field, SecretStr
 from yarl import URL
 
-from channels.base import Channel, ChannelOptions, Failed, Retry, start_by
+from channels.base import Channel, ChannelOptions, Failed, Retry, send_window
 from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.http")
@@ -200,7 +201,7 @@ class HttpChannel(Channel):
 
     def batch_limit(self, seconds: float) -> int:
         """``max_batch``, whatever ``seconds``: a request that could not be answered in the batch's time is not
-        started (``request`` and ``start_by``), so no batch is cut off half-sent however slow the provider."""
+        started (``request`` and ``SendWindow``), so no batch is cut off half-sent however slow the provider."""
         del seconds
         return self.max_batch
 
@@ -220,9 +221,16 @@ class HttpChannel(Channel):
             return await self._exchange(method, url, **kwargs)
 
     def _answered_in_time(self) -> bool:
-        """Whether a request started now is answered (or timed out) before the batch's ``start_by``."""
-        deadline = start_by.get()
-        return deadline is None or asyncio.get_running_loop().time() + self.http_options.timeout <= deadline
+        """Whether a request may start now: it is answered (or timed out) before the batch's deadline, or it is
+        of the batch's first turn of the pool (``SendWindow``); counted as begun when it may."""
+        window = send_window.get()
+        if window is None:
+            return True
+        opts = self.http_options
+        if window.starts < opts.max_connections or asyncio.get_running_loop().time() + opts.timeout <= window.deadline:
+            window.starts += 1
+            return True
+        return False
 
     async def _exchange(self, method: str, url: str | URL, **kwargs: Any) -> HttpReply | Retry:
         assert self._session is not None

@@ -90,7 +90,7 @@ def dlr_signature(hook_token: str, alias: str, message_id: str) -> str:
 
 class KannelChannel(HttpChannel):
     Options = KannelOptions
-    max_batch = 50
+    max_batch = 100  # one request a message: the batch bounds only the leases a worker holds at once
 
     def __init__(self, alias: str, options: ChannelOptions | None = None) -> None:
         super().__init__(alias, options)

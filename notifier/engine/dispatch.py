@@ -11,7 +11,7 @@ its messages a receipt already speaks for: a delivery claimed again whose receip
 adapter chose before the send (``Channel.receipt_ids``) is recorded as sent from that receipt
 (``already_sent``), not handed to the provider again. A batch is never larger than the adapter can answer
 within the time it is given (``Channel.batch_limit``), and an adapter starts no request it could not finish
-within that time (``channels.base.start_by``; such a message comes back ``Retry(started=False)`` and is queued
+within that time (``channels.base.SendWindow``; such a message comes back ``Retry(started=False)`` and is queued
 again at once, its try not counted), so a slow provider does not get a batch cut off and sent again whole.
 Deliveries of a notice cancelled or expired (as the claiming statement read the notice) are skipped here,
 before any provider call; a cancel also skips every delivery still queued, so only a batch claimed in the
@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent, start_by
+from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, send_window
 from notifier.engine.areas import AREA_KINDS, area_message
 from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
@@ -328,10 +328,11 @@ def send_budget(ctx: EngineContext) -> float:
 
 async def send_batch(ctx: EngineContext, channel: Channel, messages: list[OutboundMessage]) -> list[SendResult]:
     """Call the adapter; an exception, a timeout or a wrong number of results means Retry for all. The adapter
-    starts no request it could not finish by ``start_by``, a tenth of the budget before the hard timeout, so
-    that a request started at the last moment is answered (or times out) before the batch is cut off."""
+    starts no request it could not finish by the window's deadline (``SendWindow``), a tenth of the budget
+    before the hard timeout, so a request started at the last moment is answered (or times out) before the
+    batch is cut off."""
     timeout = send_budget(ctx)
-    token = start_by.set(asyncio.get_running_loop().time() + timeout * 0.9)
+    token = send_window.set(SendWindow(asyncio.get_running_loop().time() + timeout * 0.9))
     try:
         async with asyncio.timeout(timeout):
             results = await channel.send(messages)
@@ -342,7 +343,7 @@ async def send_batch(ctx: EngineContext, channel: Channel, messages: list[Outbou
         ctx.errors.exception(exc, "channel %s raised %s; its batch is retried", channel.alias, type(exc).__name__)
         return [Retry(f"adapter error: {type(exc).__name__}")] * len(messages)
     finally:
-        start_by.reset(token)
+        send_window.reset(token)
     if len(results) != len(messages):
         log.error("channel %s returned %d results for %d messages", channel.alias, len(results), len(messages))
         return [Retry("adapter broke the one-result-per-message contract")] * len(messages)

@@ -28,8 +28,8 @@ from tests.engine.test_crash import start_worker
 from tests.kannel_peer import SENDSMS_PASSWORD, SENDSMS_USER, KannelPeer, kannel_peer, wait_until
 
 TOKEN = "crash-hook-token-5b1e"
-RESIDENTS, BATCH = 300, 50  # Kannel's adapter sends batches of 50
-ENGINE = {"workers": 1, "lease_seconds": 600, "heartbeat_seconds": 0.2}
+RESIDENTS, BATCH = 300, 50
+ENGINE = {"workers": 1, "batch_size": BATCH, "lease_seconds": 600, "heartbeat_seconds": 0.2}
 
 
 @pytest.fixture

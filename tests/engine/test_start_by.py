@@ -1,4 +1,4 @@
-"""A slow provider: the adapter starts no request it could not finish within the batch's time (``start_by``).
+"""A slow provider: the adapter starts no request it could not finish within the batch's time (``SendWindow``).
 
 Such a message comes back ``Retry(started=False)``; the engine queues it again at once without counting a try,
 so the engine can claim whole batches (not a worst case of the pool's turns) and still never cut a batch off
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from channels.base import OutboundMessage, Retry, Sent, start_by
+from channels.base import OutboundMessage, Retry, SendWindow, Sent, send_window
 from channels.kannel import KannelChannel
 from notifier.config import Settings
 from notifier.engine import Engine
@@ -74,12 +74,12 @@ async def test_a_request_that_could_not_be_answered_in_time_is_not_started(slow_
     await channel.open()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 1.0  # one connection, 0.2 s a request: the 6th turn comes at 1.0 s at the earliest
-    token = start_by.set(deadline)
+    token = send_window.set(SendWindow(deadline))
     try:
         results = await channel.send([message(i) for i in range(6)])
         finished = loop.time()
     finally:
-        start_by.reset(token)
+        send_window.reset(token)
         await channel.close()
 
     sent = [m for m, r in zip(range(6), results, strict=True) if isinstance(r, Sent)]
