@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+import notifier.engine as engine_module
 from channels.base import Sent
 from notifier.api import create_app
 from notifier.api.wechat_hooks import ROUTES, receipt_status
@@ -218,7 +219,7 @@ async def test_a_receipt_that_could_not_be_stored_can_be_pushed_again(
         raise OSError("database is unavailable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(hook.engine, "record_receipt", locked)
+        patch.setattr(engine_module, "record_receipt", locked)  # what the hooks call (notifier.api.hooks)
         assert (await hook.call("POST", seen, event_xml()))[0] == 503
     assert await hook.call("POST", seen, event_xml()) == (200, "success")
     assert [row["state"] for row in await delivery_rows(hook.store, notice_id)] == ["delivered"]
