@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -178,3 +179,52 @@ async def test_a_connection_lent_outside_the_named_statements_is_reset() -> None
             assert await conn.fetchval("SHOW statement_timeout") == "0"
     finally:
         await db.close()
+
+
+async def test_a_claim_takes_no_more_rows_than_its_limit_whatever_the_plan() -> None:
+    """The claim picks its rows once. Written as ``WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)``,
+    a plan that rescans the subquery (a nested-loop semi join, which the planner chose in the SMS benchmark)
+    locked the next rows on each rescan, as the ones it had just updated were no longer queued: a claim of
+    100 took 958. The planner is pushed to that plan here, for the database, by turning the others off."""
+    from bench.fanout import NOTICE
+    from bench.population import populate_postgres
+    from notifier.domain.enums import NoticeState
+    from notifier.domain.models import NoticeIn
+    from notifier.engine.context import EngineContext
+    from notifier.engine.fanout import fan_out_next
+    from notifier.testing import RecordingChannel
+    from tests.engine.conftest import make_settings
+
+    url = postgres_database()
+    await populate_postgres(url, 300)
+    db = await open_database(url)
+    store = Store(db)
+    try:
+        notice, _ = await store.create_notice(
+            NoticeIn.model_validate({**NOTICE, "channels": ["sms"]}), department="environment", created_by=None,
+            actor="test",
+        )  # fmt: skip
+        await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
+        settings = make_settings(Path("unused"))
+        settings.database.url = url
+        ctx = EngineContext(store, settings, {alias: RecordingChannel(alias) for alias in settings.channels})
+        while await fan_out_next(ctx) is not None:
+            pass
+    finally:
+        await db.close()
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(admin_dsn())
+    try:
+        for setting in ("enable_hashagg", "enable_hashjoin", "enable_mergejoin", "enable_material", "enable_sort"):
+            await admin.execute(f'ALTER DATABASE "{name}" SET {setting} = off')
+    finally:
+        await admin.close()
+    db = await open_database(url)  # new connections, which take the database's settings
+    try:
+        store = Store(db)
+        claimed = await store.claim_deliveries("sms-main", "worker-1", 2e9, 60, 10)
+        direct = await store.claim_direct_messages("sms-main", "worker-1", 2e9, 60, 10)
+    finally:
+        await db.close()
+    assert len(claimed) == 10
+    assert direct == []
