@@ -161,7 +161,10 @@ def _fit(value: Any, type_name: str) -> Any:
 
 class PostgresDatabase(Database):
     dialect = "postgres"
-    writes_in_with = True
+    # The one-statement fan-out (fanout_insert_deliveries) is kept but not used: after it, the workers' claims
+    # of the same deliveries took 200 to 400 ms each instead of 2 to 6 (bench sms_pg: 1,500 messages/s instead
+    # of 7,000, 2026-11-30, cause not found yet); the staged fan-out leaves them fast
+    writes_in_with = False
     # each chunk costs eight round trips (pool reset, BEGIN, chunk end, lease, write, cursor, COMMIT): a million
     # residents fanned out in 22, 23 and 31 s at 10,000 against 34, 51 and 33 s at 2,000 (and 57 s at 20,000)
     # on this 2-core machine at load 6. Other writers do not wait for it (row locks); its rows stay on the server.
