@@ -65,3 +65,31 @@ def test_a_sqlite_only_skip_on_postgres_is_no_missing_peer(
         result.stdout.fnmatch_lines(["*SQLite only: reads the SQLite file behind the worker*"])
     else:
         result.stdout.fnmatch_lines(["*peer kannel is required*bearerbox is not installed*"])
+
+
+XFAIL_EXAMPLE = """
+import pytest
+
+@pytest.mark.peer("kannel")
+@pytest.mark.xfail(reason="a known defect", strict=False)
+def test_known_defect():
+    assert False, "the defect"
+
+@pytest.mark.peer("kannel")
+@pytest.mark.xfail(reason="a known defect", strict=False)
+def test_peer_missing_in_a_marked_test():
+    pytest.skip("bearerbox is not installed")
+"""
+
+
+def test_an_expected_failure_is_no_missing_peer(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer test marked as a known defect ran with its peer and failed as expected: not a skip for want of the
+    peer. One that skips inside still is."""
+    monkeypatch.setenv("NOTIFIER_REQUIRE_PEERS", "1")
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nmarkers =\n    peer(name): needs a peer\n"
+    )
+    pytester.makepyfile(XFAIL_EXAMPLE)
+    result = pytester.runpytest("-p", "tests.peers")
+    result.assert_outcomes(xfailed=1, failed=1)
+    result.stdout.fnmatch_lines(["*peer kannel is required*bearerbox is not installed*"])
