@@ -69,6 +69,7 @@ class Failed:
 
 SendResult = Sent | Retry | Failed
 
+
 @dataclass
 class SendWindow:
     """The time the engine gives one batch, set around each ``Channel.send`` (``send_window``): ``deadline`` is
@@ -84,6 +85,7 @@ class SendWindow:
 
 
 send_window: contextvars.ContextVar[SendWindow | None] = contextvars.ContextVar("send_window", default=None)
+
 
 JobState = Literal["completed", "pending", "failed"]
 

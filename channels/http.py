@@ -216,13 +216,13 @@ class HttpChannel(Channel):
         if self._session is None or self._turns is None:
             raise RuntimeError(f"channel {self.alias!r} used before open()")
         async with self._turns:
-            if not self._answered_in_time():
+            if not self._may_start():
                 return Retry("not started: the batch's time ran out before a connection was free", started=False)
             return await self._exchange(method, url, **kwargs)
 
-    def _answered_in_time(self) -> bool:
-        """Whether a request may start now: it is answered (or timed out) before the batch's deadline, or it is
-        of the batch's first turn of the pool (``SendWindow``); counted as begun when it may."""
+    def _may_start(self) -> bool:
+        """Whether a request may start now, counting it as begun when it may (``SendWindow.starts``): it is
+        answered (or timed out) before the batch's deadline, or it is of the batch's first turn of the pool."""
         window = send_window.get()
         if window is None:
             return True
