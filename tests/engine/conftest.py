@@ -140,3 +140,16 @@ async def approved_series(store: Store, notice: NoticeIn, *, cron: str, departme
 async def delivery_rows(store: Store, notice_id: int) -> list[dict[str, Any]]:
     deliveries, _ = await store.list_deliveries(notice_id, None, 10_000)
     return [d.model_dump() for d in deliveries]
+
+
+def count_fan_out_chunks(store: Store) -> list[Any]:
+    """The arguments of every chunk transaction the store runs from now on (``fan_out_chunk`` wrapped)."""
+    chunks: list[Any] = []
+    fan_out_chunk = store.fan_out_chunk
+
+    async def counted(*args: Any) -> bool:
+        chunks.append(args)
+        return await fan_out_chunk(*args)
+
+    store.fan_out_chunk = counted  # type: ignore[method-assign]
+    return chunks

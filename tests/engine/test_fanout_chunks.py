@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store
 
-from .conftest import approved, delivery_rows, resident
+from .conftest import approved, count_fan_out_chunks, delivery_rows, resident
 
 
 async def count_chunks(engine: Engine, engine_store: Store) -> tuple[int, int]:
     """(chunk transactions, deliveries) of one notice to the whole test county."""
     notice = await approved(engine_store)
-    chunks: list[Any] = []
-    fan_out_chunk = engine_store.fan_out_chunk
-
-    async def counted(*args: Any) -> bool:
-        chunks.append(args)
-        return await fan_out_chunk(*args)
-
-    engine_store.fan_out_chunk = counted  # type: ignore[method-assign]
+    chunks = count_fan_out_chunks(engine_store)
     await engine.run_until_idle()
     return len(chunks), len(await delivery_rows(engine_store, notice.id))
 

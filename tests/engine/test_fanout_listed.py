@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store
 
-from .conftest import approved, delivery_rows, resident
+from .conftest import approved, count_fan_out_chunks, delivery_rows, resident
 
 
 async def test_a_notice_to_listed_residents_fans_out_only_where_they_are(
@@ -21,14 +19,7 @@ async def test_a_notice_to_listed_residents_fans_out_only_where_they_are(
     people = [await resident(engine_store) for _ in range(60)]
     listed = [people[3].id, people[47].id]
     notice = await approved(engine_store, target={"subscribers": listed})
-    chunks: list[Any] = []
-    fan_out_chunk = engine_store.fan_out_chunk
-
-    async def counted(*args: Any) -> bool:
-        chunks.append(args)
-        return await fan_out_chunk(*args)
-
-    engine_store.fan_out_chunk = counted  # type: ignore[method-assign]
+    chunks = count_fan_out_chunks(engine_store)
     await engine.run_until_idle()
     assert sorted(row["subscriber_id"] for row in await delivery_rows(engine_store, notice.id)) == listed
     assert len(chunks) == 1
