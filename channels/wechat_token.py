@@ -134,6 +134,10 @@ class SingleFlightTokenCache:
             issued = await self._fetch(True)
         return issued
 
+    def _stale_at_of(self, issued: IssuedToken) -> float:
+        """When a token just fetched goes stale, on this cache's clock (``lifetime`` from now)."""
+        return self._clock() + lifetime(issued, self._margin)
+
     def _keep(self, value: str, stale_at: float) -> str:
         self._value, self._stale_at = value, stale_at
         return value
@@ -151,24 +155,28 @@ class MemoryTokenCache(SingleFlightTokenCache):
 
     async def _obtain(self, rejected: str | None) -> str:
         issued = await self._fetch_new(rejected)
-        return self._keep(issued.value, self._clock() + lifetime(issued, self._margin))
+        return self._keep(issued.value, self._stale_at_of(issued))
 
 
 class TokenCaches:
-    """One process's token caches, one per key ("wechat:<appid>", "wecom:<corpid>:<agentid>")."""
+    """One process's token caches, one per key ("wechat:<appid>", "wecom:<corpid>:<agentid>"); a subclass
+    changes where a new cache keeps its token (``_new``)."""
 
     def __init__(self, *, margin: float = DEFAULT_MARGIN, clock: Callable[[], float] = time.monotonic) -> None:
         self._margin = margin
         self._clock = clock
-        self._caches: dict[str, MemoryTokenCache] = {}
+        self._caches: dict[str, SingleFlightTokenCache] = {}
 
-    def get(self, key: str, fetch: TokenFetcher, *, can_force: bool = True) -> MemoryTokenCache:
-        """The cache for ``key``; created with ``fetch`` by the first adapter that asks."""
+    def get(self, key: str, fetch: TokenFetcher, *, can_force: bool = True) -> SingleFlightTokenCache:
+        """The cache for ``key``; created with ``fetch`` (the adapter's own fetcher) by the first adapter that
+        asks."""
         cache = self._caches.get(key)
         if cache is None:
-            cache = MemoryTokenCache(fetch, margin=self._margin, clock=self._clock, can_force=can_force)
-            self._caches[key] = cache
+            cache = self._caches[key] = self._new(key, fetch, can_force)
         return cache
+
+    def _new(self, key: str, fetch: TokenFetcher, can_force: bool) -> SingleFlightTokenCache:
+        return MemoryTokenCache(fetch, margin=self._margin, clock=self._clock, can_force=can_force)
 
 
 __all__ = [

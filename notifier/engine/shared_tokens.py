@@ -26,7 +26,6 @@ from channels.wechat_token import (
     SingleFlightTokenCache,
     TokenCaches,
     TokenFetcher,
-    lifetime,
 )
 from notifier.store import Store
 
@@ -71,7 +70,7 @@ class DatabaseTokenCache(SingleFlightTokenCache):
         except BaseException:
             await asyncio.shield(self.store.abandon_token_fetch(self.key, self.holder))
             raise
-        stale_at = self._clock() + lifetime(issued, self._margin)
+        stale_at = self._stale_at_of(issued)
         if not await self.store.save_shared_token(self.key, self.holder, issued.value, stale_at):
             log.warning("token %s: the fetch took longer than its lease; kept for this process only", self.key)
         return self._keep(issued.value, stale_at)
@@ -85,18 +84,11 @@ class DatabaseTokenCaches(TokenCaches):
     ) -> None:
         super().__init__(margin=margin, clock=clock)
         self.store, self.holder = store, holder
-        self._shared: dict[str, DatabaseTokenCache] = {}
 
-    def get(  # type: ignore[override]
-        self, key: str, fetch: TokenFetcher, *, can_force: bool = True
-    ) -> DatabaseTokenCache:
-        cache = self._shared.get(key)
-        if cache is None:
-            cache = DatabaseTokenCache(
-                self.store, key, self.holder, fetch, margin=self._margin, clock=self._clock, can_force=can_force
-            )
-            self._shared[key] = cache
-        return cache
+    def _new(self, key: str, fetch: TokenFetcher, can_force: bool) -> DatabaseTokenCache:
+        return DatabaseTokenCache(
+            self.store, key, self.holder, fetch, margin=self._margin, clock=self._clock, can_force=can_force
+        )
 
 
 __all__ = ["DatabaseTokenCache", "DatabaseTokenCaches", "MemoryTokenCache"]
