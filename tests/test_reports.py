@@ -219,6 +219,17 @@ async def test_the_period_and_the_department_choose_the_notices(
         assert status == 422 and body["errors"][0]["loc"].startswith("query."), (bad, body)
 
 
+async def test_a_period_outside_the_calendar_is_a_422_naming_the_field(
+    api: Api, report_notice: tuple[int, dict[str, Any]]
+) -> None:
+    """Days and times the calendar cannot hold once moved to the period's bounds (before 0001-01-01 UTC, after
+    9999-12-31) are refused as invalid input, not a 500."""
+    for path in ("reach", "departments"):
+        for bad, field in (("from=0001-01-01T00:00:00%2B08:00", "from"), ("to=9999-12-31T23:59:59-08:00", "to")):
+            status, body = await api.call("GET", f"/api/v1/reports/{path}?{bad}", key="env-viewer")
+            assert status == 422 and [e["loc"] for e in body["errors"]] == [f"query.{field}"], (path, bad, body)
+
+
 async def test_the_period_picks_notices_by_their_release_not_their_creation(
     api: Api, settings: Settings, report_notice: tuple[int, dict[str, Any]]
 ) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -16,9 +18,9 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from notifier.api.auth import require
 from notifier.api.keys import SETTINGS, STORE
-from notifier.api.routing import Route, read_query
+from notifier.api.routing import Route, validate_query
 from notifier.domain.enums import Role
-from notifier.domain.errors import Forbidden
+from notifier.domain.errors import FieldError, Forbidden, InvalidInput
 from notifier.domain.models import CODE_PATTERN, ApiKeyInfo, Strict
 from notifier.report_formats import CSV_MEDIA, XLSX_MEDIA, Table, assessment_tables, reach_tables, to_csv, to_xlsx
 from notifier.reports import (
@@ -80,9 +82,38 @@ def department_in_scope(key: ApiKeyInfo, asked: str | None) -> str | None:
     return key.department
 
 
-def period_asked(query: PeriodQuery, timezone: str, now: datetime) -> tuple[datetime, datetime]:
-    """The period a query names: from its first day's start (or its time) to its last day's end, or now."""
-    return period_start(query.from_, timezone), period_end(query.to, timezone, now)
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report covers: releases from ``start`` (inclusive) to ``end`` (exclusive), of ``department``
+    (None: every department)."""
+
+    start: datetime
+    end: datetime
+    department: str | None
+
+
+def report_scope(
+    key: ApiKeyInfo, query: Mapping[str, str], model: type[PeriodQuery], timezone: str, now: datetime
+) -> ReportScope:
+    """The period and department a report's query asks for, as ``key`` may read them: from the first day's
+    start (or the time given) to the last day's end (or now). ``InvalidInput`` (422) names a wrong field,
+    a day or time the calendar cannot hold in ``timezone`` too; ``Forbidden`` (403) another department's
+    figures for a key that is not an admin's."""
+    asked = validate_query(model, query)
+    try:
+        start = period_start(asked.from_, timezone)
+    except OverflowError:
+        raise _outside_calendar("from") from None
+    try:
+        end = period_end(asked.to, timezone, now)
+    except OverflowError:
+        raise _outside_calendar("to") from None
+    return ReportScope(start, end, department_in_scope(key, getattr(asked, "department", None)))
+
+
+def _outside_calendar(name: str) -> InvalidInput:
+    error = FieldError(f"query.{name}", "outside the calendar in the service's time zone", "out_of_range")
+    return InvalidInput(f"query.{name} is outside the calendar", [error])
 
 
 async def table_download(tables: dict[str, Table], name: str, fmt: Literal["csv", "xlsx"]) -> web.Response:
@@ -104,20 +135,19 @@ async def _answer(request: web.Request, report: BaseModel, tables: dict[str, Tab
 
 async def get_reach_report(request: web.Request) -> web.Response:
     key = await require(request)
-    q = read_query(request, ReachQuery)
-    start, end = period_asked(q, request.app[SETTINGS].server.timezone, datetime.now(UTC))
-    report = await reach_report(request.app[STORE], start, end, department_in_scope(key, q.department))
+    scope = report_scope(key, request.query, ReachQuery, request.app[SETTINGS].server.timezone, datetime.now(UTC))
+    report = await reach_report(request.app[STORE], scope.start, scope.end, scope.department)
     return await _answer(request, report, reach_tables(report), "reach")
 
 
 async def get_department_report(request: web.Request) -> web.Response:
     key = await require(request)
-    q = read_query(request, PeriodQuery)
     settings = request.app[SETTINGS]
     now = datetime.now(UTC)
-    start, end = period_asked(q, settings.server.timezone, now)
-    department = department_in_scope(key, None)
-    report = await assessment_report(request.app[STORE], settings.approval, start, end, department, now)
+    scope = report_scope(key, request.query, PeriodQuery, settings.server.timezone, now)
+    report = await assessment_report(
+        request.app[STORE], settings.approval, scope.start, scope.end, scope.department, now
+    )
     return await _answer(request, report, assessment_tables(report), "departments")
 
 

@@ -91,6 +91,8 @@ async def test_charts_tables_and_downloads_of_the_reports(
 
     response = await page.goto(f"{console_server}/console/reports?from=yesterday")
     assert response.status == 422  # a clear error page, not a 500
+    response = await page.goto(f"{console_server}/console/reports?to=9999-12-31T23:59:59-08:00")
+    assert response.status == 422 and "query.to" in await page.inner_text("main")  # past the calendar's end
     response = await page.goto(f"{console_server}/console/reports?department=civil-affairs")
     assert response.status == 403  # a department's staff read their own figures only
 
