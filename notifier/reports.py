@@ -190,7 +190,7 @@ def parse_day_or_moment(text: str) -> date | datetime:
     """``YYYY-MM-DD`` or an RFC 3339 time with a zone (what the CLI's --from and --to take)."""
     if _DATE.fullmatch(text):
         return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text)
+    moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z; Python 3.11 does not
     if moment.tzinfo is None:
         raise ValueError("a time needs a zone, e.g. 2026-11-30T08:00:00+08:00")
     return moment

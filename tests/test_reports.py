@@ -7,9 +7,10 @@ import csv
 import io
 import math
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -217,6 +218,27 @@ async def test_the_period_and_the_department_choose_the_notices(
     for bad in ("from=yesterday", "to=1700000000", "from=2026-13-01", "department=Env"):
         status, body = await api.call("GET", f"/api/v1/reports/reach?{bad}", key="env-viewer")
         assert status == 422 and body["errors"][0]["loc"].startswith("query."), (bad, body)
+
+
+async def test_a_day_is_the_whole_day_in_the_service_time_zone(
+    api: Api, settings: Settings, report_notice: tuple[int, dict[str, Any]]
+) -> None:
+    """``from=D&to=D`` is D from its first to its last moment where the service is, in both reports: the
+    notice released just now is in today's reach."""
+    notice_id, _ = report_notice
+    zone = ZoneInfo(settings.server.timezone)
+    today = datetime.now(zone).date()
+    first = datetime.combine(today, time(), zone).astimezone(UTC)
+    last = datetime.combine(today + timedelta(days=1), time(), zone).astimezone(UTC)
+    bounds = (first.isoformat().replace("+00:00", "Z"), last.isoformat().replace("+00:00", "Z"))
+    for path in ("reach", "departments"):
+        status, report = await api.call("GET", f"/api/v1/reports/{path}?from={today}&to={today}", key="env-viewer")
+        assert status == 200 and (report["from"], report["to"]) == bounds, (path, report)
+    status, report = await api.call("GET", f"/api/v1/reports/reach?from={today}&to={today}", key="env-viewer")
+    assert [n["notice_id"] for n in report["notices"]] == [notice_id]
+    lowercase = bounds[0].replace("T", "t").replace("Z", "z")  # RFC 3339 allows it
+    status, report = await api.call("GET", f"/api/v1/reports/reach?from={lowercase}", key="env-viewer")
+    assert status == 200 and report["from"] == bounds[0], report
 
 
 async def test_a_period_outside_the_calendar_is_a_422_naming_the_field(

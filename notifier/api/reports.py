@@ -27,6 +27,7 @@ from notifier.reports import (
     AssessmentReport,
     ReachReport,
     assessment_report,
+    parse_day_or_moment,
     period_end,
     period_start,
     reach_report,
@@ -40,9 +41,13 @@ _ZERO_WEIGHT = re.compile(r"q=0(\.0{0,3})?")
 
 
 def _day_or_time(value: object) -> object:
-    if isinstance(value, str) and not _DAY_OR_TIME.fullmatch(value):
+    """A day as a ``date`` (a whole day where the service is, ``period_start``/``period_end``), a time as an
+    aware ``datetime``: left to the union, a day became a naive midnight read in the process's zone."""
+    if not isinstance(value, str):
+        return value
+    if not _DAY_OR_TIME.fullmatch(value):
         raise ValueError("a date (2026-11-30) or an RFC 3339 time with a zone (2026-11-30T08:00:00+08:00)")
-    return value
+    return parse_day_or_moment(value)
 
 
 DayOrTime = Annotated[
