@@ -34,7 +34,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,8 +55,19 @@ MAX_BODY_BYTES = 1024 * 1024  # a push of a few thousand reports
 MAX_ID_CHARS = 128  # BizId "496112870375361879^0", SerialNo "2028:f825de8f0747639f4100"
 MAX_DETAIL_CHARS = 200
 
-ALIYUN_ANSWER = {"code": 0, "msg": "接收成功"}
-TENCENT_ANSWER = {"result": 0, "errmsg": "OK"}
+
+@dataclass(frozen=True)
+class Vendor:
+    """A cloud SMS platform as its hooks see it: its name in logs, the channel type its aliases have, and the
+    answer it expects once a push is read (anything else, and it pushes again)."""
+
+    name: str  # "aliyun"
+    channel_type: str  # "aliyun_sms"
+    answer: dict[str, Any]
+
+
+ALIYUN = Vendor("aliyun", "aliyun_sms", {"code": 0, "msg": "接收成功"})
+TENCENT = Vendor("tencent", "tencent_sms", {"result": 0, "errmsg": "OK"})
 
 
 def hook_alias(request: web.Request, channel_type: str) -> str | None:
@@ -74,11 +85,6 @@ def hook_alias(request: web.Request, channel_type: str) -> str | None:
     return alias if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")) else None
 
 
-def push_answer(body: dict[str, Any]) -> web.Response:
-    """What the platform expects to hear once a push is read (anything else, and it pushes again)."""
-    return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json", charset="utf-8")
-
-
 @dataclass(frozen=True)
 class PushKind:
     """What a platform pushes to a hook, as its logs and problems name it."""
@@ -88,30 +94,51 @@ class PushKind:
 
 
 ParsedT = TypeVar("ParsedT")
+Take = Callable[[web.Request, Vendor, str, ParsedT], Awaitable[web.Response | None]]
+"""Takes what a push to (request, vendor, alias) held: None when taken, else the problem to answer."""
 
 
-async def read_push(
-    request: web.Request, vendor: str, channel_type: str, kind: PushKind, parse: Callable[[bytes], ParsedT]
+def push_hook(
+    vendor: Vendor, kind: PushKind, parse: Callable[[bytes], ParsedT], take: Take[ParsedT]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of one of ``vendor``'s push hooks: the alias and its token, the body read with ``parse``
+    (``_read_push``: 403, 413, 400), then ``take``; the platform's own answer when it took the push."""
+
+    async def hook(request: web.Request) -> web.Response:
+        read = await _read_push(request, vendor, kind, parse)
+        if isinstance(read, web.Response):
+            return read
+        refused = await take(request, vendor, *read)
+        if refused is not None:
+            return refused
+        text = json.dumps(vendor.answer, ensure_ascii=False)
+        return web.Response(text=text, content_type="application/json", charset="utf-8")
+
+    return hook
+
+
+async def _read_push(
+    request: web.Request, vendor: Vendor, kind: PushKind, parse: Callable[[bytes], ParsedT]
 ) -> tuple[str, ParsedT] | web.Response:
-    """(alias, what ``parse`` read) of a push to a ``channel_type`` alias presenting its hook token; else the
+    """(alias, what ``parse`` read) of a push to one of ``vendor``'s aliases presenting its hook token; else the
     problem to answer: 403 for the alias or token, 413 for a body over ``MAX_BODY_BYTES``, 400 for one
     ``parse`` cannot read."""
-    alias = hook_alias(request, channel_type)
+    alias = hook_alias(request, vendor.channel_type)
     if alias is None:
-        log.warning("%s %s hook refused: unknown alias, not a %s channel, or wrong token", vendor, kind.name,
-                    channel_type)  # fmt: skip
-        return problem(403, "Forbidden", f"unknown {channel_type} alias or wrong hook token", slug="forbidden",
-                       instance=request.path)  # fmt: skip
+        log.warning("%s %s hook refused: unknown alias, not a %s channel, or wrong token", vendor.name, kind.name,
+                    vendor.channel_type)  # fmt: skip
+        return problem(403, "Forbidden", f"unknown {vendor.channel_type} alias or wrong hook token",
+                       slug="forbidden", instance=request.path)  # fmt: skip
     body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
-        log.warning("%s %s push on %s refused: over %d bytes", vendor, kind.name, alias, MAX_BODY_BYTES)
+        log.warning("%s %s push on %s refused: over %d bytes", vendor.name, kind.name, alias, MAX_BODY_BYTES)
         return problem(413, "Payload too large", f"a {kind.name} push is at most {MAX_BODY_BYTES} bytes",
                        slug="too-large", instance=request.path)  # fmt: skip
     try:
         return alias, parse(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        log.warning("%s %s push on %s unreadable: %s", vendor, kind.name, alias, reason)
+        log.warning("%s %s push on %s unreadable: %s", vendor.name, kind.name, alias, reason)
         return problem(400, "Bad request", f"the body is not {kind.body}: {reason}", slug="bad-request",
                        instance=request.path)  # fmt: skip
 
@@ -126,8 +153,8 @@ def push_errors(bad_body: str, unavailable: str) -> dict[int, str]:
     }
 
 
-def push_success(answer: dict[str, Any]) -> Answer:
-    keys = {name: {"const": value} for name, value in answer.items()}
+def push_success(vendor: Vendor) -> Answer:
+    keys = {name: {"const": value} for name, value in vendor.answer.items()}
     return Answer("the push was read", "application/json", {"type": "object", "properties": keys})
 
 
@@ -139,45 +166,34 @@ HOOK_PARAMS = (
 RECEIPTS = PushKind("receipt", "a JSON array of reports")
 
 
-async def _receive(
-    request: web.Request,
-    vendor: str,
-    channel_type: str,
-    parse: Callable[[bytes], list[Receipt]],
-    answer: dict[str, Any],
-) -> web.StreamResponse:
-    read = await read_push(request, vendor, channel_type, RECEIPTS, parse)
-    if isinstance(read, web.Response):
-        return read
-    alias, receipts = read
+async def _take_receipts(
+    request: web.Request, vendor: Vendor, alias: str, receipts: list[Receipt]
+) -> web.Response | None:
     outcomes: dict[str, int] = {}
     for receipt in receipts:
         message_id = receipt.provider_message_id.strip()
         if not message_id or len(message_id) > MAX_ID_CHARS or "\x00" in message_id:  # no id of ours has a NUL
-            log.warning("%s receipt on %s with an unusable id skipped (%d chars)", vendor, alias, len(message_id))
+            log.warning("%s receipt on %s with an unusable id skipped (%d chars)", vendor.name, alias,
+                        len(message_id))  # fmt: skip
             continue
         detail = receipt.detail.replace("\x00", "")[:MAX_DETAIL_CHARS] or None  # PostgreSQL text holds no NUL
         try:
             outcome = await apply_receipt(request, alias, message_id, receipt.status, detail)
         except Exception:
-            log.exception("%s receipt %s on %s could not be recorded", vendor, message_id, alias)
+            log.exception("%s receipt %s on %s could not be recorded", vendor.name, message_id, alias)
             return problem(503, "Unavailable", "the receipts could not be stored; push them again",
                            slug="unavailable", instance=request.path)
-        log.info("%s receipt %s on %s: %s (%s)", vendor, message_id, alias, receipt.status, outcome)
+        log.info("%s receipt %s on %s: %s (%s)", vendor.name, message_id, alias, receipt.status, outcome)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    log.info("%s receipt push on %s: %d reports, %s", vendor, alias, len(receipts), outcomes or "nothing recorded")
-    return push_answer(answer)
+    log.info("%s receipt push on %s: %d reports, %s", vendor.name, alias, len(receipts),
+             outcomes or "nothing recorded")  # fmt: skip
+    return None
 
 
-async def aliyun_sms_receipts(request: web.Request) -> web.StreamResponse:
-    """An Aliyun SmsReport push (HTTP batch push mode): delivery reports matched by BizId."""
-    return await _receive(request, "aliyun", "aliyun_sms", parse_aliyun_receipts, ALIYUN_ANSWER)
-
-
-async def tencent_sms_receipts(request: web.Request) -> web.StreamResponse:
-    """A Tencent Cloud SMS status callback: delivery reports matched by sid (the SendSms SerialNo)."""
-    return await _receive(request, "tencent", "tencent_sms", parse_tencent_callback, TENCENT_ANSWER)
-
+aliyun_sms_receipts = push_hook(ALIYUN, RECEIPTS, parse_aliyun_receipts, _take_receipts)
+"""An Aliyun SmsReport push (HTTP batch push mode): delivery reports matched by BizId."""
+tencent_sms_receipts = push_hook(TENCENT, RECEIPTS, parse_tencent_callback, _take_receipts)
+"""A Tencent Cloud SMS status callback: delivery reports matched by sid (the SendSms SerialNo)."""
 
 _ERRORS = push_errors("the body is not a JSON array of reports",
                       "the receipts could not be stored; the platform should push again")  # fmt: skip
@@ -194,25 +210,25 @@ ROUTES: list[Route] = [
           'Aliyun SMS delivery receipts (SmsReport HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
           "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content=_reports("biz_id, success, err_code, err_msg, report_time"),
-          success=push_success(ALIYUN_ANSWER), extra_responses=_ERRORS),
+          success=push_success(ALIYUN), extra_responses=_ERRORS),
     Route("POST", "/hooks/tencent-sms", tencent_sms_receipts,
           'Tencent Cloud SMS status callback; answers {"result": 0, "errmsg": "OK"}',
           "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content=_reports("sid, report_status, errmsg, description, user_receive_time"),
-          success=push_success(TENCENT_ANSWER), extra_responses=_ERRORS),
+          success=push_success(TENCENT), extra_responses=_ERRORS),
 ]  # fmt: skip
 
 __all__ = [
-    "ALIYUN_ANSWER",
+    "ALIYUN",
     "HOOK_PARAMS",
     "ROUTES",
-    "TENCENT_ANSWER",
+    "TENCENT",
     "PushKind",
+    "Vendor",
     "aliyun_sms_receipts",
     "hook_alias",
-    "push_answer",
     "push_errors",
+    "push_hook",
     "push_success",
-    "read_push",
     "tencent_sms_receipts",
 ]

@@ -37,21 +37,20 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from notifier.api.cloud_sms_hooks import (
-    ALIYUN_ANSWER,
+    ALIYUN,
     HOOK_PARAMS,
-    TENCENT_ANSWER,
+    TENCENT,
     PushKind,
-    push_answer,
+    Vendor,
     push_errors,
+    push_hook,
     push_success,
-    read_push,
 )
 from notifier.api.keys import STORE
 from notifier.api.problems import problem
@@ -130,14 +129,9 @@ async def _first_time(request: web.Request, vendor: str, alias: str, reply: Inbo
 REPLIES = PushKind("MO", "the platform's reply push")
 
 
-async def _receive(
-    request: web.Request, vendor: str, channel_type: str, parse: Callable[[bytes], list[InboundSms | None]],
-    answer: dict[str, Any],
-) -> web.StreamResponse:  # fmt: skip
-    read = await read_push(request, vendor, channel_type, REPLIES, parse)
-    if isinstance(read, web.Response):
-        return read
-    alias, replies = read
+async def _take_replies(
+    request: web.Request, vendor: Vendor, alias: str, replies: list[InboundSms | None]
+) -> web.Response | None:
     taken = skipped = 0
     for reply in replies:
         try:
@@ -147,25 +141,21 @@ async def _receive(
         if reply is None or phone is None:
             skipped += 1
             continue
-        if not await _first_time(request, vendor, alias, reply):
-            log.info("%s MO on %s: a repeated push of a reply already taken", vendor, alias)
+        if not await _first_time(request, vendor.name, alias, reply):
+            log.info("%s MO on %s: a repeated push of a reply already taken", vendor.name, alias)
             continue
-        if not await take_reply(request, vendor, alias, phone, reply.text[:MAX_TEXT_CHARS]):
+        if not await take_reply(request, vendor.name, alias, phone, reply.text[:MAX_TEXT_CHARS]):
             return problem(503, "Unavailable", "the replies could not be stored; push them again",
                            slug="unavailable", instance=request.path)  # fmt: skip
         taken += 1
-    log.info("%s MO push on %s: %d replies taken, %d skipped", vendor, alias, taken, skipped)
-    return push_answer(answer)
+    log.info("%s MO push on %s: %d replies taken, %d skipped", vendor.name, alias, taken, skipped)
+    return None
 
 
-async def aliyun_sms_up(request: web.Request) -> web.StreamResponse:
-    """An Aliyun SmsUp push (HTTP batch push mode): residents' replies."""
-    return await _receive(request, "aliyun", "aliyun_sms", parse_aliyun_up, ALIYUN_ANSWER)
-
-
-async def tencent_sms_reply(request: web.Request) -> web.StreamResponse:
-    """A Tencent Cloud SMS reply callback: one resident's reply."""
-    return await _receive(request, "tencent", "tencent_sms", parse_tencent_reply, TENCENT_ANSWER)
+aliyun_sms_up = push_hook(ALIYUN, REPLIES, parse_aliyun_up, _take_replies)
+"""An Aliyun SmsUp push (HTTP batch push mode): residents' replies."""
+tencent_sms_reply = push_hook(TENCENT, REPLIES, parse_tencent_reply, _take_replies)
+"""A Tencent Cloud SMS reply callback: one resident's reply."""
 
 
 _ERRORS = push_errors("the body is not the platform's JSON reply push",
@@ -180,12 +170,12 @@ ROUTES: list[Route] = [
           'Aliyun SMS replies (SmsUp HTTP batch push); answers {"code": 0, "msg": "接收成功"}',
           "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content={"application/json": {"type": "array", "items": _ALIYUN_ITEM}},
-          success=push_success(ALIYUN_ANSWER), extra_responses=_ERRORS),
+          success=push_success(ALIYUN), extra_responses=_ERRORS),
     Route("POST", "/hooks/tencent-sms/reply", tencent_sms_reply,
           'Tencent Cloud SMS reply callback; answers {"result": 0, "errmsg": "OK"}',
           "hooks", public=True, params=HOOK_PARAMS, content_required=True,
           content={"application/json": {"oneOf": [_TENCENT_ITEM, {"type": "array", "items": _TENCENT_ITEM}]}},
-          success=push_success(TENCENT_ANSWER), extra_responses=_ERRORS),
+          success=push_success(TENCENT), extra_responses=_ERRORS),
 ]  # fmt: skip
 
 __all__ = ["ROUTES", "aliyun_sms_up", "parse_aliyun_up", "parse_tencent_reply", "tencent_sms_reply"]
