@@ -180,6 +180,56 @@ def machine_share(cpu_before: float, real_seconds: float) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """Processor seconds so far of: the calling thread (the event loop's, called from a coroutine), this whole
+    process (with SQLite's connection threads), and the local PostgreSQL server's processes, live and ended
+    (None where no server process can be read)."""
+
+    thread: float
+    process: float
+    server: float | None
+
+    @classmethod
+    def now(cls, server: bool = False) -> CpuTimes:
+        """The readings now; the server's only when ``server`` (reading it walks every process)."""
+        return cls(time.thread_time(), time.process_time(), postgres_cpu_seconds() if server else None)
+
+    def per_message(self, before: CpuTimes, messages: int) -> dict[str, float]:
+        """Microseconds a message since ``before``: ``loop`` (this thread), ``other_threads`` (the rest of the
+        process) and ``server`` (PostgreSQL's processes, when both readings have them)."""
+        scale = 1e6 / messages
+        loop = self.thread - before.thread
+        other = self.process - before.process - loop
+        cost = {"loop": round(loop * scale, 1), "other_threads": round(other * scale, 1)}
+        if self.server is not None and before.server is not None:
+            cost["server"] = round((self.server - before.server) * scale, 1)
+        return cost
+
+
+def postgres_cpu_seconds() -> float | None:
+    """User and system CPU seconds of every ``postgres`` process on this machine, with those of its children
+    that have ended (a backend's, once its connection closed, counts in its parent's): the server's whole
+    share of the processors, whichever database did the work."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, found = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                line = stat.read()
+        except OSError:
+            continue
+        name = line[line.find("(") + 1 : line.rfind(")")]
+        if name != "postgres" and not name.startswith("postgres:"):
+            continue
+        fields = line[line.rfind(")") + 2 :].split()
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        found = True
+    return total / ticks if found else None
+
+
 def cpu_seconds() -> float:
     """User and system CPU seconds of this process (and its threads) so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, quote
 import aiohttp
 
 from bench.common import (
+    CpuTimes,
     Result,
     channel_settings,
     engine_send_rate,
@@ -85,9 +86,10 @@ def engine_text(sink: Sink) -> str:
     return text
 
 
-async def raw_rate(sink: Sink, count: int) -> float:
+async def raw_rate(sink: Sink, count: int) -> tuple[float, dict[str, float]]:
     """Messages per second of a bare aiohttp client: keep-alive pool, ``RAW_IN_FLIGHT`` requests in flight,
-    the engine's text (``engine_text``): run after an engine round."""
+    the engine's text (``engine_text``): run after an engine round; and the processor time a message cost
+    (``CpuTimes.per_message``)."""
     url = f"{sink.url}/cgi-bin/sendsms"
     text = engine_text(sink)
     queries = [kannel_query(phone(i), text) for i in range(1, count + 1)]
@@ -103,12 +105,12 @@ async def raw_rate(sink: Sink, count: int) -> float:
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(worker(session, [query]) for query in queries[:CONNECTIONS]))  # open the pool
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), CpuTimes.now()
         await asyncio.gather(*(worker(session, queries[i::RAW_IN_FLIGHT]) for i in range(RAW_IN_FLIGHT)))
-        seconds = time.perf_counter() - started
+        seconds, cost = time.perf_counter() - started, CpuTimes.now().per_message(cpu, count)
     if accepted != count + CONNECTIONS:
         raise RuntimeError(f"raw client: {accepted} of {count + CONNECTIONS} accepted")
-    return count / seconds
+    return count / seconds, cost
 
 
 def kannel_channel(sink: Sink) -> dict[str, Any]:
@@ -119,20 +121,24 @@ def kannel_channel(sink: Sink) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def engine_rate(sink: Sink, path: Path, count: int) -> float:
+async def engine_rate(sink: Sink, path: Path, count: int) -> tuple[float, dict[str, float]]:
     await migrate(path)
     populate(str(path), count)
     settings = channel_settings(path, "sms", kannel_channel(sink), workers=WORKERS, batch_size=BATCH)
     return await sent_rate(sink, settings, count)
 
 
-async def sent_rate(sink: Sink, settings: Settings, count: int) -> float:
-    """Messages per second of the engine with ``settings`` (its database already populated), checked at the sink."""
-    before = sink.received()
+async def sent_rate(sink: Sink, settings: Settings, count: int) -> tuple[float, dict[str, float]]:
+    """Messages per second of the engine with ``settings`` (its database already populated), checked at the sink,
+    and the processor time a message cost (``CpuTimes.per_message``: the event loop's thread, SQLite's threads,
+    the PostgreSQL server), from the engine's start to its stop."""
+    on_postgres = settings.database.url.startswith("postgres")
+    before, cpu = sink.received(), CpuTimes.now(server=on_postgres)
     seconds = await engine_send_rate(settings, "sms", count)
+    cost = CpuTimes.now(server=on_postgres).per_message(cpu, count)
     if sink.received() - before != count:
         raise RuntimeError(f"the sink got {sink.received() - before} of {count} messages")
-    return count / seconds
+    return count / seconds, cost
 
 
 def apprise_url(sink: Sink, to: str, text: str) -> str:
@@ -167,6 +173,21 @@ def apprise_rates(sink: Sink, count: int) -> tuple[float, float]:
     return concurrent, sequential
 
 
+def cost_params(engine: list[dict[str, float]], raw: list[dict[str, float]]) -> dict[str, float]:
+    """The median processor time a message cost each side, in microseconds: the engine's event-loop thread
+    (where the adapter's requests run, as the raw client's do), its other threads (SQLite's connections) and,
+    on PostgreSQL, the server's processes; the raw client's whole process. The engine reaches a fraction f of
+    the raw rate only if its loop thread's cost is at most the raw cost / f (one core each)."""
+    found = {
+        "engine_loop_us_per_message": median([cost["loop"] for cost in engine]),
+        "engine_other_threads_us_per_message": median([cost["other_threads"] for cost in engine]),
+        "raw_us_per_message": median([cost["loop"] + cost["other_threads"] for cost in raw]),
+    }
+    if all("server" in cost for cost in engine):
+        found["server_us_per_message"] = median([cost["server"] for cost in engine])
+    return {name: round(value, 1) for name, value in found.items()}
+
+
 def run(quick: bool) -> list[Result]:
     count = 2_000 if quick else 20_000
     raw_count = 5_000 if quick else 50_000
@@ -180,10 +201,16 @@ def run(quick: bool) -> list[Result]:
     concurrent: list[float] = []
     sequential: list[float] = []
     load: list[float] = []  # 1-minute load average after each round's engine and raw sides
+    engine_costs: list[dict[str, float]] = []
+    raw_costs: list[dict[str, float]] = []
     with sink_process("kannel") as sink, tempfile.TemporaryDirectory() as folder:
         for n in range(rounds(quick)):  # interleaved: engine, raw, apprise, engine, raw, apprise, ...
-            engine.append(asyncio.run(engine_rate(sink, Path(folder) / f"sms{n}.db", count)))
-            raw.append(asyncio.run(raw_rate(sink, raw_count)))
+            rate, cost = asyncio.run(engine_rate(sink, Path(folder) / f"sms{n}.db", count))
+            engine.append(rate)
+            engine_costs.append(cost)
+            rate, cost = asyncio.run(raw_rate(sink, raw_count))
+            raw.append(rate)
+            raw_costs.append(cost)
             load.append(os.getloadavg()[0])
             try:
                 together, one_by_one = apprise_rates(sink, apprise_count)
@@ -195,7 +222,7 @@ def run(quick: bool) -> list[Result]:
     results = [
         Result(
             "sms_engine", median(engine), "messages/s", median(raw),
-            {**params, "baseline": "raw aiohttp", **sampling(samples)},
+            {**params, "baseline": "raw aiohttp", **sampling(samples), **cost_params(engine_costs, raw_costs)},
         ).emit()
     ]  # fmt: skip
     if not concurrent:

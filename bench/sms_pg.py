@@ -26,12 +26,13 @@ from bench.common import Result, channel_settings, median, rounds, sampling, ski
 from bench.fanout_pg import server_dsn, with_database
 from bench.population import populate_postgres
 from bench.sinks import Sink, sink_process
-from bench.sms import BATCH, CONNECTIONS, RAW_IN_FLIGHT, WORKERS, kannel_channel, raw_rate, sent_rate
+from bench.sms import BATCH, CONNECTIONS, RAW_IN_FLIGHT, WORKERS, cost_params, kannel_channel, raw_rate, sent_rate
 from notifier.store import open_database
 
 
-async def engine_rate(sink: Sink, server: str, count: int) -> float:
-    """Messages per second of the engine on a fresh PostgreSQL database, dropped afterwards."""
+async def engine_rate(sink: Sink, server: str, count: int) -> tuple[float, dict[str, float]]:
+    """Messages per second of the engine on a fresh PostgreSQL database, dropped afterwards, and the processor
+    time a message cost (``bench.sms.sent_rate``)."""
     import asyncpg
 
     name = f"notifier_bench_sms_{secrets.token_hex(4)}"
@@ -83,10 +84,17 @@ def run(quick: bool) -> list[Result]:
     engine: list[float] = []
     raw: list[float] = []
     load: list[float] = []  # 1-minute load average after each round's engine and raw sides
+    engine_costs: list[dict[str, float]] = []
+    raw_costs: list[dict[str, float]] = []
     with sink_process("kannel") as sink:
         for _ in range(rounds(quick)):
-            engine.append(asyncio.run(engine_rate(sink, server, count)))
-            raw.append(asyncio.run(raw_rate(sink, raw_count)))
+            rate, cost = asyncio.run(engine_rate(sink, server, count))
+            engine.append(rate)
+            engine_costs.append(cost)
+            rate, cost = asyncio.run(raw_rate(sink, raw_count))
+            raw.append(rate)
+            raw_costs.append(cost)
             load.append(os.getloadavg()[0])
     samples = {"engine": engine, "raw": raw, "load_average": load}
-    return [Result("sms_pg.engine", median(engine), "messages/s", median(raw), {**params, **sampling(samples)}).emit()]
+    params.update({**sampling(samples), **cost_params(engine_costs, raw_costs)})
+    return [Result("sms_pg.engine", median(engine), "messages/s", median(raw), params).emit()]
