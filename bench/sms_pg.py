@@ -32,7 +32,8 @@ from notifier.store import open_database
 
 async def engine_rate(sink: Sink, server: str, count: int) -> tuple[float, dict[str, float]]:
     """Messages per second of the engine on a fresh PostgreSQL database, dropped afterwards, and the processor
-    time a message cost (``bench.sms.sent_rate``)."""
+    time a message cost (``bench.sms.sent_rate``) and the write-ahead log it wrote (``wal_bytes``: the whole
+    server's, so only a figure with no other work on the server)."""
     import asyncpg
 
     name = f"notifier_bench_sms_{secrets.token_hex(4)}"
@@ -50,7 +51,10 @@ async def engine_rate(sink: Sink, server: str, count: int) -> tuple[float, dict[
             finally:
                 await db.close()
             await populate_postgres(url, count)
-            return await sent_rate(sink, settings, count)
+            wal_before = await admin.fetchval("SELECT pg_current_wal_lsn()")
+            rate, cost = await sent_rate(sink, settings, count)
+            wal = await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
+            return rate, {**cost, "wal_bytes": round(float(wal) / count)}
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -96,5 +100,6 @@ def run(quick: bool) -> list[Result]:
             raw_costs.append(cost)
             load.append(os.getloadavg()[0])
     samples = {"engine": engine, "raw": raw, "load_average": load}
-    params.update({**sampling(samples), **cost_params(engine_costs, raw_costs)})
+    wal = median([cost["wal_bytes"] for cost in engine_costs])
+    params.update({**sampling(samples), **cost_params(engine_costs, raw_costs), "wal_bytes_per_message": wal})
     return [Result("sms_pg.engine", median(engine), "messages/s", median(raw), params).emit()]
