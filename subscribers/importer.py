@@ -13,7 +13,9 @@ The steps, in order:
    ``SubscriberIn`` and against the catalog (areas, groups, topics) loaded once.
 3. Valid rows are written ``BATCH_ROWS`` per transaction: duplicates (phone, external_id) are looked up
    inside the transaction, so a file that repeats a resident reports the second row; then one insert per
-   row and one batched insert each for groups, topics and audit entries. Should the database refuse
+   row, one batched insert each for groups and topics, one read of the new residents and one batched
+   insert of their audit entries (each with the detail ``Store.create_subscriber`` records: the fields
+   as stored, masked by the log). Should the database refuse
    anything in a batch (another writer took a phone number meanwhile), the batch is rolled back and
    replayed one row per transaction through ``Store.create_subscriber``, which reports that row alone.
    A bad row never changes anything and never stops the import.
@@ -36,9 +38,8 @@ from typing import Any, Literal
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 from notifier.domain.models import PersonalDataScope, SubscriberIn
 from notifier.store import Store
-from notifier.store.audit import AuditItem
 from notifier.store.common import now_iso
-from notifier.store.subscribers import subscriber_row
+from notifier.store.subscribers import creation_detail, subscriber_row
 from subscribers.progress import rich_progress
 from subscribers.rows import PERSONAL_COLUMNS, Catalog, Row, RowError, map_header, parse_row, scrub
 from subscribers.sheets import open_sheet
@@ -193,7 +194,7 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
     outcomes: list[Outcome] = []
     groups: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
-    audits: list[AuditItem] = []
+    created: list[int] = []
     now = now_iso()
     for row in batch:
         data = row.data
@@ -205,11 +206,13 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
         subscriber_id = await store.db.fetch_value("insert_subscriber", subscriber_row(data, now))
         groups += [{"id": subscriber_id, "code": code} for code in data.groups]
         topics += [{"id": subscriber_id, "code": code} for code in data.topics]
-        audits.append(("subscriber.create", "subscriber", subscriber_id, {"area": data.area_code}))
+        created.append(subscriber_id)
         outcomes.append("imported")
     await store.db.execute_many("add_subscriber_group", groups)
     await store.db.execute_many("add_subscriber_topic", topics)
-    await store.audit_many(actor, audits)
+    # audited as Store.create_subscriber audits one resident: what was stored, read back in one go
+    stored = await store.stored_subscribers(created) if created else []
+    await store.audit_many(actor, [("subscriber.create", "subscriber", s.id, creation_detail(s)) for s in stored])
     return outcomes
 
 

@@ -29,7 +29,16 @@ HEADER = "external_id,name,phone,email,area_code,groups,topics,channels,quiet_ho
 
 @pytest.fixture
 async def roster_store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(database_url(tmp_path, "t.db"))
+    store = await catalog_store(tmp_path, "t.db")
+    try:
+        yield store
+    finally:
+        await store.db.close()
+
+
+async def catalog_store(tmp_path: Path, name: str) -> Store:
+    """A migrated store with the areas, topics and groups the test files name."""
+    db = await open_database(database_url(tmp_path, name))
     await db.migrate()
     store = Store(db)
     await store.upsert_areas(
@@ -45,10 +54,7 @@ async def roster_store(tmp_path: Path) -> AsyncIterator[Store]:
         await store.upsert_topic(code, name)
     for code, name in (("dibao", "低保对象"), ("elderly-alone", "独居老人"), ("pupils-parents", "中小学生家长")):
         await store.upsert_group(code, name)
-    try:
-        yield store
-    finally:
-        await db.close()
+    return store
 
 
 async def residents(store: Store) -> list[Subscriber]:
@@ -249,6 +255,39 @@ async def test_a_clean_file_is_written_batch_by_batch_with_its_audit_entries_cha
     assert len(entries) == 20 and all(entry.actor == "t" for entry in entries)
     chain = await roster_store.verify_audit_chain()
     assert chain.broken is None and chain.count == before + 20 + 1  # and the import's own entry
+
+
+async def test_a_batch_audits_each_resident_as_the_row_by_row_path_does(
+    roster_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file imported in batches and, into a second store, one row per transaction through
+    Store.create_subscriber: each resident's subscriber.create entry holds the same detail."""
+    lines = [line for line in MIXED if line.startswith(("external_id", "r-1,", "r-7,"))]
+    lines.append(f"r-8,吴刚,,wu.gang@example.cn,{VILLAGE},pupils-parents,,email,")
+    source = write_csv(tmp_path / "audited.csv", lines)
+
+    async def details(store: Store) -> dict[str, dict[str, Any]]:
+        entries, _ = await store.list_audit(AuditFilter(action="subscriber.create"), None, 100)
+        by_id = {r.id: r.external_id for r in await residents(store)}
+        return {by_id[int(entry.object_id or 0)] or "": entry.detail for entry in entries}
+
+    batch = await import_file(roster_store, source, actor="t", report_path=None)
+    row_store = await catalog_store(tmp_path, "rows.db")
+    try:
+
+        async def refuse(*args: Any) -> list[Any]:
+            raise RuntimeError("the batch is refused: replayed row by row")
+
+        monkeypatch.setattr(importer, "_write_batch", refuse)
+        by_row = await import_file(row_store, source, actor="t", report_path=None)
+        assert (batch.imported, by_row.imported) == (3, 3)
+        expected = await details(row_store)
+    finally:
+        await row_store.db.close()
+    found = await details(roster_store)
+    assert sorted(found) == ["r-1", "r-7", "r-8"] and found == expected
+    assert found["r-7"]["after"]["groups"] == ["dibao", "pupils-parents"]  # the fields, not only the area
+    assert "15012345678" not in str(found)  # masked by the log, as the row-by-row entries are
 
 
 async def test_a_refused_batch_is_replayed_row_by_row(

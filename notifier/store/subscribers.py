@@ -66,6 +66,11 @@ def changes_of(before: Subscriber | None, after: Subscriber | None) -> dict[str,
     }
 
 
+def creation_detail(created: Subscriber) -> dict[str, object]:
+    """The audit detail of a resident's creation, as stored: the area, and every field set (``changes_of``)."""
+    return {"area": created.area_code, **changes_of(None, created)}
+
+
 def _scope_params(scope: PersonalDataScope | None) -> dict[str, Any]:
     """The parameters a scoped query filters residents with."""
     return {
@@ -95,8 +100,7 @@ class SubscriberRepository(CatalogRepository):
             subscriber_id = int(row["id"])
             await self._set_memberships(subscriber_id, data.groups, data.topics)
             created = await self.get_subscriber(subscriber_id)
-            detail: dict[str, object] = {"area": data.area_code, **changes_of(None, created)}
-            await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, detail)
+            await self.audit(actor, "subscriber.create", "subscriber", subscriber_id, creation_detail(created))
         return _as_seen(created, scope)
 
     async def update_subscriber(
@@ -177,6 +181,11 @@ class SubscriberRepository(CatalogRepository):
     async def get_subscriber(self, subscriber_id: int, scope: PersonalDataScope | None = None) -> Subscriber:
         """The resident as the scope shows it; NotFound also when outside the scope (its existence is not told)."""
         return _as_seen(await self._get_in_scope(subscriber_id, scope), scope)
+
+    async def stored_subscribers(self, ids: list[int]) -> list[Subscriber]:
+        """The residents with these ids as stored, in id order (unscoped: for the store's own writers, such as
+        the bulk importer auditing what it wrote)."""
+        return await self._hydrate(await self.db.fetch_all("get_subscribers", {"ids": dumps(ids)}))
 
     async def _get_in_scope(self, subscriber_id: int, scope: PersonalDataScope | None) -> Subscriber:
         row = await self.db.fetch_one("get_subscriber", {"id": subscriber_id})

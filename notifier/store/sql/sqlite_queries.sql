@@ -87,6 +87,9 @@ WHERE id = :id AND deleted_at IS NULL;
 -- name: get_subscriber
 SELECT * FROM subscribers WHERE id = :id AND deleted_at IS NULL;
 
+-- name: get_subscribers
+SELECT * FROM subscribers WHERE id IN (SELECT value FROM json_each(:ids)) AND deleted_at IS NULL ORDER BY id;
+
 -- name: find_subscriber_by_phone
 SELECT id FROM subscribers WHERE phone = :phone AND deleted_at IS NULL;
 
