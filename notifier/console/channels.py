@@ -4,24 +4,30 @@ and why, and the state of its circuit breakers; with the sends per minute drawn 
     GET /console/channels
 
 Queue and rates are read from the database, so they cover every worker. The circuit breakers (``failover``
-aliases) live in each process's adapters: the page shows those of the engine running in this process, and says
-so when this process runs none. An error is shown by its reason (the words before the first colon: the
+aliases) live in each worker's adapters; every worker writes their states with its heartbeat
+(``engine.heartbeat.breaker_states``), so the page of any node, one with no engine included, shows those of
+every live worker (a few seconds old at most; those of the engine in this process as they are now). Where
+the workers disagree (one has seen the gateway fail, another not yet), the member shows how many are in each
+state, the worst first. An error is shown by its reason (the words before the first colon: the
 adapter's reason code or its retry reason), with any run of digits and any e-mail address masked, since gateways
 often repeat the recipient's number or address.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from channels.failover import FailoverChannel
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.console.framework import Console, NavItem, page
+from notifier.engine.heartbeat import MISSED_BEATS, breaker_states
 
 CHANNELS_PATH = "/console/channels"
 WINDOW_MINUTES = 60
@@ -48,6 +54,28 @@ class Bar:
     n: int
 
 
+WORST_FIRST = ("open", "half-open", "closed")
+
+
+@dataclass
+class Breaker:
+    """A failover member's circuit breaker over the live workers: ``state``, the worst of them (the page's
+    colour), and ``label``, that state alone when every worker agrees, else each state and its count."""
+
+    counts: Counter[str]
+
+    @property
+    def state(self) -> str:
+        return min(self.counts, key=lambda state: WORST_FIRST.index(state) if state in WORST_FIRST else -1)
+
+    @property
+    def label(self) -> str:
+        if len(self.counts) == 1:
+            return self.state
+        ordered = sorted(self.counts, key=lambda state: WORST_FIRST.index(state) if state in WORST_FIRST else -1)
+        return " · ".join(f"{state} {self.counts[state]}" for state in ordered)
+
+
 @dataclass
 class AliasStats:
     alias: str
@@ -58,7 +86,7 @@ class AliasStats:
     sending: int = 0
     per_minute: list[int] = field(default_factory=lambda: [0] * WINDOW_MINUTES)
     errors: dict[tuple[str, str], int] = field(default_factory=dict)  # (reason, state) -> n
-    breakers: dict[str, str] | None = None  # member alias -> closed / open / half-open
+    breakers: dict[str, Breaker] | None = None  # member alias -> its state over the live workers
     rate_limit: str = ""
 
     @property
@@ -122,12 +150,32 @@ async def channel_stats(request: web.Request, now: datetime) -> list[AliasStats]
         if entry is not None:
             key = (error_reason(row["last_error"]), row["state"])
             entry.errors[key] = entry.errors.get(key, 0) + int(row["n"])
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        for alias, adapter in engine.ctx.channels.items():
-            if isinstance(adapter, FailoverChannel) and alias in stats:
-                stats[alias].breakers = {name: breaker.state.value for name, breaker in adapter.breakers.items()}
+    for alias, breakers in (await live_breakers(request, settings.engine.heartbeat_seconds)).items():
+        if alias in stats:
+            stats[alias].breakers = breakers
     return sorted(stats.values(), key=lambda s: (s.kind, s.order, s.alias))
+
+
+async def live_breakers(request: web.Request, heartbeat_seconds: float) -> dict[str, dict[str, Breaker]]:
+    """{failover alias: {member: Breaker}} over the workers alive now (as their last heartbeat wrote them) and
+    the engine of this process (as they are now)."""
+    reported: dict[str, str] = {
+        row["id"]: row["breakers"]
+        for row in await request.app[STORE].worker_breakers(time.time() - heartbeat_seconds * MISSED_BEATS)
+    }
+    engine = request.app.get(ENGINE)
+    if engine is not None and (here := breaker_states(engine.ctx)) is not None:
+        reported[engine.ctx.worker] = here
+    found: dict[str, dict[str, Breaker]] = {}
+    for text in reported.values():
+        try:
+            states = json.loads(text)
+        except ValueError:
+            continue
+        for alias, members in states.items() if isinstance(states, dict) else ():
+            for member, state in members.items() if isinstance(members, dict) else ():
+                found.setdefault(alias, {}).setdefault(member, Breaker(Counter())).counts[str(state)] += 1
+    return found
 
 
 def _limit(config: Any) -> str:

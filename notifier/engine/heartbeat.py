@@ -7,12 +7,16 @@ in the queue, its notice fan-out is free to be claimed again) and forgets that w
 that never registered still run until they expire. An engine that stops cleanly gives its own leases
 back (``release``). A worker that was taken for dead (its event loop stalled longer than that) registers
 again at its next beat and says so in the log: the batch it held may then have been sent twice.
+Each beat also carries the states of the worker's circuit breakers (``breaker_states``), which live in its
+failover adapters' memory, so that the console of any node shows them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
+from channels.failover import FailoverChannel
 from notifier.engine.context import EngineContext
 
 log = logging.getLogger(__name__)
@@ -31,14 +35,25 @@ async def beat(ctx: EngineContext, *, force: bool = True) -> None:
     now = ctx.clock()
     if not force and ctx.beat_at is not None and now - ctx.beat_at < ctx.settings.engine.heartbeat_seconds:
         return
-    if not await ctx.store.beat_worker(ctx.worker, now):
+    breakers = breaker_states(ctx)
+    if not await ctx.store.beat_worker(ctx.worker, now, breakers):
         if ctx.beat_at is not None:
             log.warning(
                 "worker %s missed its heartbeats and was taken for dead: its leases went back to the queue",
                 ctx.worker,
             )
-        await ctx.store.register_worker(ctx.worker, now)
+        await ctx.store.register_worker(ctx.worker, now, breakers)
     ctx.beat_at = now
+
+
+def breaker_states(ctx: EngineContext) -> str | None:
+    """This worker's circuit breakers as JSON, {failover alias: {member alias: state}}; None with no failover alias."""
+    states = {
+        alias: {member: breaker.state.value for member, breaker in adapter.breakers.items()}
+        for alias, adapter in ctx.channels.items()
+        if isinstance(adapter, FailoverChannel)
+    }
+    return json.dumps(states, sort_keys=True) if states else None
 
 
 async def take_back_leases(ctx: EngineContext, now: float) -> int:

@@ -255,12 +255,18 @@ class DeliveryRepository:
 
     # workers
 
-    async def register_worker(self, worker: str, now: float) -> None:
-        await self.db.execute("register_worker", {"worker": worker, "now": now, "now_iso": now_iso()})
+    async def register_worker(self, worker: str, now: float, breakers: str | None = None) -> None:
+        params = {"worker": worker, "now": now, "now_iso": now_iso(), "breakers": breakers}
+        await self.db.execute("register_worker", params)
 
-    async def beat_worker(self, worker: str, now: float) -> bool:
-        """Record a heartbeat; False when the worker is not registered (never, or forgotten as dead)."""
-        return await self.db.execute("beat_worker", {"worker": worker, "now": now}) > 0
+    async def beat_worker(self, worker: str, now: float, breakers: str | None = None) -> bool:
+        """Record a heartbeat with the worker's circuit breakers (JSON, ``engine.heartbeat.breaker_states``);
+        False when the worker is not registered (never, or forgotten as dead)."""
+        return await self.db.execute("beat_worker", {"worker": worker, "now": now, "breakers": breakers}) > 0
+
+    async def worker_breakers(self, alive_after: float) -> list[Row]:
+        """(id, breakers JSON) of each worker that beat at ``alive_after`` or later and has failover aliases."""
+        return await self.db.fetch_all("worker_breakers", {"alive_after": alive_after})
 
     async def registered_workers(self) -> list[str]:
         return [row["id"] for row in await self.db.fetch_all("registered_workers")]

@@ -242,14 +242,18 @@ WHERE state = 'sending' AND lease_until < :now;
 -- ----------------------------------------------------------------------------------------- workers
 
 -- name: register_worker
-INSERT INTO workers (id, started_at, beat_at) VALUES (:worker, :now_iso, :now)
-ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at;
+INSERT INTO workers (id, started_at, beat_at, breakers) VALUES (:worker, :now_iso, :now, :breakers)
+ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at, breakers = excluded.breakers;
 
 -- name: beat_worker
-UPDATE workers SET beat_at = :now WHERE id = :worker;
+UPDATE workers SET beat_at = :now, breakers = :breakers WHERE id = :worker;
 
 -- name: registered_workers
 SELECT id FROM workers ORDER BY id;
+
+-- name: worker_breakers
+-- The circuit breakers each live worker reported with its last heartbeat
+SELECT id, breakers FROM workers WHERE breakers IS NOT NULL AND beat_at >= :alive_after ORDER BY id;
 
 -- name: dead_worker
 -- Read only: most housekeeping passes find no dead worker and need not take the write lock
