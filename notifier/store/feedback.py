@@ -112,7 +112,9 @@ class FeedbackRepository(AuditRepository):
 
     async def erase_expired_feedback(self, now: datetime, keep_days: int, limit: int = 500) -> list[Row]:
         """Erase the personal fields of items closed (never closed: received) more than ``keep_days`` before
-        ``now``, at most ``limit``; one audit entry ``feedback.erase`` per item. The items erased (id, department)."""
+        ``now``, at most ``limit``; one audit entry ``feedback.erase`` per item. Then the answers of erased items
+        that reply notices carried, once those notices are finished: their body and renderings (audit
+        ``notice.erase``). The items erased (id, department)."""
         async with self.db.transaction():
             rows = await self.db.fetch_all(
                 "erase_expired_feedback",
@@ -122,6 +124,12 @@ class FeedbackRepository(AuditRepository):
             for row in rows:
                 await self.audit("engine", "feedback.erase", "feedback", row["id"],
                                  {"department": row["department"], "keep_days": keep_days})
+            replies = await self.db.fetch_all("erase_reply_notices", {"now_iso": iso(now)})
+            if replies:
+                await self.db.execute("erase_reply_renderings")
+            for reply in replies:
+                await self.audit("engine", "notice.erase", "notice", reply["id"],
+                                 {"answers_feedback": reply["answers_feedback"], "erased": ["body", "renderings"]})
         return rows
 
     async def feedback_report_rows(self, start: datetime, end: datetime, department: str | None) -> list[Row]:

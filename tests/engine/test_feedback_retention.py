@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from notifier.domain.enums import Role
 from notifier.domain.errors import Conflict
 from notifier.domain.models import ApiKeyInfo
 from notifier.engine import Engine
@@ -82,3 +83,31 @@ async def test_feedback_is_erased_after_retention_from_closing_or_receipt_and_st
     assert [(r["department"], r["answered_at"] is not None) for r in rows] == [
         ("civil-affairs", True), ("civil-affairs", False)
     ]
+
+
+async def test_the_reply_notice_that_carried_an_answer_loses_it_with_the_item(
+    engine: Engine, engine_store: Store, clock: FakeClock
+) -> None:
+    person = await resident(engine_store)
+    answered_on = datetime.fromtimestamp(clock(), UTC)
+    item_id = await item(engine_store, answered_on, person.id, person.phone or "")
+    key, _ = await engine_store.create_api_key(department="civil-affairs", role=Role.ISSUER, name="民政", actor="t")
+    answer = "已安排维修，王五 13700000000 明天上门。"
+    reply_id = await answer_feedback(engine_store, key, "staff", await engine_store.get_feedback(item_id), answer)
+    assert reply_id is not None
+    await engine.run_until_idle()  # the reply goes out to the resident
+    assert (await engine_store.get_notice(reply_id)).state.value == "done"
+    await engine_store.close_feedback(item_id, "已修好", "staff")
+
+    clock.advance(731 * DAY)
+    await engine.run_until_idle()
+    assert (await engine_store.get_feedback(item_id)).erased_at is not None
+    reply = await engine_store.get_notice(reply_id)  # still readable, and counted as sent
+    assert reply.body == "" and reply.state.value == "done"
+    assert await engine_store.rendered_messages(reply_id) == {}
+    assert await engine_store.delivery_counts(reply_id) == {"sms": {"sent": 1}}
+    entries, _ = await engine_store.list_audit(AuditFilter(action="notice.erase"), None, 10)
+    assert [(e.object_id, e.detail) for e in entries] == [
+        (str(reply_id), {"answers_feedback": item_id, "erased": ["body", "renderings"]})
+    ]
+    assert (await engine_store.get_feedback(item_id)).answer is None

@@ -145,6 +145,19 @@ WHERE received_at >= :from_iso AND received_at < :to_iso
   AND (:department IS NULL OR department = :department)
 ORDER BY department, id;
 
+-- name: erase_reply_notices
+-- The answers of erased feedback items that reply notices carried to their senders: the body (the answer) of
+-- each finished reply notice blanked, once; the notices that were blanked, with the item each answered
+UPDATE notices SET body = '', updated_at = :now_iso
+WHERE answers_feedback IN (SELECT id FROM feedback WHERE erased_at IS NOT NULL)
+  AND state IN ('done', 'cancelled', 'expired', 'rejected') AND body <> ''
+RETURNING id, answers_feedback;
+
+-- name: erase_reply_renderings
+-- The messages rendered from the blanked reply notices (each channel's text held the answer)
+DELETE FROM rendered_messages WHERE notice_id IN (
+    SELECT id FROM notices WHERE answers_feedback IS NOT NULL AND body = '');
+
 -- name: erase_expired_feedback
 -- Items closed (or, never closed, received) before :cutoff_iso and not yet erased: personal fields blanked,
 -- the rest kept for the reports; at most :limit a run, oldest first
