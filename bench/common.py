@@ -9,11 +9,13 @@ samples are in the params (``sampling``). ``--quick`` takes one sample per side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,29 @@ class CpuTimes:
         if self.server is not None and before.server is not None:
             cost["server"] = round((self.server - before.server) * scale, 1)
         return cost
+
+
+@contextlib.contextmanager
+def client_and_sink_apart(sink_pid: int) -> Iterator[dict[str, Any]]:
+    """This process (each side's client: the engine with its threads, the raw client, Apprise's) on one core
+    and the sink process on another, for the ``with`` block; the params that say so.
+
+    Left to the scheduler, the engine's event loop, its SQLite thread and the sink shared two cores by turns: the
+    two threads' hand-overs of the interpreter lock then crossed cores, and a message cost the engine's process
+    about a third more processor time (``bench sms``, 2026-12-01) while the single-threaded raw client lost
+    little. With a core each, the client side is measured on a core of its own, as a worker beside a gateway on
+    another host would run; the PostgreSQL server, where there is one, is left to the scheduler."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        yield {"cores": "one core, shared by the client and the sink"}
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(sink_pid, {cores[-1]})
+    os.sched_setaffinity(0, {cores[0]})  # this thread; threads started from it (SQLite's) inherit it
+    try:
+        yield {"cores": f"client process on core {cores[0]}, sink on core {cores[-1]}"}
+    finally:
+        os.sched_setaffinity(0, mine)
 
 
 def postgres_cpu_seconds() -> float | None:

@@ -32,6 +32,7 @@ STARTUP_SECONDS = 30.0
 class Sink:
     kind: str
     port: int
+    pid: int  # the sink's process (``bench.common.client_and_sink_apart`` gives it a core of its own)
     _conn: Connection
     _lock: threading.Lock
 
@@ -72,7 +73,8 @@ def sink_process(kind: str, **options: Any) -> Iterator[Sink]:
         if not parent.poll(STARTUP_SECONDS):
             raise RuntimeError(f"the {kind} sink did not start")
         port = parent.recv()
-        yield Sink(kind, int(port), parent, threading.Lock())
+        assert process.pid is not None
+        yield Sink(kind, int(port), process.pid, parent, threading.Lock())
     finally:
         with contextlib.suppress(OSError, BrokenPipeError):
             parent.send("stop")

@@ -44,6 +44,7 @@ from bench.common import (
     CpuTimes,
     Result,
     channel_settings,
+    client_and_sink_apart,
     engine_send_rate,
     median,
     migrate,
@@ -203,7 +204,12 @@ def run(quick: bool) -> list[Result]:
     load: list[float] = []  # 1-minute load average after each round's engine and raw sides
     engine_costs: list[dict[str, float]] = []
     raw_costs: list[dict[str, float]] = []
-    with sink_process("kannel") as sink, tempfile.TemporaryDirectory() as folder:
+    with (
+        sink_process("kannel") as sink,
+        tempfile.TemporaryDirectory() as folder,
+        client_and_sink_apart(sink.pid) as placement,
+    ):
+        params.update(placement)
         for n in range(rounds(quick)):  # interleaved: engine, raw, apprise, engine, raw, apprise, ...
             rate, cost = asyncio.run(engine_rate(sink, Path(folder) / f"sms{n}.db", count))
             engine.append(rate)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Result, channel_settings, median, rounds, sampling, skipped
+from bench.common import Result, channel_settings, client_and_sink_apart, median, rounds, sampling, skipped
 from bench.fanout_pg import server_dsn, with_database
 from bench.population import populate_postgres
 from bench.sinks import Sink, sink_process
@@ -90,7 +90,8 @@ def run(quick: bool) -> list[Result]:
     load: list[float] = []  # 1-minute load average after each round's engine and raw sides
     engine_costs: list[dict[str, float]] = []
     raw_costs: list[dict[str, float]] = []
-    with sink_process("kannel") as sink:
+    with sink_process("kannel") as sink, client_and_sink_apart(sink.pid) as placement:
+        params.update(placement)
         for _ in range(rounds(quick)):
             rate, cost = asyncio.run(engine_rate(sink, server, count))
             engine.append(rate)
