@@ -50,7 +50,6 @@ secrets are never logged.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -203,7 +202,7 @@ class AliyunSmsChannel(HttpChannel):
         return self.options
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
-        results: list[SendResult] = list(await asyncio.gather(*(self._send_one(m) for m in batch)))
+        results = await self.send_each(batch, self._send_one)
         self._note_account_state(results)
         return results
 

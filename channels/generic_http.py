@@ -32,7 +32,6 @@ Templates (url, header values, query values, body) are jinja2 in a sandbox with 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError
@@ -137,7 +136,7 @@ class GenericHttpChannel(HttpChannel):
         return request
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
-        return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
+        return await self.send_each(batch, self._send_one)
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
         text = within_limit(

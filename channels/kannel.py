@@ -34,7 +34,6 @@ DLR types (``dlr_mask`` is their sum; default 1+2+8+16 = 27): 1 delivered to the
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -164,7 +163,7 @@ class KannelChannel(HttpChannel):
         return [delivery_message_id(delivery_id)]
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
-        return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
+        return await self.send_each(batch, self._send_one)
 
     async def _send_one(self, message: OutboundMessage) -> SendResult:
         if not _RECIPIENT.fullmatch(message.recipient):
