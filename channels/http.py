@@ -220,7 +220,11 @@ class HttpChannel(Channel):
             while taken < len(batch):
                 index = taken
                 taken += 1
-                results[index] = await send_one(batch[index])
+                try:
+                    results[index] = await send_one(batch[index])
+                except BaseException:
+                    taken = len(batch)  # the batch is answered Retry as a whole: the other lanes start no more
+                    raise
 
         lanes = min(len(batch), self.http_options.max_connections)
         if lanes == 1:
