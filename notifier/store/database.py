@@ -56,6 +56,11 @@ class Database(abc.ABC):
     ) -> AsyncIterator[list[Row]]:
         """Rows of a named read in chunks, without loading them all."""
 
+    @abc.abstractmethod
+    async def refresh_statistics(self, table: str) -> None:
+        """Called in the transaction of a bulk insert into ``table`` (a fan-out chunk): where the database keeps
+        planner statistics and plans cached from them, bring them up to date once the table has outgrown them."""
+
     async def fetch_value(self, query: str, params: Mapping[str, Any] | None = None) -> Any:
         row = await self.fetch_one(query, params)
         return None if row is None else next(iter(row.values()))

@@ -109,6 +109,8 @@ class DeliveryRepository:
             await self.db.execute(
                 "advance_fanout", {"id": notice_id, "upto": upto, "reached": reached, "skipped": matched - reached}
             )
+            # in the transaction: the workers plan their claims again from the commit that shows them the rows
+            await self.db.refresh_statistics("deliveries")
         return True
 
     async def finish_fanout(self, notice_id: int, worker: str) -> bool:

@@ -161,11 +161,8 @@ def _fit(value: Any, type_name: str) -> Any:
 
 class PostgresDatabase(Database):
     dialect = "postgres"
-    # The one-statement fan-out (fanout_insert_deliveries) is kept but not used: after it, the workers' claims
-    # of the same deliveries took 200 to 400 ms each instead of 2 to 6 (bench sms_pg: 1,500 messages/s instead
-    # of 7,000, 2026-11-30, cause not found yet); the staged fan-out leaves them fast
-    writes_in_with = False
-    # each chunk costs eight round trips (pool reset, BEGIN, chunk end, lease, write, cursor, COMMIT): a million
+    writes_in_with = True
+    # each chunk costs eight round trips (BEGIN, chunk end, lease, write, cursor, statistics check, COMMIT): a million
     # residents fanned out in 22, 23 and 31 s at 10,000 against 34, 51 and 33 s at 2,000 (and 57 s at 20,000)
     # on this 2-core machine at load 6. Other writers do not wait for it (row locks); its rows stay on the server.
     fanout_chunk = 10000
@@ -344,6 +341,33 @@ class PostgresDatabase(Database):
             if not rows:
                 return
             yield [dict(r) for r in rows]
+
+    async def refresh_statistics(self, table: str) -> None:
+        """ANALYZE ``table`` once it has more than doubled since its statistics were taken (or has none).
+
+        A prepared statement keeps the plan made for the table as the planner saw it then, until something
+        changes the table's catalog row. The workers' claims are prepared while the queue is empty, planned for an
+        empty deliveries table: the claimed rows joined to it by a nested loop over a sequential scan of the
+        whole table, once per claimed row, which took 0.5 to 0.8 s a claim of 100 once a fan-out had put 20,000
+        deliveries in. ANALYZE both corrects the estimates and changes that row, so every session plans its
+        statements again; run in the fan-out chunk's transaction, it does so from the commit that shows the
+        rows (run after it, the claims in between took up to a second each). Autovacuum would analyze too, but
+        up to a minute later, and never where it is off. Doubling keeps the ANALYZEs of a long fan-out few (each
+        reads a sample of at most 30,000 rows); a table grown less than that keeps plans made for its size.
+        SKIP_LOCKED: where a VACUUM or another fan-out's ANALYZE holds the table, this chunk does not wait for it
+        (an anti-wraparound vacuum can take hours) and a later chunk analyzes instead (the vacuum or the other
+        ANALYZE changes the catalog row too). Without the right to analyze the table, the server warns and skips
+        it."""
+        if not table.isidentifier():
+            raise ValueError(f"not a table name: {table!r}")
+        async with self._connection() as conn:
+            outgrown = await conn.fetchval(
+                "SELECT pg_relation_size(c.oid) > 2 * c.relpages::bigint * current_setting('block_size')::bigint"
+                " FROM pg_class c WHERE c.oid = to_regclass($1)",
+                table,
+            )
+            if outgrown:
+                await conn.execute(f"ANALYZE (SKIP_LOCKED) {table}")
 
     async def copy_records(self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> int:
         """COPY rows into a table (inside the transaction in progress, if any); the number copied."""

@@ -168,6 +168,9 @@ class SqliteDatabase(Database):
         finally:
             await cursor.close()
 
+    async def refresh_statistics(self, table: str) -> None:
+        """Nothing: the store never runs SQLite's ANALYZE, so its planner has no statistics to bring up to date."""
+
 
 def _is_write(sql: str) -> bool:
     """A statement that changes data must run on the writer connection, even when it returns rows."""
