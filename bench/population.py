@@ -26,7 +26,7 @@ def village_code(town: str, index: int) -> str:
 
 
 def seed_catalog(conn: sqlite3.Connection, towns: int) -> None:
-    rows = [(COUNTY, "县", "county", None)]
+    rows: list[tuple[str, str, str, str | None]] = [(COUNTY, "县", "county", None)]
     for t in range(towns):
         town = town_code(t)
         rows.append((town, f"镇{t + 1}", "town", COUNTY))
@@ -96,7 +96,7 @@ async def populate_postgres(dsn: str, count: int, *, towns: int = 10, first_id: 
 
     conn = await asyncpg.connect(dsn)
     try:
-        areas = [(COUNTY, "县", "county", None)]
+        areas: list[tuple[str, str, str, str | None]] = [(COUNTY, "县", "county", None)]
         for t in range(towns):
             town = town_code(t)
             areas.append((town, f"镇{t + 1}", "town", COUNTY))

@@ -31,7 +31,7 @@ from notifier.testing import RecordingChannel
 from subscribers.roster_rows import RosterTable
 
 CHANNELS = ["wechat", "sms", "email"]
-PLAIN = {"topic": "air-quality", "title": "发放通知", "body": "本月救助金已发放，请查收。"}
+PLAIN: dict[str, Any] = {"topic": "air-quality", "title": "发放通知", "body": "本月救助金已发放，请查收。"}
 PLAIN["target"] = {"areas": ["370725"]}
 PERSONAL_BODY = "{{ row.姓名 }}您好：您的{{ row.项目 }}{{ row.金额 }}元已发放，请查收。"
 BATCH = 500

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -97,6 +97,7 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
 
     counter = [0]
     last = [""]  # the last query string: the raw client sends the very text the engine sent
+    count: Callable[[], int]
     if kind == "kannel":
 
         async def sendsms(request: web.Request) -> web.Response:

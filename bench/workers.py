@@ -86,7 +86,7 @@ async def populate_postgres(url: str, count: int) -> None:
     conn = await asyncpg.connect(url)
     try:
         stamp = datetime.now(UTC).isoformat()
-        areas = [("370725", "县", "county", None)]
+        areas: list[tuple[str, str, str, str | None]] = [("370725", "县", "county", None)]
         for t in range(TOWNS):
             town = f"370725{t + 1:03d}"
             areas.append((town, f"镇{t + 1}", "town", "370725"))
