@@ -19,7 +19,7 @@ from notifier.domain.models import NoticeIn, SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from tests.conftest import VILLAGE_A1
-from tests.databases import on_postgres, read_rows
+from tests.databases import read_rows
 from tests.fake_gateway import Reply, fake_gateway
 from tests.kannel_peer import (
     MO_ESCAPES,
@@ -198,13 +198,6 @@ async def _states(store: Store, notice_id: int) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.peer("kannel")
-@pytest.mark.xfail(
-    on_postgres(),
-    reason="open defect on PostgreSQL (2026-11-30), now and then: a DLR that comes back while the worker records "
-    "the send can be missed by both (the hook finds no sent delivery, the record's look-up for early receipts "
-    "runs before the hook's receipt commits), and the delivery stays sent",
-    strict=False,
-)
 async def test_chinese_alert_reaches_the_smsc_intact_and_its_dlr_marks_it_delivered(
     store: Store, hook_server: tuple[str, Settings], kannel: KannelPeer
 ) -> None:

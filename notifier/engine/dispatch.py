@@ -144,9 +144,13 @@ async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: 
 async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
     """The results, and any receipt that arrived before them, in one transaction: a receipt hook either
     committed first (and is applied here) or finds the sends recorded; none is left unapplied by a crash
-    between the two."""
-    sent_ids = [row["id"] for row, result in zip(rows, results, strict=True) if isinstance(result, Sent)]
+    between the two. The sent messages' ids are locked first, as the hook locks its receipt's
+    (``Store.lock_message_ids``): on PostgreSQL the two transactions would otherwise each look before the
+    other committed, and the receipt be kept but never applied."""
+    sent = [(row, result) for row, result in zip(rows, results, strict=True) if isinstance(result, Sent)]
+    sent_ids = [row["id"] for row, _ in sent]
     async with ctx.store.db.transaction():
+        await ctx.store.lock_message_ids((row["alias"], result.provider_message_id) for row, result in sent)
         await record_results(ctx, rows, notices, results)
         await apply_early_receipts(ctx.store, sent_ids, ctx)
 

@@ -9,7 +9,9 @@ A receipt can overtake the send it reports on: a fast SMSC acknowledges before t
 written the provider's answer. A receipt whose message id matches no delivery is therefore kept
 (with no delivery attached) and applied by ``apply_early_receipts`` when the send is recorded; one
 that never finds its delivery stays in the table for the record and changes nothing. On a fast gateway
-this is most receipts, so it is logged at DEBUG only.
+this is most receipts, so it is logged at DEBUG only. The receipt's transaction and the record of the
+send both lock the message id first (``Store.lock_message_ids``), so the later of the two sees what the
+earlier committed: the receipt finds its send recorded, or the record finds the receipt kept.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ async def record_receipt(
     context: EngineContext | None = None,
 ) -> ReceiptOutcome:
     """Apply one receipt. Pass the running engine's ``context`` so a failure can fall back."""
-    # one write transaction: the look-up and the keeping of an early receipt cannot interleave with
-    # the worker recording the send, so an early receipt is either seen by it or sees the delivery
+    # one write transaction holding the message id, which the worker's record of the send holds too: the
+    # look-up and the keeping of an early receipt cannot interleave with that record, so an early receipt is
+    # either seen by it or sees the delivery (on PostgreSQL, where transactions run side by side, each look-up
+    # would otherwise see only what the other had committed before it)
     async with store.db.transaction():
+        await store.lock_message_ids([(alias, provider_message_id)])
         delivery = await store.find_delivery_by_provider_id(alias, provider_message_id)
         if delivery is None:
             # the normal case on a fast gateway: its receipt overtakes the worker's record of the send

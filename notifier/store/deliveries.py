@@ -332,6 +332,15 @@ class DeliveryRepository:
 
     # receipts
 
+    async def lock_message_ids(self, message_ids: Iterable[tuple[str, str]]) -> None:
+        """Hold these (alias, provider message id) until the transaction ends: call first in a transaction that
+        looks a receipt's delivery up, or records sends and looks their early receipts up, so that a receipt and
+        the record of its send run one after the other and either the receipt finds the send recorded or the
+        record finds the receipt kept (advisory locks on PostgreSQL; SQLite has one writer at a time)."""
+        pairs = sorted(set(message_ids))
+        if pairs:
+            await self.db.execute("lock_message_ids", {"ids": dumps(pairs)})
+
     async def find_delivery_by_provider_id(self, alias: str, provider_message_id: str) -> Row | None:
         return await self.db.fetch_one(
             "find_delivery_by_provider_id", {"alias": alias, "provider_message_id": provider_message_id}

@@ -21,7 +21,7 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.testing import FakeClock
-from tests.databases import on_postgres, read_rows, url_of
+from tests.databases import read_rows, url_of
 from tests.engine.conftest import approved
 from tests.engine.crash_worker import crash_settings
 from tests.engine.test_crash import start_worker
@@ -67,13 +67,6 @@ async def smsc_sent(kannel: KannelPeer) -> tuple[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.peer("kannel")
-@pytest.mark.xfail(
-    on_postgres(),
-    reason="open defect on PostgreSQL (2026-11-30): with Kannel's reports coming back while the worker records "
-    "the batch, the first batch's record never commits (deliveries stay 'sending', the hook has matched their "
-    "reports) and the test times out; receipts and records race across the two transactions",
-    strict=False,
-)
 async def test_sigkill_after_kannel_took_a_batch_repeats_no_reported_message(
     engine_store: Store, tmp_path: Path, hook_base: str
 ) -> None:

@@ -200,3 +200,17 @@ UPDATE deliveries SET state = 'sent', provider_message_id = s.value ->> 1, lease
 FROM json_array_elements(CAST(:sent AS json)) AS s (value)
 WHERE deliveries.id = (s.value ->> 0)::bigint AND deliveries.state = 'sending'
   AND deliveries.leased_by = :worker;
+
+-- name: lock_message_ids
+-- written for sqlite 82ef55974ec5
+-- Transactions run side by side here: a receipt's look-up for its sent delivery and the record of that send's
+-- look-up for early receipts could each run before the other committed, and the receipt was kept but never
+-- applied. So both sides first take a transaction advisory lock on each [alias, provider message id] of :ids,
+-- and each look-up, a statement of its own after the lock, sees what the other side committed. The two-key form
+-- keeps these locks apart from the single-key ones (the audit chain's, the leader's, migrate's): "rcpt", then a
+-- hash of the pair (two pairs with one hash wait for each other, no more). In key order, so that two
+-- transactions locking overlapping sets wait for each other instead of deadlocking; released at commit.
+SELECT pg_advisory_xact_lock(1919119476, k.key)
+FROM (SELECT DISTINCT hashtext((p.value ->> 0) || ' ' || (p.value ->> 1)) AS key
+      FROM json_array_elements(CAST(:ids AS json)) AS p (value)) AS k
+ORDER BY k.key;

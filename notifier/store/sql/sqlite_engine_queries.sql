@@ -325,6 +325,13 @@ SELECT MIN(send_at) AS send_at FROM notices WHERE state = 'approved' AND send_at
 
 -- --------------------------------------------------------------------------------------- receipts
 
+-- name: lock_message_ids
+-- Taken first by a receipt's transaction and by the record of a batch's sends, so that a receipt and the record of
+-- the send it reports on run one after the other: :ids is a JSON array of [alias, provider message id]. On SQLite,
+-- BEGIN IMMEDIATE already lets one writer in at a time, so there is nothing more to lock (PostgreSQL takes
+-- advisory locks).
+SELECT 1;
+
 -- name: find_delivery_by_provider_id
 SELECT id, notice_id, subscriber_id, channel, alias, rank, priority, deadline, state FROM deliveries
 WHERE alias = :alias AND provider_message_id = :provider_message_id;
