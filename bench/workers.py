@@ -3,15 +3,23 @@
 Each round makes a fresh database on the PostgreSQL server of ``NOTIFIER_BENCH_PG_DSN`` (else
 ``NOTIFIER_TEST_PG_DSN``, else ``postgresql://postgres@127.0.0.1:5432/test``), migrates it, writes the synthetic
 residents with COPY, and fans a notice to all of them out beforehand (in this process), so the rounds measure
-claiming, sending and recording alone. Then it starts N real ``python -m notifier worker`` processes (two
-delivery tasks each, batches of 50) sending SMS to the local sink: the outbox adapter, one file per message
-on local disk (an HTTP sink on this small machine is itself the bottleneck: its one process answers no
-faster for more clients). Measured: messages per second recorded as sent in the database, from the moment
-every process has registered to the last message (the processes' start-up is left out). Baseline: the
-one-process rate of the same run; the target is 2 processes >= 1.7 x one. Each round's database is dropped
-afterwards. Each record also carries the processor time a message costs the workers and the PostgreSQL backends
-serving them over the measured span, and from the one-process round's figures the most N processes can give
-over one on this machine's cores (``ceiling_here``, see ``ceiling``): a machine whose cores the database shares
+claiming, sending and recording alone. Then it starts N real ``python -m notifier worker`` processes (two delivery
+tasks each, batches of 50) sending SMS to the local sink: the outbox adapter, one file per message (an HTTP sink on
+this small machine is itself the bottleneck: its one process answers no faster for more clients), its folder in
+memory (tmpfs at ``/dev/shm``) where the machine has one (``sink_folder``). On a disk a file cost the workers kernel
+time that grew with the files deleted there in the minutes before, not with anything the engine does: ext4 without a
+journal, as here, passes over every inode freed in the last one to six minutes before it hands out a new one
+(``recently_deleted`` in the kernel's inode allocator), and each round deleted its 30,000 files, so the later rounds
+paid for the earlier ones (and for the rest of the machine's work on that disk): on a fresh ext4 without a journal
+30,000 files cost 83 microseconds of kernel time each, the next 30,000 after deleting them 600. That is why the
+2-process round's messages cost its workers three times the 1-process round's on 2026-11-30, which read as the
+processes getting in each other's way: per message two processes run about the queries of one, their claims as full.
+Measured: messages per second recorded as sent in the database, from the moment every process has registered to the
+last message (the processes' start-up is left out). Baseline: the one-process rate of the same run; the target is 2
+processes >= 1.7 x one. Each round's database is dropped afterwards. Each record also carries the processor time a
+message costs the workers and the PostgreSQL backends serving them over the measured span (the kernel's part of the
+workers' too: ``worker_system_us_per_message``), and from the one-process round's figures the most N processes can
+give over one on this machine's cores (``ceiling_here``, see ``ceiling``): a machine whose cores the database shares
 cannot show more than that, whatever the engine does.
 """
 
@@ -48,6 +56,21 @@ PROCESSES = (1, 2, 4)
 ENGINE = {"workers": 2, "batch_size": 50, "poll_interval": 0.05, "heartbeat_seconds": 1.0}
 SIGNING_SECRET = "bench-workers-signing-secret-0123456789abcdef"
 TOWNS = 10
+MEMORY = Path("/dev/shm")
+
+
+def sink_folder() -> Path | None:
+    """Where the outbox writes: the memory filesystem at ``/dev/shm`` when it is one and writable, else None
+    (the temporary folder, likely on disk): see the module's docstring."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == str(MEMORY) and fields[2] == "tmpfs" and os.access(MEMORY, os.W_OK):
+            return MEMORY
+    return None
 
 
 def base_dsn() -> str:
@@ -179,13 +202,14 @@ async def sent(store: Store, notice_id: int) -> int:
     return (await store.delivery_counts(notice_id)).get("sms", {}).get("sent", 0)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system processor time of a running process so far (Linux /proc), 0 where unknown."""
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float:
+    """User and system processor time of a running process so far (Linux /proc), or its system (kernel) time
+    alone; 0 where unknown."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ((0 if system_only else int(fields[11])) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def server_pids(url: str) -> list[int]:
@@ -202,17 +226,17 @@ async def server_pids(url: str) -> list[int]:
     return [int(row["pid"]) for row in rows]
 
 
-async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, float, float, float]:
+async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, float, float, float, float]:
     """Messages per second recorded as sent while ``processes`` worker processes run; the cores the workers
     used in all (their processor seconds, start-up included, per second of the measured span); and over
     the measured span alone, the processor microseconds per message of the workers and of the PostgreSQL
-    backends serving them (not the server's shared writer processes)."""
+    backends serving them (not the server's shared writer processes), and the kernel's part of the workers'."""
     name = f"bench_workers_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     await create_database(dsn, name)
     url = with_database(dsn, name)
     workers: list[Process] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bench-workers-", dir=sink_folder()) as tmp:
             settings = settings_for(url, Path(tmp) / "outbox")
             store, notice_id = await prepare(url, residents, settings)
             config = Path(tmp) / "config.toml"
@@ -224,6 +248,7 @@ async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, fl
                 await asyncio.sleep(0.05)
             started, done_before = time.perf_counter(), await sent(store, notice_id)
             workers_before = sum(cpu_seconds(w.pid) for w in workers)
+            system_before = sum(cpu_seconds(w.pid, system_only=True) for w in workers)
             backends = await server_pids(url)  # each worker's pool is open by now: they stay for the round
             server_before = {pid: cpu_seconds(pid) for pid in backends}
             while (count := await sent(store, notice_id)) < residents:
@@ -235,6 +260,8 @@ async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, fl
             cpu = sum(cpu_seconds(w.pid) for w in workers)
             messages = max(1, count - done_before)
             worker_us = (cpu - workers_before) / messages * 1e6
+            system = sum(cpu_seconds(w.pid, system_only=True) for w in workers)
+            system_us = (system - system_before) / messages * 1e6
             server_after = {pid: cpu_seconds(pid) for pid in backends}
             server_cpu = sum(server_after[pid] - server_before[pid] for pid in backends if server_after[pid])
             server_us = server_cpu / messages * 1e6
@@ -242,13 +269,13 @@ async def one_round(dsn: str, processes: int, residents: int) -> tuple[float, fl
             await store.db.close()
         # the workers' processor time over the measured span and before it (start-up included): what they were
         # given, beside the wall time; a machine short of cores gives N processes no more than it gave one
-        return rate, cpu / wall, worker_us, server_us
+        return rate, cpu / wall, worker_us, server_us, system_us
     finally:
         await stop_workers(workers)
         await drop_database(dsn, name)
 
 
-async def measure(dsn: str, residents: int) -> dict[int, tuple[float, float, float, float]]:
+async def measure(dsn: str, residents: int) -> dict[int, tuple[float, float, float, float, float]]:
     return {n: await one_round(dsn, n, residents) for n in PROCESSES}
 
 
@@ -259,14 +286,16 @@ def run(quick: bool) -> list[Result]:
         rates = asyncio.run(measure(dsn, residents))
     except (OSError, ImportError) as exc:
         return [skipped("workers.throughput", "messages/s", f"no PostgreSQL here: {type(exc).__name__}").emit()]
-    params = {"residents": residents, "database": "PostgreSQL", "sink": "outbox (a file per message)",
+    where = "in memory (tmpfs)" if sink_folder() is not None else "on disk"
+    params = {"residents": residents, "database": "PostgreSQL", "sink": f"outbox (a file per message), {where}",
               **{k: v for k, v in ENGINE.items() if k in ("workers", "batch_size")}}
     cores = os.cpu_count() or 1
     worker_us, server_us = rates[1][2], rates[1][3]
     return [
         Result(f"workers.throughput_{n}", rates[n][0], "messages/s", rates[1][0],
                {**params, "processes": n, "baseline": "1 process, same run", "worker_cores": round(rates[n][1], 2),
-                "worker_us_per_message": round(rates[n][2], 1), "server_us_per_message": round(rates[n][3], 1),
+                "worker_us_per_message": round(rates[n][2], 1), "worker_system_us_per_message": round(rates[n][4], 1),
+                "server_us_per_message": round(rates[n][3], 1),
                 "ceiling_here": round(ceiling(n, cores, worker_us, server_us), 2),
                 "cores": cores, "load_average": round(os.getloadavg()[0], 1)}).emit()
         for n in PROCESSES
