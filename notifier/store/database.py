@@ -19,6 +19,9 @@ class Database(abc.ABC):
     # whether INSERT and UPDATE may stand inside a statement's WITH clause (PostgreSQL; not SQLite): the fan-out
     # then writes a chunk in one statement instead of staging it in temporary tables first
     writes_in_with: bool = False
+    # whether write transactions run side by side (PostgreSQL), so that two of them can each read before the
+    # other commits; SQLite lets one writer in at a time, and locks that only order writers are not needed there
+    writers_side_by_side: bool = False
     # residents per fan-out transaction when [engine] fanout_batch_size is unset: SQLite's one writer waits for
     # each chunk's transaction, so its chunks stay short
     fanout_chunk: int = 2000

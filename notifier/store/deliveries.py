@@ -336,7 +336,10 @@ class DeliveryRepository:
         """Hold these (alias, provider message id) until the transaction ends: call first in a transaction that
         looks a receipt's delivery up, or records sends and looks their early receipts up, so that a receipt and
         the record of its send run one after the other and either the receipt finds the send recorded or the
-        record finds the receipt kept (advisory locks on PostgreSQL; SQLite has one writer at a time)."""
+        record finds the receipt kept (advisory locks on PostgreSQL; SQLite has one writer at a time, so nothing is
+        sent to it: a round trip for every receipt and batch)."""
+        if not self.db.writers_side_by_side:
+            return
         pairs = sorted(set(message_ids))
         if pairs:
             await self.db.execute("lock_message_ids", {"ids": dumps(pairs)})
