@@ -1,0 +1,4 @@
+-- PostgreSQL merges deliveries_leases and deliveries_leased_by into one index on (leased_by, lease_until) here
+-- (postgres_029_one_lease_index.sql). SQLite keeps both: with either column first, its planner answered the
+-- query on the other column (recover_leases, release_worker_leases) by scanning deliveries_active, every
+-- queued delivery, instead of the small index of the rows being sent. Nothing changes here.
