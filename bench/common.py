@@ -219,11 +219,11 @@ def client_and_sink_apart(sink_pid: int) -> Iterator[dict[str, Any]]:
     about a third more processor time (``bench sms``, 2026-12-01) while the single-threaded raw client lost
     little. With a core each, the client side is measured on a core of its own, as a worker beside a gateway on
     another host would run; the PostgreSQL server, where there is one, is left to the scheduler."""
-    cores = sorted(os.sched_getaffinity(0))
+    mine = os.sched_getaffinity(0)
+    cores = sorted(mine)
     if len(cores) < 2:
         yield {"cores": "one core, shared by the client and the sink"}
         return
-    mine = os.sched_getaffinity(0)
     os.sched_setaffinity(sink_pid, {cores[-1]})
     os.sched_setaffinity(0, {cores[0]})  # this thread; threads started from it (SQLite's) inherit it
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from aiohttp import web
 
 from notifier.api.keys import ENGINE, SETTINGS, STORE
 from notifier.console.framework import Console, NavItem, page
-from notifier.engine.heartbeat import MISSED_BEATS, breaker_states
+from notifier.engine.heartbeat import breaker_states, dead_before
 
 CHANNELS_PATH = "/console/channels"
 WINDOW_MINUTES = 60
@@ -57,6 +56,11 @@ class Bar:
 WORST_FIRST = ("open", "half-open", "closed")
 
 
+def _worst_first(state: str) -> int:
+    """The order of breaker states on the page: open, half-open, closed; a state it does not know before all."""
+    return WORST_FIRST.index(state) if state in WORST_FIRST else -1
+
+
 @dataclass
 class Breaker:
     """A failover member's circuit breaker over the live workers: ``state``, the worst of them (the page's
@@ -66,14 +70,13 @@ class Breaker:
 
     @property
     def state(self) -> str:
-        return min(self.counts, key=lambda state: WORST_FIRST.index(state) if state in WORST_FIRST else -1)
+        return min(self.counts, key=_worst_first)
 
     @property
     def label(self) -> str:
         if len(self.counts) == 1:
             return self.state
-        ordered = sorted(self.counts, key=lambda state: WORST_FIRST.index(state) if state in WORST_FIRST else -1)
-        return " · ".join(f"{state} {self.counts[state]}" for state in ordered)
+        return " · ".join(f"{state} {self.counts[state]}" for state in sorted(self.counts, key=_worst_first))
 
 
 @dataclass
@@ -150,18 +153,18 @@ async def channel_stats(request: web.Request, now: datetime) -> list[AliasStats]
         if entry is not None:
             key = (error_reason(row["last_error"]), row["state"])
             entry.errors[key] = entry.errors.get(key, 0) + int(row["n"])
-    for alias, breakers in (await live_breakers(request, settings.engine.heartbeat_seconds)).items():
+    alive_after = dead_before(settings.engine.heartbeat_seconds, now.timestamp())
+    for alias, breakers in (await live_breakers(request, alive_after)).items():
         if alias in stats:
             stats[alias].breakers = breakers
     return sorted(stats.values(), key=lambda s: (s.kind, s.order, s.alias))
 
 
-async def live_breakers(request: web.Request, heartbeat_seconds: float) -> dict[str, dict[str, Breaker]]:
-    """{failover alias: {member: Breaker}} over the workers alive now (as their last heartbeat wrote them) and
-    the engine of this process (as they are now)."""
+async def live_breakers(request: web.Request, alive_after: float) -> dict[str, dict[str, Breaker]]:
+    """{failover alias: {member: Breaker}} over the workers that beat at ``alive_after`` or later (as their last
+    heartbeat wrote them) and the engine of this process (as they are now)."""
     reported: dict[str, str] = {
-        row["id"]: row["breakers"]
-        for row in await request.app[STORE].worker_breakers(time.time() - heartbeat_seconds * MISSED_BEATS)
+        row["id"]: row["breakers"] for row in await request.app[STORE].worker_breakers(alive_after)
     }
     engine = request.app.get(ENGINE)
     if engine is not None and (here := breaker_states(engine.ctx)) is not None:

@@ -25,9 +25,9 @@ MISSED_BEATS = 3
 """Beats a worker may miss before its leases are taken back."""
 
 
-def dead_before(ctx: EngineContext, now: float) -> float:
+def dead_before(heartbeat_seconds: float, now: float) -> float:
     """Workers whose last beat is older than this are dead."""
-    return now - ctx.settings.engine.heartbeat_seconds * MISSED_BEATS
+    return now - heartbeat_seconds * MISSED_BEATS
 
 
 async def beat(ctx: EngineContext, *, force: bool = True) -> None:
@@ -63,7 +63,7 @@ async def take_back_leases(ctx: EngineContext, now: float) -> int:
     than ``MISSED_BEATS`` beats (a database locked past its busy timeout) it would otherwise take its own
     batch in flight for a dead worker's and send it again."""
     await beat(ctx, force=False)
-    taken = await ctx.store.take_back_leases(now, dead_before(ctx, now))
+    taken = await ctx.store.take_back_leases(now, dead_before(ctx.settings.engine.heartbeat_seconds, now))
     if taken:
         log.info("took back %d deliveries from expired leases or workers without a heartbeat", taken)
     return taken
