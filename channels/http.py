@@ -8,13 +8,25 @@ that is not a success, so no adapter repeats the try/except/log block:
     transport problem                              result
     ---------------------------------------------  --------------------------------------------
     timeout (connect or total)                     Retry("timeout")
-    connection refused/reset, DNS, TLS, bad reply, Retry("connection error: <class>")
+    connection refused, DNS, TLS, bad reply,       Retry("connection error: <class>")
     a body cut off before its announced length
+    the connection dropped after the request went  Retry(OUTCOME_UNKNOWN): the provider may have taken the
+    out and before the reply's status line         message; sent once, never again by aiohttp (below)
     HTTP 2xx                                       None: the adapter reads the body
     HTTP 429                                       Retry("http 429", retry_after=Retry-After)
     HTTP 408                                       Retry("http 408") (the provider timed out)
     HTTP 5xx                                       Retry("http 5xx", retry_after=Retry-After if sent)
     HTTP 4xx (other), 1xx/3xx                      Failed("http-4xx", <redacted body snippet>)
+
+No request is resent behind the engine's back. aiohttp's client sends a request of an idempotent method
+(GET, PUT, DELETE...; ``aiohttp.client.IDEMPOTENT_METHODS``) a second time, on a new connection and without a
+word, when a kept-alive connection drops before the reply (RFC 9112 9.3.1 allows it). Kannel's sendsms is a GET:
+a gateway that took the message before the connection dropped sent it twice (20,006 messages at the sink of
+one loaded benchmark round of 20,000), with one send in our records. The session's client middleware
+``_no_silent_resend`` (public aiohttp API since 3.12) turns that drop into ``OutcomeUnknown``, which aiohttp
+passes up instead of resending; the engine gets ``Retry(OUTCOME_UNKNOWN)``, counts the try, writes the reason
+into the delivery's ``last_error`` and decides what follows as for any other Retry.
+tests/test_http_no_resend.py counts the requests a real server reads, for every method.
 
 ``Retry-After`` is read as seconds or as an HTTP date (RFC 9110 10.2.3); a value in the past is 0.
 
@@ -66,6 +78,29 @@ _SECRET_PARAMS = re.compile(
 )
 _E164 = re.compile(r"(?:\+|%2B|\b00)[0-9]{8,15}\b", re.IGNORECASE)
 _CN_MOBILE = re.compile(r"(?<![0-9.])(?:86)?1[3-9][0-9]{9}(?![0-9])")
+
+OUTCOME_UNKNOWN = "connection dropped before the reply: the provider may have taken the message"
+
+
+class OutcomeUnknown(aiohttp.ClientError):
+    """The connection dropped after the request was handed to it and before the reply's status line."""
+
+
+async def _no_silent_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: a drop of the connection after it was opened leaves aiohttp as ``OutcomeUnknown``.
+
+    aiohttp resends a request of an idempotent method once when its handler raises ``ServerDisconnectedError``
+    or ``ClientOSError`` (not when the connection could not be opened: ``ClientConnectorError``, connect
+    timeout); any other ``ClientError`` it raises as it is. Nothing is resent then, and the caller hears of it.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # the connection was never opened: nothing was sent (aiohttp does not resend these either)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
 
 
 class HttpOptions(ChannelOptions):
@@ -189,6 +224,7 @@ class HttpChannel(Channel):
             timeout=aiohttp.ClientTimeout(total=opts.timeout, connect=opts.connect_timeout),
             connector=aiohttp.TCPConnector(limit=opts.max_connections),
             headers={"User-Agent": "notifier"},
+            middlewares=(_no_silent_resend,),
         )
 
     async def close(self) -> None:
@@ -270,6 +306,16 @@ class HttpChannel(Channel):
         except TimeoutError:
             log.warning("%s: %s %s timed out", self.alias, method, self.redact(_origin(str(url))))
             return Retry("timeout")
+        except OutcomeUnknown as exc:
+            log.warning(
+                "%s: %s %s: %s (%s)",
+                self.alias,
+                method,
+                self.redact(_origin(str(url))),
+                OUTCOME_UNKNOWN,
+                self.redact(str(exc)),
+            )
+            return Retry(OUTCOME_UNKNOWN)
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"connection error: {type(exc).__name__}"
             log.warning(
@@ -309,6 +355,7 @@ def _origin(url: str) -> str:
 
 
 __all__ = [
+    "OUTCOME_UNKNOWN",
     "HttpChannel",
     "HttpOptions",
     "HttpReply",

@@ -7,6 +7,10 @@ status line, the headers (announcing the whole body) and the body's first half, 
 ``Reply(split=0.05)`` sends the body's two halves 0.05 s apart, as a slow link delivers it. ``gw.seen``
 keeps every request (method, path, query, headers, body); ``gw.most_at_once`` is the most requests it was
 answering at once.
+
+``async with dropping_peer() as peer:`` is another server, on asyncio streams, for a kept-alive connection
+that drops: it answers the first request of each connection (202, keep-alive) and closes the connection
+without answering the second request it reads there; ``peer.requests`` counts every request it read.
 """
 
 from __future__ import annotations
@@ -104,3 +108,64 @@ async def fake_gateway(*replies: Reply) -> AsyncIterator[FakeGateway]:
         yield gateway
     finally:
         await server.close()
+
+
+DROPPING_PEER_REPLY = b"0: Accepted for delivery"
+
+
+@dataclass
+class DroppingPeer:
+    """Counts the requests it reads; answers the first of a connection, drops the connection on the second."""
+
+    url: str = ""
+    requests: list[str] = field(default_factory=list)  # "METHOD target" of every request read
+    connections: int = 0
+    handlers: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.append(task)
+        try:
+            for turn in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                length = 0
+                for line in header_lines:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                method, target, _ = request_line.split(" ", 2)
+                self.requests.append(f"{method} {target}")
+                if turn == 1:
+                    break  # the request was read in full: close without answering
+                body = b"" if method == "HEAD" else DROPPING_PEER_REPLY
+                writer.write(
+                    b"HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(DROPPING_PEER_REPLY), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def dropping_peer() -> AsyncIterator[DroppingPeer]:
+    peer = DroppingPeer()
+    server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    peer.url = f"http://127.0.0.1:{port}"
+    try:
+        yield peer
+    finally:
+        server.close()
+        await server.wait_closed()
+        # every connection ends once the client has closed its session (each test closes it before this)
+        await asyncio.wait_for(asyncio.gather(*peer.handlers), 5)

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from channels import load_channels
+from channels.http import OUTCOME_UNKNOWN
 from notifier.config import Settings
 from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.databases import database_url, read_rows
 from tests.engine.conftest import approved, delivery_rows, resident
-from tests.fake_gateway import FakeGateway, Reply, fake_gateway
+from tests.fake_gateway import FakeGateway, Reply, dropping_peer, fake_gateway
 from tests.faults.conftest import counts, deliveries_by_state, fault_settings, running, until
 
 RESIDENTS = 6
@@ -107,6 +108,39 @@ async def test_a_gateway_fault_is_retried_once_the_backoff_has_passed(
     if not maybe_taken:
         accepted = Counter(s.query["to"] for s in gateway.seen[RESIDENTS:])
         assert set(accepted.values()) == {1}  # refused first, accepted once: nobody got it twice
+
+
+async def test_a_kept_alive_connection_dropped_before_the_answer_is_a_recorded_try_not_a_hidden_resend(
+    fault_store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    """smsbox reads a sendsms request on a kept-alive connection and the connection drops before its answer:
+    the gateway may have taken the message. The issuer sees that delivery ``queued`` again after one try, the
+    drop as its last error, due after the backoff; the gateway got one request per resident, not a second one
+    sent at once on a new connection with no trace in our records (aiohttp's resend of an idempotent request).
+    The peer answers the first request of each connection and drops the connection on the second; one
+    connection in the pool, so every other request meets the drop."""
+    async with dropping_peer() as peer:
+        sms = {"kind": "sms", "type": "kannel", "url": f"{peer.url}/cgi-bin/sendsms", "username": "notifier",
+               "password": "sendsms-secret", "timeout": 2, "max_connections": 1}  # fmt: skip
+        settings = fault_settings(tmp_path, {"sms": sms})
+        for _ in range(RESIDENTS):
+            await resident(fault_store)
+        notice = await approved(fault_store)
+        async with running(fault_store, settings, load_channels(settings), clock):
+
+            async def every_one_tried() -> bool:
+                rows = await delivery_rows(fault_store, notice.id)
+                return len(rows) == RESIDENTS and all(
+                    row["attempts"] == 1 and row["state"] in ("sent", "queued") for row in rows
+                )
+
+            await until(every_one_tried, "every resident's SMS tried once")
+            assert await counts(fault_store, notice) == {"sms": {"sent": RESIDENTS // 2, "queued": RESIDENTS // 2}}
+            assert len(peer.requests) == RESIDENTS  # one request each: none sent again behind the engine's back
+            assert peer.connections == RESIDENTS // 2
+            queued = await deliveries_by_state(fault_store, notice, "queued")
+            assert [(row["attempts"], row["last_error"]) for row in queued] == [(1, OUTCOME_UNKNOWN)] * (RESIDENTS // 2)
+            assert min(await due_times(tmp_path)) > clock.now  # tried again after the backoff, as any Retry
 
 
 async def test_retry_after_of_a_throttling_gateway_is_waited_out(
