@@ -47,6 +47,7 @@ class OutboundMessage:
     html: str | None = None
     priority: int = 0
     confirm_url: str | None = None  # the notice asks for confirmation: the signed link (SMS adapters ask for a reply)
+    resend: int = 0  # 0: the delivery's message (every retry of it); 1: the reminder sent again on the same channel
 
 
 @dataclass(frozen=True)
@@ -183,11 +184,13 @@ class Channel(abc.ABC):
         not configured) would otherwise be taken for lost and doubled on the next channel."""
         return False
 
-    def receipt_ids(self, delivery_id: int) -> Sequence[str]:
-        """The message ids a receipt for this delivery can carry, when the adapter chooses them before the
-        send (Kannel's ``d<delivery id>``); empty when the provider assigns them. A delivery whose send was
-        never recorded (the process died after handing it over) is recorded from a receipt stored under one
-        of these ids instead of being sent again."""
+    def receipt_ids(self, delivery_id: int, resend: int = 0) -> Sequence[str]:
+        """The message ids a receipt for this send of a delivery (``OutboundMessage.resend``) can carry, when
+        the adapter chooses them before the send (Kannel's ``d<delivery id>``, ``d<delivery id>-r1`` for the
+        reminder sent again); empty when the provider assigns them. A delivery whose send was never recorded
+        (the process died after handing it over) is recorded from a receipt stored under one of these ids
+        instead of being sent again. Each send has ids of its own: a late receipt of the first send must not
+        speak for the reminder."""
         return ()
 
     async def open(self) -> None:  # noqa: B027 - optional hook

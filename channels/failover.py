@@ -157,9 +157,11 @@ class FailoverChannel(Channel):
         """Only when every member does: any of them may carry the message."""
         return bool(self._members) and all(member.reports_delivery() for member in self._members.values())
 
-    def receipt_ids(self, delivery_id: int) -> list[str]:
+    def receipt_ids(self, delivery_id: int, resend: int = 0) -> list[str]:
         """Any member's: which member sent the message is known only once its send is recorded."""
-        return list(dict.fromkeys(i for member in self._members.values() for i in member.receipt_ids(delivery_id)))
+        return list(
+            dict.fromkeys(i for member in self._members.values() for i in member.receipt_ids(delivery_id, resend))
+        )
 
     def batch_limit(self, seconds: float) -> int:
         """What the slowest member answers in time: any of them may take the whole batch."""

@@ -167,7 +167,9 @@ class GenericHttpChannel(HttpChannel):
                     return Retry(f"gateway status {self.redact(value)[:40]}")
                 return Failed("gateway-status", self.redact(value if status is not None else reply.text[:200]))
         found = lookup(data, opts.message_id_path) if opts.message_id_path else None
-        return Sent(as_text(found) if found is not None else f"d{message.delivery_id}")
+        if found is not None:
+            return Sent(as_text(found))
+        return Sent(f"d{message.delivery_id}-r{message.resend}" if message.resend else f"d{message.delivery_id}")
 
 
 __all__ = ["GenericHttpChannel", "GenericHttpOptions", "as_text", "lookup"]

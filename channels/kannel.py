@@ -8,7 +8,10 @@ One ``GET /cgi-bin/sendsms`` per message with ``username``, ``password``, ``from
 text), ``smsc`` (optional routing), ``dlr-mask`` and a ``dlr-url`` pointing at our
 ``/hooks/kannel/dlr`` with the alias, our message id, a signature of the two and Kannel's ``%d``
 (DLR type). Kannel has no message id of its own to return, so the provider message id is ours:
-``d<delivery id>``; the DLR carries it back and the hook matches the delivery by it.
+``d<delivery id>``, and ``d<delivery id>-r1`` for the reminder sent again on the same channel (a second send
+of the delivery, ``OutboundMessage.resend``): the DLR carries it back and the hook matches the send by it, so a
+late DLR of the first send does not mark the reminder delivered (it matches no recorded send and is kept
+for the record). Messages sent before the reminder had ids of their own kept ``d<delivery id>``.
 
 The signature (``dlr_signature``: HMAC-SHA256 of alias and message id, keyed with the alias's
 ``hook_token``) stands in for the token itself: Kannel keeps every dlr-url in its DLR store and writes
@@ -17,7 +20,7 @@ alias. ``hook_token_previous`` keeps the DLRs of messages sent before a token ch
 
     Kannel reply                                           result
     -----------------------------------------------------  ------------------------------------------
-    202 "0: Accepted for delivery"                         Sent("d<delivery id>")
+    202 "0: Accepted for delivery"                         Sent("d<delivery id>"; "d<delivery id>-r1" resent)
     202 "3: Queued for later delivery" (no SMSC up now)    Sent("d<delivery id>") (Kannel keeps it)
     other 2xx                                              Sent("d<delivery id>")
     403 "Not routable. Do not try again."                  Failed("unroutable")
@@ -74,11 +77,12 @@ class KannelOptions(HttpOptions, SmsTextOptions):
 
 def provider_id(message: OutboundMessage) -> str:
     """The id Kannel's DLR brings back (Kannel has none of its own)."""
-    return delivery_message_id(message.delivery_id)
+    return delivery_message_id(message.delivery_id, message.resend)
 
 
-def delivery_message_id(delivery_id: int) -> str:
-    return f"d{delivery_id}"
+def delivery_message_id(delivery_id: int, resend: int = 0) -> str:
+    """``d<delivery id>`` for a delivery's message, ``d<delivery id>-r<n>`` for its n-th resend (a reminder)."""
+    return f"d{delivery_id}-r{resend}" if resend else f"d{delivery_id}"
 
 
 def dlr_signature(hook_token: str, alias: str, message_id: str) -> str:
@@ -159,8 +163,8 @@ class KannelChannel(HttpChannel):
     def reports_delivery(self) -> bool:
         return self.kannel.dlr_url is not None and self.kannel.hook_token is not None
 
-    def receipt_ids(self, delivery_id: int) -> list[str]:
-        return [delivery_message_id(delivery_id)]
+    def receipt_ids(self, delivery_id: int, resend: int = 0) -> list[str]:
+        return [delivery_message_id(delivery_id, resend)]
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         return await self.send_each(batch, self._send_one)

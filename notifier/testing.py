@@ -6,9 +6,9 @@
 makes every ``send`` raise ``exc`` until ``fail_with(None)``. With the
 ``log_path`` option it also appends one JSON line per message to a file, flushed before it answers,
 so a test can count what a killed process handed over. With ``own_ids`` its message ids are chosen
-before the send (``<alias>-d<delivery id>``, as Kannel's are) and announced through ``receipt_ids``;
-with ``stall_after`` every batch after that many answered ones is handed over (and logged) but never
-answered: a process stuck, or killed, between a send and its record.
+before the send (``<alias>-d<delivery id>``, with ``-r1`` for a resend, as Kannel's are) and announced
+through ``receipt_ids``; with ``stall_after`` every batch after that many answered ones is handed over (and
+logged) but never answered: a process stuck, or killed, between a send and its record.
 """
 
 from __future__ import annotations
@@ -91,16 +91,19 @@ class RecordingChannel(Channel):
             await asyncio.Event().wait()
         return results
 
-    def receipt_ids(self, delivery_id: int) -> Sequence[str]:
+    def receipt_ids(self, delivery_id: int, resend: int = 0) -> Sequence[str]:
         assert isinstance(self.options, RecordingOptions)
-        return (f"{self.alias}-d{delivery_id}",) if self.options.own_ids else ()
+        return (self._own_id(delivery_id, resend),) if self.options.own_ids else ()
+
+    def _own_id(self, delivery_id: int, resend: int) -> str:
+        return f"{self.alias}-d{delivery_id}" + (f"-r{resend}" if resend else "")
 
     def _answer(self, message: OutboundMessage) -> SendResult:
         script = self.scripts.get(message.recipient)
         if not script:
             assert isinstance(self.options, RecordingOptions)
             if self.options.own_ids:
-                return Sent(f"{self.alias}-d{message.delivery_id}")
+                return Sent(self._own_id(message.delivery_id, message.resend))
             return Sent(f"{self.alias}-{message.delivery_id}-{len(self.batches)}")
         return script.pop(0) if len(script) > 1 else script[0]
 

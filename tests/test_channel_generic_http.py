@@ -92,6 +92,12 @@ async def test_form_gateway_over_get_with_query_templates() -> None:
     assert gateway.seen[0].body == b""
 
 
+async def test_a_resend_with_no_id_in_the_reply_is_recorded_under_an_id_of_its_own() -> None:
+    resent = OutboundMessage(9, 3, "sms", "gw", "+8613800138000", "明天停水。", "n3-s9-sms-r1", resend=1)
+    async with fake_gateway(Reply(200, {"code": "0"})) as gateway:
+        assert await send(gateway.url, JSON_GATEWAY, resent) == Sent("d9-r1")
+
+
 async def test_template_error_sends_nothing() -> None:
     async with fake_gateway() as gateway:
         result = await send(gateway.url, {**JSON_GATEWAY, "body_template": "{{ nobody }}"})

@@ -113,6 +113,19 @@ async def test_chinese_request_carries_signature_ucs2_and_dlr_url() -> None:
     assert TOKEN not in seen.query["dlr-url"]  # Kannel stores and logs dlr-urls: each is worth one message
 
 
+async def test_a_resend_has_a_message_id_of_its_own_and_the_first_send_keeps_d_and_the_delivery_id() -> None:
+    """The reminder sent again on the same channel (``resend=1``) is another message: a DLR of the first send,
+    ``d42`` as before this id had a suffix, must not be taken for the reminder's."""
+    resent = OutboundMessage(42, 7, "sms", "kannel", PHONE, "明起三天减少户外活动。", "n7-s42-sms-r1", resend=1)
+    async with fake_gateway(Reply(202, "0: Accepted for delivery")) as smsbox:
+        channel = adapter(smsbox.url, dlr_url="https://notify.example.gov.cn/hooks/kannel/dlr", hook_token=TOKEN)
+        assert await send_one(channel, message()) == Sent("d42")
+        assert await send_one(channel, resent) == Sent("d42-r1")
+    assert [seen.query["dlr-url"].split("&sig=")[0].rsplit("id=", 1)[1] for seen in smsbox.seen] == ["d42", "d42-r1"]
+    assert f"sig={dlr_signature(TOKEN, 'kannel', 'd42-r1')}" in smsbox.seen[1].query["dlr-url"]
+    assert channel.receipt_ids(42) == ["d42"] and channel.receipt_ids(42, 1) == ["d42-r1"]
+
+
 def test_dlr_signature_is_an_hmac_of_alias_and_message_id() -> None:
     expected = hmac.new(TOKEN.encode(), b"kannel-dlr\nsms-kannel\nd42", hashlib.sha256).hexdigest()[:32]
     assert dlr_signature(TOKEN, "sms-kannel", "d42") == expected

@@ -108,7 +108,10 @@ async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) ->
     the message id of that receipt. Their earlier send was never recorded (its worker died after handing
     it over); sending again would reach the resident twice."""
     candidates = {
-        message_id: row["id"] for row in rows if row["attempts"] > 1 for message_id in channel.receipt_ids(row["id"])
+        message_id: row["id"]
+        for row in rows
+        if row["attempts"] > 1
+        for message_id in channel.receipt_ids(row["id"], resend_number(row))
     }
     if not candidates:
         return {}
@@ -216,10 +219,16 @@ async def record_and_claim(
         return [], await ctx.store.claim_deliveries(alias, ctx.worker, now, lease, granted)
 
 
+def resend_number(row: Row) -> int:
+    """0 for a delivery's message (and its retries), 1 for the reminder sent again on the same channel (a claimed
+    delivery that was sent before: ``resent``). Adapters that choose message ids give each send its own."""
+    return 1 if row.get("resent") else 0
+
+
 def idempotency_key(row: Row) -> str:
     """Stable across retries of one message; a reminder sent again on the same channel is a new message."""
     key = f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}"
-    return f"{key}-r1" if row.get("resent") else key  # sent before: the reminder (once) on the same channel
+    return f"{key}-r1" if resend_number(row) else key  # sent before: the reminder (once) on the same channel
 
 
 async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
@@ -278,6 +287,7 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
                 idempotency_key=idempotency_key(row),
                 priority=row["priority"],
                 confirm_url=confirm_url,
+                resend=resend_number(row),
             )
         )
     return messages
