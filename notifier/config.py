@@ -190,6 +190,20 @@ class Settings(Section):
                 raise ValueError(f"channel alias {alias!r}: use lower-case letters, digits, - and _")
         return value
 
+    def failover_owners(self, alias: str) -> list[str]:
+        """The failover aliases that send through ``alias`` (their deliveries carry their own alias)."""
+        return [
+            name for name, channel in self.channels.items()
+            if channel.type == "failover" and alias in (channel.options.get("aliases") or [])
+        ]  # fmt: skip
+
+    def failover_members(self, alias: str) -> list[str]:
+        """The aliases a failover alias sends through; none for another alias."""
+        channel = self.channels.get(alias)
+        if channel is None or channel.type != "failover":
+            return []
+        return [str(member) for member in channel.options.get("aliases") or []]
+
     @property
     def sqlite_path(self) -> str | None:
         url = self.database.url

@@ -224,6 +224,9 @@ async def test_dlr_of_a_member_alias_finds_the_failover_delivery(hooks_app: Hook
     code, _, _ = await hooks_app.get("/hooks/kannel/dlr", dlr(provider_id, "1"))
     assert code == 200
     assert await delivery_state(hooks_app, provider_id, alias="sms") == "delivered"
+    # one receipt, the delivery's: none kept unmatched under the member alias it was looked for first
+    receipts = await read_rows(hooks_app.settings.database.url, "SELECT delivery_id, alias, status FROM receipts")
+    assert [(d is not None, a, s) for d, a, s in receipts] == [(True, "sms", "delivered")]
 
 
 def _utf16(text: str) -> str:

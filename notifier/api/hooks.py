@@ -50,7 +50,7 @@ from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
 from notifier.api.sms_replies import take_reply
 from notifier.api.wake import wake
-from notifier.config import ChannelConfig, Settings
+from notifier.config import ChannelConfig
 from notifier.domain.contacts import normalise_phone
 from notifier.domain.errors import ConfigError
 from notifier.domain.text import ascii_digits
@@ -124,19 +124,11 @@ def _dlr_authorised(request: web.Request, params: dict[str, bytes], message_id: 
     return alias if _any_matches(params.get("sig", b""), expected) else None
 
 
-def _receipt_aliases(settings: Settings, alias: str) -> list[str]:
-    """The alias, then every failover alias that sends through it (its deliveries carry the failover's alias)."""
-    owners = [
-        name for name, channel in settings.channels.items()
-        if channel.type == "failover" and alias in (channel.options.get("aliases") or [])
-    ]
-    return [alias, *owners]
-
-
 async def apply_receipt(
     request: web.Request, alias: str, provider_message_id: str, status: str, detail: str | None
 ) -> str:
-    """Record one receipt for ``alias`` (then for each failover alias sending through it); the outcome.
+    """Record one receipt for ``alias`` or a failover alias sending through it (kept once when neither has its
+    send yet); the outcome.
 
     With the engine's context when the process runs one, else with one over the configured adapters (an
     API node): either way a failure hands the resident to the next channel, and the workers are told.
@@ -150,11 +142,10 @@ async def apply_receipt(
     except ConfigError:  # an adapter this process cannot build: the receipt is still recorded, without fallback
         log.warning("receipt on %s recorded without fallback: the channel adapters cannot be built here", alias)
         context = None
-    outcome = "unknown"
-    for owner in _receipt_aliases(request.app[SETTINGS], alias):
-        outcome = await record_receipt(request.app[STORE], owner, provider_message_id, status, detail, context=context)
-        if outcome != "unknown":
-            break
+    owners = request.app[SETTINGS].failover_owners(alias)  # their deliveries carry the failover's alias
+    outcome = await record_receipt(
+        request.app[STORE], alias, provider_message_id, status, detail, context=context, owners=owners
+    )
     if status == "failed" and outcome == "applied":
         wake(request.app)  # a fallback on the resident's next channel may be due now
     return str(outcome)

@@ -115,7 +115,8 @@ async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) ->
     }
     if not candidates:
         return {}
-    found = await ctx.store.receipted_message_ids(channel.alias, list(candidates))
+    aliases = [channel.alias, *ctx.settings.failover_members(channel.alias)]  # a failover's kept under its members
+    found = await ctx.store.receipted_message_ids(aliases, list(candidates))
     if found:
         log.info("%d deliveries on %s already have a receipt: recorded from it, not sent again", len(found),
                  channel.alias)
@@ -155,7 +156,9 @@ async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, R
     async with ctx.store.db.transaction():
         await ctx.store.lock_message_ids((row["alias"], result.provider_message_id) for row, result in sent)
         await record_results(ctx, rows, notices, results)
-        await apply_early_receipts(ctx.store, sent_ids, ctx)
+        aliases = {row["alias"] for row, _ in sent}  # one: a batch is one alias's
+        members = sorted({member for alias in aliases for member in ctx.settings.failover_members(alias)})
+        await apply_early_receipts(ctx.store, sent_ids, ctx, members)
 
 
 async def claim_next(ctx: EngineContext, alias: str, previous: Unrecorded | None) -> tuple[list[Row], list[Row]]:

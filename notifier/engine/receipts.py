@@ -12,11 +12,18 @@ that never finds its delivery stays in the table for the record and changes noth
 this is most receipts, so it is logged at DEBUG only. The receipt's transaction and the record of the
 send both lock the message id first (``Store.lock_message_ids``), so the later of the two sees what the
 earlier committed: the receipt finds its send recorded, or the record finds the receipt kept.
+
+A receipt comes in on the alias of the gateway that sent the message; a delivery sent through a failover alias
+carries the failover's alias. So a receipt is looked for under its own alias and under each failover alias
+sending through it (``owners``), in one transaction, and kept once, under its own alias, when none has it yet;
+the record of a send through a failover alias takes the receipts kept under its members too
+(``apply_early_receipts``' ``members``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
 
 from notifier.engine.context import EngineContext
@@ -42,26 +49,35 @@ async def record_receipt(
     detail: str | None = None,
     *,
     context: EngineContext | None = None,
+    owners: Sequence[str] = (),
 ) -> ReceiptOutcome:
-    """Apply one receipt. Pass the running engine's ``context`` so a failure can fall back."""
-    # one write transaction holding the message id, which the worker's record of the send holds too: the
-    # look-up and the keeping of an early receipt cannot interleave with that record, so an early receipt is
-    # either seen by it or sees the delivery (on PostgreSQL, where transactions run side by side, each look-up
-    # would otherwise see only what the other had committed before it)
+    """Apply one receipt that came in on ``alias``, to a delivery of ``alias`` or of one of the failover aliases
+    sending through it (``owners``, ``Settings.failover_owners``). Pass the running engine's ``context`` so a
+    failure can fall back."""
+    # one write transaction holding the message id under every alias it may be recorded under, which the
+    # worker's record of the send holds too: the look-up and the keeping of an early receipt cannot interleave
+    # with that record, so an early receipt is either seen by it or sees the delivery (on PostgreSQL, where
+    # transactions run side by side, each look-up would otherwise see only what the other had committed before it)
+    aliases = [alias, *(owner for owner in owners if owner != alias)]
     async with store.db.transaction():
-        await store.lock_message_ids([(alias, provider_message_id)])
-        delivery = await store.find_delivery_by_provider_id(alias, provider_message_id)
-        if delivery is None:
-            # the normal case on a fast gateway: its receipt overtakes the worker's record of the send
-            log.debug("receipt for message %s on %s kept until its send is recorded", provider_message_id, alias)
-            await store.insert_receipt(None, alias, provider_message_id, status, detail)
-            return ReceiptOutcome.UNKNOWN
-        return await _apply(store, delivery, alias, provider_message_id, status, detail, context)
+        await store.lock_message_ids([(candidate, provider_message_id) for candidate in aliases])
+        for candidate in aliases:
+            delivery = await store.find_delivery_by_provider_id(candidate, provider_message_id)
+            if delivery is not None:
+                return await _apply(store, delivery, candidate, provider_message_id, status, detail, context)
+        # the normal case on a fast gateway: its receipt overtakes the worker's record of the send. Kept once,
+        # under the alias it came in on: the record of a send through a failover alias looks there too
+        log.debug("receipt for message %s on %s kept until its send is recorded", provider_message_id, alias)
+        await store.insert_receipt(None, alias, provider_message_id, status, detail)
+        return ReceiptOutcome.UNKNOWN
 
 
-async def apply_early_receipts(store: Store, delivery_ids: list[int], context: EngineContext | None) -> int:
-    """Apply the receipts that arrived before these deliveries' sends were recorded; how many."""
-    early = await store.early_receipts(delivery_ids) if delivery_ids else []
+async def apply_early_receipts(
+    store: Store, delivery_ids: list[int], context: EngineContext | None, members: Sequence[str] = ()
+) -> int:
+    """Apply the receipts that arrived before these deliveries' sends were recorded, kept under the deliveries'
+    alias or, for deliveries of a failover alias, under one of its ``members``; how many."""
+    early = await store.early_receipts(delivery_ids, members) if delivery_ids else []
     for receipt in early:
         await store.attach_receipt(receipt["receipt_id"], receipt["delivery_id"])
         delivery = await store.find_delivery_by_provider_id(receipt["alias"], receipt["provider_message_id"])

@@ -7,7 +7,7 @@ is the engine's job; this module only moves rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -364,16 +364,26 @@ class DeliveryRepository:
             },
         )
 
-    async def early_receipts(self, delivery_ids: list[int]) -> list[Row]:
-        """Receipts stored before these deliveries' sends were recorded, matched by message id."""
-        return await self.db.fetch_all("early_receipts_for_deliveries", {"ids": dumps(delivery_ids)})
+    async def early_receipts(self, delivery_ids: list[int], members: Sequence[str] = ()) -> list[Row]:
+        """Receipts stored before these deliveries' sends were recorded, matched by message id, kept under the
+        delivery's alias or one of ``members`` (the aliases a failover alias sends through)."""
+        rows = await self.db.fetch_all("early_receipts_for_deliveries", {"ids": dumps(delivery_ids)})
+        if members:
+            more = await self.db.fetch_all(
+                "early_receipts_of_members", {"ids": dumps(delivery_ids), "members": dumps(list(members))}
+            )
+            rows = sorted([*rows, *more], key=lambda row: row["receipt_id"])
+        return rows
 
-    async def receipted_message_ids(self, alias: str, provider_message_ids: list[str]) -> set[str]:
-        """Those of these message ids of ``alias`` that a receipt kept before its send was recorded carries."""
-        if not provider_message_ids:
-            return set()
-        rows = await self.db.fetch_all("receipted_message_ids", {"alias": alias, "ids": dumps(provider_message_ids)})
-        return {row["provider_message_id"] for row in rows}
+    async def receipted_message_ids(self, aliases: Sequence[str], provider_message_ids: list[str]) -> set[str]:
+        """Those of these message ids that a receipt kept under one of ``aliases`` before its send was recorded
+        carries."""
+        found: set[str] = set()
+        ids = dumps(provider_message_ids)
+        for alias in aliases if provider_message_ids else ():
+            rows = await self.db.fetch_all("receipted_message_ids", {"alias": alias, "ids": ids})
+            found.update(row["provider_message_id"] for row in rows)
+        return found
 
     async def attach_receipt(self, receipt_id: int, delivery_id: int) -> None:
         await self.db.execute("attach_receipt", {"id": receipt_id, "delivery_id": delivery_id})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from channels.base import Channel
+from channels.failover import FailoverChannel, FailoverOptions
 from notifier.config import Settings
 from notifier.engine import Engine, ReceiptOutcome, record_receipt
 from notifier.store import Store, open_database
@@ -73,6 +74,52 @@ async def test_delivery_with_a_stored_receipt_is_recorded_from_it_not_sent_again
 
     assert second["sms-main"].recipients() == [people[2].phone]
     assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1, "sent": 2}}
+
+
+def through_failover(base: Settings) -> tuple[Settings, Any]:
+    """``sms-main`` a failover over two gateways of their own ids, ``gw-a`` first; the adapters as loaded."""
+    channels = {**base.channels, "sms-main": {"kind": "sms", "type": "failover", "aliases": ["gw-a", "gw-b"]},
+                "gw-a": {"kind": "sms", "type": "recording", "order": 5},
+                "gw-b": {"kind": "sms", "type": "recording", "order": 6}}  # fmt: skip
+    settings = base.model_copy(update={"channels": Settings.model_validate({"channels": channels}).channels})
+
+    def build() -> dict[str, Channel]:
+        built: dict[str, Channel] = {**adapters(), "gw-a": RecordingChannel("gw-a", own_ids=True),
+                                     "gw-b": RecordingChannel("gw-b", own_ids=True)}  # fmt: skip
+        failover = FailoverChannel("sms-main", FailoverOptions(aliases=["gw-a", "gw-b"]))
+        failover.bind(built)
+        built["sms-main"] = failover
+        return built
+
+    return settings, build
+
+
+async def test_a_failover_delivery_with_a_receipt_kept_under_its_member_is_recorded_from_it(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    """The member's receipt is kept once, under the member's alias; a failover delivery claimed again after a
+    crash finds it there and is recorded from it, not handed to a gateway again."""
+    settings, build = through_failover(settings_for(engine_settings))
+    person = await resident(engine_store)
+    notice = await approved(engine_store)
+    clock = FakeClock()
+    first = build()
+    gateway = first["gw-a"]
+    assert isinstance(gateway, RecordingChannel)
+    await crash_mid_send(Engine(engine_store, settings, first, clock=clock), gateway)
+    [row] = await delivery_rows(engine_store, notice.id)
+    assert (row["alias"], row["state"]) == ("sms-main", "sending")
+    outcome = await record_receipt(engine_store, "gw-a", f"gw-a-d{row['id']}", "delivered",
+                                   owners=settings.failover_owners("gw-a"))  # fmt: skip
+    assert outcome is ReceiptOutcome.UNKNOWN
+
+    clock.advance(LEASE + 1)
+    second = build()
+    await Engine(engine_store, settings, second, clock=clock).run_until_idle()
+
+    assert all(c.messages == [] for c in second.values() if isinstance(c, RecordingChannel))
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1}}
+    assert person.id == row["subscriber_id"]
 
 
 async def test_leases_of_a_worker_whose_heartbeat_stopped_are_taken_back_before_they_expire(

@@ -368,6 +368,15 @@ FROM receipts r JOIN deliveries d ON d.alias = r.alias AND d.provider_message_id
 WHERE r.delivery_id IS NULL AND d.id IN (SELECT value FROM json_each(:ids))
 ORDER BY r.id;
 
+-- name: early_receipts_of_members
+-- early receipts of these deliveries of a failover alias kept under one of :members, the aliases it sends through
+-- (a receipt comes in on the alias of the gateway that sent the message and is kept once, under that alias)
+SELECT r.id AS receipt_id, r.status, r.detail, r.provider_message_id, d.alias, d.id AS delivery_id
+FROM deliveries d JOIN receipts r ON r.provider_message_id = d.provider_message_id
+WHERE r.delivery_id IS NULL AND r.alias IN (SELECT value FROM json_each(:members))
+  AND d.id IN (SELECT value FROM json_each(:ids))
+ORDER BY r.id;
+
 -- name: attach_receipt
 UPDATE receipts SET delivery_id = :delivery_id WHERE id = :id;
 
