@@ -43,6 +43,7 @@ UNRELEASED = {NoticeState.DRAFT.value, NoticeState.PENDING_APPROVAL.value, Notic
 SENT_STATES = {"sent", "delivered", "confirmed"}
 DELIVERED_STATES = {"delivered", "confirmed"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_OFFSET = re.compile(r"T.*[0-9]([+-](?P<hours>[0-9]{2}):?(?P<minutes>[0-9]{2}))$", re.IGNORECASE)
 
 
 class Figures(BaseModel):
@@ -187,10 +188,23 @@ def period_end(value: date | datetime | None, timezone: str, now: datetime) -> d
 
 
 def parse_day_or_moment(text: str) -> date | datetime:
-    """``YYYY-MM-DD`` or an RFC 3339 time with a zone (what the CLI's --from and --to take)."""
+    """``YYYY-MM-DD`` or an RFC 3339 time with a zone (what the CLI's --from and --to take). A ValueError says
+    what is wrong in the service's words (the caller names the field), never in Python's."""
     if _DATE.fullmatch(text):
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z; Python 3.11 does not
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text} is not a day of the calendar") from None
+    offset = _OFFSET.search(text)
+    if offset is not None and (int(offset["hours"]) > 23 or int(offset["minutes"]) > 59):
+        raise ValueError(f"the zone offset {offset[1]} is out of range: from -23:59 to +23:59")
+    try:
+        moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z; Python 3.11 does not
+    except ValueError:
+        raise ValueError(
+            "not a time of the calendar: a day of its month, hours 00-23, minutes and seconds 00-59, "
+            "e.g. 2026-11-30T08:00:00+08:00"
+        ) from None
     if moment.tzinfo is None:
         raise ValueError("a time needs a zone, e.g. 2026-11-30T08:00:00+08:00")
     return moment

@@ -252,6 +252,29 @@ async def test_a_period_outside_the_calendar_is_a_422_naming_the_field(
             assert status == 422 and [e["loc"] for e in body["errors"]] == [f"query.{field}"], (path, bad, body)
 
 
+async def test_a_day_or_time_off_the_calendar_is_a_422_in_our_words_naming_the_field(
+    api: Api, report_notice: tuple[int, dict[str, Any]]
+) -> None:
+    """An offset of 24 hours or more, a 13th month, a 30th of February, a 25th hour: the problem names the field
+    and says what is wrong in the service's words, not Python's (``timedelta``, ``must be in 1..12``)."""
+    cases = [
+        ("from=2026-11-30T08:00:00%2B24:00", "from", "the zone offset +24:00 is out of range: from -23:59 to +23:59"),
+        ("to=2026-11-30T08:00:00-99:59", "to", "the zone offset -99:59 is out of range: from -23:59 to +23:59"),
+        ("from=2026-13-01", "from", "2026-13-01 is not a day of the calendar"),
+        ("to=2026-02-30", "to", "2026-02-30 is not a day of the calendar"),
+        ("to=2026-11-30T25:00:00Z", "to", "not a time of the calendar: a day of its month, hours 00-23, minutes "
+                                          "and seconds 00-59, e.g. 2026-11-30T08:00:00+08:00"),
+    ]  # fmt: skip
+    for path in ("reach", "departments"):
+        for bad, field, message in cases:
+            status, body = await api.call("GET", f"/api/v1/reports/{path}?{bad}", key="env-viewer")
+            assert status == 422, (path, bad, body)
+            assert [(e["loc"], e["msg"]) for e in body["errors"]] == [(f"query.{field}", message)], (path, bad, body)
+            assert body["detail"] == f"1 invalid field(s): query.{field}: {message}"
+    status, report = await api.call("GET", "/api/v1/reports/reach?from=2026-11-30T08:00:00-23:59", key="env-viewer")
+    assert status == 200 and report["from"] == "2026-12-01T07:59:00Z"
+
+
 async def test_the_period_picks_notices_by_their_release_not_their_creation(
     api: Api, settings: Settings, report_notice: tuple[int, dict[str, Any]]
 ) -> None:
