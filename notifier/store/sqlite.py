@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -27,6 +27,23 @@ _PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
 )
+
+
+def _dict_rows() -> Callable[[sqlite3.Cursor, tuple[Any, ...]], dict[str, Any]]:
+    """A row factory making each row a dict as SQLite's thread reads it (for one connection: its closure is used by
+    that connection's thread only). ``dict(sqlite3.Row)`` on the event loop looked each column up by name, every
+    name compared with every column's: about 28,000 instructions of the loop for a claimed delivery of 17 columns
+    (``bench sms``), against some 4,000 for ``dict(zip(names, values))`` here. A statement's description is one
+    tuple for all its rows, so its names are read once a statement."""
+    last: list[Any] = [None, ()]
+
+    def dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+        description = cursor.description
+        if description is not last[0]:
+            last[0], last[1] = description, tuple(column[0] for column in description)
+        return dict(zip(last[1], values, strict=True))
+
+    return dict_row
 
 
 def _check_opens(path: str) -> None:
@@ -53,7 +70,7 @@ class SqliteDatabase(Database):
 
     async def _open(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+        conn.row_factory = _dict_rows()  # type: ignore[assignment]  # typed as a class; sqlite3 takes any callable
         try:
             for pragma in _PRAGMAS:
                 await conn.execute(pragma)
@@ -84,7 +101,7 @@ class SqliteDatabase(Database):
             # every version not yet recorded is applied, not only those above the highest: branches that
             # each add a migration may land in either order
             cursor = await self.writer.execute("SELECT version FROM schema_version")
-            done = {row[0] for row in await cursor.fetchall()}
+            done = {row["version"] for row in await cursor.fetchall()}
             for version, name, sql in migrations(self.dialect):
                 if version in done:
                     continue
@@ -139,8 +156,8 @@ class SqliteDatabase(Database):
             writes = self._writes[query] = _is_write(sql)
         if writes:
             async with self.transaction():
-                return [dict(r) for r in await self.writer.execute_fetchall(sql, params or {})]
-        return [dict(r) for r in await self._read_conn().execute_fetchall(sql, params or {})]
+                return cast(list[Row], await self.writer.execute_fetchall(sql, params or {}))  # dicts: _dict_rows
+        return cast(list[Row], await self._read_conn().execute_fetchall(sql, params or {}))
 
     async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
@@ -164,7 +181,7 @@ class SqliteDatabase(Database):
                 rows = await cursor.fetchmany(chunk)
                 if not rows:
                     return
-                yield [dict(r) for r in rows]
+                yield cast(list[Row], rows)
         finally:
             await cursor.close()
 

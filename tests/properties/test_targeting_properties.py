@@ -105,7 +105,7 @@ async def fan_out_match(people: list[Resident], target: dict[str, Any]) -> dict[
                 await db.execute("fanout_match", {**plan.params(), "after": 0, "upto": MAX_ID})
                 cursor = await db.writer.execute("SELECT id, eligible FROM temp.fanout_matched")  # type: ignore[attr-defined]
                 rows = await cursor.fetchall()
-            return {int(row[0]): bool(row[1]) for row in rows}
+            return {int(row["id"]): bool(row["eligible"]) for row in rows}
         finally:
             await db.close()
 
