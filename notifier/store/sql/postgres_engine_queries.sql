@@ -193,11 +193,14 @@ SELECT substr(area_code, 1, 9), channel, COUNT(*) FROM pg_temp.fanout_chosen GRO
 
 -- name: record_sent
 -- written for sqlite 9beb4ce71c94
--- :sent is a JSON array of [delivery id, provider message id, due_at, poll_until], as on SQLite
+-- :sent is a JSON array of [delivery id, provider message id, due_at, poll_until], as on SQLite. Read as jsonb:
+-- parsed once into its binary form, where each ->> is a look-up; on json text every ->> parsed its element
+-- again, four times a message (with lock_message_ids' two, 9 % of the server's instructions for a batch's
+-- record and claim)
 UPDATE deliveries SET state = 'sent', provider_message_id = s.value ->> 1, lease_until = NULL,
     leased_by = NULL, last_error = NULL, sent_at = :now_iso, updated_at = :now_iso,
     due_at = (s.value ->> 2)::double precision, poll_until = (s.value ->> 3)::double precision
-FROM json_array_elements(CAST(:sent AS json)) AS s (value)
+FROM jsonb_array_elements(CAST(:sent AS jsonb)) AS s (value)
 WHERE deliveries.id = (s.value ->> 0)::bigint AND deliveries.state = 'sending'
   AND deliveries.leased_by = :worker;
 
@@ -209,8 +212,9 @@ WHERE deliveries.id = (s.value ->> 0)::bigint AND deliveries.state = 'sending'
 -- and each look-up, a statement of its own after the lock, sees what the other side committed. The two-key form
 -- keeps these locks apart from the single-key ones (the audit chain's, the leader's, migrate's): "rcpt", then a
 -- hash of the pair (two pairs with one hash wait for each other, no more). In key order, so that two
--- transactions locking overlapping sets wait for each other instead of deadlocking; released at commit.
+-- transactions locking overlapping sets wait for each other instead of deadlocking; released at commit. :ids
+-- is read as jsonb, as record_sent's :sent (that block says why).
 SELECT pg_advisory_xact_lock(1919119476, k.key)
 FROM (SELECT DISTINCT hashtext((p.value ->> 0) || ' ' || (p.value ->> 1)) AS key
-      FROM json_array_elements(CAST(:ids AS json)) AS p (value)) AS k
+      FROM jsonb_array_elements(CAST(:ids AS jsonb)) AS p (value)) AS k
 ORDER BY k.key;
