@@ -19,6 +19,17 @@ def test_both_dialects_have_the_same_migration_versions() -> None:
     assert sqlite == postgres, f"only SQLite: {only_sqlite}, only PostgreSQL: {only_postgres}"
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_no_two_migrations_share_a_version(dialect: str) -> None:
+    """Two branches each adding migration N would both land (their files differ); a database that ran one would
+    then skip the other for good, its version being recorded."""
+    names_by_version: dict[int, list[str]] = {}
+    for version, name, _ in migrations(dialect):
+        names_by_version.setdefault(version, []).append(name)
+    shared = {version: names for version, names in names_by_version.items() if len(names) > 1}
+    assert not shared, f"migrations sharing a version: {shared}"
+
+
 def test_every_postgres_block_replaces_a_sqlite_block() -> None:
     orphans = set(dialect_blocks("postgres")) - set(dialect_blocks("sqlite"))
     assert not orphans, f"PostgreSQL blocks with no SQLite block of that name: {sorted(orphans)}"
