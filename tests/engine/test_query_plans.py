@@ -38,14 +38,29 @@ def plan_of(path: str, query: str, params: dict[str, object]) -> list[str]:
         conn.close()
 
 
-async def test_looking_for_a_finished_notice_finds_an_active_delivery_by_the_partial_index(
+async def test_looking_for_a_finished_notice_finds_an_active_delivery_by_the_partial_indexes(
     engine_settings: Settings, engine_store: Store
 ) -> None:
     """The planner asks ``notice_to_finish`` after every pass in which a batch was recorded: while a notice is
-    being sent, one queued or sending delivery must be found through ``deliveries_active`` at once, not by
-    walking the notice's deliveries already sent (an OR'ed condition took the notice's key index and cost
-    1.5 ms a pass for 20,000 residents, more as the notice grows)."""
+    being sent, one queued delivery must be found through ``deliveries_queued`` at once, not by walking the
+    notice's deliveries already sent (an OR'ed condition took the notice's key index and cost 1.5 ms a pass for
+    20,000 residents, more as the notice grows); the rows being sent are looked for among the leases
+    (``deliveries_leases``, the batches in flight), never through the notice's key index."""
     path = engine_settings.database.url.removeprefix("sqlite:///")
     for query in ("notice_to_finish", "finish_notices"):
         plan = plan_of(path, query, {"now_iso": ""})
-        assert any("deliveries_active" in step for step in plan), (query, plan)
+        assert "SEARCH d USING INDEX deliveries_queued (notice_id=?)" in plan, (query, plan)
+        assert "SCAN d USING INDEX deliveries_leases" in plan, (query, plan)
+        # the one use of the key index is the last test, the sent messages inside their confirm window
+        assert sum("sqlite_autoindex_deliveries_1" in step for step in plan) == 1, (query, plan)
+
+
+async def test_the_leases_are_read_through_their_index(engine_settings: Settings, engine_store: Store) -> None:
+    """``recover_leases`` (every housekeeping pass) and ``release_worker_leases`` read the rows being sent through
+    ``deliveries_leases``, which holds only those; with another partial index over them the planner scanned that
+    one, every queued delivery (sqlite_029_one_lease_index.sql)."""
+    path = engine_settings.database.url.removeprefix("sqlite:///")
+    recover = plan_of(path, "recover_leases", {"now": 0.0, "now_iso": ""})
+    assert recover == ["SCAN deliveries USING INDEX deliveries_leases"], recover
+    release = plan_of(path, "release_worker_leases", {"dead_before": 0.0, "worker": "w", "now_iso": ""})
+    assert "SEARCH deliveries USING INDEX deliveries_leases (leased_by=?)" in release, release
