@@ -22,6 +22,11 @@ class Database(abc.ABC):
     # whether write transactions run side by side (PostgreSQL), so that two of them can each read before the
     # other commits; SQLite lets one writer in at a time, and locks that only order writers are not needed there
     writers_side_by_side: bool = False
+    # whether claim_deliveries returns each claimed row's notice columns itself (PostgreSQL joins the notice in the
+    # claiming UPDATE). SQLite's RETURNING reads no other table but through a subquery per column and row (four
+    # per delivery, 14 % of the claim and record's instructions), so there the store reads the batch's notices
+    # once, in the claim's transaction
+    claim_reads_notices: bool = False
     # residents per fan-out transaction when [engine] fanout_batch_size is unset: SQLite's one writer waits for
     # each chunk's transaction, so its chunks stay short
     fanout_chunk: int = 2000

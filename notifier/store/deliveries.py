@@ -135,18 +135,30 @@ class DeliveryRepository:
         """Lease up to ``limit`` due deliveries of one alias, most urgent first: to residents (``subscriber_id``)
         or, for an alias of kind bot or bulletin, to areas (``area_code``). Each row also carries its
         notice's state, channel_mode, channels and title as ``notice_<column>`` (see ``notices_of_claim``), and
-        the resident's ``language`` (which rendering it gets)."""
-        return await self.db.fetch_all(
-            "claim_deliveries",
-            {
-                "alias": alias,
-                "worker": worker,
-                "now": now,
-                "now_iso": now_iso(),
-                "lease_until": now + lease,
-                "limit": limit,
-            },
-        )
+        the resident's ``language`` (which rendering it gets). The notice's columns come from the claiming
+        statement, or where it cannot read them cheaply (``Database.claim_reads_notices``) from one read of the
+        batch's notices in the same transaction."""
+        params = {
+            "alias": alias,
+            "worker": worker,
+            "now": now,
+            "now_iso": now_iso(),
+            "lease_until": now + lease,
+            "limit": limit,
+        }
+        if self.db.claim_reads_notices:
+            return await self.db.fetch_all("claim_deliveries", params)
+        async with self.db.transaction():
+            rows = await self.db.fetch_all("claim_deliveries", params)
+            if rows:
+                notices = await self.notices_of_batch(row["notice_id"] for row in rows)
+                for row in rows:
+                    notice = notices[row["notice_id"]]
+                    row["notice_state"] = notice["state"]
+                    row["notice_channel_mode"] = notice["channel_mode"]
+                    row["notice_channels"] = notice["channels"]
+                    row["notice_title"] = notice["title"]
+        return rows
 
     @staticmethod
     def notices_of_claim(rows: Iterable[Row]) -> dict[int, Row]:

@@ -161,8 +161,9 @@ SELECT id FROM topics WHERE code IN (SELECT value FROM json_each(:codes));
 
 -- name: claim_deliveries
 -- Resident and area deliveries alike (an alias sends to one kind of target). The notice's columns the
--- dispatcher needs (as notices_of_batch reads them) come with each claimed row, read in the claiming
--- statement: no second query per batch
+-- dispatcher needs are read by the store with notices_of_batch in the claim's transaction, once a batch: here
+-- RETURNING could read them only by a subquery per column and claimed row (four a delivery, which cost more than
+-- the update itself: Database.claim_reads_notices). The resident's language is one subquery a row
 UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
     attempts = attempts + 1, updated_at = :now_iso
 WHERE id IN (
@@ -172,10 +173,6 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING id, notice_id, subscriber_id, area_code, channel, alias, rank, priority, attempts, address, deadline,
     sent_at IS NOT NULL AS resent,
-    (SELECT n.state FROM notices n WHERE n.id = deliveries.notice_id) AS notice_state,
-    (SELECT n.channel_mode FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channel_mode,
-    (SELECT n.channels FROM notices n WHERE n.id = deliveries.notice_id) AS notice_channels,
-    (SELECT n.title FROM notices n WHERE n.id = deliveries.notice_id) AS notice_title,
     (SELECT s.language FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS language;
 
 -- name: notices_of_batch
