@@ -1,0 +1,11 @@
+-- Deliveries' pages filled to half by inserts (fillfactor 50; 100 before), so that a delivery's next versions
+-- fit on its own page. No update of a delivery on its way out is HOT (the claim, the record of the send and a
+-- receipt change state, which partial indexes test), and on a full page each new version went to another one:
+-- the server first wrote a lock record for the old version and then the update, both pages dirtied. A claim of
+-- 100 rows updates whole pages at once, so the room for all of them is half a page; the claim's old versions,
+-- pruned once nobody can see them, make room for the record's. Measured on 2,000 and 20,000 deliveries sent by
+-- one worker (fan-out, then claims and records of 100): 1.8 of 2.8 lock records a message gone, write-ahead log
+-- 7 to 8 % less (2,364 to 2,193 bytes a message at 20,000) and the table 20 % smaller once all are sent (1,201
+-- pages against 1,498). It applies to pages written from now on; existing pages keep what they hold.
+-- SQLite has no fill factor (sqlite_031_deliveries_fillfactor.sql changes nothing).
+ALTER TABLE deliveries SET (fillfactor = 50);

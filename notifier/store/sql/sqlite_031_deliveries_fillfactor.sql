@@ -1,0 +1,2 @@
+-- PostgreSQL leaves half of each new page of deliveries free for the rows' later versions here
+-- (postgres_031_deliveries_fillfactor.sql). SQLite updates a row in place in its B-tree: nothing changes here.
