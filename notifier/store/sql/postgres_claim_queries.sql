@@ -23,10 +23,11 @@ WHERE id = (
 RETURNING *;
 
 -- name: claim_deliveries
--- written for sqlite 5da1a6d4358b
+-- written for sqlite ca0975b602d4
 -- Resident and area deliveries alike (an alias sends to one kind of target). The notice's columns the
 -- dispatcher needs (as notices_of_batch reads them) come with each claimed row, read in the claiming
--- statement: no second query per batch (Database.claim_reads_notices; SQLite's store reads them apart). Two more differences from SQLite, both for the server's work per
+-- statement: no second query per batch (Database.claim_reads_notices; SQLite's store reads them apart). SQLite's
+-- OR FAIL (no statement journal) has no PostgreSQL counterpart to need. Two more differences from SQLite, both for the server's work per
 -- message: the picked rows are found by their ids in the primary key (a join to the CTE was planned as a hash
 -- join over a sequential scan of the whole table, every claim reading every delivery), and the notice is
 -- joined once per row rather than read by four subqueries (every claimed row has its notice: a foreign key)

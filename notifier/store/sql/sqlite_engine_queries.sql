@@ -163,8 +163,13 @@ SELECT id FROM topics WHERE code IN (SELECT value FROM json_each(:codes));
 -- Resident and area deliveries alike (an alias sends to one kind of target). The notice's columns the
 -- dispatcher needs are read by the store with notices_of_batch in the claim's transaction, once a batch: here
 -- RETURNING could read them only by a subquery per column and claimed row (four a delivery, which cost more than
--- the update itself: Database.claim_reads_notices). The resident's language is one subquery a row
-UPDATE deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
+-- the update itself: Database.claim_reads_notices). The resident's language is one subquery a row.
+-- OR FAIL: no statement journal. A statement that may stop halfway on a constraint (ABORT, the default) inside a
+-- transaction keeps the pages it changes in a statement journal to undo just itself, and a claim's (some 100 KB)
+-- went to a temporary file each batch: created, written page by page, deleted (17 writes of SQLite's thread a
+-- batch). No constraint can stop this update (it sets no key, no checked column, no NULL into a NOT NULL
+-- column); were it stopped by anything else (disk full, I/O error), the store's transaction() rolls it all back
+UPDATE OR FAIL deliveries SET state = 'sending', lease_until = :lease_until, leased_by = :worker,
     attempts = attempts + 1, updated_at = :now_iso
 WHERE id IN (
     SELECT id FROM deliveries
