@@ -53,7 +53,7 @@ def phone_number(to: str) -> bool:
     """Whether ``to`` is a number Kannel can send to: an optional + and 3 to 20 ASCII digits (string methods, not a
     regular expression: this is checked for every message)."""
     digits = to[1:] if to[:1] == "+" else to
-    return 3 <= len(digits) <= 20 and digits.isascii() and digits.isdigit()
+    return 3 <= len(digits) <= 20 and not digits.strip("0123456789")
 
 
 class KannelOptions(HttpOptions, SmsTextOptions):
