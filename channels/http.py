@@ -337,15 +337,20 @@ class HttpChannel(Channel):
 async def read_body(response: aiohttp.ClientResponse) -> bytes:
     """The whole body, up to MAX_BODY_BYTES. One ``read(n)`` returns what has arrived so far, not the
     body: a reply split over several packets would be read short, and one whose connection dropped
-    mid-body would pass for complete; reading to the end raises ``ClientPayloadError`` for the latter."""
+    mid-body would pass for complete; reading to the end raises ``ClientPayloadError`` for the latter. Once the
+    whole body has arrived and been read (``at_eof``: its announced end reached, nothing left buffered), no read
+    more is needed to learn it: the usual short reply is one read, not two."""
+    content = response.content
     chunks: list[bytes] = []
     size = 0
     while size < MAX_BODY_BYTES:
-        chunk = await response.content.read(MAX_BODY_BYTES - size)
+        chunk = await content.read(MAX_BODY_BYTES - size)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if content.at_eof():
+            break
     return b"".join(chunks)
 
 
