@@ -28,12 +28,17 @@ if TYPE_CHECKING:
     from notifier.config import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class OutboundMessage:
     """One rendered message to one recipient; ``idempotency_key`` is stable across retries.
 
     Kinds ``bot`` and ``bulletin`` reach an area, not a resident: ``recipient`` is the area code,
     ``delivery_id`` the id of the area delivery, and the key reads "n<notice>-a<area>-<channel>".
+
+    Frozen like every result type here, but with an ``__init__`` of its own (the fields, in their order, with their
+    defaults: a test holds the two together) that stores the fields in the instance's ``__dict__``: the one
+    dataclass writes calls ``object.__setattr__`` for each field, more than half of the cost of a message built
+    for every delivery sent (valgrind: about 23,800 instructions a message, 11,000 this way).
     """
 
     delivery_id: int
@@ -49,10 +54,42 @@ class OutboundMessage:
     confirm_url: str | None = None  # the notice asks for confirmation: the signed link (SMS adapters ask for a reply)
     resend: int = 0  # 0: the delivery's message (every retry of it); 1: the reminder sent again on the same channel
 
+    def __init__(
+        self,
+        delivery_id: int,
+        notice_id: int,
+        channel: str,
+        alias: str,
+        recipient: str,
+        text: str,
+        idempotency_key: str,
+        subject: str | None = None,
+        html: str | None = None,
+        priority: int = 0,
+        confirm_url: str | None = None,
+        resend: int = 0,
+    ) -> None:
+        fields = self.__dict__
+        fields["delivery_id"] = delivery_id
+        fields["notice_id"] = notice_id
+        fields["channel"] = channel
+        fields["alias"] = alias
+        fields["recipient"] = recipient
+        fields["text"] = text
+        fields["idempotency_key"] = idempotency_key
+        fields["subject"] = subject
+        fields["html"] = html
+        fields["priority"] = priority
+        fields["confirm_url"] = confirm_url
+        fields["resend"] = resend
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Sent:
     provider_message_id: str
+
+    def __init__(self, provider_message_id: str) -> None:  # as OutboundMessage's: one for every message sent
+        self.__dict__["provider_message_id"] = provider_message_id
 
 
 @dataclass(frozen=True)
