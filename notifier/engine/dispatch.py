@@ -91,9 +91,12 @@ async def dispatch_batch(ctx: EngineContext, alias: str, previous: Unrecorded | 
     if not live:
         return handled + len(rows), None
     confirmed = await already_sent(ctx, channel, live)
-    unsent = [row for row in live if row["id"] not in confirmed]
-    answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
-    results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
+    if confirmed:
+        unsent = [row for row in live if row["id"] not in confirmed]
+        answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
+        results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
+    else:  # the usual batch: every delivery is sent, the answers are the results
+        results = await send_batch(ctx, channel, await build_messages(ctx, live, notices))
     return handled + len(rows), Unrecorded(len(live), lease_end, lambda: record_batch(ctx, live, notices, results))
 
 
@@ -228,10 +231,13 @@ def resend_number(row: Row) -> int:
     return 1 if row.get("resent") else 0
 
 
-def idempotency_key(row: Row) -> str:
-    """Stable across retries of one message; a reminder sent again on the same channel is a new message."""
+def idempotency_key(row: Row, resend: int | None = None) -> str:
+    """Stable across retries of one message; a reminder sent again on the same channel is a new message.
+    ``resend``: the row's ``resend_number`` when the caller has it already."""
     key = f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}"
-    return f"{key}-r1" if resend_number(row) else key  # sent before: the reminder (once) on the same channel
+    if resend is None:
+        resend = resend_number(row)
+    return f"{key}-r1" if resend else key  # sent before: the reminder (once) on the same channel
 
 
 async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
@@ -251,6 +257,8 @@ async def area_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
 
 async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[Row]:
     """Skip deliveries whose notice was cancelled or expired; return the others."""
+    if not any(notice["state"] in STOPPED_NOTICE_STATES for notice in notices.values()):
+        return rows  # nearly every batch
     live = []
     for row in rows:
         state = notices[row["notice_id"]]["state"]
@@ -265,7 +273,7 @@ async def skip_stopped(ctx: EngineContext, rows: list[Row], notices: dict[int, R
 
 async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int, Row]) -> list[OutboundMessage]:
     messages = []
-    contents = [await message_content(ctx, row) for row in rows]
+    contents = await batch_contents(ctx, rows)
     cells = await roster_cells(ctx, rows, contents)
     links = ConfirmLinks.from_settings(ctx.settings)
     for row, content in zip(rows, contents, strict=True):
@@ -277,6 +285,7 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
         if personal:
             content = personalise(content, cells.get((personal_meta(personal)[0], row["subscriber_id"]), {}))
         text, html = with_confirm_link(row["channel"], content.get("text") or "", content.get("html"), confirm_url)
+        resend = resend_number(row)
         messages.append(
             OutboundMessage(
                 delivery_id=row["id"],
@@ -287,20 +296,30 @@ async def build_messages(ctx: EngineContext, rows: list[Row], notices: dict[int,
                 text=text,
                 subject=content.get("subject"),
                 html=html,
-                idempotency_key=idempotency_key(row),
+                idempotency_key=idempotency_key(row, resend),
                 priority=row["priority"],
                 confirm_url=confirm_url,
-                resend=resend_number(row),
+                resend=resend,
             )
         )
     return messages
 
 
-async def message_content(ctx: EngineContext, row: Row) -> dict[str, str | None]:
-    """A delivery's message: an area's (``area_content``), or the rendering in the resident's language."""
-    if row.get("area_code") is not None:
-        return await area_content(ctx, row)
-    return await rendered(ctx, row["notice_id"], row["channel"], row.get("language"))
+async def batch_contents(ctx: EngineContext, rows: list[Row]) -> list[dict[str, str | None]]:
+    """Each delivery's message: an area's (``area_content``), or the rendering in the resident's language
+    (``rendered``), looked up once per notice, kind and language of the batch (not two coroutines a delivery)."""
+    contents = []
+    found: dict[tuple[int, str, str | None], dict[str, str | None]] = {}
+    for row in rows:
+        if row.get("area_code") is not None:
+            contents.append(await area_content(ctx, row))
+            continue
+        key = (row["notice_id"], row["channel"], row.get("language"))
+        content = found.get(key)
+        if content is None:
+            content = found[key] = await rendered(ctx, *key)
+        contents.append(content)
+    return contents
 
 
 async def roster_cells(

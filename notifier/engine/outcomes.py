@@ -35,11 +35,16 @@ async def record_results(
     """Write a batch's results in one transaction (callers shield it from cancellation)."""
     now = ctx.clock()
     sent: list[tuple[int, str, float | None, float | None]] = []
+    looks: dict[tuple[bool, str, int], tuple[float | None, float | None]] = {}  # look_again's, the same for a batch
     async with ctx.store.db.transaction():
         for row, result in zip(rows, results, strict=True):
             notice = notices[row["notice_id"]]
             if isinstance(result, Sent):
-                sent.append((row["id"], result.provider_message_id, *look_again(ctx, row, notice, now)))
+                key = (row.get("area_code") is not None, row["alias"], row["notice_id"])
+                look = looks.get(key)
+                if look is None:
+                    look = looks[key] = look_again(ctx, row, notice, now)
+                sent.append((row["id"], result.provider_message_id, *look))
             elif isinstance(result, Retry):
                 await on_retry(ctx, row, notice, result, now)
             else:
@@ -49,7 +54,9 @@ async def record_results(
 
 
 def look_again(ctx: EngineContext, row: Row, notice: Row, now: float) -> tuple[float | None, float | None]:
-    """(due_at, poll_until) of a sent message: a resident's confirm-by time, an area's print-job polls."""
+    """(due_at, poll_until) of a sent message: a resident's confirm-by time, an area's print-job polls. Depends on
+    the row only through its kind of target (area or resident) and alias, on the notice through its channel mode:
+    ``record_results`` asks once per batch for each of those."""
     if row.get("area_code") is not None:
         return poll_window(ctx, row["alias"], now)
     return confirm_by(ctx, row, notice, now), None
