@@ -1,12 +1,15 @@
 """The outbox channel: every message becomes one text file, like a file-based mail backend.
 
 Until a real gateway is configured, each channel of ``config.example.toml`` writes what it would send
-to ``<root>/<alias>/<delivery id>.txt``, so the whole flow can be watched with ``ls`` and ``cat``.
+to ``<root>/<alias>/<delivery id>.txt``, so the whole flow can be watched with ``ls`` and ``cat``. The reminder
+sent again on the same channel (``OutboundMessage.resend``) goes to ``<delivery id>-r1.txt`` beside it, as the
+Kannel adapter names it ``d<delivery id>-r1``: the first message's file is kept. A retry of a send writes
+that send's file again, with the same text.
 The file holds a small header (recipient, subject, idempotency key), one line per field whatever the
 field holds (control and line-breaking characters are written as ``\\uXXXX``), and the rendered text.
 
-Response table: file written -> Sent("outbox-<delivery id>"); OSError -> Retry (a full disk or a
-permission problem may be fixed by an operator); nothing is ever Failed.
+Response table: file written -> Sent("outbox-<delivery id>"; "outbox-<delivery id>-r1" resent); OSError -> Retry
+(a full disk or a permission problem may be fixed by an operator); nothing is ever Failed.
 
 Writing is done in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.
 """
@@ -54,7 +57,7 @@ class OutboxChannel(Channel):
             except OSError as exc:
                 results.append(Retry(f"outbox write failed: {exc.strerror or exc}"))
             else:
-                results.append(Sent(f"outbox-{message.delivery_id}"))
+                results.append(Sent(f"outbox-{file_stem(message)}"))
         return results
 
     def _write(self, message: OutboundMessage) -> None:
@@ -68,12 +71,17 @@ class OutboxChannel(Channel):
             header.append(f"Subject: {header_value(message.subject)}")
         if message.confirm_url and message.channel != "sms":
             header.append(f"Confirm: {header_value(message.confirm_url)}")
-        path = self.folder / f"{message.delivery_id}.txt"
+        path = self.folder / f"{file_stem(message)}.txt"
         partial = path.with_suffix(".tmp")
         text = self.gateway_text(message.text, message.confirm_url is not None and message.channel == "sms")
         content = "\n".join(header) + "\n\n" + text + "\n"
         partial.write_text(content, encoding="utf-8", errors="backslashreplace")
         partial.replace(path)
+
+
+def file_stem(message: OutboundMessage) -> str:
+    """``<delivery id>`` for a delivery's message, ``<delivery id>-r<n>`` for its n-th resend (a reminder)."""
+    return f"{message.delivery_id}-r{message.resend}" if message.resend else str(message.delivery_id)
 
 
 def header_value(value: str) -> str:

@@ -56,6 +56,19 @@ async def test_outbox_writes_one_file_per_message(tmp_path: Path) -> None:
     assert text.endswith("\n明日停水\n")
 
 
+async def test_outbox_keeps_the_first_message_when_the_reminder_is_resent(tmp_path: Path) -> None:
+    channel = OutboxChannel("sms", OutboxChannel.Options.model_validate({"root": str(tmp_path)}))
+    await channel.open()
+    first = OutboundMessage(7, 3, "sms", "sms", "+8613900000001", "明日停水", "n3-s1-sms")
+    reminder = OutboundMessage(7, 3, "sms", "sms", "+8613900000001", "请回复确认", "n3-s1-sms-r1", resend=1)
+
+    assert await channel.send([first]) == [Sent("outbox-7")]
+    assert await channel.send([reminder]) == [Sent("outbox-7-r1")]  # its own id, as Kannel's d7-r1
+    assert sorted(path.name for path in (tmp_path / "sms").iterdir()) == ["7-r1.txt", "7.txt"]
+    assert (tmp_path / "sms" / "7.txt").read_text(encoding="utf-8").endswith("\n明日停水\n")
+    assert (tmp_path / "sms" / "7-r1.txt").read_text(encoding="utf-8").endswith("\n请回复确认\n")
+
+
 async def test_outbox_end_to_end(engine_store: Store, tmp_path: Path) -> None:
     settings = Settings.model_validate(
         {"channels": {"sms": {"kind": "sms", "type": "outbox", "root": str(tmp_path / "outbox")}}}
