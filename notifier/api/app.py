@@ -127,5 +127,5 @@ def create_app(
         app[ENGINE] = engine
         yield
 
-    app.cleanup_ctx.extend([database_ctx, engine_ctx, work_signals_ctx])
+    app.cleanup_ctx.extend([database_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx])
     return app

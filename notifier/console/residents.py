@@ -13,7 +13,9 @@ everyone for an admin) limits what is found, shown and exported, and group membe
 shown; every search, read and export is written to the audit log (counts and filters, never the data). The
 import is ``subscribers.importer.import_file``, the command line's, with the department's scope: a row naming
 a group the department does not work with is refused in the report. An import job is seen only by whoever
-started it, and is forgotten (with its files) after ``KEPT_JOBS`` newer ones.
+started it, and is forgotten (with its files) after ``KEPT_JOBS`` newer ones. When the service stops, it waits
+for the imports still running to finish before it closes the database (``imports_ctx``), so an import is
+never cut short by a shutdown; an import cancelled all the same says so on its page and in the log.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +238,10 @@ async def _run(store: Store, actor: str, job: ImportJob, roster: Path, scope: Pe
                                        progress=progress, scope=scope)  # fmt: skip
     except InvalidInput as exc:
         job.error = "; ".join(f"{e.loc}: {e.msg}" for e in exc.errors) or exc.detail
+    except asyncio.CancelledError:
+        log.warning("console import %s cancelled after %d of %d rows", job.id, job.done, job.total)
+        job.error = f"the import was interrupted after {job.done} rows; the rows before were imported"
+        raise
     except Exception:
         log.exception("console import %s failed", job.id)
         job.error = "the import stopped; see the service log"
@@ -266,6 +273,17 @@ async def import_report(request: web.Request, console: Console) -> web.StreamRes
 
 def setup(app: web.Application) -> None:
     app[IMPORT_JOBS] = ImportJobs()
+
+
+async def imports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """On shutdown, wait for the running imports (a cleanup context: it runs once the server has finished
+    its requests, so no import starts after it; place it after the database's so that it runs before the
+    database closes)."""
+    yield
+    running = [job.task for job in app[IMPORT_JOBS].jobs.values() if job.task is not None and not job.task.done()]
+    if running:
+        log.info("waiting for %d console imports to finish", len(running))
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 NAV_ITEMS = [NavItem(RESIDENTS_PATH, "居民", "Residents")]

@@ -1,0 +1,108 @@
+"""A console import of residents runs in the background of the service: over HTTP (no browser), what a shutdown
+does to one still running. The pages themselves are tested in tests/browser/test_console_residents.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from notifier.api import create_app
+from notifier.config import Settings
+from notifier.console.passwords import hash_password
+from notifier.console.residents import IMPORT_JOBS
+from notifier.domain.enums import Role
+from notifier.store import Store
+from notifier.store.audit import AuditFilter
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "导入名单-足够长的密码-2026"
+VILLAGE = "370725001036"
+
+
+class HeldStore(Store):
+    """The store, with an import's last step (its audit entry) held until the test lets it go."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.db)
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def audit(self, actor: str, action: str, *args: Any, **kwargs: Any) -> Any:
+        if action == "subscriber.import":
+            self.reached.set()
+            await self.release.wait()
+        return await super().audit(actor, action, *args, **kwargs)
+
+
+class Said(logging.Handler):
+    """Sets ``event`` when a record's message starts with ``start``."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.start):
+            self.event.set()
+
+
+async def test_shutdown_waits_for_a_running_import(
+    settings: Settings, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = HeldStore(store)
+    app = create_app(settings, store=held)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    password_hash = await hash_password(PASSWORD)
+    member = await store.create_staff_account(
+        department="environment", role=Role.ISSUER, name="李文员", login=None, password_hash=password_hash,
+        actor="test",
+    )  # fmt: skip
+    await store.set_staff_password(member, password_hash, keep_session="")  # no change asked at first login
+    said = Said("waiting for 1 console imports")
+    caplog.set_level(logging.INFO, "notifier.console.residents")
+    logging.getLogger("notifier.console.residents").addHandler(said)
+    closing = waiting = None
+    try:
+        base = str(server.make_url("")).rstrip("/")
+        async with aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            async with session.get("/console/login") as response:
+                token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
+            form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
+            async with session.post("/console/login", data=form, allow_redirects=False) as response:
+                assert response.status == 303, await response.text()
+            async with session.get("/console/residents") as response:
+                token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
+            upload = aiohttp.FormData({"csrf_token": token})
+            roster = f"name,phone,area_code\n王伟,13812345678,{VILLAGE}\n张敏,13812345679,{VILLAGE}\n"
+            upload.add_field("file", roster.encode(), filename="roster.csv", content_type="text/csv")
+            async with session.post("/console/residents/import", data=upload, allow_redirects=False) as response:
+                assert response.status == 303, await response.text()
+        [job] = app[IMPORT_JOBS].jobs.values()
+        await held.reached.wait()  # the rows are written; the import's audit entry is not
+
+        closing = asyncio.create_task(server.close())
+        waiting = asyncio.create_task(said.event.wait())
+        await asyncio.wait([closing, waiting], return_when=asyncio.FIRST_COMPLETED)
+        assert not closing.done(), "the service shut down with the import still running"
+        held.release.set()
+        await closing
+    finally:
+        logging.getLogger("notifier.console.residents").removeHandler(said)
+        held.release.set()  # on a failure: no task left pending
+        await asyncio.gather(*(job.task for job in app[IMPORT_JOBS].jobs.values() if job.task is not None))
+        if waiting is not None:
+            waiting.cancel()
+        await (closing if closing is not None else server.close())
+
+    assert job.task is not None and job.task.done() and job.error is None
+    assert job.result is not None and (job.result.total, job.result.imported) == (2, 2)
+    entries, _ = await store.list_audit(AuditFilter(action="subscriber.import"), None, 10)
+    assert [entry.detail["imported"] for entry in entries] == [2]
