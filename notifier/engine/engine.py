@@ -111,7 +111,12 @@ class Engine:
     async def record_receipt(
         self, alias: str, provider_message_id: str, status: str, detail: str | None = None
     ) -> ReceiptOutcome:
-        return await record_receipt(self.ctx.store, alias, provider_message_id, status, detail, context=self.ctx)
+        """Apply a receipt that came in on ``alias`` as the hooks do: to a delivery of ``alias`` or of a failover
+        alias sending through it."""
+        owners = self.ctx.settings.failover_owners(alias)
+        return await record_receipt(
+            self.ctx.store, alias, provider_message_id, status, detail, context=self.ctx, owners=owners
+        )
 
     async def start(self) -> None:
         names = await self.ctx.store.printable_area_names()

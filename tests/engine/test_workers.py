@@ -122,6 +122,22 @@ async def test_a_failover_delivery_with_a_receipt_kept_under_its_member_is_recor
     assert person.id == row["subscriber_id"]
 
 
+async def test_the_engine_applies_a_members_receipt_to_the_failover_delivery(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    """Engine.record_receipt looks under the failover aliases sending through the alias, as the hooks do."""
+    settings, build = through_failover(settings_for(engine_settings))
+    await resident(engine_store)
+    notice = await approved(engine_store)
+    engine = Engine(engine_store, settings, build(), clock=FakeClock())
+    await engine.run_until_idle()
+    [row] = await delivery_rows(engine_store, notice.id)
+    assert (row["alias"], row["state"]) == ("sms-main", "sent")
+
+    assert await engine.record_receipt("gw-a", f"gw-a-d{row['id']}", "delivered") is ReceiptOutcome.APPLIED
+    assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1}}
+
+
 async def test_leases_of_a_worker_whose_heartbeat_stopped_are_taken_back_before_they_expire(
     engine_store: Store, engine_settings: Settings
 ) -> None:
