@@ -1,7 +1,8 @@
 """The engine's periodic chores: take back expired leases and those of dead workers, expire notices, fall back on
 silence, ask about print jobs (``areas.poll_jobs``), apply the opt-out replies kept in the inbox (``optouts``),
 erase rosters and residents' feedback past their retention, forget expired callback nonces, residents'
-requests, direct messages and staff login attempts older than a day, finish.
+requests, direct messages and staff login attempts older than a day, and receipts that found no send within
+``early_receipts_kept``, finish.
 
 Each chore is one query or a short loop; all are safe to run from several processes at once.
 """
@@ -22,6 +23,7 @@ from notifier.engine.roster_retention import erase_expired_rosters, withdraw_end
 log = logging.getLogger(__name__)
 
 LOGIN_ATTEMPTS_KEPT = 86400.0  # seconds; the console's login throttle looks back 15 minutes
+EARLY_RECEIPTS_KEPT = 86400.0  # seconds, at least; see early_receipts_kept
 
 
 async def housekeeping(ctx: EngineContext) -> int:
@@ -39,9 +41,20 @@ async def housekeeping(ctx: EngineContext) -> int:
     changed += await withdraw_ended_publicity(ctx, now)
     changed += await ctx.store.purge_subscription_requests(now)  # residents' codes and links: a day at most
     changed += await ctx.store.purge_staff_login_attempts(now - LOGIN_ATTEMPTS_KEPT)  # client addresses
+    changed += await ctx.store.purge_early_receipts(now - early_receipts_kept(ctx))
     changed += len(await ctx.store.finish_notices())
     ctx.errors.report_due()
     return changed
+
+
+def early_receipts_kept(ctx: EngineContext) -> float:
+    """How long a receipt that came before its send was recorded waits for that record: a day, or longer when
+    a delivery's tries can span more (``max_attempts`` tries, each up to ``backoff_max`` after the last and
+    held at most a lease). The record comes within the sending worker's lease, after a crash once the lease is
+    taken back (``heartbeat.take_back_leases``), or at a later try of a send whose outcome was unknown (a
+    Kannel message id is the same at every try)."""
+    engine = ctx.settings.engine
+    return max(EARLY_RECEIPTS_KEPT, engine.max_attempts * (engine.backoff_max + engine.lease_seconds))
 
 
 async def fall_back_unconfirmed(ctx: EngineContext, now: float, limit: int = 500) -> int:

@@ -397,6 +397,10 @@ class DeliveryRepository:
             found.update(row["provider_message_id"] for row in rows)
         return found
 
+    async def purge_early_receipts(self, before: float) -> int:
+        """Delete the receipts kept unmatched (no send recorded for them) that arrived before ``before``; how many."""
+        return await self.db.execute("purge_early_receipts", {"before_iso": iso_at(before)})
+
     async def attach_receipt(self, receipt_id: int, delivery_id: int) -> None:
         await self.db.execute("attach_receipt", {"id": receipt_id, "delivery_id": delivery_id})
 

@@ -64,3 +64,17 @@ async def test_the_leases_are_read_through_their_index(engine_settings: Settings
     assert recover == ["SCAN deliveries USING INDEX deliveries_leases"], recover
     release = plan_of(path, "release_worker_leases", {"dead_before": 0.0, "worker": "w", "now_iso": ""})
     assert "SEARCH deliveries USING INDEX deliveries_leases (leased_by=?)" in release, release
+
+
+async def test_the_purge_of_early_receipts_reads_only_the_unmatched_ones(
+    engine_settings: Settings, engine_store: Store
+) -> None:
+    """``purge_early_receipts`` (every housekeeping pass) reads the unmatched receipts through an index (the
+    NULL entries of receipts_delivery, or receipts_unmatched), never every receipt matched to a delivery."""
+    path = engine_settings.database.url.removeprefix("sqlite:///")
+    plan = plan_of(path, "purge_early_receipts", {"before_iso": ""})
+    through = (
+        "SEARCH receipts USING INDEX receipts_delivery (delivery_id=?)",
+        "SCAN receipts USING INDEX receipts_unmatched",
+    )
+    assert len(plan) == 1 and plan[0] in through, plan

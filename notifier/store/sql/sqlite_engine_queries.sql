@@ -391,3 +391,8 @@ UPDATE receipts SET delivery_id = :delivery_id WHERE id = :id;
 -- Which of these message ids of an alias have a receipt kept before its send was recorded
 SELECT DISTINCT provider_message_id FROM receipts
 WHERE delivery_id IS NULL AND alias = :alias AND provider_message_id IN (SELECT value FROM json_each(:ids));
+
+-- name: purge_early_receipts
+-- Receipts kept before their send was recorded and still unmatched past the retention: their send will never
+-- be recorded (through receipts_unmatched, the unmatched rows only)
+DELETE FROM receipts WHERE delivery_id IS NULL AND received_at < :before_iso;
