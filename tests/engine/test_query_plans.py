@@ -78,3 +78,21 @@ async def test_the_purge_of_early_receipts_reads_only_the_unmatched_ones(
         "SCAN receipts USING INDEX receipts_unmatched",
     )
     assert len(plan) == 1 and plan[0] in through, plan
+
+
+async def test_the_channels_page_reads_deliveries_through_indexes(
+    engine_settings: Settings, engine_store: Store
+) -> None:
+    """The console's channels page counts the queue, the last hour's sends and its errors: through the partial
+    indexes of the queue and those of migration 032 (the sends, the rows with an error), never by reading every
+    delivery ever made."""
+    path = engine_settings.database.url.removeprefix("sqlite:///")
+    queue = plan_of(path, "channel_queue", {})
+    assert "SCAN deliveries USING INDEX deliveries_claim" in queue, queue
+    assert "SCAN deliveries USING INDEX deliveries_leases" in queue, queue
+    sent = plan_of(path, "channel_sent_per_minute", {"since": ""})
+    assert sent[0] == "SEARCH deliveries USING COVERING INDEX deliveries_sent (sent_at>?)", sent
+    errors = plan_of(path, "channel_errors", {"since": ""})
+    assert errors[0] == "SEARCH deliveries USING INDEX deliveries_errors (updated_at>?)", errors
+    for plan in (queue, sent, errors):
+        assert all("INDEX" in step for step in plan if "deliveries" in step), plan
