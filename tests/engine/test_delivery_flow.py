@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from channels.base import Failed, Retry, SendResult, Sent
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import SubscriberPatch
 from notifier.engine import Engine
+from notifier.engine.dispatch import with_receipted
 from notifier.store import Store
 from notifier.testing import RecordingChannel
 from tests.databases import run_sql
@@ -104,3 +106,12 @@ async def test_fan_out_repeated_from_the_start_creates_nothing_new(
 
     assert len(await delivery_rows(engine_store, notice.id)) == 3
     assert len(channels["sms-main"].messages) == 3
+
+
+def test_a_batch_s_results_put_the_receipted_deliveries_among_the_answers_in_its_order() -> None:
+    rows = [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]
+    answers: list[SendResult] = [Sent("d1"), Retry("http 503"), Failed("invalid-number")]
+    assert with_receipted(rows, {2: "d2"}, answers) == [Sent("d1"), Sent("d2"), Retry("http 503"),
+                                                         Failed("invalid-number")]  # fmt: skip
+    assert with_receipted(rows, {1: "d1", 2: "d2", 3: "d3", 4: "d4"}, []) == [Sent(f"d{i}") for i in (1, 2, 3, 4)]
+    assert with_receipted(rows[:3], {}, answers) is answers
