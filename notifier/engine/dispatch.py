@@ -239,12 +239,10 @@ def resend_number(row: Row) -> int:
     return 1 if row.get("resent") else 0
 
 
-def idempotency_key(row: Row, resend: int | None = None) -> str:
+def idempotency_key(row: Row, resend: int) -> str:
     """Stable across retries of one message; a reminder sent again on the same channel is a new message.
-    ``resend``: the row's ``resend_number`` when the caller has it already."""
+    ``resend``: the row's ``resend_number``."""
     key = f"n{row['notice_id']}-s{row['subscriber_id']}-{row['channel']}"
-    if resend is None:
-        resend = resend_number(row)
     return f"{key}-r1" if resend else key  # sent before: the reminder (once) on the same channel
 
 
