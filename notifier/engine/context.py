@@ -45,6 +45,8 @@ class EngineContext:
     retry: RetryPolicy | None = None
     renderer: Renderer | None = None
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    # by alias: the aliases a failover alias sends through (sorted), under which its receipts are kept; [] for others
+    failover_members: dict[str, list[str]] = field(default_factory=dict)
     contents: dict[int, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # rendered, by notice
     beat_at: float | None = None  # this worker's last heartbeat (engine.heartbeat); None before it registers
     reminders_at: float = 0.0  # clock time of the next pass looking for unconfirmed residents (confirmations)
@@ -56,6 +58,7 @@ class EngineContext:
         for alias, channel in self.channels.items():
             config = self.settings.channels.get(alias)
             self.limiters.setdefault(alias, RateLimiter.for_channel(config, channel) if config else RateLimiter())
+            self.failover_members.setdefault(alias, sorted(self.settings.failover_members(alias)))
 
     @property
     def policy(self) -> RetryPolicy:

@@ -94,7 +94,9 @@ async def dispatch_batch(ctx: EngineContext, alias: str, previous: Unrecorded | 
     unsent = [row for row in live if row["id"] not in confirmed] if confirmed else live
     answers = await send_batch(ctx, channel, await build_messages(ctx, unsent, notices)) if unsent else []
     results = with_receipted(live, confirmed, answers)
-    return handled + len(rows), Unrecorded(len(live), lease_end, lambda: record_batch(ctx, live, notices, results))
+    return handled + len(rows), Unrecorded(
+        len(live), lease_end, lambda: record_batch(ctx, alias, live, notices, results)
+    )
 
 
 def with_receipted(rows: list[Row], confirmed: dict[int, str], answers: list[SendResult]) -> list[SendResult]:
@@ -126,7 +128,7 @@ async def already_sent(ctx: EngineContext, channel: Channel, rows: list[Row]) ->
     }
     if not candidates:
         return {}
-    aliases = [channel.alias, *ctx.settings.failover_members(channel.alias)]  # a failover's kept under its members
+    aliases = [channel.alias, *ctx.failover_members[channel.alias]]  # a failover's kept under its members
     found = await ctx.store.receipted_message_ids(aliases, list(candidates))
     if found:
         log.info("%d deliveries on %s already have a receipt: recorded from it, not sent again", len(found),
@@ -156,8 +158,11 @@ async def keep_trying(ctx: EngineContext, alias: str, lease_end: float, record: 
             return written
 
 
-async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
-    """The results, and any receipt that arrived before them, in one transaction: a receipt hook either
+async def record_batch(
+    ctx: EngineContext, alias: str, rows: list[Row], notices: dict[int, Row], results: list[SendResult]
+) -> None:
+    """The results of a batch of ``alias``, and any receipt that arrived before them (kept under the alias or,
+    for a failover alias, under one of its members), in one transaction: a receipt hook either
     committed first (and is applied here) or finds the sends recorded; none is left unapplied by a crash
     between the two. The sent messages' ids are locked first, as the hook locks its receipt's
     (``Store.lock_message_ids``): on PostgreSQL the two transactions would otherwise each look before the
@@ -167,9 +172,7 @@ async def record_batch(ctx: EngineContext, rows: list[Row], notices: dict[int, R
     async with ctx.store.db.transaction():
         await ctx.store.lock_message_ids((row["alias"], result.provider_message_id) for row, result in sent)
         await record_results(ctx, rows, notices, results)
-        aliases = {row["alias"] for row, _ in sent}  # one: a batch is one alias's
-        members = sorted({member for alias in aliases for member in ctx.settings.failover_members(alias)})
-        await apply_early_receipts(ctx.store, sent_ids, ctx, members)
+        await apply_early_receipts(ctx.store, sent_ids, ctx, ctx.failover_members[alias])
 
 
 async def claim_next(ctx: EngineContext, alias: str, previous: Unrecorded | None) -> tuple[list[Row], list[Row]]:

@@ -83,10 +83,12 @@ def die_after_recording(channel: KillingChannel, db: Database) -> None:
     depth: contextvars.ContextVar[int] = contextvars.ContextVar("depth", default=0)
     doomed_written = False
 
-    async def record_doomed(ctx: Any, rows: list[Row], notices: dict[int, Row], results: list[SendResult]) -> None:
+    async def record_doomed(
+        ctx: Any, alias: str, rows: list[Row], notices: dict[int, Row], results: list[SendResult]
+    ) -> None:
         nonlocal doomed_written
         doomed_written = doomed_written or len(channel.batches) == channel.after + 1  # before its commit
-        await record(ctx, rows, notices, results)
+        await record(ctx, alias, rows, notices, results)
 
     @contextlib.asynccontextmanager
     async def transaction_then_die() -> AsyncIterator[None]:
