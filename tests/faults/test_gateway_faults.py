@@ -8,7 +8,9 @@ wait the engine chose (backoff or the gateway's Retry-After), never touching the
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from channels import load_channels
 from channels.http import OUTCOME_UNKNOWN
 from notifier.config import Settings
+from notifier.domain.models import Notice
 from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.databases import database_url, read_rows
@@ -41,6 +44,19 @@ def kannel_settings(
         **(options or {}),
     }
     return fault_settings(tmp_path, {"sms": sms}, **engine)
+
+
+@contextlib.asynccontextmanager
+async def sending(
+    store: Store, settings: Settings, clock: FakeClock, residents: int = RESIDENTS
+) -> AsyncIterator[Notice]:
+    """``residents`` residents with a phone and a notice approved for them, and the engine running with the
+    channels of ``settings`` on ``clock`` (``running``) for the block: the notice."""
+    for _ in range(residents):
+        await resident(store)
+    notice = await approved(store)
+    async with running(store, settings, load_channels(settings), clock):
+        yield notice
 
 
 def requests_per_phone(gateway: FakeGateway) -> Counter[str]:
@@ -77,10 +93,7 @@ async def test_a_gateway_fault_is_retried_once_the_backoff_has_passed(
     first, reason, maybe_taken = FIRST_ATTEMPT_FAULTS[fault]
     async with fake_gateway(*[first] * RESIDENTS, ACCEPTED) as gateway:
         settings = kannel_settings(tmp_path, gateway)
-        for _ in range(RESIDENTS):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock) as notice:
 
             async def all_requeued() -> bool:
                 queued = await deliveries_by_state(fault_store, notice, "queued")
@@ -123,10 +136,7 @@ async def test_a_kept_alive_connection_dropped_before_the_answer_is_a_recorded_t
         sms = {"kind": "sms", "type": "kannel", "url": f"{peer.url}/cgi-bin/sendsms", "username": "notifier",
                "password": "sendsms-secret", "timeout": 2, "max_connections": 1}  # fmt: skip
         settings = fault_settings(tmp_path, {"sms": sms})
-        for _ in range(RESIDENTS):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock) as notice:
 
             async def every_one_tried() -> bool:
                 rows = await delivery_rows(fault_store, notice.id)
@@ -152,10 +162,7 @@ async def test_retry_after_of_a_throttling_gateway_is_waited_out(
     throttled = Reply(429, "Too Many Requests", headers={"Retry-After": "120"})
     async with fake_gateway(*[throttled] * RESIDENTS, ACCEPTED) as gateway:
         settings = kannel_settings(tmp_path, gateway)
-        for _ in range(RESIDENTS):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock) as notice:
             started = clock.now
 
             async def all_throttled() -> bool:
@@ -187,10 +194,7 @@ async def test_a_gateway_down_for_good_ends_in_failed_with_the_reason(
     forever, and the gateway was asked exactly ``max_attempts`` times per resident."""
     async with fake_gateway(Reply(500, "Internal Server Error")) as gateway:
         settings = kannel_settings(tmp_path, gateway, max_attempts=3)
-        for _ in range(RESIDENTS):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock) as notice:
 
             async def all_failed() -> bool:
                 if len(await deliveries_by_state(fault_store, notice, "failed")) == RESIDENTS:
@@ -227,10 +231,7 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(fault_store: Store, tm
             "message_id_path": "data.msgid",
         }
         settings = fault_settings(tmp_path, {"sms": sms})
-        for _ in range(RESIDENTS):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock) as notice:
 
             async def settled() -> bool:
                 return sum((await counts(fault_store, notice)).get("sms", {}).values()) == RESIDENTS and not (
@@ -258,10 +259,7 @@ async def test_a_gateway_slow_within_its_timeout_gets_each_message_once(
     residents = 20
     async with fake_gateway(Reply(202, "0: Accepted for delivery", delay=0.3)) as gateway:
         settings = kannel_settings(tmp_path, gateway, {"timeout": 3.0, "max_connections": 2}, lease_seconds=3)
-        for _ in range(residents):
-            await resident(fault_store)
-        notice = await approved(fault_store)
-        async with running(fault_store, settings, load_channels(settings), clock):
+        async with sending(fault_store, settings, clock, residents) as notice:
 
             async def settled() -> bool:
                 rows = await delivery_rows(fault_store, notice.id)
