@@ -23,6 +23,7 @@ from tests.databases import (  # the hooks and fixture that choose the test data
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_sessionfinish,
+    pytest_testnodedown,
     pytest_unconfigure,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_sessionfinish",
+    "pytest_testnodedown",
     "pytest_unconfigure",
 ]
 

@@ -293,10 +293,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    record = session.config.getoption("--record-database-tests", None)
-    if record:
-        Path(record).write_text("".join(f"{nodeid}\n" for nodeid in _database_tests), encoding="utf-8")
+    """Write the ``--record-database-tests`` file. Under pytest-xdist (``-n``) each worker hands its ids to the
+    controller (``workeroutput``, read in :func:`pytest_testnodedown`), which writes the file for them all."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["database_tests"] = list(_database_tests)
+    else:
+        record = config.getoption("--record-database-tests", None)
+        if record:
+            Path(record).write_text("".join(f"{nodeid}\n" for nodeid in _database_tests), encoding="utf-8")
     DATABASES.finish()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's hook on the controller: a worker finished; keep the ids of its database tests."""
+    _database_tests.extend(getattr(node, "workeroutput", {}).get("database_tests", ()))
 
 
 async def run_sql(db: Any, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
