@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import resource
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -135,6 +136,26 @@ async def engine_send_rate(settings: Settings, kind: str, expected: int, give_up
     if counts != {kind: {"sent": expected}}:
         raise RuntimeError(f"expected {expected} {kind} deliveries, all sent; the engine made {counts}")
     return seconds
+
+
+async def recorded_tries(url: str) -> int:
+    """The tries the engine recorded over every delivery of the database at ``url`` (``attempts``: one for each
+    claim that handed the delivery to the adapter)."""
+    sql = "SELECT COALESCE(SUM(attempts), 0) FROM deliveries"
+    if url.startswith("postgres"):
+        import asyncpg
+
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    def read() -> int:
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+    return await asyncio.to_thread(read)
 
 
 async def migrate(path: Path) -> None:

@@ -4,7 +4,8 @@ A sink runs in a separate (spawned) process so that its CPU does not share the e
 with the client being measured; on this machine's cores the two still compete, which every side of a
 comparison suffers alike. ``sink_process(kind)`` starts one and yields a ``Sink``: its port, and
 ``received()``, the number of requests or messages it has accepted so far (a check that every send
-arrived, not a timing).
+arrived, not a timing); the ``kannel`` sink also counts the distinct recipients (``to``) since ``mark()``
+(``recipients()``), which tells a message sent twice from one never sent.
 
     kind      what it is
     --------  ----------------------------------------------------------------------------------------
@@ -47,6 +48,15 @@ class Sink:
     def received(self) -> int:
         """Requests (or messages) the sink has accepted so far."""
         count: int = self._ask("count")
+        return count
+
+    def mark(self) -> None:
+        """Start counting the distinct recipients (``kannel`` sink) afresh."""
+        self._ask("mark")
+
+    def recipients(self) -> int:
+        """Distinct recipients (the ``to`` of each request, as sent) the ``kannel`` sink accepted since ``mark()``."""
+        count: int = self._ask("recipients")
         return count
 
     def last_query(self) -> str:
@@ -97,6 +107,7 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
 
     counter = [0]
     last = [""]  # the last query string: the raw client sends the very text the engine sent
+    recipients: set[str] = set()  # the distinct ``to`` since the last "mark"
     count: Callable[[], int]
     if kind == "kannel":
 
@@ -104,6 +115,7 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
             await request.read()
             counter[0] += 1
             last[0] = request.rel_url.raw_query_string
+            recipients.add(recipient(last[0]))
             return web.Response(status=202, text="0: Accepted for delivery")
 
         app = web.Application()
@@ -136,6 +148,11 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
             conn.send(count())
         elif message == "last":
             conn.send(last[0])
+        elif message == "mark":
+            recipients.clear()
+            conn.send(None)
+        elif message == "recipients":
+            conn.send(len(recipients))
         else:
             stop.set()
 
@@ -144,6 +161,19 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
     await stop.wait()
     loop.remove_reader(conn.fileno())
     await cleanup()
+
+
+def recipient(query: str) -> str:
+    """The ``to`` of a query string as sent (still encoded: for telling recipients apart), "" without one; found
+    by looking, not by parsing the whole query (the message's text is most of it), to keep the sink cheap."""
+    if query.startswith("to="):
+        start = 3
+    else:
+        start = query.find("&to=") + 4
+        if start < 4:
+            return ""
+    end = query.find("&", start)
+    return query[start:] if end < 0 else query[start:end]
 
 
 def _serve_smtp(conn: Connection) -> None:

@@ -22,6 +22,10 @@ apprise
     Apprise fans out over its thread pool (only the call is timed) -- the baseline, the faster of the two;
     and ``Apprise().add(url)`` + ``notify()`` per message, one after the other (in the params).
 
+Each engine round is checked at the sink (``check_sends``): every resident got the message, and the sink got no
+more messages than the tries the engine recorded (a try whose answer did not come in time is sent again: at least
+once, by design), so a retry passes and a lost or unexplained extra message fails the run.
+
 Records: ``sms_engine`` (baseline: raw; its params also hold the 1-minute load average after each round)
 and ``sms_engine_vs_apprise`` (value: the engine, baseline: Apprise). ``bench.sms_pg`` runs the engine and
 raw sides on PostgreSQL.
@@ -48,6 +52,7 @@ from bench.common import (
     engine_send_rate,
     median,
     migrate,
+    recorded_tries,
     rounds,
     sampling,
     skipped,
@@ -134,12 +139,24 @@ async def sent_rate(sink: Sink, settings: Settings, count: int) -> tuple[float, 
     and the processor time a message cost (``CpuTimes.per_message``: the event loop's thread, SQLite's threads,
     the PostgreSQL server), from the engine's start to its stop."""
     on_postgres = settings.database.url.startswith("postgres")
+    sink.mark()
     before, cpu = sink.received(), CpuTimes.now(server=on_postgres)
     seconds = await engine_send_rate(settings, "sms", count)
     cost = CpuTimes.now(server=on_postgres).per_message(cpu, count)
-    if sink.received() - before != count:
-        raise RuntimeError(f"the sink got {sink.received() - before} of {count} messages")
+    check_sends(sink.received() - before, sink.recipients(), count, await recorded_tries(settings.database.url))
     return count / seconds, cost
+
+
+def check_sends(got: int, reached: int, count: int, tries: int) -> None:
+    """Raise unless the sink's ``got`` messages to ``reached`` distinct recipients are the ``count`` deliveries the
+    engine recorded sent, each at least once, and no more sends than the ``tries`` it recorded. A try whose answer
+    did not come in time is tried again (at least once, by design: the gateway may have sent it), so a resident
+    can get a message twice, each send being a recorded try; a message never sent, or sent more often than
+    tried, is a defect."""
+    if reached != count:
+        raise RuntimeError(f"the sink got messages for {reached} of {count} residents ({got} messages)")
+    if got > tries:
+        raise RuntimeError(f"the sink got {got} messages, more than the {tries} tries the engine recorded")
 
 
 def apprise_url(sink: Sink, to: str, text: str) -> str:
