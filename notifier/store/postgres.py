@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -300,7 +300,7 @@ class PostgresDatabase(Database):
     async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         async with self._connection() as conn:
             args = await self._args(conn, query, params)
-            return [dict(r) for r in await conn.fetch(self.statements[query].sql, *args)]
+            return _dicts(await conn.fetch(self.statements[query].sql, *args))
 
     async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
@@ -342,7 +342,7 @@ class PostgresDatabase(Database):
             rows = await cursor.fetch(chunk)
             if not rows:
                 return
-            yield [dict(r) for r in rows]
+            yield _dicts(rows)
 
     async def refresh_statistics(self, table: str) -> None:
         """ANALYZE ``table`` once it has more than doubled since its statistics were taken (or has none).
@@ -395,6 +395,38 @@ async def _check_collation(conn: asyncpg.Connection) -> None:
             " notifier needs text compared byte by byte: create it with TEMPLATE template0 LC_COLLATE 'C.UTF-8'"
             " LC_CTYPE 'C.UTF-8' (docs/storage.md)"
         )
+
+
+def _dicts(records: list[asyncpg.Record]) -> list[Row]:
+    """The rows of one result as dicts, equal to ``dict(record)`` of each (the same keys in the same order, the
+    same values; a name two columns share keeps the later one's value). ``dict(record)`` goes through the mapping
+    protocol, a look-up by name per column and row: 13,600 instructions a delivery claimed (17 columns), 9 % of
+    the engine's claim -> send -> record loop on PostgreSQL (valgrind). Instead a function made once per list of
+    column names (``_row_maker``) unpacks the record and builds the dict in one step: 7,200 fewer a message."""
+    if not records:
+        return []
+    names = tuple(records[0].keys())
+    make = _ROW_MAKERS.get(names)
+    if make is None:
+        if len(_ROW_MAKERS) >= 1024:  # the named blocks' results are far fewer: a bound, not a cache policy
+            _ROW_MAKERS.clear()
+        make = _ROW_MAKERS[names] = _row_maker(names)
+    return list(map(make, records))
+
+
+def _row_maker(names: tuple[str, ...]) -> Callable[[asyncpg.Record], Row]:
+    """``def make(record): v0, v1, ... = record; return {names[0]: v0, names[1]: v1, ...}``; the names as literals."""
+    if not names:
+        return lambda record: {}
+    values = ", ".join(f"v{index}" for index in range(len(names)))
+    fields = ", ".join(f"{name!r}: v{index}" for index, name in enumerate(names))
+    namespace: dict[str, Any] = {}
+    exec(f"def make(record):\n    {values}, = record\n    return {{{fields}}}\n", namespace)
+    make: Callable[[asyncpg.Record], Row] = namespace["make"]
+    return make
+
+
+_ROW_MAKERS: dict[tuple[str, ...], Callable[[asyncpg.Record], Row]] = {}
 
 
 def _rowcount(status: str) -> int:
