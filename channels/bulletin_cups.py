@@ -78,6 +78,10 @@ HEADER_LINE = re.compile(r"(Severity|Topic|Department|Issued|Publicity):[ \t]*(.
 SEVERITIES = {"info", "minor", "moderate", "severe", "extreme"}
 IPP_ATTRIBUTES = ("requesting-user-name", "job-name", "document-format", "copies", "job-id", "requested-attributes")
 JOB_COMPLETED, JOB_CANCELED, JOB_ABORTED = 9, 7, 8
+# pyipp sends "en-US", but IPP takes naturalLanguage values in lower case only (RFC 2911 4.1.8), and cupsd
+# 2.4.2-3+deb12u10 (a Debian security update) refuses such a request: 'Bad "attributes-natural-language" value
+# 'en-US'', client-error-bad-request, so every printout failed as job-rejected
+NATURAL_LANGUAGE = "en-us"
 PollState = Literal["completed", "pending", "failed"]
 
 
@@ -239,6 +243,7 @@ class BulletinChannel(Channel):
     async def _print(self, printer: PrinterOptions, message: OutboundMessage, pdf: bytes) -> SendResult:
         request = {
             "operation-attributes-tag": {
+                "attributes-natural-language": NATURAL_LANGUAGE,
                 "requesting-user-name": self.settings.user_name,
                 "job-name": f"notice-{message.notice_id}-{message.recipient}",
                 "document-format": "application/pdf",
@@ -274,6 +279,7 @@ class BulletinChannel(Channel):
         uri, _, job_id = provider_message_id.rpartition("#")
         request = {
             "operation-attributes-tag": {
+                "attributes-natural-language": NATURAL_LANGUAGE,
                 "job-id": int(job_id),
                 "requesting-user-name": self.settings.user_name,
                 "requested-attributes": ["job-state"],
