@@ -10,7 +10,9 @@
 seconds while it finds nothing, fan-out of one notice per pass, scheduling), ``engine.workers`` worker
 tasks per alias and a heartbeat (``heartbeat``); ``stop()`` gives back what the workers had not finished;
 ``wake()`` lets the API say "something is due" so nobody waits for the next poll, and on PostgreSQL tells
-the other processes too (``wakeups``: LISTEN / NOTIFY). Tests use ``run_once()`` /
+the other processes too (``wakeups``: LISTEN / NOTIFY). A worker that has written its last results and finds
+nothing more to claim wakes the planner, so a notice is marked done when its last batch is recorded, not at the
+next poll. Tests use ``run_once()`` /
 ``run_until_idle()`` (burst mode) with an injected clock instead.
 """
 
@@ -67,7 +69,8 @@ class Engine:
         self.scheduler = NoticeScheduler(self.ctx, self.wake)
         self.leadership = leadership_for(settings.database.url)
         self.signals = work_signals_for(settings.database.url)
-        self._wakeup = asyncio.Event()
+        self._wakeup = asyncio.Event()  # new work: the planner and the idle workers look at once
+        self._plan_wakeup = asyncio.Event()  # the planner's own: also set when a worker's queue runs dry
         self._stopping = False
         self._planner: asyncio.Task[None] | None = None
         self._heart: asyncio.Task[None] | None = None
@@ -78,11 +81,13 @@ class Engine:
         """Tell the engine that something may be due (an approval, a cancel, a fan-out): no poll wait; and
         the engines of the other processes of the database too (``wakeups``)."""
         self._wakeup.set()
+        self._plan_wakeup.set()
         self.signals.announce()
 
     def _woken(self) -> None:
         """Another process announced new work."""
         self._wakeup.set()
+        self._plan_wakeup.set()
 
     async def heartbeat(self) -> None:
         """Tell other processes this one is alive (registering it the first time)."""
@@ -154,6 +159,7 @@ class Engine:
         (default: the lease), then stop, giving back at once the deliveries of a batch not finished."""
         self._stopping = True
         self._wakeup.set()
+        self._plan_wakeup.set()
         if self._planner is not None:
             self._planner.cancel()
         tasks = [t for t in (self._planner, *self._workers) if t is not None]
@@ -209,7 +215,7 @@ class Engine:
                 log.exception("engine planner pass failed; retrying after the poll interval")
                 busy = 0
             if not busy:
-                await self._idle(self.ctx.settings.engine.poll_interval)
+                await self._idle(self.ctx.settings.engine.poll_interval, self._plan_wakeup)
 
     async def _work_loop(self, alias: str) -> None:
         """Batch after batch: the results of each are written in the transaction that claims the next
@@ -222,11 +228,13 @@ class Engine:
                     handled, unrecorded = await dispatch_batch(self.ctx, alias, unrecorded)
                     if handled:
                         self._handled = True  # the planner looks for finished notices on its next pass
+                        if unrecorded is None:  # results written, nothing more claimed: a notice may be done
+                            self._plan_wakeup.set()
                 except Exception:
                     log.exception("engine worker pass on %s failed; retrying after the poll interval", alias)
                     handled, unrecorded = 0, None  # its write failed past the lease: that batch is sent again
                 if not handled and not self._stopping:
-                    await self._idle(self._worker_wait(alias))
+                    await self._idle(self._worker_wait(alias), self._wakeup)
         finally:  # stopping, or cancelled: the results in hand are written before the leases are given back
             if unrecorded is not None and not unrecorded.written:
                 await write_alone(self.ctx, alias, unrecorded)
@@ -237,8 +245,9 @@ class Engine:
         wait = limiter.wait_time(self.ctx.clock()) if limiter is not None else 0.0
         return max(self.ctx.settings.engine.poll_interval, wait)
 
-    async def _idle(self, seconds: float) -> None:
+    @staticmethod
+    async def _idle(seconds: float, wakeup: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                await self._wakeup.wait()
-        self._wakeup.clear()
+                await wakeup.wait()
+        wakeup.clear()
