@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,8 @@ from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn, SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
-from notifier.testing import RecordingChannel
+from notifier.store.deliveries import iso_at
+from notifier.testing import FakeClock, RecordingChannel
 from tests.conftest import VILLAGE_A1
 from tests.databases import read_rows
 
@@ -227,6 +229,30 @@ async def test_dlr_of_a_member_alias_finds_the_failover_delivery(hooks_app: Hook
     # one receipt, the delivery's: none kept unmatched under the member alias it was looked for first
     receipts = await read_rows(hooks_app.settings.database.url, "SELECT delivery_id, alias, status FROM receipts")
     assert [(d is not None, a, s) for d, a, s in receipts] == [(True, "sms", "delivered")]
+
+
+async def test_an_early_dlr_is_stamped_on_the_running_engines_clock(store: Store, settings: Settings) -> None:
+    """A DLR that comes before its send is recorded is kept stamped on the clock of the process's engine, the clock
+    its housekeeping purges by (tests/engine/test_early_receipts_purge.py); here 30 days ahead of the wall clock."""
+    kannel = {"kind": "sms", "type": "kannel", "username": "u", "password": "p", "hook_token": TOKEN}
+    app_settings = Settings.model_validate({"database": {"url": settings.database.url}, "channels": {"kannel": kannel}})
+    clock = FakeClock(time.time() + 30 * 86400)
+    engine = Engine(store, app_settings, {"kannel": RecordingChannel("kannel")}, clock=clock)
+
+    async def engine_factory(app: object) -> Engine:
+        return engine
+
+    app = create_app(app_settings, store=store, engine_factory=engine_factory, extra_routes=hooks.ROUTES)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.make_url('/hooks/kannel/dlr')}?{dlr('early-1', '1')}") as response:
+                assert response.status == 200
+    finally:
+        await server.close()
+    receipts = await read_rows(settings.database.url, "SELECT provider_message_id, received_at FROM receipts")
+    assert receipts == [("early-1", iso_at(clock()))]
 
 
 def _utf16(text: str) -> str:

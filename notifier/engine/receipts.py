@@ -8,8 +8,10 @@ receipts are logged and ignored.
 A receipt can overtake the send it reports on: a fast SMSC acknowledges before the worker has
 written the provider's answer. A receipt whose message id matches no delivery is therefore kept
 (with no delivery attached) and applied by ``apply_early_receipts`` when the send is recorded; one
-that never finds its delivery stays in the table for the record and changes nothing. On a fast gateway
-this is most receipts, so it is logged at DEBUG only. The receipt's transaction and the record of the
+that never finds its delivery changes nothing and is deleted by housekeeping past its retention
+(``housekeeping.early_receipts_kept``). On a fast gateway this is most receipts, so it is logged at DEBUG only.
+A receipt is stamped on the engine's clock (``context.clock``), the clock housekeeping purges against; on the
+wall clock only where no context is given. The receipt's transaction and the record of the
 send both lock the message id first (``Store.lock_message_ids``), so the later of the two sees what the
 earlier committed: the receipt finds its send recorded, or the record finds the receipt kept.
 
@@ -23,6 +25,7 @@ the record of a send through a failover alias takes the receipts kept under its 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -53,22 +56,25 @@ async def record_receipt(
 ) -> ReceiptOutcome:
     """Apply one receipt that came in on ``alias``, to a delivery of ``alias`` or of one of the failover aliases
     sending through it (``owners``, ``Settings.failover_owners``). Pass the running engine's ``context`` so a
-    failure can fall back."""
+    failure can fall back and the receipt is stamped on the engine's clock."""
     # one write transaction holding the message id under every alias it may be recorded under, which the
     # worker's record of the send holds too: the look-up and the keeping of an early receipt cannot interleave
     # with that record, so an early receipt is either seen by it or sees the delivery (on PostgreSQL, where
     # transactions run side by side, each look-up would otherwise see only what the other had committed before it)
     aliases = [alias, *(owner for owner in owners if owner != alias)]
+    received_at = context.clock() if context is not None else time.time()
     async with store.db.transaction():
         await store.lock_message_ids([(candidate, provider_message_id) for candidate in aliases])
         for candidate in aliases:
             delivery = await store.find_delivery_by_provider_id(candidate, provider_message_id)
             if delivery is not None:
-                return await _apply(store, delivery, candidate, provider_message_id, status, detail, context)
+                return await _apply(
+                    store, delivery, candidate, provider_message_id, status, detail, context, received_at
+                )
         # the normal case on a fast gateway: its receipt overtakes the worker's record of the send. Kept once,
         # under the alias it came in on: the record of a send through a failover alias looks there too
         log.debug("receipt for message %s on %s kept until its send is recorded", provider_message_id, alias)
-        await store.insert_receipt(None, alias, provider_message_id, status, detail)
+        await store.insert_receipt(None, alias, provider_message_id, status, detail, received_at=received_at)
         return ReceiptOutcome.UNKNOWN
 
 
@@ -94,12 +100,13 @@ async def _apply(
     status: str,
     detail: str | None,
     context: EngineContext | None,
+    received_at: float,
 ) -> ReceiptOutcome:
     if delivery["state"] in ("delivered", "failed") and status in ("delivered", "failed"):
         log.info("duplicate receipt for delivery %s ignored", delivery["id"])
         return ReceiptOutcome.DUPLICATE
     async with store.db.transaction():
-        await store.insert_receipt(delivery["id"], alias, provider_message_id, status, detail)
+        await store.insert_receipt(delivery["id"], alias, provider_message_id, status, detail, received_at=received_at)
         if await _apply_state(store, delivery, status, detail, context):
             return ReceiptOutcome.APPLIED
     return ReceiptOutcome.STORED

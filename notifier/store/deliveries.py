@@ -362,8 +362,17 @@ class DeliveryRepository:
         )
 
     async def insert_receipt(
-        self, delivery_id: int | None, alias: str, provider_message_id: str, status: str, detail: str | None
+        self,
+        delivery_id: int | None,
+        alias: str,
+        provider_message_id: str,
+        status: str,
+        detail: str | None,
+        *,
+        received_at: float,
     ) -> None:
+        """Keep one receipt, stamped ``received_at`` (epoch seconds, on the caller's clock: the engine's, whose
+        housekeeping purges the unmatched ones against that clock)."""
         await self.db.execute(
             "insert_receipt",
             {
@@ -372,7 +381,7 @@ class DeliveryRepository:
                 "provider_message_id": provider_message_id,
                 "status": status,
                 "detail": detail,
-                "now_iso": now_iso(),
+                "now_iso": iso_at(received_at),
             },
         )
 

@@ -3,6 +3,11 @@ retention (a day by default; fake clock), and keeps the recent ones and every re
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+from notifier.config import Settings
 from notifier.engine import Engine, ReceiptOutcome
 from notifier.engine.housekeeping import early_receipts_kept
 from notifier.store import Store
@@ -32,3 +37,28 @@ async def test_unmatched_receipts_past_the_retention_are_deleted(
 
     rows = await run_sql(engine_store.db, "SELECT provider_message_id FROM receipts ORDER BY id")
     assert [row["provider_message_id"] for row in rows] == [sent_id, "never-sent-new"]
+
+
+@pytest.mark.parametrize("offset_days", [-30, 30], ids=["clock-behind-the-wall-clock", "clock-ahead-of-it"])
+async def test_an_early_receipt_is_stamped_and_purged_on_the_engines_clock(
+    engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel], offset_days: int
+) -> None:
+    """The receipt's time and the purge's are both the engine's clock, however far it is from the wall clock: kept
+    until the retention has passed on that clock, deleted right after (stamped on the wall clock, it was deleted
+    at once with a clock ahead, and never with a clock behind)."""
+    clock = FakeClock(time.time() + offset_days * 86400)
+    engine = Engine(engine_store, engine_settings, dict(channels), clock=clock, jitter=lambda: 0.5)
+    received = clock()
+    assert await engine.record_receipt("sms-main", "never-sent", "delivered") is ReceiptOutcome.UNKNOWN
+    [stamped] = await run_sql(engine_store.db, "SELECT received_at FROM receipts")
+    kept = early_receipts_kept(engine.ctx)
+
+    clock.advance(kept - 60)
+    await engine.run_until_idle()
+    rows = await run_sql(engine_store.db, "SELECT provider_message_id FROM receipts")
+    assert [row["provider_message_id"] for row in rows] == ["never-sent"]
+
+    clock.advance(120)
+    await engine.run_until_idle()
+    assert await run_sql(engine_store.db, "SELECT provider_message_id FROM receipts") == []
+    assert stamped["received_at"] == iso_at(received)
