@@ -14,8 +14,10 @@ shown; every search, read and export is written to the audit log (counts and fil
 import is ``subscribers.importer.import_file``, the command line's, with the department's scope: a row naming
 a group the department does not work with is refused in the report. An import job is seen only by whoever
 started it, and is forgotten (with its files) after ``KEPT_JOBS`` newer ones. When the service stops, it waits
-for the imports still running to finish before it closes the database (``imports_ctx``), so an import is
-never cut short by a shutdown; an import cancelled all the same says so on its page and in the log.
+for the imports still running to finish before it closes the database (``imports_ctx``), until ``[engine]
+lease_seconds`` after the shutdown began (the time the engine gives its workers' batches, which stop meanwhile):
+an import stuck longer (on a database lock, say) is cancelled, its batch in hand rolled back, and its job says
+it was interrupted, on its page and in the log, never that it is done.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from notifier.api.keys import SETTINGS
 from notifier.api.routing import path_int
 from notifier.console.compose_form import area_tree
 from notifier.console.framework import Console, NavItem, page, redirect
@@ -74,12 +77,21 @@ class ImportJob:
     def report(self) -> Path:
         return self.folder / "report.csv"
 
+    def interrupt(self) -> None:
+        """Say that the import stopped before its end: the batches written so far stay, the one in hand is rolled
+        back; no result (counts, report) is claimed."""
+        self.error = (
+            f"the import was interrupted after {self.done} rows; the rows before were imported, the rows after "
+            "them may not all be"
+        )
+
 
 @dataclass
 class ImportJobs:
     """The console's import jobs of this process, newest last."""
 
     jobs: dict[str, ImportJob] = field(default_factory=dict)
+    stopping_at: float | None = None  # the event loop's time when the service's shutdown began
 
     def add(self, job: ImportJob) -> None:
         self.jobs[job.id] = job
@@ -240,7 +252,7 @@ async def _run(store: Store, actor: str, job: ImportJob, roster: Path, scope: Pe
         job.error = "; ".join(f"{e.loc}: {e.msg}" for e in exc.errors) or exc.detail
     except asyncio.CancelledError:
         log.warning("console import %s cancelled after %d of %d rows", job.id, job.done, job.total)
-        job.error = f"the import was interrupted after {job.done} rows; the rows before were imported"
+        job.interrupt()
         raise
     except Exception:
         log.exception("console import %s failed", job.id)
@@ -273,17 +285,38 @@ async def import_report(request: web.Request, console: Console) -> web.StreamRes
 
 def setup(app: web.Application) -> None:
     app[IMPORT_JOBS] = ImportJobs()
+    app.on_shutdown.append(_shutdown_begins)
+
+
+async def _shutdown_begins(app: web.Application) -> None:
+    app[IMPORT_JOBS].stopping_at = asyncio.get_running_loop().time()
 
 
 async def imports_ctx(app: web.Application) -> AsyncIterator[None]:
     """On shutdown, wait for the running imports (a cleanup context: it runs once the server has finished
     its requests, so no import starts after it; place it after the database's so that it runs before the
-    database closes)."""
+    database closes), until ``[engine] lease_seconds`` after the shutdown began; then cancel those still
+    running, mark their jobs interrupted and give them as long again to roll back."""
     yield
-    running = [job.task for job in app[IMPORT_JOBS].jobs.values() if job.task is not None and not job.task.done()]
-    if running:
-        log.info("waiting for %d console imports to finish", len(running))
-        await asyncio.gather(*running, return_exceptions=True)
+    imports = app[IMPORT_JOBS]
+    running = {job.task: job for job in imports.jobs.values() if job.task is not None and not job.task.done()}
+    if not running:
+        return
+    loop = asyncio.get_running_loop()
+    grace = app[SETTINGS].engine.lease_seconds
+    left = max(0.0, (imports.stopping_at or loop.time()) + grace - loop.time())
+    log.info("waiting for %d console imports to finish, %.1f s at most", len(running), left)
+    _, stuck = await asyncio.wait(running, timeout=left)
+    for task in stuck:
+        job = running[task]
+        log.warning("console import %s still running %.1f s after the shutdown began, after %d of %d rows: "
+                    "cancelled", job.id, grace, job.done, job.total)  # fmt: skip
+        job.interrupt()
+        task.cancel()
+    if stuck:
+        _, unstopped = await asyncio.wait(stuck, timeout=grace)
+        for task in unstopped:
+            log.warning("console import %s did not stop when cancelled; the database closes under it", running[task].id)
 
 
 NAV_ITEMS = [NavItem(RESIDENTS_PATH, "居民", "Residents")]
