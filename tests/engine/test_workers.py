@@ -4,13 +4,16 @@ delivery whose receipt is already stored is recorded from it, never handed to th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from channels.base import Channel
+from channels.base import Channel, Sent
 from channels.failover import FailoverChannel, FailoverOptions
 from notifier.config import Settings
 from notifier.engine import Engine, ReceiptOutcome, record_receipt
+from notifier.engine.dispatch import dispatch_batch
+from notifier.engine.housekeeping import housekeeping
 from notifier.store import Store, open_database
 from notifier.testing import FakeClock, RecordingChannel
 from tests.engine.conftest import (
@@ -74,6 +77,60 @@ async def test_delivery_with_a_stored_receipt_is_recorded_from_it_not_sent_again
 
     assert second["sms-main"].recipients() == [people[2].phone]
     assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1, "sent": 2}}
+
+
+class AskedChannel(RecordingChannel):
+    """A recording channel noting the deliveries it is asked the receipt ids of, in the batch's order."""
+
+    def __init__(self, alias: str, **options: Any) -> None:
+        super().__init__(alias, **options)
+        self.asked: list[int] = []
+
+    def receipt_ids(self, delivery_id: int, resend: int = 0) -> Sequence[str]:
+        self.asked.append(delivery_id)
+        return super().receipt_ids(delivery_id, resend)
+
+
+async def test_a_batch_with_receipts_for_some_deliveries_records_each_from_its_own_source(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    """Five deliveries claimed again after a crash, receipts kept for the 2nd and the 4th: those two are recorded
+    sent from their receipts and not handed to the gateway; the 1st, 3rd and 5th are sent, each recorded with the
+    gateway's answer for its own message (the answers come back three for a batch of five: ``with_receipted``
+    must slot them in around the receipted ones)."""
+    settings = settings_for(engine_settings)
+    people = [await resident(engine_store) for _ in range(5)]
+    notice = await approved(engine_store)
+    clock = FakeClock()
+    first = adapters(own_ids=True)
+    await crash_mid_send(Engine(engine_store, settings, dict(first), clock=clock), first["sms-main"])
+    phone_of = {person.id: person.phone for person in people}
+    rows = sorted(await delivery_rows(engine_store, notice.id), key=lambda row: row["id"])
+    ids = [row["id"] for row in rows]
+    receipted = {ids[1], ids[3]}
+    for delivery_id in sorted(receipted):
+        outcome = await record_receipt(engine_store, "sms-main", f"sms-main-d{delivery_id}", "submitted")
+        assert outcome is ReceiptOutcome.UNKNOWN  # kept as an early receipt: the crashed send is not recorded
+
+    clock.advance(LEASE + 1)
+    second: dict[str, Channel] = {**adapters(), "sms-main": AskedChannel("sms-main", own_ids=True)}
+    gateway = second["sms-main"]
+    assert isinstance(gateway, AskedChannel)
+    for row in rows:  # the gateway's own message ids, unlike the ids announced for receipts
+        gateway.plan(phone_of[row["subscriber_id"]], Sent(f"gw-{row['id']}"))
+    engine = Engine(engine_store, settings, second, clock=clock)
+    await housekeeping(engine.ctx)  # the crashed worker's leases taken back
+    handled, unrecorded = await dispatch_batch(engine.ctx, "sms-main", None)
+    assert handled == 5 and unrecorded is not None
+    await unrecorded.write()  # the batch's results, as the worker writes them
+
+    assert gateway.asked == ids  # one batch, claimed in this order: the receipted ones between the others
+    assert [m.delivery_id for m in gateway.messages] == [ids[0], ids[2], ids[4]]
+    assert [m.recipient for m in gateway.messages] == [phone_of[rows[i]["subscriber_id"]] for i in (0, 2, 4)]
+    after = {row["id"]: row for row in await delivery_rows(engine_store, notice.id)}
+    assert {i: (after[i]["state"], after[i]["provider_message_id"], after[i]["attempts"]) for i in ids} == {
+        i: ("sent", f"sms-main-d{i}" if i in receipted else f"gw-{i}", 2) for i in ids
+    }
 
 
 def through_failover(base: Settings) -> tuple[Settings, Any]:
