@@ -4,8 +4,8 @@ A sink runs in a separate (spawned) process so that its CPU does not share the e
 with the client being measured; on this machine's cores the two still compete, which every side of a
 comparison suffers alike. ``sink_process(kind)`` starts one and yields a ``Sink``: its port, and
 ``received()``, the number of requests or messages it has accepted so far (a check that every send
-arrived, not a timing); the ``kannel`` sink also counts the distinct recipients (``to``) since ``mark()``
-(``recipients()``), which tells a message sent twice from one never sent.
+arrived, not a timing); each also counts the distinct recipients since ``mark()`` (``recipients()``: Kannel's
+``to``, the SMTP envelope's recipients, WeChat's ``touser``), which tells a message sent twice from one never sent.
 
     kind      what it is
     --------  ----------------------------------------------------------------------------------------
@@ -51,11 +51,12 @@ class Sink:
         return count
 
     def mark(self) -> None:
-        """Start counting the distinct recipients (``kannel`` sink) afresh."""
+        """Start counting the distinct recipients afresh."""
         self._ask("mark")
 
     def recipients(self) -> int:
-        """Distinct recipients (the ``to`` of each request, as sent) the ``kannel`` sink accepted since ``mark()``."""
+        """Distinct recipients the sink accepted messages for since ``mark()``: the ``to`` of each request, as sent
+        (``kannel``), the envelope's recipients (``smtp``), the ``touser`` of each accepted body (``wechat``)."""
         count: int = self._ask("recipients")
         return count
 
@@ -107,8 +108,10 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
 
     counter = [0]
     last = [""]  # the last query string: the raw client sends the very text the engine sent
-    recipients: set[str] = set()  # the distinct ``to`` since the last "mark"
+    recipients: set[str] = set()  # kannel: the distinct ``to`` since the last "mark"
+    marked = [0]  # wechat: the bodies the fake had accepted at the last "mark"
     count: Callable[[], int]
+    distinct: Callable[[], int] = lambda: len(recipients)  # noqa: E731
     if kind == "kannel":
 
         async def sendsms(request: web.Request) -> web.Response:
@@ -133,6 +136,7 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
         await fake.__aenter__()
         port = fake.port
         count = lambda: len(fake.received)  # noqa: E731
+        distinct = lambda: len({str(body.get("touser")) for body in fake.received[marked[0] :]})  # noqa: E731
 
         async def cleanup() -> None:
             await fake.__aexit__(None, None, None)
@@ -150,9 +154,10 @@ async def _serve_http(kind: str, conn: Connection, options: dict[str, Any]) -> N
             conn.send(last[0])
         elif message == "mark":
             recipients.clear()
+            marked[0] = count()
             conn.send(None)
         elif message == "recipients":
-            conn.send(len(recipients))
+            conn.send(distinct())
         else:
             stop.set()
 
@@ -184,9 +189,11 @@ def _serve_smtp(conn: Connection) -> None:
     class Discard:
         def __init__(self) -> None:
             self.count = 0
+            self.recipients: set[str] = set()  # the envelopes' recipients since the last "mark"
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             self.count += 1
+            self.recipients.update(envelope.rcpt_tos)
             return "250 OK"
 
     with socket.socket() as probe:
@@ -199,8 +206,14 @@ def _serve_smtp(conn: Connection) -> None:
     try:
         while True:
             message = conn.recv()
-            if message != "count":
+            if message == "count":
+                conn.send(handler.count)
+            elif message == "mark":
+                handler.recipients.clear()
+                conn.send(None)
+            elif message == "recipients":
+                conn.send(len(handler.recipients))
+            else:
                 break
-            conn.send(handler.count)
     finally:
         controller.stop()
