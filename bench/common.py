@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.sinks import Sink
 from notifier.config import Settings
 from notifier.store import Store, open_database
 
@@ -291,3 +292,29 @@ def cpu_seconds() -> float:
     """User and system CPU seconds of this process (and its threads) so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+async def checked_send_rate(sink: Sink, settings: Settings, kind: str, count: int) -> tuple[float, dict[str, float]]:
+    """Messages per second of the engine with ``settings`` (its database already populated) sending a notice on
+    ``kind`` (``engine_send_rate``), checked at the sink (``check_sends``), and the processor time a message cost
+    (``CpuTimes.per_message``: the event loop's thread, SQLite's threads, the PostgreSQL server), from the engine's
+    start to its stop. The SMS, e-mail and WeChat benchmarks all measure their engine side through it."""
+    on_postgres = settings.database.url.startswith("postgres")
+    sink.mark()
+    before, cpu = sink.received(), CpuTimes.now(server=on_postgres)
+    seconds = await engine_send_rate(settings, kind, count)
+    cost = CpuTimes.now(server=on_postgres).per_message(cpu, count)
+    check_sends(sink.received() - before, sink.recipients(), count, await recorded_tries(settings.database.url))
+    return count / seconds, cost
+
+
+def check_sends(got: int, reached: int, count: int, tries: int) -> None:
+    """Raise unless the sink's ``got`` messages to ``reached`` distinct recipients are the ``count`` deliveries the
+    engine recorded sent, each at least once, and no more sends than the ``tries`` it recorded. A try whose answer
+    did not come in time is tried again (at least once, by design: the gateway may have sent it), so a resident
+    can get a message twice, each send being a recorded try; a message never sent, or sent more often than
+    tried, is a defect."""
+    if reached != count:
+        raise RuntimeError(f"the sink got messages for {reached} of {count} residents ({got} messages)")
+    if got > tries:
+        raise RuntimeError(f"the sink got {got} messages, more than the {tries} tries the engine recorded")

@@ -14,7 +14,7 @@ notifier
     N synthetic residents with e-mail addresses, one notice on ``email``; the engine runs as the service
     does, with ``SmtpEmailChannel`` (``pool_size`` 4, ``List-Unsubscribe`` on with a signed link per
     resident to the public URL; a fresh database each round); the clock runs from the approval until every
-    delivery is ``sent``. Checked at the server as the SMS benchmark checks (``bench.sms.check_sends``): every
+    delivery is ``sent``. Checked at the server as the SMS benchmark checks (``bench.common.check_sends``): every
     resident got the message, and the server got no more messages than the tries the engine recorded (a try
     whose answer did not come in time is sent again: at least once, by design).
 apprise
@@ -47,17 +47,15 @@ from bench.common import (
     BODY,
     Result,
     channel_settings,
-    engine_send_rate,
+    checked_send_rate,
     median,
     migrate,
-    recorded_tries,
     rounds,
     sampling,
     skipped,
 )
 from bench.population import populate
 from bench.sinks import Sink, sink_process
-from bench.sms import check_sends
 
 SENDER = "notices@example.gov.cn"
 SUBJECT = "重污染天气橙色预警"
@@ -106,11 +104,8 @@ async def engine_rate(sink: Sink, path: Path, count: int) -> float:
         "pool_size": POOL, "from_address": SENDER, "from_name": "昌乐县人民政府", "list_unsubscribe": True,
     }  # fmt: skip
     settings = channel_settings(path, "email", channel, workers=WORKERS, batch_size=BATCH)
-    sink.mark()
-    before = sink.received()
-    seconds = await engine_send_rate(settings, "email", count)
-    check_sends(sink.received() - before, sink.recipients(), count, await recorded_tries(settings.database.url))
-    return count / seconds
+    rate, _ = await checked_send_rate(sink, settings, "email", count)
+    return rate
 
 
 def apprise_url(sink: Sink, to: str) -> str:

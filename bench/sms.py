@@ -48,11 +48,10 @@ from bench.common import (
     CpuTimes,
     Result,
     channel_settings,
+    checked_send_rate,
     client_and_sink_apart,
-    engine_send_rate,
     median,
     migrate,
-    recorded_tries,
     rounds,
     sampling,
     skipped,
@@ -60,7 +59,7 @@ from bench.common import (
 from bench.population import populate
 from bench.sinks import Sink, sink_process
 from channels.sms_text import count_segments
-from notifier.config import EngineConfig, Settings
+from notifier.config import EngineConfig
 
 USERNAME, PASSWORD = "bench", "bench-password"
 WORKERS, CONNECTIONS = 4, 8
@@ -131,32 +130,7 @@ async def engine_rate(sink: Sink, path: Path, count: int) -> tuple[float, dict[s
     await migrate(path)
     populate(str(path), count)
     settings = channel_settings(path, "sms", kannel_channel(sink), workers=WORKERS, batch_size=BATCH)
-    return await sent_rate(sink, settings, count)
-
-
-async def sent_rate(sink: Sink, settings: Settings, count: int) -> tuple[float, dict[str, float]]:
-    """Messages per second of the engine with ``settings`` (its database already populated), checked at the sink,
-    and the processor time a message cost (``CpuTimes.per_message``: the event loop's thread, SQLite's threads,
-    the PostgreSQL server), from the engine's start to its stop."""
-    on_postgres = settings.database.url.startswith("postgres")
-    sink.mark()
-    before, cpu = sink.received(), CpuTimes.now(server=on_postgres)
-    seconds = await engine_send_rate(settings, "sms", count)
-    cost = CpuTimes.now(server=on_postgres).per_message(cpu, count)
-    check_sends(sink.received() - before, sink.recipients(), count, await recorded_tries(settings.database.url))
-    return count / seconds, cost
-
-
-def check_sends(got: int, reached: int, count: int, tries: int) -> None:
-    """Raise unless the sink's ``got`` messages to ``reached`` distinct recipients are the ``count`` deliveries the
-    engine recorded sent, each at least once, and no more sends than the ``tries`` it recorded. A try whose answer
-    did not come in time is tried again (at least once, by design: the gateway may have sent it), so a resident
-    can get a message twice, each send being a recorded try; a message never sent, or sent more often than
-    tried, is a defect."""
-    if reached != count:
-        raise RuntimeError(f"the sink got messages for {reached} of {count} residents ({got} messages)")
-    if got > tries:
-        raise RuntimeError(f"the sink got {got} messages, more than the {tries} tries the engine recorded")
+    return await checked_send_rate(sink, settings, "sms", count)
 
 
 def apprise_url(sink: Sink, to: str, text: str) -> str:

@@ -22,17 +22,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Result, channel_settings, client_and_sink_apart, median, rounds, sampling, skipped
+from bench.common import (
+    Result,
+    channel_settings,
+    checked_send_rate,
+    client_and_sink_apart,
+    median,
+    rounds,
+    sampling,
+    skipped,
+)
 from bench.fanout_pg import server_dsn, with_database
 from bench.population import populate_postgres
 from bench.sinks import Sink, sink_process
-from bench.sms import BATCH, CONNECTIONS, RAW_IN_FLIGHT, WORKERS, cost_params, kannel_channel, raw_rate, sent_rate
+from bench.sms import BATCH, CONNECTIONS, RAW_IN_FLIGHT, WORKERS, cost_params, kannel_channel, raw_rate
 from notifier.store import open_database
 
 
 async def engine_rate(sink: Sink, server: str, count: int) -> tuple[float, dict[str, float]]:
     """Messages per second of the engine on a fresh PostgreSQL database, dropped afterwards, and the processor
-    time a message cost (``bench.sms.sent_rate``) and the write-ahead log it wrote (``wal_bytes``: the whole
+    time a message cost (``bench.common.checked_send_rate``) and the write-ahead log it wrote (``wal_bytes``: the whole
     server's, so only a figure with no other work on the server)."""
     import asyncpg
 
@@ -52,7 +61,7 @@ async def engine_rate(sink: Sink, server: str, count: int) -> tuple[float, dict[
                 await db.close()
             await populate_postgres(url, count)
             wal_before = await admin.fetchval("SELECT pg_current_wal_lsn()")
-            rate, cost = await sent_rate(sink, settings, count)
+            rate, cost = await checked_send_rate(sink, settings, "sms", count)
             wal = await admin.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal_before)
             return rate, {**cost, "wal_bytes": round(float(wal) / count)}
         finally:

@@ -8,7 +8,7 @@ notifier
     N synthetic residents with an openid, one notice on ``wechat``; the engine runs as the service does,
     with ``WechatOfficialChannel`` (token from stable_token, cached) and the clock runs from the approval
     until every delivery is recorded ``sent``. Checked at the fake as the SMS benchmark checks
-    (``bench.sms.check_sends``): every resident got the message, and the fake accepted no more messages than
+    (``bench.common.check_sends``): every resident got the message, and the fake accepted no more messages than
     the tries the engine recorded (a try whose answer did not come in time is sent again: at least once, by
     design; the fake takes one with the same ``client_msg_id`` within 10 minutes for that retry and counts it once).
 raw (the baseline)
@@ -39,16 +39,14 @@ from bench.common import (
     BODY,
     Result,
     channel_settings,
-    engine_send_rate,
+    checked_send_rate,
     median,
     migrate,
-    recorded_tries,
     rounds,
     sampling,
 )
 from bench.population import populate
 from bench.sinks import Sink, sink_process
-from bench.sms import check_sends
 
 APPID, SECRET, TEMPLATE = "wx0123456789abcdef", "app-secret-0123456789", "tpl-flood-warning"  # the fake's
 WORKERS, BATCH, CONNECTIONS = 8, 100, 8
@@ -100,11 +98,8 @@ async def engine_rate(sink: Sink, path: Path, count: int) -> float:
         "api_base": sink.url, "max_connections": CONNECTIONS,
     }  # fmt: skip
     settings = channel_settings(path, "wechat", channel, workers=WORKERS, batch_size=BATCH)
-    sink.mark()
-    before = sink.received()
-    seconds = await engine_send_rate(settings, "wechat", count)
-    check_sends(sink.received() - before, sink.recipients(), count, await recorded_tries(settings.database.url))
-    return count / seconds
+    rate, _ = await checked_send_rate(sink, settings, "wechat", count)
+    return rate
 
 
 def run(quick: bool) -> list[Result]:

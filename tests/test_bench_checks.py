@@ -13,11 +13,10 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from bench import email, wechat
-from bench.common import migrate
+from bench import common, email, wechat
+from bench.common import check_sends, migrate
 from bench.population import populate
 from bench.sinks import recipient, sink_process
-from bench.sms import check_sends
 from notifier.config import Settings
 
 
@@ -103,7 +102,7 @@ async def test_an_email_round_is_checked_against_the_recorded_tries(
             await aiosmtplib.send(email.prebuilt(), hostname=sink.host, port=sink.port, sender=email.SENDER,
                                   recipients=[to], start_tls=False)  # fmt: skip
 
-        monkeypatch.setattr(email, "engine_send_rate", one_more(email.engine_send_rate, send, tried))
+        monkeypatch.setattr(common, "engine_send_rate", one_more(common.engine_send_rate, send, tried))
         await check_round(email.engine_rate(sink, tmp_path / "email.db", COUNT), error)
 
 
@@ -132,5 +131,5 @@ async def test_a_wechat_round_is_checked_against_the_recorded_tries(
                 ) as response:
                     assert (await response.json())["errcode"] == 0  # fmt: skip
 
-        monkeypatch.setattr(wechat, "engine_send_rate", one_more(wechat.engine_send_rate, send, tried))
+        monkeypatch.setattr(common, "engine_send_rate", one_more(common.engine_send_rate, send, tried))
         await check_round(wechat.engine_rate(sink, path, COUNT), error)
