@@ -16,6 +16,21 @@ from .conftest import approved, delivery_rows, make_settings, resident
 APPROVALS = 200
 
 
+def done_event(store: Store, notice_id: int) -> asyncio.Event:
+    """An event set when the engine's ``finish_notices`` marks the notice done (the store's method wrapped)."""
+    done = asyncio.Event()
+    finish = store.finish_notices
+
+    async def finish_and_tell() -> list[int]:
+        finished = await finish()
+        if notice_id in finished:
+            done.set()
+        return finished
+
+    store.finish_notices = finish_and_tell  # type: ignore[method-assign]
+    return done
+
+
 async def test_a_notice_is_done_while_other_notices_keep_being_approved(
     engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel]
 ) -> None:
@@ -34,17 +49,8 @@ async def test_a_notice_is_done_while_other_notices_keep_being_approved(
             await approved(engine_store, title=f"道路施工通知{approvals}")
         return await claim(*args)
 
-    finished = asyncio.Event()
-    finish = engine_store.finish_notices
-
-    async def finish_and_tell() -> list[int]:
-        done = await finish()
-        if first.id in done:
-            finished.set()
-        return done
-
+    finished = done_event(engine_store, first.id)
     engine_store.claim_notice_for_fanout = claim_while_staff_approve  # type: ignore[method-assign]
-    engine_store.finish_notices = finish_and_tell  # type: ignore[method-assign]
     engine = Engine(engine_store, engine_settings, dict(channels), jitter=lambda: 0.5)
     await engine.start()
     try:
@@ -74,17 +80,8 @@ async def test_a_notice_is_marked_done_when_its_last_batch_is_recorded_not_at_th
             planner_asleep.set()
         await idle(seconds, wakeup)
 
-    done = asyncio.Event()
-    finish = engine_store.finish_notices
-
-    async def finish_and_tell() -> list[int]:
-        finished = await finish()
-        if notice.id in finished:
-            done.set()
-        return finished
-
+    done = done_event(engine_store, notice.id)
     engine._idle = watched_idle  # type: ignore[method-assign]
-    engine_store.finish_notices = finish_and_tell  # type: ignore[method-assign]
     await engine.start()
     try:
         async with asyncio.timeout(30):

@@ -11,6 +11,7 @@ from typing import Any
 from channels.base import Channel, Sent
 from channels.failover import FailoverChannel, FailoverOptions
 from notifier.config import Settings
+from notifier.domain.models import Notice, Subscriber
 from notifier.engine import Engine, ReceiptOutcome, record_receipt
 from notifier.engine.dispatch import dispatch_batch
 from notifier.engine.housekeeping import housekeeping
@@ -56,15 +57,24 @@ async def crash_mid_send(engine: Engine, channel: RecordingChannel) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def crashed_notice(
+    store: Store, settings: Settings, residents: int
+) -> tuple[list[Subscriber], Notice, FakeClock]:
+    """``residents`` residents and an approved notice to them, whose first batch (on ``sms-main``, message ids of
+    the adapter's own) was in the adapter's hands when its worker crashed; the engine's clock."""
+    people = [await resident(store) for _ in range(residents)]
+    notice = await approved(store)
+    clock = FakeClock()
+    first = adapters(own_ids=True)
+    await crash_mid_send(Engine(store, settings, dict(first), clock=clock), first["sms-main"])
+    return people, notice, clock
+
+
 async def test_delivery_with_a_stored_receipt_is_recorded_from_it_not_sent_again(
     engine_store: Store, engine_settings: Settings
 ) -> None:
     settings = settings_for(engine_settings)
-    people = [await resident(engine_store) for _ in range(3)]
-    notice = await approved(engine_store)
-    clock = FakeClock()
-    first = adapters(own_ids=True)
-    await crash_mid_send(Engine(engine_store, settings, dict(first), clock=clock), first["sms-main"])
+    people, notice, clock = await crashed_notice(engine_store, settings, 3)
     delivery_of = {row["subscriber_id"]: row["id"] for row in await delivery_rows(engine_store, notice.id)}
     # the provider's word on two messages arrived before the crashed worker could record their sends
     for person, status in ((people[0], "delivered"), (people[1], "submitted")):
@@ -99,11 +109,7 @@ async def test_a_batch_with_receipts_for_some_deliveries_records_each_from_its_o
     gateway's answer for its own message (the answers come back three for a batch of five: ``with_receipted``
     must slot them in around the receipted ones)."""
     settings = settings_for(engine_settings)
-    people = [await resident(engine_store) for _ in range(5)]
-    notice = await approved(engine_store)
-    clock = FakeClock()
-    first = adapters(own_ids=True)
-    await crash_mid_send(Engine(engine_store, settings, dict(first), clock=clock), first["sms-main"])
+    people, notice, clock = await crashed_notice(engine_store, settings, 5)
     phone_of = {person.id: person.phone for person in people}
     rows = sorted(await delivery_rows(engine_store, notice.id), key=lambda row: row["id"])
     ids = [row["id"] for row in rows]
