@@ -126,6 +126,7 @@ async def test_shutdown_waits_for_a_running_import(
 
     assert job.task is not None and job.task.done() and job.error is None
     assert job.result is not None and (job.result.total, job.result.imported) == (2, 2)
+    assert not job.folder.exists(), "the import's folder (its roster, its error report) outlived the service"
     entries, _ = await store.list_audit(AuditFilter(action="subscriber.import"), None, 10)
     assert [entry.detail["imported"] for entry in entries] == [2]
 
@@ -159,6 +160,7 @@ async def test_shutdown_cancels_an_import_stuck_past_the_grace(
     assert took >= grace
     assert job.task is not None and job.task.cancelled()
     assert job.result is None and job.error is not None and "interrupted after 0 rows" in job.error
+    assert not job.folder.exists(), "the interrupted import's folder outlived the service"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(f"console import {job.id} still running" in message for message in warnings), warnings
     assert await read_rows(settings.database.url, "SELECT COUNT(*) FROM subscribers") == [(0,)]  # rolled back

@@ -93,14 +93,25 @@ class ImportJobs:
     jobs: dict[str, ImportJob] = field(default_factory=dict)
     stopping_at: float | None = None  # the event loop's time when the service's shutdown began
 
-    def add(self, job: ImportJob) -> None:
+    def add(self, job: ImportJob) -> list[Path]:
+        """Keep ``job``, forgetting the oldest finished jobs past ``KEPT_JOBS``: their folders, for the caller to
+        remove (``remove_folders``)."""
         self.jobs[job.id] = job
+        forgotten = []
         while len(self.jobs) > KEPT_JOBS:
             oldest = self.jobs.pop(next(iter(self.jobs)))
             if oldest.task is not None and not oldest.task.done():
                 self.jobs[oldest.id] = oldest  # still running: kept
                 break
-            shutil.rmtree(oldest.folder, ignore_errors=True)
+            forgotten.append(oldest.folder)
+        return forgotten
+
+
+def remove_folders(folders: list[Path]) -> None:
+    """Remove import jobs' folders: an error report holds the rejected rows, personal data not kept once its
+    job is forgotten (a job lives in the service's memory: a shutdown forgets them all)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 IMPORT_JOBS = web.AppKey("console_import_jobs", ImportJobs)
@@ -230,7 +241,9 @@ async def start_import(request: web.Request, console: Console) -> web.StreamResp
     roster = folder / f"roster{suffix}"
     await asyncio.to_thread(_save, upload, roster)
     job = ImportJob(secrets.token_urlsafe(12), console.staff.id, Path(upload.filename).name[:100], folder)
-    request.app[IMPORT_JOBS].add(job)
+    forgotten = request.app[IMPORT_JOBS].add(job)
+    if forgotten:
+        await asyncio.to_thread(remove_folders, forgotten)
     scope = await _scope(console)
     job.task = asyncio.create_task(_run(console.store, console.staff.actor, job, roster, scope))
     raise redirect(f"{RESIDENTS_PATH}/import/{job.id}")
@@ -296,9 +309,17 @@ async def imports_ctx(app: web.Application) -> AsyncIterator[None]:
     """On shutdown, wait for the running imports (a cleanup context: it runs once the server has finished
     its requests, so no import starts after it; place it after the database's so that it runs before the
     database closes), until ``[engine] lease_seconds`` after the shutdown began; then cancel those still
-    running, mark their jobs interrupted and give them as long again to roll back."""
+    running, mark their jobs interrupted and give them as long again to roll back. Then remove every job's
+    folder: the jobs are forgotten with the process."""
     yield
     imports = app[IMPORT_JOBS]
+    try:
+        await _wait_for_imports(app, imports)
+    finally:
+        await asyncio.to_thread(remove_folders, [job.folder for job in imports.jobs.values()])
+
+
+async def _wait_for_imports(app: web.Application, imports: ImportJobs) -> None:
     running = {job.task: job for job in imports.jobs.values() if job.task is not None and not job.task.done()}
     if not running:
         return
