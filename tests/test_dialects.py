@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from notifier.store.postgres import PostgresDatabase, translate
+from notifier.store.postgres import PostgresDatabase
+from notifier.store.postgres_values import translate
 from notifier.store.queries import WRITTEN_FOR, dialect_blocks, fingerprint, load_queries, migrations
 from tests.databases import postgres_database
 

@@ -13,7 +13,8 @@ import pytest
 from notifier.domain.errors import ConfigError
 from notifier.store import Store, open_database
 from notifier.store.audit import AuditFilter
-from notifier.store.postgres import PostgresDatabase, _dicts
+from notifier.store.postgres import PostgresDatabase
+from notifier.store.postgres_values import dicts
 from notifier.store.queries import migrations
 from tests.conftest import seed_catalog
 from tests.databases import admin_dsn, dsn_for, postgres_database
@@ -121,8 +122,8 @@ async def test_values_come_back_as_sqlite_gives_them(pg_store: Store) -> None:
     assert row["mean"] == pytest.approx(7 / 3) and type(row["mean"]) is float
 
 
-async def test_rows_are_the_dicts_the_records_make(pg_store: Store) -> None:
-    """``_dicts`` (each result's rows as dicts, cheaper than ``dict(record)``) gives exactly what ``dict(record)``
+async def test_rows_are_thedicts_the_records_make(pg_store: Store) -> None:
+    """``dicts`` (each result's rows as dicts, cheaper than ``dict(record)``) gives exactly what ``dict(record)``
     gives: keys in the columns' order, a name two columns share keeping the later value, one column, none."""
     db = pg_store.db
     assert isinstance(db, PostgresDatabase)
@@ -138,7 +139,7 @@ async def test_rows_are_the_dicts_the_records_make(pg_store: Store) -> None:
             records = await conn.fetch(query)
             expected = [dict(record) for record in records]
             for _ in range(2):  # the row maker made, then the one kept for these names
-                rows = _dicts(records)
+                rows = dicts(records)
                 assert rows == expected and [list(row) for row in rows] == [list(row) for row in expected], query
 
 

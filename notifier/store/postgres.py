@@ -10,77 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
-import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from notifier.domain.errors import ConfigError, FieldError, InvalidInput
-from notifier.domain.text import ascii_digits
 from notifier.store.database import Database, Row
+from notifier.store.postgres_values import NULL_TEST, Statement, decode_numeric, dicts, fit, rowcount, translate
 from notifier.store.queries import load_queries, migrations
 
 DATABASE_SETTING = "[database] url (NOTIFIER_DATABASE__URL)"
 # the key of the advisory lock that serializes concurrent `notifier migrate` runs (any constant; "notifier")
 MIGRATION_LOCK = 0x6E6F746966696572
 
-_in_transaction: contextvars.ContextVar[tuple[PostgresDatabase, asyncpg.Connection] | None] = (
-    contextvars.ContextVar("postgres_transaction", default=None)
+_in_transaction: contextvars.ContextVar[tuple[PostgresDatabase, asyncpg.Connection] | None] = contextvars.ContextVar(
+    "postgres_transaction", default=None
 )
-
-_TOKEN = re.compile(
-    r"""('(?:[^']|'')*')"""  # a string literal
-    r"""|("(?:[^"]|"")*")"""  # a quoted identifier
-    r"""|(--[^\n]*)"""  # a comment
-    r"""|(\$\$.*?\$\$)"""  # a dollar-quoted body
-    r"""|(::)"""  # a cast, not a parameter
-    r"""|:([A-Za-z_]\w*)""",  # a parameter
-    re.DOTALL,
-)
-
-
-_NULL_TEST = re.compile(r"(\$[0-9]+)\s+IS\s+(NOT\s+)?NULL\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Statement:
-    sql: str  # with $1, $2, ...
-    names: tuple[str, ...]  # the parameter name of each $n
-
-
-# SQLite's way of passing a list (a JSON text unpacked by json_each) becomes an array parameter: the server
-# types it from the column it is compared with, and the index on that column stays usable
-_IN_JSON_LIST = re.compile(
-    r"\b(NOT\s+)?IN\s*\(\s*SELECT\s+value\s+FROM\s+json_each\(\s*:(\w+)\s*\)\s*\)", re.IGNORECASE
-)
-
-
-def translate(sql: str) -> Statement:
-    """A SQLite block as PostgreSQL runs it: ``x IN (SELECT value FROM json_each(:list))`` becomes
-    ``x = ANY(:list)`` (``<> ALL`` for NOT IN), then ``:name`` parameters become ``$n`` (the same name the same
-    number); strings, comments and ``::`` casts are kept."""
-    sql = _IN_JSON_LIST.sub(lambda m: f"<> ALL(:{m.group(2)})" if m.group(1) else f"= ANY(:{m.group(2)})", sql)
-    names: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(6)
-        if name is None:
-            return match.group(0)
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return Statement(_TOKEN.sub(replace, sql), tuple(names))
-
-
-def _decode_numeric(text: str) -> int | float:
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() and "." not in text else float(value)
 
 
 class PoolConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -117,46 +64,7 @@ async def _reset_connection(conn: PoolConnection) -> None:
 
 
 async def _setup_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec(
-        "numeric", encoder=str, decoder=_decode_numeric, schema="pg_catalog", format="text"
-    )
-
-
-_INTEGERS = {"int2", "int4", "int8"}
-_FLOATS = {"float4", "float8"}
-_TEXTS = {"text", "varchar", "bpchar", "name"}
-
-
-def _fit(value: Any, type_name: str) -> Any:
-    """A Python value as asyncpg wants it for a parameter the server typed ``type_name``."""
-    if value is None:
-        return None
-    if type_name.endswith("[]"):  # an array: the JSON list text the SQLite block unpacks with json_each
-        items = json.loads(value) if isinstance(value, str) else value
-        return [_fit(item, type_name[:-2]) for item in items]
-    if type_name in _TEXTS:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return str(int(value))
-        return str(value)
-    if type_name in _INTEGERS:
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and ascii_digits(value.removeprefix("-")):
-            return int(value)
-        return value
-    if type_name in _FLOATS:
-        if isinstance(value, str):
-            return float(value)
-        return value
-    if type_name == "bool" and isinstance(value, int):
-        return bool(value)
-    if type_name == "numeric" and isinstance(value, float):
-        return repr(value)
-    return value
+    await conn.set_type_codec("numeric", encoder=str, decoder=decode_numeric, schema="pg_catalog", format="text")
 
 
 class PostgresDatabase(Database):
@@ -264,7 +172,7 @@ class PostgresDatabase(Database):
         statement = self.statements[query]
         values = params or {}
         try:
-            args = [_fit(values[name], kind) for name, kind in zip(statement.names, types, strict=True)]
+            args = [fit(values[name], kind) for name, kind in zip(statement.names, types, strict=True)]
         except KeyError as exc:
             raise KeyError(f"query {query} needs parameter {exc.args[0]}") from None
         for name, value in zip(statement.names, args, strict=True):
@@ -287,9 +195,9 @@ class PostgresDatabase(Database):
             async with conn.transaction() if conn.is_in_transaction() else contextlib.nullcontext():
                 prepared = await conn.prepare(statement.sql)
         except asyncpg.AmbiguousParameterError:
-            probe = await conn.prepare(_NULL_TEST.sub("TRUE", statement.sql))
+            probe = await conn.prepare(NULL_TEST.sub("TRUE", statement.sql))
             types = tuple(t.name for t in probe.get_parameters())
-            sql = _NULL_TEST.sub(
+            sql = NULL_TEST.sub(
                 lambda m: f"{m.group(1)}::pg_catalog.{types[int(m.group(1)[1:]) - 1]} IS {m.group(2) or ''}NULL",
                 statement.sql,
             )
@@ -300,7 +208,7 @@ class PostgresDatabase(Database):
     async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         async with self._connection() as conn:
             args = await self._args(conn, query, params)
-            return _dicts(await conn.fetch(self.statements[query].sql, *args))
+            return dicts(await conn.fetch(self.statements[query].sql, *args))
 
     async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
         rows = await self.fetch_all(query, params)
@@ -310,7 +218,7 @@ class PostgresDatabase(Database):
         async with self._connection() as conn:
             args = await self._args(conn, query, params)
             status = await conn.execute(self.statements[query].sql, *args)
-        return _rowcount(status)
+        return rowcount(status)
 
     async def execute_many(self, query: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self.transaction(), self._connection() as conn:
@@ -342,7 +250,7 @@ class PostgresDatabase(Database):
             rows = await cursor.fetch(chunk)
             if not rows:
                 return
-            yield _dicts(rows)
+            yield dicts(rows)
 
     async def refresh_statistics(self, table: str) -> None:
         """ANALYZE ``table`` once it has more than doubled since its statistics were taken (or has none).
@@ -375,7 +283,7 @@ class PostgresDatabase(Database):
         """COPY rows into a table (inside the transaction in progress, if any); the number copied."""
         async with self._connection() as conn:
             status = await conn.copy_records_to_table(table, columns=list(columns), records=records)
-        return _rowcount(status)
+        return rowcount(status)
 
 
 BYTEWISE_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "C.UTF8"}
@@ -395,41 +303,3 @@ async def _check_collation(conn: asyncpg.Connection) -> None:
             " notifier needs text compared byte by byte: create it with TEMPLATE template0 LC_COLLATE 'C.UTF-8'"
             " LC_CTYPE 'C.UTF-8' (docs/storage.md)"
         )
-
-
-def _dicts(records: list[asyncpg.Record]) -> list[Row]:
-    """The rows of one result as dicts, equal to ``dict(record)`` of each (the same keys in the same order, the
-    same values; a name two columns share keeps the later one's value). ``dict(record)`` goes through the mapping
-    protocol, a look-up by name per column and row: 13,600 instructions a delivery claimed (17 columns), 9 % of
-    the engine's claim -> send -> record loop on PostgreSQL (valgrind). Instead a function made once per list of
-    column names (``_row_maker``) unpacks the record and builds the dict in one step: 7,200 fewer a message."""
-    if not records:
-        return []
-    names = tuple(records[0].keys())
-    make = _ROW_MAKERS.get(names)
-    if make is None:
-        if len(_ROW_MAKERS) >= 1024:  # the named blocks' results are far fewer: a bound, not a cache policy
-            _ROW_MAKERS.clear()
-        make = _ROW_MAKERS[names] = _row_maker(names)
-    return list(map(make, records))
-
-
-def _row_maker(names: tuple[str, ...]) -> Callable[[asyncpg.Record], Row]:
-    """``def make(record): v0, v1, ... = record; return {names[0]: v0, names[1]: v1, ...}``; the names as literals."""
-    if not names:
-        return lambda record: {}
-    values = ", ".join(f"v{index}" for index in range(len(names)))
-    fields = ", ".join(f"{name!r}: v{index}" for index, name in enumerate(names))
-    namespace: dict[str, Any] = {}
-    exec(f"def make(record):\n    {values}, = record\n    return {{{fields}}}\n", namespace)
-    make: Callable[[asyncpg.Record], Row] = namespace["make"]
-    return make
-
-
-_ROW_MAKERS: dict[tuple[str, ...], Callable[[asyncpg.Record], Row]] = {}
-
-
-def _rowcount(status: str) -> int:
-    """The row count of a command tag ("UPDATE 3", "INSERT 0 1", "COPY 10"); 0 when it has none."""
-    last = status.rsplit(" ", 1)[-1]
-    return int(last) if ascii_digits(last) else 0
