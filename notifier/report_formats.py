@@ -12,6 +12,7 @@ from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped,unused-ignore]
 
+from notifier.domain.spreadsheet import csv_cell
 from notifier.reports import AssessmentReport, Figures, ReachReport
 
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -86,15 +87,8 @@ def to_csv(tables: dict[str, Table]) -> str:
     for scope, (header, rows) in tables.items():
         for row in rows:
             values = dict(zip(header, row, strict=True))
-            writer.writerow([scope, *(_csv_value(values.get(name)) for name in columns)])
+            writer.writerow([scope, *(csv_cell(values.get(name)) for name in columns)])
     return buffer.getvalue()
-
-
-def _csv_value(value: Any) -> Any:
-    # a cell a spreadsheet would run as a formula is written as text (CSV injection)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
 
 
 def to_xlsx(tables: dict[str, Table]) -> bytes:

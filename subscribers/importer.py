@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 from notifier.domain.models import PersonalDataScope, SubscriberIn
+from notifier.domain.spreadsheet import csv_row
 from notifier.store import Store
 from notifier.store.common import now_iso
 from notifier.store.subscribers import creation_detail, subscriber_row
@@ -169,7 +170,7 @@ class _Report:
         room = max(KEPT_ERRORS - len(self.result.errors), 0)
         self.result.errors += self._pending[:room]
         if self.writer is not None:
-            self.writer.writerows((e.row, e.external_id or "", e.field, e.message) for e in self._pending)
+            self.writer.writerows(csv_row((e.row, e.external_id, e.field, e.message)) for e in self._pending)
         self._pending, self.pending = [], 0
 
 

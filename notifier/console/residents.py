@@ -45,6 +45,7 @@ from notifier.domain.contacts import area_level
 from notifier.domain.enums import Role
 from notifier.domain.errors import FieldError, InvalidInput, NotFound
 from notifier.domain.models import PersonalDataScope, Subscriber
+from notifier.domain.spreadsheet import csv_row
 from notifier.policy import personal_data_scope
 from notifier.store import Store
 from subscribers.importer import ImportResult, import_file
@@ -204,9 +205,9 @@ async def export_csv(request: web.Request, console: Console) -> web.StreamRespon
     writer.writerow(EXPORT_COLUMNS)
     for s in found:
         withdrawn = s.consent.withdrawn_at.isoformat() if s.consent.withdrawn_at else ""
-        writer.writerow([s.id, s.external_id or "", s.name, s.phone or "", s.email or "", s.area_code,
-                         " ".join(s.groups), " ".join(s.topics), " ".join(s.channels), s.language, s.consent.source,
-                         s.consent.at.isoformat(), withdrawn])  # fmt: skip
+        writer.writerow(csv_row([s.id, s.external_id, s.name, s.phone, s.email, s.area_code, " ".join(s.groups),
+                                 " ".join(s.topics), " ".join(s.channels), s.language, s.consent.source,
+                                 s.consent.at.isoformat(), withdrawn]))  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="residents.csv"'}
     return web.Response(body=("\ufeff" + text.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
                         headers=headers)  # fmt: skip

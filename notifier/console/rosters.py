@@ -34,6 +34,7 @@ from notifier.console.framework import Console, NavItem, page, redirect
 from notifier.domain.enums import Role
 from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.models import PublicityIn
+from notifier.domain.spreadsheet import csv_row
 from notifier.engine.publicity import RESIDENT_COLUMNS, publicity_table
 from subscribers.roster_rows import CSV_AND_XLSX
 
@@ -127,7 +128,8 @@ async def unmatched_csv(request: web.Request, console: Console) -> web.StreamRes
     while rows := await store.roster_rows_page(roster_id, after, CSV_PAGE):
         for row in rows:
             if row["reason"] is not None:
-                writer.writerow([row["row_no"], row["reason"], *(row["cells"].get(c, "") for c in report["columns"])])
+                cells = (row["cells"].get(column) for column in report["columns"])
+                writer.writerow(csv_row([row["row_no"], row["reason"], *cells]))
                 written += 1
         after = int(rows[-1]["row_no"])
     await store.audit(console.staff.actor, "roster.read", "roster", roster_id, {"rows": written, "unmatched": True})
