@@ -388,6 +388,23 @@ async def test_odd_pushes_never_get_a_500(hook: Hook, body: Any) -> None:
         assert delivery_id is None and 0 < len(message_id.strip()) <= 128 and len(detail or "") <= 200
 
 
+async def test_lone_surrogates_in_a_push_do_not_hold_back_its_other_reports(hook: Hook) -> None:
+    """JSON may escape a lone surrogate, which no database can store: an id holding one is no id of ours and is
+    skipped, a detail keeps U+FFFD in its place; the push is taken, not answered 503 for the platform to repeat."""
+    notice_id = await hook.sent(hook.vendor.provider_id)
+    id_field = "biz_id" if hook.vendor.name == "aliyun" else "sid"
+    detail_field = "err_msg" if hook.vendor.name == "aliyun" else "description"
+    odd = json.dumps({**hook.vendor.report("1^0"), id_field: "1^0\ud800"})  # json.dumps writes it as \ud800
+    failed = {**hook.vendor.report(hook.vendor.provider_id, success=False), detail_field: "\udfff"}
+    push = f"[{odd}, {json.dumps(failed)}]".encode()
+
+    assert (await hook.push(push))[::2] == (200, hook.vendor.answer)
+    assert state_of(await delivery_rows(hook.store, notice_id), "sms") == ["fallback"]
+    [(delivery_id, _, provider_id, status, detail)] = await hook.receipts()
+    assert (delivery_id is not None, provider_id, status) == (True, hook.vendor.provider_id, "failed")
+    assert "\ufffd" in detail
+
+
 async def test_other_methods_are_not_routed(hook: Hook) -> None:
     async with hook.session.get(f"{hook.base}{hook.vendor.path}", params={"alias": hook.vendor.alias,
                                                                           "token": hook.vendor.token}) as response:

@@ -202,6 +202,17 @@ async def test_dlr_types(hooks_app: Hooks, dlr_type: str, state: str, status: st
     assert receipts == [("kannel", provider_id, status, detail.get(dlr_type, "NACK/no SMSC"))]
 
 
+async def test_a_dlr_whose_smsc_reply_holds_nul_bytes_is_recorded(hooks_app: Hooks) -> None:
+    """An SMPP receipt's ``text:`` is the message's first bytes: in UCS-2, ASCII characters carry NUL bytes,
+    which PostgreSQL's text cannot hold; the report is recorded without them, not refused for ever with a 503."""
+    provider_id = await sent_delivery(hooks_app)
+    query = dlr(provider_id, "1") + "&reply=id%3A7+stat%3ADELIVRD+text%3A%00T%00D%00%00"
+    assert (await hooks_app.get("/hooks/kannel/dlr", query)) == (200, "text/plain", "")
+    assert await delivery_state(hooks_app, provider_id) == "delivered"
+    receipts = await read_rows(hooks_app.settings.database.url, "SELECT status, detail FROM receipts")
+    assert receipts == [("delivered", "id:7 stat:DELIVRD text:TD")]
+
+
 @pytest.mark.parametrize(
     "query",
     [dlr("unknown-1", "1"), dlr("x", "abc"), dlr("", "1"), dlr("x", "99999"), dlr("x", "%C2%B9")],

@@ -48,6 +48,7 @@ from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
+from notifier.domain.text import storable
 
 log = logging.getLogger("notifier.hooks.cloud_sms")
 
@@ -172,11 +173,11 @@ async def _take_receipts(
     outcomes: dict[str, int] = {}
     for receipt in receipts:
         message_id = receipt.provider_message_id.strip()
-        if not message_id or len(message_id) > MAX_ID_CHARS or "\x00" in message_id:  # no id of ours has a NUL
+        if not message_id or len(message_id) > MAX_ID_CHARS or storable(message_id) != message_id:  # none of ours
             log.warning("%s receipt on %s with an unusable id skipped (%d chars)", vendor.name, alias,
                         len(message_id))  # fmt: skip
             continue
-        detail = receipt.detail.replace("\x00", "")[:MAX_DETAIL_CHARS] or None  # PostgreSQL text holds no NUL
+        detail = storable(receipt.detail)[:MAX_DETAIL_CHARS] or None
         try:
             outcome = await apply_receipt(request, alias, message_id, receipt.status, detail)
         except Exception:

@@ -53,7 +53,7 @@ from notifier.api.wake import wake
 from notifier.config import ChannelConfig
 from notifier.domain.contacts import normalise_phone
 from notifier.domain.errors import ConfigError
-from notifier.domain.text import ascii_digits
+from notifier.domain.text import ascii_digits, storable
 from notifier.engine.context import EngineContext
 
 log = logging.getLogger("notifier.hooks")
@@ -179,7 +179,7 @@ async def kannel_dlr(request: web.Request) -> web.StreamResponse:
     if not message_id or status is None:
         log.warning("kannel DLR on %s ignored: id %r, type %r", alias, message_id[:40], raw_type[:10])
         return _done()
-    reply = _text(params.get("reply")).strip()[:200]
+    reply = storable(_text(params.get("reply"))).strip()[:200]  # an SMSC's UCS-2 "text:" carries NUL bytes
     detail = "; ".join(x for x in (DLR_DETAIL.get(dlr_type or 0, ""), reply) if x) or None
     try:
         outcome = await apply_receipt(request, alias, message_id, status, detail)

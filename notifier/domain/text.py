@@ -11,6 +11,8 @@ body may also keep line feeds and tabs, and a CR LF or a lone CR is read as a li
 validation error on the field (a 422 naming it); ``single_line`` and ``multi_line`` are the same checks
 for code outside pydantic (the roster importer). ``ascii_digits`` is how an id or a code is recognised:
 ``str.isdigit`` and ``\\d`` also accept superscript, circled, full-width and Arabic-Indic digits.
+``storable`` is for text no person typed and nobody refuses (a gateway's words in a receipt): kept, made
+storable.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _BODY_WHITESPACE = frozenset("\n\t")
 _NEWLINES = re.compile(r"\r\n?")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refused(text: str, allowed: frozenset[str]) -> str | None:
@@ -71,6 +74,13 @@ def clean_data(value: Any, max_depth: int, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [clean_data(item, max_depth, depth + 1) for item in value]
     return value
+
+
+def storable(text: str) -> str:
+    """``text`` as both databases take it, for what a gateway wrote (a receipt's detail): NUL dropped
+    (PostgreSQL's text holds none, SQLite's does) and each lone surrogate replaced by U+FFFD (no encoder
+    writes one; a JSON ``\\ud800`` escape makes one)."""
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
 def ascii_digits(text: str) -> bool:
