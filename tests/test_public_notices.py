@@ -100,7 +100,10 @@ async def test_dates_outside_and_bad_filters(api: Api, published: dict[str, Any]
     tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     status, html, _ = await page(api, f"/public/notices?from={tomorrow}")
     assert status == 200 and "没有符合条件的公告" in html
-    for bad in ("domain=weather", "area=12", "from=2026-13-01", "page=0", "colour=red"):
+    status, html, _ = await page(api, "/public/notices?from=0001-01-02&to=9999-12-30")  # the widest search
+    assert status == 200 and "没有符合条件的公告" not in html
+    for bad in ("domain=weather", "area=12", "from=2026-13-01", "page=0", "colour=red", "to=9999-12-31",
+                "from=0001-01-01"):  # the last two: a filter's bound in UTC would leave the calendar
         async with api.session.get(f"{api.base}/public/notices?{bad}") as resp:
             assert resp.status == 422, bad
             assert (await resp.json())["errors"][0]["loc"].startswith("query."), bad

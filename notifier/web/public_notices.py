@@ -38,6 +38,7 @@ from notifier.web.publicity import SHOWN_STATES, publicity_page
 PAGE_SIZE = 20
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 CHINA_TIME = timedelta(hours=8)
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 Section = Callable[[web.Request, Notice], Awaitable[Markup | None]]
 NOTICE_SECTIONS: list[Section] = []  # extended at import time by the modules that add a section
 
@@ -63,6 +64,14 @@ class PublicSearchQuery(BaseModel):
     def _day(cls, value: Any) -> Any:
         if value not in (None, "") and not (isinstance(value, str) and _DAY.fullmatch(value)):
             raise ValueError("a day as YYYY-MM-DD")
+        return value
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _in_the_calendar(cls, value: date | str | None) -> date | str | None:
+        # the filter runs from the day's start to the next day's, in UTC (8 hours earlier): both must be times
+        if isinstance(value, date) and not FIRST_DAY <= value <= LAST_DAY:
+            raise ValueError(f"a day from {FIRST_DAY} to {LAST_DAY}")
         return value
 
     @property
