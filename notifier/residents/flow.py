@@ -164,6 +164,7 @@ async def request_code(out: Outside, ask: Ask) -> Asked | Limited | NoChannel:
         purpose=ask.purpose, channel=ask.channel.value, subscriber_id=subscriber_id,
     )  # fmt: skip
     async with store.db.transaction():  # limits checked, the request counted and its message queued atomically
+        await store.lock_code_requests(ask.address, ask.client_ip)  # requests at once: one after the other
         await store.purge_subscription_requests(out.now)
         limited = refusal(await store.count_subscription_requests(ask.address, ask.client_ip, out.now))
         if limited is not None:

@@ -60,6 +60,13 @@ class SubscriptionRequestRepository:
         """(code, name) of every topic, in the order they were created."""
         return await self.db.fetch_all("web_topics")
 
+    async def lock_code_requests(self, address: str, client_ip: str) -> None:
+        """Hold the limits of this address and this client address until the transaction ends: call first in the
+        transaction that counts the requests and adds one, so that requests at once are counted one after the
+        other (advisory locks on PostgreSQL; SQLite has one writer at a time, so nothing is sent to it)."""
+        if self.db.writers_side_by_side:
+            await self.db.execute("lock_code_requests", {"address": f"to {address}", "client_ip": f"from {client_ip}"})
+
     async def count_subscription_requests(self, address: str, client_ip: str, now: float) -> RequestCounts:
         row = await self.db.fetch_one(
             "count_subscription_requests",

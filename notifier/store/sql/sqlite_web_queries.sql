@@ -20,6 +20,11 @@ SELECT id FROM subscribers WHERE lower(email) = :email AND deleted_at IS NULL;
 -- name: web_topics
 SELECT code, name FROM topics ORDER BY id;
 
+-- name: lock_code_requests
+-- Taken first by the transaction that counts a resident's code requests and adds one. On SQLite, BEGIN IMMEDIATE
+-- already lets one writer in at a time, so there is nothing more to lock (PostgreSQL takes advisory locks).
+SELECT 1;
+
 -- name: count_subscription_requests
 -- Codes or links sent to one address (phone or e-mail) in the last minute and day, and from one client
 -- address in the last hour.
