@@ -79,6 +79,13 @@ class FeedbackRepository(AuditRepository):
         items, next_cursor = page(rows, limit)
         return [feedback_item(row, now) for row in items], next_cursor
 
+    async def lock_feedback_source(self, source_hash: str) -> None:
+        """Hold the count of this source's forms until the transaction ends: call first in the transaction that
+        counts them and takes one, so that forms at once are counted one after the other (an advisory lock on
+        PostgreSQL; SQLite has one writer at a time, so nothing is sent to it)."""
+        if self.db.writers_side_by_side:
+            await self.db.execute("lock_feedback_source", {"source_hash": source_hash})
+
     async def recent_feedback_from(self, source_hash: str, since: datetime) -> int:
         return int(await self.db.fetch_value("recent_feedback_from_source",
                                              {"source_hash": source_hash, "since": iso(since)}) or 0)

@@ -162,15 +162,17 @@ async def feedback_post(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     source = source_hash(settings, request)
     received = datetime.now(UTC)
-    if await store.recent_feedback_from(source, received - timedelta(hours=1)) >= settings.feedback.form_per_hour:
-        return pages.message(request, 429, ("提交太频繁", "Too many"),
-                             [("您提交得太频繁了，请一小时后再试。", "Too many submissions; try again in an hour.")])
-    phone = values["phone"] or None
-    subscriber_id = await store.find_subscriber_by_phone(phone) if phone else None
-    item = NewFeedback(channel="form", text=values["text"], category=values["category"], notice_id=notice.id,
-                       department=notice.department, subscriber_id=subscriber_id, contact=phone,
-                       contact_name=values["name"] or None, source_hash=source)
-    await take_feedback(store, settings, item, actor="web:feedback", received=received)
+    too_many = ("您提交得太频繁了，请一小时后再试。", "Too many submissions; try again in an hour.")
+    async with store.db.transaction():  # counted and taken at once: forms sent together are counted one by one
+        await store.lock_feedback_source(source)
+        if await store.recent_feedback_from(source, received - timedelta(hours=1)) >= settings.feedback.form_per_hour:
+            return pages.message(request, 429, ("提交太频繁", "Too many"), [too_many])
+        phone = values["phone"] or None
+        subscriber_id = await store.find_subscriber_by_phone(phone) if phone else None
+        item = NewFeedback(channel="form", text=values["text"], category=values["category"], notice_id=notice.id,
+                           department=notice.department, subscriber_id=subscriber_id, contact=phone,
+                           contact_name=values["name"] or None, source_hash=source)
+        await take_feedback(store, settings, item, actor="web:feedback", received=received)
     thanks = ("谢谢，您的意见已转交发布通知的部门办理。", "Thank you: your feedback reached the department.")
     return pages.message(request, 200, ("已收到", "Received"), [thanks])
 

@@ -15,3 +15,12 @@ HAVING SUM(d.state IN ('sent', 'delivered') AND d.sent_at <= :cutoff) > 0
    AND SUM(d.state IN ('confirmed', 'queued', 'sending')) = 0
 ORDER BY d.subscriber_id
 LIMIT :limit;
+
+-- name: lock_feedback_source
+-- written for sqlite d222073d8a34
+-- Transactions run side by side here: forms at once from one client address each counted the forms committed
+-- before them, none of the others, and each was taken past [feedback] form_per_hour. So the transaction first
+-- takes a transaction advisory lock on the source's hash, and its count, a statement of its own after the lock,
+-- sees what the one before it committed. The two-key form keeps it apart from the other locks: "fdbk", then a hash
+-- of the source hash (two sources with one hash wait for each other, no more); released at commit.
+SELECT pg_advisory_xact_lock(1717854827, hashtext(CAST(:source_hash AS text)));

@@ -123,6 +123,11 @@ WHERE id > :after
   AND (:overdue IS NULL OR (:overdue = (state = 'open' AND due_at < :now_iso)))
 ORDER BY id LIMIT :limit;
 
+-- name: lock_feedback_source
+-- Taken first by the transaction that counts a client address's public forms and takes one. On SQLite, BEGIN
+-- IMMEDIATE already lets one writer in at a time, so there is nothing more to lock (PostgreSQL takes an advisory lock).
+SELECT 1;
+
 -- name: recent_feedback_from_source
 SELECT COUNT(*) AS n FROM feedback WHERE source_hash = :source_hash AND received_at >= :since;
 
