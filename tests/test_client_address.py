@@ -76,6 +76,23 @@ async def test_the_feedback_form_counts_each_client_behind_the_proxy_separately(
     assert (await post_form(api, browser, notice_id, {**fields, "form_token": token}, **second))[0] == 200
 
 
+async def test_an_ipv6_client_is_counted_by_its_network_not_by_each_address_it_picks(
+    api: Api, browser: aiohttp.ClientSession, store: Store, settings: Settings  # noqa: F811
+) -> None:
+    """A phone or home router holds a /64 and chooses the last 64 bits itself (privacy addresses change daily):
+    a new address per form must not buy a new hour's worth of forms."""
+    settings.server.trusted_proxies = [ipaddress.ip_network("127.0.0.1/32")]
+    notice_id, _, _ = await sent_notice(api, store, settings, FakeClock())
+    fields = {"category": "opinion", "text": "建议在村委会门口张贴名单。"}
+    token = await form(api, browser, notice_id, **{"X-Forwarded-For": "2001:db8:5:6::1"})
+    taken = [(await post_form(api, browser, notice_id, {**fields, "form_token": token},
+                              **{"X-Forwarded-For": f"2001:db8:5:6:{n:x}::{n + 1:x}"}))[0]
+             for n in range(settings.feedback.form_per_hour + 1)]  # fmt: skip
+    assert taken == [200] * settings.feedback.form_per_hour + [429]
+    neighbour = {"X-Forwarded-For": "2001:db8:5:7::1"}  # the next /64: another subscriber
+    assert (await post_form(api, browser, notice_id, {**fields, "form_token": token}, **neighbour))[0] == 200
+
+
 async def test_without_trusted_proxies_a_forged_header_does_not_buy_more_forms(
     api: Api, browser: aiohttp.ClientSession, store: Store, settings: Settings  # noqa: F811
 ) -> None:

@@ -5,7 +5,7 @@ the public feedback form, resident code requests) would count the whole county a
 in ``[server] trusted_proxies`` appends the address it received the request from to ``X-Forwarded-For``;
 the client is the right-most address in that header that is not itself a trusted proxy. Anything left of it
 was written by the client and is never believed. A request whose peer is not a trusted proxy is taken at
-its TCP address, whatever its headers say.
+its TCP address, whatever its headers say. The limits count an IPv6 client by its /64 network (``limit_key``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ def client_address(request: web.BaseRequest, trusted_proxies: Sequence[IPNetwork
     return str(peer)
 
 
+def limit_key(address: str) -> str:
+    """What a per-address limit counts for a client address: an IPv4 address, or an IPv6 address's /64 network.
+    A /64 is one subscriber's (a phone's, a home router's), and the device picks the other 64 bits at will:
+    counted whole, each of its addresses would have a limit of its own."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown", or a peer that is not an IP address (a Unix socket)
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
+
+
 def request_client(request: web.Request) -> str:
-    """The client's address under this server's ``[server] trusted_proxies``."""
-    return client_address(request, request.app[SETTINGS].server.trusted_proxies)
+    """The client under this server's ``[server] trusted_proxies``, as the per-address limits count it
+    (``limit_key``: an IPv6 client by its /64)."""
+    return limit_key(client_address(request, request.app[SETTINGS].server.trusted_proxies))
