@@ -6,11 +6,13 @@ its own), called by each role of the environment department with an object of ci
 it answers for an id that does not exist (404, the same problem document or error page; 403 to a role the route
 refuses whatever the object) and changes nothing. Ids given in a body (a notice's ``references``, ``target.roster``,
 ``publicity.roster``) are refused as unknown ones are. A role a route's table entry does not name is refused (403)
-on its own department's objects (docs/security.md, "Who may do what").
+on its own department's objects. The follow-up list of a county-wide notice names only the residents its
+department reads, as ``GET /subscribers`` does (docs/security.md, "Who may do what").
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from notifier.engine.feedback import take_feedback
 from notifier.store import Store
 from notifier.store.feedback import NewFeedback
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_B1, Api
+from tests.databases import run_sql
 
 UNKNOWN = 987_654_321  # no object has this id
 ENV_ROLES = ("viewer", "issuer", "approver", "admin")
@@ -401,3 +404,35 @@ async def test_a_console_page_answers_another_departments_object_as_an_unknown_o
         assert answers[0] == answers[1], f"{role}: {method} {path} tells civil affairs' {kind} exists"
         assert answers[0][0] == (404 if role in roles else 403), (method, path, answers[0])
     assert await snapshot(api, world.civ, "civ") == before
+
+
+# ------------------------------------------------------------------------------ residents outside the scope
+
+
+async def test_the_follow_up_list_names_only_residents_the_department_reads(
+    api: Api, world: World, sign_in: SignIn
+) -> None:
+    """A county-wide notice reaches residents its department may not read; its deliveries show them by id only,
+    and so must its follow-up list: not the name and phone number of civil affairs' dibao household."""
+    hidden, own = world.civ_only_resident, world.env_resident
+    for resident in (hidden, own):
+        await run_sql(
+            api.store.db,
+            "INSERT INTO deliveries (notice_id, subscriber_id, channel, state, address, created_at, updated_at)"
+            " VALUES (?, ?, 'sms', 'sent', ?, '2026-12-01T08:00:00+00:00', '2026-12-01T08:00:00+00:00')",
+            (world.env.asking, resident["id"], resident["phone"]),
+        )
+    path = f"/api/v1/notices/{world.env.asking}/follow-up"
+    for role in ("viewer", "issuer", "approver"):
+        status, page = await api.call("GET", path, key=f"env-{role}")
+        assert status == 200 and [r["subscriber_id"] for r in page["items"]] == [own["id"]], page
+        assert "13900000101" not in json.dumps(page) and hidden["name"] not in json.dumps(page, ensure_ascii=False)
+    staff = await sign_in("viewer")
+    status, text = await staff.request("GET", f"/console/notices/{world.env.asking}/unconfirmed", {})
+    assert status == 200 and own["name"] in text, text
+    assert hidden["name"] not in text and "13900000101" not in text
+    status, page = await api.call("GET", path, key="env-admin")  # an admin reads every resident
+    assert status == 200 and [r["subscriber_id"] for r in page["items"]] == [hidden["id"], own["id"]]
+    status, page = await api.call("GET", f"/api/v1/notices/{world.env.asking}/deliveries", key="env-viewer")
+    assert {item["subscriber_id"] for item in page["items"]} == {hidden["id"], own["id"]}
+    assert "13900000101" not in json.dumps(page)

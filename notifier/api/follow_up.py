@@ -7,9 +7,11 @@
                                                               heading, the table header on every page, page
                                                               numbers, an empty column for the visit's notes
 
-The list holds phone numbers: only keys of the notice's department read it (other notices are 404) and every
-read is audited (``notice.follow_up``: the filter and the number of residents, never who). The PDF is laid
-out by WeasyPrint in a worker thread, so the event loop keeps serving.
+The list holds phone numbers: only keys of the notice's department read it (other notices are 404), and of its
+residents only those the key reads (``personal_data_scope``: a county-wide notice also reaches residents outside
+the department's topics and groups, whom its deliveries show by id only). Every read is audited
+(``notice.follow_up``: the filter and the number of residents, never who). The PDF is laid out by WeasyPrint in
+a worker thread, so the event loop keeps serving.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from notifier.api.routing import Route, page_response, path_int, read_query
 from notifier.config import Settings
 from notifier.domain.errors import Conflict
 from notifier.domain.feedback import FollowUpResident
-from notifier.domain.models import AreaCode, Notice, Strict
-from notifier.policy import notice_for_key
+from notifier.domain.models import AreaCode, Notice, PersonalDataScope, Strict
+from notifier.policy import notice_for_key, personal_data_scope
 from notifier.store import Store
 from notifier.store.common import decode_cursor, page
 
@@ -58,11 +60,13 @@ def resident(row: dict[str, Any]) -> FollowUpResident:
     )
 
 
-async def all_residents(store: Store, notice_id: int, area: str | None) -> list[FollowUpResident]:
+async def all_residents(
+    store: Store, notice_id: int, area: str | None, scope: PersonalDataScope | None
+) -> list[FollowUpResident]:
     found: list[FollowUpResident] = []
     after = 0
     while True:
-        rows = await store.follow_up_rows(notice_id, area, after, PDF_PAGE)
+        rows = await store.follow_up_rows(notice_id, area, after, PDF_PAGE, scope)
         found += [resident(row) for row in rows]
         if len(rows) < PDF_PAGE:
             return found
@@ -107,15 +111,16 @@ async def follow_up(request: web.Request) -> web.StreamResponse:
     q = read_query(request, FollowUpQuery)
     if notice.confirmation is None:
         raise Conflict(f"notice {notice.id} asks for no confirmation, so it has no follow-up list")
+    scope = await personal_data_scope(store, key)
     wants_pdf = PDF_MEDIA in request.headers.get("Accept", "")
     if wants_pdf:
-        residents = await all_residents(store, notice.id, q.area)
+        residents = await all_residents(store, notice.id, q.area, scope)
         await store.audit(actor(key), "notice.follow_up", "notice", notice.id,
                           {"area": q.area, "format": "pdf", "residents": len(residents)})
         pdf = await follow_up_pdf(store, request.app[SETTINGS], notice, residents)
         return web.Response(body=pdf, content_type=PDF_MEDIA, headers={
             "Content-Disposition": f'attachment; filename="follow-up-{notice.id}.pdf"', "Cache-Control": "no-store"})
-    rows = await store.follow_up_rows(notice.id, q.area, decode_cursor(q.cursor) or 0, q.limit + 1)
+    rows = await store.follow_up_rows(notice.id, q.area, decode_cursor(q.cursor) or 0, q.limit + 1, scope)
     items, next_cursor = page(rows, q.limit, key="subscriber_id")
     await store.audit(actor(key), "notice.follow_up", "notice", notice.id,
                       {"area": q.area, "format": "json", "residents": len(items)})

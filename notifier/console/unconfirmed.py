@@ -7,7 +7,8 @@ per village, for the village committee to visit or call.
     GET /console/notices/{id}/unconfirmed.pdf   the same list as the printable PDF of
                                                 ``GET /api/v1/notices/{id}/follow-up`` (Accept: application/pdf)
 
-The notice's department's staff only (others: 404), as the API. The list holds names and phone numbers: each
+The notice's department's staff only (others: 404), and of its residents those the staff member's department
+reads, as the API. The list holds names and phone numbers: each
 view and each download is audited as ``notice.follow_up`` (the filter, the format and the count, never who),
 the entry the API writes. The page shows at most ``PAGE_LIMIT`` residents and says so; the PDF has them all.
 """
@@ -28,7 +29,7 @@ from notifier.domain.errors import Conflict
 from notifier.domain.feedback import FollowUpResident
 from notifier.domain.models import Notice
 from notifier.domain.text import ascii_digits
-from notifier.policy import notice_for_key
+from notifier.policy import notice_for_key, personal_data_scope
 
 PAGE_LIMIT = 1000
 AREA_CHARS = (6, 9, 12)  # county, town, village codes
@@ -59,7 +60,8 @@ def _villages(residents: list[FollowUpResident]) -> list[dict[str, Any]]:
 async def unconfirmed(request: web.Request, console: Console) -> web.StreamResponse:
     notice = await _notice(console)
     area = _area(console)
-    rows = await console.store.follow_up_rows(notice.id, area, 0, PAGE_LIMIT + 1)
+    scope = await personal_data_scope(console.store, console.staff.as_key())
+    rows = await console.store.follow_up_rows(notice.id, area, 0, PAGE_LIMIT + 1, scope)
     residents = [resident(row) for row in rows[:PAGE_LIMIT]]
     await console.store.audit(console.staff.actor, "notice.follow_up", "notice", notice.id,
                               {"area": area, "format": "console", "residents": len(residents)})  # fmt: skip
@@ -75,7 +77,8 @@ async def unconfirmed(request: web.Request, console: Console) -> web.StreamRespo
 async def unconfirmed_pdf(request: web.Request, console: Console) -> web.StreamResponse:
     notice = await _notice(console)
     area = _area(console)
-    residents = await all_residents(console.store, notice.id, area)
+    scope = await personal_data_scope(console.store, console.staff.as_key())
+    residents = await all_residents(console.store, notice.id, area, scope)
     await console.store.audit(console.staff.actor, "notice.follow_up", "notice", notice.id,
                               {"area": area, "format": "pdf", "residents": len(residents)})  # fmt: skip
     pdf = await follow_up_pdf(console.store, request.app[SETTINGS], notice, residents)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from notifier.domain.models import PersonalDataScope
 from notifier.store.common import now_iso
 from notifier.store.database import Database, Row
+from notifier.store.subscribers import scope_params
 
 
 class ConfirmationRepository:
@@ -47,11 +49,13 @@ class ConfirmationRepository:
         params = {"id": delivery_id, "alias": alias, "address": address, "due_at": due_at, "now_iso": now_iso()}
         return await self.db.execute("resend_delivery", params) > 0
 
-    async def follow_up_rows(self, notice_id: int, area: str | None, after: int, limit: int) -> list[Row]:
-        """Residents of the notice with no confirmed delivery (personal data: callers scope and audit)."""
-        return await self.db.fetch_all(
-            "follow_up_list", {"notice_id": notice_id, "area": area, "after": after, "limit": limit}
-        )
+    async def follow_up_rows(
+        self, notice_id: int, area: str | None, after: int, limit: int, scope: PersonalDataScope | None
+    ) -> list[Row]:
+        """Residents of the notice with no confirmed delivery, of those ``scope`` reads (everyone with None): a
+        county-wide notice reaches residents its department may not read (personal data: callers audit)."""
+        params = {"notice_id": notice_id, "area": area, "after": after, "limit": limit, **scope_params(scope)}
+        return await self.db.fetch_all("follow_up_list", params)
 
     async def confirmation_counts(self, notice_id: int) -> dict[str, Any]:
         row = await self.db.fetch_one("confirmation_counts", {"notice_id": notice_id})

@@ -71,7 +71,7 @@ def creation_detail(created: Subscriber) -> dict[str, object]:
     return {"area": created.area_code, **changes_of(None, created)}
 
 
-def _scope_params(scope: PersonalDataScope | None) -> dict[str, Any]:
+def scope_params(scope: PersonalDataScope | None) -> dict[str, Any]:
     """The parameters a scoped query filters residents with."""
     return {
         "scoped": scope is not None,
@@ -200,7 +200,7 @@ class SubscriberRepository(CatalogRepository):
 
     async def readable_subscriber_ids(self, ids: list[int], scope: PersonalDataScope | None) -> set[int]:
         """Those of ``ids`` that are residents the scope reads (not erased)."""
-        rows = await self.db.fetch_all("readable_subscriber_ids", {"ids": dumps(ids), **_scope_params(scope)})
+        rows = await self.db.fetch_all("readable_subscriber_ids", {"ids": dumps(ids), **scope_params(scope)})
         return {int(row["id"]) for row in rows}
 
     async def list_subscribers(
@@ -222,7 +222,7 @@ class SubscriberRepository(CatalogRepository):
                 "area_hi": hi,
                 "group": group,
                 "topic": topic,
-                **_scope_params(scope),
+                **scope_params(scope),
                 "limit": limit + 1,
             },
         )
@@ -244,7 +244,7 @@ class SubscriberRepository(CatalogRepository):
         """``list_subscribers`` also narrowed by a part of the name and the last digits of the phone number."""
         lo, hi = area_range(area) if area else (None, None)
         params = {"after": decode_cursor(cursor) or 0, "area_lo": lo, "area_hi": hi, "group": group, "topic": topic,
-                  "name": name or None, "phone": phone_end or None, **_scope_params(scope),
+                  "name": name or None, "phone": phone_end or None, **scope_params(scope),
                   "limit": limit + 1}  # fmt: skip
         items, next_cursor = page(await self.db.fetch_all("search_subscribers", params), limit)
         return [_as_seen(subscriber, scope) for subscriber in await self._hydrate(items)], next_cursor

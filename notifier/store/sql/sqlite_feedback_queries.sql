@@ -68,7 +68,8 @@ UPDATE deliveries SET state = 'queued', alias = :alias, address = :address, due_
 WHERE id = :id AND state IN ('sent', 'delivered');
 
 -- name: follow_up_list
--- Residents of the notice with no confirmed delivery, by village then id; :after is a resident id
+-- Residents of the notice with no confirmed delivery, by id; :after is a resident id. Scoped (:scoped), only the
+-- residents a department reads: subscribed to one of :scope_topics or in one of :scope_groups
 SELECT s.id AS subscriber_id, s.name, s.phone, s.area_code,
        substr(s.area_code, 1, 12) AS village, v.name AS village_name,
        substr(s.area_code, 1, 9) AS town, t.name AS town_name,
@@ -83,6 +84,11 @@ LEFT JOIN areas t ON t.code = substr(s.area_code, 1, 9)
 LEFT JOIN confirmation_reminders r ON r.notice_id = :notice_id AND r.subscriber_id = s.id
 WHERE s.deleted_at IS NULL AND s.id > :after
   AND (:area IS NULL OR (s.area_code >= :area AND s.area_code < :area || ':'))
+  AND (NOT :scoped
+       OR EXISTS (SELECT 1 FROM subscriber_topics st JOIN topics t ON t.id = st.topic_id
+                  WHERE st.subscriber_id = s.id AND t.code IN (SELECT value FROM json_each(:scope_topics)))
+       OR EXISTS (SELECT 1 FROM subscriber_groups sg JOIN resident_groups g ON g.id = sg.group_id
+                  WHERE sg.subscriber_id = s.id AND g.code IN (SELECT value FROM json_each(:scope_groups))))
 ORDER BY s.id LIMIT :limit;
 
 -- name: confirmation_counts
