@@ -12,10 +12,38 @@ import feedparser
 import pytest
 
 from notifier.cap.document import read_alert
+from notifier.domain.enums import NoticeState
+from notifier.domain.models import NoticeIn
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_B1, Api
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PHONE, IDENTITY = "13812345678", "370725199001011234"
+
+
+async def test_the_cap_feed_reads_the_archive_once_whatever_its_size(
+    api: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed used to read every published notice, 200 at a time, until it had 50 alerts: a county with few
+    alerts and a long archive had each anonymous request read all of it."""
+    for n in range(200):  # a page's worth of newer published notices that are no alerts
+        notice, _ = await api.store.create_notice(NoticeIn.model_validate({
+            "topic": "air-quality", "title": f"通知{n}", "body": "正文", "target": {"areas": [TOWN_A]},
+            "channels": ["sms"], "public": True,
+        }), department="environment", created_by=None, actor="test")  # fmt: skip
+        await api.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="test")
+    reads: list[int] = []
+    list_published = api.store.list_published
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        found = await list_published(*args, **kwargs)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(api.store, "list_published", counted)
+    status, text, _ = await page(api, "/feeds/cap.atom")
+    assert status == 200
+    assert [entry.title for entry in feedparser.parse(text).entries] == ["重污染天气橙色预警"]
+    assert reads == [1]  # one read, of the alerts only
 
 
 async def publish(api: Api, dept: str = "env", approve: bool = True, **fields: Any) -> dict[str, Any]:

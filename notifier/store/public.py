@@ -28,6 +28,7 @@ class PublicFilter:
     area: str | None = None
     published_from: datetime | None = None
     published_before: datetime | None = None
+    alerts: bool = False  # only alerts: a severity above info, or made from a CAP alert
 
 
 class PublicRepository(CapRepository):
@@ -47,6 +48,7 @@ class PublicRepository(CapRepository):
                 "area": where.area,
                 "from": iso(where.published_from),
                 "to": iso(where.published_before),
+                "alerts": int(where.alerts),
                 "limit": limit,
                 "offset": offset,
             },

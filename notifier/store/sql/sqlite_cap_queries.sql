@@ -32,6 +32,7 @@ SELECT code FROM areas;
 -- Public notices once approved (expired ones stay in the archive), newest first, with the time they were
 -- published (the first approval; the last change for a notice sent without one). An area matches the
 -- notices addressed to it, to an area above it (its town, the county) or below it, and county-wide ones.
+-- :alerts = 1 keeps the alerts only (the CAP feed's): a severity above info, or made from a CAP alert.
 SELECT * FROM (
     SELECT n.*, COALESCE((SELECT MIN(d.decided_at) FROM notice_decisions d
                           WHERE d.notice_id = n.id AND d.decision = 'approved'), n.updated_at) AS published_at
@@ -39,6 +40,7 @@ SELECT * FROM (
     WHERE n.public = 1 AND n.state IN ('approved', 'scheduled', 'sending', 'done', 'expired')
       AND (:domain IS NULL OR n.domain = :domain)
       AND (:department IS NULL OR n.department = :department)
+      AND (:alerts = 0 OR n.severity != 'info' OR n.cap IS NOT NULL)
       AND (:area IS NULL OR json_array_length(n.target, '$.areas') = 0
            OR EXISTS (SELECT 1 FROM json_each(n.target, '$.areas') a
                       WHERE :area LIKE a.value || '%' OR a.value LIKE :area || '%'))
