@@ -436,3 +436,33 @@ async def test_the_follow_up_list_names_only_residents_the_department_reads(
     status, page = await api.call("GET", f"/api/v1/notices/{world.env.asking}/deliveries", key="env-viewer")
     assert {item["subscriber_id"] for item in page["items"]} == {hidden["id"], own["id"]}
     assert "13900000101" not in json.dumps(page)
+
+
+async def test_the_follow_page_shows_no_address_a_gateway_echoed(api: Api, world: World, sign_in: SignIn) -> None:
+    """The console's failures by reason, as the API's delivery list: a gateway's words without the address they
+    often repeat (here of civil affairs' resident, whom a county-wide notice of the environment reached)."""
+    hidden = world.civ_only_resident
+    errors = {
+        "email": "rejected: 550 5.1.1 <JIA@example.org>: Recipient address rejected",
+        "sms": "invalid-number: isv.MOBILE_NUMBER_ILLEGAL: 13900000101 is not a mobile number",
+    }
+    for channel, error in errors.items():
+        await run_sql(
+            api.store.db,
+            "INSERT INTO deliveries (notice_id, subscriber_id, channel, state, address, last_error, created_at,"
+            " updated_at) VALUES (?, ?, ?, 'failed', ?, ?, '2026-12-01T08:00:00+00:00', '2026-12-01T08:00:00+00:00')",
+            (
+                world.env.pending,
+                hidden["id"],
+                channel,
+                "jia@example.org" if channel == "email" else hidden["phone"],
+                error,
+            ),
+        )
+    staff = await sign_in("viewer")
+    status, text = await staff.request("GET", f"/console/notices/{world.env.pending}/follow", {})
+    assert status == 200, text
+    failures = re.search(r'<table id="live-failures">.*?</table>', text, re.DOTALL)
+    assert failures is not None, text
+    assert "rejected" in failures[0] and "invalid-number" in failures[0]
+    assert "13900000101" not in text and "jia@example.org" not in text.lower()

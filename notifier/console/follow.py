@@ -1,7 +1,8 @@
 """Following a notice as it goes out, and acting on it: cancel, or issue an update or an all-clear.
 
     GET  /console/notices/{id}/follow      counts per channel and state, reach, a table per town, failures by
-                                           reason, printouts per village with their print job; updates itself
+                                           reason (as the channels page shows an error: no number, no address),
+                                           printouts per village with their print job; updates itself
     GET  /console/notices/{id}/events      the same live part as server-sent events (``snapshot`` whenever it
                                            changes, ``end`` once nothing is left to send)
     POST /console/notices/{id}/cancel      issuers and approvers, as ``POST /notices/{id}/cancel``
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from notifier.api.problems import field_errors
 from notifier.api.routing import path_int
 from notifier.api.wake import wake
 from notifier.console import security
+from notifier.console.channels import error_reason
 from notifier.console.framework import Console, current_session, page, redirect
 from notifier.console.notices import notice_path
 from notifier.domain.enums import ChannelKind, NoticeState, Role, Severity
@@ -62,12 +65,23 @@ async def _notice(console: Console) -> Notice:
     return await notice_for_key(console.store, console.staff.as_key(), path_int(console.request, "id"))
 
 
+def failures_by_reason(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed deliveries per channel kind and reason, the reason as ``error_reason`` gives it: a gateway's words
+    often repeat the resident's address (an SMTP 550 names the mailbox), and a county-wide notice reaches residents
+    the department may not read."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        counts[(row["channel"], error_reason(row["reason"]) if row["reason"] else "")] += int(row["n"])
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"channel": channel, "reason": reason, "n": n} for (channel, reason), n in ordered]
+
+
 async def snapshot(console: Console, notice_id: int) -> Snapshot:
     store = console.store
     return Snapshot(
         notice=await store.get_notice(notice_id),
         towns=await store.notice_towns(notice_id),
-        failures=await store.notice_failures(notice_id),
+        failures=failures_by_reason(await store.notice_failures(notice_id)),
         printouts=await store.notice_printouts(notice_id),
         waiting=await store.notice_waiting(notice_id),
     )
