@@ -115,11 +115,11 @@ async def import_file(
             else:
                 batch.append(row)
             if len(batch) + report.pending >= BATCH_ROWS:
-                await _flush(store, batch, actor, existing, report)
+                await _flush(store, batch, actor, existing, report, scope)
                 batch = []
                 if progress:
                     progress(result.total, max(sheet.total or 0, result.total))
-        await _flush(store, batch, actor, existing, report)
+        await _flush(store, batch, actor, existing, report, scope)
         if progress:
             progress(result.total, result.total)
     result.seconds = time.perf_counter() - started
@@ -177,20 +177,24 @@ class _Report:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-async def _flush(store: Store, batch: list[Row], actor: str, existing: Existing, report: _Report) -> None:
+async def _flush(
+    store: Store, batch: list[Row], actor: str, existing: Existing, report: _Report, scope: PersonalDataScope | None
+) -> None:
     if not batch:
         report.count([], [])
         return
     try:
         async with store.db.transaction():
-            outcomes = await _write_batch(store, batch, actor, existing)
+            outcomes = await _write_batch(store, batch, actor, existing, scope)
     except Exception as exc:  # rolled back: replay row by row, each row its own transaction
         logger.info("a batch of %d rows was rolled back (%s); replaying row by row", len(batch), type(exc).__name__)
-        outcomes = [await _write_row(store, row, actor, existing) for row in batch]
+        outcomes = [await _write_row(store, row, actor, existing, scope) for row in batch]
     report.count(batch, outcomes)
 
 
-async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Existing) -> list[Outcome]:
+async def _write_batch(
+    store: Store, batch: list[Row], actor: str, existing: Existing, scope: PersonalDataScope | None
+) -> list[Outcome]:
     """Insert the batch's new residents with as few round trips as the named queries allow."""
     outcomes: list[Outcome] = []
     groups: list[dict[str, Any]] = []
@@ -200,7 +204,7 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
     for row in batch:
         data = row.data
         assert data is not None
-        duplicate = await _duplicate(store, row, data, existing)
+        duplicate = await _duplicate(store, row, data, existing, scope)
         if duplicate is not None:
             outcomes.append(duplicate)
             continue
@@ -217,32 +221,45 @@ async def _write_batch(store: Store, batch: list[Row], actor: str, existing: Exi
     return outcomes
 
 
-async def _write_row(store: Store, row: Row, actor: str, existing: Existing) -> Outcome:
+async def _write_row(
+    store: Store, row: Row, actor: str, existing: Existing, scope: PersonalDataScope | None
+) -> Outcome:
     """The careful path: one row in its own transaction through ``Store.create_subscriber``."""
     data = row.data
     assert data is not None
     try:
         async with store.db.transaction():
-            duplicate = await _duplicate(store, row, data, existing)
+            duplicate = await _duplicate(store, row, data, existing, scope)
             if duplicate is not None:
                 return duplicate
-            await store.create_subscriber(data, actor)
+            await store.create_subscriber(data, actor, scope)
     except NotifierError as exc:
         return _store_errors(row, data, exc)
     return "imported"
 
 
-async def _duplicate(store: Store, row: Row, data: SubscriberIn, existing: Existing) -> Outcome | None:
+async def _duplicate(
+    store: Store, row: Row, data: SubscriberIn, existing: Existing, scope: PersonalDataScope | None
+) -> Outcome | None:
     """'existing' or the row's error when its external_id or phone is taken; None when it is new."""
     if data.external_id:
         other = await store.db.fetch_value("find_subscriber_by_external_id", {"external_id": data.external_id})
         if other is not None:
             if existing == "skip":
                 return "existing"
-            return [RowError(row.number, row.external_id, "external_id", f"resident {other} has this external_id")]
+            message = await _taken(store, int(other), "external_id", scope)
+            return [RowError(row.number, row.external_id, "external_id", message)]
     if data.phone and (other := await store.find_subscriber_by_phone(data.phone)) is not None:
-        return [RowError(row.number, row.external_id, "phone", f"resident {other} has this phone number")]
+        return [RowError(row.number, row.external_id, "phone", await _taken(store, other, "phone number", scope))]
     return None
+
+
+async def _taken(store: Store, other: int, what: str, scope: PersonalDataScope | None) -> str:
+    """The report names the resident who has the value only to a department that reads them, as the API's 409
+    does; that the value is registered cannot be hidden from someone registering it."""
+    if scope is None or other in await store.readable_subscriber_ids([other], scope):
+        return f"resident {other} has this {what}"
+    return f"a resident outside the department's residents has this {what}"
 
 
 def _store_errors(row: Row, data: SubscriberIn, exc: NotifierError) -> list[RowError]:

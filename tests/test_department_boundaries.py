@@ -12,11 +12,13 @@ department reads, as ``GET /subscribers`` does (docs/security.md, "Who may do wh
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,8 +30,10 @@ from notifier.config import Settings
 from notifier.console.passwords import hash_password
 from notifier.domain.enums import Role
 from notifier.engine.feedback import take_feedback
+from notifier.policy import personal_data_scope
 from notifier.store import Store
 from notifier.store.feedback import NewFeedback
+from subscribers.importer import import_file
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_B1, Api
 from tests.databases import run_sql
 
@@ -466,3 +470,33 @@ async def test_the_follow_page_shows_no_address_a_gateway_echoed(api: Api, world
     assert failures is not None, text
     assert "rejected" in failures[0] and "invalid-number" in failures[0]
     assert "13900000101" not in text and "jia@example.org" not in text.lower()
+
+
+async def test_a_console_imports_report_names_only_residents_the_department_reads(
+    api: Api, world: World, tmp_path: Path
+) -> None:
+    """A row whose phone number or external_id another resident has is refused, and the report names that
+    resident only to a department that reads them, as the API's 409 does (what the console's import runs)."""
+    hidden, own = world.civ_only_resident, world.env_resident
+    await run_sql(api.store.db, "UPDATE subscribers SET external_id = 'MZ-0001' WHERE id = ?", (hidden["id"],))
+    roster = tmp_path / "居民.csv"
+    roster.write_text(
+        "name,phone,area_code,external_id,topics\n"
+        f"甲,{hidden['phone']},{VILLAGE_A1},,air-quality\n"
+        f"乙,13900000199,{VILLAGE_A1},MZ-0001,air-quality\n"
+        f"丙,{own['phone']},{VILLAGE_A1},,air-quality\n",
+        encoding="utf-8",
+    )
+    issuer = await api.store.authenticate(api.keys["env-issuer"])
+    assert issuer is not None
+    scope = await personal_data_scope(api.store, issuer)
+    report = tmp_path / "report.csv"
+    result = await import_file(api.store, roster, actor="test", report_path=report, scope=scope)
+    assert result.imported == 0
+    rows = list(csv.reader(report.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(row[0], row[2]) for row in rows[1:]] == [("2", "phone"), ("3", "external_id"), ("4", "phone")]
+    assert [row[3] for row in rows[1:]] == [
+        "a resident outside the department's residents has this phone number",
+        "a resident outside the department's residents has this external_id",
+        f"resident {own['id']} has this phone number",
+    ]
