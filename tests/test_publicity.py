@@ -215,3 +215,26 @@ async def test_publicity_columns_must_be_the_rosters(api: Api, store: Store, set
                                                            "topic": "air-quality"}
     )
     assert status == 422 and problem["errors"][0]["loc"] == "publicity.roster", problem
+
+
+@pytest.mark.peer("cups")
+async def test_the_public_page_and_its_feedback_form_mask_numbers_in_the_notices_own_words(
+    api: Api, store: Store, settings: Settings
+) -> None:
+    """The title and text of a publicity notice pass through the masking every public page applies: a mobile
+    number or an identity card number a clerk wrote into them is not shown whole to anyone who opens the page."""
+    roster_id = await seed_roster(api, store)
+    today = server_today(settings)
+    words = {
+        "title": "城乡低保对象公示（经办人13912345678）",
+        "body": "如对名单有异议，请联系经办人王老师13912345678；代领人身份证号370725199001010011。",
+    }
+    live = await create_approved(api, publicity_notice(roster_id, today - dt.timedelta(days=1), today, **words))
+    status, page = await api.call("GET", f"/public/notices/{live}", key=None)
+    assert status == 200, page
+    assert "139****5678" in page and "370725********0011" in page
+    assert "13912345678" not in page and "370725199001010011" not in page
+    assert "0536-6212345" in page  # the complaint phone is the department's, shown to be called
+    status, form = await api.call("GET", f"/public/notices/{live}/feedback", key=None)
+    assert status == 200 and 'name="text"' in form
+    assert "139****5678" in form and "13912345678" not in form

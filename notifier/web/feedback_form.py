@@ -46,6 +46,7 @@ from notifier.store.feedback import NewFeedback
 from notifier.web import pages
 from notifier.web.client_address import request_client
 from notifier.web.pages import PageError, never_500
+from notifier.web.public_pages import mask_personal
 
 log = logging.getLogger("notifier.web")
 
@@ -94,7 +95,7 @@ async def _form(request: web.Request, notice: Notice, status: int = 200, values:
                 errors: list[PageError] | None = None) -> web.Response:
     department = await request.app[STORE].get_department(notice.department)
     return pages.render(request, "feedback.html.j2", status, title=("意见建议", "Feedback"),
-                        notice_title=notice.title, department_name=department.name, errors=errors or [],
+                        notice_title=mask_personal(notice.title), department_name=department.name, errors=errors or [],
                         **feedback_form_context(request, notice.id, values))
 
 

@@ -1,7 +1,8 @@
 """The public page of a publicity list (公示): ``GET /public/notices/{id}`` while its period lasts.
 
 Shown (200, no login) from the first day of the period to the last, in the server's timezone, once the
-notice is approved: its title and text, the period, the complaint phone and the whole table, masked
+notice is approved: its title and text (mobile and identity card numbers masked, as on every public page:
+``public_pages.mask_personal``), the period, the complaint phone and the whole table, masked
 (``engine.publicity``), and the link to the notice's feedback form (``feedback_form``) once it went out.
 Before the period, or for a notice that is not an approved publicity notice: 404.
 After the last day: 410 Gone, and the withdrawal is logged once (audit ``publicity.withdrawn``; housekeeping
@@ -26,6 +27,7 @@ from notifier.domain.models import Notice
 from notifier.engine.publicity import publicity_table
 from notifier.web.feedback_form import action_path, takes_feedback
 from notifier.web.pages import message, render
+from notifier.web.public_pages import mask_personal
 
 SHOWN_STATES = frozenset({"approved", "scheduled", "sending", "done"})
 ACTOR = "page:publicity"
@@ -52,13 +54,14 @@ async def publicity_page(request: web.Request, notice: Notice) -> web.Response:
         raise NotFound(f"no public notice {notice.id}")
     table = await publicity_table(store, period, None)
     department = await store.get_department(notice.department)
+    masked_title = mask_personal(notice.title)
     return render(
         request,
         "publicity.html.j2",
-        title=(notice.title, notice.title),
-        notice=notice,
+        title=(masked_title, masked_title),
+        masked_title=masked_title,
         department_name=department.name,
-        paragraphs=paragraphs(notice.body or ""),
+        paragraphs=paragraphs(mask_personal(notice.body or "")),
         period_from=chinese_day(period.from_date.isoformat()),
         period_until=chinese_day(period.until.isoformat()),
         table=table,
