@@ -8,12 +8,14 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import feedparser
 import pytest
 
 from notifier.cap.document import read_alert
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn
+from notifier.web import kiosk
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_B1, Api
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -260,3 +262,56 @@ async def test_kiosk_events_stream_the_list_as_server_sent_events(api: Api, publ
     assert lines[0] == "event: notices"
     data = json.loads(lines[1].removeprefix("data: "))
     assert [item["title"] for item in data] == ["重污染天气橙色预警", "全县防汛通知"]  # the severe one first
+
+
+async def next_notices_event(stream: aiohttp.ClientResponse) -> list[dict[str, Any]]:
+    """The list of the next ``notices`` event on an open kiosk stream (comments and ``retry`` skipped)."""
+    event = None
+    while True:
+        line = (await asyncio.wait_for(stream.content.readline(), timeout=10)).decode().rstrip("\n")
+        if line == "event: notices":
+            event = line
+        elif event and line.startswith("data: "):
+            return list(json.loads(line.removeprefix("data: ")))
+
+
+async def test_the_kiosks_of_an_area_share_one_read_of_its_list(
+    api: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream does not read the list itself: one reader per area serves every stream of it, so streams opened
+    by the hundred (no login needed) do not multiply the reads of the database."""
+    monkeypatch.setattr(kiosk, "POLL_SECONDS", 3600.0)  # one read for the whole test
+    reads: list[str] = []
+    read = api.store.active_public_notices
+
+    async def counted(area: str) -> Any:
+        reads.append(area)
+        return await read(area)
+
+    monkeypatch.setattr(api.store, "active_public_notices", counted)
+    headers = {"Accept": "text/event-stream"}
+    streams = [await api.session.get(f"{api.base}/kiosk/events?area={TOWN_A}", headers=headers) for _ in range(5)]
+    try:
+        lists = [await next_notices_event(stream) for stream in streams]
+    finally:
+        for stream in streams:
+            stream.close()
+    assert [[item["title"] for item in found] for found in lists] == [["重污染天气橙色预警", "全县防汛通知"]] * 5
+    assert reads == [TOWN_A]
+
+
+async def test_a_new_notice_reaches_every_open_stream_of_its_area(
+    api: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kiosk, "POLL_SECONDS", 0.05)
+    headers = {"Accept": "text/event-stream"}
+    streams = [await api.session.get(f"{api.base}/kiosk/events?area={TOWN_A}", headers=headers) for _ in range(3)]
+    try:
+        for stream in streams:
+            await next_notices_event(stream)
+        await publish(api, title="大风蓝色预警", severity="moderate")
+        lists = [await next_notices_event(stream) for stream in streams]
+    finally:
+        for stream in streams:
+            stream.close()
+    assert all("大风蓝色预警" in [item["title"] for item in found] for found in lists)

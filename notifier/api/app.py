@@ -39,6 +39,7 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
 from notifier.store import Store, open_database
+from notifier.web import kiosk
 
 ALL_ROUTES: list[Route] = [
     *system.ROUTES,
@@ -127,5 +128,7 @@ def create_app(
         app[ENGINE] = engine
         yield
 
-    app.cleanup_ctx.extend([database_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx])
+    app.cleanup_ctx.extend(
+        [database_ctx, kiosk.lists_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx]
+    )
     return app

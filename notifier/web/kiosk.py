@@ -18,8 +18,11 @@ when it is cancelled (a CAP Cancel included) and when a published update replace
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +34,8 @@ from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode
 from notifier.store import Store
 from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notices, render
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
@@ -76,6 +81,82 @@ def _payload(notices: list[PublicNotice]) -> str:
     return json.dumps([notice.as_json() for notice in notices], ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass
+class AreaList:
+    """The active notices of one area as its streams send them: the latest list (JSON), ``changed`` set and
+    replaced whenever it changes, and how many streams listen."""
+
+    payload: str | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    listeners: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def publish(self, payload: str) -> None:
+        if payload != self.payload:
+            self.payload = payload
+            self.changed.set()  # wakes the streams waiting on this event; later ones wait on the next
+            self.changed = asyncio.Event()
+
+    async def after(self, sent: str | None, seconds: float) -> str | None:
+        """The list once it differs from ``sent`` (at once if it already does); None after ``seconds``."""
+        if self.payload is not None and self.payload != sent:
+            return self.payload
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self.changed.wait()
+        return self.payload if self.payload is not None and self.payload != sent else None
+
+
+class KioskLists:
+    """One reader per area that some kiosk streams: every POLL_SECONDS it reads the area's list for all of them.
+    Each stream read it on its own until 2026-12-02, so a hundred streams opened on one area (no login needed)
+    made a hundred reads a second of the database; now the reads a second are at most the areas streamed."""
+
+    def __init__(self) -> None:
+        self.areas: dict[str, AreaList] = {}
+
+    def listen(self, store: Store, area: str) -> AreaList:
+        entry = self.areas.setdefault(area, AreaList())
+        entry.listeners += 1
+        if entry.task is None:
+            entry.task = asyncio.create_task(self._read(store, area, entry), name=f"kiosk list {area}")
+        return entry
+
+    def leave(self, area: str, entry: AreaList) -> None:
+        entry.listeners -= 1
+        if entry.listeners == 0:
+            if entry.task is not None:
+                entry.task.cancel()
+            if self.areas.get(area) is entry:
+                del self.areas[area]
+
+    async def close(self) -> None:
+        tasks = [entry.task for entry in self.areas.values() if entry.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.areas.clear()
+
+    @staticmethod
+    async def _read(store: Store, area: str, entry: AreaList) -> None:
+        while True:
+            try:
+                entry.publish(_payload(await _active(store, area)))
+            except Exception:  # the database refused for a moment: the streams keep the last list
+                log.warning("kiosk list of area %s could not be read; trying again", area, exc_info=True)
+            await asyncio.sleep(POLL_SECONDS)  # the notices live in the database, which any process may change
+
+
+KIOSK_LISTS = web.AppKey("kiosk_lists", KioskLists)
+
+
+async def lists_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's ``KioskLists``; their readers stop at cleanup (place it after the database's context)."""
+    app[KIOSK_LISTS] = KioskLists()
+    yield
+    await app[KIOSK_LISTS].close()
+
+
 async def kiosk_events(request: web.Request) -> web.StreamResponse:
     query = read_query(request, KioskQuery)
     store = request.app[STORE]
@@ -87,26 +168,31 @@ async def kiosk_events(request: web.Request) -> web.StreamResponse:
         headers={**HEADERS, "Content-Type": EVENT_STREAM, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    lists = request.app[KIOSK_LISTS]
+    entry = lists.listen(store, query.area)
     try:
-        await _stream(response, store, query.area)
+        await _stream(response, entry)
     except ConnectionResetError:
         pass  # the kiosk went away
+    finally:
+        lists.leave(query.area, entry)
     return response
 
 
-async def _stream(response: web.StreamResponse, store: Store, area: str) -> None:
+async def _stream(response: web.StreamResponse, entry: AreaList) -> None:
     await response.write(f"retry: {int(POLL_SECONDS * 2000)}\n\n".encode())
-    started = last_write = time.monotonic()
+    loop = asyncio.get_running_loop()
+    ends = last_write = loop.time()
+    ends += STREAM_SECONDS
     sent: str | None = None
-    while time.monotonic() - started < STREAM_SECONDS:
-        payload = _payload(await _active(store, area))
-        if payload != sent:
+    while (now := loop.time()) < ends:
+        payload = await entry.after(sent, min(ends - now, last_write + KEEPALIVE_SECONDS - now))
+        if payload is not None:
             await response.write(f"event: notices\ndata: {payload}\n\n".encode())
-            sent, last_write = payload, time.monotonic()
-        elif time.monotonic() - last_write > KEEPALIVE_SECONDS:
+            sent, last_write = payload, loop.time()
+        elif loop.time() - last_write >= KEEPALIVE_SECONDS:
             await response.write(b": still here\n\n")
-            last_write = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)  # the notices live in the database, which any process may change
+            last_write = loop.time()
 
 
 _ITEMS: dict[str, Any] = {
