@@ -12,7 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from notifier.config import Settings
 from notifier.store import Store
 from notifier.testing import FakeClock
-from notifier.web.client_address import client_address
+from notifier.web.client_address import client_address, limit_key
 from tests.conftest import Api
 from tests.test_feedback import browser, form, post_form, sent_notice  # noqa: F401 - browser is a fixture
 
@@ -60,6 +60,15 @@ def test_the_setting_takes_addresses_and_networks_and_refuses_nonsense() -> None
             assert "trusted_proxies" in str(exc)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_an_ipv4_client_of_a_dual_stack_socket_is_counted_by_its_own_address() -> None:
+    # a server listening on "::" sees IPv4 clients as ::ffff:a.b.c.d; taken by their /64 (::/64) every IPv4
+    # client would share one limit, and one of them guessing passwords would lock all the others out
+    assert limit_key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert limit_key("::ffff:198.51.100.7") != limit_key("::ffff:198.51.100.8")
+    assert limit_key("2001:db8:1:2:aaaa::1") == limit_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert limit_key("198.51.100.7") == "198.51.100.7" and limit_key("unknown") == "unknown"
 
 
 async def test_the_feedback_form_counts_each_client_behind_the_proxy_separately(

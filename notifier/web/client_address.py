@@ -66,7 +66,9 @@ def limit_key(address: str) -> str:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         return address  # "unknown", or a peer that is not an IP address (a Unix socket)
-    if parsed.version == 6:
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket: its own address
+            return str(parsed.ipv4_mapped)
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
     return address
 
