@@ -121,6 +121,9 @@ async def test_who_may_edit(api: Api) -> None:
     for key in ("env-issuer", "env-viewer"):
         status, problem = await api.call("POST", "/api/v1/templates", json=WATER, key=key)
         assert status == 403, problem
+        # the role is checked before the body: a key that may not edit learns nothing from a bad one
+        assert (await api.call("POST", "/api/v1/templates", json={"name": 1}, key=key))[0] == 403
+        assert (await api.call("PUT", "/api/v1/templates/notice", json={"texts": 1}, key=key))[0] == 403
     assert (await api.call("POST", "/api/v1/templates", json=WATER, key="env-approver"))[0] == 201
     draft = {key: value for key, value in WATER.items() if key != "name"}
     status, problem = await api.call("PUT", "/api/v1/templates/water-cut", json=draft, key="civ-approver")

@@ -13,8 +13,8 @@ from notifier.api.notices import notice_renderer
 from notifier.api.routing import Route, json_response, page_response, path_int, read_body, read_query
 from notifier.domain.errors import FieldError, InvalidInput, NotFound
 from notifier.domain.templates import TemplateDraft, TemplateIn, TemplateVersion
+from notifier.engine.template_library import EDITOR_ROLES, save_template
 from notifier.engine.template_library import create_template as create_new_template
-from notifier.engine.template_library import save_template
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,47}$"
 NAME_PARAM = {"name": {"type": "string", "pattern": NAME_PATTERN}}
@@ -46,14 +46,14 @@ async def get_template(request: web.Request) -> web.Response:
 
 
 async def create_template(request: web.Request) -> web.Response:
-    key = await require(request)
+    key = await require(request, *EDITOR_ROLES)  # the role before the body: a viewer hears 403, whatever it sent
     template = await read_body(request, TemplateIn)
     created = await create_new_template(request.app[STORE], template, key, actor(key), notice_renderer(request))
     return json_response(created, 201)
 
 
 async def put_template(request: web.Request) -> web.Response:
-    key = await require(request)
+    key = await require(request, *EDITOR_ROLES)
     name = path_name(request)
     draft = await read_body(request, TemplateDraft)
     saved = await save_template(request.app[STORE], name, draft, key, actor(key), notice_renderer(request))
