@@ -64,6 +64,8 @@ class ImportResult:
     imported: int = 0
     failed: int = 0
     existing: int = 0  # rows skipped because their external_id is already stored (existing="skip")
+    duplicates: int = 0  # rows refused because another resident has their phone number or external_id
+    duplicates_disclosed: int = 0  # of them, those whose report names that resident (``_taken``)
     report_path: Path | None = None
     errors: list[RowError] = field(default_factory=list)  # the first KEPT_ERRORS errors
     seconds: float = 0.0
@@ -71,6 +73,14 @@ class ImportResult:
     @property
     def rows_per_second(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class DuplicateError(RowError):
+    """A row refused because another resident has its phone number or external_id; ``disclosed``: the report
+    names that resident (the department reads them)."""
+
+    disclosed: bool = False
 
 
 async def import_file(
@@ -124,7 +134,11 @@ async def import_file(
             progress(result.total, result.total)
     result.seconds = time.perf_counter() - started
     counts = {"rows": result.total, "imported": result.imported, "failed": result.failed}
-    await store.audit(actor, "subscriber.import", "file", path.name, {**counts, "existing": result.existing})
+    # that a value is registered cannot be hidden from someone registering it: as the API's 409s
+    # (subscriber.duplicate), the refusals are in the log, here counted per import
+    duplicates = {"duplicates": result.duplicates, "disclosed": result.duplicates_disclosed}
+    await store.audit(actor, "subscriber.import", "file", path.name,
+                      {**counts, "existing": result.existing, **duplicates})  # fmt: skip
     logger.info(
         "import of %s: %d rows, %d imported, %d failed, %d existing, %.1f s",
         path.name,
@@ -166,6 +180,10 @@ class _Report:
             else:
                 row.errors = list(outcome)
                 self.add(row)
+                duplicate = next((e for e in outcome if isinstance(e, DuplicateError)), None)
+                if duplicate is not None:
+                    self.result.duplicates += 1
+                    self.result.duplicates_disclosed += duplicate.disclosed
         self._pending.sort(key=lambda e: e.row)
         room = max(KEPT_ERRORS - len(self.result.errors), 0)
         self.result.errors += self._pending[:room]
@@ -247,19 +265,20 @@ async def _duplicate(
         if other is not None:
             if existing == "skip":
                 return "existing"
-            message = await _taken(store, int(other), "external_id", scope)
-            return [RowError(row.number, row.external_id, "external_id", message)]
+            return [await _taken(store, row, int(other), "external_id", scope)]
     if data.phone and (other := await store.find_subscriber_by_phone(data.phone)) is not None:
-        return [RowError(row.number, row.external_id, "phone", await _taken(store, other, "phone number", scope))]
+        return [await _taken(store, row, other, "phone", scope)]
     return None
 
 
-async def _taken(store: Store, other: int, what: str, scope: PersonalDataScope | None) -> str:
+async def _taken(store: Store, row: Row, other: int, column: str, scope: PersonalDataScope | None) -> DuplicateError:
     """The report names the resident who has the value only to a department that reads them, as the API's 409
     does; that the value is registered cannot be hidden from someone registering it."""
+    what = "phone number" if column == "phone" else column
     if scope is None or other in await store.readable_subscriber_ids([other], scope):
-        return f"resident {other} has this {what}"
-    return f"a resident outside the department's residents has this {what}"
+        return DuplicateError(row.number, row.external_id, column, f"resident {other} has this {what}", True)
+    message = f"a resident outside the department's residents has this {what}"
+    return DuplicateError(row.number, row.external_id, column, message, False)
 
 
 def _store_errors(row: Row, data: SubscriberIn, exc: NotifierError) -> list[RowError]:

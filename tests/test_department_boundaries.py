@@ -32,6 +32,7 @@ from notifier.domain.enums import Role
 from notifier.engine.feedback import take_feedback
 from notifier.policy import personal_data_scope
 from notifier.store import Store
+from notifier.store.audit import AuditFilter
 from notifier.store.feedback import NewFeedback
 from subscribers.importer import import_file
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_B1, Api
@@ -500,3 +501,7 @@ async def test_a_console_imports_report_names_only_residents_the_department_read
         "a resident outside the department's residents has this external_id",
         f"resident {own['id']} has this phone number",
     ]
+    # that a value is registered cannot be hidden from the one registering it: the refusals are in the log, as
+    # the API's 409s are (subscriber.duplicate), counted in the import's own entry
+    entries, _ = await api.store.list_audit(AuditFilter(action="subscriber.import"), None, 10)
+    assert [(e.detail["duplicates"], e.detail["disclosed"]) for e in entries] == [(3, 1)]
