@@ -80,6 +80,7 @@ _E164 = re.compile(r"(?:\+|%2B|\b00)[0-9]{8,15}\b", re.IGNORECASE)
 _CN_MOBILE = re.compile(r"(?<![0-9.])(?:86)?1[3-9][0-9]{9}(?![0-9])")
 
 OUTCOME_UNKNOWN = "connection dropped before the reply: the provider may have taken the message"
+UNRECOGNISED = "unrecognised answer: the provider may have taken the message"  # a 2xx that says neither yes nor no
 
 
 class OutcomeUnknown(aiohttp.ClientError):
@@ -361,6 +362,7 @@ def _origin(url: str) -> str:
 
 __all__ = [
     "OUTCOME_UNKNOWN",
+    "UNRECOGNISED",
     "HttpChannel",
     "HttpOptions",
     "HttpReply",

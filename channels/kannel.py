@@ -22,7 +22,8 @@ alias. ``hook_token_previous`` keeps the DLRs of messages sent before a token ch
     -----------------------------------------------------  ------------------------------------------
     202 "0: Accepted for delivery"                         Sent("d<delivery id>"; "d<delivery id>-r1" resent)
     202 "3: Queued for later delivery" (no SMSC up now)    Sent("d<delivery id>") (Kannel keeps it)
-    other 2xx                                              Sent("d<delivery id>")
+    2xx "Sent." (older Kannel versions)                    Sent("d<delivery id>")
+    other 2xx (a proxy's error page, an empty body...)     Retry(UNRECOGNISED): Kannel may have taken it
     403 "Not routable. Do not try again."                  Failed("unroutable")
     403 "Authorization failed for sendsms"                 Failed("auth") (fix username/password)
     400 "Missing receiver number" and other 4xx            Failed("http-4xx", Kannel's text)
@@ -45,7 +46,7 @@ from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, count_segments, within_limit
 
 
@@ -93,6 +94,13 @@ def dlr_signature(hook_token: str, alias: str, message_id: str) -> str:
     """The ``sig`` of a dlr-url: proof that this alias's adapter asked for this message's receipts."""
     mac = hmac.new(hook_token.encode("utf-8"), f"kannel-dlr\n{alias}\n{message_id}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def accepted(reply: HttpReply) -> bool:
+    """Whether a 2xx answer is smsbox's own word that it took the message: "0: Accepted for delivery", "3: Queued
+    for later delivery", or "Sent." of older versions. Anything else (a proxy's page, an empty body) says nothing."""
+    text = reply.body[:64].lstrip()
+    return text.startswith((b"0:", b"3:")) or text.rstrip() == b"Sent."
 
 
 class KannelChannel(HttpChannel):
@@ -200,7 +208,7 @@ class KannelChannel(HttpChannel):
             return reply  # Kannel could not be reached
         default = self.classify(reply)
         if default is None:
-            return Sent(provider_id(message))
+            return Sent(provider_id(message)) if accepted(reply) else Retry(UNRECOGNISED)
         if reply.status == 403 and "routable" in reply.text.lower():
             return Failed("unroutable", self.redact(reply.text.strip()))
         if reply.status in (401, 403) and "authori" in reply.text.lower():
