@@ -17,6 +17,7 @@ characters and longer values are cut by WeChat, not refused.
     answer                                         result
     ---------------------------------------------  -----------------------------------------------
     errcode 0 + msgid                              Sent(str(msgid))  (int64: kept as a string)
+    errcode 0 without msgid                        Retry(UNRECOGNISED): the platform may have taken it
     40001 / 40014 / 42001 (token invalid/expired)  refresh the token once per send, resend that message;
                                                    rejected again -> Retry, and Retry for the rest
     43004 not following, 40003 invalid openid,
@@ -26,6 +27,7 @@ characters and longer values are cut by WeChat, not refused.
     45011 minute quota                             Retry(retry_after=60) for this and the rest of the batch
     -1 system busy                                 Retry
     any other errcode (40037 template, 47003 ...)  Failed("errcode-<n>", errmsg)
+    no JSON object, errcode not an integer         Retry
     transport error / HTTP 5xx / 429               Retry (channels.http)
     token fetch fails                              its Retry / Failed("token") for the whole batch
 
@@ -45,7 +47,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions, HttpReply
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.wechat_token import (
     IssuedToken,
     MemoryTokenCache,
@@ -102,13 +104,18 @@ def utf8_json(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def errcode_of(body: Any) -> int | None:
-    """The errcode of a JSON answer (0 when absent), None when the answer is not a JSON object."""
+    """The errcode of a JSON answer (0 when absent), None when the answer is not a JSON object or its errcode is
+    not an integer (an integral number or a string of one, as some proxies re-encode it): ``true``, ``0.5``,
+    ``Infinity`` or ``null`` say nothing, and are not read as 0 or 1."""
     if not isinstance(body, dict):
         return None
-    try:
-        return int(body.get("errcode") or 0)
-    except (TypeError, ValueError):
-        return None
+    value = body.get("errcode", 0)
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.removeprefix("-").isdigit() and value.isascii() else None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class WechatAccountChannel(HttpChannel):
@@ -248,8 +255,9 @@ class WechatAccountChannel(HttpChannel):
         code = errcode_of(data)
         if code is None:
             return None, Retry(f"unreadable answer from {self.send_path}")
-        if code == 0 and isinstance(data, dict) and data.get("msgid") is not None:
-            return 0, Sent(str(data["msgid"]))
+        if code == 0:
+            msgid = data.get("msgid") if isinstance(data, dict) else None
+            return 0, Sent(str(msgid)) if msgid is not None else Retry(UNRECOGNISED)
         if code in TOKEN_CODES:
             return code, Retry(f"access token rejected (errcode {code})")
         if code in UNREACHABLE_CODES:

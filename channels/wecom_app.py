@@ -19,6 +19,7 @@ Messages of a batch with the same content share one call; each message still get
     45009 frequency limit                        Retry(retry_after=60) for this and the rest of the batch
     -1 busy, 6000 version conflict, 45033 concurrency   Retry
     other errcodes (40056 agentid, 40001 secret...)     Failed("errcode-<n>", errmsg)
+    no errcode, or one not an integer            Retry (the platform may have taken the messages)
     transport error / HTTP 5xx / 429             Retry (channels.http)
     token fetch fails                            its Retry / Failed("token") for the whole batch
 
@@ -183,7 +184,7 @@ class WecomAppChannel(HttpChannel):
         if default is not None:
             return None, default
         data = reply.json()
-        code = errcode_of(data)
+        code = errcode_of(data) if isinstance(data, dict) and "errcode" in data else None  # message/send always has one
         return code, data if code is not None else Retry("unreadable answer from message/send")
 
     def interpret(self, code: int | None, data: Any, chunk: list[OutboundMessage]) -> list[SendResult]:

@@ -7,10 +7,15 @@ makes an exception escape ``send``, hammers a token endpoint or keeps a token fo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from channels.kannel import KannelChannel, KannelOptions
+from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions
+from channels.wechat_token import MemoryTokenCache
+from channels.wecom_app import WecomAppChannel, WecomAppOptions
 from tests.fake_gateway import Reply, fake_gateway
 
 PHONE = "+8613800138000"
@@ -55,3 +60,52 @@ async def test_kannel_answers_that_say_it_took_the_message_are_sent(body: str) -
     async with fake_gateway(Reply(202, body)) as gateway:
         [result] = await send(kannel(gateway.url), [message()])
     assert result == Sent("d42")
+
+
+def wecom(url: str) -> WecomAppChannel:
+    options = {"corpid": "ww1", "corpsecret": "corp-secret", "agentid": 1000002, "api_base": url, "timeout": 2}
+    channel = WecomAppChannel("wecom", WecomAppOptions.model_validate(options))
+    channel.tokens = MemoryTokenCache(channel.fetch_token, can_force=False)
+    return channel
+
+
+TOKEN = Reply(200, {"errcode": 0, "errmsg": "ok", "access_token": "tok-1", "expires_in": 7200})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {},  # a JSON object with nothing of WeCom's in it
+        {"error": "upstream unavailable"},
+        {"errcode": None},
+        {"errcode": False, "msgid": "m1"},
+        {"errcode": 0.5, "msgid": "m1"},
+        '{"errcode": Infinity, "msgid": "m1"}',
+    ],
+)
+async def test_wecom_answer_without_a_readable_errcode_is_not_sent(answer: dict[str, Any] | str) -> None:
+    async with fake_gateway(TOKEN, Reply(200, answer)) as gateway:
+        results = await send(wecom(gateway.url), [message("LiWei", 1), message("wangfang", 2)])
+    assert all(isinstance(result, Retry) for result in results), results
+
+
+def wechat(url: str) -> WechatOfficialChannel:
+    options = {"appid": "wx1", "secret": "app-secret", "template_id": "tpl", "api_base": url, "timeout": 2}
+    channel = WechatOfficialChannel("wechat", WechatOfficialOptions.model_validate(options))
+    channel.tokens = MemoryTokenCache(channel.fetch_token)
+    return channel
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"errcode": 0, "errmsg": "ok"},  # success without the msgid: the platform may well have taken it
+        '{"errcode": Infinity, "msgid": 1}',
+        {"errcode": True, "msgid": 1},
+        {"errcode": 0.5, "msgid": 1},
+    ],
+)
+async def test_wechat_answer_without_a_readable_outcome_is_retry(answer: dict[str, Any] | str) -> None:
+    async with fake_gateway(Reply(200, {"access_token": "tok-1", "expires_in": 7200}), Reply(200, answer)) as gateway:
+        [result] = await send(wechat(gateway.url), [message("oOPENID1")])
+    assert isinstance(result, Retry), result
