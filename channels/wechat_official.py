@@ -54,6 +54,7 @@ from channels.wechat_token import (
     TokenCache,
     TokenCaches,
     TokenError,
+    expires_in_of,
     shared_token_caches,
 )
 
@@ -178,7 +179,7 @@ class WechatAccountChannel(HttpChannel):
         data = reply.json()
         code = errcode_of(data)
         if code == 0 and isinstance(data, dict) and data.get("access_token"):
-            return IssuedToken(str(data["access_token"]), float(data.get("expires_in") or 7200))
+            return IssuedToken(str(data["access_token"]), expires_in_of(data.get("expires_in")))
         if code in (-1, 45009, 45011) or code is None:
             raise TokenError(Retry(f"token endpoint: errcode {code}"))
         log.error("%s: stable_token refused: errcode %s", self.alias, code)

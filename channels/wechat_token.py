@@ -42,6 +42,8 @@ from typing import Protocol
 from channels.base import ChannelSetup, Failed, Retry
 
 DEFAULT_MARGIN = 120.0  # seconds before expiry at which a cached token counts as stale
+DEFAULT_LIFETIME = 7200.0  # seconds: both platforms' documented ``expires_in``
+MAX_LIFETIME = 86400.0  # seconds: no token is kept longer, whatever the endpoint says
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,17 @@ class SingleFlightTokenCache:
         return value
 
 
+def expires_in_of(value: object) -> float:
+    """The lifetime an endpoint's ``expires_in`` gives a token: a positive number of seconds (or a string of
+    digits), at most ``MAX_LIFETIME``; anything else (absent, 0, negative, NaN, text) is read as ``DEFAULT_LIFETIME``,
+    so a malformed answer neither makes every send fetch a token nor keeps one for ever."""
+    if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+        value = int(value)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < float("inf"):
+        return DEFAULT_LIFETIME
+    return min(float(value), MAX_LIFETIME)
+
+
 def lifetime(issued: IssuedToken, margin: float) -> float:
     """Seconds a token is used before it is fetched again: ``margin`` s before it expires, but at least half
     its lifetime, so a short-lived token never makes every call fetch."""
@@ -180,7 +193,9 @@ class TokenCaches:
 
 
 __all__ = [
+    "DEFAULT_LIFETIME",
     "DEFAULT_MARGIN",
+    "MAX_LIFETIME",
     "IssuedToken",
     "MemoryTokenCache",
     "SingleFlightTokenCache",
@@ -188,6 +203,7 @@ __all__ = [
     "TokenCaches",
     "TokenError",
     "TokenFetcher",
+    "expires_in_of",
 ]
 
 

@@ -42,6 +42,7 @@ from channels.wechat_token import (
     TokenCache,
     TokenCaches,
     TokenError,
+    expires_in_of,
     shared_token_caches,
 )
 
@@ -107,7 +108,7 @@ class WecomAppChannel(HttpChannel):
         data = reply.json()
         code = errcode_of(data)
         if code == 0 and isinstance(data, dict) and data.get("access_token"):
-            return IssuedToken(str(data["access_token"]), float(data.get("expires_in") or 7200))
+            return IssuedToken(str(data["access_token"]), expires_in_of(data.get("expires_in")))
         if code is None or code in RETRY_CODES or code == 45009:
             raise TokenError(Retry(f"gettoken: errcode {code}", 60.0 if code == 45009 else None))
         log.error("%s: gettoken refused: errcode %s", self.alias, code)

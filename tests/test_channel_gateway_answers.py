@@ -7,6 +7,7 @@ makes an exception escape ``send``, hammers a token endpoint or keeps a token fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from channels.kannel import KannelChannel, KannelOptions
 from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions
 from channels.wechat_token import MemoryTokenCache
 from channels.wecom_app import WecomAppChannel, WecomAppOptions
-from tests.fake_gateway import Reply, fake_gateway
+from tests.fake_gateway import FakeGateway, Reply, fake_gateway
 
 PHONE = "+8613800138000"
 HTML_ERROR = "<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
@@ -109,3 +110,62 @@ async def test_wechat_answer_without_a_readable_outcome_is_retry(answer: dict[st
     async with fake_gateway(Reply(200, {"access_token": "tok-1", "expires_in": 7200}), Reply(200, answer)) as gateway:
         [result] = await send(wechat(gateway.url), [message("oOPENID1")])
     assert isinstance(result, Retry), result
+
+
+def token_fetches(gateway: FakeGateway) -> int:
+    return sum(1 for seen in gateway.seen if seen.path.endswith(("/stable_token", "/gettoken")))
+
+
+@pytest.mark.parametrize(
+    ("make", "expires_in"),
+    [
+        (wechat, "-5"),
+        (wechat, "NaN"),
+        (wechat, '"two hours"'),
+        (wechat, "[7200]"),
+        (wecom, "-5"),
+        (wecom, "NaN"),
+        (wecom, '"two hours"'),
+    ],
+)
+async def test_a_malformed_token_lifetime_neither_escapes_nor_refetches_on_every_send(
+    make: Callable[[str], Channel], expires_in: str
+) -> None:
+    token = Reply(200, f'{{"errcode": 0, "access_token": "tok-1", "expires_in": {expires_in}}}')
+    answer = Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": "m1"})
+    async with fake_gateway(token, answer) as gateway:
+        channel = make(gateway.url)
+        await channel.open()
+        try:
+            first = await channel.send([message("user1", 1)])
+            second = await channel.send([message("user2", 2)])
+        finally:
+            await channel.close()
+    assert first == second == [Sent("m1")]
+    assert token_fetches(gateway) == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("expires_in", ["1e300", "Infinity", "99999999999999999999999999"])
+async def test_a_token_with_an_absurd_lifetime_is_not_kept_for_ever(expires_in: str) -> None:
+    token = Reply(200, f'{{"access_token": "tok-1", "expires_in": {expires_in}}}')
+    answer = Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": 5})
+    async with fake_gateway(token, token, answer) as gateway:
+        clock = Clock()
+        channel = wechat(gateway.url)
+        channel.tokens = MemoryTokenCache(channel.fetch_token, clock=clock)
+        await channel.open()
+        try:
+            await channel.send([message("user1", 1)])
+            clock.now += 400 * 86400  # over a year later
+            await channel.send([message("user2", 2)])
+        finally:
+            await channel.close()
+    assert token_fetches(gateway) == 2
