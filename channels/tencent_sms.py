@@ -35,6 +35,7 @@ exceeds 512 bytes); ``SerialNo`` is the provider message id.
     AuthFailure.*, UnauthorizedOperation.*                                  Failed("auth")
     other FailedOperation.* and unknown codes                               Failed("rejected")
     no status for a number we sent                                          Retry("no-status")
+    two different statuses for one number, SendStatusSet not a list         Retry(UNRECOGNISED)
     timeout, connection error, HTTP 5xx/429, 2xx without JSON ``Response``  Retry (channels.http)
 
 While the account cannot send, ``account_alert`` holds the reason (None after the next accepted
@@ -58,7 +59,7 @@ from pydantic import Field, SecretStr
 
 from channels.aliyun_sms import Receipt
 from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions
 from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
 log = logging.getLogger("notifier.channels.tencent_sms")
@@ -254,13 +255,19 @@ class TencentSmsChannel(HttpChannel):
         if isinstance(error, dict):
             result = self._refusal(str(error.get("Code")), error.get("Message"), now)
             return [result] * len(messages)
-        status_set = response.get("SendStatusSet") or []
-        statuses = {_digits(s.get("PhoneNumber")): s for s in status_set if isinstance(s, dict)}
-        return [self._status(statuses.get(_digits(m.recipient)), now) for m in messages]
+        status_set = response.get("SendStatusSet")
+        if not isinstance(status_set, list):
+            return [Retry(UNRECOGNISED)] * len(messages)
+        statuses: dict[str, dict[str, Any] | None] = {}  # None: the number answered twice, differently
+        for status in status_set:
+            if isinstance(status, dict):
+                number = _digits(status.get("PhoneNumber"))
+                statuses[number] = status if statuses.get(number, status) == status else None
+        return [self._status(statuses.get(_digits(m.recipient), {}), now) for m in messages]
 
     def _status(self, status: dict[str, Any] | None, now: float) -> SendResult:
-        if status is None:
-            return Retry("no-status")
+        if not status:
+            return Retry("no-status") if status is not None else Retry(UNRECOGNISED)
         if status.get("Code") == "Ok":
             return Sent(str(status.get("SerialNo")))
         return self._refusal(str(status.get("Code")), status.get("Message"), now)

@@ -14,6 +14,7 @@ import pytest
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
 from channels.kannel import KannelChannel, KannelOptions
+from channels.tencent_sms import TencentSmsChannel, TencentSmsOptions
 from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions
 from channels.wechat_token import MemoryTokenCache
 from channels.wecom_app import WecomAppChannel, WecomAppOptions
@@ -169,3 +170,31 @@ async def test_a_token_with_an_absurd_lifetime_is_not_kept_for_ever(expires_in: 
         finally:
             await channel.close()
     assert token_fetches(gateway) == 2
+
+
+def tencent(url: str) -> TencentSmsChannel:
+    values = {"secret_id": "AKID-test", "secret_key": "tc3-key", "sdk_app_id": "1400006666", "sign_name": "昌乐县政府",
+              "template_id": "449739", "endpoint": url, "timeout": 2}  # fmt: skip
+    return TencentSmsChannel("sms", TencentSmsOptions.model_validate(values))
+
+
+def ok(number: str, serial: str) -> dict[str, str]:
+    return {"PhoneNumber": number, "Code": "Ok", "SerialNo": serial}
+
+
+@pytest.mark.parametrize("status_set", [7, True, 1.5])
+async def test_tencent_status_set_of_the_wrong_shape_is_retry(status_set: Any) -> None:
+    answer = {"Response": {"SendStatusSet": status_set, "RequestId": "r"}}
+    async with fake_gateway(Reply(200, answer)) as gateway:
+        results = await send(tencent(gateway.url), [message(PHONE, 1), message("+8613800138001", 2)])
+    assert all(isinstance(result, Retry) for result in results), results
+
+
+async def test_tencent_number_answered_twice_differently_is_not_sent() -> None:
+    other = "+8613800138001"
+    refused = {"PhoneNumber": PHONE, "Code": "FailedOperation.PhoneNumberInBlacklist", "SerialNo": ""}
+    answer = {"Response": {"SendStatusSet": [refused, ok(other, "s2"), ok(PHONE, "s1")], "RequestId": "r"}}
+    async with fake_gateway(Reply(200, answer)) as gateway:
+        results = await send(tencent(gateway.url), [message(PHONE, 1), message(other, 2)])
+    assert isinstance(results[0], Retry), results
+    assert results[1] == Sent("s2")
