@@ -28,7 +28,8 @@ passes up instead of resending; the engine gets ``Retry(OUTCOME_UNKNOWN)``, coun
 into the delivery's ``last_error`` and decides what follows as for any other Retry.
 tests/test_http_no_resend.py counts the requests a real server reads, for every method.
 
-``Retry-After`` is read as seconds or as an HTTP date (RFC 9110 10.2.3); a value in the past is 0.
+``Retry-After`` is read as seconds or as an HTTP date (RFC 9110 10.2.3); a value in the past is 0, one beyond a day
+is a day (``MAX_RETRY_AFTER``), and a negative or unreadable one is ignored.
 
 Redaction: ``self.redact(text)`` removes every ``SecretStr`` value of the adapter's options, the values
 of secret-looking parameters (``password=``, ``token=``, ``sign=``...) and masks phone numbers
@@ -71,6 +72,7 @@ log = logging.getLogger("notifier.channels.http")
 
 MAX_BODY_BYTES = 65_536  # a provider's reply larger than this is cut; no SMS gateway answers more
 SNIPPET_CHARS = 200  # how much of a reply body goes into a Failed detail or a log line
+MAX_RETRY_AFTER = 86400.0  # seconds: the longest wait a Retry-After header is taken for (a daily limit's)
 
 _SECRET_PARAMS = re.compile(
     r"(?i)\b(password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key(?:[-_]?secret)?|"
@@ -172,12 +174,13 @@ def secret_values(options: BaseModel) -> list[str]:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent/invalid."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent/invalid. At most
+    ``MAX_RETRY_AFTER``: a header of years (a proxy's, or a typo) would park the message past any notice's end."""
     if value is None or not value.strip():
         return None
     value = value.strip()
     if ascii_digits(value):
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -185,7 +188,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return min(max(0.0, when.timestamp() - current), MAX_RETRY_AFTER)
 
 
 def classify_status(reply: HttpReply, secrets: Iterable[str] = ()) -> Retry | Failed | None:

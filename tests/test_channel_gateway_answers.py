@@ -198,3 +198,10 @@ async def test_tencent_number_answered_twice_differently_is_not_sent() -> None:
         results = await send(tencent(gateway.url), [message(PHONE, 1), message(other, 2)])
     assert isinstance(results[0], Retry), results
     assert results[1] == Sent("s2")
+
+
+@pytest.mark.parametrize("retry_after", ["315360000", "9" * 400, "Wed, 21 Oct 2125 07:28:00 GMT"])
+async def test_an_absurd_retry_after_is_taken_for_a_day_at_most(retry_after: str) -> None:
+    async with fake_gateway(Reply(429, "slow down", {"Retry-After": retry_after})) as gateway:
+        [result] = await send(kannel(gateway.url), [message()])
+    assert result == Retry("http 429", 86400.0)  # a day
