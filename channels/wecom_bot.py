@@ -21,6 +21,7 @@ for the engine's rate limiter (applied per alias, so it is conservative for alia
     -1 system busy, 45033 concurrency      Retry
     93000 invalid webhook key, others      Failed("errcode-<n>", errmsg)
     no robot for the area                  Failed("unreachable")
+    no integer errcode (false is not 0)    Retry("unreadable answer from the robot")
     transport error / HTTP 5xx / 429       Retry (channels.http)
 """
 
@@ -146,7 +147,7 @@ class AreaBotChannel(HttpChannel):
             return reply, False
         data = reply.json()
         code = data.get(self.code_field) if isinstance(data, dict) else None
-        if not isinstance(code, int) or reply.status >= 500 or reply.status == 429:
+        if not isinstance(code, int) or isinstance(code, bool) or reply.status >= 500 or reply.status == 429:
             return self.classify(reply) or Retry("unreadable answer from the robot"), False
         text = self.redact(f"{self.code_field} {code}: {data.get(self.message_field, '')}"[:200])
         if code == 0:

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
+from channels.dingtalk_bot import DingtalkBotChannel
+from channels.feishu_bot import FeishuBotChannel
 from channels.kannel import KannelChannel, KannelOptions
 from channels.tencent_sms import TencentSmsChannel, TencentSmsOptions
 from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions
 from channels.wechat_token import MemoryTokenCache
 from channels.wecom_app import WecomAppChannel, WecomAppOptions
+from channels.wecom_bot import WecomBotChannel
 from tests.fake_gateway import FakeGateway, Reply, fake_gateway
 
 PHONE = "+8613800138000"
@@ -205,3 +208,13 @@ async def test_an_absurd_retry_after_is_taken_for_a_day_at_most(retry_after: str
     async with fake_gateway(Reply(429, "slow down", {"Retry-After": retry_after})) as gateway:
         [result] = await send(kannel(gateway.url), [message()])
     assert result == Retry("http 429", 86400.0)  # a day
+
+
+@pytest.mark.parametrize(("cls", "field"), [(WecomBotChannel, "errcode"), (DingtalkBotChannel, "errcode"),
+                                            (FeishuBotChannel, "code")])  # fmt: skip
+async def test_robot_answer_with_a_boolean_code_is_not_sent(cls: type[Channel], field: str) -> None:
+    async with fake_gateway(Reply(200, {field: False, "errmsg": "ok"})) as gateway:
+        areas = {"370725001": f"{gateway.url}/robot/send?access_token=t-1"}
+        channel = cls("bots", cls.Options.model_validate({"areas": areas}))
+        [result] = await send(channel, [message("370725001", 1)])
+    assert isinstance(result, Retry), result
