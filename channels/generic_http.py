@@ -24,7 +24,8 @@ Templates (url, header values, query values, body) are jinja2 in a sandbox with 
     2xx, no status_path                                        Sent(<message_id_path> or "d<delivery id>")
     2xx, value at status_path in success_values                Sent(<message_id_path> or "d<delivery id>")
     2xx, value at status_path in retry_values                  Retry("gateway status <value>")
-    2xx, any other value, or no JSON / path missing            Failed("gateway-status", <value>)
+    2xx, any other value                                       Failed("gateway-status", <value>)
+    2xx, no JSON, or nothing (or null) at status_path          Retry(UNRECOGNISED): the gateway may have taken it
     429 / 408 / 5xx, timeout, connection error                 Retry (channels.http; Retry-After honoured)
     other 4xx                                                  Failed("http-4xx")
     a template fails (e.g. an undefined name)                  Failed("template-error"), nothing sent
@@ -39,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, SecretStr, field_validator
 
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions, HttpReply
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, within_limit
 from notifier.domain.text import ascii_digits
 
@@ -162,10 +163,12 @@ class GenericHttpChannel(HttpChannel):
         if opts.status_path is not None:
             status = lookup(data, opts.status_path)
             value = as_text(status)
-            if status is None or value not in opts.success_values:
-                if status is not None and value in opts.retry_values:
+            if status is None:
+                return Retry(UNRECOGNISED)  # not the gateway's answer (a proxy's page, another shape): it may have sent
+            if value not in opts.success_values:
+                if value in opts.retry_values:
                     return Retry(f"gateway status {self.redact(value)[:40]}")
-                return Failed("gateway-status", self.redact(value if status is not None else reply.text[:200]))
+                return Failed("gateway-status", self.redact(value))
         found = lookup(data, opts.message_id_path) if opts.message_id_path else None
         if found is not None:
             return Sent(as_text(found))

@@ -9,7 +9,7 @@ import pytest
 
 from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.generic_http import GenericHttpChannel, GenericHttpOptions, lookup
-from channels.http import parse_retry_after, redact
+from channels.http import UNRECOGNISED, parse_retry_after, redact
 from tests.fake_gateway import Reply, fake_gateway
 
 JSON_GATEWAY: dict[str, Any] = {
@@ -48,7 +48,9 @@ async def send(base: str, options: dict[str, Any], msg: OutboundMessage | None =
         ([Reply(200, {"code": "0"})], Sent("d9")),  # no id in the reply: ours
         ([Reply(200, {"code": 1001, "msg": "busy"})], Retry("gateway status 1001")),
         ([Reply(200, {"code": 2, "msg": "blacklisted"})], Failed("gateway-status", "2")),
-        ([Reply(200, "<html>ok</html>")], Failed("gateway-status", "<html>ok</html>")),
+        ([Reply(200, "<html>ok</html>")], Retry(UNRECOGNISED)),  # not the gateway's answer: it may have sent
+        ([Reply(200, {"data": {"msgid": "M-1"}})], Retry(UNRECOGNISED)),
+        ([Reply(200, {"code": None})], Retry(UNRECOGNISED)),
         ([Reply(200, {"code": True})], Failed("gateway-status", "true")),
         ([Reply(429, "slow down", {"Retry-After": "7"})], Retry("http 429", 7.0)),
         ([Reply(429, "slow down")], Retry("http 429")),
