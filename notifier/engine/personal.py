@@ -31,6 +31,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from notifier.domain.errors import FieldError
 from notifier.domain.templates import TemplateVersion
 from notifier.engine.render import Renderer, RenderError
+from notifier.engine.template_sandbox import render_bounded
 
 OPEN, CLOSE = "\ue000", "\ue001"
 MARKER = re.compile(f"{OPEN}([0-9]+){CLOSE}")
@@ -174,7 +175,7 @@ def bind_row(renderer: Renderer, context: Mapping[str, Any], columns: Sequence[s
     body = str(context.get("body") or "")
     if is_template_body(body):
         try:
-            bound["body"] = renderer.text_env.from_string(body).render(bound)
+            bound["body"] = render_bounded(renderer.text_env.from_string(body), bound)
         except Exception as exc:  # staff-authored text: any error of it is its failure
             raise RenderError(f"body: {type(exc).__name__}: {exc}") from exc
     return bound

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.domain.builtin_templates import TEMPLATE_ROOT
 from notifier.domain.errors import FieldError
 from notifier.domain.templates import FALLBACK_LANGUAGE, HTML_SLOTS, TemplateVersion
+from notifier.engine.template_sandbox import BoundedSandbox, render_bounded
 
 DEFAULT_TEMPLATE = "notice"
 PRINTOUT_FRAME = TEMPLATE_ROOT / "notice" / "bulletin.txt"
@@ -70,9 +70,10 @@ def content_key(kind: str, language: str) -> str:
     return kind if language == FALLBACK_LANGUAGE else f"{kind}:{language}"
 
 
-def sandbox(*, html: bool) -> SandboxedEnvironment:
-    """The environment staff-written sources run in: sandboxed, strict, autoescaped when ``html``."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=False)
+def sandbox(*, html: bool) -> BoundedSandbox:
+    """The environment staff-written sources run in: sandboxed and metered (``template_sandbox``: rendered
+    through ``render_bounded``), strict, autoescaped when ``html``."""
+    return BoundedSandbox(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=False)
 
 
 class Renderer:
@@ -113,7 +114,7 @@ class Renderer:
         local = {**context, "language": chosen, "severity_label": labels.get(context["severity"], context["severity"])}
         text = self._run(version, chosen, version.slot_for(kind, chosen), local).strip()
         if kind == "bulletin" and "bulletin" not in version.texts[chosen]:
-            text = self._frame.render({**local, "body": text}).strip()
+            text = render_bounded(self._frame, {**local, "body": text}).strip()
         html_slot = f"{kind}_html"
         html = self._run(version, chosen, html_slot, local) if html_slot in version.texts[chosen] else None
         return {"subject": str(context["title"]), "text": text, "html": html}
@@ -183,7 +184,7 @@ class Renderer:
             if template is None:
                 env = self.html_env if slot in HTML_SLOTS else self.text_env
                 template = self._compiled[key] = env.from_string(version.texts[language][slot])
-            return template.render(context)
+            return render_bounded(template, context)
         except Exception as exc:  # staff-authored template code: any error of it (x // 0 too) is its failure
             detail = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
             raise RenderError(f"template {version.name} v{version.version} {language}/{slot}: {detail}") from exc
