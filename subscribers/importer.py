@@ -9,8 +9,10 @@ The steps, in order:
 1. The header row is mapped to columns (``subscribers.rows``: English names or the Chinese a civil-affairs
    clerk writes). Unknown, doubled or missing required columns stop the import before any row is read:
    ``InvalidInput`` lists them.
-2. Rows are streamed (``subscribers.sheets``; never the whole file in memory), each validated with
-   ``SubscriberIn`` and against the catalog (areas, groups, topics) loaded once.
+2. Rows are streamed (``subscribers.sheets``; never the whole file in memory), the file opened and its rows
+   read ``BATCH_ROWS`` at a time in a thread (the event loop of the web process, where the console imports,
+   never waits on the parse), each validated with ``SubscriberIn`` and against the catalog (areas, groups,
+   topics) loaded once.
 3. Valid rows are written ``BATCH_ROWS`` per transaction: duplicates (phone, external_id) are looked up
    inside the transaction, so a file that repeats a resident reports the second row; then one insert per
    row, one batched insert each for groups and topics, one read of the new residents and one batched
@@ -26,14 +28,16 @@ The steps, in order:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
 from notifier.domain.models import PersonalDataScope, SubscriberIn
@@ -43,7 +47,7 @@ from notifier.store.common import now_iso
 from notifier.store.subscribers import creation_detail, subscriber_row
 from subscribers.progress import rich_progress
 from subscribers.rows import PERSONAL_COLUMNS, Catalog, Row, RowError, map_header, parse_row, scrub
-from subscribers.sheets import open_sheet
+from subscribers.sheets import Cells, open_sheet
 
 __all__ = ["BATCH_ROWS", "ImportResult", "RowError", "import_file", "rich_progress"]
 
@@ -53,6 +57,7 @@ BATCH_ROWS = 500
 KEPT_ERRORS = 100  # errors kept in ImportResult.errors; the report file has them all
 REPORT_COLUMNS = ("row", "external_id", "field", "message")
 
+T = TypeVar("T")
 Progress = Callable[[int, int], None]
 Existing = Literal["error", "skip"]
 Outcome = Literal["imported", "existing"] | list[RowError]
@@ -106,13 +111,17 @@ async def import_file(
     started = time.perf_counter()
     result = ImportResult(report_path=report_path)
     with ExitStack() as stack:
-        sheet = stack.enter_context(open_sheet(path))
+        # the file is opened and read in a thread, a batch at a time: in the web process (the console's import)
+        # parsing a workbook would otherwise hold the event loop, every request waiting on it
+        opened = open_sheet(path)
+        sheet = await _off_loop(opened.__enter__)
+        stack.push(opened.__exit__)
         columns = map_header(sheet.header)
         catalog = await Catalog.load(store)
         report = _Report(stack, report_path, result)
         consent = f"import:{path.name}"[:200]
         batch: list[Row] = []
-        for number, cells in sheet.rows:
+        async for number, cells in _read_rows(sheet.rows):
             result.total += 1
             row = parse_row(number, cells, columns, catalog, consent)
             if scope is not None and row.data is not None:
@@ -149,6 +158,24 @@ async def import_file(
         result.seconds,
     )
     return result
+
+
+async def _read_rows(rows: Iterator[tuple[int, Cells]]) -> AsyncIterator[tuple[int, Cells]]:
+    """The sheet's rows, read BATCH_ROWS at a time in a thread."""
+    while chunk := await _off_loop(lambda: list(islice(rows, BATCH_ROWS))):
+        for row in chunk:
+            yield row
+
+
+async def _off_loop(call: Callable[[], T]) -> T:
+    """``call()`` in a thread. Cancelled, it waits for the thread to end (a thread cannot be stopped) before it
+    raises, so that the sheet is not closed under the thread still reading it."""
+    future = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 class _Report:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +17,14 @@ import pytest
 from rich.console import Console
 
 import subscribers.importer as importer
+import subscribers.sheets as sheets
 from notifier.domain.errors import InvalidInput
 from notifier.domain.models import Subscriber
 from notifier.store import Store, open_database
 from notifier.store.audit import AuditFilter
 from subscribers.importer import import_file, rich_progress
 from subscribers.rows import column_name
-from subscribers.sheets import cell_text, detect_encoding
+from subscribers.sheets import Cells, Sheet, cell_text, detect_encoding
 from tests.databases import database_url
 
 VILLAGE, OTHER_VILLAGE = "370725001036", "370725002001"
@@ -235,6 +239,68 @@ async def test_many_rows_in_several_batches(
     assert seen[0] == (7, 51) and seen[-1] == (51, 51)
     stored = await residents(roster_store)
     assert all(r.topics == ["air-quality"] for r in stored)
+
+
+async def test_the_file_is_opened_and_read_off_the_event_loop(
+    roster_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # opening a workbook and reading its rows takes seconds for a large one (its shared texts): in the web
+    # process (the console's import) the event loop must answer meanwhile. Each step here asks the loop to
+    # answer and waits for it, which on the loop's own thread can never happen.
+    loop = asyncio.get_running_loop()
+    real_open_sheet = importer.open_sheet
+
+    def loop_answers() -> None:
+        answered = threading.Event()
+        loop.call_soon_threadsafe(answered.set)
+        assert answered.wait(10), "the file was read on the event loop's thread"
+
+    def watched_rows(rows: Iterator[tuple[int, Cells]]) -> Iterator[tuple[int, Cells]]:
+        for row in rows:
+            loop_answers()
+            yield row
+
+    @contextmanager
+    def watched_open_sheet(path: Path) -> Iterator[Sheet]:
+        loop_answers()
+        with real_open_sheet(path) as sheet:
+            sheet.rows = watched_rows(sheet.rows)
+            yield sheet
+
+    monkeypatch.setattr(importer, "open_sheet", watched_open_sheet)
+    result = await import_file(roster_store, write_csv(tmp_path / "r.csv", MIXED[:3]), actor="t", report_path=None)
+    assert (result.total, result.imported, result.failed) == (2, 1, 1)
+
+
+async def test_an_import_cancelled_while_its_rows_are_read_ends_cancelled(
+    roster_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a shutdown cancels a console import; the thread reading its rows cannot be stopped, so the sheet must not
+    # be closed under it ("generator already executing" instead of the cancellation)
+    opened, reading, go_on = threading.Event(), threading.Event(), threading.Event()
+    real_open_sheet, real_cell_text = importer.open_sheet, sheets.cell_text
+
+    def held_cell_text(value: Any) -> str | None:
+        if opened.is_set():  # a row being read, inside the sheet's reader
+            reading.set()
+            assert go_on.wait(10)
+        return real_cell_text(value)
+
+    @contextmanager
+    def watched_open_sheet(path: Path) -> Iterator[Sheet]:
+        with real_open_sheet(path) as sheet:
+            opened.set()
+            yield sheet
+
+    monkeypatch.setattr(importer, "open_sheet", watched_open_sheet)
+    monkeypatch.setattr(sheets, "cell_text", held_cell_text)
+    task = asyncio.create_task(import_file(roster_store, write_csv(tmp_path / "r.csv", MIXED[:3]), actor="t",
+                                           report_path=None))  # fmt: skip
+    assert await asyncio.to_thread(reading.wait, 10)
+    task.cancel()
+    asyncio.get_running_loop().call_soon(go_on.set)  # after the task has taken the cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_a_clean_file_is_written_batch_by_batch_with_its_audit_entries_chained(
