@@ -15,7 +15,7 @@ import pytest
 from notifier.cap.document import read_alert
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn
-from notifier.web import kiosk
+from notifier.web import kiosk, public_pages
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_B1, Api
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -200,6 +200,30 @@ async def test_a_notice_written_from_a_template_shows_its_rendered_text(api: Api
     assert "12月1日0时起启动重污染天气橙色预警" in entry.summary
     status, kiosk, _ = await page(api, f"/kiosk?area={TOWN_A}")
     assert status == 200 and "12月1日0时起启动重污染天气橙色预警" in kiosk
+
+
+async def test_a_template_s_public_text_is_rendered_once_for_every_visitor(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The column, a notice's page, the feed and the kiosk are anonymous and show every visitor the same text: a
+    template runs once for them all, not once per page, visitor and kiosk second."""
+    data = {"level": "红色", "start_date": "12月9日0时", "measures": "停止户外活动（缓存测试）。"}
+    notice = await publish(api, title="重污染天气红色预警", body=None, template="heavy-pollution", data=data)
+    renders: list[Any] = []
+    render = public_pages._RENDERER.render
+
+    def counted(version: Any, kind: str, context: Any, language: str | None = None) -> dict[str, str | None]:
+        renders.append(context["notice_id"])
+        return render(version, kind, context, language)
+
+    monkeypatch.setattr(public_pages._RENDERER, "render", counted)
+    for path in [f"/public/notices/{notice['id']}", "/public/notices", "/feeds/notices.atom", f"/kiosk?area={TOWN_A}"]:
+        for _ in range(2):
+            status, text, _ = await page(api, path)
+            assert status == 200 and "重污染天气红色预警" in text, path
+    assert renders == [notice["id"]]
+    status, text, _ = await page(api, f"/public/notices/{notice['id']}")
+    assert "12月9日0时起启动重污染天气红色预警" in text  # the rendered text, kept
 
 
 async def test_notices_feed_is_valid_atom(api: Api, published: dict[str, Any]) -> None:

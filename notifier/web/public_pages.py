@@ -14,7 +14,10 @@ carry no form that changes anything.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -29,6 +32,7 @@ from notifier.api.routing import Answer, Route
 from notifier.domain.disclosure import DOMAIN_NAMES
 from notifier.domain.enums import Severity
 from notifier.domain.models import Notice
+from notifier.domain.templates import TemplateVersion
 from notifier.engine.render import Renderer, RenderError
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
@@ -123,13 +127,19 @@ async def names(store: Store) -> Names:
 
 
 _RENDERER = Renderer()
+_TEXTS: OrderedDict[str, str] = OrderedDict()  # the last public texts rendered, by all the rendering reads
+TEXTS_KEPT = 1024
 
 
 async def public_text(store: Store, notice: Notice, known: Names) -> str:
     """The text a notice shows to the public: its body, or for a notice written from a template that template's
     public text (the ``feed`` kind: its ``feed`` slot, else its ``default`` one) rendered with the notice's data in
     the template's version the notice was checked against; the title alone when there is no such text (a roster
-    notice, whose text carries each recipient's cells, is never rendered here)."""
+    notice, whose text carries each recipient's cells, is never rendered here).
+
+    A rendered text is kept (the last ``TEXTS_KEPT``) by a hash of its template version's texts and its context:
+    the anonymous pages, feeds and kiosks show the same notices to every visitor, every second on a kiosk, and
+    would otherwise run the template again for each."""
     if notice.body or not notice.template or notice.target.roster is not None:
         return notice.body or notice.title
     version = await store.template_version(notice.template, notice.template_version)
@@ -137,14 +147,27 @@ async def public_text(store: Store, notice: Notice, known: Names) -> str:
         return notice.title
     department_name = known.departments.get(notice.department, notice.department)
     context = _RENDERER.context(notice.model_dump(mode="json"), department_name)
+    read = json.dumps([version.name, version.version, version.texts, context], sort_keys=True, default=str)
+    key = hashlib.sha256(read.encode()).hexdigest()
+    if key in _TEXTS:
+        _TEXTS.move_to_end(key)
+        return _TEXTS[key]
+    text = _rendered_text(version, notice.title, context)
+    _TEXTS[key] = text
+    while len(_TEXTS) > TEXTS_KEPT:
+        _TEXTS.popitem(last=False)
+    return text
+
+
+def _rendered_text(version: TemplateVersion, title: str, context: dict[str, Any]) -> str:
     try:
         text = str(_RENDERER.render(version, "feed", context)["text"] or "")
     except RenderError:
-        return notice.title
+        return title
     lines = text.strip().splitlines()
-    if lines and lines[0].strip() == notice.title.strip():  # the page shows the title above the text
+    if lines and lines[0].strip() == title.strip():  # the page shows the title above the text
         lines = lines[1:]
-    return "\n".join(lines).strip() or notice.title
+    return "\n".join(lines).strip() or title
 
 
 async def public_notices(store: Store, items: list[PublishedNotice], known: Names) -> list[PublicNotice]:
