@@ -35,7 +35,8 @@ IPP (RFC 8011, https://www.rfc-editor.org/rfc/rfc8011 ; CUPS implementation note
 https://www.cups.org/doc/spec-ipp.html) through pyipp. Response table:
 
     Print-Job accepted (status < 0x0400)                        -> Sent("<queue uri>#<job-id>")
-    connection refused, timeout, HTTP 5xx, unparsable reply     -> Retry
+    connection refused, timeout, HTTP 5xx/429/408, unparsable reply, an answer cut off -> Retry
+    accepted without a job-id                                   -> Retry (UNRECOGNISED: it may have been taken)
     IPP 0x0500..0x05FF (printer stopped, not accepting, busy)   -> Retry
     IPP 0x0400..0x04FF (no such queue, format refused, ...), HTTP 4xx -> Failed("job-rejected")
     no printer configured, PDF written to the spool folder      -> Sent("spool:<path>"); OSError (a full disk)
@@ -70,6 +71,7 @@ from pyipp.tags import ATTRIBUTE_TAG_MAP
 
 from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
 from channels.bulletin_render import BulletinNotice, BulletinRenderer, Paper, PublicityTable, RendererUnavailable
+from channels.http import UNRECOGNISED
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +259,7 @@ class BulletinChannel(Channel):
             return Retry("print server unreachable")
         except IPPResponseError as exc:
             status = _detail(exc).get("status-code", 500)
-            if status >= 500:
+            if status >= 500 or status in (408, 429):
                 return Retry(f"print server answered HTTP {status}")
             return Failed("job-rejected", f"HTTP {status}")
         except IPPParseError:
@@ -267,7 +269,14 @@ class BulletinChannel(Channel):
             if 0x0500 <= status <= 0x05FF:
                 return Retry(f"printer not accepting jobs (IPP status 0x{status:04x})")
             return Failed("job-rejected", f"IPP status 0x{status:04x}")
-        job_id = response["jobs"][0]["job-id"]
+        except UnicodeDecodeError:  # pyipp reads an HTTP error page as UTF-8 (a proxy's GBK page is not)
+            return Retry("print server answered an HTTP error")
+        except (aiohttp.ClientError, TimeoutError):  # pyipp reads the answer's body outside its own error handling
+            return Retry("the print server's answer was cut off: it may have taken the job")
+        jobs = response.get("jobs")
+        job_id = jobs[0].get("job-id") if jobs and isinstance(jobs[0], dict) else None
+        if job_id is None:
+            return Retry(UNRECOGNISED)
         log.info("bulletin delivery %s printing as job %s on %s", message.delivery_id, job_id, printer.uri)
         return Sent(f"{printer.uri}#{job_id}")
 
@@ -287,8 +296,8 @@ class BulletinChannel(Channel):
         }
         try:
             response = await self._ipp(uri).execute(IppOperation.GET_JOB_ATTRIBUTES, request)
-        except IPPError:  # unreachable, or the job was purged from the history: ask again later
-            return "pending"
+        except (IPPError, aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
+            return "pending"  # unreachable, an answer cut off or unreadable, a job purged from the history: ask later
         state = response["jobs"][0].get("job-state") if response.get("jobs") else None
         if state == JOB_COMPLETED:
             return "completed"

@@ -8,11 +8,15 @@ makes an exception escape ``send``, hammers a token endpoint or keeps a token fo
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
+from channels.bulletin_cups import BulletinChannel
 from channels.dingtalk_bot import DingtalkBotChannel
 from channels.feishu_bot import FeishuBotChannel
 from channels.kannel import KannelChannel, KannelOptions
@@ -22,6 +26,9 @@ from channels.wechat_token import MemoryTokenCache
 from channels.wecom_app import WecomAppChannel, WecomAppOptions
 from channels.wecom_bot import WecomBotChannel
 from tests.fake_gateway import FakeGateway, Reply, fake_gateway
+from tests.test_bulletin_render import VILLAGE, need_fonts
+from tests.test_channel_bulletin import message as bulletin_message
+from tests.test_channel_bulletin import options as bulletin_options
 
 PHONE = "+8613800138000"
 HTML_ERROR = "<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
@@ -218,3 +225,69 @@ async def test_robot_answer_with_a_boolean_code_is_not_sent(cls: type[Channel], 
         channel = cls("bots", cls.Options.model_validate({"areas": areas}))
         [result] = await send(channel, [message("370725001", 1)])
     assert isinstance(result, Retry), result
+
+
+IPP_CHARSET_ONLY = (  # IPP/2.0 successful-ok, request 1, an operation group with only attributes-charset
+    b"\x02\x00\x00\x00\x00\x00\x00\x01\x01\x47\x00\x12attributes-charset\x00\x05utf-8\x03"
+)
+
+
+async def print_server(status: int, body: bytes, cut_off: bool = False) -> TestServer:
+    """A print server on 127.0.0.1 answering every request with ``body`` (``cut_off``: half of it, then a close)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=status, headers={"Content-Type": "application/ipp"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2] if cut_off else body)
+        if cut_off:
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cut_off"),
+    [
+        (503, "服务暂停，请稍后再试".encode("gbk"), False),  # an error page not in UTF-8
+        (429, b"too many requests", False),
+        (200, IPP_CHARSET_ONLY, False),  # accepted, but no job-id
+        (200, IPP_CHARSET_ONLY, True),  # the answer cut off mid-body
+    ],
+    ids=["gbk-error-page", "429", "no-job-id", "cut-off"],
+)
+async def test_print_server_answers_that_say_nothing_clear_are_retry(
+    status: int, body: bytes, cut_off: bool, tmp_path: Path
+) -> None:
+    need_fonts()
+    server = await print_server(status, body, cut_off)
+    try:
+        printers = {VILLAGE: f"ipp://127.0.0.1:{server.port}/printers/BOARD"}
+        [result] = await send(BulletinChannel("board", bulletin_options(tmp_path, printers)), [bulletin_message()])
+    finally:
+        await server.close()
+    assert isinstance(result, Retry), result
+
+
+@pytest.mark.parametrize(
+    ("body", "cut_off"),
+    [(IPP_CHARSET_ONLY, True), ("页面错误".encode("gbk"), False)],
+    ids=["cut-off", "gbk-error-page"],
+)
+async def test_polling_a_print_job_through_a_broken_answer_asks_again_later(body: bytes, cut_off: bool) -> None:
+    server = await print_server(200 if cut_off else 502, body, cut_off)
+    channel = BulletinChannel("board", bulletin_options(Path("unused")))
+    await channel.open()
+    try:
+        state = await channel.poll_job(f"ipp://127.0.0.1:{server.port}/printers/BOARD#17")
+    finally:
+        await channel.close()
+        await server.close()
+    assert state == "pending"
