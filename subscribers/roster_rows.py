@@ -13,12 +13,14 @@ Rows are numbered as the API's report counts them: data rows from 1 (the spreads
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.text import single_line
 from subscribers.sheets import open_sheet
 
 RosterKey = Literal["phone", "external_id", "resident_id"]
@@ -80,7 +82,7 @@ def clean_cell(value: object) -> str:
 
 def check_columns(columns: Sequence[str]) -> list[str]:
     """Headers cleaned; InvalidInput naming ``header`` for an empty, doubled or overlong one."""
-    cleaned = [clean_cell(column) for column in columns]
+    cleaned = [text_cell(column, "header") for column in columns]
     errors = []
     if not cleaned:
         errors.append(FieldError("header", "the first row must name the columns"))
@@ -99,6 +101,23 @@ def check_columns(columns: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def text_cell(value: object, where: str) -> str:
+    """``clean_cell(value)`` at most MAX_CELL characters, in NFC; InvalidInput naming ``where`` (``header`` or
+    ``rows.<data row>.<column>``, repeated in the message for the console's form) for a control or
+    invisible character (NUL, ESC, a bidirectional override, a zero-width space...), refused as in every text
+    field (``notifier.domain.text``): a cell goes into messages, the public page and the printout."""
+    text = unicodedata.normalize("NFC", clean_cell(value)[:MAX_CELL])
+    if text.isprintable():  # the common case, at C speed: clean_cell made every space a plain one
+        return text
+    try:
+        return single_line(text)
+    except ValueError as exc:
+        _, number, column = [*where.split(".", 2), "", ""][:3]
+        place = f"row {number}, column {column}: " if column else f"{where}: "
+        error = FieldError(where, place + str(exc))
+        raise InvalidInput("the roster holds a control or invisible character", [error]) from None
+
+
 def table_from_rows(rows: Sequence[Mapping[str, object]]) -> RosterTable:
     """JSON rows (objects column -> value) as a table; its columns in the order they first appear."""
     seen: dict[str, None] = {}
@@ -106,7 +125,10 @@ def table_from_rows(rows: Sequence[Mapping[str, object]]) -> RosterTable:
         seen.update(dict.fromkeys(str(column) for column in row))
     columns = check_columns(list(seen))
     lookup = dict(zip(seen, columns, strict=True))
-    table = [{lookup[str(k)]: clean_cell(v)[:MAX_CELL] for k, v in row.items()} for row in rows]
+    table = [
+        {lookup[str(k)]: text_cell(v, f"rows.{number}.{k}") for k, v in row.items()}
+        for number, row in enumerate(rows, 1)
+    ]
     return RosterTable(
         columns, [(number, {column: row.get(column, "") for column in columns}) for number, row in enumerate(table, 1)]
     )
@@ -122,7 +144,10 @@ def read_roster_file(path: Path) -> RosterTable:
             if len(rows) >= MAX_ROWS:
                 raise InvalidInput("the roster is too long", [FieldError("file", f"at most {MAX_ROWS} rows")])
             values = list(cells) + [None] * (len(columns) - len(cells))
-            cleaned = {column: clean_cell(value)[:MAX_CELL] for column, value in zip(columns, values, strict=False)}
+            cleaned = {
+                column: text_cell(value, f"rows.{number - 1}.{column}")
+                for column, value in zip(columns, values, strict=False)
+            }
             rows.append((number - 1, cleaned))  # the header is the spreadsheet's first row
     return RosterTable(columns, rows)
 

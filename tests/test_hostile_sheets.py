@@ -123,3 +123,20 @@ async def test_a_sheet_openpyxl_cannot_read_is_a_422_naming_the_file(
     assert status == 422, body
     assert body["errors"][0]["loc"] == "file"
     assert message in body["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize("cell", ["ab\x00c", "\u202eabc", "a\x1b[31mb", "a\u200bb"])
+async def test_a_roster_cell_with_a_control_or_invisible_character_is_refused_naming_it(
+    api: Api, tmp_path: Path, cell: str
+) -> None:
+    # a cell goes into each recipient's message, the public publicity page and the village printout
+    body = {"name": "名单", "key": "phone", "rows": [{"name": "x", "phone": "13912340001"}, {"name": cell}]}
+    status, answer = await api.call("POST", "/api/v1/rosters", key="civ-issuer", json=body)
+    assert status == 422, answer
+    assert answer["errors"][0]["loc"] == "rows.2.name"
+    path = tmp_path / "roster.csv"
+    path.write_text(f"name,phone\nx,13912340001\n{cell},13912340002\n", encoding="utf-8")
+    status, answer = await upload(api, path)
+    assert status == 422, answer
+    assert answer["errors"][0]["loc"] == "rows.2.name"
+    assert "control or invisible character" in answer["errors"][0]["msg"]
