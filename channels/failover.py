@@ -20,6 +20,8 @@ passed (half-open) takes one message as its probe and the next member takes the 
     Sent                                        Sent (member's id)      success: closes a half-open circuit
     Failed (the gateway works, the message not) Failed                  success
     Retry, or an exception from the member      Retry                   failure: opens after N in window
+    Retry(started=False): never sent (the       Retry(started=False)    neither; an unsent probe is
+      batch's time ran out)                                             probed again
     every member's circuit open                 Retry(retry_after=      -
                                                 soonest probe)
 
@@ -81,6 +83,11 @@ class CircuitBreaker:
     def success(self) -> None:
         self.state, self._probing = CircuitState.CLOSED, False
         self._failures.clear()
+
+    def untried(self) -> None:
+        """A message admitted that never reached the gateway (``Retry(started=False)``): neither a success nor a
+        failure; a probe that was not sent leaves the next ``admit`` to let one through again."""
+        self._probing = False
 
     def failure(self) -> None:
         now = self.clock()
@@ -180,7 +187,9 @@ class FailoverChannel(Channel):
             pending = pending[len(taken) :]
             for index, result in zip(taken, await self._call(name, member, [batch[i] for i in taken]), strict=True):
                 results[index] = result
-                if isinstance(result, Retry):
+                if isinstance(result, Retry) and not result.started:
+                    breaker.untried()
+                elif isinstance(result, Retry):
                     breaker.failure()
                 else:
                     breaker.success()

@@ -20,8 +20,8 @@ class Clock:
         return self.now
 
 
-# Steps: ("fail"|"ok", None) record a result; ("wait", s) advances the clock; ("admit", n) asks for n messages.
-# Each step is followed by the expected state, and for "admit" by how many messages were let through.
+# Steps: ("fail"|"ok"|"untried", None) record a result; ("wait", s) advances the clock; ("admit", n) asks for n
+# messages. Each step is followed by the expected state, and for "admit" by how many messages were let through.
 BREAKER_TABLE: list[tuple[str, list[tuple[str, float, CircuitState, int | None]]]] = [
     ("opens after 3 consecutive failures", [
         ("fail", 0, CircuitState.CLOSED, None), ("fail", 0, CircuitState.CLOSED, None),
@@ -50,6 +50,11 @@ BREAKER_TABLE: list[tuple[str, list[tuple[str, float, CircuitState, int | None]]
         ("admit", 5, CircuitState.HALF_OPEN, 1), ("fail", 0, CircuitState.OPEN, None),
         ("wait", 29, CircuitState.OPEN, None), ("admit", 5, CircuitState.OPEN, 0),
         ("wait", 1, CircuitState.OPEN, None), ("admit", 5, CircuitState.HALF_OPEN, 1)]),
+    ("a probe never sent (the batch's time ran out) leaves the next admit to probe", [
+        ("fail", 0, CircuitState.CLOSED, None), ("fail", 0, CircuitState.CLOSED, None),
+        ("fail", 0, CircuitState.OPEN, None), ("wait", 30, CircuitState.OPEN, None),
+        ("admit", 5, CircuitState.HALF_OPEN, 1), ("untried", 0, CircuitState.HALF_OPEN, None),
+        ("admit", 5, CircuitState.HALF_OPEN, 1), ("ok", 0, CircuitState.CLOSED, None)]),
 ]
 
 
@@ -63,6 +68,8 @@ def test_circuit_breaker(steps: list[tuple[str, float, CircuitState, int | None]
             breaker.failure()
         elif action == "ok":
             breaker.success()
+        elif action == "untried":
+            breaker.untried()
         elif action == "wait":
             clock.now += value
         else:

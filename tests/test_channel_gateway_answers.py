@@ -7,6 +7,7 @@ makes an exception escape ``send``, hammers a token endpoint or keeps a token fo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult, Sent
+from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, send_window
 from channels.bulletin_cups import BulletinChannel
 from channels.dingtalk_bot import DingtalkBotChannel
+from channels.failover import CircuitState, FailoverChannel, FailoverOptions
 from channels.feishu_bot import FeishuBotChannel
 from channels.kannel import KannelChannel, KannelOptions
 from channels.tencent_sms import TencentSmsChannel, TencentSmsOptions
@@ -291,3 +293,25 @@ async def test_polling_a_print_job_through_a_broken_answer_asks_again_later(body
         await channel.close()
         await server.close()
     assert state == "pending"
+
+
+async def test_messages_a_member_never_sent_do_not_open_its_circuit() -> None:
+    options = FailoverOptions(aliases=["primary", "backup"], failure_threshold=3, window=60, cool_down=30)
+    channel = FailoverChannel("sms", options)
+    async with fake_gateway(Reply(202, "0: Accepted for delivery")) as primary, fake_gateway() as backup:
+        members: dict[str, Channel] = {"primary": kannel(primary.url), "backup": kannel(backup.url)}
+        channel.bind(members)
+        for member in members.values():
+            await member.open()
+        token = send_window.set(SendWindow(deadline=asyncio.get_running_loop().time()))  # the time already ran out
+        try:
+            results = await channel.send([message(delivery_id=i) for i in range(20)])  # 8 connections
+        finally:
+            send_window.reset(token)
+            for member in members.values():
+                await member.close()
+    sent = [result for result in results if isinstance(result, Sent)]
+    assert sent and all(isinstance(r, Retry) and not r.started for r in results if not isinstance(r, Sent))
+    assert len(sent) < len(results)  # some were never sent: the batch's time had run out
+    assert channel.breakers["primary"].state is CircuitState.CLOSED
+    assert len(backup.seen) == 0
