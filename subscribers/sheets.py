@@ -124,7 +124,10 @@ def _open_csv(path: Path) -> Iterator[Sheet]:
         total = sum(1 for _ in _csv_records(path, encoding)) - 1
         numbered = _csv_records(path, encoding)
         header = _split_header(numbered, path.name)
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:  # neither UTF-8 nor GB18030: UTF-16 (Excel's "Unicode Text"), two mixed...
+        message = "the text is not in UTF-8 or GB18030/GBK throughout: save it from Excel as CSV UTF-8"
+        raise InvalidInput(f"cannot read {path.name}", [FieldError("file", message)]) from None
+    except csv.Error as exc:
         raise InvalidInput(f"cannot read {path.name}", [FieldError("file", f"not a CSV file: {exc}")]) from None
     try:
         yield Sheet(header=header, total=max(total, 0), rows=_data_rows(numbered), encoding=encoding)

@@ -140,3 +140,16 @@ async def test_a_roster_cell_with_a_control_or_invisible_character_is_refused_na
     assert status == 422, answer
     assert answer["errors"][0]["loc"] == "rows.2.name"
     assert "control or invisible character" in answer["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "name\tphone\r\nx\t13912340001\r\n".encode("utf-16"),  # Excel's "Unicode Text"
+        "name,phone\n王秀英,13912340001\n".encode() + "张三,13912340002\n".encode("gbk"),  # two files pasted
+    ],
+)
+def test_a_csv_in_neither_utf8_nor_gb18030_is_refused_saying_how_to_save_it(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "roster.csv"
+    path.write_bytes(data)
+    assert "save it from Excel as CSV UTF-8" in refused(path)
