@@ -315,3 +315,10 @@ async def test_messages_a_member_never_sent_do_not_open_its_circuit() -> None:
     assert len(sent) < len(results)  # some were never sent: the batch's time had run out
     assert channel.breakers["primary"].state is CircuitState.CLOSED
     assert len(backup.seen) == 0
+
+
+@pytest.mark.parametrize("make", [tencent, wechat, wecom], ids=["tencent", "wechat", "wecom"])
+async def test_json_nested_too_deep_to_parse_is_an_unreadable_answer(make: Callable[[str], Channel]) -> None:
+    async with fake_gateway(Reply(200, "[" * 50_000)) as gateway:
+        results = await send(make(gateway.url), [message("user1", 1)])
+    assert [type(result) for result in results] == [Retry]
