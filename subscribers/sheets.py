@@ -19,13 +19,14 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import io
 import zipfile
 import zlib
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 from xml.parsers import expat
 
 from notifier.domain.errors import FieldError, InvalidInput
@@ -155,7 +156,10 @@ def _refuse(path: Path, message: str) -> InvalidInput:
 
 
 class _Workbook(zipfile.ZipFile):
-    """The workbook's zip, refusing to unpack more than the bounds above."""
+    """The workbook's zip, refusing to unpack more than the bounds above. While loading, a part is counted whole
+    when opened (zipfile unpacks no more than it declares), except a part in xl/worksheets/, counted as it is read
+    (openpyxl reads the start of each sheet, for its size); then a part opened must declare MAX_SHEET_BYTES at
+    most."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -166,15 +170,45 @@ class _Workbook(zipfile.ZipFile):
     def open(self, name: str | zipfile.ZipInfo, mode: Literal["r", "w"] = "r", pwd: bytes | None = None,
              *, force_zip64: bool = False) -> IO[bytes]:  # fmt: skip
         info = name if isinstance(name, zipfile.ZipInfo) else self.NameToInfo.get(name)
-        if mode == "r" and info is not None:
-            self.unpacked += info.file_size
-            if self.loading and self.unpacked > MAX_PARTS_BYTES:
-                raise _refuse(self.path, f"its shared texts and styles unpack to more than {MAX_PARTS_BYTES >> 20} "
-                              "MB: save only the table, or save it as CSV")  # fmt: skip
-            if not self.loading and info.file_size > MAX_SHEET_BYTES:
-                raise _refuse(self.path, f"its sheet unpacks to more than {MAX_SHEET_BYTES >> 20} MB: save it as "
-                              "CSV, or split it")  # fmt: skip
-        return super().open(name, mode, pwd, force_zip64=force_zip64)
+        size = info.file_size if info is not None and mode == "r" else 0
+        sheet = info is not None and info.filename.startswith("xl/worksheets/")
+        if self.loading and not sheet:
+            self.count(size)
+        elif not self.loading and size > MAX_SHEET_BYTES:
+            raise _refuse(self.path, f"its sheet unpacks to more than {MAX_SHEET_BYTES >> 20} MB: save it as CSV, "
+                          "or split it")  # fmt: skip
+        part = super().open(name, mode, pwd, force_zip64=force_zip64)
+        return cast(IO[bytes], _Counted(part, self)) if self.loading and sheet and size else part
+
+    def count(self, size: int) -> None:
+        self.unpacked += size
+        if self.unpacked > MAX_PARTS_BYTES:
+            raise _refuse(self.path, f"its shared texts and styles unpack to more than {MAX_PARTS_BYTES >> 20} MB: "
+                          "save only the table, or save it as CSV")  # fmt: skip
+
+
+class _Counted(io.RawIOBase):
+    """A sheet being read while the workbook loads (openpyxl looks for its size): every byte counted
+    (``_Workbook.count``) as it is read."""
+
+    def __init__(self, part: IO[bytes], workbook: _Workbook) -> None:
+        super().__init__()
+        self.part = part
+        self.workbook = workbook
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:  # read whole: in blocks, each counted before the next is unpacked
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        data = self.part.read(size)
+        self.workbook.count(len(data))
+        return data
+
+    def close(self) -> None:
+        self.part.close()
+        super().close()
 
 
 def _scan_sheet(path: Path, source: IO[bytes]) -> None:

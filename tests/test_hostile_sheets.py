@@ -153,3 +153,16 @@ def test_a_csv_in_neither_utf8_nor_gb18030_is_refused_saying_how_to_save_it(tmp_
     path = tmp_path / "roster.csv"
     path.write_bytes(data)
     assert "save it from Excel as CSV UTF-8" in refused(path)
+
+
+def test_a_sheet_larger_than_the_parts_bound_is_read(tmp_path: Path) -> None:
+    # openpyxl opens every sheet while it loads the workbook, to read its declared size: only that start counts
+    long_text = "长" * 150_000  # 450 kB of UTF-8 a row: openpyxl reads a cell whole
+    rows = HEADER + "".join(
+        f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>{long_text}</t></is></c></row>' for n in range(2, 42)
+    )
+    path = workbook(tmp_path / "long.xlsx", rows, before_rows='<dimension ref="A1:B41"/>')
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("xl/worksheets/sheet1.xml").file_size > MAX_PARTS_BYTES
+    with open_sheet(path) as sheet:
+        assert sum(1 for _ in sheet.rows) == 40
