@@ -23,6 +23,10 @@ HOSTILE = {
         "{% set r = range(1000)|list %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}",
         "too much work",
     ),
+    "a loop of unmetered work": (
+        "{% for a in range(1000) %}{% if " + " and ".join(["a < 5000"] * 100) + " %}{% endif %}{% endfor %}",
+        "too much work",
+    ),
     "recursive macro": (
         "{% macro m(d) %}{% if d < 16 %}{{ m(d + 1) }}{{ m(d + 1) }}{% endif %}{% endmacro %}{{ m(0) }}",
         "too much work",

@@ -7,11 +7,12 @@ notice's body) runs on the event loop, so one such template would stop every req
 
 ``BoundedSandbox`` meters each rendering (``render_bounded``):
 
-- work: every loop iteration (a recursive loop's too), attribute or item read and filter costs a step, a call
-  (a macro, a method, ``caller()``) ``CALL_STEPS``, and a text or list a template makes its length; a rendering
-  gets ``MAX_WORK``, and at most ``MAX_SECONDS`` (checked at every step: what runs between two steps is
-  bounded by the source's length and the size bound), a backstop for a slow machine that the step count,
-  the same on every machine, keeps any sensible template far from;
+- work: every loop iteration costs its body's weight (a step per node in it: what runs unmetered in it, a
+  comparison or an ``if``, is paid for), so does each run of a macro or call block; a recursive loop's
+  iteration, an attribute or item read and a filter cost a step, a call (a macro, a method, ``caller()``)
+  ``CALL_STEPS``, and a text or list a template makes its length; a rendering gets ``MAX_WORK``, counted the
+  same on every machine, and at most ``MAX_SECONDS``, checked at every step: a backstop that a template within
+  the step count does not come near on a machine that is not starved;
 - size: no text or list made by an operator (``*``, ``+``, ``%``, ``~``), a filter or a method may exceed
   ``MAX_SIZE`` characters or items, refused *before* it is made where its size can be told in advance
   (``*``, ``+``, ``**``, ``center``, ``indent``, ``batch``, ``slice``, ``replace``, widths in ``%`` and
@@ -48,6 +49,7 @@ MAX_SIZE = 100_000
 MAX_INT_BITS = 4096
 _STEP = "__metered_loop"
 _CONCAT = "__metered_concat"
+_SPEND = "__metered_spend"
 _WIDTH = re.compile(r"[0-9]+")
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|[0-9]+)?(?:\.(\*|[0-9]+))?")
 
@@ -105,10 +107,21 @@ def _width(value: Any) -> int:
     return len(value) if isinstance(value, str) else int(value) if isinstance(value, int) else 0
 
 
-def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+def _counted(iterable: Iterable[Any], weight: int = 1) -> Iterator[Any]:
     for item in iterable:
-        _spend(1)
+        _spend(weight)
         yield item
+
+
+def _weight(body: list[nodes.Node]) -> int:
+    """What one run of ``body`` costs at least: one step per node, since most nodes (a comparison, a test, an
+    ``if``) are not metered where they run, and a body can hold thousands of them."""
+    return 1 + sum(1 + sum(1 for _ in node.find_all(nodes.Node)) for node in body)
+
+
+def _charge(units: int) -> str:
+    _spend(units)
+    return ""
 
 
 @pass_eval_context
@@ -120,11 +133,29 @@ def _concat(eval_ctx: EvalContext, *parts: Any) -> str:
 
 
 class _Metering(NodeTransformer):
-    """Every ``for`` iterates through ``_counted``, every ``~`` joins through ``_concat``."""
+    """Every ``for`` iterates through ``_counted``; the body of every loop, macro and call block charges its
+    weight each time it runs; every ``~`` joins through ``_concat``."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
+        """Each item costs the weight of the loop's ``if`` test; each run of the body (a recursive loop's too)
+        the body's weight."""
+        test = nodes.Const(_weight([] if node.test is None else [node.test]), lineno=node.lineno)
+        node.iter = nodes.Call(nodes.Name(_STEP, "load"), [node.iter, test], [], None, None, lineno=node.lineno)
+        return self._charged(node)
+
+    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
+        return self._charged(node)
+
+    def visit_CallBlock(self, node: nodes.CallBlock) -> nodes.Node:
+        return self._charged(node)
+
+    def _charged(self, node: nodes.For | nodes.Macro | nodes.CallBlock) -> nodes.Node:
+        """A body that first spends its weight each time it runs."""
         self.generic_visit(node)
-        node.iter = nodes.Call(nodes.Name(_STEP, "load"), [node.iter], [], None, None, lineno=node.lineno)
+        spend = nodes.Call(
+            nodes.Name(_SPEND, "load"), [nodes.Const(_weight(node.body))], [], None, None, lineno=node.lineno
+        )
+        node.body = [nodes.Output([spend], lineno=node.lineno), *node.body]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -200,6 +231,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)
         self.globals[_STEP] = _counted
         self.globals[_CONCAT] = _concat
+        self.globals[_SPEND] = _charge
         self.filters = {name: _metered_filter(name, func) for name, func in self.filters.items()}
 
     def compile(self, source: Any, name: str | None = None, filename: str | None = None, *args: Any) -> Any:
