@@ -286,7 +286,11 @@ def _open_xlsx(path: Path) -> Iterator[Sheet]:
         raise _refuse(path, f"not an Excel workbook ({type(exc).__name__})") from None
     archive.loading = False
     try:
-        sheet = workbook.active if workbook.active is not None else workbook.worksheets[0]
+        sheet = workbook.active
+        if not hasattr(sheet, "reset_dimensions"):  # no sheet active, or a chart sheet: the first sheet of cells
+            sheet = next(iter(workbook.worksheets), None)
+        if sheet is None:
+            raise _refuse(path, "the workbook has no sheet of cells")
         max_row = getattr(sheet, "max_row", None)
         total = max_row - 1 if isinstance(max_row, int) and max_row > 1 else None
         with sheet._get_source() as source:

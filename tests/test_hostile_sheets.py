@@ -166,3 +166,14 @@ def test_a_sheet_larger_than_the_parts_bound_is_read(tmp_path: Path) -> None:
         assert archive.getinfo("xl/worksheets/sheet1.xml").file_size > MAX_PARTS_BYTES
     with open_sheet(path) as sheet:
         assert sum(1 for _ in sheet.rows) == 40
+
+
+def test_a_workbook_without_a_sheet_of_cells_is_refused(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "empty.xlsx", HEADER + FIRST)
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    parts["xl/workbook.xml"] = f'<workbook xmlns="{MAIN}"><sheets/></workbook>'.encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    assert "no sheet of cells" in refused(path)
