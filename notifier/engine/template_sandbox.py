@@ -11,8 +11,9 @@ notice's body) runs on the event loop, so one such template would stop every req
   comparison or an ``if``, is paid for), so does each run of a macro or call block; a recursive loop's
   iteration, an attribute or item read and a filter cost a step, a call (a macro, a method, ``caller()``)
   ``CALL_STEPS``, and a text or list a template makes its length; a rendering gets ``MAX_WORK``, counted the
-  same on every machine, and at most ``MAX_SECONDS``, checked at every step: a backstop that a template within
-  the step count does not come near on a machine that is not starved;
+  same on every machine, and at most ``MAX_SECONDS`` of the thread's processor time, checked at every step: a
+  backstop that a template within the step count does not come near (processor time, not the clock, so a
+  machine too busy to run the process does not fail a template, nor cancel the notice rendering it);
 - size: no text or list made by an operator (``*``, ``+``, ``%``, ``~``), a filter or a method may exceed
   ``MAX_SIZE`` characters or items, refused *before* it is made where its size can be told in advance
   (``*``, ``+``, ``**``, ``center``, ``indent``, ``batch``, ``slice``, ``replace``, widths in ``%`` and
@@ -63,14 +64,15 @@ class TemplateLimit(SecurityError):
 class _Meter:
     def __init__(self) -> None:
         self.work = 0
-        self.deadline = time.monotonic() + MAX_SECONDS
+        # the thread's processor time, not the clock: a process paused by a busy machine is not the template's doing
+        self.deadline = time.thread_time() + MAX_SECONDS
 
     def spend(self, units: int) -> None:
         self.work += units
         if self.work > MAX_WORK:
             raise TemplateLimit(f"the template does too much work (more than {MAX_WORK:,} steps)")
-        if time.monotonic() > self.deadline:
-            raise TemplateLimit(f"the template takes more than {MAX_SECONDS} s to render")
+        if time.thread_time() >= self.deadline:
+            raise TemplateLimit(f"the template takes more than {MAX_SECONDS} s of processor time to render")
 
 
 _METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
