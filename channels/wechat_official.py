@@ -57,6 +57,7 @@ from channels.wechat_token import (
     expires_in_of,
     shared_token_caches,
 )
+from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.wechat_official")
 
@@ -113,7 +114,7 @@ def errcode_of(body: Any) -> int | None:
     value = body.get("errcode", 0)
     if isinstance(value, str):
         value = value.strip()
-        return int(value) if value.removeprefix("-").isdigit() and value.isascii() else None
+        return int(value) if ascii_digits(value.removeprefix("-")) else None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from channels.base import ChannelSetup, Failed, Retry
+from notifier.domain.text import ascii_digits
 
 DEFAULT_MARGIN = 120.0  # seconds before expiry at which a cached token counts as stale
 DEFAULT_LIFETIME = 7200.0  # seconds: both platforms' documented ``expires_in``
@@ -149,7 +150,7 @@ def expires_in_of(value: object) -> float:
     """The lifetime an endpoint's ``expires_in`` gives a token: a positive number of seconds (or a string of
     digits), at most ``MAX_LIFETIME``; anything else (absent, 0, negative, NaN, text) is read as ``DEFAULT_LIFETIME``,
     so a malformed answer neither makes every send fetch a token nor keeps one for ever."""
-    if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+    if isinstance(value, str) and ascii_digits(value.strip()):
         value = int(value)
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < float("inf"):
         return DEFAULT_LIFETIME

@@ -30,6 +30,7 @@ from typing import IO, Any, Literal, cast
 from xml.parsers import expat
 
 from notifier.domain.errors import FieldError, InvalidInput
+from notifier.domain.text import ascii_digits
 
 Cells = list[str | None]
 CSV_SUFFIXES = (".csv", ".txt")
@@ -223,7 +224,7 @@ def _scan_sheet(path: Path, source: IO[bytes]) -> None:
         if local == "row":
             rows, cells = rows + 1, 0
             number = attrs.get("r", "1")
-            if not number.isascii() or not number.isdigit() or not 0 < int(number) <= EXCEL_ROWS:
+            if not ascii_digits(number) or not 0 < int(number) <= EXCEL_ROWS:
                 raise _refuse(path, f"a row numbered {number[:20]!r}: Excel numbers rows 1 to {EXCEL_ROWS}")
             if rows > EXCEL_ROWS:
                 raise _refuse(path, f"more than {EXCEL_ROWS} rows, the most Excel has")
