@@ -339,3 +339,39 @@ async def test_a_new_notice_reaches_every_open_stream_of_its_area(
         for stream in streams:
             stream.close()
     assert all("大风蓝色预警" in [item["title"] for item in found] for found in lists)
+
+
+async def test_one_address_may_hold_only_so_many_kiosk_streams(
+    api: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream holds a connection for minutes: one client may not open them without end (each takes a file
+    descriptor of the process, which the API and every page need too)."""
+    monkeypatch.setattr(kiosk, "STREAMS_PER_CLIENT", 2)
+    headers = {"Accept": "text/event-stream"}
+    url = f"{api.base}/kiosk/events?area={TOWN_A}"
+    streams = [await api.session.get(url, headers=headers) for _ in range(2)]
+    try:
+        for stream in streams:
+            await next_notices_event(stream)  # both open and counted
+        async with api.session.get(url, headers=headers) as refused:
+            assert refused.status == 429 and refused.content_type == "application/problem+json"
+            assert int(refused.headers["Retry-After"]) > 0
+        async with api.session.get(f"{api.base}/kiosk/events?area={TOWN_B}", headers=headers) as other_area:
+            assert other_area.status == 429  # per address, whatever the area
+        async with api.session.get(url) as once:  # the list once, as JSON: no stream held
+            assert once.status == 200
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+async def test_a_stream_that_ended_leaves_room_for_the_next(
+    api: Api, published: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kiosk, "STREAMS_PER_CLIENT", 1)
+    monkeypatch.setattr(kiosk, "STREAM_SECONDS", 0.05)  # the server ends each stream at once
+    headers = {"Accept": "text/event-stream"}
+    for _ in range(2):
+        async with api.session.get(f"{api.base}/kiosk/events?area={TOWN_A}", headers=headers) as stream:
+            assert stream.status == 200
+            await asyncio.wait_for(stream.read(), timeout=10)  # to its end

@@ -7,7 +7,8 @@
                                   events; an ``notices`` event carrying the list (JSON) at once and again
                                   whenever it changes (checked every POLL_SECONDS), a comment every
                                   KEEPALIVE_SECONDS, and the stream closes after STREAM_SECONDS with a
-                                  ``retry`` so the browser reconnects. Without that Accept, the list once
+                                  ``retry`` so the browser reconnects; at most STREAMS_PER_CLIENT open
+                                  from one client address (429 beyond). Without that Accept, the list once
                                   as JSON (``{"items": [...]}``).
 
 The page's script is ``/public/assets/kiosk.js`` (no inline script: the CSP allows the service's own
@@ -29,10 +30,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from notifier.api.keys import STORE
+from notifier.api.problems import problem
 from notifier.api.routing import Answer, Route, read_query
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode
 from notifier.store import Store
+from notifier.web.client_address import request_client
 from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notices, render
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 STREAM_SECONDS = 300.0
+STREAMS_PER_CLIENT = 20  # a service hall's kiosks behind one address; past it a stream is refused (429)
 EVENT_STREAM = "text/event-stream"
 
 
@@ -114,6 +118,7 @@ class KioskLists:
 
     def __init__(self) -> None:
         self.areas: dict[str, AreaList] = {}
+        self.streams: dict[str, int] = {}  # open streams by client (``request_client``)
 
     def listen(self, store: Store, area: str) -> AreaList:
         entry = self.areas.setdefault(area, AreaList())
@@ -164,19 +169,32 @@ async def kiosk_events(request: web.Request) -> web.StreamResponse:
     if EVENT_STREAM not in request.headers.get("Accept", ""):
         body = '{"items":' + _payload(await _active(store, query.area)) + "}"
         return web.Response(text=body, content_type="application/json", charset="utf-8", headers=HEADERS)
-    response = web.StreamResponse(
-        headers={**HEADERS, "Content-Type": EVENT_STREAM, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
-    await response.prepare(request)
     lists = request.app[KIOSK_LISTS]
-    entry = lists.listen(store, query.area)
+    client = request_client(request)
+    if lists.streams.get(client, 0) >= STREAMS_PER_CLIENT:
+        # each stream holds a connection for minutes: one client opening them without end would take every
+        # file descriptor of the process, and the API and pages with them
+        detail = f"{STREAMS_PER_CLIENT} kiosk streams are open from this address; close one or try again later"
+        return problem(429, "Too many streams", detail, slug="too-many-streams", instance=request.path,
+                       headers={"Retry-After": str(int(STREAM_SECONDS))})  # fmt: skip
+    lists.streams[client] = lists.streams.get(client, 0) + 1
     try:
-        await _stream(response, entry)
-    except ConnectionResetError:
-        pass  # the kiosk went away
+        response = web.StreamResponse(
+            headers={**HEADERS, "Content-Type": EVENT_STREAM, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        entry = lists.listen(store, query.area)
+        try:
+            await _stream(response, entry)
+        except ConnectionResetError:
+            pass  # the kiosk went away
+        finally:
+            lists.leave(query.area, entry)
+        return response
     finally:
-        lists.leave(query.area, entry)
-    return response
+        lists.streams[client] -= 1
+        if not lists.streams[client]:
+            del lists.streams[client]
 
 
 async def _stream(response: web.StreamResponse, entry: AreaList) -> None:
@@ -227,6 +245,6 @@ ROUTES = [
             "application/json",
             _ITEMS,
         ),
-        extra_responses={404: "no such area"},
+        extra_responses={404: "no such area", 429: "too many streams open from this address"},
     ),
 ]
