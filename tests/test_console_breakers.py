@@ -16,15 +16,12 @@ from channels import load_channels
 from channels.failover import FailoverChannel
 from notifier.api import create_app
 from notifier.config import Settings
-from notifier.console.passwords import hash_password
-from notifier.domain.enums import Role
 from notifier.engine import Engine
 from notifier.engine.heartbeat import MISSED_BEATS, beat
 from notifier.store import Store
+from tests.console_sign_in import signed_in_session
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _MEMBER = re.compile(r'<span class="breaker breaker-([a-z-]+)">(sms-[ab])：([^<]*)</span>')
-PASSWORD = "熔断状态-足够长的密码-2026"
 
 
 @pytest.fixture
@@ -42,22 +39,13 @@ async def api_node(config: Settings, store: Store) -> AsyncIterator[aiohttp.Clie
     """A signed-in console session on a node with no engine."""
     server = TestServer(create_app(config, store=store), host="127.0.0.1", port=0)
     await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
-    member = await store.create_staff_account(
-        department="environment", role=Role.ISSUER, name="李文员", login=None,
-        password_hash=await hash_password(PASSWORD), actor="test",
-    )  # fmt: skip
-    await store.set_staff_password(member, await hash_password(PASSWORD), keep_session="")
-    session = aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
-        async with session.get("/console/login") as response:
-            token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
-        form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
-        async with session.post("/console/login", data=form, allow_redirects=False) as response:
-            assert response.status == 303, await response.text()
-        yield session
+        session = await signed_in_session(store, str(server.make_url("")), department="environment", name="李文员")
+        try:
+            yield session
+        finally:
+            await session.close()
     finally:
-        await session.close()
         await server.close()
 
 

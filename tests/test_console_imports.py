@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 import aiohttp
@@ -14,15 +13,12 @@ from aiohttp.test_utils import TestServer
 
 from notifier.api import create_app
 from notifier.config import Settings
-from notifier.console.passwords import hash_password
 from notifier.console.residents import IMPORT_JOBS
-from notifier.domain.enums import Role
 from notifier.store import Store
 from notifier.store.audit import AuditFilter
+from tests.console_sign_in import CSRF_FIELD, signed_in_session
 from tests.databases import read_rows
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-PASSWORD = "导入名单-足够长的密码-2026"
 VILLAGE = "370725001036"
 
 
@@ -72,21 +68,10 @@ class Said(logging.Handler):
 
 async def upload_roster(server: TestServer, store: Store) -> None:
     """An issuer logs in to the console and uploads a roster of two residents; the import starts."""
-    password_hash = await hash_password(PASSWORD)
-    member = await store.create_staff_account(
-        department="environment", role=Role.ISSUER, name="李文员", login=None, password_hash=password_hash,
-        actor="test",
-    )  # fmt: skip
-    await store.set_staff_password(member, password_hash, keep_session="")  # no change asked at first login
-    base = str(server.make_url("")).rstrip("/")
-    async with aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        async with session.get("/console/login") as response:
-            token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
-        form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
-        async with session.post("/console/login", data=form, allow_redirects=False) as response:
-            assert response.status == 303, await response.text()
+    base = str(server.make_url(""))
+    async with await signed_in_session(store, base, department="environment", name="李文员") as session:
         async with session.get("/console/residents") as response:
-            token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
+            token = CSRF_FIELD.search(await response.text())[1]  # type: ignore[index]
         upload = aiohttp.FormData({"csrf_token": token})
         roster = f"name,phone,area_code\n王伟,13812345678,{VILLAGE}\n张敏,13812345679,{VILLAGE}\n"
         upload.add_field("file", roster.encode(), filename="roster.csv", content_type="text/csv")

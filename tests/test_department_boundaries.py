@@ -27,7 +27,6 @@ import pytest
 from notifier import console
 from notifier.api.app import ALL_ROUTES
 from notifier.config import Settings
-from notifier.console.passwords import hash_password
 from notifier.domain.enums import Role
 from notifier.engine.feedback import take_feedback
 from notifier.policy import personal_data_scope
@@ -36,13 +35,12 @@ from notifier.store.audit import AuditFilter
 from notifier.store.feedback import NewFeedback
 from subscribers.importer import import_file
 from tests.conftest import COUNTY, VILLAGE_A1, VILLAGE_B1, Api
+from tests.console_sign_in import CSRF_FIELD, signed_in_session
 from tests.databases import run_sql
 
 UNKNOWN = 987_654_321  # no object has this id
 ENV_ROLES = ("viewer", "issuer", "approver", "admin")
 ADMINS_READ = ("roster", "resident")  # every department's, by design (docs/rosters.md, docs/api.md): not walked
-PASSWORD = "部门边界测试-足够长的密码-2026"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def notice_body(department: str, **changes: Any) -> dict[str, Any]:
@@ -332,28 +330,14 @@ SignIn = Callable[[str], Awaitable[Staff]]
 @pytest.fixture
 async def sign_in(api: Api, store: Store) -> AsyncIterator[SignIn]:
     """Signs a new console account of the environment department in, with the role given."""
-    password_hash = await hash_password(PASSWORD)
     sessions: list[aiohttp.ClientSession] = []
 
     async def signed_in(role: str) -> Staff:
-        member = await store.create_staff_account(
-            department="environment",
-            role=Role(role),
-            name=f"环境{role}",
-            login=None,
-            password_hash=password_hash,
-            actor="test",
-        )
-        await store.set_staff_password(member, password_hash, keep_session="")
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        session = await signed_in_session(store, api.base, department="environment", role=Role(role),
+                                          name=f"环境{role}")  # fmt: skip
         sessions.append(session)
-        async with session.get(f"{api.base}/console/login") as response:
-            token = _TOKEN.search(await response.text())[1]  # type: ignore[index]
-        form = {"csrf_token": token, "login": member.login, "password": PASSWORD}
-        async with session.post(f"{api.base}/console/login", data=form, allow_redirects=False) as response:
-            assert response.status == 303, await response.text()
         async with session.get(f"{api.base}/console") as response:
-            csrf = _TOKEN.search(await response.text())[1]  # type: ignore[index]
+            csrf = CSRF_FIELD.search(await response.text())[1]  # type: ignore[index]
         return Staff(session, api.base, csrf)
 
     try:
