@@ -103,7 +103,8 @@ async def import_file(
     ``progress(done, total)`` is called after every batch (``total`` is 0 while unknown).
     ``existing="skip"`` counts a row whose external_id is already stored as existing instead of as an
     error (the demo loader uses it to be idempotent). With a department's ``scope`` (the console), a row
-    naming a group the department does not work with is refused, as the API refuses it. Raises InvalidInput
+    naming a group the department does not work with, or a topic it does not issue on, is refused, as the API
+    refuses it. Raises InvalidInput
     only for a file that cannot be read or whose header is wrong; row errors go to the report. Do not call it
     inside a transaction.
     """
@@ -125,10 +126,7 @@ async def import_file(
             result.total += 1
             row = parse_row(number, cells, columns, catalog, consent)
             if scope is not None and row.data is not None:
-                outside = [group for group in row.data.groups if group not in scope.groups]
-                if outside:
-                    message = f"department {scope.department} does not work with group {', '.join(outside)}"
-                    row.errors.append(RowError(row.number, row.external_id, "groups", message))
+                row.errors += outside_scope(row, row.data, scope)
             if row.errors:
                 report.add(row)
             else:
@@ -264,6 +262,20 @@ async def _write_batch(
     stored = await store.stored_subscribers(created) if created else []
     await store.audit_many(actor, [("subscriber.create", "subscriber", s.id, creation_detail(s)) for s in stored])
     return outcomes
+
+
+def outside_scope(row: Row, data: SubscriberIn, scope: PersonalDataScope) -> list[RowError]:
+    """A department imports residents into its own groups and topics only, as the API creates them."""
+    errors = []
+    groups = [group for group in data.groups if group not in scope.groups]
+    if groups:
+        message = f"department {scope.department} does not work with group {', '.join(groups)}"
+        errors.append(RowError(row.number, row.external_id, "groups", message))
+    topics = [topic for topic in data.topics if topic not in scope.topics]
+    if topics:
+        message = f"department {scope.department} does not issue on topic {', '.join(topics)}"
+        errors.append(RowError(row.number, row.external_id, "topics", message))
+    return errors
 
 
 async def _write_row(

@@ -289,8 +289,8 @@ async def test_a_duplicate_names_the_other_resident_only_to_a_key_that_reads_it(
     own = f"/api/v1/subscribers/{residents.air_and_groups['id']}"
     status, patched = await api.call("PATCH", own, json={"phone": "13900000101"}, key="env-issuer")
     assert status == 409 and {**patched, "instance": ""} == {**created, "instance": ""}
-    for key in ("civ-issuer", "env-admin"):
-        status, body = await api.call("POST", "/api/v1/subscribers", json=newcomer, key=key)
+    for key, topic in (("civ-issuer", "social-assistance"), ("env-admin", "air-quality")):
+        status, body = await api.call("POST", "/api/v1/subscribers", json={**newcomer, "topics": [topic]}, key=key)
         assert status == 409 and body["existing_id"] == hidden and f"id {hidden}" in body["detail"], key
 
     rostered = {"name": "名册", "phone": "13900000111", "area_code": VILLAGE_A1, "groups": ["dibao"],

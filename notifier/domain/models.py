@@ -519,6 +519,15 @@ class PersonalDataScope:
     def redact(self, subscriber: Subscriber) -> Subscriber:
         return subscriber.model_copy(update={"groups": [g for g in subscriber.groups if g in self.groups]})
 
+    def check_topics(self, topics: Iterable[str], loc: str) -> None:
+        """Forbidden naming ``loc`` when a topic lies outside the topics the department issues on."""
+        outside = [topic for topic in topics if topic not in self.topics]
+        if outside:
+            own = ", ".join(sorted(self.topics)) or "none"
+            raise Forbidden(
+                f"{loc}: department {self.department} does not issue on topic {', '.join(outside)}; its topics: {own}"
+            )
+
     def check_groups(self, groups: Iterable[str], loc: str) -> None:
         """Forbidden naming ``loc`` when a group lies outside the department's groups."""
         outside = [group for group in groups if group not in self.groups]

@@ -94,6 +94,7 @@ class SubscriberRepository(CatalogRepository):
             await self._check_references(data.area_code, data.groups, data.topics)
             if scope is not None:
                 scope.check_groups(data.groups, "groups")
+                scope.check_topics(data.topics, "topics")
             await self._check_unique(data.phone, data.external_id, None, scope)
             row = await self.db.fetch_one("insert_subscriber", subscriber_row(data, now_iso()))
             assert row is not None
@@ -119,6 +120,12 @@ class SubscriberRepository(CatalogRepository):
                 scope.check_groups(changes["groups"], "groups")
                 # the groups the caller cannot see are kept, not replaced
                 changes["groups"] = sorted(set(current.groups) - scope.groups | set(changes["groups"]))
+            if scope is not None and changes.get("topics") is not None:
+                scope.check_topics(changes["topics"], "topics")
+                # another department's topics are the resident's choice, kept as they are
+                changes["topics"] = sorted(set(current.topics) - scope.topics | set(changes["topics"]))
+            if scope is not None and changes.get("opt_out_topics") is not None:
+                scope.check_topics(changes["opt_out_topics"], "opt_out_topics")
             await self._check_unique(changes.get("phone"), None, subscriber_id, scope)
             merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
             quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
@@ -138,20 +145,38 @@ class SubscriberRepository(CatalogRepository):
                 },
             )
             await self._set_memberships(subscriber_id, changes.get("groups"), changes.get("topics"))
-            for kind in ("topic", "channel"):
+            for kind, held in (("topic", current.opt_out_topics), ("channel", current.opt_out_channels)):
                 values = changes.get(f"opt_out_{kind}s")
                 if values is not None:
-                    await self.set_optouts(subscriber_id, kind, values, f"api:{actor}")
+                    within = scope.topics if scope is not None and kind == "topic" else None
+                    await self.set_optouts(subscriber_id, kind, held, values, f"api:{actor}", within)
             updated = await self.get_subscriber(subscriber_id)
             detail: dict[str, object] = {"fields": sorted(changes), **changes_of(current, updated)}
             await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, detail)
         return _as_seen(updated, scope)
 
-    async def set_optouts(self, subscriber_id: int, kind: str, values: list[str], source: str) -> None:
+    async def set_optouts(
+        self,
+        subscriber_id: int,
+        kind: str,
+        held: list[str],
+        values: list[str],
+        source: str,
+        within: frozenset[str] | None = None,
+    ) -> None:
+        """Make ``values`` the resident's opt-outs of ``kind`` (of those ``within``, when given: a department's
+        topics; the others are kept). An opt-out already held stays as it was recorded (its source and time: the
+        resident's own reply or page, say), only the ones added or taken away change."""
+        wanted = set(values)
         async with self.db.transaction():
-            await self.db.execute("clear_subscriber_optouts", {"id": subscriber_id, "kind": kind})
+            for value in held:
+                if value not in wanted and (within is None or value in within):
+                    await self.db.execute(
+                        "remove_subscriber_optout", {"id": subscriber_id, "kind": kind, "value": value}
+                    )
             for value in values:
-                await self.add_optout(subscriber_id, kind, value, source)
+                if value not in held:
+                    await self.add_optout(subscriber_id, kind, value, source)
 
     async def add_optout_audited(self, subscriber_id: int, kind: str, value: str, source: str) -> dict[str, object]:
         """Add an opt-out inside the caller's transaction; the before and after of the resident's opt-outs."""

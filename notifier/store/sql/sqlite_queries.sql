@@ -137,8 +137,8 @@ DELETE FROM subscriber_topics WHERE subscriber_id = :id;
 INSERT INTO subscriber_topics (subscriber_id, topic_id)
 SELECT :id, id FROM topics WHERE code = :code ON CONFLICT DO NOTHING;
 
--- name: clear_subscriber_optouts
-DELETE FROM subscriber_optouts WHERE subscriber_id = :id AND kind = :kind;
+-- name: remove_subscriber_optout
+DELETE FROM subscriber_optouts WHERE subscriber_id = :id AND kind = :kind AND value = :value;
 
 -- name: add_subscriber_optout
 INSERT INTO subscriber_optouts (subscriber_id, kind, value, created_at, source)
