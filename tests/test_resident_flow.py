@@ -84,6 +84,30 @@ async def test_limits_per_address_and_per_network(store: Store) -> None:
                       Asked)  # fmt: skip
 
 
+async def test_an_email_address_and_its_plus_variants_share_the_limits(store: Store) -> None:
+    """``li.ming+1@`` and ``li.ming+2@`` reach one mailbox at most providers: were they counted apart, anyone could
+    fill a stranger's inbox with the county's links, one variant a request."""
+    clock = FakeClock()
+
+    def ask(address: str, ip: str) -> Ask:
+        return Ask("subscribe", Channel.EMAIL, flow.address_of(Channel.EMAIL, address), ip, "李明", VILLAGE_A1,
+                   ["air-quality"])  # fmt: skip
+
+    assert isinstance(await flow.request_code(outside(store, clock), ask("Li.Ming+1@Example.org", "192.0.2.1")), Asked)
+    for variant in ("li.ming+2@example.org", "li.ming@example.org", "li.ming+1+x@example.org"):
+        assert await flow.request_code(outside(store, clock), ask(variant, "192.0.2.9")) == Limited("minute", 60)
+    for other in ("li.ming2@example.org", "li.ming@example.net", "li%ming@example.org", "+li@example.org"):
+        assert isinstance(await flow.request_code(outside(store, clock), ask(other, "192.0.2.9")), Asked), other
+    for n in range(4):
+        clock.advance(61)
+        assert isinstance(await flow.request_code(outside(store, clock), ask(f"li.ming+{n}@example.org", "192.0.2.1")),
+                          Asked), n  # fmt: skip
+    clock.advance(61)
+    assert await flow.request_code(outside(store, clock), ask("li.ming+new@example.org", "192.0.2.3")) == Limited(
+        "day", 86400
+    )
+
+
 async def test_check_code_outcomes(store: Store) -> None:
     clock = FakeClock()
     asked = await flow.request_code(outside(store, clock), subscribe_ask())

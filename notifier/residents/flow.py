@@ -93,6 +93,14 @@ def address_of(channel: Channel, raw: str) -> str:
     return normalise_email(raw).lower()
 
 
+def mailbox_of(address: str) -> str:
+    """The address the limits count ``address`` under: an e-mail address without its ``+tag`` (``li+1@x`` and
+    ``li+2@x`` reach the one mailbox ``li@x`` at most providers); a phone number as it is."""
+    local, at, domain = address.partition("@")
+    base = local.partition("+")[0]
+    return f"{base}@{domain}" if at and base else address
+
+
 def code_hash(secret: SecretStr, address: str, code: str) -> str:
     """What the table keeps instead of the code: HMAC-SHA256 keyed with the signing secret, bound to the address."""
     message = f"subscribe-code:{address}:{code}".encode()
@@ -164,9 +172,10 @@ async def request_code(out: Outside, ask: Ask) -> Asked | Limited | NoChannel:
         purpose=ask.purpose, channel=ask.channel.value, subscriber_id=subscriber_id,
     )  # fmt: skip
     async with store.db.transaction():  # limits checked, the request counted and its message queued atomically
-        await store.lock_code_requests(ask.address, ask.client_ip)  # requests at once: one after the other
+        mailbox = mailbox_of(ask.address)
+        await store.lock_code_requests(mailbox, ask.client_ip)  # requests at once: one after the other
         await store.purge_subscription_requests(out.now)
-        limited = refusal(await store.count_subscription_requests(ask.address, ask.client_ip, out.now))
+        limited = refusal(await store.count_subscription_requests(mailbox, ask.client_ip, out.now))
         if limited is not None:
             return Limited(*limited)
         request_id = await store.insert_subscription_request(new, out.now)

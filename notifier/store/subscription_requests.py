@@ -17,6 +17,11 @@ from notifier.store.database import Database, Row
 DAY = 86400.0
 
 
+def like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\' (an address may hold ``%`` or ``_``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 @dataclass(frozen=True)
 class RequestCounts:
     """Codes sent lately: to one address in the last minute and day, from one client address in the last hour."""
@@ -67,11 +72,15 @@ class SubscriptionRequestRepository:
         if self.db.writers_side_by_side:
             await self.db.execute("lock_code_requests", {"address": f"to {address}", "client_ip": f"from {client_ip}"})
 
-    async def count_subscription_requests(self, address: str, client_ip: str, now: float) -> RequestCounts:
+    async def count_subscription_requests(self, mailbox: str, client_ip: str, now: float) -> RequestCounts:
+        """Requests to ``mailbox`` (a phone number, or an e-mail address without ``+tag``: ``flow.mailbox_of``) and
+        to its ``+tag`` variants in the last minute and day, and from ``client_ip`` in the last hour."""
+        local, at, domain = mailbox.partition("@")
         row = await self.db.fetch_one(
             "count_subscription_requests",
             {
-                "address": address,
+                "address": mailbox,
+                "variants": f"{like_escaped(local)}+%@{like_escaped(domain)}" if at else None,
                 "client_ip": client_ip,
                 "minute_ago": now - 60,
                 "hour_ago": now - 3600,

@@ -27,10 +27,12 @@ SELECT 1;
 
 -- name: count_subscription_requests
 -- Codes or links sent to one address (phone or e-mail) in the last minute and day, and from one client
--- address in the last hour.
+-- address in the last hour. :variants (NULL for a phone) matches the e-mail address's +tag variants.
 SELECT
-    (SELECT COUNT(*) FROM subscription_requests WHERE address = :address AND created_at > :minute_ago) AS phone_minute,
-    (SELECT COUNT(*) FROM subscription_requests WHERE address = :address AND created_at > :day_ago) AS phone_day,
+    (SELECT COUNT(*) FROM subscription_requests WHERE (address = :address OR address LIKE :variants ESCAPE '\')
+        AND created_at > :minute_ago) AS phone_minute,
+    (SELECT COUNT(*) FROM subscription_requests WHERE (address = :address OR address LIKE :variants ESCAPE '\')
+        AND created_at > :day_ago) AS phone_day,
     (SELECT COUNT(*) FROM subscription_requests WHERE client_ip = :client_ip AND created_at > :hour_ago) AS ip_hour;
 
 -- name: insert_subscription_request
