@@ -47,6 +47,7 @@ from notifier.store.common import now_iso
 from notifier.store.subscribers import creation_detail, subscriber_row
 from subscribers.progress import rich_progress
 from subscribers.rows import PERSONAL_COLUMNS, Catalog, Row, RowError, map_header, parse_row, scrub
+from subscribers.sheet_slots import sheet_slot
 from subscribers.sheets import Cells, open_sheet
 
 __all__ = ["BATCH_ROWS", "ImportResult", "RowError", "import_file", "rich_progress"]
@@ -104,11 +105,23 @@ async def import_file(
     ``existing="skip"`` counts a row whose external_id is already stored as existing instead of as an
     error (the demo loader uses it to be idempotent). With a department's ``scope`` (the console), a row
     naming a group the department does not work with, or a topic it does not issue on, is refused, as the API
-    refuses it. Raises InvalidInput
-    only for a file that cannot be read or whose header is wrong; row errors go to the report. Do not call it
-    inside a transaction.
+    refuses it. Raises InvalidInput only for a file that cannot be read or whose header is wrong; row errors go
+    to the report. Do not call it inside a transaction. The file is read once one of the process's spreadsheet
+    slots is free (``subscribers.sheet_slots``).
     """
-    path = Path(path)
+    async with sheet_slot():
+        return await _import(store, Path(path), actor, report_path, progress, existing, scope)
+
+
+async def _import(
+    store: Store,
+    path: Path,
+    actor: str,
+    report_path: Path | None,
+    progress: Progress | None,
+    existing: Existing,
+    scope: PersonalDataScope | None,
+) -> ImportResult:
     started = time.perf_counter()
     result = ImportResult(report_path=report_path)
     with ExitStack() as stack:

@@ -22,6 +22,7 @@ from notifier.domain.models import ApiKeyInfo, Name, RosterColumn, Strict
 from notifier.store import Store
 from notifier.store.common import decode_cursor, encode_cursor
 from subscribers.roster_rows import CSV_AND_XLSX, RosterTable, read_roster_file, table_from_rows
+from subscribers.sheet_slots import sheet_slot
 
 RosterKey = Literal["phone", "external_id", "resident_id"]
 Cell = Annotated[str, Field(max_length=500)] | int | float | None
@@ -113,7 +114,14 @@ async def _read_file_part(part: BodyPartReader) -> RosterTable:
     if suffix not in CSV_AND_XLSX:
         raise InvalidInput("cannot read the file", [FieldError("file", "a .csv or .xlsx file")])
     data = await part.read(decode=False)
-    return await asyncio.to_thread(read_uploaded, bytes(data), suffix)
+    return await read_upload(bytes(data), suffix)
+
+
+async def read_upload(data: bytes, suffix: str) -> RosterTable:
+    """The roster in an uploaded file's bytes, read in a thread once one of the process's spreadsheet slots is
+    free (``subscribers.sheet_slots``)."""
+    async with sheet_slot():
+        return await asyncio.to_thread(read_uploaded, data, suffix)
 
 
 def read_uploaded(data: bytes, suffix: str) -> RosterTable:

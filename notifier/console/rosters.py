@@ -8,7 +8,7 @@ publicity preview of a roster.
                                              the publicity preview: chosen columns of one village, masked
     GET  /console/rosters/{id}/unmatched.csv the unmatched rows (row number, reason, cells) as CSV
 
-The upload is the API's (``notifier.api.rosters.read_uploaded`` and ``store_roster``, as
+The upload is the API's (``notifier.api.rosters.read_upload`` and ``store_roster``, as
 ``POST /api/v1/rosters``); the preview is the public page's and the printout's table
 (``notifier.engine.publicity.publicity_table``), masked there: the console never shows it unmasked.
 """
@@ -27,7 +27,7 @@ from aiohttp.web_request import FileField
 from pydantic import ValidationError
 
 from notifier.api.problems import invalid_from_validation
-from notifier.api.rosters import RosterForm, read_uploaded, store_roster
+from notifier.api.rosters import RosterForm, read_upload, store_roster
 from notifier.api.routing import path_int
 from notifier.console.compose_form import area_tree
 from notifier.console.framework import Console, NavItem, page, redirect
@@ -74,7 +74,7 @@ async def upload(request: web.Request, console: Console) -> web.StreamResponse:
                 [FieldError("file", t("只能上传 .csv 或 .xlsx 文件", "Only .csv and .xlsx files"))],
             )
         data = await asyncio.to_thread(file.file.read)
-        table = await asyncio.to_thread(read_uploaded, data, suffix)
+        table = await read_upload(data, suffix)
         report = await store_roster(
             console.store, console.staff.as_key(), name=form.name, key_column=form.key, table=table,
             direct=form.direct,
