@@ -130,6 +130,8 @@ async def test_url_verification_echoes_echostr(hook: Hook) -> None:
         {**signed(echostr="1"), "nonce": "tampered"},
         {"echostr": "1"},
         signed(echostr="1", alias="sms"),  # an alias without a callback token
+        {**signed(echostr="1"), "signature": "é"},  # not hex: a str compare_digest refuses non-ASCII
+        {**signed(echostr="1"), "signature": "签名" * 20},
     ],
 )
 async def test_bad_signature_is_403(hook: Hook, params: dict[str, str]) -> None:

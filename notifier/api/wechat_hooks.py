@@ -137,7 +137,8 @@ def _authorised(request: web.Request) -> Signed | None:
     if not (presented and timestamp and nonce) or len(nonce) > MAX_NONCE_CHARS:
         return None
     for alias, token, max_age in _tokens(request):
-        if hmac.compare_digest(wechat_signature(token, timestamp, nonce), presented.lower()):
+        # compared as bytes: compare_digest raises on a str that is not ASCII, and anyone can send one
+        if hmac.compare_digest(wechat_signature(token, timestamp, nonce).encode(), presented.lower().encode()):
             signed_at = _timestamp(timestamp)
             return None if signed_at is None else Signed(alias, signed_at, nonce, max_age)
     return None
@@ -177,7 +178,7 @@ async def _take_message(request: web.Request, alias: str, event: dict[str, str])
     store = request.app[STORE]
     subscriber_id = await store.find_subscriber_by_openid(openid)
     await feedback_from_reply(store, request.app[SETTINGS], "wechat", alias, openid, subscriber_id,
-                              event.get("Content", ""), datetime.now(UTC))
+                              event.get("Content", ""), datetime.now(UTC))  # fmt: skip
 
 
 async def wechat_event(request: web.Request) -> web.StreamResponse:
@@ -203,7 +204,7 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
         # the nonce is spent with the receipt: a push that could not be stored may come again
         async with store.db.transaction():
             if not await store.remember_hook_nonce(f"wechat:{alias}", f"{signed.timestamp}:{signed.nonce}",
-                                                   signed.timestamp + signed.max_age + 1, time.time()):
+                                                   signed.timestamp + signed.max_age + 1, time.time()):  # fmt: skip
                 return _forbidden(request, "this request was received before (a replayed nonce)")
             if event.get("MsgType") == "text" and event.get("FromUserName"):
                 await _take_message(request, alias, event)
