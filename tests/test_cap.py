@@ -339,3 +339,29 @@ def test_a_dtd_is_refused_before_anything_expands() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><alert>&b;</alert>'
     with pytest.raises(InvalidCap):
         read_alert(bomb)
+
+
+def _signed_alert(identifier: str, depth: int) -> bytes:
+    """An alert with an XML signature whose ``ds:Object`` holds ``depth`` nested elements: the schema takes any
+    content there (processContents lax), and validating it recurses once a level."""
+    signature = (
+        '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>'
+        '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+        '<ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/><ds:Reference>'
+        '<ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/><ds:DigestValue>AA==</ds:DigestValue>'
+        "</ds:Reference></ds:SignedInfo><ds:SignatureValue>AA==</ds:SignatureValue>"
+        f"<ds:Object>{'<x>' * depth}{'</x>' * depth}</ds:Object></ds:Signature>"
+    )
+    return changle_alert(identifier).replace(b"</alert>", signature.encode() + b"</alert>")
+
+
+async def test_a_deeply_nested_alert_is_refused_not_a_500(api: Api) -> None:
+    assert read_alert(_signed_alert("signed", 3)).identifier == "signed"  # a signature is no reason to refuse
+    before = await _count_notices(api)
+    for depth in (2000, 100_000):
+        status, problem = await api.call(
+            "POST", "/api/v1/cap", data=_signed_alert(f"deep-{depth}", depth), headers=CAP_XML
+        )
+        assert (status, problem["type"]) == (422, "/problems/invalid-cap"), problem
+        assert "nested" in problem["errors"][0]["msg"]
+    assert await _count_notices(api) == before

@@ -14,8 +14,9 @@ and neither is an XML signature. So ``read_alert(write_alert(read_alert(x))) == 
 valid ``x``: the round trip the tests check on the OASIS examples and on published alerts.
 
 Every repeated element and every text is bounded (``COUNT_MAX`` per parent, ``LENGTH_MAX`` characters,
-``references`` and ``incidents`` by their entries): past a bound the alert is refused with ``InvalidCap``
-naming the element, as for a schema error.
+``references`` and ``incidents`` by their entries), and so is the nesting (``MAX_DEPTH``, checked before the
+schema, whose check recurses once a level): past a bound the alert is refused with ``InvalidCap`` naming the
+element, as for a schema error.
 
 Times stay the exact text of the document (CAP writes UTC as ``-00:00``, which Python does not), and
 text is kept with surrounding blanks stripped.
@@ -38,6 +39,7 @@ NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 MEDIA_TYPE = "application/cap+xml"
 _NS = f"{{{NAMESPACE}}}"
 MAX_SCHEMA_ERRORS = 10
+MAX_DEPTH = 32  # levels of elements: CAP's own go 5 deep (alert/info/area/geocode/value), a signature's a few more
 DEREF_MAX = 65536  # characters of base64 kept of a resource's derefUri; a bigger payload is dropped
 # the most of each repeated element one parent may hold
 COUNT_MAX = {
@@ -175,6 +177,10 @@ def read_alert(data: bytes) -> CapAlert:
             f"the root element is {found}, not alert in {NAMESPACE}",
             [("/", f"expected the element alert of namespace {NAMESPACE}, found {found}")],
         )
+    too_deep = _deeper_than(root, MAX_DEPTH)
+    if too_deep is not None:  # the schema check and the bounds walk recurse once a level: refuse before them
+        reason = f"elements are nested more than {MAX_DEPTH} levels deep"
+        raise InvalidCap(f"too large: {too_deep}: {reason}", [(too_deep, reason)])
     errors = schema_errors(root)
     if errors:
         path, reason = errors[0]
@@ -184,6 +190,18 @@ def read_alert(data: bytes) -> CapAlert:
         path, reason = errors[0]
         raise InvalidCap(f"too large: {path}: {reason}", errors)
     return _alert(root)
+
+
+def _deeper_than(root: Element, levels: int) -> str | None:
+    """The path of the first element more than ``levels`` deep (the root is level 1), or None; walked without
+    recursion, so any depth the parser took is measured."""
+    stack = [(root, 1, "/alert")]
+    while stack:
+        element, level, path = stack.pop()
+        if level > levels:
+            return path
+        stack.extend((child, level + 1, f"{path}/{child.tag.replace(_NS, '')}") for child in element)
+    return None
 
 
 def bound_errors(root: Element) -> list[tuple[str, str]]:
