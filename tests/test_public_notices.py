@@ -375,3 +375,20 @@ async def test_a_stream_that_ended_leaves_room_for_the_next(
         async with api.session.get(f"{api.base}/kiosk/events?area={TOWN_A}", headers=headers) as stream:
             assert stream.status == 200
             await asyncio.wait_for(stream.read(), timeout=10)  # to its end
+
+
+async def test_the_feeds_and_cap_documents_stay_well_formed_whatever_a_notice_holds(api: Api) -> None:
+    """U+FFFE and U+FFFF are no characters XML 1.0 may hold, though a title may: one such notice made the whole
+    feed unreadable to every reader."""
+    notice = await publish(api, title="预警\ufffe通知", body="请减少\uffff户外活动。", severity="severe")
+    for path in ("/feeds/notices.atom", "/feeds/cap.atom"):
+        status, text, _ = await page(api, path)
+        assert status == 200
+        feed = feedparser.parse(text)
+        assert not feed.bozo, (path, feed.bozo_exception)
+        assert [entry.title for entry in feed.entries] == ["预警通知"]
+    status, cap, _ = await page(api, f"/public/notices/{notice['id']}/cap.xml")
+    assert status == 200
+    assert read_alert(cap.encode()).infos[0].headline == "预警通知"
+    status, cap = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml")
+    assert status == 200 and read_alert(cap.encode()).infos[0].description == "请减少户外活动。"

@@ -35,6 +35,8 @@ import xmlschema
 from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ConfigDict
 
+from notifier.domain.text import xml_chars
+
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 MEDIA_TYPE = "application/cap+xml"
 _NS = f"{{{NAMESPACE}}}"
@@ -361,6 +363,20 @@ def _write_info(parent: Element, info: CapInfo) -> None:
         _add(area_element, "ceiling", area.ceiling)
 
 
+def xml_safe(root: Element) -> Element:
+    """``root`` with every text, tail and attribute value cut to what XML 1.0 can hold (``xml_chars``):
+    ElementTree escapes markup but writes any character, so a notice's U+FFFE would make the document
+    unreadable. Stored texts keep their characters; only the written document drops them."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_chars(element.text)
+        if element.tail:
+            element.tail = xml_chars(element.tail)
+        for name, value in element.attrib.items():
+            element.set(name, xml_chars(value))
+    return root
+
+
 def write_alert(alert: CapAlert) -> bytes:
     """The alert as a CAP 1.2 document (UTF-8, with an XML declaration), elements in the schema's order."""
     root = ET.Element(_NS + "alert")
@@ -385,5 +401,5 @@ def write_alert(alert: CapAlert) -> bytes:
     for info in alert.infos:
         _write_info(root, info)
     ET.indent(root)
-    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=NAMESPACE)
+    body: bytes = ET.tostring(xml_safe(root), encoding="utf-8", xml_declaration=True, default_namespace=NAMESPACE)
     return body

@@ -28,6 +28,7 @@ _BODY_WHITESPACE = frozenset("\n\t")
 _NEWLINES = re.compile(r"\r\n?")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _refused(text: str, allowed: frozenset[str]) -> str | None:
@@ -81,6 +82,13 @@ def storable(text: str) -> str:
     (PostgreSQL's text holds none, SQLite's does) and each lone surrogate replaced by U+FFFD (no encoder
     writes one; a JSON ``\\ud800`` escape makes one)."""
     return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def xml_chars(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (its ``Char`` production): the controls other than
+    tab, line feed and carriage return, lone surrogates, and the noncharacters U+FFFE and U+FFFF, which the
+    checks above let through (they are no control) and which would make a whole feed unreadable."""
+    return _NOT_IN_XML.sub("", text)
 
 
 def ascii_digits(text: str) -> bool:

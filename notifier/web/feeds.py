@@ -7,7 +7,8 @@
                                             1.2 document /public/notices/{id}/cap.xml, as CAP feeds do
 
 Ids and links are absolute, built on ``[server] public_url``. Written with ElementTree, so every text is
-escaped; the texts are the public view of the notice (``notifier.web.public_pages``), personal data masked.
+escaped, and cut to the characters XML 1.0 can hold (``cap.document.xml_safe``); the texts are the public
+view of the notice (``notifier.web.public_pages``), personal data masked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.routing import Answer, Route, read_query
-from notifier.cap.document import MEDIA_TYPE
+from notifier.cap.document import MEDIA_TYPE, xml_safe
 from notifier.domain.disclosure import DisclosureDomain
 from notifier.store.public import PublicFilter
 from notifier.web.public_pages import PublicNotice, names, public_notices
@@ -76,7 +77,7 @@ def _feed(base: str, path: str, title: str, author: str, notices: list[PublicNot
         summary = notice.text if len(notice.text) <= SUMMARY_CHARS else notice.text[:SUMMARY_CHARS] + "…"
         _add(entry, "summary", summary, type="text")
     ET.indent(feed)
-    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    body: bytes = ET.tostring(xml_safe(feed), encoding="utf-8", xml_declaration=True)
     return body
 
 
