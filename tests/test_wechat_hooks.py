@@ -298,3 +298,28 @@ async def test_a_nonce_is_remembered_until_it_expires_then_forgotten(hook: Hook)
     assert await store.remember_hook_nonce("wechat:wechat", "1714554000:42", expires_at=200.0, now=100.0)  # expired
     assert await store.purge_hook_nonces(now=150.0) == 1
     assert await store.purge_hook_nonces(now=200.0) == 1
+
+
+def text_message_xml(content: str, msgid: str) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>"
+        f"<CreateTime>1395658920</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
+        f"</Content><MsgId>{msgid}</MsgId></xml>"
+    )
+
+
+async def feedback_texts(store: Store) -> list[str]:
+    items, _ = await store.list_feedback(department="environment", unlinked=False, notice_id=None, state=None,
+                                         overdue=None, cursor=None, limit=10)  # fmt: skip
+    return sorted(item.text for item in items)
+
+
+async def test_a_text_message_pushed_again_under_a_new_signature_is_taken_once(hook: Hook) -> None:
+    """WeChat pushes a message again when it had no answer within five seconds, and says to recognise the
+    repeat by its MsgId: a second signature (timestamp, nonce) on it is no second message."""
+    await hook.sent_delivery()
+    question = text_message_xml("请问领取时要带身份证吗？", "23456789012345678")
+    assert await hook.call("POST", signed(), question) == (200, "success")
+    assert await hook.call("POST", signed(), question) == (200, "success")  # the repeat: answered, not taken
+    assert await hook.call("POST", signed(), text_message_xml("在哪里领取？", "23456789012345679")) == (200, "success")
+    assert await feedback_texts(hook.store) == ["在哪里领取？", "请问领取时要带身份证吗？"]

@@ -27,6 +27,9 @@ document type declaration or an entity, in any encoding (UTF-16 included), makes
             anything else                  -> stored as given, no state change
         A text message (MsgType text) from a follower becomes a feedback item on the latest notice sent to
         that openid's resident by WeChat (``engine.feedback``), in the transaction that spends the nonce.
+        WeChat pushes a message again, under a new signature, when it had no answer within five seconds,
+        and says to recognise the repeat by ``MsgId``: a MsgId seen in the last day is answered "success"
+        and not taken again.
         Every other message or event (follows, images...) is ignored. The answer is 200 "success" (also for
         an unknown MsgID, which is logged), or 503 when the receipt could not be stored, so WeChat re-sends.
 
@@ -56,6 +59,7 @@ from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
 from notifier.domain.text import ascii_digits
 from notifier.engine.feedback import feedback_from_reply
+from notifier.store import Store
 
 log = logging.getLogger("notifier.hooks.wechat")
 
@@ -63,6 +67,7 @@ MAX_XML_BYTES = 64 * 1024
 MAX_NONCE_CHARS = 64
 DEFAULT_MAX_AGE = 300  # seconds; the alias's callback_max_age
 EVENT = "TEMPLATESENDJOBFINISH"
+REPEAT_WINDOW = 86400.0  # seconds a text message's MsgId is remembered; WeChat's repeats come within a minute
 
 
 def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
@@ -181,6 +186,19 @@ async def _take_message(request: web.Request, alias: str, event: dict[str, str])
                               event.get("Content", ""), datetime.now(UTC))  # fmt: skip
 
 
+async def _first_push(store: Store, alias: str, event: dict[str, str]) -> bool:
+    """False for a message WeChat already pushed (its answer came too late, so it pushed again, under a new
+    signature): WeChat says to recognise the repeat by ``MsgId``. True for a new one, or one without a MsgId."""
+    msgid = event.get("MsgId", "")
+    if not ascii_digits(msgid) or len(msgid) > 64:
+        return True
+    now = time.time()
+    if await store.remember_hook_nonce(f"wechat-msg:{alias}", msgid, now + REPEAT_WINDOW, now):
+        return True
+    log.info("wechat message on %s pushed again (MsgId %s): taken once", alias, msgid)
+    return False
+
+
 async def wechat_event(request: web.Request) -> web.StreamResponse:
     """A message or event pushed by WeChat; TEMPLATESENDJOBFINISH becomes a delivery receipt."""
     signed = _check(request)
@@ -207,7 +225,8 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
                                                    signed.timestamp + signed.max_age + 1, time.time()):  # fmt: skip
                 return _forbidden(request, "this request was received before (a replayed nonce)")
             if event.get("MsgType") == "text" and event.get("FromUserName"):
-                await _take_message(request, alias, event)
+                if await _first_push(store, alias, event):
+                    await _take_message(request, alias, event)
                 return web.Response(text="success", content_type="text/plain")
             if not receipt:
                 log.debug("wechat hook on %s: %s/%s ignored", alias, event.get("MsgType"), event.get("Event"))
