@@ -228,3 +228,29 @@ async def test_odd_entries_are_skipped_never_a_500(setup: Setup, body: Any) -> N
             assert response.status == 400
         else:
             assert (response.status, await response.json()) == (200, setup.platform.answer)
+
+
+async def test_a_reply_answered_503_is_taken_when_the_platform_pushes_it_again(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push is remembered (so that a repeat is taken once) before the reply is taken: when it then can be
+    neither stored nor kept, the answer is 503 and the platform's next push of it must not pass for a repeat."""
+    await resident(setup.store, "李建国", OTHER, VILLAGE_A2)
+    await approved(setup.store, "冬季取暖提示")
+    await setup.send()
+    inbox = Path(setup.settings.engine.inbox_dir)
+    inbox.write_text("a file where the inbox folder should be: nothing can be kept")
+
+    async def database_gone(*args: Any) -> str:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr("notifier.api.sms_replies.apply_text_reply", database_gone)
+    push = setup.platform.push_of(OTHER, QUESTION)
+    status, problem = await setup.platform.fake.push(setup.hook_url(), push)
+    assert (status, problem["type"]) == (503, "/problems/unavailable")
+    assert await setup.feedback() == []
+
+    monkeypatch.undo()
+    inbox.unlink()
+    assert await setup.platform.fake.push(setup.hook_url(), push) == (200, setup.platform.answer)
+    assert [item.text for item in await setup.feedback()] == [QUESTION]

@@ -27,16 +27,14 @@ alias's ``hook_token`` in the URL, compared in constant time, never logged. Serv
 
 An entry that is not an object, lacks a usable number or text, or comes from a number that is no mobile
 number is skipped (logged without the number). A push repeated by the platform (its answer lost) is
-recognised by a keyed hash of the entry in ``hook_nonces`` for a day and not taken twice.
+recognised by a hash of the entry in ``hook_nonces`` for a day and not taken twice
+(``sms_replies.first_push``); a reply answered 503 is forgotten there, so that the platform's next push is taken.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,17 +50,15 @@ from notifier.api.cloud_sms_hooks import (
     push_hook,
     push_success,
 )
-from notifier.api.keys import STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Route
-from notifier.api.sms_replies import OPT_OUT_DEADLINE, take_reply
+from notifier.api.sms_replies import first_push, forget_push, take_reply
 from notifier.domain.contacts import normalise_phone
 
 log = logging.getLogger("notifier.hooks.cloud_sms")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_TEXT_CHARS = 2048
-REPEAT_WINDOW = 86400.0  # seconds a pushed reply is remembered, so that a repeated push is not taken twice
 
 
 @dataclass(frozen=True)
@@ -111,21 +107,6 @@ def parse_tencent_reply(body: bytes) -> list[InboundSms | None]:
     return found
 
 
-async def _first_time(request: web.Request, vendor: str, alias: str, reply: InboundSms) -> bool:
-    """False for a reply this hook already took (the platform pushed it again); True when new, or when the
-    database cannot tell now (the reply is then taken, or kept, as any other)."""
-    key = hashlib.sha256(reply.identity.encode("utf-8", errors="replace")).hexdigest()
-    now = time.time()
-    try:
-        return await asyncio.wait_for(
-            request.app[STORE].remember_hook_nonce(f"{vendor}-up:{alias}", key, now + REPEAT_WINDOW, now),
-            OPT_OUT_DEADLINE,
-        )
-    except Exception:
-        log.warning("%s MO on %s: could not check for a repeated push; taken as new", vendor, alias, exc_info=True)
-        return True
-
-
 REPLIES = PushKind("MO", "the platform's reply push")
 
 
@@ -141,10 +122,12 @@ async def _take_replies(
         if reply is None or phone is None:
             skipped += 1
             continue
-        if not await _first_time(request, vendor.name, alias, reply):
+        hook = f"{vendor.name}-up:{alias}"
+        if not await first_push(request, hook, reply.identity):
             log.info("%s MO on %s: a repeated push of a reply already taken", vendor.name, alias)
             continue
         if not await take_reply(request, vendor.name, alias, phone, reply.text[:MAX_TEXT_CHARS]):
+            await forget_push(request, hook, reply.identity)  # the platform's next push of it must be taken
             return problem(503, "Unavailable", "the replies could not be stored; push them again",
                            slug="unavailable", instance=request.path)  # fmt: skip
         taken += 1

@@ -5,11 +5,18 @@ notice awaiting that number's confirmation, any other text becomes a feedback it
 The database gets ``OPT_OUT_DEADLINE`` seconds; a reply it cannot take now is kept in the inbox
 (``[engine] inbox_dir``) and applied by housekeeping. ``take_reply`` answers False only when the reply could
 be neither stored nor kept: the hook then asks the gateway to deliver it again (a 503).
+
+A gateway delivers a reply again when it did not hear our answer, though the reply was taken: a second "1"
+would confirm the next older notice awaiting confirmation, a second question would be a second feedback item.
+``first_push`` recognises such a repeat by what identifies the reply (Kannel's message id, the cloud
+platforms' fields), remembered for ``REPEAT_WINDOW`` in ``hook_nonces``; ``forget_push`` releases it when the
+reply could not be taken, so that the gateway's next delivery of it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 
@@ -21,6 +28,8 @@ from notifier.engine.optouts import OptOutInbox, OptOutReply, apply_opt_out, opt
 from notifier.engine.replies import apply_text_reply
 
 log = logging.getLogger("notifier.hooks")
+
+REPEAT_WINDOW = 86400.0  # seconds a reply is remembered, so that a delivery of it again is not taken twice
 
 MAX_REPLY_CHARS = 2048
 OPT_OUT_DEADLINE = 5.0
@@ -49,6 +58,32 @@ async def take_reply(request: web.Request, vendor: str, alias: str, phone: str, 
     return True
 
 
+def _push_key(identity: str) -> str:
+    return hashlib.sha256(identity.encode("utf-8", errors="replace")).hexdigest()
+
+
+async def first_push(request: web.Request, hook: str, identity: str) -> bool:
+    """False for a reply this ``hook`` (e.g. ``kannel-mo:<alias>``) already took; True when new, or when the
+    database cannot tell now (the reply is then taken, or kept, as any other)."""
+    now = time.time()
+    try:
+        return await asyncio.wait_for(
+            request.app[STORE].remember_hook_nonce(hook, _push_key(identity), now + REPEAT_WINDOW, now),
+            OPT_OUT_DEADLINE,
+        )
+    except Exception:
+        log.warning("%s: could not check for a repeated reply; taken as new", hook, exc_info=True)
+        return True
+
+
+async def forget_push(request: web.Request, hook: str, identity: str) -> None:
+    """Release what ``first_push`` remembered: the reply was not taken, and its next delivery must be."""
+    try:
+        await asyncio.wait_for(request.app[STORE].forget_hook_nonce(hook, _push_key(identity)), OPT_OUT_DEADLINE)
+    except Exception:
+        log.warning("%s: a reply that could not be taken may be refused as a repeat", hook, exc_info=True)
+
+
 async def _keep(request: web.Request, vendor: str, reply: OptOutReply, cause: Exception) -> bool:
     """The database refused a reply (an opt-out, a confirmation, feedback): keep it for housekeeping."""
     masked = mask_phone(reply.phone)
@@ -63,4 +98,4 @@ async def _keep(request: web.Request, vendor: str, reply: OptOutReply, cause: Ex
     return True
 
 
-__all__ = ["MAX_REPLY_CHARS", "OPT_OUT_DEADLINE", "take_reply"]
+__all__ = ["MAX_REPLY_CHARS", "OPT_OUT_DEADLINE", "REPEAT_WINDOW", "first_push", "forget_push", "take_reply"]

@@ -18,6 +18,10 @@ class HookNonceRepository:
         )
         return changed > 0
 
+    async def forget_hook_nonce(self, hook: str, nonce: str) -> None:
+        """Forget one nonce's use: what it stood for was not taken after all, and may come again."""
+        await self.db.execute("forget_hook_nonce", {"hook": hook, "nonce": nonce})
+
     async def purge_hook_nonces(self, now: float) -> int:
         """Forget nonces whose timestamps the hooks refuse anyway by now."""
         return await self.db.execute("purge_hook_nonces", {"now": now})
