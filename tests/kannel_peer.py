@@ -39,9 +39,9 @@ SENDSMS_USER, SENDSMS_PASSWORD = "tester", "foobar"
 SENDER = "10086"
 DENIED_PREFIX = "999"  # receivers starting with it are unroutable: HTTP 403 and a type-16 DLR
 _GOT = re.compile(r"Got message \d+: <(.*)>")
-MO_ESCAPES = "from=%p&text=%b&coding=%c&charset=%C"
+MO_ESCAPES = "from=%p&text=%b&coding=%c&charset=%C&id=%I"
 """The sms-service get-url's query after alias and token, as docs/kannel.md shows it: ``%b`` is the text's own
-bytes (``%a`` squeezes 0x20 bytes and so corrupts UCS-2 texts)."""
+bytes (``%a`` squeezes 0x20 bytes and so corrupts UCS-2 texts); ``%I`` Kannel's id of the message."""
 
 CONFIG = """\
 group = core

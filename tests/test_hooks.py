@@ -325,3 +325,35 @@ async def test_mo_from_unusable_or_unknown_numbers_is_ignored(hooks_app: Hooks, 
     code, _, _ = await hooks_app.get("/hooks/kannel/mo", f"alias=kannel&token={TOKEN}&from={sender}&text=TD")
     assert code == 200
     assert (await hooks_app.store.get_subscriber(resident.id)).opt_out_channels == []
+
+
+async def awaiting_notice(h: Hooks, title: str) -> int:
+    """A notice asking for confirmation, sent by SMS through ``kannel`` to every resident: its id."""
+    data = {"topic": "air-quality", "title": title, "body": "请回复1确认收到。", "target": {"areas": ["370725"]},
+            "channels": ["sms"], "confirmation": {}}
+    notice, _ = await h.store.create_notice(NoticeIn.model_validate(data), department="environment",
+                                            created_by=None, actor="t")  # fmt: skip
+    await h.store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.APPROVED, actor="t")
+    await Engine(h.store, h.settings, {"kannel": RecordingChannel("kannel")}).run_until_idle()
+    return notice.id
+
+
+async def sms_state(h: Hooks, notice_id: int) -> str:
+    [delivery] = (await h.store.list_deliveries(notice_id, None, 10))[0]
+    return str(delivery.state)
+
+
+async def test_an_mo_kannel_calls_again_with_its_id_is_taken_once(hooks_app: Hooks) -> None:
+    """Kannel calls the get-url again when our answer did not reach it (http-request-retry): the same ``%I``.
+    A second "1" taken would confirm the older notice too, which the resident never confirmed."""
+    await hooks_app.store.create_subscriber(
+        SubscriberIn.model_validate({"name": "王芳", "phone": PHONE, "area_code": VILLAGE_A1, "channels": ["sms"]}), "t"
+    )
+    older, latest = await awaiting_notice(hooks_app, "第一次通知"), await awaiting_notice(hooks_app, "第二次通知")
+    confirm = f"alias=kannel&token={TOKEN}&from=%2B8613800138000&text=1&id=94f1581a-99f7-4b76-b7ac-92990eef18c1"
+    for _ in range(2):
+        assert (await hooks_app.get("/hooks/kannel/mo", confirm))[0] == 200
+    assert (await sms_state(hooks_app, older), await sms_state(hooks_app, latest)) == ("sent", "confirmed")
+    again = confirm.replace("id=94f1581a", "id=0a6e3b52")  # another message with the same text: taken
+    assert (await hooks_app.get("/hooks/kannel/mo", again))[0] == 200
+    assert await sms_state(hooks_app, older) == "confirmed"

@@ -20,13 +20,16 @@ DLR type for one message) and answered 200.
         matched on the alias, then on every failover alias listing it (channels.failover);
         type 1 -> delivered; 2 (not delivered to the phone) and 16 (refused by the SMSC) -> failed;
         4 (queued on the SMSC) -> buffered, 8 (accepted by the SMSC) -> submitted: kept, no state change.
-    GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%b[&charset=%C&coding=%c]
+    GET|POST /hooks/kannel/mo ?alias&token&from=%p&text=%b[&charset=%C&coding=%c&id=%I]
         an opt-out word ("TD", "T", "N", "R", "退订"; NFKC-normalised, trimmed, any case: "ＴＤ " counts) from a
         resident's phone -> opt-out of the sms channel (source "sms-reply") and an audit entry; the alias's
         ``confirm_word`` ("1") confirms the latest notice awaiting that number's confirmation; any other text
         becomes a feedback item on the latest notice sent to that number (``engine.replies``). A reply the
         database cannot take now is kept in the inbox and applied by housekeeping (``engine.optouts``): 200
         all the same. Only when it cannot be kept either is the answer 503, for Kannel to call again.
+        Kannel calls again too when our answer did not reach it (``http-request-retry``), though the reply
+        was taken: with ``id`` (Kannel's ``%I``, the same on every call for one message) a message taken in
+        the last day is answered 200 and not taken again (a second "1" would confirm an older notice).
 
 The text of an MO comes as Kannel sends it with ``%b`` (the message's own bytes; ``%a`` squeezes space bytes
 and so breaks UCS-2 texts): UTF-8, or UTF-16BE when ``coding=2``/``charset=UTF-16BE``, so the raw query is
@@ -48,7 +51,7 @@ from notifier.api.bodies import read_body
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
-from notifier.api.sms_replies import take_reply
+from notifier.api.sms_replies import first_push, forget_push, take_reply
 from notifier.api.wake import wake
 from notifier.config import ChannelConfig
 from notifier.domain.contacts import normalise_phone
@@ -213,7 +216,14 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
         log.info("kannel MO on %s from an unusable sender number ignored", alias)
         return _done()
     text = _decode_mo(params)
+    kannel_id = _text(params.get("id")).strip()  # %I: the same on each of Kannel's calls for one message
+    hook = f"kannel-mo:{alias}"
+    if kannel_id and not await first_push(request, hook, kannel_id):
+        log.info("kannel MO on %s: message %s delivered again, taken once", alias, kannel_id[:64])
+        return _done()
     if not await take_reply(request, "kannel", alias, phone, text):
+        if kannel_id:
+            await forget_push(request, hook, kannel_id)  # Kannel's next call with it must be taken
         return _unavailable(request, "opt-out")
     return _done()
 
@@ -221,7 +231,8 @@ async def kannel_mo(request: web.Request) -> web.StreamResponse:
 _TEXT = {"type": "string"}
 _DLR_FIELDS = {"alias": _TEXT, "id": _TEXT, "sig": _TEXT, "type": {"type": "string", "pattern": "^[0-9]{1,3}$"},
                "reply": _TEXT}
-_MO_FIELDS = {"alias": _TEXT, "token": _TEXT, "from": _TEXT, "text": _TEXT, "charset": _TEXT, "coding": _TEXT}
+_MO_FIELDS = {"alias": _TEXT, "token": _TEXT, "from": _TEXT, "text": _TEXT, "charset": _TEXT, "coding": _TEXT,
+              "id": _TEXT}
 _PROOF = {"alias", "sig", "token"}
 _EMPTY = Answer("received (an empty body: Kannel sends no reply SMS)", "text/plain", {"type": "string", "maxLength": 0})
 
