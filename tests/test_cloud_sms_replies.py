@@ -6,6 +6,7 @@ feedback item whose answer goes back through the same platform. Each test runs f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -239,7 +240,7 @@ async def test_a_reply_answered_503_is_taken_when_the_platform_pushes_it_again(
     await approved(setup.store, "冬季取暖提示")
     await setup.send()
     inbox = Path(setup.settings.engine.inbox_dir)
-    inbox.write_text("a file where the inbox folder should be: nothing can be kept")
+    await asyncio.to_thread(inbox.write_text, "a file where the inbox folder should be: nothing can be kept")
 
     async def database_gone(*args: Any) -> str:
         raise ConnectionError("the database went away")
@@ -251,6 +252,6 @@ async def test_a_reply_answered_503_is_taken_when_the_platform_pushes_it_again(
     assert await setup.feedback() == []
 
     monkeypatch.undo()
-    inbox.unlink()
+    await asyncio.to_thread(inbox.unlink)
     assert await setup.platform.fake.push(setup.hook_url(), push) == (200, setup.platform.answer)
     assert [item.text for item in await setup.feedback()] == [QUESTION]
