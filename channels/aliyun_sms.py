@@ -21,7 +21,9 @@ connection pool): ``OutId`` = our idempotency key, ``BizId`` = the provider mess
 
     body ``Code`` (authoritative; the HTTP status counts only without one)  result
     ----------------------------------------------------------------------  ---------------------------------------
-    OK                                                                      Sent(BizId)
+    OK + BizId                                                              Sent(BizId)
+    OK without a usable BizId (missing, empty, null, a list...)             Retry(UNRECOGNISED): Aliyun may have
+                                                                              taken it (see below)
     isv.BUSINESS_LIMIT_CONTROL (per-number frequency; 分钟级/小时级/天级)   Retry("rate-limited", 60 / 3600 / 86400)
     Throttling.User, Throttling (API flow control)                          Retry("throttled")
     isp.SYSTEM_ERROR, InternalError, ServiceUnavailable (not idempotent)    Retry("provider-error")
@@ -41,6 +43,12 @@ connection pool): ``OutId`` = our idempotency key, ``BizId`` = the provider mess
     any other code                                                          HTTP 5xx/429: Retry; else Failed("rejected")
     timeout, connection error, 2xx without a JSON ``Code``                  Retry (channels.http)
     【sign_name】 + text over 500 characters (checked before any call)        Failed("too-long")
+
+Why OK without a BizId is not Sent. The documented success answer carries ``BizId`` (doc 55284), and the
+SmsReport push names the message by ``biz_id`` alone (doc 101867). ``RequestId`` identifies the API call, not
+the message: no report ever carries it, so a message recorded under it could never be confirmed. Such an
+answer says the platform took the call without saying which message it made of it: ``Retry(UNRECOGNISED)``,
+as for any success answer lacking what the vendor documents (``channels.http``).
 
 Account-level alerts: while the account cannot send (balance, suspension, account caps) every message
 gets ``Retry`` with a long ``retry_after``; ``account_alert`` holds the reason for the engine (None
@@ -64,8 +72,8 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions, HttpReply
+from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
 log = logging.getLogger("notifier.channels.aliyun_sms")
@@ -253,7 +261,8 @@ class AliyunSmsChannel(HttpChannel):
         if not isinstance(code, str):
             return self.classify(reply) or Retry("unreadable reply")
         if code == "OK":
-            return Sent(str(body.get("BizId") or body.get("RequestId")))
+            biz_id = message_id_of(body.get("BizId"))
+            return Sent(biz_id) if biz_id is not None else Retry(UNRECOGNISED)
         message = self.redact(str(body.get("Message", "")))[:200]
         result = classify_code(code, message, self.aliyun.balance_retry_after)
         if result is None:

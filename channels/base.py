@@ -101,6 +101,23 @@ class Sent:
     provider_message_id: str
 
 
+LEGACY_NON_IDS = frozenset({"", "None"})  # what older versions recorded for a success answered without an id
+
+
+def message_id_of(value: object) -> str | None:
+    """The provider message id a gateway's answer holds in ``value``, as it is recorded and as a receipt names it:
+    a string without its surrounding blanks, or an integer (a JSON number: WeChat's int64 msgid) in decimal. None
+    for anything else: missing, null, empty, ``"None"``, a boolean, a fraction, a list or an object. No receipt
+    can name such a value, and every message recorded under it would share it, so one receipt could match many.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        return None if text in LEGACY_NON_IDS else text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 @dataclass(frozen=True)
 class Retry:
     reason: str

@@ -15,7 +15,9 @@ exceeds 512 bytes); ``SerialNo`` is the provider message id.
 
     ``Code`` (per number in SendStatusSet, or Response.Error for the call)  result
     ----------------------------------------------------------------------  ----------------------------------------
-    Ok                                                                      Sent(SerialNo)
+    Ok + SerialNo                                                           Sent(SerialNo)
+    Ok without a usable SerialNo (missing, empty, null...): the callback    Retry(UNRECOGNISED)
+      names a message by its sid (= SerialNo) alone
     LimitExceeded.PhoneNumberThirtySecondLimit                              Retry("rate-limited", 30)
     LimitExceeded.PhoneNumberOneHourLimit                                   Retry("rate-limited", to the next hour)
     LimitExceeded.PhoneNumberDailyLimit (natural day)                       Retry("rate-limited", to 00:00 UTC+8)
@@ -58,7 +60,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 
 from channels.aliyun_sms import Receipt
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions
 from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
@@ -269,7 +271,8 @@ class TencentSmsChannel(HttpChannel):
         if not status:
             return Retry("no-status") if status is not None else Retry(UNRECOGNISED)
         if status.get("Code") == "Ok":
-            return Sent(str(status.get("SerialNo")))
+            serial = message_id_of(status.get("SerialNo"))
+            return Sent(serial) if serial is not None else Retry(UNRECOGNISED)
         return self._refusal(str(status.get("Code")), status.get("Message"), now)
 
     def _refusal(self, code: str, message: Any, now: float) -> Retry | Failed:

@@ -16,8 +16,9 @@ characters and longer values are cut by WeChat, not refused.
 
     answer                                         result
     ---------------------------------------------  -----------------------------------------------
-    errcode 0 + msgid                              Sent(str(msgid))  (int64: kept as a string)
-    errcode 0 without msgid                        Retry(UNRECOGNISED): the platform may have taken it
+    errcode 0 + msgid (an integer or a string)     Sent(str(msgid))  (int64: kept as a string)
+    errcode 0 without a usable msgid (missing,     Retry(UNRECOGNISED): the platform may have taken it
+      null, empty, a boolean, a fraction, a list)
     40001 / 40014 / 42001 (token invalid/expired)  refresh the token once per send, resend that message;
                                                    rejected again -> Retry, and Retry for the rest
     43004 not following, 40003 invalid openid,
@@ -46,7 +47,16 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import (
+    ChannelOptions,
+    ChannelSetup,
+    Failed,
+    OutboundMessage,
+    Retry,
+    SendResult,
+    Sent,
+    message_id_of,
+)
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.wechat_token import (
     IssuedToken,
@@ -258,8 +268,8 @@ class WechatAccountChannel(HttpChannel):
         if code is None:
             return None, Retry(f"unreadable answer from {self.send_path}")
         if code == 0:
-            msgid = data.get("msgid") if isinstance(data, dict) else None
-            return 0, Sent(str(msgid)) if msgid is not None else Retry(UNRECOGNISED)
+            msgid = message_id_of(data.get("msgid")) if isinstance(data, dict) else None
+            return 0, Sent(msgid) if msgid is not None else Retry(UNRECOGNISED)
         if code in TOKEN_CODES:
             return code, Retry(f"access token rejected (errcode {code})")
         if code in UNREACHABLE_CODES:

@@ -14,6 +14,7 @@ that matter here:
     answer                                         result
     ---------------------------------------------  -----------------------------------------------
     errcode 0 + msgid                              Sent(str(msgid))
+    errcode 0 without a usable msgid               Retry(UNRECOGNISED): the platform may have taken it
     43101 refused / no subscription left           Failed("unreachable") -> the engine falls back (SMS)
     40003 invalid openid, 43004, 43019             Failed("unreachable")
     40001 / 40014 / 42001                          one token refresh per send, that message resent

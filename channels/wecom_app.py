@@ -14,6 +14,9 @@ Messages of a batch with the same content share one call; each message still get
     errcode 0 + msgid                            Sent(msgid) for every listed user, except:
       user in ``invaliduser`` (lower-cased)       Failed("unreachable", "invaliduser")  (not visible to the app)
       user in ``unlicenseduser``                  Failed("unreachable", "unlicenseduser") (no API licence)
+    errcode 0 without a usable msgid             Retry(UNRECOGNISED) for every user (WeCom may have taken the
+      (missing, empty, null, a list...)            message; the documented answer has a msgid), except those
+                                                 in the two lists above: Failed as there
     40014 / 42001 (token invalid / expired)      refresh once per send, repeat that call; again -> Retry
     81013 all users invalid, 40003 bad userid    Failed("unreachable") for the call's users
     45009 frequency limit                        Retry(retry_after=60) for this and the rest of the batch
@@ -23,6 +26,8 @@ Messages of a batch with the same content share one call; each message still get
     transport error / HTTP 5xx / 429             Retry (channels.http)
     token fetch fails                            its Retry / Failed("token") for the whole batch
 
+The users of one call share its msgid: WeCom gives one a call (message/recall takes it back from all of them)
+and pushes no delivery receipts, so no receipt is ever matched by it.
 Per member, WeCom silently drops more than 30 messages a minute (1000 an hour): nothing to detect here.
 """
 
@@ -33,8 +38,17 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from channels.base import ChannelOptions, ChannelSetup, Failed, OutboundMessage, Retry, SendResult, Sent
-from channels.http import HttpChannel, HttpOptions
+from channels.base import (
+    ChannelOptions,
+    ChannelSetup,
+    Failed,
+    OutboundMessage,
+    Retry,
+    SendResult,
+    Sent,
+    message_id_of,
+)
+from channels.http import UNRECOGNISED, HttpChannel, HttpOptions
 from channels.wechat_official import errcode_of, utf8_json
 from channels.wechat_token import (
     IssuedToken,
@@ -195,7 +209,8 @@ class WecomAppChannel(HttpChannel):
         if code == 0:
             invalid = _users(data.get("invaliduser"))
             unlicensed = _users(data.get("unlicenseduser"))
-            sent = Sent(str(data.get("msgid") or ""))
+            msgid = message_id_of(data.get("msgid"))
+            sent: SendResult = Sent(msgid) if msgid is not None else Retry(UNRECOGNISED)
             results: list[SendResult] = []
             for message in chunk:
                 user = message.recipient.lower()

@@ -16,11 +16,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, send_window
+from channels.aliyun_sms import AliyunSmsChannel, AliyunSmsOptions
+from channels.base import Channel, Failed, OutboundMessage, Retry, SendResult, SendWindow, Sent, send_window
 from channels.bulletin_cups import BulletinChannel
 from channels.dingtalk_bot import DingtalkBotChannel
 from channels.failover import CircuitState, FailoverChannel, FailoverOptions
 from channels.feishu_bot import FeishuBotChannel
+from channels.http import UNRECOGNISED
 from channels.kannel import KannelChannel, KannelOptions
 from channels.tencent_sms import TencentSmsChannel, TencentSmsOptions
 from channels.wechat_official import WechatOfficialChannel, WechatOfficialOptions
@@ -125,6 +127,28 @@ async def test_wechat_answer_without_a_readable_outcome_is_retry(answer: dict[st
     assert isinstance(result, Retry), result
 
 
+NO_MESSAGE_IDS = [None, "", "  ", "None", True, 1.5, [1], {"id": 1}]  # a success answer's id that names nothing
+NO_ID_NAMES = ["null", "empty", "blank", "None", "boolean", "fraction", "list", "object"]
+
+
+@pytest.mark.parametrize("msgid", NO_MESSAGE_IDS[1:], ids=NO_ID_NAMES[1:])  # null: see the test above
+async def test_wechat_success_without_a_usable_msgid_is_not_sent(msgid: Any) -> None:
+    answer = Reply(200, {"errcode": 0, "errmsg": "ok", "msgid": msgid})
+    async with fake_gateway(Reply(200, {"access_token": "tok-1", "expires_in": 7200}), answer) as gateway:
+        [result] = await send(wechat(gateway.url), [message("oOPENID1")])
+    assert result == Retry(UNRECOGNISED)
+
+
+@pytest.mark.parametrize("msgid", [*NO_MESSAGE_IDS, "missing"], ids=[*NO_ID_NAMES, "missing"])
+async def test_wecom_success_without_a_usable_msgid_is_not_sent(msgid: Any) -> None:
+    answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "ghost"}
+    if msgid != "missing":
+        answer["msgid"] = msgid
+    async with fake_gateway(TOKEN, Reply(200, answer)) as gateway:
+        results = await send(wecom(gateway.url), [message("LiWei", 1), message("wangfang", 2), message("Ghost", 3)])
+    assert results == [Retry(UNRECOGNISED), Retry(UNRECOGNISED), Failed("unreachable", "invaliduser")]
+
+
 def token_fetches(gateway: FakeGateway) -> int:
     return sum(1 for seen in gateway.seen if seen.path.endswith(("/stable_token", "/gettoken")))
 
@@ -192,6 +216,35 @@ def tencent(url: str) -> TencentSmsChannel:
 
 def ok(number: str, serial: str) -> dict[str, str]:
     return {"PhoneNumber": number, "Code": "Ok", "SerialNo": serial}
+
+
+@pytest.mark.parametrize("serial", [*NO_MESSAGE_IDS, "missing"], ids=[*NO_ID_NAMES, "missing"])
+async def test_tencent_ok_without_a_usable_serial_number_is_not_sent(serial: Any) -> None:
+    other = "+8613800138001"
+    status: dict[str, Any] = {"PhoneNumber": PHONE, "Code": "Ok", "Fee": 1}
+    if serial != "missing":
+        status["SerialNo"] = serial
+    answer = {"Response": {"SendStatusSet": [status, ok(other, "2028:f825de8f0747639f4100")], "RequestId": "r"}}
+    async with fake_gateway(Reply(200, answer)) as gateway:
+        results = await send(tencent(gateway.url), [message(PHONE, 1), message(other, 2)])
+    assert results == [Retry(UNRECOGNISED), Sent("2028:f825de8f0747639f4100")]
+
+
+def aliyun(url: str) -> AliyunSmsChannel:
+    values = {"access_key_id": "LTAI-test-id", "access_key_secret": "test-secret", "sign_name": "昌乐县政府",
+              "template_code": "SMS_100000001", "endpoint": url, "timeout": 2}  # fmt: skip
+    return AliyunSmsChannel("sms-aliyun", AliyunSmsOptions.model_validate(values))
+
+
+@pytest.mark.parametrize("biz_id", [*NO_MESSAGE_IDS, "missing"], ids=[*NO_ID_NAMES, "missing"])
+async def test_aliyun_ok_without_a_usable_biz_id_is_not_sent(biz_id: Any) -> None:
+    """Not even under the RequestId: it names the call, and no SmsReport ever carries it."""
+    answer: dict[str, Any] = {"Code": "OK", "Message": "OK", "RequestId": "81E8736D-6A1E-4F0E-9CBB-7B6A4E7C1D3F"}
+    if biz_id != "missing":
+        answer["BizId"] = biz_id
+    async with fake_gateway(Reply(200, answer)) as gateway:
+        [result] = await send(aliyun(gateway.url), [message()])
+    assert result == Retry(UNRECOGNISED)
 
 
 @pytest.mark.parametrize("status_set", [7, True, 1.5])
