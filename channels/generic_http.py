@@ -23,6 +23,8 @@ Templates (url, header values, query values, body) are jinja2 in a sandbox with 
     ---------------------------------------------------------  ----------------------------------------
     2xx, no status_path                                        Sent(<message_id_path> or "d<delivery id>")
     2xx, value at status_path in success_values                Sent(<message_id_path> or "d<delivery id>")
+      (the value at message_id_path counts only when it is a string that is not empty, or an integer: an
+      empty string, a boolean, a fraction, a list or an object is no id, and "d<delivery id>" is recorded)
     2xx, value at status_path in retry_values                  Retry("gateway status <value>")
     2xx, any other value                                       Failed("gateway-status", <value>)
     2xx, no JSON, or nothing (or null) at status_path          Retry(UNRECOGNISED): the gateway may have taken it
@@ -39,7 +41,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, SecretStr, field_validator
 
-from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, within_limit
 from notifier.domain.text import ascii_digits
@@ -169,9 +171,9 @@ class GenericHttpChannel(HttpChannel):
                 if value in opts.retry_values:
                     return Retry(f"gateway status {self.redact(value)[:40]}")
                 return Failed("gateway-status", self.redact(value))
-        found = lookup(data, opts.message_id_path) if opts.message_id_path else None
+        found = message_id_of(lookup(data, opts.message_id_path)) if opts.message_id_path else None
         if found is not None:
-            return Sent(as_text(found))
+            return Sent(found)
         return Sent(f"d{message.delivery_id}-r{message.resend}" if message.resend else f"d{message.delivery_id}")
 
 

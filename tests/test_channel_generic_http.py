@@ -66,6 +66,17 @@ async def test_reply_table(replies: list[Reply], expected: SendResult) -> None:
         assert await send(gateway.url, JSON_GATEWAY) == expected
 
 
+@pytest.mark.parametrize(
+    "msgid",
+    ["", "  ", "None", True, 1.5, [1], {"id": 1}],
+    ids=["empty", "blank", "None", "boolean", "fraction", "list", "object"],
+)
+async def test_a_value_at_the_id_path_that_names_no_message_is_replaced_by_ours(msgid: Any) -> None:
+    """Recorded under its own "d<delivery id>", not under a value other sends could be recorded under too."""
+    async with fake_gateway(Reply(200, {"code": 0, "data": {"msgid": msgid}})) as gateway:
+        assert await send(gateway.url, JSON_GATEWAY) == Sent("d9")
+
+
 async def test_scripted_sequence_429_500_timeout_then_200() -> None:
     script = [Reply(429, "", {"Retry-After": "2"}), Reply(500), Reply(hang=True), Reply(200, {"code": 0})]
     async with fake_gateway(*script) as gateway:
