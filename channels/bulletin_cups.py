@@ -36,7 +36,8 @@ https://www.cups.org/doc/spec-ipp.html) through pyipp. Response table:
 
     Print-Job accepted (status < 0x0400)                        -> Sent("<queue uri>#<job-id>")
     connection refused, timeout, HTTP 5xx/429/408, unparsable reply, an answer cut off -> Retry
-    accepted without a job-id                                   -> Retry (UNRECOGNISED: it may have been taken)
+    accepted without a job-id (or one that is not a positive    -> Retry (UNRECOGNISED: it may have been taken)
+      integer, as RFC 8011 5.3.2 has it: text, a boolean, 0)
     IPP 0x0500..0x05FF (printer stopped, not accepting, busy)   -> Retry
     IPP 0x0400..0x04FF (no such queue, format refused, ...), HTTP 4xx -> Failed("job-rejected")
     no printer configured, PDF written to the spool folder      -> Sent("spool:<path>"); OSError (a full disk)
@@ -275,8 +276,8 @@ class BulletinChannel(Channel):
             return Retry("the print server's answer was cut off: it may have taken the job")
         jobs = response.get("jobs")
         job_id = jobs[0].get("job-id") if jobs and isinstance(jobs[0], dict) else None
-        if job_id is None:
-            return Retry(UNRECOGNISED)
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id < 1:
+            return Retry(UNRECOGNISED)  # no job to poll: poll_job reads the job-id back as an integer
         log.info("bulletin delivery %s printing as job %s on %s", message.delivery_id, job_id, printer.uri)
         return Sent(f"{printer.uri}#{job_id}")
 

@@ -331,6 +331,40 @@ async def test_print_server_answers_that_say_nothing_clear_are_retry(
     assert isinstance(result, Retry), result
 
 
+def ipp_print_job_answer(*job_id: tuple[int, bytes]) -> bytes:
+    """IPP/2.0 successful-ok answering request 1 with a job group holding ``job-id`` as the given (tag, value)s:
+    the first named, the others additional values of it."""
+    answer = IPP_CHARSET_ONLY[:-1] + b"\x02"
+    for index, (tag, value) in enumerate(job_id):
+        name = b"job-id" if index == 0 else b""
+        answer += bytes([tag]) + len(name).to_bytes(2, "big") + name + len(value).to_bytes(2, "big") + value
+    return answer + b"\x03"
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        [(0x41, b"seventeen")],  # textWithoutLanguage
+        [(0x21, (0).to_bytes(4, "big"))],  # 0: job-ids start at 1
+        [(0x21, (17).to_bytes(4, "big")), (0x21, (18).to_bytes(4, "big"))],  # two values
+        [(0x22, b"\x01")],  # a boolean
+    ],
+    ids=["text", "zero", "two-values", "boolean"],
+)
+async def test_print_job_accepted_without_a_usable_job_id_is_retry(
+    job_id: list[tuple[int, bytes]], tmp_path: Path
+) -> None:
+    """A job-id that is not one integer names no job: ``poll_job`` could not ask for it."""
+    need_fonts()
+    server = await print_server(200, ipp_print_job_answer(*job_id))
+    try:
+        printers = {VILLAGE: f"ipp://127.0.0.1:{server.port}/printers/BOARD"}
+        [result] = await send(BulletinChannel("board", bulletin_options(tmp_path, printers)), [bulletin_message()])
+    finally:
+        await server.close()
+    assert result == Retry(UNRECOGNISED)
+
+
 @pytest.mark.parametrize(
     ("body", "cut_off"),
     [(IPP_CHARSET_ONLY, True), ("页面错误".encode("gbk"), False)],
