@@ -163,7 +163,8 @@ class Receipt:
 
 
 def parse_aliyun_receipts(body: bytes | str | list[Any]) -> list[Receipt]:
-    """Receipts from an SmsReport push (a JSON array); entries without ``biz_id`` are skipped.
+    """Receipts from an SmsReport push (a JSON array); entries without a usable ``biz_id`` (``message_id_of``:
+    missing, empty, ``"None"``, a boolean or a list...) are skipped.
 
     Reply to the push with HTTP 200 ``{"code":0,"msg":"接收成功"}``; Aliyun re-pushes otherwise
     (after 1, 5, 10 min). Receipts may repeat: the engine ignores duplicates.
@@ -173,12 +174,13 @@ def parse_aliyun_receipts(body: bytes | str | list[Any]) -> list[Receipt]:
         raise ValueError("an Aliyun SmsReport push is a JSON array")
     receipts = []
     for item in items:
-        if not isinstance(item, dict) or not item.get("biz_id"):
-            log.warning("Aliyun receipt without biz_id skipped")
+        biz_id = message_id_of(item.get("biz_id")) if isinstance(item, dict) else None
+        if biz_id is None:
+            log.warning("Aliyun receipt without a usable biz_id skipped")
             continue
         success = item.get("success") in (True, "true", "True")
         detail = " ".join(str(item[k]) for k in ("err_code", "err_msg", "report_time") if item.get(k))
-        receipts.append(Receipt(str(item["biz_id"]), "delivered" if success else "failed", detail))
+        receipts.append(Receipt(biz_id, "delivered" if success else "failed", detail))
     return receipts
 
 

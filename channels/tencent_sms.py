@@ -148,18 +148,20 @@ def classify_code(code: str, message: str, now: float, balance_retry_after: floa
 
 
 def parse_tencent_callback(body: bytes | str | list[Any]) -> list[Receipt]:
-    """Receipts from a status callback (a JSON array); answer it with ``{"result":0,"errmsg":"OK"}``."""
+    """Receipts from a status callback (a JSON array); answer it with ``{"result":0,"errmsg":"OK"}``. Entries
+    without a usable ``sid`` (``message_id_of``: missing, empty, ``"None"``, a boolean or a list...) are skipped."""
     items = json.loads(body) if isinstance(body, bytes | str) else body
     if not isinstance(items, list):
         raise ValueError("a Tencent SMS status callback is a JSON array")
     receipts = []
     for item in items:
-        if not isinstance(item, dict) or not item.get("sid"):
-            log.warning("Tencent status report without sid skipped")
+        sid = message_id_of(item.get("sid")) if isinstance(item, dict) else None
+        if sid is None:
+            log.warning("Tencent status report without a usable sid skipped")
             continue
         detail = " ".join(str(item[k]) for k in ("errmsg", "description", "user_receive_time") if item.get(k))
         delivered = item.get("report_status") == "SUCCESS"
-        receipts.append(Receipt(str(item["sid"]), "delivered" if delivered else "failed", detail))
+        receipts.append(Receipt(sid, "delivered" if delivered else "failed", detail))
     return receipts
 
 

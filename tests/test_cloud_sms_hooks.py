@@ -309,6 +309,19 @@ async def test_repeated_receipts_are_harmless(hook: Hook) -> None:
     assert [s for _, _, _, s, _ in await hook.receipts()] == ["delivered"]
 
 
+async def test_a_report_naming_no_message_leaves_a_send_recorded_without_an_id_alone(hook: Hook) -> None:
+    """Older versions recorded an OK answered without BizId / SerialNo as "None": a report with that id (or one
+    whose id is not a string nor an integer) names no message, and must not confirm or fail that send."""
+    notice_id = await hook.sent("None")
+    id_field = "biz_id" if hook.vendor.name == "aliyun" else "sid"
+    push = [{**hook.vendor.report("x", success=False), id_field: value} for value in ("None", True, ["None"])]
+
+    assert (await hook.push(push))[::2] == (200, hook.vendor.answer)
+
+    assert state_of(await delivery_rows(hook.store, notice_id), "sms") == ["sent"]
+    assert await hook.receipts() == []
+
+
 # --- refusals ------------------------------------------------------------------------------------------------------
 
 

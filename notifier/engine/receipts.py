@@ -3,7 +3,8 @@
 ``status`` is normalised by the receiving hook: ``delivered`` confirms a sent message; ``failed``
 is a permanent failure reported after acceptance and hands the resident to the next channel like
 a ``Failed`` result. Other statuses are stored with the delivery and change nothing. Repeated
-receipts are logged and ignored.
+receipts are logged and ignored, and so is a receipt whose message id is none (empty or ``"None"``, what older
+versions recorded for a send answered without an id: it cannot say which of those sends it speaks for).
 
 A receipt can overtake the send it reports on: a fast SMSC acknowledges before the worker has
 written the provider's answer. A receipt whose message id matches no delivery is therefore kept
@@ -29,6 +30,7 @@ import time
 from collections.abc import Sequence
 from enum import StrEnum
 
+from channels.base import message_id_of
 from notifier.engine.context import EngineContext
 from notifier.engine.outcomes import give_up
 from notifier.store import Store
@@ -42,6 +44,7 @@ class ReceiptOutcome(StrEnum):
     STORED = "stored"  # kept for the record, no state change
     DUPLICATE = "duplicate"  # already applied; ignored
     UNKNOWN = "unknown"  # no delivery with this alias and message id; ignored
+    NO_ID = "no-id"  # the message id is none ("", "None": ``channels.base.message_id_of``); ignored, not kept
 
 
 async def record_receipt(
@@ -61,6 +64,11 @@ async def record_receipt(
     # worker's record of the send holds too: the look-up and the keeping of an early receipt cannot interleave
     # with that record, so an early receipt is either seen by it or sees the delivery (on PostgreSQL, where
     # transactions run side by side, each look-up would otherwise see only what the other had committed before it)
+    if message_id_of(provider_message_id) is None:
+        # older versions recorded a success answered without an id under "None" or "": such an id names no
+        # message, and a receipt carrying it would confirm (or fail) whichever of those sends it found first
+        log.warning("receipt on %s without a usable message id ignored", alias)
+        return ReceiptOutcome.NO_ID
     aliases = [alias, *(owner for owner in owners if owner != alias)]
     received_at = context.clock() if context is not None else time.time()
     async with store.db.transaction():

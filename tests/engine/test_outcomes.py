@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from channels.base import Failed, Retry
+from channels.base import Failed, Retry, Sent
 from notifier.domain.enums import NoticeState
 from notifier.domain.errors import Conflict
 from notifier.engine import Engine, ReceiptOutcome, cancel_notice, record_receipt
@@ -138,6 +138,24 @@ async def test_receipts_confirm_once_and_unknown_ones_are_ignored(
     assert await engine.record_receipt("sms-main", "no-such-id", "delivered") is ReceiptOutcome.UNKNOWN
     assert await engine.record_receipt("sms-backup", message_id, "delivered") is ReceiptOutcome.UNKNOWN
     assert (await engine_store.get_notice(notice.id)).counts == {"sms": {"delivered": 1}}
+
+
+@pytest.mark.parametrize("legacy_id", ["None", ""])
+async def test_a_receipt_naming_no_message_matches_none_of_the_sends_older_versions_recorded_without_an_id(
+    engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel], legacy_id: str
+) -> None:
+    """Older adapters recorded a success answered without an id as "None" (Aliyun, Tencent) or "" (WeCom): several
+    sends share it, and a receipt carrying it would confirm or fail whichever one it found first."""
+    for person in [await resident(engine_store), await resident(engine_store)]:
+        channels["sms-main"].plan(person.phone or "", Sent(legacy_id))
+    notice = await approved(engine_store)
+    await engine.run_until_idle()
+
+    outcomes = [await engine.record_receipt("sms-main", legacy_id, status) for status in ("delivered", "failed")]
+
+    assert [row["state"] for row in await delivery_rows(engine_store, notice.id)] == ["sent", "sent"]
+    assert await run_sql(engine_store.db, "SELECT id FROM receipts") == []  # not kept for a send to come either
+    assert outcomes == ["no-id", "no-id"]  # ReceiptOutcome.NO_ID
 
 
 async def test_receipt_that_overtakes_its_send_is_applied_when_the_send_is_recorded(
