@@ -251,13 +251,13 @@ class WechatAccountChannel(HttpChannel):
     async def _send_one(self, token: str, message: OutboundMessage) -> tuple[int | None, SendResult]:
         url = f"{self.opts.api_base}{self.send_path}"
         reply = await self.request("POST", url, params={"access_token": token}, **utf8_json(self.body(message)))
-        code, result = self.interpret(reply)
+        code, result = self.interpret(reply, message)
         if not isinstance(result, Sent):
             log.info("%s: delivery %s: %s", self.alias, message.delivery_id, result)
         return code, result
 
-    def interpret(self, reply: HttpReply | Retry) -> tuple[int | None, SendResult]:
-        """The errcode (None when there is none) and the result of one template-send answer."""
+    def interpret(self, reply: HttpReply | Retry, message: OutboundMessage) -> tuple[int | None, SendResult]:
+        """The errcode (None when there is none) and the result of one send's answer for ``message``."""
         if isinstance(reply, Retry):
             return None, reply
         default = self.classify(reply)
@@ -269,7 +269,7 @@ class WechatAccountChannel(HttpChannel):
             return None, Retry(f"unreadable answer from {self.send_path}")
         if code == 0:
             msgid = message_id_of(data.get("msgid")) if isinstance(data, dict) else None
-            return 0, Sent(msgid) if msgid is not None else Retry(UNRECOGNISED)
+            return 0, Sent(msgid) if msgid is not None else self.accepted_without_msgid(message)
         if code in TOKEN_CODES:
             return code, Retry(f"access token rejected (errcode {code})")
         if code in UNREACHABLE_CODES:
@@ -279,6 +279,13 @@ class WechatAccountChannel(HttpChannel):
         if code in (-1, 45009):
             return code, Retry(self._errmsg(data, code))
         return code, Failed(f"errcode-{code}", self._errmsg(data, code))
+
+    def accepted_without_msgid(self, message: OutboundMessage) -> SendResult:
+        """The result of errcode 0 without a usable msgid. template/send documents one in its answer, and its
+        receipt (TEMPLATESENDJOBFINISH) names the message by it alone: the platform may have taken the message
+        without saying which, ``Retry(UNRECOGNISED)``."""
+        del message
+        return Retry(UNRECOGNISED)
 
     def _errmsg(self, data: Any, code: int | None) -> str:
         message = data.get("errmsg", "") if isinstance(data, dict) else ""

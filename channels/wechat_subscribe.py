@@ -13,13 +13,23 @@ that matter here:
 
     answer                                         result
     ---------------------------------------------  -----------------------------------------------
-    errcode 0 + msgid                              Sent(str(msgid))
-    errcode 0 without a usable msgid               Retry(UNRECOGNISED): the platform may have taken it
+    errcode 0                                      Sent("d<delivery id>"; "d<delivery id>-r<n>" resent), or
+                                                   Sent(str(msgid)) when the answer carries a usable msgid
     43101 refused / no subscription left           Failed("unreachable") -> the engine falls back (SMS)
     40003 invalid openid, 43004, 43019             Failed("unreachable")
     40001 / 40014 / 42001                          one token refresh per send, that message resent
     47003 invalid data, 40037 template, 41030 page Failed("errcode-<n>", errmsg)
     -1 busy                                        Retry; 45009 / 45011 pause the rest of the batch
+
+Unlike template/send, bizsend answers an accepted message with errcode and errmsg only: the subscribe sends
+document no other return parameter (the mini program's:
+https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/mp-message-management/subscribe-message/sendMessage.html),
+and developers report that bizsend answers no msgid
+(https://developers.weixin.qq.com/community/personal/oCJUsw6TJYPPKmKOJ1hYn13sraTk/question). So an accepted
+message is recorded under an id of its own, as the generic HTTP gateway does: no receipt of ours names a
+subscribe notification (the event WeChat pushes after it carries an id the answer never gave), and taking
+errcode 0 for "it may have taken it" would send the notification again and again, each time using up one of
+the resident's subscriptions.
 
 Value limits by keyword type (the type is the keyword's name without its number: ``thing2`` ->
 ``thing``; same official page): thing <= 20 characters, number / letter / character_string <= 32,
@@ -39,7 +49,7 @@ from typing import Any, Self
 
 from pydantic import model_validator
 
-from channels.base import OutboundMessage
+from channels.base import OutboundMessage, SendResult, Sent
 from channels.wechat_official import WechatAccountChannel, WechatAccountOptions
 
 # Longest value per keyword type, in characters (name: see ``limit_of``).
@@ -99,6 +109,10 @@ class WechatSubscribeChannel(WechatAccountChannel):
     Options = WechatSubscribeOptions
     send_path = "/cgi-bin/message/subscribe/bizsend"
     quota_name = "subscribe-message"
+
+    def accepted_without_msgid(self, message: OutboundMessage) -> SendResult:
+        """bizsend's documented answer to an accepted message (errcode 0, errmsg): recorded under its own id."""
+        return Sent(f"d{message.delivery_id}-r{message.resend}" if message.resend else f"d{message.delivery_id}")
 
     def body(self, message: OutboundMessage) -> dict[str, Any]:
         opts = self.opts

@@ -14,7 +14,8 @@ common error codes https://developers.weixin.qq.com/doc/store/API/basics/commErr
         the same token, quota and scripted answers; then 40037 bad template, 40003 unknown openid,
         47003 data missing / empty / longer than its keyword type allows (thing 20, phrase 5, ...),
         43101 when the user has no subscription left (never subscribed, or used the one-time quota);
-        an accepted message uses one of the user's ``subscriptions``.
+        an accepted message uses one of the user's ``subscriptions`` and is answered ``{"errcode": 0, "errmsg": "ok"}``
+        (bizsend answers no msgid).
 
 Time is a scripted ``FakeClock``; a token can also be made to expire after N template sends, so a test
 can expire it in the middle of a batch. ``FakeServer`` and ``FakeClock`` are shared by the other fakes.
@@ -231,9 +232,8 @@ class FakeWechat(FakeServer):
         if self.subscriptions.get(openid, 0) <= 0:
             return error(43101, "user refuse to accept the msg")
         self.subscriptions[openid] -= 1
-        msgid = next(self._msgids)
         self.received.append(body)
-        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+        return web.json_response({"errcode": 0, "errmsg": "ok"})  # no msgid: bizsend documents none
 
     def _accept(self, body: dict[str, Any]) -> web.Response:
         key = (str(body["touser"]), str(body.get("client_msg_id") or ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,10 +64,14 @@ async def channel(fake: FakeWechat) -> AsyncIterator[WechatSubscribeChannel]:
     await adapter.close()
 
 
-async def test_bizsend_body_and_msgid(fake: FakeWechat, channel: WechatSubscribeChannel) -> None:
+async def test_bizsend_body_and_an_accepted_message_recorded_under_its_own_id(
+    fake: FakeWechat, channel: WechatSubscribeChannel
+) -> None:
+    """bizsend answers errcode 0 without a msgid: the message was sent, once (a Retry would send it again)."""
     results = await channel.send([message(SUBSCRIBED[0], 1), message(SUBSCRIBED[1], 2)])
 
-    assert results == [Sent("3487542469355618313"), Sent("3487542469355618314")]
+    assert results == [Sent("d1"), Sent("d2")]
+    assert len(fake.received) == 2
     assert fake.received[0] == {
         "touser": SUBSCRIBED[0],
         "template_id": fake.template_id,
@@ -78,6 +83,12 @@ async def test_bizsend_body_and_msgid(fake: FakeWechat, channel: WechatSubscribe
         "page": "https://notice.example.gov.cn/n/7",
     }
     assert fake.subscriptions[SUBSCRIBED[0]] == 0  # the one-time subscription is used
+
+
+async def test_a_reminder_sent_again_is_recorded_under_an_id_of_its_own(channel: WechatSubscribeChannel) -> None:
+    [result] = await channel.send([dataclasses.replace(message(SUBSCRIBED[0], 1), resend=1)])
+
+    assert result == Sent("d1-r1")  # not the first send's "d1"
 
 
 async def test_refused_user_fails_unreachable_others_sent(fake: FakeWechat, channel: WechatSubscribeChannel) -> None:
