@@ -365,3 +365,23 @@ async def test_a_deeply_nested_alert_is_refused_not_a_500(api: Api) -> None:
         assert (status, problem["type"]) == (422, "/problems/invalid-cap"), problem
         assert "nested" in problem["errors"][0]["msg"]
     assert await _count_notices(api) == before
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "<circle>inf,118.8 10</circle>",  # float() reads inf and 1e400: the distance's sine raised "math domain error"
+        "<circle>36.7,1e400 10</circle>",
+        "<circle>nan,118.8 10</circle>",
+        "<circle>136.7,118.8 10</circle>",  # no latitude past the poles
+        "<circle>36.7,118.8 -10</circle>",
+        "<polygon>inf,118.7 36.8,inf 36.6,118.9 inf,118.7</polygon>",  # its NaN crossings "covered" the county
+    ],
+)
+async def test_a_shape_off_the_globe_reaches_nothing_and_is_no_500(api: Api, shape: str) -> None:
+    """CAP's circle and polygon are plain strings in the schema: what does not read as points on the globe is
+    no shape, as an unreadable one is, and the alert then names no area in the county."""
+    await api.store.upsert_area_centroids([(COUNTY, *SEAT, "test")])
+    status, problem = await api.call("POST", "/api/v1/cap", data=changle_alert("off-globe", area=shape),
+                                     headers=CAP_XML)  # fmt: skip
+    assert (status, problem["errors"][0]["loc"]) == (422, "alert.info.area"), problem

@@ -5,7 +5,8 @@
   county or the town. A province or prefecture code that contains the county (``370000``, ``370700``)
   names the whole county.
 - ``polygon`` (at least four ``lat,lon`` pairs, the first and last equal) and ``circle`` (``lat,lon
-  radius-km``): matched against the most specific points known (``area_centroids``). An area with a point is
+  radius-km``; a shape with a point off the globe, or a radius that is negative or no number, reaches
+  nothing): matched against the most specific points known (``area_centroids``). An area with a point is
   matched when the shape covers its point and the points of all its sub-areas: a town by its own point (and
   those of its villages, when known), the county only when the shape covers the county's point and every
   town's. So a shape over one town's point reaches that town, not the whole county, and the county's own
@@ -52,27 +53,37 @@ def contains_county(code: str, county: str) -> bool:
     return False
 
 
+def parse_point(pair: str) -> Point | None:
+    """A ``lat,lon`` pair on the globe (WGS 84 degrees), or None: ``float`` also reads ``inf``, ``nan`` and
+    ``1e400``, which no point is, and which make the distance's sine raise or every comparison false."""
+    lat_text, _, lon_text = pair.partition(",")
+    try:
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        return None
+    return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+
+
 def parse_polygon(text: str) -> list[Point] | None:
-    """The polygon's points, or None when it is not a list of ``lat,lon`` pairs (an empty one is None too)."""
-    points = []
-    for pair in text.split():
-        lat, _, lon = pair.partition(",")
-        try:
-            points.append((float(lat), float(lon)))
-        except ValueError:
-            return None
-    return points if len(points) >= 3 else None
+    """The polygon's points, or None when it is not a list of ``lat,lon`` pairs on the globe (an empty one is
+    None too)."""
+    points = [parse_point(pair) for pair in text.split()]
+    if any(point is None for point in points) or len(points) < 3:
+        return None
+    return [point for point in points if point is not None]
 
 
 def parse_circle(text: str) -> tuple[Point, float] | None:
+    """The centre and radius (km) of a ``lat,lon radius`` circle, or None when it is none on the globe."""
     parts = text.split()
     if len(parts) != 2:
         return None
-    lat, _, lon = parts[0].partition(",")
+    centre = parse_point(parts[0])
     try:
-        return (float(lat), float(lon)), float(parts[1])
+        radius = float(parts[1])
     except ValueError:
         return None
+    return (centre, radius) if centre is not None and 0 <= radius < math.inf else None
 
 
 def inside_polygon(point: Point, polygon: list[Point]) -> bool:
