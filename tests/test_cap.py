@@ -385,3 +385,31 @@ async def test_a_shape_off_the_globe_reaches_nothing_and_is_no_500(api: Api, sha
     status, problem = await api.call("POST", "/api/v1/cap", data=changle_alert("off-globe", area=shape),
                                      headers=CAP_XML)  # fmt: skip
     assert (status, problem["errors"][0]["loc"]) == (422, "alert.info.area"), problem
+
+
+EXPIRES = b"<expires>2030-12-02T00:00:00+08:00</expires>"
+NAMED = "<event>重污染天气</event>".encode(), "<headline>重污染天气橙色预警</headline>".encode()
+
+
+@pytest.mark.parametrize(
+    ("alert", "loc"),
+    [  # the notice's checks refused what the schema took, and the parser an unknown encoding: each was a 500
+        (changle_alert("y1").replace(EXPIRES, b"<expires>0001-01-01T00:00:00+14:00</expires>"), "alert.info.expires"),
+        (changle_alert("y9").replace(EXPIRES, b"<expires>9999-12-31T23:59:59-14:00</expires>"), "alert.info.expires"),
+        (changle_alert("enc").replace(b'encoding="UTF-8"', b'encoding="x-no-such-charset"'), "/"),  # LookupError
+    ],
+)
+async def test_an_alert_no_notice_can_be_made_of_is_a_422(api: Api, alert: bytes, loc: str) -> None:
+    before = await _count_notices(api)
+    status, problem = await api.call("POST", "/api/v1/cap", data=alert, headers=CAP_XML)
+    assert status == 422, problem
+    assert problem["errors"][0]["loc"] == loc, problem
+    assert await _count_notices(api) == before
+
+
+async def test_an_identifier_standing_in_for_a_missing_headline_is_made_a_title(api: Api) -> None:
+    """CAP's identifier admits any character but blanks, comma, < and &: a format character in it (U+202E)
+    would fail the notice's title check when neither headline nor event gives the title."""
+    alert = changle_alert("x\u202ey").replace(NAMED[0], b"<event> </event>").replace(NAMED[1], b"")
+    status, notice = await api.call("POST", "/api/v1/cap", data=alert, headers=CAP_XML)
+    assert (status, notice["title"]) == (201, "x y"), notice

@@ -188,6 +188,7 @@ async def test_other_events_are_ignored(hook: Hook) -> None:
         "<xml><ToUserName>gh_1</ToUserName><Encrypt>c2VjcmV0</Encrypt></xml>",
         "<notxml><MsgType>event</MsgType></notxml>",
         event_xml(msgid=""),
+        '<?xml version="1.0" encoding="x-no-such-charset"?>' + event_xml(),  # the parser's LookupError was a 500
     ],
 )
 async def test_unreadable_xml_is_400(hook: Hook, body: str) -> None:

@@ -18,6 +18,7 @@ import sqlite3
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from notifier.api.auth import actor, require
 from notifier.api.keys import SETTINGS, STORE
@@ -73,6 +74,18 @@ async def _read(request: web.Request) -> CapAlert:
     if alert.msg_type not in ("Alert", "Update", "Cancel"):
         raise _refuse("alert.msgType", f"{alert.msg_type} is not acted on; send Alert, Update or Cancel")
     return alert
+
+
+CAP_ELEMENT = {"title": "alert.info.headline", "body": "alert.info.description", "expires_at": "alert.info.expires"}
+
+
+def _unusable(exc: ValidationError) -> InvalidInput:
+    """The notice's own checks refused what the alert gave it: a 422 naming the element each field came from."""
+    errors = [
+        FieldError(CAP_ELEMENT.get(str(error["loc"][0]) if error["loc"] else "", "alert.info"), error["msg"])
+        for error in exc.errors()
+    ]
+    return InvalidInput(f"{errors[0].loc}: {errors[0].msg}", errors)
 
 
 async def _referenced(store: Store, key: ApiKeyInfo, alert: CapAlert) -> list[Notice]:
@@ -157,7 +170,10 @@ async def _create(
     if topic is None:
         raise _refuse("query.topic", f"department {key.department} issues on no topic")
     areas = await _areas(store, alert, query.area)
-    notice_in = notice_from_alert(alert, info, topic, areas, earlier.id if earlier else None)
+    try:
+        notice_in = notice_from_alert(alert, info, topic, areas, earlier.id if earlier else None)
+    except ValidationError as exc:  # valid CAP that no notice can hold, e.g. an expiry outside the calendar in UTC
+        raise _unusable(exc) from None
     await check_new_notice(store, key, notice_in)
     version = await check_renders(store, notice_in, key.department, notice_renderer(request))
     async with store.db.transaction():

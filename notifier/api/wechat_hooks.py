@@ -94,6 +94,8 @@ def parse_event(body: bytes) -> dict[str, str]:
         raise ValueError("document type declarations and entities are not accepted") from None
     except ParseError as exc:
         raise ValueError(f"not well-formed XML: {exc}") from None
+    except LookupError as exc:  # the XML declaration names an encoding Python does not know
+        raise ValueError(f"unreadable XML: {exc}") from None
     if root.tag != "xml":
         raise ValueError("the root element must be <xml>")
     fields = {child.tag: (child.text or "").strip() for child in root}

@@ -173,6 +173,8 @@ def read_alert(data: bytes) -> CapAlert:
         ) from None
     except ET.ParseError as exc:
         raise InvalidCap(f"not well-formed XML: {exc}", [("/", f"not well-formed XML: {exc}")]) from None
+    except LookupError as exc:  # the XML declaration names an encoding Python does not know
+        raise InvalidCap(f"unreadable XML: {exc}", [("/", f"unreadable XML: {exc}")]) from None
     if root.tag != f"{_NS}alert":
         found = root.tag.replace("{", "").replace("}", " ")
         raise InvalidCap(

@@ -84,7 +84,7 @@ def notice_from_alert(
     body = "\n\n".join(part for part in parts if part)[:BODY_MAX] or title
     return NoticeIn(
         topic=topic,
-        title=title or alert.identifier[:TITLE_MAX],
+        title=title or _single_line(alert.identifier)[:TITLE_MAX],
         body=body,
         severity=SEVERITY_FROM_CAP.get(info.severity, Severity.INFO),
         target=Target(areas=areas),
