@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from channels.sms_text import count_segments
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import Role
+from notifier.engine import render, template_sandbox
 from notifier.store import Store
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
 from tests.databases import run_sql
@@ -201,3 +203,61 @@ async def test_the_audience_per_town_says_why_each_skipped_resident_is_skipped(a
     status, stored = await api.call("GET", f"/api/v1/notices/{created['id']}/preview")
     assert status == 200 and stored["towns"][TOWN_A]["skipped_by_reason"] == expected
     assert stored["held_by_quiet_hours"] == 1
+
+
+HOLD_LIMIT = 10.0  # seconds: only what a test that fails waits before it reports, never a measure of speed
+
+
+async def test_other_requests_are_answered_while_a_preview_renders(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview's first rendering is held until another request has been answered: on the event loop's thread
+    it would hold the loop, and the other request would be answered only after the hold gave up."""
+    started, release = threading.Event(), threading.Event()
+    events: list[str] = []
+    original = render.render_bounded
+
+    def held(template: Any, context: Any) -> str:
+        if not started.is_set():
+            started.set()
+            events.append("rendering released" if release.wait(HOLD_LIMIT) else "rendering gave up waiting")
+        return original(template, context)
+
+    monkeypatch.setattr(render, "render_bounded", held)
+    draft = {**DRAFT, "channels": ["sms", "wechat"]}
+    preview = asyncio.create_task(api.call("POST", "/api/v1/notice-preview", json=draft))
+    assert await asyncio.to_thread(started.wait, HOLD_LIMIT)
+    status, _ = await api.call("GET", "/api/v1/templates", key="env-viewer")
+    events.append(f"another request answered {status}")
+    release.set()
+    status, body = await preview
+    assert status == 200, body
+    assert events == ["another request answered 200", "rendering released"]
+
+
+async def test_a_preview_whose_renderings_together_pass_the_request_budget_is_refused(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Light with its field's sample, so the template saves; heavy with the notice's data in every kind and
+    language: each rendering within its own bound, together past the request's, and nothing is created."""
+    monkeypatch.setattr(template_sandbox, "MAX_SECONDS", 60.0)
+    monkeypatch.setattr(template_sandbox, "MAX_REQUEST_SECONDS", 180.0, raising=False)
+    source = (
+        "{% for a in range(170 if mode == 'heavy' else 1) %}{% for b in range(100) %}{% endfor %}{% endfor %}"
+        "{{ title }}"
+    )
+    template = {
+        "name": "mode-switch",
+        "fields": [{"name": "mode", "sample": "light"}],
+        "texts": {"zh": {"default": source}, "en": {"default": source}},
+    }
+    status, created = await api.call("POST", "/api/v1/templates", json=template, key="env-approver")
+    assert status == 201, created
+    notice = {**DRAFT, "body": None, "template": "mode-switch", "data": {"mode": "heavy"}}
+    notice["channels"] = ["sms", "wechat"]
+    for path in ("/api/v1/notice-preview", "/api/v1/notices"):
+        status, problem = await api.call("POST", path, json=notice)
+        assert status == 422, problem
+        [error] = [error for error in problem["errors"] if error["type"] == "render_budget"]
+        assert error["loc"] == "template" and "template mode-switch v1" in error["msg"], error
+        assert "request's templates together" in error["msg"], error
+    status, page = await api.call("GET", "/api/v1/notices")
+    assert status == 200 and page["items"] == [], page

@@ -52,10 +52,15 @@ HOSTILE = {
 }
 
 
+# about 246,000 steps: within the bound of one rendering (MAX_WORK), and 3.7 times it in five languages
+NEAR_THE_BOUND = "{% for a in range(170) %}{% for b in range(100) %}{% endfor %}{% endfor %}{{ title }}"
+
+
 @pytest.fixture(autouse=True)
 def no_time_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """The step count, not the clock of a busy test machine, is what these tests check."""
     monkeypatch.setattr(template_sandbox, "MAX_SECONDS", 60.0)
+    monkeypatch.setattr(template_sandbox, "MAX_REQUEST_SECONDS", 180.0, raising=False)
 
 
 def version(source: str) -> Any:
@@ -111,3 +116,20 @@ async def test_an_issuer_s_roster_body_past_a_bound_is_refused_at_creation(api: 
     status, problem = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=notice)
     assert status == 422, problem
     assert problem["errors"][0]["loc"] == "body" and "too much work" in problem["errors"][0]["msg"], problem
+
+
+async def test_a_save_whose_texts_together_pass_the_request_budget_is_refused_and_nothing_is_stored(api: Api) -> None:
+    """Each text within the bound of one rendering, five of them are past what one request may render."""
+    languages = ["zh", "en", "fr", "de", "es"]
+    template = {"name": "many-languages", "texts": {language: {"default": NEAR_THE_BOUND} for language in languages}}
+    status, problem = await api.call("POST", "/api/v1/templates", json=template, key="env-approver")
+    assert status == 422, problem
+    [error] = problem["errors"]
+    assert error["loc"] in {f"texts.{language}.default" for language in languages[1:]}, error
+    assert error["type"] == "render_budget" and "request's templates together" in error["msg"], error
+    assert f"{template_sandbox.MAX_REQUEST_WORK:,} steps" in error["msg"], error
+    status, _ = await api.call("GET", "/api/v1/templates/many-languages", key="env-viewer")
+    assert status == 404
+    template["texts"] = {language: {"default": NEAR_THE_BOUND} for language in languages[:3]}
+    status, created = await api.call("POST", "/api/v1/templates", json=template, key="env-approver")
+    assert status == 201, created

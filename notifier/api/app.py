@@ -38,6 +38,7 @@ from notifier.api.wake import work_signals_ctx
 from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
+from notifier.engine.template_sandbox import request_budget
 from notifier.store import Store, open_database
 from notifier.web import kiosk
 
@@ -83,6 +84,16 @@ def _metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[
     return middleware
 
 
+@web.middleware
+async def _render_budget_middleware(
+    request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """All the template renderings of one request share one budget (``template_sandbox.RenderBudget``). A task
+    a request starts to outlive it must start in a context of its own (the kiosk's list readers do)."""
+    with request_budget():
+        return await handler(request)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -94,7 +105,7 @@ def create_app(
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[_metrics_middleware(registry), problem_middleware],
+        middlewares=[_metrics_middleware(registry), problem_middleware, _render_budget_middleware],
     )
     app[SETTINGS] = settings
     app[system.METRICS] = registry
@@ -128,7 +139,5 @@ def create_app(
         app[ENGINE] = engine
         yield
 
-    app.cleanup_ctx.extend(
-        [database_ctx, kiosk.lists_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx]
-    )
+    app.cleanup_ctx.extend([database_ctx, kiosk.lists_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx])
     return app

@@ -32,6 +32,7 @@ from notifier.domain.templates import (
     unsaved_version,
 )
 from notifier.domain.text import ascii_digits
+from notifier.engine.render_threads import rendered
 from notifier.engine.template_checks import rendered_samples, sample_context
 from notifier.engine.template_library import EDITOR_ROLES, check_draft, check_editor, create_template, save_template
 
@@ -168,7 +169,7 @@ async def _editor(
     if version is not None:
         versions, _ = await console.store.list_template_versions(version.name, None, 100)
     if preview is None and version is not None:
-        preview = rendered_samples(version, notice_renderer(console.request))
+        preview = await rendered(rendered_samples, version, notice_renderer(console.request))
     sample = sample_context(version, notice_renderer(console.request)) if version is not None else {}
     return console.render(
         "template.html",
@@ -223,9 +224,9 @@ async def _submit(console: Console, base: TemplateVersion | None) -> web.Respons
     key, actor = console.staff.as_key(), console.staff.actor
     try:
         if console.field("action", 20) == "preview":
-            check_draft(name, draft, renderer)
+            await check_draft(name, draft, renderer)
             candidate = TemplateIn(name=name, **draft.model_dump())
-            preview = rendered_samples(unsaved_version(candidate, created_by=actor), renderer)
+            preview = await rendered(rendered_samples, unsaved_version(candidate, created_by=actor), renderer)
             return await _editor(console, base, state=state, preview=preview)
         if base is None:
             saved = await create_template(

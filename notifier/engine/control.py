@@ -13,6 +13,7 @@ from notifier.domain.templates import TemplateVersion
 from notifier.engine.personal import bind_row, row_problems
 from notifier.engine.quiet import local_seconds
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
+from notifier.engine.render_threads import rendered
 from notifier.store import Store
 from subscribers.targeting import plan_target
 
@@ -45,17 +46,29 @@ async def check_renders(store: Store, notice: NoticeIn, department: str, rendere
     columns = None
     if notice.target.roster is not None:
         columns = json.loads((await store.roster_row(notice.target.roster))["columns"])
-    problems = row_problems(renderer, version, notice.body, kinds, columns)
+    problems = await rendered(_render_problems, renderer, version, notice.body, kinds, context, columns)
+    if problems:
+        raise InvalidInput(f"the notice does not render: {problems[0].loc}: {problems[0].msg}", problems)
+    return version
+
+
+def _render_problems(
+    renderer: Renderer,
+    version: TemplateVersion,
+    body: str | None,
+    kinds: list[str],
+    context: dict[str, Any],
+    columns: list[str] | None,
+) -> list[FieldError]:
+    """Why the notice would not render (its roster's placeholders first), rendering every kind in every
+    language: in a render thread."""
+    problems = row_problems(renderer, version, body, kinds, columns)
     if not problems and columns is not None:
         try:
             context = bind_row(renderer, context, columns)
         except RenderError as exc:
             problems = [FieldError("body", str(exc))]
-    if not problems:
-        problems = renderer.problems(version, kinds, context)
-    if problems:
-        raise InvalidInput(f"the notice does not render: {problems[0].loc}: {problems[0].msg}", problems)
-    return version
+    return problems or renderer.problems(version, kinds, context)
 
 
 async def preview(

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -31,8 +31,10 @@ from channels.sms_text import count_segments
 from channels.wechat_official import WechatAccountChannel
 from notifier.config import Settings
 from notifier.domain.models import Notice, NoticeIn
+from notifier.domain.templates import TemplateVersion
 from notifier.engine.context import aliases_of
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
+from notifier.engine.render_threads import rendered
 from notifier.engine.sms_bill import sms_routes
 from notifier.store import Store
 
@@ -86,12 +88,22 @@ async def render_draft(
     name = (await store.get_department(department)).name
     issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
     context = renderer.context({**notice.model_dump(mode="json"), "department": department}, name, issued_at=issued_at)
+    return await rendered(_render_kinds, renderer, version, kinds, context)
+
+
+def _render_kinds(
+    renderer: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any]
+) -> dict[str, dict[str, str | None]]:
     return {kind: renderer.render(version, kind, context) for kind in kinds}
 
 
 def channel_message(
-    kind: str, rendered: Mapping[str, str | None], settings: Settings, channels: Mapping[str, Channel],
-    *, confirm: bool = False,
+    kind: str,
+    rendered: Mapping[str, str | None],
+    settings: Settings,
+    channels: Mapping[str, Channel],
+    *,
+    confirm: bool = False,
 ) -> ChannelMessage:
     """One kind's message as its first alias would send it (bulletin: without the printout, see ``printout``)."""
     text = rendered.get("text") or ""

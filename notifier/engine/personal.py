@@ -30,8 +30,8 @@ from jinja2 import TemplateSyntaxError, nodes
 
 from notifier.domain.errors import FieldError
 from notifier.domain.templates import TemplateVersion
-from notifier.engine.render import Renderer, RenderError
-from notifier.engine.template_sandbox import render_bounded
+from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
+from notifier.engine.template_sandbox import RequestBudgetSpent, render_bounded
 
 OPEN, CLOSE = "\ue000", "\ue001"
 MARKER = re.compile(f"{OPEN}([0-9]+){CLOSE}")
@@ -176,6 +176,8 @@ def bind_row(renderer: Renderer, context: Mapping[str, Any], columns: Sequence[s
     if is_template_body(body):
         try:
             bound["body"] = render_bounded(renderer.text_env.from_string(body), bound)
+        except RequestBudgetSpent as exc:
+            raise RenderBudgetSpent("the notice's body", str(exc), "body") from None
         except Exception as exc:  # staff-authored text: any error of it is its failure
             raise RenderError(f"body: {type(exc).__name__}: {exc}") from exc
     return bound

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -14,8 +15,10 @@ from channels.base import Channel
 from channels.sms_text import count_segments
 from notifier.config import Settings
 from notifier.domain.models import Notice, NoticeIn
+from notifier.domain.templates import TemplateVersion
 from notifier.engine.personal import bind_row, personalise, tag_personal
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
+from notifier.engine.render_threads import rendered
 from notifier.engine.sms_bill import sms_routes
 from notifier.store import Store
 
@@ -40,14 +43,27 @@ class PersonalPreview(BaseModel):
     longest_sms: LongestSms | None
 
 
+def _render_kinds(
+    renderer: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any], columns: list[str]
+) -> dict[str, dict[str, str | None]]:
+    bound = bind_row(renderer, context, columns)
+    return {kind: renderer.render(version, kind, bound) for kind in kinds}
+
+
 async def _audit(store: Store, actor: str, roster_id: int, shown: list[int]) -> None:
     if shown:
         await store.audit(actor, "roster.read", "roster", roster_id, {"rows": len(shown), "preview": True})
 
 
 async def personal_preview(
-    store: Store, notice: Notice | NoticeIn, settings: Settings, renderer: Renderer, channels: Mapping[str, Channel],
-    *, actor: str, department_code: str | None = None,
+    store: Store,
+    notice: Notice | NoticeIn,
+    settings: Settings,
+    renderer: Renderer,
+    channels: Mapping[str, Channel],
+    *,
+    actor: str,
+    department_code: str | None = None,
 ) -> PersonalPreview | None:
     """None for a notice that targets no roster, or whose texts do not render. A draft (``NoticeIn``, as
     ``POST /notice-preview`` has it) renders with the latest template version, as the department
@@ -68,8 +84,7 @@ async def personal_preview(
     if version is None:
         return None
     try:
-        bound = bind_row(renderer, context, json.loads(roster["columns"]))
-        contents = {kind: renderer.render(version, kind, bound) for kind in kinds}
+        contents = await rendered(_render_kinds, renderer, version, kinds, context, json.loads(roster["columns"]))
     except RenderError:
         return None
     contents = tag_personal(contents, roster_id, json.loads(roster["columns"]))

@@ -23,9 +23,9 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 
 from notifier.domain.builtin_templates import TEMPLATE_ROOT
-from notifier.domain.errors import FieldError
+from notifier.domain.errors import FieldError, InvalidInput
 from notifier.domain.templates import FALLBACK_LANGUAGE, HTML_SLOTS, TemplateVersion
-from notifier.engine.template_sandbox import BoundedSandbox, render_bounded
+from notifier.engine.template_sandbox import BoundedSandbox, RequestBudgetSpent, render_bounded
 
 DEFAULT_TEMPLATE = "notice"
 PRINTOUT_FRAME = TEMPLATE_ROOT / "notice" / "bulletin.txt"
@@ -54,6 +54,7 @@ __all__ = [
     "CONTEXT_NAMES",
     "DEFAULT_TEMPLATE",
     "TEMPLATE_ROOT",
+    "RenderBudgetSpent",
     "RenderError",
     "Renderer",
     "content_key",
@@ -63,6 +64,19 @@ __all__ = [
 
 class RenderError(Exception):
     """A template has no text for a channel kind, or does not render with the notice's data."""
+
+
+class RenderBudgetSpent(InvalidInput):
+    """The renderings of one request together went past its budget (``template_sandbox.RenderBudget``): the
+    whole request is refused (422), so this is no RenderError, which callers pass over to show the other texts.
+    ``where`` names the source that was rendering, ``loc`` the field to blame (``template`` unless told)."""
+
+    def __init__(self, where: str, reason: str, loc: str = "template") -> None:
+        super().__init__(f"{loc}: {where}: {reason}", [FieldError(loc, f"{where}: {reason}", "render_budget")])
+        self.where, self.reason = where, reason
+
+    def at(self, loc: str) -> RenderBudgetSpent:
+        return RenderBudgetSpent(self.where, self.reason, loc)
 
 
 def content_key(kind: str, language: str) -> str:
@@ -114,7 +128,10 @@ class Renderer:
         local = {**context, "language": chosen, "severity_label": labels.get(context["severity"], context["severity"])}
         text = self._run(version, chosen, version.slot_for(kind, chosen), local).strip()
         if kind == "bulletin" and "bulletin" not in version.texts[chosen]:
-            text = render_bounded(self._frame, {**local, "body": text}).strip()
+            try:
+                text = render_bounded(self._frame, {**local, "body": text}).strip()
+            except RequestBudgetSpent as exc:
+                raise RenderBudgetSpent("the printout frame", str(exc)) from None
         html_slot = f"{kind}_html"
         html = self._run(version, chosen, html_slot, local) if html_slot in version.texts[chosen] else None
         return {"subject": str(context["title"]), "text": text, "html": html}
@@ -185,6 +202,9 @@ class Renderer:
                 env = self.html_env if slot in HTML_SLOTS else self.text_env
                 template = self._compiled[key] = env.from_string(version.texts[language][slot])
             return render_bounded(template, context)
+        except RequestBudgetSpent as exc:
+            where = f"template {version.name} v{version.version} {language}/{slot}"
+            raise RenderBudgetSpent(where, str(exc)) from None
         except Exception as exc:  # staff-authored template code: any error of it (x // 0 too) is its failure
             detail = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
             raise RenderError(f"template {version.name} v{version.version} {language}/{slot}: {detail}") from exc

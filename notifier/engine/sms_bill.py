@@ -24,6 +24,7 @@ from notifier.config import Settings
 from notifier.domain.models import Notice
 from notifier.engine.context import aliases_of
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
+from notifier.engine.render_threads import rendered
 from notifier.store import Store
 
 
@@ -98,7 +99,7 @@ async def sms_text(store: Store, notice: Notice, settings: Settings, renderer: R
     if version is None:
         return None
     try:
-        return renderer.render(version, "sms", context)["text"]
+        return (await rendered(renderer.render, version, "sms", context))["text"]
     except RenderError:
         return None
 

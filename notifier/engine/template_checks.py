@@ -8,6 +8,10 @@
 - SMS length: the SMS text (the ``sms`` slot, else ``default``) of each language, rendered with the samples,
   is at most ``SMS_MAX_CHARS`` characters, the most a Chinese gateway takes for one message (signature
   included: see docs/api.md); the problem gives the length and the number of parts.
+
+Every slot rendered counts against the request's budget (``template_sandbox.RenderBudget``): past it the save
+is refused whole (``RenderBudgetSpent``, naming the slot it was rendering). These functions render: call them
+through ``render_threads.rendered``, off the event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from channels.sms_text import count_segments
 from notifier.domain.errors import FieldError
 from notifier.domain.templates import HTML_SLOTS, TemplateVersion
 from notifier.engine.personal import ROW, SampleRow
-from notifier.engine.render import CONTEXT_NAMES, Renderer, RenderError, data_fields
+from notifier.engine.render import CONTEXT_NAMES, RenderBudgetSpent, Renderer, RenderError, data_fields
 
 SMS_MAX_CHARS = 500
 SAMPLE_NOTICE = {
@@ -105,6 +109,8 @@ def _sample_problems(version: TemplateVersion, renderer: Renderer) -> list[Field
         for slot in slots:
             try:
                 text = renderer.render_slot(version, language, slot, context)
+            except RenderBudgetSpent as exc:
+                raise exc.at(f"texts.{language}.{slot}") from None
             except RenderError as exc:
                 problems.append(FieldError(f"texts.{language}.{slot}", f"does not render with the samples: {exc}"))
                 continue
@@ -128,7 +134,8 @@ def _sms_length(text: str, loc: str) -> list[FieldError]:
 
 
 def rendered_samples(version: TemplateVersion, renderer: Renderer) -> dict[str, dict[str, str]]:
-    """Per language, per slot: the slot rendered with the samples (for previews); a slot that fails is left out."""
+    """Per language, per slot: the slot rendered with the samples (for previews); a slot that fails is left out,
+    and so are the slots after the request's budget ran out (the save's own check says why)."""
     context = sample_context(version, renderer)
     previews: dict[str, dict[str, str]] = {}
     for language, slots in version.texts.items():
@@ -137,4 +144,6 @@ def rendered_samples(version: TemplateVersion, renderer: Renderer) -> dict[str, 
                 previews.setdefault(language, {})[slot] = renderer.render_slot(version, language, slot, context)
             except RenderError:
                 continue
+            except RenderBudgetSpent:
+                return previews
     return previews

@@ -13,6 +13,7 @@ from notifier.domain.errors import Forbidden, InvalidInput, NotFound
 from notifier.domain.models import ApiKeyInfo
 from notifier.domain.templates import TemplateDraft, TemplateIn, TemplateVersion, unsaved_version
 from notifier.engine.render import Renderer
+from notifier.engine.render_threads import rendered
 from notifier.engine.template_checks import check_template
 from notifier.store import Store
 
@@ -29,10 +30,11 @@ def check_editor(key: ApiKeyInfo, name: str, owner: str | None) -> None:
         raise Forbidden(f"template {name} belongs to department {owner}")
 
 
-def check_draft(name: str, draft: TemplateDraft, renderer: Renderer) -> None:
-    """InvalidInput listing every problem of the draft (``texts.<language>.<slot>``, with the line)."""
+async def check_draft(name: str, draft: TemplateDraft, renderer: Renderer) -> None:
+    """InvalidInput listing every problem of the draft (``texts.<language>.<slot>``, with the line); the
+    renderings run in a render thread."""
     template = TemplateIn(name=name, **draft.model_dump(exclude={"name"}))
-    problems = check_template(unsaved_version(template, created_by=""), renderer)
+    problems = await rendered(check_template, unsaved_version(template, created_by=""), renderer)
     if problems:
         raise InvalidInput(f"the template cannot be saved: {problems[0].loc}: {problems[0].msg}", problems)
 
@@ -42,7 +44,7 @@ async def create_template(
 ) -> TemplateVersion:
     """Version 1 of a new template owned by the key's department; Conflict when the name is taken."""
     check_editor(key, template.name, key.department)
-    check_draft(template.name, template, renderer)
+    await check_draft(template.name, template, renderer)
     return await store.create_template(template, department=key.department, actor=actor)
 
 
@@ -54,5 +56,5 @@ async def save_template(
     if not exists:
         raise NotFound(f"no template {name}")
     check_editor(key, name, owner)
-    check_draft(name, draft, renderer)
+    await check_draft(name, draft, renderer)
     return await store.save_template_version(name, draft, actor=actor)

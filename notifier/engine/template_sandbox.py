@@ -24,6 +24,13 @@ notice's body) runs on the event loop, so one such template would stop every req
 
 Going past a bound raises ``TemplateLimit`` (a ``SecurityError``, so a ``TemplateError``): the save, the
 notice or the preview is refused naming the bound, as any other failing template is.
+
+One request renders many sources: a save checks every slot of every language (up to 90), a notice renders
+every channel kind in every language, a preview does that and more. Each within its own bounds, together they
+would still hold a processor for most of a minute, so a request's renderings share a ``RenderBudget``
+(``request_budget``, set for every HTTP request): ``MAX_REQUEST_WORK`` steps and ``MAX_REQUEST_SECONDS`` of
+processor time in all. Past it, ``RequestBudgetSpent`` (a ``TemplateLimit``). The engine's own renderings
+(the fan-out) run outside any request and have the bounds of each rendering only.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,6 +54,8 @@ from jinja2.visitor import NodeTransformer
 MAX_WORK = 300_000
 CALL_STEPS = 10  # a call (a macro's above all) costs about ten loop iterations
 MAX_SECONDS = 0.5
+MAX_REQUEST_WORK = 3 * MAX_WORK
+MAX_REQUEST_SECONDS = 3 * MAX_SECONDS
 MAX_SIZE = 100_000
 MAX_INT_BITS = 4096
 _STEP = "__metered_loop"
@@ -54,28 +64,89 @@ _SPEND = "__metered_spend"
 _WIDTH = re.compile(r"[0-9]+")
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|[0-9]+)?(?:\.(\*|[0-9]+))?")
 
-__all__ = ["MAX_INT_BITS", "MAX_SECONDS", "MAX_SIZE", "MAX_WORK", "BoundedSandbox", "TemplateLimit", "render_bounded"]
+__all__ = [
+    "MAX_INT_BITS",
+    "MAX_REQUEST_SECONDS",
+    "MAX_REQUEST_WORK",
+    "MAX_SECONDS",
+    "MAX_SIZE",
+    "MAX_WORK",
+    "BoundedSandbox",
+    "RenderBudget",
+    "RequestBudgetSpent",
+    "TemplateLimit",
+    "render_bounded",
+    "request_budget",
+]
 
 
 class TemplateLimit(SecurityError):
     """A rendering went past one of the sandbox's bounds on work, size or output."""
 
 
+class RequestBudgetSpent(TemplateLimit):
+    """The renderings of one request together went past its ``RenderBudget``."""
+
+
+class RenderBudget:
+    """What all the renderings of one request may spend together; each rendering takes its share when it ends."""
+
+    def __init__(self, work: int = MAX_REQUEST_WORK, seconds: float = MAX_REQUEST_SECONDS) -> None:
+        self.work, self.seconds = work, seconds
+        self.work_left, self.seconds_left = work, seconds
+
+    def take(self, work: int, seconds: float) -> None:
+        self.work_left = max(0, self.work_left - work)
+        self.seconds_left = max(0.0, self.seconds_left - seconds)
+
+    def spent(self, what: str) -> RequestBudgetSpent:
+        if what == "work":
+            bound = f"do too much work (more than {self.work:,} steps"
+        else:
+            bound = f"take too long (more than {self.seconds} s of processor time"
+        return RequestBudgetSpent(f"the request's templates together {bound}, counting every text it renders)")
+
+
 class _Meter:
-    def __init__(self) -> None:
+    def __init__(self, budget: RenderBudget | None) -> None:
         self.work = 0
+        self.budget = budget
+        self.max_work = MAX_WORK if budget is None else min(MAX_WORK, budget.work_left)
+        seconds = MAX_SECONDS if budget is None else min(MAX_SECONDS, budget.seconds_left)
         # the thread's processor time, not the clock: a process paused by a busy machine is not the template's doing
-        self.deadline = time.thread_time() + MAX_SECONDS
+        self.started = time.thread_time()
+        self.deadline = self.started + seconds
 
     def spend(self, units: int) -> None:
         self.work += units
-        if self.work > MAX_WORK:
+        if self.work > self.max_work:
+            if self.max_work < MAX_WORK and self.budget is not None:
+                raise self.budget.spent("work")
             raise TemplateLimit(f"the template does too much work (more than {MAX_WORK:,} steps)")
         if time.thread_time() >= self.deadline:
+            if self.deadline - self.started < MAX_SECONDS and self.budget is not None:
+                raise self.budget.spent("seconds")
             raise TemplateLimit(f"the template takes more than {MAX_SECONDS} s of processor time to render")
+
+    def settle(self) -> None:
+        if self.budget is not None:
+            self.budget.take(self.work, time.thread_time() - self.started)
 
 
 _METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
+_BUDGET: ContextVar[RenderBudget | None] = ContextVar("render_budget", default=None)
+
+
+@contextmanager
+def request_budget(budget: RenderBudget | None = None) -> Iterator[RenderBudget]:
+    """Every rendering inside (in this context, and in the render threads it hands renderings to: see
+    ``engine.render_threads``) spends from ``budget`` (a fresh ``RenderBudget`` by default)."""
+    budget = budget or RenderBudget()
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
 
 
 def _spend(units: int) -> None:
@@ -278,8 +349,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 def render_bounded(template: Template, context: Mapping[str, Any]) -> str:
-    """``template`` rendered with ``context`` inside the bounds (TemplateLimit past one)."""
-    token = _METER.set(_Meter())
+    """``template`` rendered with ``context`` inside the bounds (TemplateLimit past one), and inside the budget of
+    the request rendering it, if any (RequestBudgetSpent past it)."""
+    meter = _Meter(_BUDGET.get())
+    token = _METER.set(meter)
     try:
         size = 0
         chunks = []
@@ -291,4 +364,5 @@ def render_bounded(template: Template, context: Mapping[str, Any]) -> str:
             chunks.append(chunk)
         return "".join(chunks)
     finally:
+        meter.settle()
         _METER.reset(token)

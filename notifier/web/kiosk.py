@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -123,8 +124,9 @@ class KioskLists:
     def listen(self, store: Store, area: str) -> AreaList:
         entry = self.areas.setdefault(area, AreaList())
         entry.listeners += 1
-        if entry.task is None:
-            entry.task = asyncio.create_task(self._read(store, area, entry), name=f"kiosk list {area}")
+        if entry.task is None:  # a context of its own: it renders for every stream, not the first one's request
+            reader = self._read(store, area, entry)
+            entry.task = asyncio.create_task(reader, name=f"kiosk list {area}", context=contextvars.Context())
         return entry
 
     def leave(self, area: str, entry: AreaList) -> None:

@@ -33,7 +33,8 @@ from notifier.domain.disclosure import DOMAIN_NAMES
 from notifier.domain.enums import Severity
 from notifier.domain.models import Notice
 from notifier.domain.templates import TemplateVersion
-from notifier.engine.render import Renderer, RenderError
+from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
+from notifier.engine.render_threads import rendered
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
 
@@ -139,7 +140,8 @@ async def public_text(store: Store, notice: Notice, known: Names) -> str:
 
     A rendered text is kept (the last ``TEXTS_KEPT``) by a hash of its template version's texts and its context:
     the anonymous pages, feeds and kiosks show the same notices to every visitor, every second on a kiosk, and
-    would otherwise run the template again for each."""
+    would otherwise run the template again for each. It renders in a render thread, within the request's budget
+    (``template_sandbox.RenderBudget``): past it, the title alone."""
     if notice.body or not notice.template or notice.target.roster is not None:
         return notice.body or notice.title
     version = await store.template_version(notice.template, notice.template_version)
@@ -152,7 +154,10 @@ async def public_text(store: Store, notice: Notice, known: Names) -> str:
     if key in _TEXTS:
         _TEXTS.move_to_end(key)
         return _TEXTS[key]
-    text = _rendered_text(version, notice.title, context)
+    try:
+        text = await rendered(_rendered_text, version, notice.title, context)
+    except RenderBudgetSpent:  # this request rendered enough: the title, and no keeping, for this one
+        return notice.title
     _TEXTS[key] = text
     while len(_TEXTS) > TEXTS_KEPT:
         _TEXTS.popitem(last=False)
