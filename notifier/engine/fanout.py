@@ -8,6 +8,7 @@ the same transaction as its deliveries, so a crash resumes at the first unfinish
 (notice, subscriber, channel) key makes a repeated chunk harmless. A lease on the notice keeps two processes
 from fanning out one notice.
 Kinds ``bot`` and ``bulletin`` get one delivery per area after the residents (``areas.fan_out_areas``).
+The rendering (every kind in every language) runs in a render thread (``render_threads``), off the loop.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from notifier.domain.enums import Severity
+from notifier.domain.templates import TemplateVersion
 from notifier.engine.areas import AREA_KINDS, fan_out_areas
 from notifier.engine.confirm_marks import mark_confirming
 from notifier.engine.context import EngineContext
 from notifier.engine.personal import bind_row, tag_personal
 from notifier.engine.quiet import local_seconds
-from notifier.engine.render import DEFAULT_TEMPLATE, RenderError, content_key
+from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError, content_key
+from notifier.engine.render_threads import rendered
 from notifier.store import Store
 from notifier.store.common import iso
 from notifier.store.database import Row
@@ -96,18 +99,28 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
     row = {**notice, "data": json.loads(notice["data"]) if isinstance(notice["data"], str) else notice["data"]}
     context = ctx.templates.context(row, department.name, issued_at=issued_at(ctx, notice))
     roster_id = notice.get("roster_id")
-    columns: list[str] = []
+    columns: list[str] | None = None
     if roster_id is not None:  # a roster notice: markers where each recipient's cells go (engine.personal)
         columns = json.loads((await ctx.store.roster_row(int(roster_id)))["columns"])
-        context = bind_row(ctx.templates, context, columns)
+    kinds = requested_channels(ctx, notice)
+    contents = await rendered(_render_kinds, ctx.templates, version, kinds, context, columns)
+    return contents if roster_id is None or columns is None else tag_personal(contents, int(roster_id), columns)
+
+
+def _render_kinds(
+    templates: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any], columns: list[str] | None
+) -> dict[str, dict[str, str | None]]:
+    """``render_notice``'s renderings, in a render thread: a notice renders every kind in every language."""
+    if columns is not None:
+        context = bind_row(templates, context, columns)
     contents = {}
-    for kind in requested_channels(ctx, notice):
-        contents[kind] = ctx.templates.render(version, kind, context)
+    for kind in kinds:
+        contents[kind] = templates.render(version, kind, context)
         others = [] if kind in AREA_KINDS else version.languages[1:]
         for language in others:
             if version.language_for(kind, language) == language:
-                contents[content_key(kind, language)] = ctx.templates.render(version, kind, context, language)
-    return contents if roster_id is None else tag_personal(contents, int(roster_id), columns)
+                contents[content_key(kind, language)] = templates.render(version, kind, context, language)
+    return contents
 
 
 def issued_at(ctx: EngineContext, notice: Row) -> str:
