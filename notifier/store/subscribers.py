@@ -149,7 +149,7 @@ class SubscriberRepository(CatalogRepository):
                 values = changes.get(f"opt_out_{kind}s")
                 if values is not None:
                     within = scope.topics if scope is not None and kind == "topic" else None
-                    await self.set_optouts(subscriber_id, kind, held, values, f"api:{actor}", within)
+                    await self.set_optouts(subscriber_id, kind, values, f"api:{actor}", held=held, within=within)
             updated = await self.get_subscriber(subscriber_id)
             detail: dict[str, object] = {"fields": sorted(changes), **changes_of(current, updated)}
             await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, detail)
@@ -159,14 +159,16 @@ class SubscriberRepository(CatalogRepository):
         self,
         subscriber_id: int,
         kind: str,
-        held: list[str],
         values: list[str],
         source: str,
+        *,
+        held: list[str],
         within: frozenset[str] | None = None,
     ) -> None:
-        """Make ``values`` the resident's opt-outs of ``kind`` (of those ``within``, when given: a department's
-        topics; the others are kept). An opt-out already held stays as it was recorded (its source and time: the
-        resident's own reply or page, say), only the ones added or taken away change."""
+        """Make ``values`` the resident's opt-outs of ``kind``, ``held`` being those it has now (of those
+        ``within``, when given: a department's topics; the others are kept). An opt-out already held stays as it
+        was recorded (its source and time: the resident's own reply or page, say); only the ones added or taken
+        away change."""
         wanted = set(values)
         async with self.db.transaction():
             for value in held:

@@ -80,7 +80,7 @@ async def test_channel_opt_out_moves_to_the_next_channel(
     engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel]
 ) -> None:
     person = await resident(engine_store, email="c@example.org", channels=["sms", "email"])
-    await engine_store.set_optouts(person.id, "channel", ["sms"], "test")
+    await engine_store.set_optouts(person.id, "channel", ["sms"], "test", held=[])
     await approved(engine_store, channels=["sms", "email"])
 
     await engine.run_until_idle()
