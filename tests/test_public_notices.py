@@ -162,6 +162,10 @@ async def test_a_notice_page_shows_the_interpretation_beside_the_text_and_no_per
     assert status == 200 and 'class="site"' not in embedded
     status, cap, _ = await page(api, f"/public/notices/{published['air']['id']}/cap.xml")
     assert status == 200 and read_alert(cap.encode()).infos[0].headline == "重污染天气橙色预警"
+    assert PHONE not in cap and IDENTITY not in cap  # the public CAP document is a public page too
+    assert "138****5678" in read_alert(cap.encode()).infos[0].description
+    status, staff_copy = await api.call("GET", f"/api/v1/notices/{published['air']['id']}/cap.xml")
+    assert status == 200 and PHONE in staff_copy  # the department's own export is the notice as it is
 
 
 async def test_a_notice_page_links_the_notices_feedback_form(api: Api, published: dict[str, Any]) -> None:

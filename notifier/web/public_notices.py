@@ -3,7 +3,8 @@
     GET /public/notices?domain=&department=&area=&from=&to=&page=   the list, 20 a page, newest first
     GET /public/notices/{id}                                       one notice: its text, and beside it the
                                                                    plain-language interpretation (政策解读)
-    GET /public/notices/{id}/cap.xml                               the notice as a CAP 1.2 alert
+    GET /public/notices/{id}/cap.xml                               the notice as a CAP 1.2 alert, its texts
+                                                                   masked as the page's are
 
 ``?embed=1`` leaves out the page's own header and footer, for a frame in the government portal. A notice
 that is not published (not public, not yet approved, cancelled, or unknown) is a 404 page. Other modules
@@ -26,13 +27,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from notifier.api.cap import notice_alert
 from notifier.api.keys import STORE
 from notifier.api.routing import Answer, Route, path_int, read_query
-from notifier.cap.document import MEDIA_TYPE, write_alert
+from notifier.cap.document import MEDIA_TYPE, CapAlert, write_alert
 from notifier.domain.disclosure import DOMAINS, DisclosureDomain
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode, Code, Notice
 from notifier.store.public import PublicFilter
 from notifier.web.feedback_form import action_path, takes_feedback
-from notifier.web.public_pages import HTML, PublicNotice, names, public_notice, public_notices, public_text, render
+from notifier.web.public_pages import (
+    HTML,
+    PublicNotice,
+    mask_personal,
+    names,
+    public_notice,
+    public_notices,
+    public_text,
+    render,
+)
 from notifier.web.publicity import SHOWN_STATES, publicity_page
 
 PAGE_SIZE = 20
@@ -167,11 +177,32 @@ async def notice_page(request: web.Request) -> web.Response:
                   feedback_link=feedback_link)
 
 
+def _masked_text(text: str | None) -> str | None:
+    return None if text is None else mask_personal(text)
+
+
+def public_alert(alert: CapAlert) -> CapAlert:
+    """The alert with the personal numbers of its free texts masked, as on the notice's page (``mask_personal``):
+    identifiers, times and codes are kept as they are, so that references to the alert still hold."""
+    infos = tuple(
+        info.model_copy(update={
+            **{name: _masked_text(getattr(info, name))
+               for name in ("audience", "sender_name", "headline", "description", "instruction", "contact")},
+            "parameters": tuple((name, mask_personal(value)) for name, value in info.parameters),
+            "resources": tuple(r.model_copy(update={"description": mask_personal(r.description)})
+                               for r in info.resources),
+            "areas": tuple(a.model_copy(update={"description": mask_personal(a.description)}) for a in info.areas),
+        })
+        for info in alert.infos
+    )  # fmt: skip
+    return alert.model_copy(update={"note": _masked_text(alert.note), "infos": infos})
+
+
 async def notice_cap(request: web.Request) -> web.Response:
     found = await _published(request)
     if isinstance(found, web.Response):
         return found
-    alert = await notice_alert(request, request.app[STORE], found[1])
+    alert = public_alert(await notice_alert(request, request.app[STORE], found[1]))
     return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
 
 
