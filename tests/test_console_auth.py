@@ -204,3 +204,27 @@ async def test_a_hostile_login_name_comes_back_escaped(browser: Browser) -> None
         html = await response.text()
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html  # kept in the field, as text
+
+
+async def test_a_form_the_console_cannot_read_is_a_400_page_not_a_500(browser: Browser, store: Store) -> None:
+    """A body that is no form at all (a multipart type without its boundary, bytes that are no UTF-8), sent by a
+    visitor to the login page or by a staff member to any page, is refused as bad input, and nothing is done."""
+    login, password = await _account(store)
+    token = await browser.login_token()
+    unreadable = [
+        ({"Content-Type": "multipart/form-data"}, b"--x\r\n"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"csrf_token=" + token.encode() + b"&login=\xff\xfe"),
+    ]
+    for headers, body in unreadable:
+        async with browser.session.post(f"{browser.base}/console/login", data=body, headers=headers) as response:
+            assert response.status == 400 and response.content_type == "text/html", await response.text()
+            assert "Content-Security-Policy" in response.headers
+    assert (await browser.log_in(login, password)).status == 303
+    session_token = await _session_token(browser)
+    for headers, body in unreadable:
+        body = body.replace(token.encode(), session_token.encode())
+        body = body.replace(b"login=", b"current_password=" + password.encode() + b"&new_password=")
+        async with browser.session.post(f"{browser.base}/console/password", data=body, headers=headers) as response:
+            assert response.status == 400 and response.content_type == "text/html", await response.text()
+    stored = await store.get_staff_by_login(login)
+    assert stored is not None and await check_password(stored.password_hash, password)

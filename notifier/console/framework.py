@@ -204,7 +204,10 @@ async def _guarded(
         if roles and staff.role not in roles and staff.role is not Role.ADMIN:
             return error_page(console, 403, t("此页面需要其他角色", "This page needs another role"))
     if request.method == "POST":
-        console.form = await request.post()
+        try:
+            console.form = await request.post()
+        except ValueError:  # a multipart type without its boundary, bytes that are no UTF-8 (UnicodeDecodeError)
+            return error_page(console, 400, t("无法读取提交的表单", "The form sent could not be read"))
         expected = console.session.csrf_token if console.session else request.cookies.get(security.LOGIN_COOKIE)
         if not security.same_token(console.form.get(security.CSRF_FIELD), expected):
             message = t(
