@@ -76,7 +76,11 @@ async def upload(request: web.Request, console: Console) -> web.StreamResponse:
         data = await asyncio.to_thread(file.file.read)
         table = await read_upload(data, suffix)
         report = await store_roster(
-            console.store, console.staff.as_key(), name=form.name, key_column=form.key, table=table,
+            console.store,
+            console.staff.as_key(),
+            name=form.name,
+            key_column=form.key,
+            table=table,
             direct=form.direct,
         )
     except (InvalidInput, ValidationError) as exc:
@@ -87,9 +91,11 @@ async def upload(request: web.Request, console: Console) -> web.StreamResponse:
 
 
 async def _preview(console: Console, report: dict[str, Any]) -> dict[str, Any]:
-    """The preview form's choices and, when columns are chosen, the masked table."""
+    """The preview form's choices and, when columns are chosen, the masked table; ``problem``, why there is no
+    table for the columns chosen (more than a publicity list takes, a column name it refuses)."""
     query = console.request.query
-    columns = [c for c in query.getall("column", []) if c in report["columns"] or c in RESIDENT_COLUMNS]
+    asked = [c for c in query.getall("column", []) if c in report["columns"] or c in RESIDENT_COLUMNS]
+    columns = list(dict.fromkeys(asked))  # a column ticked twice (a hand-made URL) is shown once
     area = str(query.get("area", ""))[:20]
     context: dict[str, Any] = {
         "towns": area_tree(await console.store.list_areas()),
@@ -97,13 +103,18 @@ async def _preview(console: Console, report: dict[str, Any]) -> dict[str, Any]:
         "chosen": columns,
         "area": area,
         "table": None,
+        "problem": None,
     }
     if columns and report["erased_at"] is None:
         today = date.today()
-        publicity = PublicityIn.model_validate(
-            {"roster": report["id"], "columns": columns, "from": today.isoformat(),
-             "until": (today + timedelta(days=6)).isoformat(), "complaint_phone": "000"}
-        )  # fmt: skip
+        try:
+            publicity = PublicityIn.model_validate(
+                {"roster": report["id"], "columns": columns, "from": today.isoformat(),
+                 "until": (today + timedelta(days=6)).isoformat(), "complaint_phone": "000"}
+            )  # fmt: skip
+        except ValidationError as exc:
+            context["problem"] = "; ".join(e.msg for e in invalid_from_validation(exc).errors)
+            return context
         context["table"] = await publicity_table(console.store, publicity, area or None)
     return context
 
@@ -112,7 +123,8 @@ async def _preview(console: Console, report: dict[str, Any]) -> dict[str, Any]:
 async def roster(request: web.Request, console: Console) -> web.StreamResponse:
     found = await console.store.roster_for_key(console.staff.as_key(), path_int(request, "id"))
     report = await console.store.roster_report(int(found["id"]))
-    return console.render("roster.html", report=report, **await _preview(console, report))
+    preview = await _preview(console, report)
+    return console.render("roster.html", status=422 if preview["problem"] else 200, report=report, **preview)
 
 
 @page()
