@@ -46,3 +46,15 @@ async def test_a_publicity_preview_of_more_columns_than_a_list_takes_is_a_422_pa
         assert response.status == 200, await response.text()
         page = await response.text()
     assert 'id="publicity' in page and 'id="preview-error"' not in page  # the table (here: none in the area)
+
+
+@pytest.mark.parametrize("action", ["preview", "save"])
+async def test_a_new_template_without_a_name_is_a_422_page_naming_the_box(
+    api: Api, approver: aiohttp.ClientSession, action: str
+) -> None:
+    form = {"csrf_token": await _csrf(approver), "name": " ", "texts.zh.default": "{{ title }}", "action": action}
+    async with approver.post("/console/templates/new", data=form, allow_redirects=False) as response:
+        assert response.status == 422, await response.text()
+        assert 'id="name-error"' in await response.text()
+    status, templates = await api.call("GET", "/api/v1/templates", key="env-viewer")
+    assert status == 200 and all(t["department"] is None for t in templates["items"]), templates  # built-ins only

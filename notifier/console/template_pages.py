@@ -133,9 +133,10 @@ def _errors_by_box(problems: list[tuple[str, str]]) -> dict[str, str]:
     return boxes
 
 
-def _validated(name: str, draft: dict[str, Any]) -> tuple[TemplateDraft | None, dict[str, str]]:
+def _validated(name: str | None, draft: dict[str, Any]) -> tuple[TemplateDraft | None, dict[str, str]]:
+    """The draft, checked with ``name`` as a new template's (None: a stored template's next version)."""
     try:
-        if name:
+        if name is not None:
             TemplateIn.model_validate({"name": name, **draft})
         return TemplateDraft.model_validate(draft), {}
     except ValidationError as exc:
@@ -216,7 +217,7 @@ async def _submit(console: Console, base: TemplateVersion | None) -> web.Respons
     name = base.name if base else state["name"]
     if base is not None:
         state["name"] = base.name
-    draft, invalid = _validated("" if base else name, raw)
+    draft, invalid = _validated(None if base else name, raw)
     errors.update(invalid)
     renderer = notice_renderer(console.request)
     if draft is None or errors:
