@@ -36,6 +36,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 SESSION_TTL = 8 * 3600.0  # a working day; then sign in again
 SESSION_IDLE = 3600.0  # an hour without a request ends the session
 LOGIN_PATH, HOME_PATH, PASSWORD_PATH = "/console/login", "/console", "/console/password"
+# A GET is not protected by the CSRF token: a page of another site may send the browser, with its session cookie
+# (SameSite=Lax lets a top-level navigation carry it), to a download, which then lands in the staff member's
+# downloads and writes the audit entry in their name. Browsers say where a request comes from in Sec-Fetch-Site.
+OTHER_SITES = ("cross-site", "same-site")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("console_clock")  # optional; time.time when unset
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PageHandler = Callable[[web.Request, "Console"], Awaitable[web.StreamResponse]]
@@ -162,10 +166,11 @@ async def current_session(request: web.Request) -> StaffSession | None:
 
 
 def page(
-    *, roles: tuple[Role, ...] = (), public: bool = False, password_change: bool = False
+    *, roles: tuple[Role, ...] = (), public: bool = False, password_change: bool = False, same_origin: bool = False
 ) -> Callable[[PageHandler], Handler]:
     """Wrap a console page handler; ``public`` for the login page only, ``password_change`` for the pages a
-    staff member with a one-time password may still open."""
+    staff member with a one-time password may still open, ``same_origin`` for a download of personal data:
+    refused (403, nothing read or audited) when another site's page asked for it."""
 
     def decorate(handler: PageHandler) -> Handler:
         @wraps(handler)
@@ -173,7 +178,11 @@ def page(
             language, switched = request_language(request)
             session = None if public else await current_session(request)
             console = Console(request, session, language)
-            response = await _guarded(request, console, handler, roles, public, password_change)
+            if same_origin and request.headers.get("Sec-Fetch-Site") in OTHER_SITES:
+                message = console.t("请从工作台的页面下载此文件", "Download this file from the console's own page")
+                response: web.StreamResponse = error_page(console, 403, message)
+            else:
+                response = await _guarded(request, console, handler, roles, public, password_change)
             if response.prepared:  # a stream (server-sent events) set its headers before its first byte
                 return response
             response.headers.update(security.HEADERS)

@@ -194,7 +194,7 @@ async def residents(request: web.Request, console: Console) -> web.StreamRespons
                           **await _choices(console))  # fmt: skip
 
 
-@page()
+@page(same_origin=True)
 async def export_csv(request: web.Request, console: Console) -> web.StreamResponse:
     search = _search(request)
     found, _ = await _find(console, search, None, EXPORT_ROWS)
@@ -287,7 +287,7 @@ async def import_status(request: web.Request, console: Console) -> web.StreamRes
     return console.render("resident_import.html", job=_job(console))
 
 
-@page(roles=IMPORTERS)
+@page(roles=IMPORTERS, same_origin=True)
 async def import_report(request: web.Request, console: Console) -> web.StreamResponse:
     job = _job(console)
     if job.result is None or not job.report.is_file():

@@ -127,7 +127,7 @@ async def roster(request: web.Request, console: Console) -> web.StreamResponse:
     return console.render("roster.html", status=422 if preview["problem"] else 200, report=report, **preview)
 
 
-@page()
+@page(same_origin=True)
 async def unmatched_csv(request: web.Request, console: Console) -> web.StreamResponse:
     store = console.store
     found = await store.roster_for_key(console.staff.as_key(), path_int(request, "id"))

@@ -73,7 +73,7 @@ async def unconfirmed(request: web.Request, console: Console) -> web.StreamRespo
     )  # fmt: skip
 
 
-@page()
+@page(same_origin=True)
 async def unconfirmed_pdf(request: web.Request, console: Console) -> web.StreamResponse:
     notice = await _notice(console)
     area = _area(console)
