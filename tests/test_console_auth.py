@@ -16,7 +16,8 @@ from notifier.api import create_app
 from notifier.config import Settings
 from notifier.console.framework import CLOCK, SESSION_IDLE
 from notifier.console.passwords import check_password, hash_password, one_time_password
-from notifier.domain.enums import Role
+from notifier.domain.enums import NoticeState, Role
+from notifier.domain.models import NoticeIn
 from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.test_cli import run_cli
@@ -157,6 +158,29 @@ async def test_an_idle_session_ends(browser: Browser, store: Store) -> None:
         assert response.status == 200
     browser.clock.advance(SESSION_IDLE + 1)
     async with browser.session.get(f"{browser.base}/console/password", allow_redirects=False) as response:
+        assert response.status == 303 and response.headers["Location"].startswith("/console/login")
+
+
+async def test_an_open_follow_page_does_not_keep_an_idle_session_alive(browser: Browser, store: Store) -> None:
+    """The follow page's script asks for its live part by itself (EventSource, reconnecting every ten minutes):
+    that is no one at the desk, and an unattended console still signs out after an idle hour."""
+    login, password = await _account(store)
+    stored = await store.get_staff_by_login(login)
+    assert stored is not None
+    await store.set_staff_password(stored.member, stored.password_hash, keep_session="")  # no change asked
+    body = {"topic": "air-quality", "title": "已撤销的通知", "body": "无", "target": {"areas": ["370725"]},
+            "channels": ["sms"]}  # fmt: skip
+    notice, _ = await store.create_notice(
+        NoticeIn.model_validate(body), department="environment", created_by=stored.member.key_id, actor="test"
+    )
+    await store.transition_notice(notice.id, [NoticeState.DRAFT], NoticeState.CANCELLED, actor="test")
+    assert (await browser.log_in(login, password)).status == 303
+    events = f"{browser.base}/console/notices/{notice.id}/events"
+    browser.clock.advance(SESSION_IDLE * 2 / 3)
+    async with browser.session.get(events, allow_redirects=False) as response:  # the page asks, nobody clicks
+        assert response.status == 200 and "event: end" in await response.text()
+    browser.clock.advance(SESSION_IDLE * 2 / 3)
+    async with browser.session.get(events, allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"].startswith("/console/login")
 
 

@@ -105,7 +105,8 @@ async def _follow_page(
         "live": live,
         "final": final,
         "may_cancel": notice.state in CANCELLABLE and staff.role in (Role.ISSUER, Role.APPROVER, Role.ADMIN),
-        "may_follow_up": notice.state in (NoticeState.SENDING, NoticeState.DONE) and bool(personal)
+        "may_follow_up": notice.state in (NoticeState.SENDING, NoticeState.DONE)
+        and bool(personal)
         and staff.role in (Role.ISSUER, Role.ADMIN),
         "errors": errors or {},
         "form": form or {"kind": "update", "title": "", "body": ""},
@@ -123,7 +124,7 @@ def _event(name: str, data: str) -> bytes:
     return f"event: {name}\n{lines}\n".encode()
 
 
-@page()
+@page(activity=False)  # an open follow page is no one at the desk: the session still ends after an idle hour
 async def follow_events(request: web.Request, console: Console) -> web.StreamResponse:
     notice = await _notice(console)
     response = web.StreamResponse(headers={**security.HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
@@ -133,7 +134,7 @@ async def follow_events(request: web.Request, console: Console) -> web.StreamRes
     until = loop.time() + STREAM_FOR
     sent = None
     with contextlib.suppress(ConnectionResetError):
-        while loop.time() < until and await current_session(request) is not None:
+        while loop.time() < until and await current_session(request, activity=False) is not None:
             html, final = await _live_html(console, notice.id)
             if html != sent:
                 await response.write(_event("snapshot", html))

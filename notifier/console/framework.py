@@ -157,26 +157,33 @@ def login_redirect(request: web.Request) -> web.HTTPSeeOther:
     return redirect(f"{LOGIN_PATH}?next={quote(target, safe='')}")
 
 
-async def current_session(request: web.Request) -> StaffSession | None:
-    """The live session the request's cookie names; an Authorization header is never looked at."""
+async def current_session(request: web.Request, *, activity: bool = True) -> StaffSession | None:
+    """The live session the request's cookie names; an Authorization header is never looked at. ``activity``:
+    whether the request keeps the session from ending idle (false for what a page asks by itself)."""
     token = request.cookies.get(security.SESSION_COOKIE)
     if not token or len(token) > 100:
         return None
-    return await request.app[STORE].find_staff_session(token, now=now(request), idle=SESSION_IDLE)
+    return await request.app[STORE].find_staff_session(token, now=now(request), idle=SESSION_IDLE, activity=activity)
 
 
 def page(
-    *, roles: tuple[Role, ...] = (), public: bool = False, password_change: bool = False, same_origin: bool = False
+    *,
+    roles: tuple[Role, ...] = (),
+    public: bool = False,
+    password_change: bool = False,
+    same_origin: bool = False,
+    activity: bool = True,
 ) -> Callable[[PageHandler], Handler]:
     """Wrap a console page handler; ``public`` for the login page only, ``password_change`` for the pages a
     staff member with a one-time password may still open, ``same_origin`` for a download of personal data:
-    refused (403, nothing read or audited) when another site's page asked for it."""
+    refused (403, nothing read or audited) when another site's page asked for it; ``activity=False`` for what a
+    page's script asks by itself, which must not keep an unattended session from ending idle."""
 
     def decorate(handler: PageHandler) -> Handler:
         @wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
             language, switched = request_language(request)
-            session = None if public else await current_session(request)
+            session = None if public else await current_session(request, activity=activity)
             console = Console(request, session, language)
             if same_origin and request.headers.get("Sec-Fetch-Site") in OTHER_SITES:
                 message = console.t("请从工作台的页面下载此文件", "Download this file from the console's own page")

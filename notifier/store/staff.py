@@ -127,9 +127,12 @@ class StaffRepository(CatalogRepository):
             )
         return token, session
 
-    async def find_staff_session(self, token: str, *, now: float, idle: float) -> StaffSession | None:
+    async def find_staff_session(
+        self, token: str, *, now: float, idle: float, activity: bool = True
+    ) -> StaffSession | None:
         """The live session a cookie names: not past its expiry, not idle longer than ``idle`` seconds, and
-        its account neither disabled nor its key revoked. Seeing it counts as activity."""
+        its account neither disabled nor its key revoked. Seeing it counts as activity unless ``activity`` is
+        false (what a page asks by itself, not its user)."""
         hashed = token_hash(token)
         row = await self.db.fetch_one("get_staff_session", {"token_hash": hashed, "now": now})
         if row is None or now - row["last_seen_at"] > idle:
@@ -137,7 +140,8 @@ class StaffRepository(CatalogRepository):
         stored = await self.get_staff(row["staff_id"])
         if stored is None or stored.disabled:
             return None
-        if now - row["last_seen_at"] > 30:  # one write per half minute of activity is plenty for the idle limit
+        # one write per half minute of activity is plenty for the idle limit
+        if activity and now - row["last_seen_at"] > 30:
             await self.db.execute("touch_staff_session", {"token_hash": hashed, "now": now})
         return StaffSession(stored.member, hashed, row["csrf_token"], row["expires_at"])
 
