@@ -5,9 +5,10 @@ The walk: every route that takes an object's id in its path (the API's from its 
 its own), called by each role of the environment department with an object of civil affairs, answers exactly what
 it answers for an id that does not exist (404, the same problem document or error page; 403 to a role the route
 refuses whatever the object) and changes nothing. Ids given in a body (a notice's ``references``, ``target.roster``,
-``publicity.roster``) are refused as unknown ones are. A role a route's table entry does not name is refused (403)
-on its own department's objects. The follow-up list of a county-wide notice names only the residents its
-department reads, as ``GET /subscribers`` does (docs/security.md, "Who may do what").
+``publicity.roster``) are refused as unknown ones are; so are, on the console's routes without an id, list filters and
+form fields naming another department's group, topic or department. A role a route's table entry does not name
+is refused (403) on its own department's objects. The follow-up list of a county-wide notice names only the residents
+its department reads, as ``GET /subscribers`` does (docs/security.md, "Who may do what").
 """
 
 from __future__ import annotations
@@ -393,6 +394,45 @@ async def test_a_console_page_answers_another_departments_object_as_an_unknown_o
         assert answers[0] == answers[1], f"{role}: {method} {path} tells civil affairs' {kind} exists"
         assert answers[0][0] == (404 if role in roles else 403), (method, path, answers[0])
     assert await snapshot(api, world.civ, "civ") == before
+
+
+@pytest.mark.parametrize("role", ["viewer", "issuer", "approver"])
+async def test_a_console_filter_naming_another_departments_group_or_department_is_refused(
+    world: World, sign_in: SignIn, role: str
+) -> None:
+    """The console routes without an id in their path: a list filter naming civil affairs' group or department
+    is refused as the API refuses it, and one naming its topic finds only the residents the department reads."""
+    staff = await sign_in(role)
+    hidden = world.civ_only_resident
+    refused = [
+        "/console/residents?group=dibao",
+        "/console/residents/export.csv?group=dibao",
+        "/console/reports?department=civil-affairs",
+        "/console/reports/reach.csv?department=civil-affairs",
+    ]
+    for path in refused:
+        status, text = await staff.request("GET", path, {})
+        assert status == 403 and hidden["name"] not in text, (path, status)
+    for path in ("/console/residents?topic=social-assistance", "/console/residents/export.csv?topic=social-assistance",
+                 "/console/residents?all=1", f"/console/residents?phone={hidden['phone'][-4:]}"):  # fmt: skip
+        status, text = await staff.request("GET", path, {})
+        assert status == 200 and hidden["name"] not in text and hidden["phone"][-8:] not in text, path
+
+
+async def test_a_console_form_naming_another_departments_group_or_topic_is_refused(
+    api: Api, world: World, sign_in: SignIn
+) -> None:
+    """(Templates are not a department's: any department may issue with any, docs/api.md#templates.)"""
+    staff = await sign_in("issuer")
+    base = {"topic": "air-quality", "title": "越界", "body": "越界", "target.areas": COUNTY, "channels": "sms"}
+    for form in ({**base, "target.areas": "", "target.groups": "dibao"}, {**base, "topic": "social-assistance"}):
+        for action in ("preview", "draft", "submit"):
+            status, text = await staff.request("POST", "/console/notices/new", {**form, "action": action})
+            assert status == 403 and 'id="audience"' not in text, (form, action, status)
+        status, text = await staff.request("POST", "/console/notices/preview", form)
+        assert status == 403 and 'id="audience"' not in text, (form, status)
+    status, page = await api.call("GET", "/api/v1/notices?limit=100", key="env-admin")
+    assert status == 200 and not any(n["title"] == "越界" for n in page["items"]), page
 
 
 # ------------------------------------------------------------------------------ residents outside the scope
