@@ -38,8 +38,12 @@ AREA_CHARS = (6, 9, 12)  # county, town, village codes
 async def _notice(console: Console) -> Notice:
     notice = await notice_for_key(console.store, console.staff.as_key(), path_int(console.request, "id"))
     if notice.confirmation is None:
-        raise Conflict(console.t(f"通知 {notice.id} 未要求确认，没有未确认名单",
-                                 f"Notice {notice.id} asks for no confirmation, so it has no follow-up list"))
+        raise Conflict(
+            console.t(
+                f"通知 {notice.id} 未要求确认，没有未确认名单",
+                f"Notice {notice.id} asks for no confirmation, so it has no follow-up list",
+            )
+        )
     return notice
 
 
