@@ -63,7 +63,7 @@ def name_column(columns: Sequence[str]) -> str | None:
 
 
 def clean_cell(value: object) -> str:
-    """A cell as the roster keeps it: text, Excel dates without a midnight time, at most MAX_CELL characters."""
+    """A cell as the roster keeps it: text, its runs of spaces one space, Excel dates without a midnight time."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -102,20 +102,26 @@ def check_columns(columns: Sequence[str]) -> list[str]:
 
 
 def text_cell(value: object, where: str) -> str:
-    """``clean_cell(value)`` at most MAX_CELL characters, in NFC; InvalidInput naming ``where`` (``header`` or
-    ``rows.<data row>.<column>``, repeated in the message for the console's form) for a control or
-    invisible character (NUL, ESC, a bidirectional override, a zero-width space...), refused as in every text
-    field (``notifier.domain.text``): a cell goes into messages, the public page and the printout."""
-    text = unicodedata.normalize("NFC", clean_cell(value)[:MAX_CELL])
+    """``clean_cell(value)`` in NFC; InvalidInput naming ``where`` (``header`` or ``rows.<data row>.<column>``,
+    repeated in the message for the console's form) for a cell longer than MAX_CELL characters (refused, not
+    cut: a cut cell would reach a resident as a cut text) or holding a control or invisible character (NUL,
+    ESC, a bidirectional override, a zero-width space...), refused as in every text field
+    (``notifier.domain.text``): a cell goes into messages, the public page and the printout."""
+    text = unicodedata.normalize("NFC", clean_cell(value))
+    if len(text) > MAX_CELL:
+        raise _cell_error(where, f"longer than {MAX_CELL} characters", "the roster holds a cell too long to keep")
     if text.isprintable():  # the common case, at C speed: clean_cell made every space a plain one
         return text
     try:
         return single_line(text)
     except ValueError as exc:
-        _, number, column = [*where.split(".", 2), "", ""][:3]
-        place = f"row {number}, column {column}: " if column else f"{where}: "
-        error = FieldError(where, place + str(exc))
-        raise InvalidInput("the roster holds a control or invisible character", [error]) from None
+        raise _cell_error(where, str(exc), "the roster holds a control or invisible character") from None
+
+
+def _cell_error(where: str, message: str, detail: str) -> InvalidInput:
+    _, number, column = [*where.split(".", 2), "", ""][:3]
+    place = f"row {number}, column {column}: " if column else f"{where}: "
+    return InvalidInput(detail, [FieldError(where, place + message)])
 
 
 def table_from_rows(rows: Sequence[Mapping[str, object]]) -> RosterTable:

@@ -19,6 +19,7 @@ from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.store.audit import AuditFilter
+from subscribers.roster_rows import MAX_CELL
 from tests.conftest import VILLAGE_A1, VILLAGE_A2, Api
 
 BODY = "{{ row.姓名 }}您好：您的{{ row.项目 }}{{ row.金额 }}元已于{{ row.发放日期 }}发放，请查收。"
@@ -196,6 +197,22 @@ async def test_csv_roster_in_gb18030_or_utf8(api: Api, store: Store, tmp_path: P
     assert report["columns"] == ["手机号", "姓名", "金额"]
     # the blank row keeps its number
     assert report["unmatched"] == [{"row": 3, "reason": "no resident with this phone"}]
+
+
+async def test_a_cell_longer_than_a_roster_keeps_is_refused_not_cut(api: Api, store: Store, tmp_path: Path) -> None:
+    """A cell is kept whole or the roster is refused naming it: a cut cell would reach a resident as a cut text."""
+    await add_residents(store, 2)
+    path = tmp_path / "名单.csv"
+    rows = f"{phone(1)},{'甲' * MAX_CELL}\n{phone(2)},{'乙' * (MAX_CELL + 1)}\n"
+    path.write_text(f"手机号,备注\n{rows}", encoding="utf-8")
+    status, problem = await upload(api, path)
+    assert status == 422, problem
+    [error] = problem["errors"]
+    assert error["loc"] == "rows.2.备注" and str(MAX_CELL) in error["msg"], error
+    assert (await api.call("GET", "/api/v1/rosters/1", key="civ-issuer"))[0] == 404  # nothing stored
+    path.write_text(f"手机号,备注\n{phone(1)},{'甲' * MAX_CELL}\n", encoding="utf-8")
+    status, report = await upload(api, path)
+    assert status == 201, report
 
 
 async def test_preview_shows_three_recipients_and_the_longest_sms(api: Api, store: Store) -> None:
