@@ -21,6 +21,7 @@ from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
 from notifier.store import Store
 from notifier.store.audit import AuditFilter
+from notifier.web.public_pages import mask_personal
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_A2, Api
 from tests.cups_peer import CupsPeer, start_cups
 from tests.test_bulletin_render import DIVISIONS, need_fonts
@@ -238,3 +239,22 @@ async def test_the_public_page_and_its_feedback_form_mask_numbers_in_the_notices
     status, form = await api.call("GET", f"/public/notices/{live}/feedback", key=None)
     assert status == 200 and 'name="text"' in form
     assert "139****5678" in form and "13912345678" not in form
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [  # in any column, however the clerk wrote the number: these went out whole
+        ("联系电话+8613912345678", "联系电话+86139****5678"),
+        ("电话 8613912345678", "电话 86139****5678"),
+        ("电话 139 1234 5678", "电话 139****5678"),
+        ("电话 139-1234-5678。", "电话 139****5678。"),
+        ("电话 +86 139-1234-5678", "电话 +86 139****5678"),
+        ("电话１３９１２３４５６７８", "电话１３９****５６７８"),  # full-width digits, as a Chinese keyboard types them
+        ("身份证３７０７２５１９９００１０１１２３Ｘ", "身份证３７０７２５********１２３Ｘ"),
+        ("电话13912345678", "电话139****5678"),
+        ("订单号 2613912345678 金额 800", "订单号 2613912345678 金额 800"),  # no phone inside a longer number
+    ],
+)
+def test_numbers_in_free_text_are_masked_however_they_are_written(written: str, masked: str) -> None:
+    assert mask_cell("备注", written) == masked
+    assert mask_personal(written) == masked  # the public pages' texts: the same rules

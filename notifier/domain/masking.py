@@ -5,7 +5,8 @@ only what the rules allow.
   roster names (欧阳, 司马...) is kept whole: 欧阳长英 -> 欧阳*英;
 - identity numbers (18 characters, the last a digit or X; or the older 15 digits) keep the first 6 and the
   last 4: 370725199001011234 -> 370725********1234;
-- phone numbers keep the first 3 and the last 4 of the national number: 13912345678 -> 139****5678.
+- phone numbers keep the first 3 and the last 4 of the national number: 13912345678 -> 139****5678; in free
+  text also when written +86 139 1234 5678, 139-1234-5678 or in full-width digits (+86 139****5678).
 
 A cell is masked by its column (a name column: 姓名, name, 户主...; an identity column: 身份证号...; a phone column:
 手机号...) and, in any column, by its look (a value shaped like an identity or phone number is masked as one),
@@ -26,8 +27,13 @@ DOUBLE_SURNAMES = frozenset(
 )
 _ID = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
 _PHONE = re.compile(r"(?:\+?86[ -]?)?(1[3-9][0-9])[ -]?([0-9]{4})[ -]?([0-9]{4})")
-_ID_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{6})([0-9]{8}|[0-9]{5})([0-9]{3}[0-9Xx])(?![0-9Xx])")
-_PHONE_IN_TEXT = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+# in free text, numbers as people write them: ASCII or full-width digits (a Chinese keyboard's), a mobile
+# number with or without +86 / 0086 / 86 before it and with spaces or hyphens between its groups
+_D, _X = "[0-9０-９]", "[0-9０-９XxＸｘ]"
+_ID_IN_TEXT = re.compile(rf"(?<!{_D})({_D}{{6}})({_D}{{8}}|{_D}{{5}})({_D}{{3}}{_X})(?!{_X})")
+_PHONE_IN_TEXT = re.compile(
+    rf"(?<!{_D})((?:(?:[+＋]|00|００)?(?:86|８６)[ -]?)?)([1１][3-9３-９]{_D})[ -]?{_D}{{4}}[ -]?({_D}{{4}})(?!{_D})"
+)
 
 
 def mask_name(name: str) -> str:
@@ -56,7 +62,7 @@ def mask_phone(value: str) -> str:
 def mask_numbers_in_text(value: str) -> str:
     """Identity and mobile numbers anywhere in a free-text cell, masked as such."""
     value = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], value)
-    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", value)
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(3)}", value)
 
 
 def mask_cell(column: str, value: str, stricter: str | None = None) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,6 +30,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from notifier.api.routing import Answer, Route
 from notifier.domain.disclosure import DOMAIN_NAMES
 from notifier.domain.enums import Severity
+from notifier.domain.masking import mask_numbers_in_text
 from notifier.domain.models import Notice
 from notifier.domain.templates import TemplateVersion
 from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
@@ -57,15 +57,11 @@ SEVERITY_NAMES = {
     Severity.SEVERE: "严重预警",
     Severity.EXTREME: "紧急预警",
 }
-_MOBILE = re.compile(r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
-_IDENTITY_CARD = re.compile(r"(?<![0-9])([1-9][0-9]{5})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-
-
 def mask_personal(text: str) -> str:
     """Mask mainland mobile numbers (first 3 and last 4 digits kept) and identity card numbers (first 6 and
-    last 4 kept)."""
-    text = _IDENTITY_CARD.sub(lambda m: f"{m[1]}********{m[2]}", text)
-    return _MOBILE.sub(lambda m: f"{m[1]}****{m[2]}", text)
+    last 4 kept), as a publicity list's free text is masked (``domain.masking.mask_numbers_in_text``): also
+    when written with +86, spaces or hyphens, or in full-width digits."""
+    return mask_numbers_in_text(text)
 
 
 @lru_cache(maxsize=1)
