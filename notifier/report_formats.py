@@ -13,6 +13,7 @@ from typing import Any
 from openpyxl import Workbook  # type: ignore[import-untyped,unused-ignore]
 
 from notifier.domain.spreadsheet import csv_cell
+from notifier.domain.text import xml_chars
 from notifier.reports import AssessmentReport, Figures, ReachReport
 
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -105,6 +106,9 @@ def to_xlsx(tables: dict[str, Table]) -> bytes:
 
 
 def _xlsx_value(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("="):
-        return "'" + value  # never a formula
-    return value
+    """A cell as a workbook may hold it: text never a formula, and without the characters XML cannot hold (a
+    notice title may keep U+FFFE, which made the whole workbook unreadable)."""
+    if not isinstance(value, str):
+        return value
+    value = xml_chars(value)
+    return "'" + value if value.startswith("=") else value  # never a formula

@@ -22,6 +22,7 @@ from notifier.domain.enums import ChannelKind, Role
 from notifier.domain.models import ApiKeyInfo, NoticeIn, SubscriberIn, SubscriberPatch
 from notifier.engine import Engine
 from notifier.engine.receipts import record_receipt
+from notifier.report_formats import to_xlsx
 from notifier.store import Store
 from notifier.store.feedback import NewFeedback
 from notifier.testing import RecordingChannel
@@ -423,3 +424,13 @@ async def test_notifier_report_on_the_command_line(
     assert code == 2 and "--from" in err and "Traceback" not in err
     code, _, err = await run_cli("report", "--department", "nowhere", db_url=url)
     assert code == 2 and "Traceback" not in err
+
+
+def test_a_workbook_holds_no_character_xml_cannot() -> None:
+    """A notice title may keep U+FFFE or U+FFFF (no control, so the text checks let them through): written into a
+    workbook as they are, they made the whole download unreadable (a parse error at the first cell holding one)."""
+    tables = {"notices": (["title", "note"], [["通知\ufffe甲\uffff", "=1+1"]])}
+    workbook = load_workbook(io.BytesIO(to_xlsx(tables)), read_only=True)
+    assert [[cell.value for cell in row] for row in workbook["notices"].iter_rows()] == [
+        ["title", "note"], ["通知甲", "'=1+1"],
+    ]  # fmt: skip
