@@ -196,6 +196,9 @@ class AliyunSmsOptions(HttpOptions, ConfirmTextOptions):
     hook_token: SecretStr | None = Field(
         None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
     )
+    hook_token_previous: SecretStr | None = Field(
+        None, description="the hook secret before the last change, still accepted until the platform's URL is changed"
+    )
 
 
 class AliyunSmsChannel(HttpChannel):

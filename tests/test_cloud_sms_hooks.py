@@ -34,6 +34,7 @@ from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident,
 
 ALIYUN_TOKEN = "aliyun-receipts-2b7e1516"
 TENCENT_TOKEN = "tencent-receipts-28aed2a6"
+PREVIOUS_TOKEN = "receipts-before-the-change-9c1f"  # each alias's hook_token_previous
 PHONE = "+8613800138000"
 OPENID = "oia2TjuEGTNoeX76QEjQNrcURxG8"
 
@@ -91,10 +92,11 @@ def channel_settings(db_url: str) -> Settings:
         "channels": {
             "sms-aliyun": {"kind": "sms", "type": "aliyun_sms", "access_key_id": "LTAI-test-id",
                            "access_key_secret": "s", "sign_name": "昌乐县政府", "template_code": "SMS_100000001",
-                           "hook_token": ALIYUN_TOKEN},
+                           "hook_token": ALIYUN_TOKEN, "hook_token_previous": PREVIOUS_TOKEN},
             "sms-tencent": {"kind": "sms", "type": "tencent_sms", "order": 1, "secret_id": "AKID-test",
                             "secret_key": "s", "sdk_app_id": "1400006666", "sign_name": "昌乐县政府",
-                            "template_id": "1234567", "hook_token": TENCENT_TOKEN},
+                            "template_id": "1234567", "hook_token": TENCENT_TOKEN,
+                            "hook_token_previous": PREVIOUS_TOKEN},
             "sms-aliyun-off": {"kind": "sms", "type": "aliyun_sms", "order": 2, "access_key_id": "LTAI-test-id",
                                "access_key_secret": "s", "sign_name": "昌乐县政府", "template_code": "SMS_100000001"},
             "sms-ha": {"kind": "sms", "type": "failover", "order": 3, "aliases": ["sms-tencent", "sms-aliyun"]},
@@ -349,6 +351,17 @@ async def test_wrong_token_or_alias_is_a_403_problem(hook: Hook, case: str, quer
     assert body["type"] == "/problems/forbidden"
     assert hook.vendor.token not in json.dumps(body)
     assert await hook.receipts() == []
+
+
+async def test_the_previous_token_is_taken_while_a_rotation_is_under_way(hook: Hook) -> None:
+    """The platform's console keeps the old receipt URL until someone changes it there: with the alias's
+    ``hook_token_previous`` set to the old token, its pushes are taken meanwhile (Kannel's hooks do the same)."""
+    notice_id = await hook.sent(hook.vendor.provider_id)
+    status, _, body = await hook.push([hook.vendor.report(hook.vendor.provider_id)], token=PREVIOUS_TOKEN)
+    assert (status, body) == (200, hook.vendor.answer)
+    assert state_of(await delivery_rows(hook.store, notice_id), "sms") == ["delivered"]
+    status, _, _ = await hook.push([hook.vendor.report(hook.vendor.provider_id)], token=PREVIOUS_TOKEN + "x")
+    assert status == 403
 
 
 async def test_a_missing_token_is_403(hook: Hook) -> None:

@@ -31,7 +31,6 @@ reports are never read nor logged.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -39,11 +38,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import SecretStr
 
 from channels.aliyun_sms import Receipt, parse_aliyun_receipts
 from channels.tencent_sms import parse_tencent_callback
 from notifier.api.bodies import read_body
+from notifier.api.hook_secrets import hook_secrets, matches_any
 from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS
 from notifier.api.problems import problem
@@ -72,18 +71,15 @@ TENCENT = Vendor("tencent", "tencent_sms", {"result": 0, "errmsg": "OK"})
 
 
 def hook_alias(request: web.Request, channel_type: str) -> str | None:
-    """The alias when it is a ``channel_type`` channel with a hook token and the request presents it."""
+    """The alias when it is a ``channel_type`` channel with a hook token and the request presents it (or, while a
+    rotation is under way, its ``hook_token_previous``)."""
     alias = request.query.get("alias", "")
     channel = request.app[SETTINGS].channels.get(alias)
     if channel is None or channel.type != channel_type:
         return None
-    expected = channel.options.get("hook_token")
-    if isinstance(expected, SecretStr):
-        expected = expected.get_secret_value()
-    if not isinstance(expected, str) or not expected:
-        return None
-    presented = request.query.get("token", "")
-    return alias if hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")) else None
+    expected = hook_secrets(channel)
+    presented = request.query.get("token", "").encode("utf-8", errors="replace")
+    return alias if expected and matches_any(presented, expected) else None
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,15 @@ decoded here rather than by aiohttp (which would assume UTF-8).
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from pydantic import SecretStr
 
 from channels.kannel import dlr_signature
 from notifier.api.bodies import read_body
+from notifier.api.hook_secrets import hook_secrets, matches_any
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
@@ -90,22 +89,8 @@ def _kannel_alias(request: web.Request, params: dict[str, bytes]) -> tuple[str, 
     channel: ChannelConfig | None = request.app[SETTINGS].channels.get(alias)
     if channel is None or channel.type != "kannel":
         return None
-    secrets = []
-    for name in ("hook_token", "hook_token_previous"):
-        value = channel.options.get(name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, str) and value:
-            secrets.append(value.encode("utf-8"))
+    secrets = hook_secrets(channel)
     return (alias, secrets) if secrets else None
-
-
-def _any_matches(presented: bytes, expected: list[bytes]) -> bool:
-    """Constant-time comparison with every expected value (no early exit that would tell which)."""
-    matched = False
-    for value in expected:
-        matched |= hmac.compare_digest(presented, value)
-    return matched
 
 
 def _mo_authorised(request: web.Request, params: dict[str, bytes]) -> str | None:
@@ -114,7 +99,7 @@ def _mo_authorised(request: web.Request, params: dict[str, bytes]) -> str | None
     if found is None:
         return None
     alias, secrets = found
-    return alias if _any_matches(params.get("token", b""), secrets) else None
+    return alias if matches_any(params.get("token", b""), secrets) else None
 
 
 def _dlr_authorised(request: web.Request, params: dict[str, bytes], message_id: str) -> str | None:
@@ -124,7 +109,7 @@ def _dlr_authorised(request: web.Request, params: dict[str, bytes], message_id: 
         return None
     alias, secrets = found
     expected = [dlr_signature(secret.decode("utf-8"), alias, message_id).encode("ascii") for secret in secrets]
-    return alias if _any_matches(params.get("sig", b""), expected) else None
+    return alias if matches_any(params.get("sig", b""), expected) else None
 
 
 async def apply_receipt(
