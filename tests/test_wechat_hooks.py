@@ -81,11 +81,16 @@ class Hook:
 
 
 @contextlib.asynccontextmanager
-async def running_hook(tmp_path: Path, **wechat_options: object) -> AsyncIterator[Hook]:
+async def running_hook(
+    tmp_path: Path, *, before: dict[str, dict[str, Any]] | None = None, **wechat_options: object
+) -> AsyncIterator[Hook]:
+    """The hook over an engine whose ``wechat`` alias has the callback ``TOKEN``; ``before``: aliases configured
+    ahead of it (each a RecordingChannel too)."""
     settings = Settings.model_validate(
         {
             "database": {"url": database_url(tmp_path, "hooks.db")},
             "channels": {
+                **(before or {}),
                 "wechat": {"kind": "wechat", "type": "recording", "callback_token": TOKEN, **wechat_options},
                 "sms": {"kind": "sms", "type": "recording"},
             },
@@ -95,7 +100,7 @@ async def running_hook(tmp_path: Path, **wechat_options: object) -> AsyncIterato
     await db.migrate()
     store = Store(db)
     await seed(store)
-    channels = {"wechat": RecordingChannel("wechat"), "sms": RecordingChannel("sms")}
+    channels = {alias: RecordingChannel(alias) for alias in settings.channels}
     engine = Engine(store, settings, dict(channels), clock=FakeClock(), jitter=lambda: 0.5)
 
     async def engine_factory(app: object) -> Engine:
@@ -153,6 +158,18 @@ async def test_success_marks_the_delivery_delivered(hook: Hook, caplog: pytest.L
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("notifier"))
     assert MSGID in ours  # the receipt was logged ...
     assert OPENID not in ours and TOKEN not in ours  # ... without the resident's openid or the token
+
+
+async def test_a_receipt_finds_its_send_on_any_alias_sharing_the_callback_token(tmp_path: Path) -> None:
+    """An official account has one server URL and token: its template messages and its subscribe notifications
+    are two aliases pushing to one hook. A receipt without ``?alias=`` was applied to the first alias only and
+    kept unapplied when its message went out through the other."""
+    other = {"wechat-subscribe": {"kind": "wechat", "type": "recording", "order": 5, "callback_token": TOKEN}}
+    async with running_hook(tmp_path, before=other) as hook:
+        notice_id = await hook.sent_delivery()  # through "wechat", the first by order
+        assert await hook.call("POST", signed(), event_xml()) == (200, "success")
+        [row] = await delivery_rows(hook.store, notice_id)
+        assert (row["alias"], row["state"]) == ("wechat", "delivered")
 
 
 async def test_user_block_fails_the_delivery_and_falls_back(hook: Hook) -> None:

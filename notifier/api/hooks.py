@@ -39,7 +39,7 @@ decoded here rather than by aiohttp (which would assume UTF-8).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -113,10 +113,16 @@ def _dlr_authorised(request: web.Request, params: dict[str, bytes], message_id: 
 
 
 async def apply_receipt(
-    request: web.Request, alias: str, provider_message_id: str, status: str, detail: str | None
+    request: web.Request,
+    alias: str,
+    provider_message_id: str,
+    status: str,
+    detail: str | None,
+    also: Sequence[str] = (),
 ) -> str:
     """Record one receipt for ``alias`` or a failover alias sending through it (kept once when neither has its
-    send yet); the outcome.
+    send yet); ``also``: other aliases whose sends the hook speaks for (of one WeChat account), looked at with
+    theirs. The outcome.
 
     With the engine's context when the process runs one, else with one over the configured adapters (an
     API node): either way a failure hands the resident to the next channel, and the workers are told.
@@ -130,7 +136,11 @@ async def apply_receipt(
     except ConfigError:  # an adapter this process cannot build: the receipt is still recorded, without fallback
         log.warning("receipt on %s recorded without fallback: the channel adapters cannot be built here", alias)
         context = None
-    owners = request.app[SETTINGS].failover_owners(alias)  # their deliveries carry the failover's alias
+    settings = request.app[SETTINGS]
+    owners = [*settings.failover_owners(alias)]  # their deliveries carry the failover's alias
+    for other in also:
+        owners += [other, *settings.failover_owners(other)]
+    owners = list(dict.fromkeys(owner for owner in owners if owner != alias))
     outcome = await record_receipt(
         request.app[STORE], alias, provider_message_id, status, detail, context=context, owners=owners
     )

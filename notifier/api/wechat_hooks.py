@@ -34,7 +34,9 @@ document type declaration or an entity, in any encoding (UTF-16 included), makes
         an unknown MsgID, which is logged), or 503 when the receipt could not be stored, so WeChat re-sends.
 
 Without ``alias``, the request is matched to the ``wechat`` aliases that have a ``callback_token`` by
-its signature. Safe mode (only an ``<Encrypt>`` element) is not supported: answered 400.
+its signature. Aliases of one official account (template messages and subscribe notifications) share its one
+server URL and token: a receipt is then applied to the send it names on any of them. Safe mode (only an
+``<Encrypt>`` element) is not supported: answered 400.
 Openids (``FromUserName``) are never logged.
 """
 
@@ -112,6 +114,7 @@ class Signed:
     timestamp: int
     nonce: str
     max_age: int
+    sharing: tuple[str, ...] = ()  # the other aliases with this token, when the request named none (one account)
 
 
 def _tokens(request: web.Request) -> list[tuple[str, str, int]]:
@@ -143,11 +146,13 @@ def _authorised(request: web.Request) -> Signed | None:
     timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
     if not (presented and timestamp and nonce) or len(nonce) > MAX_NONCE_CHARS:
         return None
-    for alias, token, max_age in _tokens(request):
+    candidates = _tokens(request)
+    for alias, token, max_age in candidates:
         # compared as bytes: compare_digest raises on a str that is not ASCII, and anyone can send one
         if hmac.compare_digest(wechat_signature(token, timestamp, nonce).encode(), presented.lower().encode()):
             signed_at = _timestamp(timestamp)
-            return None if signed_at is None else Signed(alias, signed_at, nonce, max_age)
+            sharing = tuple(other for other, other_token, _ in candidates if other_token == token and other != alias)
+            return None if signed_at is None else Signed(alias, signed_at, nonce, max_age, sharing)
     return None
 
 
@@ -234,7 +239,7 @@ async def wechat_event(request: web.Request) -> web.StreamResponse:
                 log.debug("wechat hook on %s: %s/%s ignored", alias, event.get("MsgType"), event.get("Event"))
                 return web.Response(text="success", content_type="text/plain")
             status, detail = receipt_status(event.get("Status", ""))
-            outcome = await apply_receipt(request, alias, msgid, status, detail)
+            outcome = await apply_receipt(request, alias, msgid, status, detail, also=signed.sharing)
     except Exception:
         log.exception("wechat message %s on %s could not be recorded", msgid[:64], alias)
         return problem(503, "Unavailable", "the message could not be stored", slug="unavailable", instance=request.path)
