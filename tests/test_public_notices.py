@@ -204,6 +204,9 @@ async def test_a_notice_written_from_a_template_shows_its_rendered_text(api: Api
     assert "12月1日0时起启动重污染天气橙色预警" in entry.summary
     status, kiosk, _ = await page(api, f"/kiosk?area={TOWN_A}")
     assert status == 200 and "12月1日0时起启动重污染天气橙色预警" in kiosk
+    status, cap, _ = await page(api, f"/public/notices/{notice['id']}/cap.xml")  # it had no description at all
+    description = read_alert(cap.encode()).infos[0].description or ""
+    assert status == 200 and "12月1日0时起启动重污染天气橙色预警" in description and PHONE not in cap
 
 
 async def test_a_template_s_public_text_is_rendered_once_for_every_visitor(
