@@ -207,6 +207,8 @@ async def test_a_notice_written_from_a_template_shows_its_rendered_text(api: Api
     status, cap, _ = await page(api, f"/public/notices/{notice['id']}/cap.xml")  # it had no description at all
     description = read_alert(cap.encode()).infos[0].description or ""
     assert status == 200 and "12月1日0时起启动重污染天气橙色预警" in description and PHONE not in cap
+    status, staff_copy = await api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml")
+    assert status == 200 and PHONE in (read_alert(staff_copy.encode()).infos[0].description or "")
 
 
 async def test_a_template_s_public_text_is_rendered_once_for_every_visitor(

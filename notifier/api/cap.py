@@ -213,6 +213,11 @@ async def notice_alert(request: web.Request, store: Store, notice: Notice) -> Ca
     codes = notice.target.areas or ([county] if county else [])
     topics, _ = await store.list_topics(None, 500)
     event = next((topic.name for topic in topics if topic.code == notice.topic), notice.topic)
+    if not notice.body:  # written from a template: its public text (the feed's), as the notice's page shows it
+        from notifier.web.public_pages import names as known_names  # the pages import this module
+        from notifier.web.public_pages import public_text
+
+        notice = notice.model_copy(update={"body": await public_text(store, notice, await known_names(store))})
     return alert_from_notice(
         notice,
         sender=f"{notice.department}@{host}",

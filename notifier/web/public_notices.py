@@ -202,10 +202,7 @@ async def notice_cap(request: web.Request) -> web.Response:
     found = await _published(request)
     if isinstance(found, web.Response):
         return found
-    shown, notice = found
-    if not notice.body:  # written from a template: its public text, as the page shows it
-        notice = notice.model_copy(update={"body": shown.text})
-    alert = public_alert(await notice_alert(request, request.app[STORE], notice))
+    alert = public_alert(await notice_alert(request, request.app[STORE], found[1]))
     return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
 
 
