@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,10 +19,11 @@ from channels.sms_text import count_segments
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import Role
-from notifier.engine import render, template_sandbox
+from notifier.engine import template_sandbox
 from notifier.store import Store
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, Api
 from tests.databases import run_sql
+from tests.held_rendering import HeldRendering
 from tests.test_bulletin_render import need_fonts
 
 TITLE = "重污染天气橙色预警"
@@ -205,32 +205,19 @@ async def test_the_audience_per_town_says_why_each_skipped_resident_is_skipped(a
     assert stored["held_by_quiet_hours"] == 1
 
 
-HOLD_LIMIT = 10.0  # seconds: only what a test that fails waits before it reports, never a measure of speed
-
-
 async def test_other_requests_are_answered_while_a_preview_renders(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """A preview's first rendering is held until another request has been answered: on the event loop's thread
     it would hold the loop, and the other request would be answered only after the hold gave up."""
-    started, release = threading.Event(), threading.Event()
-    events: list[str] = []
-    original = render.render_bounded
-
-    def held(template: Any, context: Any) -> str:
-        if not started.is_set():
-            started.set()
-            events.append("rendering released" if release.wait(HOLD_LIMIT) else "rendering gave up waiting")
-        return original(template, context)
-
-    monkeypatch.setattr(render, "render_bounded", held)
+    held = HeldRendering(monkeypatch)
     draft = {**DRAFT, "channels": ["sms", "wechat"]}
     preview = asyncio.create_task(api.call("POST", "/api/v1/notice-preview", json=draft))
-    assert await asyncio.to_thread(started.wait, HOLD_LIMIT)
+    assert await held.started()
     status, _ = await api.call("GET", "/api/v1/templates", key="env-viewer")
-    events.append(f"another request answered {status}")
-    release.set()
+    held.events.append(f"another request answered {status}")
+    held.release()
     status, body = await preview
     assert status == 200, body
-    assert events == ["another request answered 200", "rendering released"]
+    assert held.events == ["another request answered 200", "rendering released"]
 
 
 async def test_a_preview_whose_renderings_together_pass_the_request_budget_is_refused(

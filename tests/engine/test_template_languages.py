@@ -4,9 +4,7 @@ with the template version it recorded at creation, whatever was saved after."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,10 +13,11 @@ from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn
 from notifier.domain.templates import TemplateDraft, TemplateIn
-from notifier.engine import Engine, Renderer, check_renders, render
+from notifier.engine import Engine, Renderer, check_renders
 from notifier.store import Store
 from tests.databases import database_url
 from tests.engine.conftest import COUNTY, resident
+from tests.held_rendering import HeldRendering
 
 
 def outbox_settings(tmp_path: Path) -> Settings:
@@ -96,9 +95,6 @@ async def test_a_notice_keeps_the_version_it_was_created_with(engine_store: Stor
     assert (await engine_store.get_notice(after)).template_version == 2
 
 
-HOLD_LIMIT = 10.0  # seconds: only what a test that fails waits before it reports, never a measure of speed
-
-
 async def test_the_event_loop_runs_while_a_notice_renders_for_its_fan_out(
     engine_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,25 +103,15 @@ async def test_the_event_loop_runs_while_a_notice_renders_for_its_fan_out(
     settings = outbox_settings(tmp_path)
     await resident(engine_store, phone="+8613900000001", language="zh")
     await issue(engine_store, title="停水通知", body="明日停水。", channels=["sms"])
-    started, release = threading.Event(), threading.Event()
-    events: list[str] = []
-    original = render.render_bounded
-
-    def held(template: Any, context: Any) -> str:
-        if not started.is_set():
-            started.set()
-            events.append("rendering released" if release.wait(HOLD_LIMIT) else "rendering gave up waiting")
-        return original(template, context)
-
-    monkeypatch.setattr(render, "render_bounded", held)
+    held = HeldRendering(monkeypatch)
     engine = Engine(engine_store, settings, load_channels(settings))
     run = asyncio.create_task(engine.run_until_idle())
-    assert await asyncio.to_thread(started.wait, HOLD_LIMIT)
+    assert await held.started()
     loop_ran = asyncio.Event()
     asyncio.get_running_loop().call_soon(loop_ran.set)
     await loop_ran.wait()
-    events.append("the loop ran")
-    release.set()
+    held.events.append("the loop ran")
+    held.release()
     await run
-    assert events == ["the loop ran", "rendering released"]
+    assert held.events == ["the loop ran", "rendering released"]
     assert [text for _, text in outbox(tmp_path, "sms")] and "明日停水" in outbox(tmp_path, "sms")[0][1]
