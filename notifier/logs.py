@@ -12,6 +12,12 @@ it is made, whatever handler or formatter later writes it:
   zero-width characters and line separators are written as escapes (``\\n``, ``\\x1b``, ``\\u202e``);
 - so a record is one line, unless it carries a traceback: the traceback's own lines follow, indented
   as Python writes them, and each exception's message in it is one escaped line.
+
+A request aiohttp cannot parse (a request line or header over its 8190-byte limit, a bad header, an invalid
+method or version) is logged by aiohttp's ``aiohttp.server`` logger with the parser's error, which quotes up to
+the whole request line or header line: a query string with a resident's name (a console search) or a header's
+value. ``BadRequestFilter``, put on that logger by the app factory (``install_bad_request_filter``), keeps the
+fact and the parser's own reason and drops the quoted bytes and the traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import re
 import sys
 import traceback
 from typing import Any, TextIO
+
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from channels.http import mask_phones
 
@@ -32,6 +40,9 @@ _SECRET_VALUE = re.compile(  # a credential's scheme (Authorization: Bearer ***)
     r"([\"']?\s*(?:=|%3D|:)\s*[\"']?)(?!(?:bearer|basic)\s)([^&\s\"',;<>]+)"
 )
 _API_KEY = re.compile(r"\bntf_([0-9a-f]{12})_[A-Za-z0-9_-]{6,}")
+# llhttp's errors read "<reason>:\n\n  <the bytes>\n  <a caret>", a bad status line's behind "Bad status line:\n  "
+_PARSER_REASON = re.compile(r"(?:Bad status line:\n  )?([A-Za-z][\w ,/-]*):\n\n  ")
+AIOHTTP_REQUEST_LOGGERS = ("aiohttp.server", "aiohttp.web")
 _ESCAPED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
@@ -107,6 +118,36 @@ class ScrubbingRecordFactory:
         return record
 
 
+def bad_request_reason(exc: HttpProcessingError) -> str:
+    """What was wrong with a request aiohttp refused, in words that quote nothing the client sent."""
+    if isinstance(exc, LineTooLong):
+        return f"a request line or header longer than {exc.args[1]} bytes"
+    match = _PARSER_REASON.match(exc.message)
+    reason = f": {match.group(1)}" if match else ""
+    return f"{type(exc).__name__}{reason}"
+
+
+class BadRequestFilter(logging.Filter):
+    """Rewrites aiohttp's record of a request it could not parse (see the module docstring): the message it had
+    ("Error handling request from <address>"), then the status and ``bad_request_reason``; no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if isinstance(exc, HttpProcessingError):
+            status, reason = exc.code or 400, bad_request_reason(exc)
+            record.msg = f"{record.getMessage()}: bad request refused with {status} ({reason})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def install_bad_request_filter() -> None:
+    """Put ``BadRequestFilter`` on aiohttp's request loggers (once; a second call changes nothing)."""
+    for name in AIOHTTP_REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, BadRequestFilter) for existing in logger.filters):
+            logger.addFilter(BadRequestFilter())
+
+
 def install_scrubbing() -> None:
     """Make every log record of the process a scrubbed one (once; a second call changes nothing)."""
     current = logging.getLogRecordFactory()
@@ -124,4 +165,14 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
 
 
-__all__ = ["LOG_FORMAT", "configure_logging", "escape_controls", "format_exception", "install_scrubbing", "scrub"]
+__all__ = [
+    "LOG_FORMAT",
+    "BadRequestFilter",
+    "bad_request_reason",
+    "configure_logging",
+    "escape_controls",
+    "format_exception",
+    "install_bad_request_filter",
+    "install_scrubbing",
+    "scrub",
+]

@@ -18,6 +18,7 @@ import pytest
 
 from channels.kannel import dlr_signature
 from notifier.logs import LOG_FORMAT, ScrubbingRecordFactory, format_exception, install_scrubbing, scrub
+from tests.conftest import Api
 
 API_KEY = "ntf_0123456789ab_" + "S3cretKeyMaterial-abcdefghijklmnopqrstuvwxyz"
 HOOK_TOKEN = "hook-tok-7d2f9a41c0b3"
@@ -111,13 +112,43 @@ async def test_served_log_carries_no_key_or_token_and_no_forged_line(tmp_path: P
     log = err.decode("utf-8", errors="replace")
 
     assert [answer.split(b" ", 2)[1][:1] for answer in answers] == [b"4", b"4", b"4", b"2", b"4"]
-    assert "Invalid header value char" in log  # aiohttp's parser error was logged ...
+    assert "bad request refused with 400 (BadHttpMessage: Invalid header value char)" in log  # aiohttp's refusal ...
     assert API_KEY[17:] not in log and HOOK_TOKEN not in log  # ... without the key or the token
-    assert "Authorization: Bearer ***" in log
+    assert "Authorization:" not in log  # nor the header line it quoted
     forged = [line for line in log.splitlines() if FORGED in line]
     assert any(" aiohttp.access: GET /v1/notices/1\\n" + FORGED in line for line in forged)
     assert any(" notifier.hooks: kannel DLR d1\\n" + FORGED in line for line in forged)
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", line) for line in forged)  # no line of its own
+
+
+RESIDENT, PHONE = "Xiuying", "13912345678"
+SEARCH = f"/console/residents?name=Wang%20{RESIDENT}&phone={PHONE}"
+UNPARSABLE = {  # what aiohttp refuses before any handler runs, each carrying a resident's name and phone
+    "a request line over 8190 bytes": f"GET {SEARCH}&area={'3' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a header over 8190 bytes": f"GET / HTTP/1.1\r\nHost: x\r\nReferer: {SEARCH}&area={'3' * 9000}\r\n\r\n",
+    "a control byte in a header": f"GET / HTTP/1.1\r\nHost: x\r\nReferer: {SEARCH}\x01\r\n\r\n",
+    "an invalid method": f"G@T {SEARCH} HTTP/1.1\r\nHost: x\r\n\r\n",
+    "an invalid version": f"GET {SEARCH} HTTP/9.Q\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", UNPARSABLE.values(), ids=UNPARSABLE.keys())
+async def test_a_request_aiohttp_cannot_parse_is_logged_without_what_it_carried(
+    api: Api, caplog: pytest.LogCaptureFixture, raw: str
+) -> None:
+    """aiohttp's parser errors quote the request line or header line (a console search's query string); the
+    log keeps that a bad request came, and why, without the bytes."""
+    caplog.set_level(logging.DEBUG)  # an invalid method is logged at DEBUG
+    before = logging.getLogRecordFactory()
+    install_scrubbing()  # as the service runs: the record factory writes the traceback's text at once
+    try:
+        answer = await exchange(int(api.base.rsplit(":", 1)[1]), raw.encode())
+    finally:
+        logging.setLogRecordFactory(before)
+    assert answer.startswith(b"HTTP/1.0 400 "), answer[:100]  # aiohttp logs the refusal before it answers
+    assert RESIDENT not in caplog.text and PHONE not in caplog.text and "name=" not in caplog.text
+    refusals = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.getMessage().split(": ", 1)[1][:30] for r in refusals] == ["bad request refused with 400 ("]
 
 
 def test_scrub_redacts_credentials_and_phones_and_escapes_controls() -> None:

@@ -39,6 +39,7 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
 from notifier.engine.template_sandbox import request_budget
+from notifier.logs import install_bad_request_filter
 from notifier.store import Store, open_database
 from notifier.web import kiosk
 
@@ -102,6 +103,7 @@ def create_app(
     extra_routes: Sequence[Route] = (),
 ) -> web.Application:
     """Build the app. Without ``store``, the database named in settings is opened (and migrated) on start-up."""
+    install_bad_request_filter()
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
