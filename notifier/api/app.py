@@ -36,6 +36,7 @@ from notifier.api.routing import Route
 from notifier.api.templates import ROUTES as TEMPLATE_ROUTES
 from notifier.api.wake import work_signals_ctx
 from notifier.config import Settings
+from notifier.console.errors import console_error_middleware
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
 from notifier.engine.template_sandbox import request_budget
@@ -107,7 +108,12 @@ def create_app(
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[_metrics_middleware(registry), problem_middleware, _render_budget_middleware],
+        middlewares=[
+            _metrics_middleware(registry),
+            problem_middleware,
+            console_error_middleware,
+            _render_budget_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[system.METRICS] = registry
