@@ -62,5 +62,6 @@ def setup(app: web.Application) -> None:
     the OpenAPI document."""
     app[NAV] = NAV_ITEMS
     residents.setup(app)
+    follow.setup(app)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

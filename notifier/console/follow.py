@@ -11,7 +11,10 @@
                                            through the API's own checks
 
 The stream polls the store every ``POLL`` seconds (one read of a few aggregates) for at most ``STREAM_FOR``;
-the browser's EventSource reconnects after that by itself. A session that ends ends its streams.
+the browser's EventSource reconnects after that by itself. A session that ends ends its streams, and a stream
+whose browser went away stops at its next look. One session holds at most ``STREAMS_PER_SESSION`` streams at
+once (429 with ``Retry-After`` beyond; the page then shows its live part as of its loading): each polls the
+database and keeps a connection, and a staff member opening them without end would take both from everyone.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +34,7 @@ from notifier.api.routing import path_int
 from notifier.api.wake import wake
 from notifier.console import security
 from notifier.console.channels import error_reason
-from notifier.console.framework import Console, current_session, page, redirect
+from notifier.console.framework import Console, current_session, error_page, page, redirect
 from notifier.console.notices import notice_path
 from notifier.domain.enums import ChannelKind, NoticeState, Role, Severity
 from notifier.domain.models import Decision, Notice, NoticeIn
@@ -41,11 +44,50 @@ from notifier.policy import check_new_notice, notice_for_key
 
 POLL = 0.5  # seconds between two looks at the store while a page follows a notice
 STREAM_FOR = 600.0  # seconds one stream lasts; EventSource then reconnects
+STREAMS_PER_SESSION = 4  # follow pages open at once in one signed-in browser
 FINAL_STATES = (NoticeState.DONE, NoticeState.CANCELLED, NoticeState.EXPIRED, NoticeState.REJECTED)
 CANCELLABLE = (NoticeState.DRAFT, NoticeState.PENDING_APPROVAL, NoticeState.APPROVED, NoticeState.SCHEDULED,
                NoticeState.SENDING)  # fmt: skip
 AREA_KINDS = (ChannelKind.BOT, ChannelKind.BULLETIN, ChannelKind.FEED)  # not for referenced residents
 FOLLOW_UP_TITLES = {"update": ("【更新】", "[Update] "), "all_clear": ("【解除】", "[All clear] ")}
+
+
+@dataclass
+class FollowStreams:
+    """The follow streams being served, by session (the hash of its cookie's token)."""
+
+    open: dict[str, list[web.Request]] = field(default_factory=dict)
+
+    def admit(self, session: str, request: web.Request) -> bool:
+        """Count ``request`` among the session's streams, unless it already holds ``STREAMS_PER_SESSION`` whose
+        browser is still connected."""
+        streams = self.open.setdefault(session, [])
+        streams[:] = [stream for stream in streams if connected(stream)]
+        if len(streams) >= STREAMS_PER_SESSION:
+            return False
+        streams.append(request)
+        return True
+
+    def release(self, session: str, request: web.Request) -> None:
+        streams = [stream for stream in self.open.get(session, []) if stream is not request]
+        if streams:
+            self.open[session] = streams
+        else:
+            self.open.pop(session, None)
+
+
+FOLLOW_STREAMS: web.AppKey[FollowStreams] = web.AppKey("console_follow_streams")
+
+
+def setup(app: web.Application) -> None:
+    app[FOLLOW_STREAMS] = FollowStreams()
+
+
+def connected(request: web.Request) -> bool:
+    """Whether the browser that sent ``request`` still holds its connection (a closed tab is seen at once, where a
+    write to it would wait for the next change of the live part)."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 @dataclass
@@ -127,6 +169,22 @@ def _event(name: str, data: str) -> bytes:
 @page(activity=False)  # an open follow page is no one at the desk: the session still ends after an idle hour
 async def follow_events(request: web.Request, console: Console) -> web.StreamResponse:
     notice = await _notice(console)
+    streams, session = request.app[FOLLOW_STREAMS], console.session.token_hash if console.session else ""
+    if not streams.admit(session, request):
+        message = console.t(
+            f"已打开 {STREAMS_PER_SESSION} 个实时跟踪页面，请关闭其中一个后刷新本页",
+            f"{STREAMS_PER_SESSION} follow pages are already updating live; close one and reload this page",
+        )
+        response = error_page(console, 429, message)
+        response.headers["Retry-After"] = str(int(STREAM_FOR))
+        return response
+    try:
+        return await _follow_stream(request, console, notice)
+    finally:
+        streams.release(session, request)
+
+
+async def _follow_stream(request: web.Request, console: Console, notice: Notice) -> web.StreamResponse:
     response = web.StreamResponse(headers={**security.HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
                                            "X-Accel-Buffering": "no"})  # fmt: skip
     await response.prepare(request)
@@ -134,7 +192,7 @@ async def follow_events(request: web.Request, console: Console) -> web.StreamRes
     until = loop.time() + STREAM_FOR
     sent = None
     with contextlib.suppress(ConnectionResetError):
-        while loop.time() < until and await current_session(request, activity=False) is not None:
+        while loop.time() < until and connected(request) and await current_session(request, activity=False) is not None:
             html, final = await _live_html(console, notice.id)
             if html != sent:
                 await response.write(_event("snapshot", html))
