@@ -48,6 +48,21 @@ async def test_a_publicity_preview_of_more_columns_than_a_list_takes_is_a_422_pa
     assert 'id="publicity' in page and 'id="preview-error"' not in page  # the table (here: none in the area)
 
 
+@pytest.mark.parametrize("name", ["new", "NEW", "ｎｅｗ"])
+@pytest.mark.parametrize("action", ["preview", "save"])
+async def test_a_new_template_named_as_the_new_template_page_is_a_422_page_naming_the_box(
+    api: Api, approver: aiohttp.ClientSession, action: str, name: str
+) -> None:
+    """/console/templates/new is the new-template page: a template of that name could never be opened there."""
+    form = {"csrf_token": await _csrf(approver), "name": name, "texts.zh.default": "{{ title }}", "action": action}
+    async with approver.post("/console/templates/new", data=form, allow_redirects=False) as response:
+        assert response.status == 422, await response.text()
+        page = await response.text()
+    assert 'id="name-error"' in page and "新建模板页面" in page
+    status, templates = await api.call("GET", "/api/v1/templates", key="env-viewer")
+    assert status == 200 and all(t["department"] is None for t in templates["items"]), templates  # built-ins only
+
+
 @pytest.mark.parametrize("action", ["preview", "save"])
 async def test_a_new_template_without_a_name_is_a_422_page_naming_the_box(
     api: Api, approver: aiohttp.ClientSession, action: str

@@ -14,6 +14,7 @@ English texts; a version's other languages (written through the API) are carried
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,7 @@ from notifier.engine.template_library import EDITOR_ROLES, check_draft, check_ed
 
 LIST_PATH = "/console/templates"
 NEW_PATH = "/console/templates/new"
+RESERVED_NAME = NEW_PATH.rsplit("/", 1)[1]  # its page would be the new-template page, never the template's
 LANGUAGES = ("zh", "en")
 SLOTS = (*TEXT_SLOTS, *HTML_SLOTS)
 SLOT_LABELS = {
@@ -52,6 +54,11 @@ SLOT_LABELS = {
     "email_html": ("邮件 HTML（自动转义）", "E-mail HTML (autoescaped)"),
 }
 SOURCE_LIMIT = 20_001  # one more than a source may hold, so that too long is refused rather than cut
+
+
+def reserved_name(name: str) -> bool:
+    """Whether ``name`` is the new-template page's, in any case or width (``NEW``, ``ｎｅｗ``)."""
+    return unicodedata.normalize("NFKC", name).casefold() == RESERVED_NAME
 
 
 def template_path(name: str) -> str:
@@ -219,6 +226,12 @@ async def _submit(console: Console, base: TemplateVersion | None) -> web.Respons
         state["name"] = base.name
     draft, invalid = _validated(None if base else name, raw)
     errors.update(invalid)
+    if base is None and reserved_name(name):
+        t = console.t
+        errors["name"] = t(
+            f"“{RESERVED_NAME}”是新建模板页面的地址，不能用作模板名",
+            f"“{RESERVED_NAME}” is the address of the new-template page and cannot be a template's name",
+        )
     renderer = notice_renderer(console.request)
     if draft is None or errors:
         return await _editor(console, base, state=state, errors=errors, status=422)
