@@ -101,6 +101,13 @@ class Sent:
     provider_message_id: str
 
 
+def delivery_message_id(delivery_id: int, resend: int = 0) -> str:
+    """The id an adapter records a message under when it chooses it (Kannel has none to return; bizsend and a
+    generic gateway may answer none): ``d<delivery id>``, ``d<delivery id>-r<n>`` for its n-th resend (a
+    reminder)."""
+    return f"d{delivery_id}-r{resend}" if resend else f"d{delivery_id}"
+
+
 LEGACY_NON_IDS = frozenset({"", "None"})  # what older versions recorded for a success answered without an id
 
 

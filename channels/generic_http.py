@@ -41,7 +41,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, SecretStr, field_validator
 
-from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
+from channels.base import Failed, OutboundMessage, Retry, SendResult, Sent, delivery_message_id, message_id_of
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, within_limit
 from notifier.domain.text import ascii_digits
@@ -174,7 +174,7 @@ class GenericHttpChannel(HttpChannel):
         found = message_id_of(lookup(data, opts.message_id_path)) if opts.message_id_path else None
         if found is not None:
             return Sent(found)
-        return Sent(f"d{message.delivery_id}-r{message.resend}" if message.resend else f"d{message.delivery_id}")
+        return Sent(delivery_message_id(message.delivery_id, message.resend))
 
 
 __all__ = ["GenericHttpChannel", "GenericHttpOptions", "as_text", "lookup"]

@@ -45,7 +45,7 @@ from urllib.parse import SplitResult, quote, urlencode, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent
+from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent, delivery_message_id
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import SmsTextOptions, compose_with, count_segments, within_limit
 
@@ -83,11 +83,6 @@ class KannelOptions(HttpOptions, SmsTextOptions):
 def provider_id(message: OutboundMessage) -> str:
     """The id Kannel's DLR brings back (Kannel has none of its own)."""
     return delivery_message_id(message.delivery_id, message.resend)
-
-
-def delivery_message_id(delivery_id: int, resend: int = 0) -> str:
-    """``d<delivery id>`` for a delivery's message, ``d<delivery id>-r<n>`` for its n-th resend (a reminder)."""
-    return f"d{delivery_id}-r{resend}" if resend else f"d{delivery_id}"
 
 
 def dlr_signature(hook_token: str, alias: str, message_id: str) -> str:

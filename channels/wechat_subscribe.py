@@ -49,7 +49,7 @@ from typing import Any, Self
 
 from pydantic import model_validator
 
-from channels.base import OutboundMessage, SendResult, Sent
+from channels.base import OutboundMessage, SendResult, Sent, delivery_message_id
 from channels.wechat_official import WechatAccountChannel, WechatAccountOptions
 
 # Longest value per keyword type, in characters (name: see ``limit_of``).
@@ -112,7 +112,7 @@ class WechatSubscribeChannel(WechatAccountChannel):
 
     def accepted_without_msgid(self, message: OutboundMessage) -> SendResult:
         """bizsend's documented answer to an accepted message (errcode 0, errmsg): recorded under its own id."""
-        return Sent(f"d{message.delivery_id}-r{message.resend}" if message.resend else f"d{message.delivery_id}")
+        return Sent(delivery_message_id(message.delivery_id, message.resend))
 
     def body(self, message: OutboundMessage) -> dict[str, Any]:
         opts = self.opts

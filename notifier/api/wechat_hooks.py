@@ -59,6 +59,7 @@ from notifier.api.hooks import apply_receipt
 from notifier.api.keys import SETTINGS, STORE
 from notifier.api.problems import problem
 from notifier.api.routing import Answer, Param, Route
+from notifier.api.sms_replies import REPEAT_WINDOW
 from notifier.domain.text import ascii_digits
 from notifier.engine.feedback import feedback_from_reply
 from notifier.store import Store
@@ -69,7 +70,6 @@ MAX_XML_BYTES = 64 * 1024
 MAX_NONCE_CHARS = 64
 DEFAULT_MAX_AGE = 300  # seconds; the alias's callback_max_age
 EVENT = "TEMPLATESENDJOBFINISH"
-REPEAT_WINDOW = 86400.0  # seconds a text message's MsgId is remembered; WeChat's repeats come within a minute
 
 
 def wechat_signature(token: str, timestamp: str, nonce: str) -> str:

@@ -57,6 +57,8 @@ SEVERITY_NAMES = {
     Severity.SEVERE: "严重预警",
     Severity.EXTREME: "紧急预警",
 }
+
+
 def mask_personal(text: str) -> str:
     """Mask mainland mobile numbers (first 3 and last 4 digits kept) and identity card numbers (first 6 and
     last 4 kept), as a publicity list's free text is masked (``domain.masking.mask_numbers_in_text``): also
