@@ -31,7 +31,7 @@ from notifier.cap.document import MEDIA_TYPE, CapAlert, write_alert
 from notifier.domain.disclosure import DOMAINS, DisclosureDomain
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode, Code, Notice
-from notifier.store.public import PublicFilter
+from notifier.store.public import PublicFilter, PublishedNotice
 from notifier.web.feedback_form import action_path, takes_feedback
 from notifier.web.public_pages import (
     HTML,
@@ -150,13 +150,21 @@ async def list_page(request: web.Request) -> web.Response:
     )
 
 
-async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.Response:
-    store = request.app[STORE]
-    published = await store.get_published(path_int(request, "id"))
+async def _published_row(request: web.Request) -> PublishedNotice | web.Response:
+    """The published notice the path names, else the 404 page."""
+    published = await request.app[STORE].get_published(path_int(request, "id"))
     if published is None:
         return render("message.html.j2", 404, title="没有这条公告", lines=["这条公告不存在，或尚未公开、已撤回。"])
+    return published
+
+
+async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.Response:
+    found = await _published_row(request)
+    if isinstance(found, web.Response):
+        return found
+    store = request.app[STORE]
     known = await names(store)
-    return public_notice(published, known, await public_text(store, published.notice, known)), published.notice
+    return public_notice(found, known, await public_text(store, found.notice, known)), found.notice
 
 
 async def notice_page(request: web.Request) -> web.Response:
@@ -199,10 +207,10 @@ def public_alert(alert: CapAlert) -> CapAlert:
 
 
 async def notice_cap(request: web.Request) -> web.Response:
-    found = await _published(request)
+    found = await _published_row(request)  # the alert is written from the notice: no page text is needed here
     if isinstance(found, web.Response):
         return found
-    alert = public_alert(await notice_alert(request, request.app[STORE], found[1]))
+    alert = public_alert(await notice_alert(request, request.app[STORE], found.notice))
     return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
 
 
