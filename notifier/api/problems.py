@@ -107,22 +107,29 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc)
-    except sqlite3.OperationalError as exc:
-        if not is_database_locked(exc):
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return _internal(request)
-        log.warning("database locked on %s %s: answered 503", request.method, request.path)
-        return problem(
-            503,
-            "Unavailable",
-            f"the database is busy; try again in {DATABASE_LOCKED_RETRY_AFTER} seconds",
-            slug="unavailable",
-            instance=request.path,
-            headers={"Retry-After": str(DATABASE_LOCKED_RETRY_AFTER)},
-        )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    except Exception as exc:
+        if logged_failure(request, exc) == 503:
+            return problem(
+                503,
+                "Unavailable",
+                f"the database is busy; try again in {DATABASE_LOCKED_RETRY_AFTER} seconds",
+                slug="unavailable",
+                instance=request.path,
+                headers={"Retry-After": str(DATABASE_LOCKED_RETRY_AFTER)},
+            )
         return _internal(request)
+
+
+def logged_failure(request: web.Request, exc: Exception) -> int:
+    """Log an exception no handler answered and return the status to answer it with: 503 for a database another
+    process holds locked (a wait, not a fault; come back after ``DATABASE_LOCKED_RETRY_AFTER`` seconds), else 500
+    with the traceback in the log. The API's problem documents and the console's error page both log through it.
+    """
+    if isinstance(exc, sqlite3.OperationalError) and is_database_locked(exc):
+        log.warning("database locked on %s %s: answered 503", request.method, request.path)
+        return 503
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return 500
 
 
 def is_database_locked(exc: sqlite3.OperationalError) -> bool:
