@@ -33,6 +33,7 @@ from notifier.store import Store
 log = logging.getLogger(__name__)
 
 OPT_OUT_WORDS = frozenset({"td", "t", "n", "r", "退订"})
+SOURCE = "sms-reply"  # of the opt-out and actor of its audit entry
 
 
 def opt_out_word(text: str) -> str | None:
@@ -61,8 +62,8 @@ async def apply_opt_out(store: Store, reply: OptOutReply) -> int | None:
         log.info("sms opt-out on %s from %s: no such resident", reply.alias, mask_phone(reply.phone))
         return None
     async with store.db.transaction():
-        change = await store.add_optout_audited(subscriber_id, "channel", "sms", "sms-reply")
-        await store.audit("sms-reply", "subscriber.optout", "subscriber", subscriber_id,
+        change = await store.add_optout_audited(subscriber_id, "channel", "sms", SOURCE)
+        await store.audit(SOURCE, "subscriber.optout", "subscriber", subscriber_id,
                           {"kind": "channel", "value": "sms", "alias": reply.alias, "word": reply.word, **change})
     log.info("resident %s opted out of sms by reply on %s", subscriber_id, reply.alias)
     return subscriber_id
@@ -150,4 +151,12 @@ async def apply_kept_opt_outs(ctx: EngineContext, limit: int = 200) -> int:
     return applied
 
 
-__all__ = ["OPT_OUT_WORDS", "OptOutInbox", "OptOutReply", "apply_kept_opt_outs", "apply_opt_out", "opt_out_word"]
+__all__ = [
+    "OPT_OUT_WORDS",
+    "SOURCE",
+    "OptOutInbox",
+    "OptOutReply",
+    "apply_kept_opt_outs",
+    "apply_opt_out",
+    "opt_out_word",
+]

@@ -6,8 +6,9 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from notifier.domain.errors import Conflict, FieldError, InvalidInput, NotFound
+from notifier.domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from notifier.domain.models import PersonalDataScope, QuietHours, Subscriber, SubscriberIn, SubscriberPatch
+from notifier.domain.optout_sources import how_the_resident_opted_out, made_by_resident
 from notifier.store.catalog import CatalogRepository
 from notifier.store.common import area_range, decode_cursor, dumps, now_iso, page
 from notifier.store.database import Row
@@ -126,6 +127,8 @@ class SubscriberRepository(CatalogRepository):
                 changes["topics"] = sorted(set(current.topics) - scope.topics | set(changes["topics"]))
             if scope is not None and changes.get("opt_out_topics") is not None:
                 scope.check_topics(changes["opt_out_topics"], "opt_out_topics")
+            if scope is not None:
+                await self._check_residents_optouts_kept(subscriber_id, current, changes, scope)
             await self._check_unique(changes.get("phone"), None, subscriber_id, scope)
             merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
             quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
@@ -154,6 +157,34 @@ class SubscriberRepository(CatalogRepository):
             detail: dict[str, object] = {"fields": sorted(changes), **changes_of(current, updated)}
             await self.audit(actor, "subscriber.update", "subscriber", subscriber_id, detail)
         return _as_seen(updated, scope)
+
+    async def _check_residents_optouts_kept(
+        self, subscriber_id: int, current: Subscriber, changes: dict[str, Any], scope: PersonalDataScope
+    ) -> None:
+        """Forbidden when a department's change would clear an opt-out the resident made themselves
+        (``notifier.domain.optout_sources``)."""
+        taken_back: dict[tuple[str, str], str] = {}
+        for kind, held in (("topic", current.opt_out_topics), ("channel", current.opt_out_channels)):
+            values = changes.get(f"opt_out_{kind}s")
+            if values is None:
+                continue
+            for value in set(held) - set(values):
+                if kind == "channel" or value in scope.topics:
+                    taken_back[(kind, value)] = f"opt_out_{kind}s"
+        if not taken_back:
+            return
+        rows = await self.db.fetch_all("subscriber_optout_sources", {"id": subscriber_id})
+        refused = [
+            f"{taken_back[(row['kind'], row['value'])]}: the resident opted out of {row['value']} themselves, by "
+            f"{how_the_resident_opted_out(str(row['source']))} on {str(row['created_at'])[:10]}"
+            for row in rows
+            if (row["kind"], row["value"]) in taken_back and made_by_resident(str(row["source"]))
+        ]
+        if refused:
+            raise Forbidden(
+                "; ".join(sorted(refused)) + ". Only the resident takes such an opt-out back (on their subscription "
+                "page, or by subscribing again); an admin may correct the record"
+            )
 
     async def set_optouts(
         self,

@@ -123,6 +123,9 @@ WHERE st.subscriber_id IN (SELECT value FROM json_each(:ids)) ORDER BY t.code;
 SELECT subscriber_id, kind, value FROM subscriber_optouts
 WHERE subscriber_id IN (SELECT value FROM json_each(:ids)) ORDER BY kind, value;
 
+-- name: subscriber_optout_sources
+SELECT kind, value, source, created_at FROM subscriber_optouts WHERE subscriber_id = :id;
+
 -- name: clear_subscriber_groups
 DELETE FROM subscriber_groups WHERE subscriber_id = :id;
 
