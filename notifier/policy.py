@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from notifier.domain.enums import Role
@@ -11,9 +12,15 @@ from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn, PersonalDataSco
 from notifier.store import Store
 
 
-async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn) -> None:
-    """The key's department must hold the topic; every code in the target must exist; the target reaches
-    only residents the key may read (its deliveries and preview would tell who they are)."""
+async def check_new_notice(
+    store: Store, key: ApiKeyInfo, notice: NoticeIn, *, expires_loc: str = "expires_at"
+) -> None:
+    """The notice has not expired (``expires_loc`` names where its expiry came from); the key's department must hold
+    the topic; every code in the target must exist; the target reaches only residents the key may read (its
+    deliveries and preview would tell who they are)."""
+    if notice.expires_at is not None and notice.expires_at <= datetime.now(UTC):
+        message = f"{notice.expires_at.isoformat()} is already past: a notice that has expired reaches no one"
+        raise InvalidInput(f"{expires_loc}: {message}", [FieldError(expires_loc, message)])
     department = await store.get_department(key.department)
     if notice.topic not in department.topics:
         raise Forbidden(

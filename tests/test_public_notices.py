@@ -17,6 +17,7 @@ from notifier.domain.enums import NoticeState
 from notifier.domain.models import NoticeIn
 from notifier.web import kiosk, public_pages
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_B1, Api
+from tests.databases import run_sql
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PHONE, IDENTITY = "13812345678", "370725199001011234"
@@ -268,7 +269,10 @@ async def test_cap_feed_lists_published_alerts_with_their_cap_documents(api: Api
 
 
 async def test_kiosk_lists_the_active_notices_of_its_area_and_above(api: Api, published: dict[str, Any]) -> None:
-    await publish(api, title="已过期的预警", expires_at="2020-01-01T00:00:00+08:00")
+    lapsed = await publish(api, title="已过期的预警", expires_at="2030-01-01T00:00:00+08:00")
+    # its expiry has come: a notice cannot be created already expired
+    lapse = "UPDATE notices SET expires_at = ? WHERE id = ?"
+    await run_sql(api.store.db, lapse, ("2019-12-31T16:00:00.000000+00:00", lapsed["id"]))
     async with api.session.get(f"{api.base}/kiosk/events?area={VILLAGE_B1}") as resp:
         assert resp.status == 200
         items = (await resp.json())["items"]

@@ -174,7 +174,7 @@ async def _create(
         notice_in = notice_from_alert(alert, info, topic, areas, earlier.id if earlier else None)
     except ValidationError as exc:  # valid CAP that no notice can hold, e.g. an expiry outside the calendar in UTC
         raise _unusable(exc) from None
-    await check_new_notice(store, key, notice_in)
+    await check_new_notice(store, key, notice_in, expires_loc="alert.info.expires")
     version = await check_renders(store, notice_in, key.department, notice_renderer(request))
     async with store.db.transaction():
         created, _ = await store.create_notice(
