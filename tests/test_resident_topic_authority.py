@@ -5,6 +5,7 @@ departments. Neither may subscribe the resident to, unsubscribe them from, or op
 an environment key opting a dibao household out of social assistance would silence the relief notices meant
 for it, and clearing an opt-out the resident made on their own page would override their choice. What a
 department may not name is ``403`` and nothing changes; what it does not name is kept. Admins change any topic.
+Nor does one department erase a resident the other also serves.
 """
 
 from __future__ import annotations
@@ -128,3 +129,28 @@ async def test_an_admin_changes_any_topic(api: Api) -> None:
     )
     assert status == 200, body
     assert body["topics"] == ["disaster-relief"] and body["opt_out_topics"] == ["social-assistance"]
+
+
+async def test_a_department_does_not_erase_a_resident_another_department_serves(api: Api) -> None:
+    resident = await shared_resident(api)  # air quality (environment) and dibao (civil affairs)
+    before = await stored(api, resident)
+    for key in ("env-issuer", "civ-issuer"):
+        status, body = await api.call("DELETE", f"/api/v1/subscribers/{resident}", key=key)
+        assert status == 403, (key, body)
+        other = "civil-affairs" if key == "env-issuer" else "environment"
+        assert other in body["detail"] and SHARED["phone"] not in body["detail"], body
+    assert await stored(api, resident) == before
+
+
+async def test_a_department_erases_a_resident_only_it_serves(api: Api) -> None:
+    resident = await shared_resident(api, groups=[], topics=["air-quality"], phone="13900000302")
+    status, _ = await api.call("DELETE", f"/api/v1/subscribers/{resident}", key="env-issuer")
+    assert status == 204
+    status, _ = await api.call("GET", f"/api/v1/subscribers/{resident}", key="env-admin")
+    assert status == 404
+
+
+async def test_an_admin_erases_a_resident_departments_share(api: Api) -> None:
+    resident = await shared_resident(api)
+    status, _ = await api.call("DELETE", f"/api/v1/subscribers/{resident}", key="env-admin")
+    assert status == 204

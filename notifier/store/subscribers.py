@@ -226,15 +226,35 @@ class SubscriberRepository(CatalogRepository):
         )
 
     async def delete_subscriber(self, subscriber_id: int, actor: str, scope: PersonalDataScope | None = None) -> None:
-        """Erase the resident's personal data; delivery statistics keep an anonymous row."""
+        """Erase the resident's personal data; delivery statistics keep an anonymous row. A department's key
+        erases only a resident no other department serves: erasing one another department reaches (a dibao
+        household subscribed to air-quality alerts, say) would cut them off from that department too."""
         async with self.db.transaction():
             before = await self._get_in_scope(subscriber_id, scope)
+            if scope is not None:
+                await self._check_served_by_no_other(before, scope)
             if not await self.db.execute("erase_subscriber", {"id": subscriber_id, "now": now_iso()}):
                 raise NotFound(f"no subscriber {subscriber_id}")
             for query in ("clear_subscriber_groups", "clear_subscriber_topics"):
                 await self.db.execute(query, {"id": subscriber_id})
             detail: dict[str, object] = {**changes_of(before, None), "after": {"erased": True}}
             await self.audit(actor, "subscriber.delete", "subscriber", subscriber_id, detail)
+
+    async def _check_served_by_no_other(self, subscriber: Subscriber, scope: PersonalDataScope) -> None:
+        others = [
+            department.code
+            for department in await self.list_departments()
+            if department.code != scope.department
+            and PersonalDataScope(department.code, frozenset(department.topics), frozenset(department.groups)).shows(
+                subscriber
+            )
+        ]
+        if others:
+            raise Forbidden(
+                f"the resident is also served by department {', '.join(sorted(others))}: a department's key does not "
+                "erase them for every department. Take them off your topics and groups (PATCH), or ask an admin "
+                "or the resident (their own page) to erase them"
+            )
 
     async def get_subscriber(self, subscriber_id: int, scope: PersonalDataScope | None = None) -> Subscriber:
         """The resident as the scope shows it; NotFound also when outside the scope (its existence is not told)."""
