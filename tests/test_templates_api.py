@@ -153,3 +153,15 @@ async def test_a_notice_missing_a_declared_field_is_refused_naming_it(api: Api) 
 def test_the_shipped_templates_pass_the_checks_of_a_save() -> None:
     for template in builtin_templates():
         assert check_template(unsaved_version(template, created_by="builtin"), Renderer()) == [], template.name
+
+
+async def test_a_template_named_new_is_refused_as_the_console_refuses_it(api: Api) -> None:
+    """/console/templates/new is the console's new-template page: a template called new could never be opened."""
+    status, problem = await api.call("POST", "/api/v1/templates", json={**WATER, "name": "new"}, key="env-approver")
+    assert status == 422 and locations(problem) == ["name"], problem
+    assert "new is reserved" in problem["errors"][0]["msg"], problem
+    assert (await api.call("GET", "/api/v1/templates/new", key="env-viewer"))[0] == 404
+    status, created = await api.call(
+        "POST", "/api/v1/templates", json={**WATER, "name": "new-road"}, key="env-approver"
+    )
+    assert status == 201 and created["name"] == "new-road", created

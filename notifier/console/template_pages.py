@@ -14,7 +14,6 @@ English texts; a version's other languages (written through the API) are carried
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -26,10 +25,12 @@ from notifier.domain.enums import Role
 from notifier.domain.errors import Forbidden, InvalidInput, NotFound
 from notifier.domain.templates import (
     HTML_SLOTS,
+    RESERVED_TEMPLATE_NAME,
     TEXT_SLOTS,
     TemplateDraft,
     TemplateIn,
     TemplateVersion,
+    reserved_template_name,
     unsaved_version,
 )
 from notifier.domain.text import ascii_digits
@@ -38,8 +39,7 @@ from notifier.engine.template_checks import rendered_samples, sample_context
 from notifier.engine.template_library import EDITOR_ROLES, check_draft, check_editor, create_template, save_template
 
 LIST_PATH = "/console/templates"
-NEW_PATH = "/console/templates/new"
-RESERVED_NAME = NEW_PATH.rsplit("/", 1)[1]  # its page would be the new-template page, never the template's
+NEW_PATH = f"{LIST_PATH}/{RESERVED_TEMPLATE_NAME}"  # why no template may have that name
 LANGUAGES = ("zh", "en")
 SLOTS = (*TEXT_SLOTS, *HTML_SLOTS)
 SLOT_LABELS = {
@@ -54,11 +54,6 @@ SLOT_LABELS = {
     "email_html": ("邮件 HTML（自动转义）", "E-mail HTML (autoescaped)"),
 }
 SOURCE_LIMIT = 20_001  # one more than a source may hold, so that too long is refused rather than cut
-
-
-def reserved_name(name: str) -> bool:
-    """Whether ``name`` is the new-template page's, in any case or width (``NEW``, ``ｎｅｗ``)."""
-    return unicodedata.normalize("NFKC", name).casefold() == RESERVED_NAME
 
 
 def template_path(name: str) -> str:
@@ -226,11 +221,11 @@ async def _submit(console: Console, base: TemplateVersion | None) -> web.Respons
         state["name"] = base.name
     draft, invalid = _validated(None if base else name, raw)
     errors.update(invalid)
-    if base is None and reserved_name(name):
+    if base is None and reserved_template_name(name):
         t = console.t
         errors["name"] = t(
-            f"“{RESERVED_NAME}”是新建模板页面的地址，不能用作模板名",
-            f"“{RESERVED_NAME}” is the address of the new-template page and cannot be a template's name",
+            f"“{RESERVED_TEMPLATE_NAME}”是新建模板页面的地址，不能用作模板名",
+            f"“{RESERVED_TEMPLATE_NAME}” is the address of the new-template page and cannot be a template's name",
         )
     renderer = notice_renderer(console.request)
     if draft is None or errors:

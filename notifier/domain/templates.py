@@ -10,6 +10,7 @@ carry; each field's ``sample`` is used to check the template when it is saved an
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -26,7 +27,26 @@ FieldName = Annotated[
     str, Field(pattern=r"^[a-z_][a-z0-9_]{0,39}$", description="what the template writes as {{ name }}")
 ]
 TemplateSource = Annotated[str, AfterValidator(multi_line), Field(min_length=1, max_length=20000)]
-TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,47}$", description="lower-case slug")]
+# /console/templates/new is the console's page for a new template: a template of that name could never be opened
+RESERVED_TEMPLATE_NAME = "new"
+
+
+def reserved_template_name(name: str) -> bool:
+    """Whether ``name`` is the reserved one, in any case or width (``NEW``, ``ｎｅｗ``)."""
+    return unicodedata.normalize("NFKC", name).casefold() == RESERVED_TEMPLATE_NAME
+
+
+def _not_reserved(name: str) -> str:
+    if reserved_template_name(name):
+        raise ValueError(f"{RESERVED_TEMPLATE_NAME} is reserved: it is the address of the console's new-template page")
+    return name
+
+
+TemplateName = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9-]{1,47}$", description=f"lower-case slug, not {RESERVED_TEMPLATE_NAME}"),
+    AfterValidator(_not_reserved),
+]
 
 
 class TemplateField(BaseModel):
