@@ -198,15 +198,17 @@ async def _create(
     return await store.get_notice(created.id)
 
 
-async def notice_alert(request: web.Request, store: Store, notice: Notice) -> CapAlert:
-    """The alert a notice came from, or the notice written as an alert of its department."""
+async def notice_alert(request: web.Request, store: Store, notice: Notice, *, anonymous: bool) -> CapAlert:
+    """The alert a notice came from, or the notice written as an alert of its department; ``anonymous`` for a
+    public document (its text takes a place of the render threads' public share: ``public_pages.public_text``)."""
     stored = await store.notice_cap(notice.id)
     if stored is not None:
         return CapAlert.model_validate(stored)
     host = urlsplit(request.app[SETTINGS].server.public_url).hostname or "notifier"
     earlier = None
     if notice.references is not None:
-        earlier_alert = await notice_alert(request, store, await store.get_notice(notice.references))
+        earlier_notice = await store.get_notice(notice.references)
+        earlier_alert = await notice_alert(request, store, earlier_notice, anonymous=anonymous)
         earlier = earlier_alert.as_reference()
     names = {area.code: area.name for area in await store.list_areas()}
     county = next((area.code for area in await store.list_areas() if area.level == "county"), None)
@@ -217,7 +219,8 @@ async def notice_alert(request: web.Request, store: Store, notice: Notice) -> Ca
         from notifier.web.public_pages import names as known_names  # the pages import this module
         from notifier.web.public_pages import public_text
 
-        notice = notice.model_copy(update={"body": await public_text(store, notice, await known_names(store))})
+        text = await public_text(store, notice, await known_names(store), anonymous=anonymous)
+        notice = notice.model_copy(update={"body": text})
     return alert_from_notice(
         notice,
         sender=f"{notice.department}@{host}",
@@ -231,7 +234,7 @@ async def export_cap(request: web.Request) -> web.Response:
     key = await require(request)
     store = request.app[STORE]
     notice = await notice_for_key(store, key, path_int(request, "id"))
-    alert = await notice_alert(request, store, notice)
+    alert = await notice_alert(request, store, notice, anonymous=False)
     return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
 
 

@@ -2,7 +2,8 @@
 
 Every answer an operation can give is listed with its media type: the success, then the problem documents
 the route implies (401/403 for keyed routes; 404 and 422 for path ids; 413, 415 and 422 for JSON bodies; 422
-for query models; 503 with ``Retry-After`` everywhere, for a database another process holds locked) and those
+for query models; 503 with ``Retry-After`` everywhere, for a database another process holds locked, and on public
+routes also for the render threads' share of anonymous pages taken) and those
 the route declares itself. Any path answers a method it does not list with a 405
 problem document carrying ``Allow`` (RFC 9110 §15.5.6); OpenAPI has no place for undeclared methods, so the
 document's description says so.
@@ -132,10 +133,14 @@ def _success(route: Route) -> dict[str, Any]:
 
 
 DATABASE_LOCKED = Answer("the database is locked by another process; try again after Retry-After seconds")
+LOCKED_OR_BUSY = Answer(  # render_threads.rendered_for_public
+    "the database is locked by another process, or (a page showing notices' texts) the render threads hold as many "
+    "anonymous renderings as they take; try again after Retry-After seconds"
+)
 
 
 def _implied_errors(route: Route) -> dict[int, str | Answer]:
-    errors: dict[int, str | Answer] = {503: DATABASE_LOCKED}
+    errors: dict[int, str | Answer] = {503: LOCKED_OR_BUSY if route.public else DATABASE_LOCKED}
     if not route.public:
         errors[401] = "missing, unknown or revoked API key"
         errors[403] = "the key's role or department does not allow this"
@@ -163,7 +168,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     answers: dict[int, str | Answer] = {**_implied_errors(route), **route.extra_responses}
     for status, answer in sorted(answers.items()):
         responses[str(status)] = _answer(answer if isinstance(answer, Answer) else Answer(answer))
-    if answers[503] is DATABASE_LOCKED:
+    if answers[503] in (DATABASE_LOCKED, LOCKED_OR_BUSY):
         responses["503"]["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
     if not route.public:
         op["security"] = [{"apiKey": []}]

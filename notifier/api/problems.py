@@ -13,6 +13,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from notifier.domain.errors import FieldError, InvalidInput, NotifierError
+from notifier.engine.render_threads import RenderThreadsBusy
 
 log = logging.getLogger("notifier.api")
 
@@ -107,6 +108,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc)
+    except RenderThreadsBusy as exc:  # an anonymous page while the render threads' public share is taken
+        return problem(
+            503,
+            "Unavailable",
+            f"too many pages are being prepared; try again in {exc.retry_after} seconds",
+            slug="busy",
+            instance=request.path,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except Exception as exc:
         if logged_failure(request, exc) == 503:
             return problem(

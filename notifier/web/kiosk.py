@@ -35,6 +35,7 @@ from notifier.api.problems import problem
 from notifier.api.routing import Answer, Route, read_query
 from notifier.domain.errors import NotFound
 from notifier.domain.models import AreaCode
+from notifier.engine.render_threads import RenderThreadsBusy
 from notifier.store import Store
 from notifier.web.client_address import request_client
 from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notices, render
@@ -149,6 +150,8 @@ class KioskLists:
         while True:
             try:
                 entry.publish(_payload(await _active(store, area)))
+            except RenderThreadsBusy:  # anonymous pages hold the render threads' share: the streams keep the list
+                pass
             except Exception:  # the database refused for a moment: the streams keep the last list
                 log.warning("kiosk list of area %s could not be read; trying again", area, exc_info=True)
             await asyncio.sleep(POLL_SECONDS)  # the notices live in the database, which any process may change

@@ -164,7 +164,7 @@ async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.
         return found
     store = request.app[STORE]
     known = await names(store)
-    return public_notice(found, known, await public_text(store, found.notice, known)), found.notice
+    return public_notice(found, known, await public_text(store, found.notice, known, anonymous=True)), found.notice
 
 
 async def notice_page(request: web.Request) -> web.Response:
@@ -210,7 +210,7 @@ async def notice_cap(request: web.Request) -> web.Response:
     found = await _published_row(request)  # the alert is written from the notice: no page text is needed here
     if isinstance(found, web.Response):
         return found
-    alert = public_alert(await notice_alert(request, request.app[STORE], found.notice))
+    alert = public_alert(await notice_alert(request, request.app[STORE], found.notice, anonymous=True))
     return web.Response(body=write_alert(alert), content_type=MEDIA_TYPE, charset="utf-8")
 
 

@@ -34,7 +34,7 @@ from notifier.domain.masking import mask_numbers_in_text
 from notifier.domain.models import Notice
 from notifier.domain.templates import TemplateVersion
 from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
-from notifier.engine.render_threads import rendered
+from notifier.engine.render_threads import rendered, rendered_for_public
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
 
@@ -130,7 +130,7 @@ _TEXTS: OrderedDict[str, str] = OrderedDict()  # the last public texts rendered,
 TEXTS_KEPT = 1024
 
 
-async def public_text(store: Store, notice: Notice, known: Names) -> str:
+async def public_text(store: Store, notice: Notice, known: Names, *, anonymous: bool) -> str:
     """The text a notice shows to the public: its body, or for a notice written from a template that template's
     public text (the ``feed`` kind: its ``feed`` slot, else its ``default`` one) rendered with the notice's data in
     the template's version the notice was checked against; the title alone when there is no such text (a roster
@@ -139,7 +139,9 @@ async def public_text(store: Store, notice: Notice, known: Names) -> str:
     A rendered text is kept (the last ``TEXTS_KEPT``) by a hash of its template version's texts and its context:
     the anonymous pages, feeds and kiosks show the same notices to every visitor, every second on a kiosk, and
     would otherwise run the template again for each. It renders in a render thread, within the request's budget
-    (``template_sandbox.RenderBudget``): past it, the title alone."""
+    (``template_sandbox.RenderBudget``): past it, the title alone. For an ``anonymous`` caller it takes a place
+    of the public share of the threads (``render_threads.rendered_for_public``): ``RenderThreadsBusy`` when
+    there is none."""
     if notice.body or not notice.template or notice.target.roster is not None:
         return notice.body or notice.title
     version = await store.template_version(notice.template, notice.template_version)
@@ -152,8 +154,9 @@ async def public_text(store: Store, notice: Notice, known: Names) -> str:
     if key in _TEXTS:
         _TEXTS.move_to_end(key)
         return _TEXTS[key]
+    render = rendered_for_public if anonymous else rendered
     try:
-        text = await rendered(_rendered_text, version, notice.title, context)
+        text = await render(_rendered_text, version, notice.title, context)
     except RenderBudgetSpent:  # this request rendered enough: the title, and no keeping, for this one
         return notice.title
     _TEXTS[key] = text
@@ -174,7 +177,8 @@ def _rendered_text(version: TemplateVersion, title: str, context: dict[str, Any]
 
 
 async def public_notices(store: Store, items: list[PublishedNotice], known: Names) -> list[PublicNotice]:
-    return [public_notice(item, known, await public_text(store, item.notice, known)) for item in items]
+    """The anonymous pages' view of ``items``."""
+    return [public_notice(item, known, await public_text(store, item.notice, known, anonymous=True)) for item in items]
 
 
 def public_notice(published: PublishedNotice, known: Names, text: str | None = None) -> PublicNotice:

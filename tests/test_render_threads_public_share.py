@@ -1,0 +1,58 @@
+"""Anonymous pages take a bounded share of the render threads: while both threads are held by renderings of a
+notice's public text, a flood of anonymous requests for it gets at most ``PUBLIC_RENDERINGS`` places (running or
+waiting) and a 503 with Retry-After beyond, while a staff member's request and the engine's rendering are taken
+and answered once the threads are free."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from notifier.cap.document import read_alert
+from notifier.engine.render_threads import PUBLIC_RENDERINGS, PUBLIC_RETRY_AFTER, RENDER_THREADS, rendered
+from tests.conftest import Api
+from tests.held_rendering import HOLD_LIMIT, HeldRendering
+from tests.test_public_notices import page, publish
+
+REFUSED = 3  # anonymous requests past the share
+
+
+async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_and_engine_get_through(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = {"level": "橙色", "start_date": "12月3日0时", "measures": "停止户外活动（渲染线程份额测试）。"}
+    notice = await publish(api, title="渲染线程份额", body=None, template="heavy-pollution", data=data)
+    later = await publish(api, title="渲染线程份额之后", body=None, template="heavy-pollution",
+                          data={**data, "start_date": "12月4日0时"})  # fmt: skip
+    path = f"/public/notices/{notice['id']}"
+    held = HeldRendering(monkeypatch, renderings=RENDER_THREADS)
+    flood = {asyncio.create_task(page(api, path)) for _ in range(PUBLIC_RENDERINGS + REFUSED)}
+    assert await held.started()
+
+    refused: list[tuple[int, str, dict[str, str]]] = []
+    while len(refused) < REFUSED:  # the refused answer while the threads are held; the others cannot
+        done, flood = await asyncio.wait(flood, timeout=HOLD_LIMIT, return_when=asyncio.FIRST_COMPLETED)
+        assert done, "no anonymous request was answered while the render threads were held"
+        refused += [task.result() for task in done]
+    assert [(status, headers.get("Retry-After")) for status, _, headers in refused] == [
+        (503, str(PUBLIC_RETRY_AFTER))
+    ] * REFUSED
+    assert all("try again in" in body for _, body, _ in refused)
+
+    staff = asyncio.create_task(api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="env-viewer"))
+    engine = asyncio.ensure_future(rendered(str.upper, "engine work"))
+    status, _, headers = await page(api, path)  # the share is still taken
+    assert status == 503 and headers["Retry-After"] == str(PUBLIC_RETRY_AFTER)
+    assert not staff.done() and not engine.done()  # waiting for the threads, not refused
+
+    held.release()
+    status, cap = await staff
+    assert status == 200 and "12月3日0时起启动重污染天气橙色预警" in str(read_alert(cap.encode()).infos[0].description)
+    assert await engine == "ENGINE WORK"
+    answers = await asyncio.gather(*flood)
+    assert [status for status, _, _ in answers] == [200] * PUBLIC_RENDERINGS
+    assert all("12月3日0时起启动重污染天气橙色预警" in body for _, body, _ in answers)
+    assert held.events == ["rendering released"] * RENDER_THREADS
+    status, body, _ = await page(api, f"/public/notices/{later['id']}")  # rendered: every place was given back
+    assert status == 200 and "12月4日0时起启动重污染天气橙色预警" in body
