@@ -3,7 +3,8 @@
 A resident who replied "TD" to an SMS, followed the unsubscribe link in a message or opted out on their own page
 has refused those messages; a department's key clearing the opt-out (a ``PATCH`` without it) would undo the
 resident's STOP, so it is ``403`` naming how and when the resident opted out, and nothing in the request changes.
-An opt-out a department's key recorded, the department takes back. An admin key may correct the record.
+An opt-out a department's key recorded, the department takes back. An admin key may correct the record. A
+withdrawal of consent, which staff record for the resident, is taken back the same way: by the resident or an admin.
 """
 
 from __future__ import annotations
@@ -98,3 +99,16 @@ async def test_an_admin_may_correct_the_record(api: Api) -> None:
     path = f"/api/v1/subscribers/{resident_id}"
     status, body = await api.call("PATCH", path, json={"opt_out_channels": []}, key="env-admin")
     assert status == 200 and body["opt_out_channels"] == [], body
+
+
+async def test_a_department_records_a_withdrawal_of_consent_but_does_not_take_it_back(api: Api) -> None:
+    resident_id = await resident(api)
+    path = f"/api/v1/subscribers/{resident_id}"
+    status, body = await api.call("PATCH", path, json={"consent_withdrawn": True}, key="env-issuer")
+    assert status == 200 and body["consent"]["withdrawn_at"] is not None, body
+    before = await stored(api, resident_id)
+    status, body = await api.call("PATCH", path, json={"consent_withdrawn": False}, key="env-issuer")
+    assert status == 403 and "consent_withdrawn" in body["detail"], body
+    assert await stored(api, resident_id) == before
+    status, body = await api.call("PATCH", path, json={"consent_withdrawn": False}, key="env-admin")
+    assert status == 200 and body["consent"]["withdrawn_at"] is None, body

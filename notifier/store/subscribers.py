@@ -129,6 +129,13 @@ class SubscriberRepository(CatalogRepository):
                 scope.check_topics(changes["opt_out_topics"], "opt_out_topics")
             if scope is not None:
                 await self._check_residents_optouts_kept(subscriber_id, current, changes, scope)
+                if changes.get("consent_withdrawn") is False and current.consent.withdrawn_at is not None:
+                    raise Forbidden(
+                        "consent_withdrawn: the resident withdrew their consent on "
+                        f"{current.consent.withdrawn_at.date().isoformat()}; a department's key records a withdrawal "
+                        "but does not take one back. The resident gives consent again by subscribing again; an "
+                        "admin may correct the record"
+                    )
             await self._check_unique(changes.get("phone"), None, subscriber_id, scope)
             merged: dict[str, Any] = {f: changes.get(f, getattr(current, f)) for f in _CONTACT_FIELDS}
             quiet = patch.quiet_hours if "quiet_hours" in changes else current.quiet_hours
