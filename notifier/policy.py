@@ -12,9 +12,7 @@ from notifier.domain.models import ApiKeyInfo, Notice, NoticeIn, PersonalDataSco
 from notifier.store import Store
 
 
-async def check_new_notice(
-    store: Store, key: ApiKeyInfo, notice: NoticeIn, *, expires_loc: str = "expires_at"
-) -> None:
+async def check_new_notice(store: Store, key: ApiKeyInfo, notice: NoticeIn, *, expires_loc: str = "expires_at") -> None:
     """The notice has not expired (``expires_loc`` names where its expiry came from); the key's department must hold
     the topic; every code in the target must exist; the target reaches only residents the key may read (its
     deliveries and preview would tell who they are)."""
@@ -122,5 +120,4 @@ async def personal_data_scope(store: Store, key: ApiKeyInfo) -> PersonalDataScop
     """The residents the key may read: its department's topics and groups; None (everyone) for admins."""
     if key.role is Role.ADMIN:
         return None
-    department = await store.get_department(key.department)
-    return PersonalDataScope(department.code, frozenset(department.topics), frozenset(department.groups))
+    return PersonalDataScope.of(await store.get_department(key.department))

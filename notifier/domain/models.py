@@ -513,6 +513,10 @@ class PersonalDataScope:
     topics: frozenset[str]
     groups: frozenset[str]
 
+    @classmethod
+    def of(cls, department: Department) -> PersonalDataScope:
+        return cls(department.code, frozenset(department.topics), frozenset(department.groups))
+
     def shows(self, subscriber: Subscriber) -> bool:
         return bool(self.topics.intersection(subscriber.topics) or self.groups.intersection(subscriber.groups))
 

@@ -251,10 +251,7 @@ class SubscriberRepository(CatalogRepository):
         others = [
             department.code
             for department in await self.list_departments()
-            if department.code != scope.department
-            and PersonalDataScope(department.code, frozenset(department.topics), frozenset(department.groups)).shows(
-                subscriber
-            )
+            if department.code != scope.department and PersonalDataScope.of(department).shows(subscriber)
         ]
         if others:
             raise Forbidden(
