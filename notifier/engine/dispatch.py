@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, send_window
+from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, message_id_of, send_window
 from notifier.engine.areas import AREA_KINDS, area_message
 from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
@@ -46,6 +46,7 @@ from notifier.store.database import Row
 
 log = logging.getLogger(__name__)
 
+NO_MESSAGE_ID = "sent without a message id: the provider may have taken the message"  # a Retry's reason
 HEADER_START = re.compile(r"(Severity|Topic|Department|Issued):", re.IGNORECASE)
 STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
 
@@ -392,4 +393,34 @@ async def send_batch(ctx: EngineContext, channel: Channel, messages: list[Outbou
     if len(results) != len(messages):
         log.error("channel %s returned %d results for %d messages", channel.alias, len(results), len(messages))
         return [Retry("adapter broke the one-result-per-message contract")] * len(messages)
-    return results
+    return with_message_ids(channel.alias, results)
+
+
+def with_message_ids(alias: str, results: list[SendResult]) -> list[SendResult]:
+    """An adapter's results, each ``Sent`` holding its id as ``channels.base.message_id_of`` reads it (without its
+    blanks). A ``Sent`` without a usable id (empty, blank, ``"None"``: a third-party adapter's) is made
+    ``Retry(NO_MESSAGE_ID)``, as the shipped adapters answer a success without an id (``UNRECOGNISED``): every
+    send recorded under such an id would share it, and one receipt naming it could confirm or fail any of them.
+    The provider may have taken the message and its retry may reach the resident again: logged, with the alias
+    and a count only. Nearly every batch has only usable ids: its results are returned, no list made."""
+    if all(not isinstance(result, Sent) or usable_id(result) for result in results):
+        return results
+    checked: list[SendResult] = []
+    for result in results:
+        if not isinstance(result, Sent) or usable_id(result):
+            checked.append(result)
+            continue
+        message_id = message_id_of(result.provider_message_id)
+        checked.append(Sent(message_id) if message_id is not None else Retry(NO_MESSAGE_ID))
+    retried = sum(isinstance(result, Retry) and result.reason == NO_MESSAGE_ID for result in checked)
+    if retried:
+        log.warning(
+            "channel %s answered %d of %d messages sent without a message id: retried (the provider may have them)",
+            alias, retried, len(results),
+        )  # fmt: skip
+    return checked
+
+
+def usable_id(result: Sent) -> bool:
+    """Whether ``result`` holds its id as it is recorded and as a receipt names it (``message_id_of``)."""
+    return message_id_of(result.provider_message_id) == result.provider_message_id

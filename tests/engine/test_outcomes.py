@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from channels.base import Failed, Retry, Sent
+from channels.base import Channel, Failed, OutboundMessage, Retry, SendResult, Sent
+from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.errors import Conflict
 from notifier.engine import Engine, ReceiptOutcome, cancel_notice, record_receipt
+from notifier.engine.dispatch import NO_MESSAGE_ID
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
@@ -142,20 +145,68 @@ async def test_receipts_confirm_once_and_unknown_ones_are_ignored(
 
 @pytest.mark.parametrize("legacy_id", ["None", ""])
 async def test_a_receipt_naming_no_message_matches_none_of_the_sends_older_versions_recorded_without_an_id(
-    engine: Engine, engine_store: Store, channels: dict[str, RecordingChannel], legacy_id: str
+    engine: Engine, engine_store: Store, legacy_id: str
 ) -> None:
     """Older adapters recorded a success answered without an id as "None" (Aliyun, Tencent) or "" (WeCom): several
-    sends share it, and a receipt carrying it would confirm or fail whichever one it found first."""
-    for person in [await resident(engine_store), await resident(engine_store)]:
-        channels["sms-main"].plan(person.phone or "", Sent(legacy_id))
+    sends share it, and a receipt carrying it would confirm or fail whichever one it found first. (The engine
+    records no such id today, and migration 033 clears them: the sends are given it behind their backs.)"""
+    await resident(engine_store)
+    await resident(engine_store)
     notice = await approved(engine_store)
     await engine.run_until_idle()
+    await run_sql(
+        engine_store.db, "UPDATE deliveries SET provider_message_id = ? WHERE notice_id = ?", (legacy_id, notice.id)
+    )
 
     outcomes = [await engine.record_receipt("sms-main", legacy_id, status) for status in ("delivered", "failed")]
 
     assert [row["state"] for row in await delivery_rows(engine_store, notice.id)] == ["sent", "sent"]
     assert await run_sql(engine_store.db, "SELECT id FROM receipts") == []  # not kept for a send to come either
     assert outcomes == ["no-id", "no-id"]  # ReceiptOutcome.NO_ID
+
+
+class AnswersWithoutAnId(Channel):
+    """A third-party adapter that says it sent every message, with ``answer`` for the provider's message id."""
+
+    def __init__(self, alias: str, answer: str) -> None:
+        super().__init__(alias)
+        self.answer = answer
+        self.handed: list[OutboundMessage] = []
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        self.handed.extend(batch)
+        return [Sent(self.answer) for _ in batch]
+
+
+@pytest.mark.parametrize("answer", ["", " ", "None"])
+async def test_a_send_answered_without_a_message_id_is_retried_not_recorded_under_that_id(
+    engine_store: Store,
+    engine_settings: Settings,
+    channels: dict[str, RecordingChannel],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    answer: str,
+) -> None:
+    """The shipped adapters answer a success without an id Retry(UNRECOGNISED); a third-party adapter's
+    Sent("") would otherwise be recorded under an id every such send shares, which one receipt could match."""
+    person = await resident(engine_store)
+    adapter = AnswersWithoutAnId("sms-main", answer)
+    engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
+    notice = await approved(engine_store)
+
+    with caplog.at_level(logging.INFO):
+        await engine.run_until_idle()
+
+    (row,) = await delivery_rows(engine_store, notice.id)
+    assert (row["state"], row["provider_message_id"], row["last_error"]) == ("queued", None, NO_MESSAGE_ID)
+    assert "channel sms-main answered 1 of 1 messages sent without a message id" in caplog.text
+    assert (person.phone or "")[-8:] not in caplog.text
+    adapter.answer = " gw-7 "  # the id as message_id_of reads it, as the shipped adapters record theirs
+    clock.advance(60)
+    await engine.run_until_idle()
+    (row,) = await delivery_rows(engine_store, notice.id)
+    assert (row["state"], row["provider_message_id"]) == ("sent", "gw-7")
+    assert [message.recipient for message in adapter.handed] == [person.phone] * 2
 
 
 async def test_receipt_that_overtakes_its_send_is_applied_when_the_send_is_recorded(
