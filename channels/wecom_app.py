@@ -14,6 +14,9 @@ Messages of a batch with the same content share one call; each message still get
     errcode 0 + msgid                            Sent(msgid) for every listed user, except:
       user in ``invaliduser`` (lower-cased)       Failed("unreachable", "invaliduser")  (not visible to the app)
       user in ``unlicenseduser``                  Failed("unreachable", "unlicenseduser") (no API licence)
+      (each documented as one "a|b" string; a JSON list ["a", "b"], seen from proxies, is read too)
+    errcode 0, either user list unreadable       Retry(UNRECOGNISED) for every user: who was refused cannot be
+      (not a string, a list of strings or null)    told, and a refused user must not be counted as reached
     errcode 0 without a usable msgid             Retry(UNRECOGNISED) for every user (WeCom may have taken the
       (missing, empty, null, a list...)            message; the documented answer has a msgid), except those
                                                  in the two lists above: Failed as there
@@ -209,6 +212,9 @@ class WecomAppChannel(HttpChannel):
         if code == 0:
             invalid = _users(data.get("invaliduser"))
             unlicensed = _users(data.get("unlicenseduser"))
+            if invalid is None or unlicensed is None:
+                log.warning("%s: message/send for %d users: its refused users unreadable", self.alias, len(chunk))
+                return [Retry(UNRECOGNISED)] * len(chunk)
             msgid = message_id_of(data.get("msgid"))
             sent: SendResult = Sent(msgid) if msgid is not None else Retry(UNRECOGNISED)
             results: list[SendResult] = []
@@ -235,8 +241,19 @@ class WecomAppChannel(HttpChannel):
         return self.redact(f"errcode {code}: {message}"[:200])
 
 
-def _users(value: Any) -> set[str]:
-    return {user.lower() for user in str(value or "").split("|") if user}
+def _users(value: Any) -> set[str] | None:
+    """The userids (lower-cased) an answer's ``invaliduser`` or ``unlicenseduser`` names: documented as one string
+    "a|b", sent by some proxies as a JSON list ["a", "b"]; none when it is missing, null or empty. None when it is
+    anything else (a number, an object, a list of other things): it cannot be read."""
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        names = value.split("|")
+    elif isinstance(value, list) and all(isinstance(name, str) for name in value):
+        names = [part for name in value for part in name.split("|")]
+    else:
+        return None
+    return {name.strip().lower() for name in names if name.strip()}
 
 
 __all__ = ["WecomAppChannel", "WecomAppOptions"]

@@ -149,6 +149,33 @@ async def test_wecom_success_without_a_usable_msgid_is_not_sent(msgid: Any) -> N
     assert results == [Retry(UNRECOGNISED), Retry(UNRECOGNISED), Failed("unreachable", "invaliduser")]
 
 
+WECOM_STAFF = [message("LiWei", 1), message("Ghost", 2), message("ZhouQiang", 3)]
+
+
+@pytest.mark.parametrize(
+    ("invalid", "unlicensed"),
+    [(["ghost"], ["zhouqiang"]), (["ghost", "nobody"], "zhouqiang"), (["ghost|nobody"], ["ZhouQiang "])],
+    ids=["lists", "a list and a string", "lists of joined names"],
+)
+async def test_wecom_user_lists_sent_as_json_lists_are_read(invalid: list[str], unlicensed: list[str] | str) -> None:
+    """Documented as "a|b" strings; proxies have been seen to hand them on as JSON lists."""
+    answer = {"errcode": 0, "errmsg": "ok", "msgid": "m-1", "invaliduser": invalid, "unlicenseduser": unlicensed}
+    async with fake_gateway(TOKEN, Reply(200, answer)) as gateway:
+        results = await send(wecom(gateway.url), WECOM_STAFF)
+    assert results == [Sent("m-1"), Failed("unreachable", "invaliduser"), Failed("unreachable", "unlicenseduser")]
+
+
+@pytest.mark.parametrize("field", ["invaliduser", "unlicenseduser"])
+@pytest.mark.parametrize("value", [["ghost", 2], [["ghost"]], {"ghost": 1}, 7, True], ids=str)
+async def test_wecom_user_list_it_cannot_read_counts_no_one_sent(field: str, value: Any) -> None:
+    """Who was refused cannot be told: no user of the call is counted as reached (the refused ones may be among
+    them), and WeCom may have taken the message for the others."""
+    answer = {"errcode": 0, "errmsg": "ok", "msgid": "m-1", field: value}
+    async with fake_gateway(TOKEN, Reply(200, answer)) as gateway:
+        results = await send(wecom(gateway.url), WECOM_STAFF)
+    assert results == [Retry(UNRECOGNISED)] * len(WECOM_STAFF)
+
+
 def token_fetches(gateway: FakeGateway) -> int:
     return sum(1 for seen in gateway.seen if seen.path.endswith(("/stable_token", "/gettoken")))
 
