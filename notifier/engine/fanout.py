@@ -21,13 +21,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from notifier.domain.enums import Severity
-from notifier.domain.templates import TemplateVersion
 from notifier.engine.areas import AREA_KINDS, fan_out_areas
 from notifier.engine.confirm_marks import mark_confirming
 from notifier.engine.context import EngineContext
-from notifier.engine.personal import bind_row, tag_personal
+from notifier.engine.notice_render import render_kinds
+from notifier.engine.personal import tag_personal
 from notifier.engine.quiet import local_seconds
-from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError, content_key
+from notifier.engine.render import DEFAULT_TEMPLATE, RenderError
 from notifier.engine.render_threads import rendered
 from notifier.store import Store
 from notifier.store.common import iso
@@ -103,24 +103,9 @@ async def render_notice(ctx: EngineContext, notice: Row) -> dict[str, dict[str, 
     if roster_id is not None:  # a roster notice: markers where each recipient's cells go (engine.personal)
         columns = json.loads((await ctx.store.roster_row(int(roster_id)))["columns"])
     kinds = requested_channels(ctx, notice)
-    contents = await rendered(_render_kinds, ctx.templates, version, kinds, context, columns)
+    translated = [kind for kind in kinds if kind not in AREA_KINDS]  # an area's message is in one language
+    contents = await rendered(render_kinds, ctx.templates, version, kinds, context, columns, translated)
     return contents if roster_id is None or columns is None else tag_personal(contents, int(roster_id), columns)
-
-
-def _render_kinds(
-    templates: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any], columns: list[str] | None
-) -> dict[str, dict[str, str | None]]:
-    """``render_notice``'s renderings, in a render thread: a notice renders every kind in every language."""
-    if columns is not None:
-        context = bind_row(templates, context, columns)
-    contents = {}
-    for kind in kinds:
-        contents[kind] = templates.render(version, kind, context)
-        others = [] if kind in AREA_KINDS else version.languages[1:]
-        for language in others:
-            if version.language_for(kind, language) == language:
-                contents[content_key(kind, language)] = templates.render(version, kind, context, language)
-    return contents
 
 
 def issued_at(ctx: EngineContext, notice: Row) -> str:

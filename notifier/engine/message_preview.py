@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -31,8 +31,8 @@ from channels.sms_text import count_segments
 from channels.wechat_official import WechatAccountChannel
 from notifier.config import Settings
 from notifier.domain.models import Notice, NoticeIn
-from notifier.domain.templates import TemplateVersion
 from notifier.engine.context import aliases_of
+from notifier.engine.notice_render import render_kinds
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.engine.render_threads import rendered
 from notifier.engine.sms_bill import sms_routes
@@ -88,13 +88,7 @@ async def render_draft(
     name = (await store.get_department(department)).name
     issued_at = datetime.now(ZoneInfo(settings.server.timezone)).isoformat(timespec="seconds")
     context = renderer.context({**notice.model_dump(mode="json"), "department": department}, name, issued_at=issued_at)
-    return await rendered(_render_kinds, renderer, version, kinds, context)
-
-
-def _render_kinds(
-    renderer: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any]
-) -> dict[str, dict[str, str | None]]:
-    return {kind: renderer.render(version, kind, context) for kind in kinds}
+    return await rendered(render_kinds, renderer, version, kinds, context)
 
 
 def channel_message(

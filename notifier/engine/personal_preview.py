@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -15,8 +14,8 @@ from channels.base import Channel
 from channels.sms_text import count_segments
 from notifier.config import Settings
 from notifier.domain.models import Notice, NoticeIn
-from notifier.domain.templates import TemplateVersion
-from notifier.engine.personal import bind_row, personalise, tag_personal
+from notifier.engine.notice_render import render_kinds
+from notifier.engine.personal import personalise, tag_personal
 from notifier.engine.render import DEFAULT_TEMPLATE, Renderer, RenderError
 from notifier.engine.render_threads import rendered
 from notifier.engine.sms_bill import sms_routes
@@ -41,13 +40,6 @@ class LongestSms(BaseModel):
 class PersonalPreview(BaseModel):
     samples: list[PersonalSample]
     longest_sms: LongestSms | None
-
-
-def _render_kinds(
-    renderer: Renderer, version: TemplateVersion, kinds: list[str], context: dict[str, Any], columns: list[str]
-) -> dict[str, dict[str, str | None]]:
-    bound = bind_row(renderer, context, columns)
-    return {kind: renderer.render(version, kind, bound) for kind in kinds}
 
 
 async def _audit(store: Store, actor: str, roster_id: int, shown: list[int]) -> None:
@@ -84,7 +76,7 @@ async def personal_preview(
     if version is None:
         return None
     try:
-        contents = await rendered(_render_kinds, renderer, version, kinds, context, json.loads(roster["columns"]))
+        contents = await rendered(render_kinds, renderer, version, kinds, context, json.loads(roster["columns"]))
     except RenderError:
         return None
     contents = tag_personal(contents, roster_id, json.loads(roster["columns"]))
