@@ -66,6 +66,7 @@ from pydantic import BaseModel, Field, SecretStr
 from yarl import URL
 
 from channels.base import Channel, ChannelOptions, Failed, OutboundMessage, Retry, SendResult, send_window
+from notifier.domain.masking import mask_phones_in_text
 from notifier.domain.text import ascii_digits
 
 log = logging.getLogger("notifier.channels.http")
@@ -78,8 +79,6 @@ _SECRET_PARAMS = re.compile(
     r"(?i)\b(password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key(?:[-_]?secret)?|"
     r"secret[-_]?key|signature|sign|sig|authorization)(\"?\s*[=:]\s*\"?)([^&\s\"',;]+)"
 )
-_E164 = re.compile(r"(?:\+|%2B|\b00)[0-9]{8,15}\b", re.IGNORECASE)
-_CN_MOBILE = re.compile(r"(?<![0-9.])(?:86)?1[3-9][0-9]{9}(?![0-9])")
 
 OUTCOME_UNKNOWN = "connection dropped before the reply: the provider may have taken the message"
 UNRECOGNISED = "unrecognised answer: the provider may have taken the message"  # a 2xx that says neither yes nor no
@@ -134,22 +133,12 @@ class HttpReply:
             return None
 
 
-def mask_phones(text: str) -> str:
-    """Mask every phone-number-looking run of digits, keeping the country prefix and last 4 digits."""
-
-    def mask(match: re.Match[str]) -> str:
-        value = match.group(0)
-        return value[:-8] + "****" + value[-4:] if len(value) >= 10 else "****"
-
-    return _CN_MOBILE.sub(mask, _E164.sub(mask, text))
-
-
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` without the given secret values, secret-looking parameters or phone numbers."""
     for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
         text = text.replace(secret, "***")
     text = _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return mask_phones(text)
+    return mask_phones_in_text(text)
 
 
 def secret_values(options: BaseModel) -> list[str]:
@@ -370,7 +359,6 @@ __all__ = [
     "HttpOptions",
     "HttpReply",
     "classify_status",
-    "mask_phones",
     "parse_retry_after",
     "redact",
     "secret_values",

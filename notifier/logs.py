@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from channels.http import mask_phones
+from notifier.domain.masking import mask_phones_in_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -64,7 +64,7 @@ def redact(text: str) -> str:
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _API_KEY.sub(lambda m: f"ntf_{m.group(1)}_***", text)
     text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return mask_phones(text)
+    return mask_phones_in_text(text)
 
 
 def scrub(text: str) -> str:

@@ -164,6 +164,7 @@ def test_lookup(data: Any, path: str, expected: Any) -> None:
     [
         ("password=hunter2&to=%2B8613800138000", [], "password=***&to=%2B86138****8000"),
         ("call 13912345678 or +85291234567", [], "call 139****5678 or +852****4567"),
+        ("call 139 1234 5678 or +86 139-1234-5678", [], "call 139****5678 or +86 139****5678"),
         ('{"access_key": "AKID1", "sign": "zz"}', [], '{"access_key": "***", "sign": "***"}'),
         ("ts=1795961193 id=d42", [], "ts=1795961193 id=d42"),  # a Unix time is not a phone number
         ("Bearer s3cr3t-value", ["s3cr3t-value"], "Bearer ***"),

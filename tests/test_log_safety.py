@@ -167,6 +167,20 @@ def test_scrub_redacts_credentials_and_phones_and_escapes_controls() -> None:
     assert cleaned.isprintable()
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [  # as residents and clerks write numbers (a publicity list's free text was masked so, a log line was not)
+        ("from 139 1234 5678", "from 139****5678"),
+        ("from 139-1234-5678.", "from 139****5678."),
+        ("from +86 139-1234-5678", "from +86 139****5678"),
+        ("from 0086 139 1234 5678", "from 0086 139****5678"),
+        ("from １３９１２３４５６７８", "from １３９****５６７８"),  # full-width digits
+    ],
+)
+def test_scrub_masks_a_phone_however_it_is_written(written: str, masked: str) -> None:
+    assert scrub(written) == masked
+
+
 def test_exception_text_is_scrubbed_and_each_message_one_line() -> None:
     try:
         try:

@@ -252,6 +252,9 @@ async def test_the_public_page_and_its_feedback_form_mask_numbers_in_the_notices
         ("电话１３９１２３４５６７８", "电话１３９****５６７８"),  # full-width digits, as a Chinese keyboard types them
         ("身份证３７０７２５１９９００１０１１２３Ｘ", "身份证３７０７２５********１２３Ｘ"),
         ("电话13912345678", "电话139****5678"),
+        ("香港电话 +85291234567", "香港电话 +852****4567"),  # another country's number, as a log line masks it
+        ("香港电话 0085291234567", "香港电话 00852****4567"),
+        ("to=%2B85291234567", "to=%2B852****4567"),
         ("订单号 2613912345678 金额 800", "订单号 2613912345678 金额 800"),  # no phone inside a longer number
     ],
 )

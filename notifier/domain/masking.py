@@ -6,7 +6,9 @@ only what the rules allow.
 - identity numbers (18 characters, the last a digit or X; or the older 15 digits) keep the first 6 and the
   last 4: 370725199001011234 -> 370725********1234;
 - phone numbers keep the first 3 and the last 4 of the national number: 13912345678 -> 139****5678; in free
-  text also when written +86 139 1234 5678, 139-1234-5678 or in full-width digits (+86 139****5678).
+  text also when written +86 139 1234 5678, 139-1234-5678 or in full-width digits (+86 139****5678), and
+  another country's number in international form keeps its first digits and its last 4: +85291234567 ->
+  +852****4567 (``mask_phones_in_text``, which the log lines and the channels' error texts go through too).
 
 A cell is masked by its column (a name column: 姓名, name, 户主...; an identity column: 身份证号...; a phone column:
 手机号...) and, in any column, by its look (a value shaped like an identity or phone number is masked as one),
@@ -34,6 +36,8 @@ _ID_IN_TEXT = re.compile(rf"(?<!{_D})({_D}{{6}})({_D}{{8}}|{_D}{{5}})({_D}{{3}}{
 _PHONE_IN_TEXT = re.compile(
     rf"(?<!{_D})((?:(?:[+＋]|00|００)?(?:86|８６)[ -]?)?)([1１][3-9３-９]{_D})[ -]?{_D}{{4}}[ -]?({_D}{{4}})(?!{_D})"
 )
+# any country's number in international form: +, its URL encoding %2B, or 00, then 8 to 15 digits
+_INTERNATIONAL_IN_TEXT = re.compile(r"(?:\+|%2B|\b00)[0-9]{8,15}\b", re.IGNORECASE)
 
 
 def mask_name(name: str) -> str:
@@ -59,10 +63,22 @@ def mask_phone(value: str) -> str:
     return digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:] if len(digits) > 7 else "*" * len(digits)
 
 
-def mask_numbers_in_text(value: str) -> str:
-    """Identity and mobile numbers anywhere in a free-text cell, masked as such."""
-    value = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], value)
+def mask_phones_in_text(value: str) -> str:
+    """Phone numbers anywhere in a text, masked: mainland mobile numbers however they are written, and
+    numbers in international form."""
+    value = _INTERNATIONAL_IN_TEXT.sub(_mask_international, value)
     return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(3)}", value)
+
+
+def _mask_international(match: re.Match[str]) -> str:
+    number = match.group(0)
+    return number[:-8] + "****" + number[-4:] if len(number) >= 10 else "****"
+
+
+def mask_numbers_in_text(value: str) -> str:
+    """Identity and phone numbers anywhere in a free-text cell, masked as such."""
+    value = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], value)
+    return mask_phones_in_text(value)
 
 
 def mask_cell(column: str, value: str, stricter: str | None = None) -> str:

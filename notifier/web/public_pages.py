@@ -62,7 +62,8 @@ SEVERITY_NAMES = {
 def mask_personal(text: str) -> str:
     """Mask mainland mobile numbers (first 3 and last 4 digits kept) and identity card numbers (first 6 and
     last 4 kept), as a publicity list's free text is masked (``domain.masking.mask_numbers_in_text``): also
-    when written with +86, spaces or hyphens, or in full-width digits."""
+    when written with +86, spaces or hyphens, or in full-width digits; another country's number in
+    international form too."""
     return mask_numbers_in_text(text)
 
 
