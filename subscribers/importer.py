@@ -279,16 +279,8 @@ async def _write_batch(
 
 def outside_scope(row: Row, data: SubscriberIn, scope: PersonalDataScope) -> list[RowError]:
     """A department imports residents into its own groups and topics only, as the API creates them."""
-    errors = []
-    groups = [group for group in data.groups if group not in scope.groups]
-    if groups:
-        message = f"department {scope.department} does not work with group {', '.join(groups)}"
-        errors.append(RowError(row.number, row.external_id, "groups", message))
-    topics = [topic for topic in data.topics if topic not in scope.topics]
-    if topics:
-        message = f"department {scope.department} does not issue on topic {', '.join(topics)}"
-        errors.append(RowError(row.number, row.external_id, "topics", message))
-    return errors
+    refusals = [("groups", scope.groups_refused(data.groups)), ("topics", scope.topics_refused(data.topics))]
+    return [RowError(row.number, row.external_id, field, refusal) for field, refusal in refusals if refusal]
 
 
 async def _write_row(

@@ -16,6 +16,10 @@ import pytest
 
 from notifier.api.app import ALL_ROUTES
 from notifier.domain.enums import Role
+from notifier.domain.errors import Forbidden
+from notifier.domain.models import PersonalDataScope, SubscriberIn
+from subscribers.importer import outside_scope
+from subscribers.rows import Row
 from tests.conftest import VILLAGE_A1, VILLAGE_B1, Api
 from tests.databases import run_sql
 
@@ -312,3 +316,24 @@ async def test_a_duplicate_names_the_other_resident_only_to_a_key_that_reads_it(
         {"field": "external_id", "disclosed": False},
     ]
     assert "13900000101" not in json.dumps(rows)
+
+
+def test_the_importer_refuses_the_groups_and_topics_the_api_refuses_in_the_same_words() -> None:
+    scope = PersonalDataScope("civil", frozenset({"relief"}), frozenset({"dibao"}))
+    data = SubscriberIn(
+        name="王秀英", phone="13912340001", area_code=VILLAGE_A1, groups=["dibao", "disabled"],
+        topics=["relief", "air-quality"],
+    )  # fmt: skip
+    refused = [(error.field, error.message) for error in outside_scope(Row(7, "m-7", data), data, scope)]
+    assert refused == [
+        ("groups", "department civil does not work with group disabled"),
+        ("topics", "department civil does not issue on topic air-quality"),
+    ]
+    with pytest.raises(Forbidden) as groups:
+        scope.check_groups(data.groups, "groups")
+    assert groups.value.detail == "groups: department civil does not work with group disabled; its groups: dibao"
+    with pytest.raises(Forbidden) as topics:
+        scope.check_topics(data.topics, "topics")
+    assert topics.value.detail == "topics: department civil does not issue on topic air-quality; its topics: relief"
+    assert outside_scope(Row(8, None, data), data, PersonalDataScope("civil", frozenset(data.topics),
+                                                                     frozenset(data.groups))) == []  # fmt: skip

@@ -523,23 +523,27 @@ class PersonalDataScope:
     def redact(self, subscriber: Subscriber) -> Subscriber:
         return subscriber.model_copy(update={"groups": [g for g in subscriber.groups if g in self.groups]})
 
+    def topics_refused(self, topics: Iterable[str]) -> str | None:
+        """Why the department may not name ``topics`` (those it does not issue on); None when it may."""
+        outside = [topic for topic in topics if topic not in self.topics]
+        return f"department {self.department} does not issue on topic {', '.join(outside)}" if outside else None
+
+    def groups_refused(self, groups: Iterable[str]) -> str | None:
+        """Why the department may not name ``groups`` (those it does not work with); None when it may."""
+        outside = [group for group in groups if group not in self.groups]
+        return f"department {self.department} does not work with group {', '.join(outside)}" if outside else None
+
     def check_topics(self, topics: Iterable[str], loc: str) -> None:
         """Forbidden naming ``loc`` when a topic lies outside the topics the department issues on."""
-        outside = [topic for topic in topics if topic not in self.topics]
-        if outside:
-            own = ", ".join(sorted(self.topics)) or "none"
-            raise Forbidden(
-                f"{loc}: department {self.department} does not issue on topic {', '.join(outside)}; its topics: {own}"
-            )
+        refusal = self.topics_refused(topics)
+        if refusal:
+            raise Forbidden(f"{loc}: {refusal}; its topics: {', '.join(sorted(self.topics)) or 'none'}")
 
     def check_groups(self, groups: Iterable[str], loc: str) -> None:
         """Forbidden naming ``loc`` when a group lies outside the department's groups."""
-        outside = [group for group in groups if group not in self.groups]
-        if outside:
-            own = ", ".join(sorted(self.groups)) or "none"
-            raise Forbidden(
-                f"{loc}: department {self.department} does not work with group {', '.join(outside)}; its groups: {own}"
-            )
+        refusal = self.groups_refused(groups)
+        if refusal:
+            raise Forbidden(f"{loc}: {refusal}; its groups: {', '.join(sorted(self.groups)) or 'none'}")
 
 
 class Page(BaseModel):
