@@ -23,22 +23,11 @@ from notifier.api.routing import Answer, Param, Route
 from notifier.domain.errors import NotifierError
 from notifier.engine.confirmations import ConfirmOutcome, confirm_delivery
 from notifier.signing import MalformedToken, TokenError, read_confirm
+from notifier.web.link_pages import link_page
 
 ACTOR = "confirm-link"
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em;line-height:1.6;font-size:20px}}
-button{{font-size:1.2em;padding:.6em 2em}}</style></head>
-<body>{body}</body></html>
-"""
+_STYLE = """body{font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em;line-height:1.6;font-size:20px}
+button{font-size:1.2em;padding:.6em 2em}"""
 
 
 class BadConfirmRequest(NotifierError):
@@ -69,8 +58,7 @@ def _delivery_id(request: web.Request) -> int:
 
 
 def _page(title: str, body: str) -> web.Response:
-    return web.Response(text=_PAGE.format(title=html.escape(title), body=body), content_type="text/html",
-                        headers=_HEADERS)
+    return link_page(title, body, _STYLE)
 
 
 async def confirm_page(request: web.Request) -> web.Response:

@@ -25,26 +25,15 @@ from notifier.api.routing import Answer, Param, Route
 from notifier.domain.enums import ChannelKind
 from notifier.domain.errors import NotFound, NotifierError
 from notifier.signing import MalformedToken, TokenError, UnsubscribeClaims, read_unsubscribe
+from notifier.web.link_pages import link_page
 
 ACTOR = "unsubscribe-link"
 SOURCE = "one-click"
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the token is in the URL
-    "X-Robots-Tag": "noindex",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;font-size:20px;line-height:1.6;
-max-width:32em;margin:0 auto;padding:1em;color:#111;background:#fff}}h1{{font-size:1.5em;line-height:1.3}}
-button{{display:block;width:100%;font-size:1.2em;min-height:56px;padding:.6em;margin:1.4em 0;border:0;
-border-radius:8px;background:#b71c1c;color:#fff;font-weight:bold}}
-button:focus{{outline:3px solid #0b4f8a;outline-offset:2px}}</style></head>
-<body><main>{body}</main></body></html>
-"""
+_STYLE = """body{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;font-size:20px;line-height:1.6;
+max-width:32em;margin:0 auto;padding:1em;color:#111;background:#fff}h1{font-size:1.5em;line-height:1.3}
+button{display:block;width:100%;font-size:1.2em;min-height:56px;padding:.6em;margin:1.4em 0;border:0;
+border-radius:8px;background:#b71c1c;color:#fff;font-weight:bold}
+button:focus{outline:3px solid #0b4f8a;outline-offset:2px}"""
 _CHANNEL_NAMES = {
     "email": ("电子邮件", "e-mail"),
     "sms": ("短信", "text messages"),
@@ -79,9 +68,7 @@ def _claims(request: web.Request) -> UnsubscribeClaims:
 
 
 def _page(title: str, body: str) -> web.Response:
-    return web.Response(
-        text=_PAGE.format(title=html.escape(title), body=body), content_type="text/html", headers=_HEADERS
-    )
+    return link_page(title, f"<main>{body}</main>", _STYLE)
 
 
 async def unsubscribe_page(request: web.Request) -> web.Response:
