@@ -15,13 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from multidict import MultiDict, MultiDictProxy
 
 from notifier.api.keys import STORE
@@ -31,6 +30,7 @@ from notifier.domain.enums import Role
 from notifier.domain.errors import NotifierError
 from notifier.domain.staff import StaffMember, StaffSession
 from notifier.store import Store
+from notifier.web.page_environment import page_environment
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_TTL = 8 * 3600.0  # a working day; then sign in again
@@ -102,12 +102,12 @@ class Console:
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
         """A page from ``notifier/console/templates`` (autoescaped), with what base.html needs."""
-        html = environment().get_template(template).render(**self._base_context(), **context)
+        html = page_environment(TEMPLATES).get_template(template).render(**self._base_context(), **context)
         return web.Response(status=status, text=html, content_type="text/html", charset="utf-8")
 
     def render_fragment(self, template: str, **context: Any) -> str:
         """A piece of a page (no base.html), e.g. what a server-sent event carries."""
-        return environment().get_template(template).render(t=self.t, lang=self.language, **context)
+        return page_environment(TEMPLATES).get_template(template).render(t=self.t, lang=self.language, **context)
 
     def _base_context(self) -> dict[str, Any]:
         staff = self.session.staff if self.session else None
@@ -130,17 +130,6 @@ class Console:
             "nav": nav,
             "current_path": self.request.path,
         }
-
-
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"], default=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def now(request: web.Request) -> float:

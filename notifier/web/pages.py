@@ -17,14 +17,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from multidict import MultiDictProxy
 from pydantic import SecretStr
 
@@ -34,6 +33,7 @@ from notifier.api.wake import wake
 from notifier.engine.context import aliases_of
 from notifier.residents.flow import Outside
 from notifier.signing import ExpiredToken, TokenError, sign, verify
+from notifier.web.page_environment import page_environment
 
 log = logging.getLogger("notifier.web")
 
@@ -164,17 +164,6 @@ def form_token_error(request: web.Request, token: str, form: str, bound: str | i
 # --- rendering -----------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=StrictUndefined,
-        autoescape=select_autoescape(["html", "html.j2"], default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def label(field: str, lang: str) -> str:
     zh, en = _LABELS.get(field, (field, field))
     return en if lang == "en" else zh
@@ -194,7 +183,7 @@ def render(
     def t(zh: str, en: str) -> str:
         return en if lang == "en" else zh
 
-    text = _environment().get_template(template).render(
+    text = page_environment(TEMPLATE_DIR).get_template(template).render(
         t=t, lang=lang, label=lambda field: label(field, lang), switch_url=switch, **context
     )
     response = web.Response(

@@ -19,13 +19,11 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from notifier.api.routing import Answer, Route
 from notifier.domain.disclosure import DOMAIN_NAMES
@@ -37,6 +35,7 @@ from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
 from notifier.engine.render_threads import rendered, rendered_for_public
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
+from notifier.web.page_environment import page_environment
 
 CHINA_TIME = timezone(timedelta(hours=8))
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "public"
@@ -67,19 +66,8 @@ def mask_personal(text: str) -> str:
     return mask_numbers_in_text(text)
 
 
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=StrictUndefined,
-        autoescape=select_autoescape(["html", "html.j2"], default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render(template: str, status: int = 200, **context: Any) -> web.Response:
-    text = environment().get_template(template).render(china=CHINA_TIME, **context)
+    text = page_environment(TEMPLATE_DIR).get_template(template).render(china=CHINA_TIME, **context)
     return web.Response(status=status, text=text, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
