@@ -130,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     staff_create.add_argument("--role", required=True, choices=[r.value for r in Role])
     staff_create.add_argument("--name", required=True, help="the person's name, as the console shows it")
     staff_create.add_argument("--login", help="login name (default: <department>-<account id>)")
+    staff_list = staff_commands.add_parser(
+        "list", help="list accounts: login, name, department, role, created, password changed, state"
+    )
+    _add_config(staff_list)
+    staff_list.add_argument("--department", help="only this department's accounts")
+    staff_disable = staff_commands.add_parser(
+        "disable", help="disable an account for good: it cannot sign in and its open sessions end at once"
+    )
+    _add_config(staff_disable)
+    staff_disable.add_argument("login", help="the account's login name, as `staff list` shows it")
+    staff_reset = staff_commands.add_parser(
+        "reset-password",
+        help="a forgotten password: a new one-time password, printed alone on the last line; open sessions end",
+    )
+    _add_config(staff_reset)
+    staff_reset.add_argument("login", help="the account's login name, as `staff list` shows it")
 
     notices = commands.add_parser("notices", help="notices")
     notice_commands = notices.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -230,6 +246,48 @@ async def _staff_create(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+async def _staff_list(store: Store, args: argparse.Namespace) -> int:
+    if args.department is not None:
+        await store.get_department(args.department)  # an unknown department is an error, not an empty list
+    rows = [["login", "name", "department", "role", "created", "password changed", "state"]]
+    for account in await store.list_staff_accounts(args.department):
+        member = account.member
+        if account.disabled:
+            state = "disabled"
+        elif member.must_change_password:
+            state = "one-time password"
+        else:
+            state = "active"
+        changed = account.password_changed_at[:19] if account.password_changed_at else "-"
+        rows.append([member.login, member.name, member.department, member.role.value, account.created_at[:19],
+                     changed, state])  # fmt: skip
+    _print_table(rows)
+    return 0
+
+
+async def _staff_disable(store: Store, args: argparse.Namespace) -> int:
+    account = await store.disable_staff_account(args.login, actor="cli")
+    print(f"console account {account.member.login} ({account.member.department}) disabled; its sessions ended")
+    return 0
+
+
+async def _staff_reset_password(store: Store, args: argparse.Namespace) -> int:
+    from notifier.console.passwords import hash_password, one_time_password
+
+    password = one_time_password()
+    account = await store.reset_staff_password(args.login, await hash_password(password), actor="cli")
+    print(f"console account {account.member.login} ({account.member.department}): its sessions ended;")
+    print("one-time password (shown only this once; it must be changed at the next login):")
+    print(password)
+    return 0
+
+
 async def _apikey_list(store: Store, args: argparse.Namespace) -> int:
     keys, cursor = await store.list_api_keys(department=args.department, cursor=None, limit=1000)
     while cursor is not None:
@@ -240,9 +298,7 @@ async def _apikey_list(store: Store, args: argparse.Namespace) -> int:
         times = [key.created_at, key.last_used_at, key.revoked_at]
         stamps = [t.astimezone().isoformat(timespec="seconds") if t else "-" for t in times]
         rows.append([key.prefix, key.department, key.role.value, key.name, *stamps])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     return 0
 
 
@@ -431,6 +487,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ("apikey", "create"): _apikey_create,
         ("apikey", "list"): _apikey_list,
         ("staff", "create"): _staff_create,
+        ("staff", "list"): _staff_list,
+        ("staff", "disable"): _staff_disable,
+        ("staff", "reset-password"): _staff_reset_password,
         ("apikey", "revoke"): _apikey_revoke,
         ("notices", "send"): _notices_send,
         ("notices", "approve"): _notices_approve,

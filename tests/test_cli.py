@@ -49,6 +49,9 @@ async def run_cli(
         ["apikey", "revoke"],
         ["notices", "send"],
         ["staff", "create"],
+        ["staff", "list"],
+        ["staff", "disable"],
+        ["staff", "reset-password"],
     ],
 )
 async def test_every_command_has_help(command: list[str]) -> None:

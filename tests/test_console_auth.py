@@ -252,3 +252,74 @@ async def test_a_form_the_console_cannot_read_is_a_400_page_not_a_500(browser: B
             assert response.status == 400 and response.content_type == "text/html", await response.text()
     stored = await store.get_staff_by_login(login)
     assert stored is not None and await check_password(stored.password_hash, password)
+
+
+async def test_staff_list_shows_every_account_and_its_state(store: Store, settings: Settings) -> None:
+    active, password = await _account(store)
+    stored = await store.get_staff_by_login(active)
+    assert stored is not None
+    await store.set_staff_password(stored.member, await hash_password(password + "-new"), keep_session="")
+    fresh, _ = await _account(store, Role.APPROVER)
+    gone, _ = await _account(store)
+    await store.disable_staff_account(gone, actor="test")
+    code, out, err = await run_cli("staff", "list", "--department", "environment", db_url=settings.database.url)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:4] == ["login", "name", "department", "role"]
+    states = {line.split()[0]: line for line in lines[1:]}
+    assert states[active].endswith("active") and states[fresh].endswith("one-time password")
+    assert states[gone].endswith("disabled") and len(states) == 3
+    code, out, err = await run_cli("staff", "list", "--department", "civil-affairs", db_url=settings.database.url)
+    assert code == 0 and out.strip().splitlines()[1:] == [], (out, err)
+    code, _, err = await run_cli("staff", "list", "--department", "nowhere", db_url=settings.database.url)
+    assert code != 0 and "nowhere" in err and "Traceback" not in err
+
+
+async def test_a_disabled_account_is_signed_out_and_cannot_sign_in(
+    browser: Browser, store: Store, settings: Settings
+) -> None:
+    login, password = await _account(store)
+    assert (await browser.log_in(login, password)).status == 303
+    async with browser.session.get(f"{browser.base}/console/password", allow_redirects=False) as response:
+        assert response.status == 200  # signed in
+    code, out, err = await run_cli("staff", "disable", login, db_url=settings.database.url)
+    assert code == 0 and login in out, err
+    async with browser.session.get(f"{browser.base}/console/password", allow_redirects=False) as response:
+        assert response.status == 303 and response.headers["Location"].startswith("/console/login")
+    assert (await browser.log_in(login, password)).status == 401
+    [entry] = [row for row in await store.db.fetch_all("list_audit", {"after": 0, "limit": 100})
+               if row["action"] == "staff.disable"]  # fmt: skip
+    assert entry["actor"] == "cli" and password not in entry["detail"]
+    code, _, err = await run_cli("staff", "disable", login, db_url=settings.database.url)
+    assert code != 0 and "disabled already" in err and "Traceback" not in err
+
+
+async def test_reset_password_gives_a_one_time_password_and_ends_the_sessions(
+    browser: Browser, store: Store, settings: Settings
+) -> None:
+    login, password = await _account(store)
+    assert (await browser.log_in(login, password)).status == 303
+    code, out, err = await run_cli("staff", "reset-password", login, db_url=settings.database.url)
+    assert code == 0, err
+    new_password = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"[A-Za-z0-9]{5}-[A-Za-z0-9]{5}-[A-Za-z0-9]{5}", new_password) and new_password != password
+    async with browser.session.get(f"{browser.base}/console/password", allow_redirects=False) as response:
+        assert response.status == 303 and response.headers["Location"].startswith("/console/login")
+    assert (await browser.log_in(login, password)).status == 401
+    answer = await browser.log_in(login, new_password)
+    assert answer.status == 303 and answer.headers["Location"].startswith("/console/password")  # to be changed
+    stored = await store.get_staff_by_login(login)
+    assert stored is not None and stored.member.must_change_password
+    assert await check_password(stored.password_hash, new_password)
+    actions = [row["action"] for row in await store.db.fetch_all("list_audit", {"after": 0, "limit": 100})]
+    assert "staff.password_reset" in actions
+
+
+async def test_reset_password_refuses_a_disabled_or_unknown_account(store: Store, settings: Settings) -> None:
+    login, _ = await _account(store)
+    await store.disable_staff_account(login, actor="test")
+    code, out, err = await run_cli("staff", "reset-password", login, db_url=settings.database.url)
+    assert code != 0 and "disabled" in err and "Traceback" not in err
+    assert not re.search(r"[A-Za-z0-9]{5}-[A-Za-z0-9]{5}-[A-Za-z0-9]{5}", out)
+    code, _, err = await run_cli("staff", "disable", "no-such-login", db_url=settings.database.url)
+    assert code != 0 and "no-such-login" in err and "Traceback" not in err

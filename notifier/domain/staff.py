@@ -47,6 +47,16 @@ class StaffMember:
 
 
 @dataclass(frozen=True)
+class StaffAccount:
+    """An account as an admin lists it: the person, and whether and since when it can sign in."""
+
+    member: StaffMember
+    created_at: str
+    password_changed_at: str | None
+    disabled: bool
+
+
+@dataclass(frozen=True)
 class StaffSession:
     staff: StaffMember
     token_hash: str

@@ -13,8 +13,8 @@ import secrets
 from dataclasses import dataclass
 
 from notifier.domain.enums import Role
-from notifier.domain.errors import Conflict
-from notifier.domain.staff import StaffMember, StaffSession
+from notifier.domain.errors import Conflict, NotFound
+from notifier.domain.staff import StaffAccount, StaffMember, StaffSession
 from notifier.domain.text import ascii_digits
 from notifier.store.api_keys import hash_secret
 from notifier.store.catalog import CatalogRepository
@@ -107,6 +107,49 @@ class StaffRepository(CatalogRepository):
             await self.db.execute("delete_other_staff_sessions", {"staff_id": staff.id, "token_hash": keep_session})
             await self.audit(staff.actor, "staff.password_change", "staff_account", staff.id, {"login": staff.login})
 
+    async def list_staff_accounts(self, department: str | None = None) -> list[StaffAccount]:
+        """Every account (of ``department`` when given), disabled ones included, by department and login."""
+        rows = await self.db.fetch_all("list_staff_accounts", {"department": department})
+        return [_account(row) for row in rows]
+
+    async def disable_staff_account(self, login: str, actor: str) -> StaffAccount:
+        """The account can no longer sign in and its open sessions end now; for good (a new account is made for
+        the person if they come back). Conflict when it is disabled already."""
+        async with self.db.transaction():
+            stored = await self._staff_to_manage(login)
+            if stored.disabled:
+                raise Conflict(f"the console account {login} is disabled already")
+            await self.db.execute("disable_staff_account", {"id": stored.member.id, "now": now_iso()})
+            ended = await self.db.execute("delete_staff_sessions", {"staff_id": stored.member.id})
+            detail: dict[str, object] = {"login": login, "sessions_ended": ended}
+            await self.audit(actor, "staff.disable", "staff_account", stored.member.id, detail)
+        return await self._account_of(login)
+
+    async def reset_staff_password(self, login: str, password_hash: str, actor: str) -> StaffAccount:
+        """A forgotten password: ``password_hash`` (of a one-time password) replaces it, to be changed at the next
+        sign-in, and every open session of the account ends. Conflict for a disabled account."""
+        async with self.db.transaction():
+            stored = await self._staff_to_manage(login)
+            if stored.disabled:
+                raise Conflict(f"the console account {login} is disabled; create a new account for the person")
+            params = {"id": stored.member.id, "password_hash": password_hash, "now": now_iso()}
+            await self.db.execute("reset_staff_password", params)
+            ended = await self.db.execute("delete_staff_sessions", {"staff_id": stored.member.id})
+            detail: dict[str, object] = {"login": login, "sessions_ended": ended}
+            await self.audit(actor, "staff.password_reset", "staff_account", stored.member.id, detail)
+        return await self._account_of(login)
+
+    async def _staff_to_manage(self, login: str) -> StoredStaff:
+        stored = await self.get_staff_by_login(login)
+        if stored is None:
+            raise NotFound(f"no console account with the login name {login}")
+        return stored
+
+    async def _account_of(self, login: str) -> StaffAccount:
+        row = await self.db.fetch_one("get_staff_by_login", {"login": login})
+        assert row is not None
+        return _account(row)
+
     # sessions
 
     async def open_staff_session(self, staff: StaffMember, *, now: float, ttl: float) -> tuple[str, StaffSession]:
@@ -186,5 +229,12 @@ class StaffRepository(CatalogRepository):
 def _stored(row: Row | None) -> StoredStaff | None:
     if row is None:
         return None
-    disabled = row["disabled_at"] is not None or row["key_revoked_at"] is not None
-    return StoredStaff(_member(row), row["password_hash"], disabled)
+    return StoredStaff(_member(row), row["password_hash"], _disabled(row))
+
+
+def _disabled(row: Row) -> bool:
+    return row["disabled_at"] is not None or row["key_revoked_at"] is not None
+
+
+def _account(row: Row) -> StaffAccount:
+    return StaffAccount(_member(row), row["created_at"], row["password_changed_at"], _disabled(row))

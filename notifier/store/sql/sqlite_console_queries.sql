@@ -23,6 +23,20 @@ SELECT 1 FROM staff_accounts WHERE login = :login;
 UPDATE staff_accounts SET password_hash = :password_hash, must_change_password = 0, password_changed_at = :now
 WHERE id = :id;
 
+-- name: list_staff_accounts
+SELECT s.*, k.revoked_at AS key_revoked_at FROM staff_accounts s JOIN api_keys k ON k.id = s.key_id
+WHERE (:department IS NULL OR s.department = :department) ORDER BY s.department, s.login;
+
+-- name: disable_staff_account
+UPDATE staff_accounts SET disabled_at = :now WHERE id = :id AND disabled_at IS NULL;
+
+-- name: reset_staff_password
+UPDATE staff_accounts SET password_hash = :password_hash, must_change_password = 1, password_changed_at = :now
+WHERE id = :id;
+
+-- name: delete_staff_sessions
+DELETE FROM staff_sessions WHERE staff_id = :staff_id;
+
 -- name: insert_staff_session
 INSERT INTO staff_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at)
 VALUES (:token_hash, :staff_id, :csrf_token, :now, :now, :expires_at);
