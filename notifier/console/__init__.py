@@ -21,6 +21,7 @@ from notifier.console import (
     reports,
     residents,
     rosters,
+    staff_accounts,
     static,
     template_pages,
     unconfirmed,
@@ -43,6 +44,7 @@ ROUTES: list[ConsoleRoute] = [
     *channels.ROUTES,
     *feedback.ROUTES,
     *reports.ROUTES,
+    *staff_accounts.ROUTES,
 ]
 NAV_ITEMS: list[NavItem] = [
     *home.NAV_ITEMS,
@@ -54,6 +56,7 @@ NAV_ITEMS: list[NavItem] = [
     *channels.NAV_ITEMS,
     *feedback.NAV_ITEMS,
     *reports.NAV_ITEMS,
+    *staff_accounts.NAV_ITEMS,
 ]
 
 
