@@ -64,11 +64,13 @@ async def record_receipt(
     # worker's record of the send holds too: the look-up and the keeping of an early receipt cannot interleave
     # with that record, so an early receipt is either seen by it or sees the delivery (on PostgreSQL, where
     # transactions run side by side, each look-up would otherwise see only what the other had committed before it)
-    if message_id_of(provider_message_id) is None:
+    message_id = message_id_of(provider_message_id)  # as the engine records a send's (``with_message_ids``)
+    if message_id is None:
         # older versions recorded a success answered without an id under "None" or "": such an id names no
         # message, and a receipt carrying it would confirm (or fail) whichever of those sends it found first
         log.warning("receipt on %s without a usable message id ignored", alias)
         return ReceiptOutcome.NO_ID
+    provider_message_id = message_id
     aliases = [alias, *(owner for owner in owners if owner != alias)]
     received_at = context.clock() if context is not None else time.time()
     async with store.db.transaction():

@@ -165,7 +165,7 @@ async def test_a_receipt_naming_no_message_matches_none_of_the_sends_older_versi
     assert outcomes == ["no-id", "no-id"]  # ReceiptOutcome.NO_ID
 
 
-class AnswersWithoutAnId(Channel):
+class AnswersSent(Channel):
     """A third-party adapter that says it sent every message, with ``answer`` for the provider's message id."""
 
     def __init__(self, alias: str, answer: str) -> None:
@@ -190,7 +190,7 @@ async def test_a_send_answered_without_a_message_id_is_retried_not_recorded_unde
     """The shipped adapters answer a success without an id Retry(UNRECOGNISED); a third-party adapter's
     Sent("") would otherwise be recorded under an id every such send shares, which one receipt could match."""
     person = await resident(engine_store)
-    adapter = AnswersWithoutAnId("sms-main", answer)
+    adapter = AnswersSent("sms-main", answer)
     engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
     notice = await approved(engine_store)
 
@@ -207,6 +207,23 @@ async def test_a_send_answered_without_a_message_id_is_retried_not_recorded_unde
     (row,) = await delivery_rows(engine_store, notice.id)
     assert (row["state"], row["provider_message_id"]) == ("sent", "gw-7")
     assert [message.recipient for message in adapter.handed] == [person.phone] * 2
+
+
+async def test_a_receipt_finds_a_send_whose_id_the_engine_recorded_without_its_blanks(
+    engine_store: Store, engine_settings: Settings, channels: dict[str, RecordingChannel], clock: FakeClock
+) -> None:
+    """A third-party adapter's Sent(" gw-7 ") is recorded as "gw-7"; its receipt, handed over as the adapter
+    reads it (" gw-7 "), still finds it."""
+    await resident(engine_store)
+    adapter = AnswersSent("sms-main", " gw-7 ")
+    engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
+    notice = await approved(engine_store)
+    await engine.run_until_idle()
+
+    assert await engine.record_receipt("sms-main", " gw-7 ", "delivered") is ReceiptOutcome.APPLIED
+    assert [(row["state"], row["provider_message_id"]) for row in await delivery_rows(engine_store, notice.id)] == [
+        ("delivered", "gw-7")
+    ]
 
 
 async def test_receipt_that_overtakes_its_send_is_applied_when_the_send_is_recorded(
