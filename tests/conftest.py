@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestServer
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.enums import Role
-from notifier.store import Store, open_database
+from notifier.store import Store
 from tests.databases import (  # the hooks and fixture that choose the test database
     _drop_test_databases,
     database_url,
+    open_migrated,
     pytest_addoption,
     pytest_collection_modifyitems,
     pytest_configure,
@@ -80,8 +81,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[Store]:
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed_catalog(store)
     try:

@@ -27,9 +27,9 @@ from channels.tencent_sms import TencentSmsOptions
 from notifier.api import create_app
 from notifier.config import Settings
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
-from tests.databases import database_url, read_rows, run_sql
+from tests.databases import database_url, open_migrated, read_rows, run_sql
 from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident, seed
 
 ALIYUN_TOKEN = "aliyun-receipts-2b7e1516"
@@ -142,8 +142,7 @@ class Hook:
 
 async def start(tmp_path: Path, vendor: Vendor, *, sends_through: str, running_engine: bool) -> AsyncIterator[Hook]:
     settings = channel_settings(database_url(tmp_path, "cloud-sms-hooks.db"))
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed(store)
     sms = RecordingChannel(sends_through)

@@ -15,8 +15,8 @@ import pytest
 
 from notifier.demo import load_demo, read_areas, read_catalog
 from notifier.domain.models import Subscriber
-from notifier.store import Store, open_database
-from tests.databases import database_url
+from notifier.store import Store
+from tests.databases import database_url, open_migrated
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "notifier" / "demo" / "data"
@@ -44,8 +44,7 @@ GROUPS = {"dibao", "extreme-poverty", "disabled", "elderly-alone", "pupils-paren
 
 @pytest.fixture
 async def demo_store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(database_url(tmp_path, "t.db"))
-    await db.migrate()
+    db = await open_migrated(database_url(tmp_path, "t.db"))
     try:
         yield Store(db)
     finally:

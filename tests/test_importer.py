@@ -20,12 +20,12 @@ import subscribers.importer as importer
 import subscribers.sheets as sheets
 from notifier.domain.errors import InvalidInput
 from notifier.domain.models import Subscriber
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.store.audit import AuditFilter
 from subscribers.importer import import_file, rich_progress
 from subscribers.rows import column_name
 from subscribers.sheets import Cells, Sheet, cell_text, detect_encoding
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 
 VILLAGE, OTHER_VILLAGE = "370725001036", "370725002001"
 HEADER = "external_id,name,phone,email,area_code,groups,topics,channels,quiet_hours"
@@ -42,8 +42,7 @@ async def roster_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def catalog_store(tmp_path: Path, name: str) -> Store:
     """A migrated store with the areas, topics and groups the test files name."""
-    db = await open_database(database_url(tmp_path, name))
-    await db.migrate()
+    db = await open_migrated(database_url(tmp_path, name))
     store = Store(db)
     await store.upsert_areas(
         [

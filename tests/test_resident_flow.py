@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from notifier.domain.models import SubscriberIn
 from notifier.residents import flow
 from notifier.residents.flow import Ask, Asked, Channel, Check, Limited, MeLinkError, MySettings, NoChannel, Outside
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.conftest import VILLAGE_A1, seed_catalog
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 
 SECRET = SecretStr("flow-test-secret")
 PHONE = "+8613800138000"
@@ -23,8 +23,7 @@ PHONE = "+8613800138000"
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    db = await open_database(database_url(tmp_path, "flow.db"))
-    await db.migrate()
+    db = await open_migrated(database_url(tmp_path, "flow.db"))
     store = Store(db)
     await seed_catalog(store)
     try:

@@ -25,11 +25,11 @@ from notifier.api import create_app
 from notifier.config import Settings
 from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
 from notifier.web.pages import CLOCK
 from tests.conftest import TOWN_A, VILLAGE_A1, VILLAGE_B1, seed_catalog
-from tests.databases import database_url, read_rows
+from tests.databases import database_url, open_migrated, read_rows
 from tests.smtp_server import SmtpServer
 
 PHONE, E164 = "13800138000", "+8613800138000"
@@ -117,8 +117,7 @@ async def start(
     tmp_path: Path, *, with_engine: bool = True, mail: SmtpServer | None = None, channels: dict[str, Any] | None = None
 ) -> AsyncIterator[Page]:
     settings = page_settings(tmp_path, mail is not None, channels)
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed_catalog(store)
     sms, backup, clock = RecordingChannel("sms-main"), RecordingChannel("sms-backup"), FakeClock()

@@ -22,9 +22,9 @@ from notifier.api import create_app
 from notifier.api.wechat_hooks import ROUTES, receipt_status
 from notifier.config import Settings
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 from tests.engine.conftest import VILLAGE_A1, approved, delivery_rows, resident, seed
 
 TOKEN = "county-wechat-callback-token"
@@ -96,8 +96,7 @@ async def running_hook(
             },
         }
     )
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed(store)
     channels = {alias: RecordingChannel(alias) for alias in settings.channels}

@@ -35,10 +35,10 @@ from notifier.console.passwords import hash_password, one_time_password
 from notifier.domain.enums import Role
 from notifier.domain.staff import StaffMember
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
 from tests.conftest import seed_catalog
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,8 +95,7 @@ async def engine_console(tmp_path: Path) -> AsyncIterator[EngineConsole]:
         "security": {"signing_secret": "console-browser-test-secret"},
         "channels": {"sms": {"kind": "sms", "type": "recording"}, "board": {"kind": "bulletin", "type": "recording"}},
     })  # fmt: skip
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed_catalog(store)
     sms, board, clock = RecordingChannel("sms"), RecordingChannel("board"), FakeClock()

@@ -25,11 +25,11 @@ from notifier.config import Settings
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.models import SubscriberIn
 from notifier.engine import Engine
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock
 from tests.browser.conftest import axe_check, log_in, new_staff, screenshot
 from tests.conftest import TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, seed_catalog
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 
 pytestmark = pytest.mark.peer("chromium")
 
@@ -56,8 +56,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
         "security": {"signing_secret": "console-e2e-test-secret"},
         "channels": {"sms": {"kind": "sms", "type": "outbox", "root": str(outbox)}},
     })  # fmt: skip
-    db = await open_database(settings.database.url)
-    await db.migrate()
+    db = await open_migrated(settings.database.url)
     store = Store(db)
     await seed_catalog(store)
     engine = Engine(store, settings, load_channels(settings), clock=FakeClock(), jitter=lambda: 0.5)

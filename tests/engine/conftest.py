@@ -14,9 +14,9 @@ from notifier.config import ApprovalConfig, Settings
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.models import Notice, NoticeIn, Subscriber, SubscriberIn
 from notifier.engine import Engine, add_recurring_notice
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 
 COUNTY, TOWN_A, TOWN_B = "370725", "370725001", "370725002"
 VILLAGE_A1, VILLAGE_A2, VILLAGE_B1 = "370725001001", "370725001002", "370725002001"
@@ -67,8 +67,7 @@ def engine_settings(tmp_path: Path) -> Settings:
 @contextlib.asynccontextmanager
 async def seeded_store(url: str) -> AsyncIterator[Store]:
     """A migrated database at ``url`` holding the test county (``seed``), closed on exit."""
-    db = await open_database(url)
-    await db.migrate()
+    db = await open_migrated(url)
     store = Store(db)
     await seed(store)
     try:

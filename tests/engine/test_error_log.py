@@ -15,8 +15,9 @@ from notifier.config import Settings
 from notifier.engine import Engine
 from notifier.errorlog import ErrorLog
 from notifier.logs import install_scrubbing
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import open_migrated
 from tests.engine.conftest import COUNTY, approved, resident, seed
 from tests.engine.test_area_deliveries import AREA_CHANNELS, RecordingAreaChannel, area_settings
 
@@ -127,9 +128,8 @@ async def test_print_job_poll_exception_is_logged_with_its_traceback_once(
 ) -> None:
     caplog.set_level(logging.INFO)
     settings: Settings = area_settings(tmp_path)
-    db = await open_database(settings.database.url)
+    db = await open_migrated(settings.database.url)
     try:
-        await db.migrate()
         store = Store(db)
         await seed(store)
         await approved(store, target={"areas": [COUNTY]}, channels=["bulletin"])

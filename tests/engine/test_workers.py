@@ -15,8 +15,9 @@ from notifier.domain.models import Notice, Subscriber
 from notifier.engine import Engine, ReceiptOutcome, record_receipt
 from notifier.engine.dispatch import dispatch_batch
 from notifier.engine.housekeeping import housekeeping
-from notifier.store import Store, open_database
+from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
+from tests.databases import open_migrated
 from tests.engine.conftest import (
     CHANNELS,
     COUNTY,
@@ -265,9 +266,8 @@ async def test_cleanly_stopped_engine_gives_its_leases_back(engine_store: Store,
 
 async def test_area_deliveries_of_a_dead_worker_are_taken_back(tmp_path: Path) -> None:
     settings = settings_for(area_settings(tmp_path))
-    db = await open_database(settings.database.url)
+    db = await open_migrated(settings.database.url)
     try:
-        await db.migrate()
         store = Store(db)
         await seed(store)
         notice = await approved(store, target={"areas": [COUNTY]}, channels=["bulletin"])

@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notifier.domain.models import MAX_ID, SubscriberIn, SubscriberPatch
-from notifier.store import Store, open_database
+from notifier.store import Store
 from subscribers.targeting import plan_target
 from tests.conftest import COUNTY, SMALL_CATALOG, TOWN_A, TOWN_B, VILLAGE_A1, VILLAGE_A2, VILLAGE_B1, seed_catalog
+from tests.databases import open_migrated
 from tests.properties import FEW
 
 VILLAGES = [VILLAGE_A1, VILLAGE_A2, VILLAGE_B1]
@@ -79,9 +80,8 @@ def reference(people: list[Resident], target: dict[str, Any]) -> dict[int, bool]
 
 async def fan_out_match(people: list[Resident], target: dict[str, Any]) -> dict[int, bool]:
     with tempfile.TemporaryDirectory() as folder:
-        db = await open_database(f"sqlite:///{folder}/t.db")
+        db = await open_migrated(f"sqlite:///{folder}/t.db")
         try:
-            await db.migrate()
             store = Store(db)
             await seed_catalog(store)
             for number, person in enumerate(people, start=1):

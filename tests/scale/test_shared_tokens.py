@@ -12,7 +12,7 @@ from typing import Any
 from channels.wechat_token import IssuedToken
 from notifier.engine.shared_tokens import DatabaseTokenCache
 from notifier.store import Store, open_database
-from tests.databases import database_url
+from tests.databases import database_url, open_migrated
 from tests.fake_wechat import FakeWechat
 from tests.fake_wecom import FakeWecom
 from tests.scale.workers import ROOT
@@ -42,8 +42,7 @@ async def send_from_processes(db_url: str, channels: dict[str, Any], recipients:
 
 async def migrated(tmp_path: Path) -> str:
     db_url = database_url(tmp_path, "tokens.db")
-    db = await open_database(db_url)
-    await db.migrate()
+    db = await open_migrated(db_url)
     await db.close()
     return db_url
 
