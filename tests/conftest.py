@@ -3,7 +3,7 @@ the API on a real port."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from argon2 import PasswordHasher
 
 from notifier.api import create_app
 from notifier.config import Settings
+from notifier.console import passwords
 from notifier.domain.enums import Role
 from notifier.store import Store
 from tests.databases import (  # the hooks and fixture that choose the test database
@@ -70,6 +72,21 @@ async def seed_catalog(store: Store) -> None:
         await store.upsert_group(code, name)
     for code, name, topics, groups in SMALL_CATALOG["departments"]:
         await store.upsert_department(code, name, topics, groups)
+
+
+# argon2id at the lowest cost it takes: the production hasher (RFC 9106's low-memory profile) spends about 0.2 s
+# of processor time on each hash and check, and every console test signs in. The production cost is checked on
+# the hash a `notifier staff create` process makes (tests/test_console_auth.py).
+CHEAP_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_HASHER", CHEAP_PASSWORD_HASHER)
+        passwords._dummy_hash.cache_clear()
+        yield
+        passwords._dummy_hash.cache_clear()
 
 
 @pytest.fixture

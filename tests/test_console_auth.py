@@ -81,6 +81,9 @@ async def test_staff_create_prints_the_one_time_password_alone_on_the_last_line(
     stored = await store.get_staff_by_login(login)
     assert stored is not None and stored.member.role is Role.APPROVER and stored.member.must_change_password
     assert stored.password_hash.startswith("$argon2id$") and password not in stored.password_hash
+    # the service's own cost (RFC 9106's low-memory profile), made by a process of its own: the tests in this
+    # process hash at argon2's lowest cost (tests/conftest.py)
+    assert stored.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), stored.password_hash
     assert await check_password(stored.password_hash, password)
     assert await store.authenticate(password) is None  # the password is no API key
 
