@@ -45,6 +45,7 @@ PREVIEW_PATH = "/console/notices/preview"
 COMPOSERS = (Role.ISSUER,)
 EDITABLE = (NoticeState.DRAFT, NoticeState.REJECTED)
 TOKEN_FIELD = "form_token"
+ROSTER_CHOICES = 50  # the department's newest rosters the form offers
 
 
 def notice_path(notice_id: int) -> str:
@@ -68,6 +69,7 @@ async def _choices(console: Console) -> dict[str, Any]:
         "topics": [t for t in topics if t.code in department.topics],
         "target_topics": [t for t in topics if scope is None or t.code in scope.topics],
         "groups": [g for g in groups if scope is None or g.code in scope.groups],
+        "rosters": [r for r in await store.list_rosters(staff.department, ROSTER_CHOICES) if r["erased_at"] is None],
         "towns": area_tree(await store.list_areas()),
         "templates": await template_choices(store, staff.department),
         "channels": [kind.value for kind in ChannelKind if kind.value in served],

@@ -24,7 +24,10 @@ from notifier.engine.render import DEFAULT_TEMPLATE
 from notifier.store import Store
 
 TEXT, TEMPLATE = "text", "template"
-SCALARS = ("topic", "title", "body", "template", "severity", "channel_mode", "target.combine", "send_at", "expires_at")
+SCALARS = (
+    "topic", "title", "body", "template", "severity", "channel_mode", "target.combine", "target.roster", "send_at",
+    "expires_at",
+)  # fmt: skip
 LISTS = ("target.areas", "target.groups", "target.topics", "channels")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"  # <input type="datetime-local">
 
@@ -86,6 +89,8 @@ def to_notice(values: ComposeValues, timezone: str) -> NoticeIn:
             "combine": values.get("target.combine", "any"),
         },
     }
+    if values.get("target.roster"):
+        payload["target"]["roster"] = values.get("target.roster")
     if values.content == TEMPLATE:
         payload["template"] = values.get("template") or None
         payload["data"] = {name: value for name, value in values.data.items() if value.strip()}
@@ -124,6 +129,7 @@ def from_notice(notice: Notice, timezone: str) -> ComposeValues:
         "severity": notice.severity.value,
         "channel_mode": notice.channel_mode.value,
         "target.combine": notice.target.combine,
+        "target.roster": "" if notice.target.roster is None else str(notice.target.roster),
         "send_at": local(notice.send_at),
         "expires_at": local(notice.expires_at),
     }

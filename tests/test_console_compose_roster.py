@@ -1,0 +1,87 @@
+"""The console's compose page targets a roster: a civil-affairs clerk picks the department's roster, writes the
+text with ``{{ row.<column> }}``, sees each resident's personal text in the preview, and saves a notice whose
+target is the roster, as ``POST /notices`` with ``target.roster`` would. A roster of another department is
+refused next to the field, and nothing is stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.conftest import Api
+from tests.console_sign_in import CSRF_FIELD, signed_in_session
+from tests.test_rosters import add_residents, phone
+
+BODY = "{{ row.姓名 }}您好：您的临时救助金{{ row.金额 }}元已发放。"
+
+
+@pytest.fixture
+async def clerk(api: Api) -> AsyncIterator[aiohttp.ClientSession]:
+    session = await signed_in_session(api.store, api.base, department="civil-affairs", name="民政文员")
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+async def roster(api: Api, key: str = "civ-issuer", name: str = "临时救助名单") -> int:
+    rows = [{"手机号": phone(n), "姓名": f"王{n}英", "金额": str(400 + n)} for n in (1, 2, 3)]
+    body = {"name": name, "key": "phone", "rows": rows}
+    status, report = await api.call("POST", "/api/v1/rosters", key=key, json=body)
+    assert status == 201 and report["matched"] == 3, report
+    return int(report["id"])
+
+
+async def compose(clerk: aiohttp.ClientSession, action: str, roster_id: int | str) -> tuple[int, str, str]:
+    async with clerk.get("/console/notices/new") as response:
+        form = await response.text()
+    fields = {
+        "csrf_token": CSRF_FIELD.search(form)[1],  # type: ignore[index]
+        "content": "text", "topic": "social-assistance", "title": "临时救助金发放", "body": BODY,
+        "severity": "info", "channel_mode": "first-available", "channels": "sms", "target.roster": str(roster_id),
+        "action": action,
+    }  # fmt: skip
+    async with clerk.post("/console/notices/new", data=fields, allow_redirects=False) as response:
+        return response.status, await response.text(), response.headers.get("Location", "")
+
+
+async def test_the_form_offers_the_departments_rosters_only(api: Api, clerk: aiohttp.ClientSession) -> None:
+    await add_residents(api.store, 3)
+    own = await roster(api)
+    async with clerk.get("/console/notices/new") as response:
+        page = await response.text()
+    assert f'<option value="{own}"' in page and "临时救助名单" in page
+    env_roster = await roster(api, key="env-issuer", name="环保名单")
+    async with clerk.get("/console/notices/new") as response:
+        page = await response.text()
+    assert f'<option value="{env_roster}"' not in page and "环保名单" not in page
+
+
+async def test_preview_shows_personal_texts_and_save_targets_the_roster(api: Api, clerk: aiohttp.ClientSession) -> None:
+    await add_residents(api.store, 3)
+    roster_id = await roster(api)
+    status, page, _ = await compose(clerk, "preview", roster_id)
+    assert status == 200, page
+    assert 'id="personal"' in page and "临时救助金401元" in page and "临时救助金403元" in page
+    assert re.search(rf'<option value="{roster_id}" selected', page)
+
+    status, _, location = await compose(clerk, "save", roster_id)
+    assert status == 303 and re.fullmatch(r"/console/notices/\d+", location), location
+    notice_id = int(location.rsplit("/", 1)[1])
+    notice = await api.store.get_notice(notice_id)
+    assert notice.target.roster == roster_id and notice.body == BODY
+    async with clerk.get(f"{location}/edit") as response:
+        assert re.search(rf'<option value="{roster_id}" selected', await response.text())
+
+
+async def test_another_departments_roster_is_refused_at_the_field(api: Api, clerk: aiohttp.ClientSession) -> None:
+    await add_residents(api.store, 3)
+    other = await roster(api, key="env-issuer", name="环保名单")
+    before, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
+    status, page, _ = await compose(clerk, "save", other)
+    assert status in (403, 404, 422) and 'id="target-roster-error"' in page, status
+    after, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
+    assert len(after) == len(before)
