@@ -5,13 +5,14 @@ refused next to the field, and nothing is stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import TOWN_A, Api
 from tests.console_sign_in import CSRF_FIELD, signed_in_session
 from tests.test_rosters import add_residents, phone
 
@@ -83,5 +84,70 @@ async def test_another_departments_roster_is_refused_at_the_field(api: Api, cler
     before, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
     status, page, _ = await compose(clerk, "save", other)
     assert status in (403, 404, 422) and 'id="target-roster-error"' in page, status
+    after, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
+    assert len(after) == len(before)
+
+
+async def publicity_form(clerk: aiohttp.ClientSession, roster_id: int, **changes: str) -> dict[str, object]:
+    async with clerk.get("/console/notices/new") as response:
+        form = await response.text()
+    today = dt.date.today()
+    fields: dict[str, object] = {
+        "csrf_token": CSRF_FIELD.search(form)[1],  # type: ignore[index]
+        "content": "text", "topic": "social-assistance", "title": "2026年12月临时救助对象公示",
+        "body": "现将临时救助对象名单公示如下。", "severity": "info", "channel_mode": "first-available",
+        "channels": "bulletin", "target.areas": TOWN_A, "publicity.roster": str(roster_id),
+        "publicity.columns": ["name", "area", "金额"], "publicity.masks": ["金额"],
+        "publicity.from": today.isoformat(), "publicity.until": (today + dt.timedelta(days=6)).isoformat(),
+        "publicity.complaint_phone": "0536-6212345", "publicity.paper": "A3", "action": "save",
+    }  # fmt: skip
+    return {**fields, **changes}
+
+
+async def post_form(clerk: aiohttp.ClientSession, fields: dict[str, object]) -> tuple[int, str, str]:
+    data = aiohttp.FormData()
+    for name, value in fields.items():
+        for one in value if isinstance(value, list) else [value]:
+            data.add_field(name, str(one))
+    async with clerk.post("/console/notices/new", data=data, allow_redirects=False) as response:
+        return response.status, await response.text(), response.headers.get("Location", "")
+
+
+async def test_a_publicity_list_is_set_up_on_the_compose_page(api: Api, clerk: aiohttp.ClientSession) -> None:
+    await add_residents(api.store, 3)
+    roster_id = await roster(api)
+    async with clerk.get("/console/notices/new") as response:
+        page = await response.text()
+    assert 'name="publicity.columns" value="金额"' in page and 'name="publicity.columns" value="name"' in page
+
+    status, _, location = await post_form(clerk, await publicity_form(clerk, roster_id))
+    assert status == 303, location
+    notice = await api.store.get_notice(int(location.rsplit("/", 1)[1]))
+    assert notice.publicity is not None
+    publicity = notice.publicity
+    assert (publicity.roster, publicity.columns) == (roster_id, ["name", "area", "金额"])
+    assert publicity.masks == {"金额": "full"}
+    assert (publicity.complaint_phone, publicity.paper) == ("0536-6212345", "A3")
+    assert (publicity.until - publicity.from_date).days == 6
+    async with clerk.get(f"{location}/edit") as response:
+        edit = await response.text()
+    assert re.search(r'name="publicity.masks" value="金额" checked', edit)
+    assert re.search(rf'id="publicity-roster" name="publicity.roster">\s*<option value="">[^<]*</option>\s*'
+                     rf'<option value="{roster_id}" selected', edit)  # fmt: skip
+
+
+async def test_a_wrong_publicity_list_is_refused_at_its_fields(api: Api, clerk: aiohttp.ClientSession) -> None:
+    await add_residents(api.store, 3)
+    roster_id = await roster(api)
+    before, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
+    cases = {
+        "publicity-columns-error": {"publicity.columns": ["银行卡号"]},  # no such column in the roster
+        "publicity-complaint_phone-error": {"publicity.complaint_phone": "打电话"},
+        "publicity-until-error": {"publicity.until": "2026-13-40"},
+    }
+    for error_id, changes in cases.items():
+        fields = {**await publicity_form(clerk, roster_id), **changes}
+        status, page, _ = await post_form(clerk, fields)
+        assert status == 422 and f'id="{error_id}"' in page, (error_id, status)
     after, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
     assert len(after) == len(before)

@@ -16,6 +16,7 @@ click creates one notice.
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -65,17 +66,24 @@ async def _choices(console: Console) -> dict[str, Any]:
     groups, _ = await store.list_groups(None, 500)
     settings = console.request.app[SETTINGS]
     served = {config.kind.value for config in settings.channels.values()}
+    rosters = [r for r in await store.list_rosters(staff.department, ROSTER_CHOICES) if r["erased_at"] is None]
     return {
         "topics": [t for t in topics if t.code in department.topics],
         "target_topics": [t for t in topics if scope is None or t.code in scope.topics],
         "groups": [g for g in groups if scope is None or g.code in scope.groups],
-        "rosters": [r for r in await store.list_rosters(staff.department, ROSTER_CHOICES) if r["erased_at"] is None],
+        "rosters": rosters,
+        "publicity_columns": _publicity_columns(rosters),
         "towns": area_tree(await store.list_areas()),
         "templates": await template_choices(store, staff.department),
         "channels": [kind.value for kind in ChannelKind if kind.value in served],
         "severities": [s.value for s in Severity],
         "modes": [m.value for m in ChannelMode],
     }
+
+
+def _publicity_columns(rosters: list[Any]) -> list[str]:
+    """What a publicity list may show: the resident's name and village, and every column of the rosters offered."""
+    return list(dict.fromkeys(["name", "area", *(column for r in rosters for column in json.loads(r["columns"]))]))
 
 
 def _defaults() -> ComposeValues:

@@ -26,9 +26,10 @@ from notifier.store import Store
 TEXT, TEMPLATE = "text", "template"
 SCALARS = (
     "topic", "title", "body", "template", "severity", "channel_mode", "target.combine", "target.roster", "send_at",
-    "expires_at",
+    "expires_at", "publicity.roster", "publicity.from", "publicity.until", "publicity.complaint_phone",
+    "publicity.paper",
 )  # fmt: skip
-LISTS = ("target.areas", "target.groups", "target.topics", "channels")
+LISTS = ("target.areas", "target.groups", "target.topics", "channels", "publicity.columns", "publicity.masks")
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"  # <input type="datetime-local">
 
 
@@ -91,6 +92,8 @@ def to_notice(values: ComposeValues, timezone: str) -> NoticeIn:
     }
     if values.get("target.roster"):
         payload["target"]["roster"] = values.get("target.roster")
+    if values.get("publicity.roster"):
+        payload["publicity"] = _publicity(values)
     if values.content == TEMPLATE:
         payload["template"] = values.get("template") or None
         payload["data"] = {name: value for name, value in values.data.items() if value.strip()}
@@ -111,6 +114,21 @@ def to_notice(values: ComposeValues, timezone: str) -> NoticeIn:
     except ValidationError as exc:
         found = field_errors(exc)
         raise InvalidInput(f"{len(found)} invalid field(s)", found) from None
+
+
+def _publicity(values: ComposeValues) -> dict[str, Any]:
+    """The form's publicity list (公示) as the API's ``publicity``: the roster, the columns shown, each column
+    ticked under "hide entirely" masked ``full``, the period, the complaint phone and the paper."""
+    columns = values.lists.get("publicity.columns", [])
+    return {
+        "roster": values.get("publicity.roster"),
+        "columns": columns,
+        "from": values.get("publicity.from") or None,
+        "until": values.get("publicity.until") or None,
+        "complaint_phone": values.get("publicity.complaint_phone"),
+        "masks": {column: "full" for column in values.lists.get("publicity.masks", [])},
+        "paper": values.get("publicity.paper", "A4"),
+    }
 
 
 def from_notice(notice: Notice, timezone: str) -> ComposeValues:
@@ -140,6 +158,17 @@ def from_notice(notice: Notice, timezone: str) -> ComposeValues:
         "channels": [kind.value for kind in notice.channels],
     }
     values.data = {name: str(value) for name, value in notice.data.items()}
+    if notice.publicity is not None:
+        publicity = notice.publicity
+        values.scalars |= {
+            "publicity.roster": str(publicity.roster),
+            "publicity.from": publicity.from_date.isoformat(),
+            "publicity.until": publicity.until.isoformat(),
+            "publicity.complaint_phone": publicity.complaint_phone,
+            "publicity.paper": publicity.paper,
+        }
+        values.lists["publicity.columns"] = list(publicity.columns)
+        values.lists["publicity.masks"] = sorted(publicity.masks)
     return values
 
 

@@ -131,5 +131,5 @@ UPDATE subscribers SET consent_basis = :basis WHERE id = :id;
 UPDATE departments SET roster_retention_days = :days WHERE code = :department;
 
 -- name: list_department_rosters
-SELECT id, name, key, rows, matched, created_at, erased_at FROM rosters
+SELECT id, name, key, columns, rows, matched, created_at, erased_at FROM rosters
 WHERE :department IS NULL OR department = :department ORDER BY id DESC LIMIT :limit;
