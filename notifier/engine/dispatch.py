@@ -30,7 +30,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from channels.base import Channel, OutboundMessage, Retry, SendResult, SendWindow, Sent, message_id_of, send_window
+from channels.base import (
+    Channel,
+    Failed,
+    OutboundMessage,
+    Retry,
+    SendResult,
+    SendWindow,
+    Sent,
+    message_id_of,
+    send_window,
+)
 from notifier.engine.areas import AREA_KINDS, area_message
 from notifier.engine.confirm_marks import asks_confirmation, with_confirm_link
 from notifier.engine.context import EngineContext
@@ -47,6 +57,7 @@ from notifier.store.database import Row
 log = logging.getLogger(__name__)
 
 NO_MESSAGE_ID = "sent without a message id: the provider may have taken the message"  # a Retry's reason
+NOT_AN_OUTCOME = "the adapter answered no send result: the provider may have taken the message"  # and the type
 HEADER_START = re.compile(r"(Severity|Topic|Department|Issued):", re.IGNORECASE)
 STOPPED_NOTICE_STATES = frozenset({"cancelled", "expired"})
 
@@ -401,24 +412,38 @@ def with_message_ids(alias: str, results: list[SendResult]) -> list[SendResult]:
     blanks). A ``Sent`` without a usable id (empty, blank, ``"None"``: a third-party adapter's) is made
     ``Retry(NO_MESSAGE_ID)``, as the shipped adapters answer a success without an id (``UNRECOGNISED``): every
     send recorded under such an id would share it, and one receipt naming it could confirm or fail any of them.
-    The provider may have taken the message and its retry may reach the resident again: logged, with the alias
-    and a count only. Nearly every batch has only usable ids: its results are returned, no list made."""
-    if all(not isinstance(result, Sent) or usable_id(result) for result in results):
+    An answer that is no ``SendResult`` at all (``None``, ``True``: a broken adapter) is ``Retry(NOT_AN_OUTCOME)``
+    with its type, not a record that fails until the lease ends. The provider may have taken such a message and
+    its retry may reach the resident again: logged, with the alias and counts only. Nearly every batch has only
+    results with usable ids: its results are returned, no list made."""
+    if all(_usable(result) for result in results):
         return results
     checked: list[SendResult] = []
     for result in results:
-        if not isinstance(result, Sent) or usable_id(result):
+        if _usable(result):
             checked.append(result)
-            continue
-        message_id = message_id_of(result.provider_message_id)
-        checked.append(Sent(message_id) if message_id is not None else Retry(NO_MESSAGE_ID))
-    retried = sum(isinstance(result, Retry) and result.reason == NO_MESSAGE_ID for result in checked)
-    if retried:
+        elif isinstance(result, Sent):
+            message_id = message_id_of(result.provider_message_id)
+            checked.append(Sent(message_id) if message_id is not None else Retry(NO_MESSAGE_ID))
+        else:
+            checked.append(Retry(f"{NOT_AN_OUTCOME}: {type(result).__name__}"))
+    without_id = sum(isinstance(result, Retry) and result.reason == NO_MESSAGE_ID for result in checked)
+    if without_id:
         log.warning(
             "channel %s answered %d of %d messages sent without a message id: retried (the provider may have them)",
-            alias, retried, len(results),
+            alias, without_id, len(results),
+        )  # fmt: skip
+    broken = sum(not isinstance(result, Sent | Retry | Failed) for result in results)
+    if broken:
+        log.error(
+            "channel %s answered %d of %d messages with no send result: retried (the provider may have them)",
+            alias, broken, len(results),
         )  # fmt: skip
     return checked
+
+
+def _usable(result: object) -> bool:
+    return isinstance(result, Retry | Failed) or (isinstance(result, Sent) and usable_id(result))
 
 
 def usable_id(result: Sent) -> bool:

@@ -13,7 +13,7 @@ from notifier.config import Settings
 from notifier.domain.enums import NoticeState
 from notifier.domain.errors import Conflict
 from notifier.engine import Engine, ReceiptOutcome, cancel_notice, record_receipt
-from notifier.engine.dispatch import NO_MESSAGE_ID
+from notifier.engine.dispatch import NO_MESSAGE_ID, NOT_AN_OUTCOME
 from notifier.engine.fanout import fan_out_next
 from notifier.store import Store
 from notifier.testing import FakeClock, RecordingChannel
@@ -306,3 +306,42 @@ async def test_expired_notice_stops_sending(
     rows = await delivery_rows(engine_store, notice.id)
     assert [(r["state"], r["last_error"]) for r in rows] == [("skipped", "expired: busy")]
     assert len(channels["sms-main"].messages) == 1
+
+
+class AnswersNoOutcome(Channel):
+    """A third-party adapter that answers something other than Sent, Retry or Failed for each message."""
+
+    def __init__(self, alias: str, answer: object) -> None:
+        super().__init__(alias)
+        self.answer = answer
+        self.handed: list[OutboundMessage] = []
+
+    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
+        self.handed.extend(batch)
+        return [self.answer for _ in batch]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("answer", [None, True, "sent", 200])
+async def test_an_answer_that_is_no_send_result_is_retried_with_its_reason(
+    engine_store: Store,
+    engine_settings: Settings,
+    channels: dict[str, RecordingChannel],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    answer: object,
+) -> None:
+    """Anything but Sent, Retry or Failed is a broken adapter: the delivery is retried with a reason naming what
+    came back (the provider may have taken the message), never left for its lease to run out unexplained."""
+    person = await resident(engine_store)
+    adapter = AnswersNoOutcome("sms-main", answer)
+    engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
+    notice = await approved(engine_store)
+
+    with caplog.at_level(logging.INFO):
+        await engine.run_until_idle()
+
+    (row,) = await delivery_rows(engine_store, notice.id)
+    assert (row["state"], row["last_error"]) == ("queued", f"{NOT_AN_OUTCOME}: {type(answer).__name__}")
+    assert "channel sms-main answered 1 of 1 messages with no send result" in caplog.text
+    assert (person.phone or "")[-8:] not in caplog.text
+    assert len(adapter.handed) == 1
