@@ -38,7 +38,8 @@ async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_an
     assert [(status, headers.get("Retry-After")) for status, _, headers in refused] == [
         (503, str(PUBLIC_RETRY_AFTER))
     ] * REFUSED
-    assert all("try again in" in body for _, body, _ in refused)
+    assert all("reload in" in body and "<html" in body for _, body, _ in refused)  # a page for people
+    assert all(headers["Content-Type"].startswith("text/html") for _, _, headers in refused)
 
     staff = asyncio.create_task(api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="env-viewer"))
     engine = asyncio.ensure_future(rendered(str.upper, "engine work"))

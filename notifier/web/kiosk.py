@@ -38,7 +38,7 @@ from notifier.domain.models import AreaCode
 from notifier.engine.render_threads import RenderThreadsBusy
 from notifier.store import Store
 from notifier.web.client_address import request_client
-from notifier.web.public_pages import HEADERS, HTML, PublicNotice, names, public_notices, render
+from notifier.web.public_pages import HEADERS, HTML, PublicNotice, busy_page, names, public_notices, render
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ async def _area_name(store: Store, area: str) -> str:
     return (await store.printable_area_names()).get(area, area)
 
 
+@busy_page
 async def kiosk_page(request: web.Request) -> web.Response:
     query = read_query(request, KioskQuery)
     store = request.app[STORE]

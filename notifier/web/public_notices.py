@@ -36,6 +36,7 @@ from notifier.web.feedback_form import action_path, takes_feedback
 from notifier.web.public_pages import (
     HTML,
     PublicNotice,
+    busy_page,
     mask_personal,
     names,
     public_notice,
@@ -128,6 +129,7 @@ class PublicNoticeQuery(BaseModel):
     embed: bool = False
 
 
+@busy_page
 async def list_page(request: web.Request) -> web.Response:
     query = read_query(request, PublicSearchQuery)
     store = request.app[STORE]
@@ -167,6 +169,7 @@ async def _published(request: web.Request) -> tuple[PublicNotice, Notice] | web.
     return public_notice(found, known, await public_text(store, found.notice, known, anonymous=True)), found.notice
 
 
+@busy_page
 async def notice_page(request: web.Request) -> web.Response:
     query = read_query(request, PublicNoticeQuery)
     try:

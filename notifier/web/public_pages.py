@@ -14,9 +14,11 @@ carry no form that changes anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib.resources import files
@@ -32,7 +34,7 @@ from notifier.domain.masking import mask_numbers_in_text
 from notifier.domain.models import Notice
 from notifier.domain.templates import TemplateVersion
 from notifier.engine.render import RenderBudgetSpent, Renderer, RenderError
-from notifier.engine.render_threads import rendered, rendered_for_public
+from notifier.engine.render_threads import RenderThreadsBusy, rendered, rendered_for_public
 from notifier.store import Store
 from notifier.store.public import PublishedNotice
 from notifier.web.page_environment import page_environment
@@ -69,6 +71,29 @@ def mask_personal(text: str) -> str:
 def render(template: str, status: int = 200, **context: Any) -> web.Response:
     text = page_environment(TEMPLATE_DIR).get_template(template).render(china=CHINA_TIME, **context)
     return web.Response(status=status, text=text, content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+Page = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def busy_page(handler: Page) -> Page:
+    """An HTML page for people: while the render threads' public share is taken (``RenderThreadsBusy``), a page
+    saying to reload shortly (503 with Retry-After), not the API's problem document."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except RenderThreadsBusy as exc:
+            lines = [
+                f"此刻访问的人较多，请 {exc.retry_after} 秒后刷新本页。",
+                f"Many people are reading the notices right now: reload in {exc.retry_after} seconds.",
+            ]
+            response = render("message.html.j2", 503, title="页面繁忙 · Busy", lines=lines)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+
+    return answer
 
 
 @dataclass(frozen=True)
