@@ -72,7 +72,16 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
+from channels.base import (
+    ChannelOptions,
+    Failed,
+    OutboundMessage,
+    PushedReceiptOptions,
+    Retry,
+    SendResult,
+    Sent,
+    message_id_of,
+)
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions, HttpReply
 from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
@@ -184,7 +193,7 @@ def parse_aliyun_receipts(body: bytes | str | list[Any]) -> list[Receipt]:
     return receipts
 
 
-class AliyunSmsOptions(HttpOptions, ConfirmTextOptions):
+class AliyunSmsOptions(HttpOptions, ConfirmTextOptions, PushedReceiptOptions):
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr
     sign_name: str = Field(min_length=2, max_length=12, description="approved signature, without 【】")
@@ -193,12 +202,6 @@ class AliyunSmsOptions(HttpOptions, ConfirmTextOptions):
     endpoint: str = "https://dysmsapi.aliyuncs.com/"
     region_id: str = "cn-hangzhou"
     balance_retry_after: float = Field(3600.0, gt=0, description="seconds to wait when the account cannot send")
-    hook_token: SecretStr | None = Field(
-        None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
-    )
-    hook_token_previous: SecretStr | None = Field(
-        None, description="the hook secret before the last change, still accepted until the platform's URL is changed"
-    )
 
 
 class AliyunSmsChannel(HttpChannel):

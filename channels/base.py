@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 if TYPE_CHECKING:
     from notifier.config import Settings
@@ -176,6 +176,17 @@ class ChannelOptions(BaseModel):
     """Base of every adapter's options: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PushedReceiptOptions(ChannelOptions):
+    """The secret in the receipt URL a cloud platform pushes to (``notifier.api.cloud_sms_hooks``)."""
+
+    hook_token: SecretStr | None = Field(
+        None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
+    )
+    hook_token_previous: SecretStr | None = Field(
+        None, description="the hook secret before the last change, still accepted until the platform's URL is changed"
+    )
 
 
 @dataclass

@@ -60,7 +60,16 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 
 from channels.aliyun_sms import Receipt
-from channels.base import ChannelOptions, Failed, OutboundMessage, Retry, SendResult, Sent, message_id_of
+from channels.base import (
+    ChannelOptions,
+    Failed,
+    OutboundMessage,
+    PushedReceiptOptions,
+    Retry,
+    SendResult,
+    Sent,
+    message_id_of,
+)
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions
 from channels.sms_text import ConfirmTextOptions, platform_signed, template_parameter, with_confirm_text
 
@@ -181,7 +190,7 @@ def group_by_text(batch: list[OutboundMessage]) -> list[list[int]]:
     return calls
 
 
-class TencentSmsOptions(HttpOptions, ConfirmTextOptions):
+class TencentSmsOptions(HttpOptions, ConfirmTextOptions, PushedReceiptOptions):
     secret_id: str = Field(min_length=1)
     secret_key: SecretStr
     sdk_app_id: str = Field(min_length=1, description="SmsSdkAppId, e.g. 1400006666")
@@ -190,12 +199,6 @@ class TencentSmsOptions(HttpOptions, ConfirmTextOptions):
     region: str = "ap-guangzhou"
     endpoint: str = "https://sms.tencentcloudapi.com/"
     balance_retry_after: float = Field(3600.0, gt=0, description="seconds to wait when the package is used up")
-    hook_token: SecretStr | None = Field(
-        None, description="shared secret in the receipt URL we give the platform (?token=); receipts are off without it"
-    )
-    hook_token_previous: SecretStr | None = Field(
-        None, description="the hook secret before the last change, still accepted until the platform's URL is changed"
-    )
 
 
 class TencentSmsChannel(HttpChannel):
