@@ -130,6 +130,22 @@ def errcode_of(body: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def token_answer(channel: HttpChannel, reply: HttpReply | Retry) -> tuple[IssuedToken | None, Any, int | None]:
+    """A token endpoint's answer (WeChat's stable_token, WeCom's gettoken: one shape): the token it issued, or
+    None with the body and its errcode for the endpoint's own table. TokenError with the batch's result when there
+    is no answer to read (the request failed, or its HTTP status decides)."""
+    if isinstance(reply, Retry):
+        raise TokenError(reply)
+    default = channel.classify(reply)
+    if default is not None:
+        raise TokenError(default)
+    data = reply.json()
+    code = errcode_of(data)
+    if code == 0 and isinstance(data, dict) and data.get("access_token"):
+        return IssuedToken(str(data["access_token"]), expires_in_of(data.get("expires_in"))), data, code
+    return None, data, code
+
+
 class WechatAccountChannel(HttpChannel):
     """One official account: token cache, the per-message send loop and the answer table above.
 
@@ -182,15 +198,9 @@ class WechatAccountChannel(HttpChannel):
             "force_refresh": force,
         }
         reply = await self.request("POST", f"{opts.api_base}/cgi-bin/stable_token", **utf8_json(body))
-        if isinstance(reply, Retry):
-            raise TokenError(reply)
-        default = self.classify(reply)
-        if default is not None:
-            raise TokenError(default)
-        data = reply.json()
-        code = errcode_of(data)
-        if code == 0 and isinstance(data, dict) and data.get("access_token"):
-            return IssuedToken(str(data["access_token"]), expires_in_of(data.get("expires_in")))
+        token, data, code = token_answer(self, reply)
+        if token is not None:
+            return token
         if code in (-1, 45009, 45011) or code is None:
             raise TokenError(Retry(f"token endpoint: errcode {code}"))
         log.error("%s: stable_token refused: errcode %s", self.alias, code)

@@ -52,14 +52,13 @@ from channels.base import (
     message_id_of,
 )
 from channels.http import UNRECOGNISED, HttpChannel, HttpOptions
-from channels.wechat_official import errcode_of, utf8_json
+from channels.wechat_official import errcode_of, token_answer, utf8_json
 from channels.wechat_token import (
     IssuedToken,
     MemoryTokenCache,
     TokenCache,
     TokenCaches,
     TokenError,
-    expires_in_of,
     shared_token_caches,
 )
 
@@ -117,15 +116,9 @@ class WecomAppChannel(HttpChannel):
         opts = self.opts
         params = {"corpid": opts.corpid, "corpsecret": opts.corpsecret.get_secret_value()}
         reply = await self.request("GET", f"{opts.api_base}/cgi-bin/gettoken", params=params)
-        if isinstance(reply, Retry):
-            raise TokenError(reply)
-        default = self.classify(reply)
-        if default is not None:
-            raise TokenError(default)
-        data = reply.json()
-        code = errcode_of(data)
-        if code == 0 and isinstance(data, dict) and data.get("access_token"):
-            return IssuedToken(str(data["access_token"]), expires_in_of(data.get("expires_in")))
+        token, data, code = token_answer(self, reply)
+        if token is not None:
+            return token
         if code is None or code in RETRY_CODES or code == 45009:
             raise TokenError(Retry(f"gettoken: errcode {code}", 60.0 if code == 45009 else None))
         log.error("%s: gettoken refused: errcode %s", self.alias, code)
