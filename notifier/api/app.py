@@ -29,7 +29,7 @@ from notifier.api import cap as cap_api
 from notifier.api import reports as report_api
 from notifier.api.draft_preview import PRINTOUT_IMAGES
 from notifier.api.draft_preview import ROUTES as DRAFT_PREVIEW_ROUTES
-from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.keys import ENGINE, RENDERER, SETTINGS, STORE
 from notifier.api.openapi import build_openapi
 from notifier.api.problems import problem_middleware
 from notifier.api.routing import Route
@@ -39,6 +39,7 @@ from notifier.config import Settings
 from notifier.console.errors import console_error_middleware
 from notifier.engine import Engine
 from notifier.engine.message_preview import PrintoutImages
+from notifier.engine.render import Renderer
 from notifier.engine.template_sandbox import request_budget
 from notifier.logs import install_bad_request_filter
 from notifier.store import Store, open_database
@@ -145,6 +146,7 @@ def create_app(
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         engine = await engine_factory(app) if engine_factory else None
         app[ENGINE] = engine
+        app[RENDERER] = engine.ctx.templates if engine else Renderer(public_url=settings.server.public_url)
         yield
 
     app.cleanup_ctx.extend([database_ctx, kiosk.lists_ctx, console.residents.imports_ctx, engine_ctx, work_signals_ctx])

@@ -15,7 +15,7 @@ from channels.base import Channel
 from notifier import approval
 from notifier.api.auth import actor, require
 from notifier.api.catalog import PageQuery
-from notifier.api.keys import ENGINE, SETTINGS, STORE
+from notifier.api.keys import ENGINE, RENDERER, SETTINGS, STORE
 from notifier.api.routing import (
     Answer,
     Link,
@@ -109,11 +109,8 @@ async def revise_notice(
 
 
 def notice_renderer(request: web.Request) -> Renderer:
-    """The engine's renderer when this process runs one, else one over the same templates."""
-    engine = request.app.get(ENGINE)
-    if engine is not None:
-        return engine.ctx.templates
-    return Renderer(public_url=request.app[SETTINGS].server.public_url)
+    """The engine's renderer when this process runs one, else the app's own (its compiled templates kept)."""
+    return request.app[RENDERER]
 
 
 async def list_notices(request: web.Request) -> web.Response:
