@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from notifier.domain.masking import mask_phones_in_text
+from notifier.domain.masking import mask_identity_numbers_in_text, mask_phones_in_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -60,11 +60,11 @@ def escape_controls(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` without credentials, secret parameter values, API keys or phone numbers."""
+    """``text`` without credentials, secret parameter values, API keys, phone numbers or identity numbers."""
     text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _API_KEY.sub(lambda m: f"ntf_{m.group(1)}_***", text)
     text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return mask_phones_in_text(text)
+    return mask_phones_in_text(mask_identity_numbers_in_text(text))
 
 
 def scrub(text: str) -> str:

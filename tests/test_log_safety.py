@@ -181,6 +181,21 @@ def test_scrub_masks_a_phone_however_it_is_written(written: str, masked: str) ->
     assert scrub(written) == masked
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("roster row 7: 11010519491231002X unmatched", "roster row 7: 110105********002X unmatched"),
+        ("id=11010519491231002x;", "id=110105********002x;"),
+        ("370725199001011239 and 370725199001011239", "370725********1239 and 370725********1239"),
+        # long numbers that are no identity number stay as they are: a wrong check character, no birth date
+        ("job 110105194912310021 done", "job 110105194912310021 done"),
+        ("trace 123456789012345678", "trace 123456789012345678"),
+    ],
+)
+def test_scrub_masks_an_identity_number_and_leaves_other_long_numbers(written: str, masked: str) -> None:
+    assert scrub(written) == masked
+
+
 def test_exception_text_is_scrubbed_and_each_message_one_line() -> None:
     try:
         try:

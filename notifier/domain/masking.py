@@ -75,6 +75,29 @@ def _mask_international(match: re.Match[str]) -> str:
     return number[:-8] + "****" + number[-4:] if len(number) >= 10 else "****"
 
 
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_BIRTH_DATE = "(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_ID_18_IN_TEXT = re.compile(rf"(?<![0-9])([0-9]{{6}})({_BIRTH_DATE})([0-9]{{3}}[0-9Xx])(?![0-9Xx])")
+
+
+def is_identity_number(value: str) -> bool:
+    """An 18-character resident identity number whose check character is right (GB 11643, ISO 7064 MOD 11-2)."""
+    if not re.fullmatch(r"[0-9]{17}[0-9Xx]", value):
+        return False
+    total = sum(int(digit) * weight for digit, weight in zip(value[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == value[17].upper()
+
+
+def mask_identity_numbers_in_text(value: str) -> str:
+    """Resident identity numbers anywhere in a text (a log line, an error text), masked as a publicity list masks
+    them: only 18-character ones with a birth date and a right check character, so that the other long numbers
+    of a log line (ids, counters) are left alone."""
+    return _ID_18_IN_TEXT.sub(
+        lambda m: m.group(1) + "*" * 8 + m.group(3) if is_identity_number(m.group(0)) else m.group(0), value
+    )
+
+
 def mask_numbers_in_text(value: str) -> str:
     """Identity and phone numbers anywhere in a free-text cell, masked as such."""
     value = _ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3)[-4:], value)
