@@ -36,17 +36,29 @@ async def roster(api: Api, key: str = "civ-issuer", name: str = "临时救助名
     return int(report["id"])
 
 
-async def compose(clerk: aiohttp.ClientSession, action: str, roster_id: int | str) -> tuple[int, str, str]:
+async def form_start(clerk: aiohttp.ClientSession, title: str, body: str, channel: str) -> dict[str, object]:
+    """A compose form's fields as the page gives them (its CSRF token) with the notice's content filled in."""
     async with clerk.get("/console/notices/new") as response:
         form = await response.text()
-    fields = {
+    return {
         "csrf_token": CSRF_FIELD.search(form)[1],  # type: ignore[index]
-        "content": "text", "topic": "social-assistance", "title": "临时救助金发放", "body": BODY,
-        "severity": "info", "channel_mode": "first-available", "channels": "sms", "target.roster": str(roster_id),
-        "action": action,
+        "content": "text", "topic": "social-assistance", "title": title, "body": body, "severity": "info",
+        "channel_mode": "first-available", "channels": channel,
     }  # fmt: skip
-    async with clerk.post("/console/notices/new", data=fields, allow_redirects=False) as response:
+
+
+async def post_form(clerk: aiohttp.ClientSession, fields: dict[str, object]) -> tuple[int, str, str]:
+    data = aiohttp.FormData()
+    for name, value in fields.items():
+        for one in value if isinstance(value, list) else [value]:
+            data.add_field(name, str(one))
+    async with clerk.post("/console/notices/new", data=data, allow_redirects=False) as response:
         return response.status, await response.text(), response.headers.get("Location", "")
+
+
+async def compose(clerk: aiohttp.ClientSession, action: str, roster_id: int | str) -> tuple[int, str, str]:
+    fields = await form_start(clerk, "临时救助金发放", BODY, "sms")
+    return await post_form(clerk, {**fields, "target.roster": str(roster_id), "action": action})
 
 
 async def test_the_form_offers_the_departments_rosters_only(api: Api, clerk: aiohttp.ClientSession) -> None:
@@ -88,29 +100,15 @@ async def test_another_departments_roster_is_refused_at_the_field(api: Api, cler
     assert len(after) == len(before)
 
 
-async def publicity_form(clerk: aiohttp.ClientSession, roster_id: int, **changes: str) -> dict[str, object]:
-    async with clerk.get("/console/notices/new") as response:
-        form = await response.text()
+async def publicity_form(clerk: aiohttp.ClientSession, roster_id: int) -> dict[str, object]:
     today = dt.date.today()
-    fields: dict[str, object] = {
-        "csrf_token": CSRF_FIELD.search(form)[1],  # type: ignore[index]
-        "content": "text", "topic": "social-assistance", "title": "2026年12月临时救助对象公示",
-        "body": "现将临时救助对象名单公示如下。", "severity": "info", "channel_mode": "first-available",
-        "channels": "bulletin", "target.areas": TOWN_A, "publicity.roster": str(roster_id),
+    fields = await form_start(clerk, "2026年12月临时救助对象公示", "现将临时救助对象名单公示如下。", "bulletin")
+    return {
+        **fields, "target.areas": TOWN_A, "publicity.roster": str(roster_id),
         "publicity.columns": ["name", "area", "金额"], "publicity.masks": ["金额"],
         "publicity.from": today.isoformat(), "publicity.until": (today + dt.timedelta(days=6)).isoformat(),
         "publicity.complaint_phone": "0536-6212345", "publicity.paper": "A3", "action": "save",
     }  # fmt: skip
-    return {**fields, **changes}
-
-
-async def post_form(clerk: aiohttp.ClientSession, fields: dict[str, object]) -> tuple[int, str, str]:
-    data = aiohttp.FormData()
-    for name, value in fields.items():
-        for one in value if isinstance(value, list) else [value]:
-            data.add_field(name, str(one))
-    async with clerk.post("/console/notices/new", data=data, allow_redirects=False) as response:
-        return response.status, await response.text(), response.headers.get("Location", "")
 
 
 async def test_a_publicity_list_is_set_up_on_the_compose_page(api: Api, clerk: aiohttp.ClientSession) -> None:

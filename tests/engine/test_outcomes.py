@@ -165,17 +165,18 @@ async def test_a_receipt_naming_no_message_matches_none_of_the_sends_older_versi
     assert outcomes == ["no-id", "no-id"]  # ReceiptOutcome.NO_ID
 
 
-class AnswersSent(Channel):
-    """A third-party adapter that says it sent every message, with ``answer`` for the provider's message id."""
+class Answers(Channel):
+    """A third-party adapter that answers ``answer`` for every message: a ``Sent`` with the provider's message id
+    it chose, or something that is no send result at all."""
 
-    def __init__(self, alias: str, answer: str) -> None:
+    def __init__(self, alias: str, answer: object) -> None:
         super().__init__(alias)
         self.answer = answer
         self.handed: list[OutboundMessage] = []
 
     async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
         self.handed.extend(batch)
-        return [Sent(self.answer) for _ in batch]
+        return [self.answer for _ in batch]  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("answer", ["", " ", "None"])
@@ -190,7 +191,7 @@ async def test_a_send_answered_without_a_message_id_is_retried_not_recorded_unde
     """The shipped adapters answer a success without an id Retry(UNRECOGNISED); a third-party adapter's
     Sent("") would otherwise be recorded under an id every such send shares, which one receipt could match."""
     person = await resident(engine_store)
-    adapter = AnswersSent("sms-main", answer)
+    adapter = Answers("sms-main", Sent(answer))
     engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
     notice = await approved(engine_store)
 
@@ -201,7 +202,7 @@ async def test_a_send_answered_without_a_message_id_is_retried_not_recorded_unde
     assert (row["state"], row["provider_message_id"], row["last_error"]) == ("queued", None, NO_MESSAGE_ID)
     assert "channel sms-main answered 1 of 1 messages sent without a message id" in caplog.text
     assert (person.phone or "")[-8:] not in caplog.text
-    adapter.answer = " gw-7 "  # the id as message_id_of reads it, as the shipped adapters record theirs
+    adapter.answer = Sent(" gw-7 ")  # the id as message_id_of reads it, as the shipped adapters record theirs
     clock.advance(60)
     await engine.run_until_idle()
     (row,) = await delivery_rows(engine_store, notice.id)
@@ -215,7 +216,7 @@ async def test_a_receipt_finds_a_send_whose_id_the_engine_recorded_without_its_b
     """A third-party adapter's Sent(" gw-7 ") is recorded as "gw-7"; its receipt, handed over as the adapter
     reads it (" gw-7 "), still finds it."""
     await resident(engine_store)
-    adapter = AnswersSent("sms-main", " gw-7 ")
+    adapter = Answers("sms-main", Sent(" gw-7 "))
     engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
     notice = await approved(engine_store)
     await engine.run_until_idle()
@@ -308,19 +309,6 @@ async def test_expired_notice_stops_sending(
     assert len(channels["sms-main"].messages) == 1
 
 
-class AnswersNoOutcome(Channel):
-    """A third-party adapter that answers something other than Sent, Retry or Failed for each message."""
-
-    def __init__(self, alias: str, answer: object) -> None:
-        super().__init__(alias)
-        self.answer = answer
-        self.handed: list[OutboundMessage] = []
-
-    async def send(self, batch: list[OutboundMessage]) -> list[SendResult]:
-        self.handed.extend(batch)
-        return [self.answer for _ in batch]  # type: ignore[misc]
-
-
 @pytest.mark.parametrize("answer", [None, True, "sent", 200])
 async def test_an_answer_that_is_no_send_result_is_retried_with_its_reason(
     engine_store: Store,
@@ -333,7 +321,7 @@ async def test_an_answer_that_is_no_send_result_is_retried_with_its_reason(
     """Anything but Sent, Retry or Failed is a broken adapter: the delivery is retried with a reason naming what
     came back (the provider may have taken the message), never left for its lease to run out unexplained."""
     person = await resident(engine_store)
-    adapter = AnswersNoOutcome("sms-main", answer)
+    adapter = Answers("sms-main", answer)
     engine = Engine(engine_store, engine_settings, {**channels, "sms-main": adapter}, clock=clock, jitter=lambda: 0.5)
     notice = await approved(engine_store)
 
