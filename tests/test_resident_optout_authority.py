@@ -112,3 +112,14 @@ async def test_a_department_records_a_withdrawal_of_consent_but_does_not_take_it
     assert await stored(api, resident_id) == before
     status, body = await api.call("PATCH", path, json={"consent_withdrawn": False}, key="env-admin")
     assert status == 200 and body["consent"]["withdrawn_at"] is None, body
+
+
+async def test_a_null_withdrawal_does_not_take_a_withdrawal_back_either(api: Api) -> None:
+    resident_id = await resident(api)
+    path = f"/api/v1/subscribers/{resident_id}"
+    status, body = await api.call("PATCH", path, json={"consent_withdrawn": True}, key="env-issuer")
+    assert status == 200, body
+    before = await stored(api, resident_id)
+    status, body = await api.call("PATCH", path, json={"consent_withdrawn": None}, key="env-issuer")
+    assert status == 403 and "consent_withdrawn" in body["detail"], body
+    assert await stored(api, resident_id) == before

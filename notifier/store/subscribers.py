@@ -129,7 +129,8 @@ class SubscriberRepository(CatalogRepository):
                 scope.check_topics(changes["opt_out_topics"], "opt_out_topics")
             if scope is not None:
                 await self._check_residents_optouts_kept(subscriber_id, current, changes, scope)
-                if changes.get("consent_withdrawn") is False and current.consent.withdrawn_at is not None:
+                taking_back = "consent_withdrawn" in changes and not changes["consent_withdrawn"]  # false or null
+                if taking_back and current.consent.withdrawn_at is not None:
                     raise Forbidden(
                         "consent_withdrawn: the resident withdrew their consent on "
                         f"{current.consent.withdrawn_at.date().isoformat()}; a department's key records a withdrawal "
