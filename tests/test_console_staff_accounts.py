@@ -134,3 +134,20 @@ async def test_an_admin_does_not_disable_or_reset_their_own_account(api: Api, ad
     assert stored is not None and not stored.disabled and not stored.member.must_change_password
     status, _ = await post(admin, "/console/staff/%3Cscript%3E/disable")
     assert status == 404
+
+
+async def test_an_account_named_after_a_long_department_code_is_managed_too(
+    api: Api, admin: aiohttp.ClientSession
+) -> None:
+    department = "township-emergency-management-and-fire-safety"  # codes run to 48 characters
+    await api.store.upsert_department(department, "乡镇应急管理和消防安全办公室", ["air-quality"])
+    status, page = await post(admin, "/console/staff", department=department, role="issuer", name="钱文员")
+    assert status == 200, page
+    login = re.search(r'<dd id="login">([^<]+)</dd>', page)[1]  # type: ignore[index]
+    assert login.startswith(department + "-") and len(login) > 40
+    status, page = await post(admin, f"/console/staff/{login}/reset-password")
+    assert status == 200 and ONE_TIME.search(page), page
+    status, page = await post(admin, f"/console/staff/{login}/disable")
+    assert status == 303, page
+    stored = await api.store.get_staff_by_login(login)
+    assert stored is not None and stored.disabled

@@ -27,7 +27,8 @@ from notifier.domain.staff import StaffIn
 ACCOUNTS_PATH = "/console/staff"
 ADMINS = (Role.ADMIN,)
 FIELDS = ("department", "role", "name", "login")
-_LOGIN = re.compile(r"[A-Za-z0-9._-]{3,40}", re.ASCII)
+# a chosen login name has at most 40 characters, a default one is the department's code (up to 48) and the id
+_LOGIN = re.compile(r"[A-Za-z0-9._-]{3,80}", re.ASCII)
 
 
 async def _accounts_page(
@@ -42,7 +43,7 @@ async def _accounts_page(
         errors=errors or {},
         values=values or {},
         done=console.request.query.get("done"),
-        done_login=console.request.query.get("login", "")[:40],
+        done_login=console.request.query.get("login", "")[:80],
     )
 
 
