@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from notifier.console import compose as compose_page
 from tests.conftest import TOWN_A, Api
 from tests.console_sign_in import CSRF_FIELD, signed_in_session
 from tests.test_rosters import add_residents, phone
@@ -149,3 +150,22 @@ async def test_a_wrong_publicity_list_is_refused_at_its_fields(api: Api, clerk: 
         assert status == 422 and f'id="{error_id}"' in page, (error_id, status)
     after, _ = await api.store.list_notices(department=None, state=None, cursor=None, limit=100)
     assert len(after) == len(before)
+
+
+async def test_editing_a_draft_keeps_a_roster_the_form_no_longer_offers(
+    api: Api, clerk: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form offers the department's newest rosters only; a draft's older roster stays chosen on its edit page,
+    so saving it again neither drops the draft's roster nor its publicity list without a word."""
+    await add_residents(api.store, 3)
+    older = await roster(api, name="上月名单")
+    _, _, targeted = await compose(clerk, "save", older)
+    _, _, published = await post_form(clerk, await publicity_form(clerk, older))
+    assert targeted and published
+    await roster(api, name="本月名单")
+    monkeypatch.setattr(compose_page, "ROSTER_CHOICES", 1)
+    for location, select in ((targeted, "target.roster"), (published, "publicity.roster")):
+        async with clerk.get(f"{location}/edit") as response:
+            edit = await response.text()
+        chosen = re.search(rf'name="{re.escape(select)}"[^>]*>(.*?)</select>', edit, re.S)
+        assert chosen and re.search(rf'<option value="{older}" selected', chosen[1]), (select, edit)
