@@ -123,3 +123,15 @@ async def test_a_null_withdrawal_does_not_take_a_withdrawal_back_either(api: Api
     status, body = await api.call("PATCH", path, json={"consent_withdrawn": None}, key="env-issuer")
     assert status == 403 and "consent_withdrawn" in body["detail"], body
     assert await stored(api, resident_id) == before
+
+
+@pytest.mark.parametrize("how", sorted(RESIDENTS_OWN))
+async def test_a_resident_who_opts_out_where_a_department_did_holds_the_opt_out(api: Api, how: str) -> None:
+    resident_id = await resident(api)
+    path = f"/api/v1/subscribers/{resident_id}"
+    status, body = await api.call("PATCH", path, json={"opt_out_channels": ["sms"]}, key="env-issuer")
+    assert status == 200, body
+    await api.store.add_optout(resident_id, "channel", "sms", RESIDENTS_OWN[how])  # the resident's own STOP
+    status, body = await api.call("PATCH", path, json={"opt_out_channels": []}, key="env-issuer")
+    assert status == 403 and "themselves" in body["detail"], body
+    assert (await stored(api, resident_id))["opt_out_channels"] == ["sms"]

@@ -228,10 +228,14 @@ class SubscriberRepository(CatalogRepository):
         return {"before": {field: getattr(before, field)}, "after": {field: getattr(after, field)}}
 
     async def add_optout(self, subscriber_id: int, kind: str, value: str, source: str) -> None:
-        await self.db.execute(
-            "add_subscriber_optout",
-            {"id": subscriber_id, "kind": kind, "value": value, "now": now_iso(), "source": source},
-        )
+        """Record the opt-out; one already held keeps its source, unless the resident now makes one a department's
+        key had recorded: then it becomes theirs, which a department's key may not take back."""
+        params = {"id": subscriber_id, "kind": kind, "value": value, "now": now_iso(), "source": source}
+        if not await self.db.execute("add_subscriber_optout", params) and made_by_resident(source):
+            held = await self.db.fetch_all("subscriber_optout_sources", {"id": subscriber_id})
+            if any(row["kind"] == kind and row["value"] == value and not made_by_resident(str(row["source"]))
+                   for row in held):  # fmt: skip
+                await self.db.execute("set_subscriber_optout_source", params)
 
     async def delete_subscriber(self, subscriber_id: int, actor: str, scope: PersonalDataScope | None = None) -> None:
         """Erase the resident's personal data; delivery statistics keep an anonymous row. A department's key

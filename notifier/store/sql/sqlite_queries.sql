@@ -147,6 +147,10 @@ DELETE FROM subscriber_optouts WHERE subscriber_id = :id AND kind = :kind AND va
 INSERT INTO subscriber_optouts (subscriber_id, kind, value, created_at, source)
 VALUES (:id, :kind, :value, :now, :source) ON CONFLICT DO NOTHING;
 
+-- name: set_subscriber_optout_source
+UPDATE subscriber_optouts SET source = :source, created_at = :now
+WHERE subscriber_id = :id AND kind = :kind AND value = :value;
+
 -- name: insert_api_key
 INSERT INTO api_keys (prefix, secret_hash, name, department, role, created_at)
 VALUES (:prefix, :secret_hash, :name, :department, :role, :now) RETURNING id;
