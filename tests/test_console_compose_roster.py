@@ -143,6 +143,7 @@ async def test_a_wrong_publicity_list_is_refused_at_its_fields(api: Api, clerk: 
         "publicity-columns-error": {"publicity.columns": ["银行卡号"]},  # no such column in the roster
         "publicity-complaint_phone-error": {"publicity.complaint_phone": "打电话"},
         "publicity-until-error": {"publicity.until": "2026-13-40"},
+        "publicity-paper-error": {"publicity.paper": "B5"},  # a form sent by hand: the page offers A4 and A3
     }
     for error_id, changes in cases.items():
         fields = {**await publicity_form(clerk, roster_id), **changes}
