@@ -79,3 +79,23 @@ async def test_a_cap_alert_expired_on_arrival_is_refused(api: Api) -> None:
     later = (datetime.now(UTC) + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     status, body = await post_cap(api, cap_alert("expired-1", later))
     assert status == 201, body
+
+
+def cap_update(identifier: str, expires: str, earlier: str) -> bytes:
+    alert = cap_alert(identifier, expires).replace(b"<msgType>Alert</msgType>", b"<msgType>Update</msgType>")
+    references = f"<references>hbj@example.gov.cn,{earlier},2026-12-01T08:00:00+08:00</references>".encode()
+    return alert.replace(b"<info>", references + b"<info>", 1)
+
+
+async def test_an_update_already_expired_ends_the_alert_it_updates(api: Api) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    status, first = await post_cap(api, cap_alert("running-1", later))
+    assert status == 201 and first["state"] == "pending_approval", first
+    before = await notice_count(api)
+
+    status, body = await post_cap(api, cap_update("over-1", PAST, "running-1"))
+
+    assert status == 200 and body["id"] == first["id"] and body["state"] == "cancelled", body
+    assert await notice_count(api) == before  # no notice of its own
+    status, again = await post_cap(api, cap_update("over-1", PAST, "running-1"))
+    assert (status, again["id"]) == (200, first["id"])  # recorded: the same update again is a repeat

@@ -6,7 +6,9 @@ notices (Exercise, Test, System and Draft must never reach the public: 422 namin
 ``msgType`` Alert makes a notice; Update makes a notice that references the notice of the first alert it
 refers to that this department sent (an update whose earlier alerts never came here is taken as a new
 alert), and cancels that earlier notice if nobody approved it yet; Cancel cancels the notices of the alerts
-it refers to (422 naming ``alert.references`` when none came here). The notice is submitted for approval at
+it refers to (422 naming ``alert.references`` when none came here), and so does an Update already expired when
+it arrives (the alert it updates is over; an alert already expired that refers to nothing here is a 422 naming
+``alert.info.expires``). The notice is submitted for approval at
 once: it follows the department's approval rules like any other. The same sender and identifier again
 answer with the notice of the first (200); from another department's key they are a 409.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,7 +29,7 @@ from notifier.api.notices import notice_renderer
 from notifier.api.routing import Answer, Route, json_response, path_int, read_query
 from notifier.cap.areas import match_areas
 from notifier.cap.document import MEDIA_TYPE, CapAlert, InvalidCap, read_alert, write_alert
-from notifier.cap.mapping import alert_from_notice, choose_info, choose_topic, notice_from_alert
+from notifier.cap.mapping import alert_from_notice, cap_time, choose_info, choose_topic, notice_from_alert
 from notifier.domain.enums import NoticeState, Role
 from notifier.domain.errors import Conflict, FieldError, InvalidInput
 from notifier.domain.models import ApiKeyInfo, AreaCode, Code, Notice, Strict
@@ -108,7 +111,8 @@ async def import_cap(request: web.Request) -> web.Response:
         return json_response(await _repeat(store, key, seen), 200)
     earlier = await _referenced(store, key, alert)
     try:
-        if alert.msg_type == "Cancel":
+        if alert.msg_type == "Cancel" or (alert.msg_type == "Update" and earlier and _expired(alert)):
+            # an Update that has already expired says the alert it updates is over: it ends it as a Cancel does
             return json_response(await _cancel(store, key, alert, earlier), 200)
         return json_response(await _create(request, key, query, alert, earlier[0] if earlier else None), 201)
     except sqlite3.IntegrityError:  # the same alert, sent twice at once: the first one won
@@ -116,6 +120,18 @@ async def import_cap(request: web.Request) -> web.Response:
         if seen is None:
             raise
         return json_response(await _repeat(store, key, seen), 200)
+
+
+def _expired(alert: CapAlert) -> bool:
+    info = choose_info(alert)
+    try:
+        expires = cap_time(info.expires) if info is not None else None
+    except (ValueError, OverflowError):  # a time outside the calendar: the notice's own checks name it (_create)
+        return False
+    try:
+        return expires is not None and expires <= datetime.now(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the calendar once in UTC: _create names it
+        return False
 
 
 async def _repeat(store: Store, key: ApiKeyInfo, seen: dict[str, object]) -> Notice:
