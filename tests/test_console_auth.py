@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from notifier.api import create_app
 from notifier.config import Settings
+from notifier.console import passwords
 from notifier.console.framework import CLOCK, SESSION_IDLE
 from notifier.console.passwords import check_password, hash_password, one_time_password
 from notifier.domain.enums import NoticeState, Role
@@ -326,3 +327,27 @@ async def test_reset_password_refuses_a_disabled_or_unknown_account(store: Store
     assert not re.search(r"[A-Za-z0-9]{5}-[A-Za-z0-9]{5}-[A-Za-z0-9]{5}", out)
     code, _, err = await run_cli("staff", "disable", "no-such-login", db_url=settings.database.url)
     assert code != 0 and "no-such-login" in err and "Traceback" not in err
+
+
+async def test_a_reset_during_the_password_check_leaves_no_session(
+    browser: Browser, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check of a password takes a while (argon2); an admin's reset that lands meanwhile ends every session of
+    the account, and the sign-in that checked the old password must not open one after it."""
+    login, password = await _account(store)
+    checked = passwords.check_password
+
+    async def reset_while_checking(stored_hash: str, given: str) -> bool:
+        ok = await checked(stored_hash, given)
+        await store.reset_staff_password(login, await hash_password(one_time_password()), actor="test")
+        return ok
+
+    monkeypatch.setattr(passwords, "check_password", reset_while_checking)
+    answer = await browser.log_in(login, password)
+    assert answer.status == 401
+    stored = await store.get_staff_by_login(login)
+    assert stored is not None
+    rows = await store.db.fetch_all("list_audit", {"after": 0, "limit": 100})
+    assert "staff.login" not in [row["action"] for row in rows]
+    async with browser.session.get(f"{browser.base}/console/password", allow_redirects=False) as response:
+        assert response.status == 303 and response.headers["Location"].startswith("/console/login")

@@ -84,8 +84,13 @@ async def login(request: web.Request, console: Console) -> web.StreamResponse:
         await throttle.record_failure(store, name, _client_ip(request), now, stored.member.id if stored else None)
         message = t("登录名或密码不正确", "The login name or the password is wrong")
         return _login_page(console, next_path, status=401, error=message, login=name)
+    opened = await store.open_staff_session(stored, now=now, ttl=SESSION_TTL)
+    if opened is None:  # reset or disabled while the password was being checked
+        await throttle.record_failure(store, name, _client_ip(request), now, stored.member.id)
+        message = t("登录名或密码不正确", "The login name or the password is wrong")
+        return _login_page(console, next_path, status=401, error=message, login=name)
     await store.note_login_attempt(name, _client_ip(request), succeeded=True, now=now)
-    token, _ = await store.open_staff_session(stored.member, now=now, ttl=SESSION_TTL)
+    token, _ = opened
     await store.audit(stored.member.actor, "staff.login", "staff_account", stored.member.id)
     target = PASSWORD_PATH if stored.member.must_change_password else _next_path(next_path)
     response = redirect(target)

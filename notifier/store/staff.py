@@ -152,11 +152,19 @@ class StaffRepository(CatalogRepository):
 
     # sessions
 
-    async def open_staff_session(self, staff: StaffMember, *, now: float, ttl: float) -> tuple[str, StaffSession]:
-        """A new session: the cookie value (shown once, to the browser) and the session."""
+    async def open_staff_session(
+        self, stored: StoredStaff, *, now: float, ttl: float
+    ) -> tuple[str, StaffSession] | None:
+        """A new session for the account whose password was checked against ``stored``: the cookie value (shown
+        once, to the browser) and the session; None when the password was reset or the account disabled while it
+        was being checked (the check takes a while), so no session outlives a reset that meant to end them all."""
+        staff = stored.member
         token = secrets.token_urlsafe(32)
         session = StaffSession(staff, token_hash(token), secrets.token_urlsafe(32), now + ttl)
         async with self.db.transaction():
+            held = {"id": staff.id, "password_hash": stored.password_hash}
+            if not await self.db.execute("hold_staff_password", held):
+                return None
             await self.db.execute("delete_expired_staff_sessions", {"now": now})
             await self.db.execute(
                 "insert_staff_session",

@@ -37,6 +37,11 @@ WHERE id = :id;
 -- name: delete_staff_sessions
 DELETE FROM staff_sessions WHERE staff_id = :staff_id;
 
+-- name: hold_staff_password
+-- the account's row, locked for the transaction, while it still has the password just checked and is not disabled
+UPDATE staff_accounts SET password_hash = password_hash
+WHERE id = :id AND password_hash = :password_hash AND disabled_at IS NULL;
+
 -- name: insert_staff_session
 INSERT INTO staff_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at)
 VALUES (:token_hash, :staff_id, :csrf_token, :now, :now, :expires_at);
