@@ -15,9 +15,11 @@ is no override for a series.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from notifier.config import ApprovalConfig
 from notifier.domain.enums import Role, Severity
-from notifier.domain.errors import FieldError, Forbidden, InvalidInput, NotFound
+from notifier.domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from notifier.domain.models import ApiKeyInfo, Notice
 from notifier.store import Store
 from notifier.store.database import Row
@@ -29,9 +31,20 @@ def actor_of(key: ApiKeyInfo) -> str:
     return f"apikey:{key.id}"
 
 
+def check_not_expired(notice: Notice) -> None:
+    """Conflict for a notice whose expiry passed while it waited: approved or submitted now, it would reach no one
+    (an approval after the fact of one sent by override is still owed, whenever it comes)."""
+    if notice.overridden_by is None and notice.expires_at is not None and notice.expires_at <= datetime.now(UTC):
+        raise Conflict(
+            f"notice {notice.id} expired at {notice.expires_at.isoformat()} while it waited and would reach no one; "
+            "create it again with a later expires_at"
+        )
+
+
 async def submit(
     store: Store, rules: ApprovalConfig, key: ApiKeyInfo, notice: Notice, actor: str | None = None
 ) -> Notice:
+    check_not_expired(notice)
     required = rules.required(notice.department, notice.severity)
     return await store.submit_notice(notice.id, actor=actor or actor_of(key), required=required)
 
@@ -54,6 +67,7 @@ async def approve(
     actor: str | None = None,
 ) -> Notice:
     check_approver(key, notice, actor)
+    check_not_expired(notice)
     required = rules.required(notice.department, notice.severity)
     by = actor or actor_of(key)
     return await store.approve_notice(notice.id, decider=key, actor=by, comment=comment, required=required)

@@ -99,3 +99,26 @@ async def test_an_update_already_expired_ends_the_alert_it_updates(api: Api) -> 
     assert await notice_count(api) == before  # no notice of its own
     status, again = await post_cap(api, cap_update("over-1", PAST, "running-1"))
     assert (status, again["id"]) == (200, first["id"])  # recorded: the same update again is a repeat
+
+
+async def lapse(api: Api, notice_id: int) -> None:
+    """The notice's expiry passes while it waits (time moves on; a notice cannot be created expired)."""
+    await run_sql(api.store.db, "UPDATE notices SET expires_at = ? WHERE id = ?",
+                  ("2019-12-31T16:00:00.000000+00:00", notice_id))  # fmt: skip
+
+
+async def test_a_notice_that_expired_while_it_waited_is_neither_submitted_nor_approved(api: Api) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    status, draft = await api.call("POST", "/api/v1/notices", json={**NOTICE, "expires_at": later})
+    assert status == 201, draft
+    status, waiting = await api.call("POST", "/api/v1/notices", json={**NOTICE, "expires_at": later})
+    assert (await api.call("POST", f"/api/v1/notices/{waiting['id']}/submit"))[0] == 200
+    await lapse(api, draft["id"])
+    await lapse(api, waiting["id"])
+
+    status, body = await api.call("POST", f"/api/v1/notices/{draft['id']}/submit")
+    assert status == 409 and "expired" in body["detail"], body
+    status, body = await api.call("POST", f"/api/v1/notices/{waiting['id']}/approve", key="env-approver")
+    assert status == 409 and "expired" in body["detail"], body
+    states = [(await api.call("GET", f"/api/v1/notices/{n['id']}"))[1]["state"] for n in (draft, waiting)]
+    assert states == ["draft", "pending_approval"]
