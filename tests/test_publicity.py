@@ -218,6 +218,21 @@ async def test_publicity_columns_must_be_the_rosters(api: Api, store: Store, set
     assert status == 422 and problem["errors"][0]["loc"] == "publicity.roster", problem
 
 
+async def test_a_publicity_period_is_at_most_sixty_days(api: Api, store: Store, settings: Settings) -> None:
+    """The list is public while its period lasts and its roster is kept until it ends: 0001-01-01 to 9999-12-31
+    would publish it for good."""
+    roster_id = await seed_roster(api, store)
+    today = server_today(settings)
+    for until in (today + dt.timedelta(days=60), dt.date(9999, 12, 31)):
+        payload = publicity_notice(roster_id, today, until)
+        status, problem = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=payload)
+        assert status == 422 and problem["errors"][0]["loc"] == "publicity", problem
+        assert "at most 60 days" in problem["errors"][0]["msg"]
+    payload = publicity_notice(roster_id, today, today + dt.timedelta(days=59))
+    status, notice = await api.call("POST", "/api/v1/notices", key="civ-issuer", json=payload)
+    assert status == 201, notice
+
+
 @pytest.mark.peer("cups")
 async def test_the_public_page_and_its_feedback_form_mask_numbers_in_the_notices_own_words(
     api: Api, store: Store, settings: Settings

@@ -260,6 +260,9 @@ class Target(Strict):
 RosterColumn = Annotated[SingleLineText, Field(min_length=1, max_length=64)]
 
 
+MAX_PUBLICITY_DAYS = 60  # statutory periods (公示期) run 5 to 30 days
+
+
 class PublicityIn(Strict):
     """A publicity list (公示): columns of a roster shown, masked, on village boards and the public page."""
 
@@ -287,6 +290,9 @@ class PublicityIn(Strict):
     def _period(self) -> PublicityIn:
         if self.until < self.from_date:
             raise ValueError("until is before from")
+        if (self.until - self.from_date).days + 1 > MAX_PUBLICITY_DAYS:
+            # the list shows residents' (masked) names and amounts in public, and its roster is kept until it ends
+            raise ValueError(f"a publicity period is at most {MAX_PUBLICITY_DAYS} days, first and last included")
         if len(set(self.columns)) != len(self.columns):
             raise ValueError("columns has duplicates")
         return self
