@@ -7,7 +7,8 @@ password. The store's calls are those of ``notifier staff`` (docs/console.md), a
     POST /console/staff/{login}/reset-password        a new one-time password, shown once; its open sessions end
 
 For admins only. An admin does not disable or reset their own account here: the one would lock the county out
-of its last admin account by a slip, the other is what the password page is for.
+of its last admin account by a slip, the other is what the password page is for. Nor is the last active admin
+account disabled (two admins disabling each other at once): the page shows why, and nothing changes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from notifier.api.problems import field_errors
 from notifier.console.framework import Console, NavItem, page, redirect
 from notifier.console.passwords import hash_password, one_time_password
 from notifier.domain.enums import Role
-from notifier.domain.errors import Conflict, NotFound
+from notifier.domain.errors import Conflict, LastAdminAccount, NotFound
 from notifier.domain.staff import StaffIn
 
 ACCOUNTS_PATH = "/console/staff"
@@ -95,7 +96,14 @@ def _other_login(console: Console) -> str:
 @page(roles=ADMINS)
 async def disable(request: web.Request, console: Console) -> web.StreamResponse:
     login = _other_login(console)
-    await console.store.disable_staff_account(login, actor=console.staff.actor)
+    try:
+        await console.store.disable_staff_account(login, actor=console.staff.actor)
+    except LastAdminAccount:
+        message = console.t(
+            f"{login} 是最后一个可用的管理员账号，不能停用；请先新建另一个管理员账号",
+            f"{login} is the last active admin account and cannot be disabled; create another admin account first",
+        )
+        return await _accounts_page(console, status=409, errors={"disable": message})
     raise redirect(f"{ACCOUNTS_PATH}?done=disabled&login={login}")
 
 

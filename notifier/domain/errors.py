@@ -58,6 +58,16 @@ class Conflict(NotifierError):
         super().__init__(detail, 409, "Conflict", "conflict")
 
 
+class LastAdminAccount(Conflict):
+    """Disabling the account would leave no active admin console account to manage the others."""
+
+    def __init__(self, login: str) -> None:
+        super().__init__(
+            f"the console account {login} is the last active admin account; create another admin account first"
+        )
+        self.login = login
+
+
 class Unauthenticated(NotifierError):
     def __init__(self, detail: str = "a valid API key is required: Authorization: Bearer <key>") -> None:
         super().__init__(detail, 401, "Unauthenticated", "unauthenticated")

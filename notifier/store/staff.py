@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from notifier.domain.enums import Role
-from notifier.domain.errors import Conflict, NotFound
+from notifier.domain.errors import Conflict, LastAdminAccount, NotFound
 from notifier.domain.staff import StaffAccount, StaffMember, StaffSession
 from notifier.domain.text import ascii_digits
 from notifier.store.api_keys import hash_secret
@@ -114,12 +114,16 @@ class StaffRepository(CatalogRepository):
 
     async def disable_staff_account(self, login: str, actor: str) -> StaffAccount:
         """The account can no longer sign in and its open sessions end now; for good (a new account is made for
-        the person if they come back). Conflict when it is disabled already."""
+        the person if they come back). Conflict when it is disabled already; LastAdminAccount when it is the last
+        active admin account, decided in the transaction that disables (see ``_keep_an_admin``)."""
         async with self.db.transaction():
             stored = await self._staff_to_manage(login)
             if stored.disabled:
                 raise Conflict(f"the console account {login} is disabled already")
-            await self.db.execute("disable_staff_account", {"id": stored.member.id, "now": now_iso()})
+            if stored.member.role is Role.ADMIN:
+                await self._keep_an_admin(stored.member)
+            if not await self.db.execute("disable_staff_account", {"id": stored.member.id, "now": now_iso()}):
+                raise Conflict(f"the console account {login} is disabled already")
             ended = await self.db.execute("delete_staff_sessions", {"staff_id": stored.member.id})
             detail: dict[str, object] = {"login": login, "sessions_ended": ended}
             await self.audit(actor, "staff.disable", "staff_account", stored.member.id, detail)
@@ -138,6 +142,15 @@ class StaffRepository(CatalogRepository):
             detail: dict[str, object] = {"login": login, "sessions_ended": ended}
             await self.audit(actor, "staff.password_reset", "staff_account", stored.member.id, detail)
         return await self._account_of(login)
+
+    async def _keep_an_admin(self, leaving: StaffMember) -> None:
+        """LastAdminAccount unless an active admin account other than ``leaving`` remains. On PostgreSQL the query
+        locks every active admin account's row until the transaction ends: of two admins disabling each other at
+        once, the second waits for the first, then no longer sees the account it disabled and is refused. SQLite
+        lets one writer in at a time, which orders them the same way."""
+        active = await self.db.fetch_all("lock_active_staff_admins", {"role": Role.ADMIN.value})
+        if not any(row["id"] != leaving.id for row in active):
+            raise LastAdminAccount(leaving.login)
 
     async def _staff_to_manage(self, login: str) -> StoredStaff:
         stored = await self.get_staff_by_login(login)

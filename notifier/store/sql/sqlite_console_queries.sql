@@ -30,6 +30,12 @@ WHERE (:department IS NULL OR s.department = :department) ORDER BY s.department,
 -- name: disable_staff_account
 UPDATE staff_accounts SET disabled_at = :now WHERE id = :id AND disabled_at IS NULL;
 
+-- name: lock_active_staff_admins
+-- the admin accounts that can still sign in (not disabled, key not revoked); PostgreSQL locks their rows
+SELECT s.id FROM staff_accounts s JOIN api_keys k ON k.id = s.key_id
+WHERE s.role = :role AND s.disabled_at IS NULL AND k.revoked_at IS NULL
+ORDER BY s.id;
+
 -- name: reset_staff_password
 UPDATE staff_accounts SET password_hash = :password_hash, must_change_password = 1, password_changed_at = :now
 WHERE id = :id;
