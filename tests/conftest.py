@@ -3,6 +3,7 @@ the API on a real port."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -155,8 +156,9 @@ class Api:
             return resp.status, await resp.text()
 
 
-@pytest.fixture
-async def api(store: Store, settings: Settings) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def running_api(store: Store, settings: Settings) -> AsyncIterator[Api]:
+    """The service over ``store`` on 127.0.0.1, with the catalog's keys (see :class:`Api`)."""
     keys = {}
     for department, short in (("environment", "env"), ("civil-affairs", "civ")):
         for role in Role:
@@ -173,3 +175,9 @@ async def api(store: Store, settings: Settings) -> AsyncIterator[Api]:
             yield Api(str(server.make_url("")).rstrip("/"), session, keys, store)
         finally:
             await server.close()
+
+
+@pytest.fixture
+async def api(store: Store, settings: Settings) -> AsyncIterator[Api]:
+    async with running_api(store, settings) as running:
+        yield running

@@ -17,6 +17,7 @@ reads): a machine format, kept in the code, not a staff-editable template.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from notifier.domain.templates import FALLBACK_LANGUAGE, HTML_SLOTS, TemplateVer
 from notifier.engine.template_sandbox import BoundedSandbox, RequestBudgetSpent, render_bounded
 
 DEFAULT_TEMPLATE = "notice"
+COMPILED_KEPT = 1024  # compiled sources a renderer keeps, the least recently used forgotten first
 PRINTOUT_FRAME = TEMPLATE_ROOT / "notice" / "bulletin.txt"
 SEVERITY_LABELS = {
     "zh": {"info": "信息", "minor": "一般", "moderate": "较重", "severe": "严重", "extreme": "特别严重"},
@@ -96,7 +98,10 @@ class Renderer:
         self.text_env = sandbox(html=False)
         self.html_env = sandbox(html=True)
         self._frame = self.text_env.from_string(PRINTOUT_FRAME.read_text(encoding="utf-8"))
-        self._compiled: dict[tuple[str, int, str, str], Template] = {}  # versions never change: kept for good
+        # compiled templates found by what alone decides them, the environment (HTML or text) and the source: a
+        # name and version may be another template's in another database of the same process, or a draft's (every
+        # unsaved draft reads as version 1). Bounded, as drafts being previewed each bring a source of their own
+        self._compiled = functools.lru_cache(maxsize=COMPILED_KEPT)(self._compile)
 
     def context(self, notice: Mapping[str, Any], department_name: str, *, issued_at: str = "") -> dict[str, Any]:
         data = dict(notice.get("data") or {})
@@ -194,13 +199,12 @@ class Renderer:
         }
         return self._run(version, language, slot, local).strip()
 
+    def _compile(self, html: bool, source: str) -> Template:
+        return (self.html_env if html else self.text_env).from_string(source)
+
     def _run(self, version: TemplateVersion, language: str, slot: str, context: Mapping[str, Any]) -> str:
-        key = (version.name, version.version, language, slot)
         try:
-            template = self._compiled.get(key)
-            if template is None:
-                env = self.html_env if slot in HTML_SLOTS else self.text_env
-                template = self._compiled[key] = env.from_string(version.texts[language][slot])
+            template = self._compiled(slot in HTML_SLOTS, version.texts[language][slot])
             return render_bounded(template, context)
         except RequestBudgetSpent as exc:
             where = f"template {version.name} v{version.version} {language}/{slot}"
