@@ -6,28 +6,34 @@ and answered once the threads are free."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from notifier.cap.document import read_alert
 from notifier.engine.render_threads import PUBLIC_RENDERINGS, PUBLIC_RETRY_AFTER, RENDER_THREADS, rendered
+from notifier.web import public_pages
 from tests.conftest import Api
 from tests.held_rendering import HOLD_LIMIT, HeldRendering
 from tests.test_public_notices import page, publish
 
 REFUSED = 3  # anonymous requests past the share
+BURST = 20  # anonymous requests for one new notice at once
 
 
 async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_and_engine_get_through(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = {"level": "橙色", "start_date": "12月3日0时", "measures": "停止户外活动（渲染线程份额测试）。"}
-    notice = await publish(api, title="渲染线程份额", body=None, template="heavy-pollution", data=data)
+    notices = [  # one request per notice: requests for the same text would await one rendering
+        await publish(api, title=f"渲染线程份额{n}", body=None, template="heavy-pollution", data=data)
+        for n in range(PUBLIC_RENDERINGS + REFUSED)
+    ]
+    notice = notices[0]
     later = await publish(api, title="渲染线程份额之后", body=None, template="heavy-pollution",
                           data={**data, "start_date": "12月4日0时"})  # fmt: skip
-    path = f"/public/notices/{notice['id']}"
     held = HeldRendering(monkeypatch, renderings=RENDER_THREADS)
-    flood = {asyncio.create_task(page(api, path)) for _ in range(PUBLIC_RENDERINGS + REFUSED)}
+    flood = {asyncio.create_task(page(api, f"/public/notices/{each['id']}")) for each in notices}
     assert await held.started()
 
     refused: list[tuple[int, str, dict[str, str]]] = []
@@ -43,7 +49,7 @@ async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_an
 
     staff = asyncio.create_task(api.call("GET", f"/api/v1/notices/{notice['id']}/cap.xml", key="env-viewer"))
     engine = asyncio.ensure_future(rendered(str.upper, "engine work"))
-    status, _, headers = await page(api, path)  # the share is still taken
+    status, _, headers = await page(api, f"/public/notices/{later['id']}")  # the share is still taken
     assert status == 503 and headers["Retry-After"] == str(PUBLIC_RETRY_AFTER)
     assert not staff.done() and not engine.done()  # waiting for the threads, not refused
 
@@ -55,5 +61,45 @@ async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_an
     assert [status for status, _, _ in answers] == [200] * PUBLIC_RENDERINGS
     assert all("12月3日0时起启动重污染天气橙色预警" in body for _, body, _ in answers)
     assert held.events == ["rendering released"] * RENDER_THREADS
-    status, body, _ = await page(api, f"/public/notices/{later['id']}")  # rendered: every place was given back
+    status, body, _ = await page(api, f"/public/notices/{later['id']}")  # refused, not kept: rendered now
     assert status == 200 and "12月4日0时起启动重污染天气橙色预警" in body
+
+
+async def test_a_burst_of_visitors_to_a_new_notice_costs_one_rendering(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BURST anonymous requests for one notice whose text is not kept yet all arrive while its first rendering is
+    held in its thread: they await that one rendering, and all get its text (none is refused a place of the public
+    share, which they would fill many times over if each rendered)."""
+    data = {"level": "黄色", "start_date": "12月5日0时", "measures": "减少户外活动（同一渲染测试）。"}
+    notice = await publish(api, title="同一渲染", body=None, template="heavy-pollution", data=data)
+    renders: list[int] = []
+    render = public_pages._RENDERER.render
+
+    def counted(version: Any, kind: str, context: Any, language: str | None = None) -> dict[str, str | None]:
+        renders.append(context["notice_id"])
+        return render(version, kind, context, language)
+
+    monkeypatch.setattr(public_pages._RENDERER, "render", counted)
+    arrived, all_arrived = 0, asyncio.Event()
+    template_version = api.store.template_version
+
+    async def arriving(*args: Any) -> Any:  # after it, a request looks for the kept text without yielding
+        nonlocal arrived
+        found = await template_version(*args)
+        arrived += 1
+        if arrived == BURST:
+            all_arrived.set()
+        return found
+
+    monkeypatch.setattr(api.store, "template_version", arriving)
+    held = HeldRendering(monkeypatch)
+    burst = [asyncio.create_task(page(api, f"/public/notices/{notice['id']}")) for _ in range(BURST)]
+    assert await held.started()
+    async with asyncio.timeout(HOLD_LIMIT):
+        await all_arrived.wait()
+    held.release()
+    answers = await asyncio.gather(*burst)
+    assert [status for status, _, _ in answers] == [200] * BURST
+    assert all("12月5日0时起启动重污染天气黄色预警" in body for _, body, _ in answers)
+    assert renders == [notice["id"]] and held.events == ["rendering released"]

@@ -14,6 +14,7 @@ carry no form that changes anything.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -142,6 +143,7 @@ async def names(store: Store) -> Names:
 _RENDERER = Renderer()
 _TEXTS: OrderedDict[str, str] = OrderedDict()  # the last public texts rendered, by all the rendering reads
 TEXTS_KEPT = 1024
+_RENDERING: dict[tuple[str, bool], asyncio.Future[str]] = {}  # texts being rendered (see _rendering)
 
 
 async def public_text(store: Store, notice: Notice, known: Names, *, anonymous: bool) -> str:
@@ -152,7 +154,8 @@ async def public_text(store: Store, notice: Notice, known: Names, *, anonymous: 
 
     A rendered text is kept (the last ``TEXTS_KEPT``) by a hash of its template version's texts and its context:
     the anonymous pages, feeds and kiosks show the same notices to every visitor, every second on a kiosk, and
-    would otherwise run the template again for each. It renders in a render thread, within the request's budget
+    would otherwise run the template again for each. Requests for a text being rendered await that one rendering
+    (a burst of visitors to a new notice costs one). It renders in a render thread, within the request's budget
     (``template_sandbox.RenderBudget``): past it, the title alone. For an ``anonymous`` caller it takes a place
     of the public share of the threads (``render_threads.rendered_for_public``): ``RenderThreadsBusy`` when
     there is none."""
@@ -168,11 +171,41 @@ async def public_text(store: Store, notice: Notice, known: Names, *, anonymous: 
     if key in _TEXTS:
         _TEXTS.move_to_end(key)
         return _TEXTS[key]
-    render = rendered_for_public if anonymous else rendered
     try:
-        text = await render(_rendered_text, version, notice.title, context)
-    except RenderBudgetSpent:  # this request rendered enough: the title, and no keeping, for this one
+        return await asyncio.shield(_rendering(key, anonymous, version, notice.title, context))
+    except RenderBudgetSpent:  # the request that rendered had rendered enough: the title, and no keeping
         return notice.title
+
+
+def _rendering(
+    key: str, anonymous: bool, version: TemplateVersion, title: str, context: dict[str, Any]
+) -> asyncio.Future[str]:
+    """The one rendering of a text not kept yet that every request for it awaits (by the text's key, and whether
+    anonymous: a signed-in caller is never refused a place of the public share on an anonymous one's behalf). It
+    runs as a task of its own, so a caller who goes away stops no other; its error reaches every caller and is not
+    kept; it is forgotten once done."""
+    flight = (key, anonymous)
+    pending = _RENDERING.get(flight)
+    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        return pending
+    task = asyncio.ensure_future(_render_and_keep(key, anonymous, version, title, context))
+    _RENDERING[flight] = task
+
+    def forget(done: asyncio.Future[str]) -> None:
+        if _RENDERING.get(flight) is done:
+            del _RENDERING[flight]
+        if not done.cancelled():
+            done.exception()  # seen: the callers that awaited it got it, and none may be left
+
+    task.add_done_callback(forget)
+    return task
+
+
+async def _render_and_keep(
+    key: str, anonymous: bool, version: TemplateVersion, title: str, context: dict[str, Any]
+) -> str:
+    render = rendered_for_public if anonymous else rendered
+    text = await render(_rendered_text, version, title, context)
     _TEXTS[key] = text
     while len(_TEXTS) > TEXTS_KEPT:
         _TEXTS.popitem(last=False)
