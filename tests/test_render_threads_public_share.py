@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from notifier.cap.document import read_alert
+from notifier.engine.render import RenderBudgetSpent
 from notifier.engine.render_threads import PUBLIC_RENDERINGS, PUBLIC_RETRY_AFTER, RENDER_THREADS, rendered
 from notifier.web import public_pages
 from tests.conftest import Api
@@ -65,6 +66,24 @@ async def test_a_flood_of_anonymous_pages_is_refused_past_its_share_and_staff_an
     assert status == 200 and "12月4日0时起启动重污染天气橙色预警" in body
 
 
+def arrivals(api: Api, monkeypatch: pytest.MonkeyPatch, expected: int) -> asyncio.Event:
+    """Set once ``expected`` public texts have read their template version: right after that read a request looks
+    for the kept text, and awaits a rendering, without yielding in between."""
+    arrived, all_arrived = 0, asyncio.Event()
+    template_version = api.store.template_version
+
+    async def arriving(*args: Any) -> Any:
+        nonlocal arrived
+        found = await template_version(*args)
+        arrived += 1
+        if arrived == expected:
+            all_arrived.set()
+        return found
+
+    monkeypatch.setattr(api.store, "template_version", arriving)
+    return all_arrived
+
+
 async def test_a_burst_of_visitors_to_a_new_notice_costs_one_rendering(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,18 +100,7 @@ async def test_a_burst_of_visitors_to_a_new_notice_costs_one_rendering(
         return render(version, kind, context, language)
 
     monkeypatch.setattr(public_pages._RENDERER, "render", counted)
-    arrived, all_arrived = 0, asyncio.Event()
-    template_version = api.store.template_version
-
-    async def arriving(*args: Any) -> Any:  # after it, a request looks for the kept text without yielding
-        nonlocal arrived
-        found = await template_version(*args)
-        arrived += 1
-        if arrived == BURST:
-            all_arrived.set()
-        return found
-
-    monkeypatch.setattr(api.store, "template_version", arriving)
+    all_arrived = arrivals(api, monkeypatch, BURST)
     held = HeldRendering(monkeypatch)
     burst = [asyncio.create_task(page(api, f"/public/notices/{notice['id']}")) for _ in range(BURST)]
     assert await held.started()
@@ -103,3 +111,37 @@ async def test_a_burst_of_visitors_to_a_new_notice_costs_one_rendering(
     assert [status for status, _, _ in answers] == [200] * BURST
     assert all("12月5日0时起启动重污染天气黄色预警" in body for _, body, _ in answers)
     assert renders == [notice["id"]] and held.events == ["rendering released"]
+
+
+async def test_a_failed_rendering_reaches_every_request_awaiting_it_and_is_not_kept(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one rendering a burst awaits goes past its request's budget: every request of the burst shows the title
+    alone (as that request would), and the next request renders the text again."""
+    data = {"level": "蓝色", "start_date": "12月6日0时", "measures": "注意防护（渲染失败测试）。"}
+    notice = await publish(api, title="渲染失败", body=None, template="heavy-pollution", data=data)
+    renders: list[int] = []
+    render = public_pages._RENDERER.render
+
+    def first_spent(version: Any, kind: str, context: Any, language: str | None = None) -> dict[str, str | None]:
+        renders.append(context["notice_id"])
+        rendered = render(version, kind, context, language)
+        if len(renders) == 1:
+            raise RenderBudgetSpent("template heavy-pollution", "the request's budget is spent")
+        return rendered
+
+    monkeypatch.setattr(public_pages._RENDERER, "render", first_spent)
+    all_arrived = arrivals(api, monkeypatch, BURST)
+    held = HeldRendering(monkeypatch)
+    path = f"/public/notices/{notice['id']}"
+    burst = [asyncio.create_task(page(api, path)) for _ in range(BURST)]
+    assert await held.started()
+    async with asyncio.timeout(HOLD_LIMIT):
+        await all_arrived.wait()
+    held.release()
+    answers = await asyncio.gather(*burst)
+    assert [status for status, _, _ in answers] == [200] * BURST
+    assert not any("12月6日0时起启动重污染天气蓝色预警" in body for _, body, _ in answers)
+    assert renders == [notice["id"]]
+    status, body, _ = await page(api, path)
+    assert status == 200 and "12月6日0时起启动重污染天气蓝色预警" in body and len(renders) == 2
