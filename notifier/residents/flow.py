@@ -422,7 +422,8 @@ async def update_settings(store: Store, subscriber_id: int, wanted: MySettings) 
                                "language": wanted.language}  # fmt: skip
     if dropped:
         changes["opt_out_channels"] = [c for c in current.opt_out_channels if c not in wanted.channels]
-    return await store.update_subscriber(subscriber_id, SubscriberPatch.model_validate(changes), ACTOR_ME)
+    patch = SubscriberPatch.model_validate(changes)
+    return await store.update_subscriber(subscriber_id, patch, ACTOR_ME, settings_by_resident=True)
 
 
 async def leave(store: Store, subscriber_id: int) -> None:

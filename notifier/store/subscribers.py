@@ -85,6 +85,16 @@ def _as_seen(subscriber: Subscriber, scope: PersonalDataScope | None) -> Subscri
     return subscriber if scope is None else scope.redact(subscriber)
 
 
+# a resident's own settings: once they saved them on their page, a department's key does not change them
+RESIDENT_SETTINGS = ("channels", "quiet_hours", "language")
+
+
+def _setting(subscriber: Subscriber, field: str) -> Any:
+    """The setting as a patch gives it (``model_dump`` of a SubscriberPatch: quiet hours as a dict)."""
+    value = getattr(subscriber, field)
+    return value.model_dump() if isinstance(value, QuietHours) else value
+
+
 class SubscriberRepository(CatalogRepository):
     """Every read and change takes the caller's PersonalDataScope (None: everyone, as for admins)."""
 
@@ -106,8 +116,16 @@ class SubscriberRepository(CatalogRepository):
         return _as_seen(created, scope)
 
     async def update_subscriber(
-        self, subscriber_id: int, patch: SubscriberPatch, actor: str, scope: PersonalDataScope | None = None
+        self,
+        subscriber_id: int,
+        patch: SubscriberPatch,
+        actor: str,
+        scope: PersonalDataScope | None = None,
+        *,
+        settings_by_resident: bool = False,
     ) -> Subscriber:
+        """``settings_by_resident``: the resident saved their own settings (their page), which makes the channels,
+        quiet hours and language theirs (``RESIDENT_SETTINGS``)."""
         async with self.db.transaction():
             current = await self._get_in_scope(subscriber_id, scope)
             changes = patch.model_dump(exclude_unset=True)
@@ -129,6 +147,7 @@ class SubscriberRepository(CatalogRepository):
                 scope.check_topics(changes["opt_out_topics"], "opt_out_topics")
             if scope is not None:
                 await self._check_residents_optouts_kept(subscriber_id, current, changes, scope)
+                await self._check_residents_settings_kept(subscriber_id, current, changes)
                 taking_back = "consent_withdrawn" in changes and not changes["consent_withdrawn"]  # false or null
                 if taking_back and current.consent.withdrawn_at is not None:
                     raise Forbidden(
@@ -156,6 +175,8 @@ class SubscriberRepository(CatalogRepository):
                 },
             )
             await self._set_memberships(subscriber_id, changes.get("groups"), changes.get("topics"))
+            if settings_by_resident:
+                await self.db.execute("mark_resident_settings_chosen", {"id": subscriber_id, "now": now_iso()})
             for kind, held in (("topic", current.opt_out_topics), ("channel", current.opt_out_channels)):
                 values = changes.get(f"opt_out_{kind}s")
                 if values is not None:
@@ -193,6 +214,23 @@ class SubscriberRepository(CatalogRepository):
                 "; ".join(sorted(refused)) + ". Only the resident takes such an opt-out back (on their subscription "
                 "page, or by subscribing again); an admin may correct the record"
             )
+
+    async def _check_residents_settings_kept(
+        self, subscriber_id: int, current: Subscriber, changes: dict[str, Any]
+    ) -> None:
+        """Forbidden when a department's change would alter a setting the resident chose on their own page."""
+        altered = [f for f in RESIDENT_SETTINGS if f in changes and changes[f] != _setting(current, f)]
+        if not altered:
+            return
+        chosen_at = await self.db.fetch_value("resident_settings_chosen_at", {"id": subscriber_id})
+        if chosen_at is None:
+            return
+        raise Forbidden(
+            f"{', '.join(altered)}: the resident chose their channels, quiet hours and language themselves on their "
+            f"own page on {str(chosen_at)[:10]}; a department's key does not change them. The resident changes them on "
+            "their page; a channel they should no longer get can be recorded as an opt-out (opt_out_channels); an "
+            "admin may correct the record"
+        )
 
     async def set_optouts(
         self,

@@ -79,9 +79,16 @@ UPDATE subscribers SET name = :name, phone = :phone, email = :email, wechat_open
     updated_at = :now
 WHERE id = :id AND deleted_at IS NULL;
 
+-- name: resident_settings_chosen_at
+SELECT settings_chosen_at FROM subscribers WHERE id = :id AND deleted_at IS NULL;
+
+-- name: mark_resident_settings_chosen
+UPDATE subscribers SET settings_chosen_at = :now WHERE id = :id AND deleted_at IS NULL;
+
 -- name: erase_subscriber
 UPDATE subscribers SET name = '', phone = NULL, email = NULL, wechat_openid = NULL, wecom_userid = NULL,
-    external_id = NULL, deleted_at = :now, updated_at = :now, consent_withdrawn_at = COALESCE(consent_withdrawn_at, :now)
+    external_id = NULL, settings_chosen_at = NULL, deleted_at = :now, updated_at = :now,
+    consent_withdrawn_at = COALESCE(consent_withdrawn_at, :now)
 WHERE id = :id AND deleted_at IS NULL;
 
 -- name: get_subscriber
