@@ -50,7 +50,7 @@ async def test_sends_recorded_without_a_message_id_lose_it(tmp_path: Path, monke
         applied = await db.migrate()
         rows = await run_sql(db, "SELECT provider_message_id, state, sent_at FROM deliveries ORDER BY id")
         assert [row["provider_message_id"] for row in rows] == CLEARED
-        assert applied == [f"{db.dialect}_033_no_message_ids.sql"]
+        assert applied[:1] == [f"{db.dialect}_033_no_message_ids.sql"]  # then any later migrations
         assert {(row["state"], row["sent_at"]) for row in rows} == {("sent", STAMP)}
         for legacy_id in ("None", ""):
             found = await db.fetch_one(
